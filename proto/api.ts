@@ -1,0 +1,69 @@
+/**
+ * The control API (HTTP/1.1 + JSON on the Unix socket, versioned under /v1): response shapes shared by the daemon
+ * and gridctl. Errors are `{"error": {"code", "message"}}` with the HTTP status of the code (src/interface/errors.ts).
+ * Streams are NDJSON, one JSON object per line.
+ */
+import type { GpuInfo, LoadReport, MemberState, SelfState, WireError } from '../src/interface/index.ts'
+
+export const API_PREFIX = '/v1'
+
+export interface ApiErrorBody { error: WireError }
+
+export interface StatusResponse {
+  id: string
+  name: string
+  cluster: string
+  version: string
+  /** Full multiaddrs including /p2p/<id>, as other nodes would use them in --bootstrap. */
+  addrs: string[]
+  region: string
+  labels: Record<string, string>
+  capabilities: string[]
+  state: SelfState
+  startedAt: string
+  uptimeMs: number
+  dataDir: string
+  socket: string
+  /** false only in the insecure lab mode */
+  swarmKeyProtected: boolean
+  /** first 16 hex characters of sha256(swarm key): compare across nodes without showing the key */
+  swarmKeyFingerprint: string | null
+  metrics: { enabled: boolean, listen: string | null, error: string | null }
+  /** peers with an open connection */
+  connections: number
+  /** every known node (this one included) by state */
+  counts: Record<MemberState, number> & { total: number }
+}
+
+export interface NodeEntry {
+  id: string
+  name: string
+  state: MemberState
+  /** true for the node that answered */
+  self: boolean
+  addrs: string[]
+  region: string
+  labels: Record<string, string>
+  capabilities: string[]
+  gpus: GpuInfo[]
+  drain: boolean
+  version: string | null
+  incarnation: number
+  load: LoadReport | null
+  /** ISO time of the last heartbeat heard (for this node: sent); null if never */
+  lastSeen: string | null
+  heartbeatAgeMs: number | null
+}
+
+export interface HealthEntry {
+  id: string
+  name: string
+  state: MemberState
+  self: boolean
+  heartbeatAgeMs: number | null
+  /** round trip of the last direct probe of this peer, ms */
+  rttMs: number | null
+  incarnation: number
+  connected: boolean
+  history: Array<{ state: MemberState, at: string, reason: string }>
+}

@@ -1,0 +1,123 @@
+import { hostname } from 'node:os'
+import { join } from 'node:path'
+import {
+  bool, capability, duration, int, labels, list, listenAddress, multiaddrString, nodeName, oneOf, str,
+  type FieldDef
+} from './fields.ts'
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = typeof LOG_LEVELS[number]
+
+/** The validated, frozen configuration of one gridd. Durations are in ms. */
+export interface GridConfig {
+  cluster: string
+  name: string
+  dataDir: string
+  socket: string
+  listen: string[]
+  announce: string[]
+  bootstrap: string[]
+  /** Path of the swarm key file; null only when the insecure lab mode is on. */
+  swarmKey: string | null
+  /** The key path is the default one (not named by the user): a missing key is generated on first start. */
+  swarmKeyGenerate: boolean
+  /** Lab mode: no private network (any libp2p node can connect). Off unless asked for. */
+  insecureNoSwarmKey: boolean
+  region: string
+  labels: Record<string, string>
+  capabilities: string[]
+  logLevel: LogLevel
+  nvidiaSmi: string
+  /** HOST:PORT of the Prometheus endpoint, or null when off. */
+  metricsListen: string | null
+  membership: {
+    heartbeatIntervalMs: number
+    /** Missed heartbeats before a peer is suspected. */
+    suspectAfterMissed: number
+    probeTimeoutMs: number
+    indirectProbes: number
+    /** How long a suspect may refute before it is declared dead. */
+    suspicionTimeoutMs: number
+  }
+  mesh: {
+    maxConnections: number
+    dialConcurrency: number
+    rendezvousIntervalMs: number
+  }
+  /** The config file that was read, if any. */
+  configFile: string | null
+}
+
+/** Where each default comes from: under systemd the unit's StateDirectory/RuntimeDirectory, else ./.grid. */
+export function defaultDataDir (env: NodeJS.ProcessEnv): string {
+  return env.STATE_DIRECTORY?.split(':')[0] ?? join(process.cwd(), '.grid')
+}
+
+export function defaultSocket (env: NodeJS.ProcessEnv, dataDir: string): string {
+  const runtime = env.RUNTIME_DIRECTORY?.split(':')[0]
+  return runtime !== undefined ? join(runtime, 'gridd.sock') : join(dataDir, 'gridd.sock')
+}
+
+export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/7470'
+export const DEFAULT_CONFIG_FILE = '/etc/grid/gridd.yaml'
+
+/** Defaults that do not depend on other keys (dataDir, socket and swarmKey are derived after merging). */
+export function defaults (): Record<string, unknown> {
+  return {
+    cluster: 'grid',
+    name: sanitizeHostname(hostname()),
+    listen: [DEFAULT_LISTEN],
+    announce: [],
+    bootstrap: [],
+    insecureNoSwarmKey: false,
+    region: 'default',
+    labels: {},
+    capabilities: [],
+    logLevel: 'info',
+    nvidiaSmi: 'nvidia-smi',
+    metricsListen: '127.0.0.1:9464',
+    'membership.heartbeatInterval': '1s',
+    'membership.suspectAfterMissed': 3,
+    'membership.probeTimeout': '1s',
+    'membership.indirectProbes': 3,
+    'membership.suspicionTimeout': '4s',
+    'mesh.maxConnections': 200,
+    'mesh.dialConcurrency': 4,
+    'mesh.rendezvousInterval': '10s'
+  }
+}
+
+function sanitizeHostname (h: string): string {
+  const s = h.split('.')[0]?.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 63) ?? ''
+  return s === '' ? 'node' : s
+}
+
+const path = str({ min: 1, max: 4096 })
+
+export const FIELDS: FieldDef[] = [
+  { key: 'cluster', env: 'GRID_CLUSTER', flag: 'cluster', convert: str({ min: 1, max: 63, pattern: /^[a-z0-9][a-z0-9-]*$/, patternHelp: 'must be lowercase letters, digits and "-"' }), help: 'cluster name; namespaces gossip topics and the DHT rendezvous (default grid)' },
+  { key: 'name', env: 'GRID_NAME', flag: 'name', convert: nodeName, help: 'this node\'s name (default: the host name)' },
+  { key: 'dataDir', env: 'GRID_DATA_DIR', flag: 'data-dir', convert: path, help: 'identity key, swarm key, state (default ./.grid; $STATE_DIRECTORY under systemd)' },
+  { key: 'socket', env: 'GRID_SOCKET', flag: 'socket', convert: path, help: 'control socket (default DATA_DIR/gridd.sock; $RUNTIME_DIRECTORY/gridd.sock under systemd)' },
+  { key: 'listen', env: 'GRID_LISTEN', flag: 'listen', multiple: true, convert: list(multiaddrString, { max: 16 }), help: `multiaddr to listen on, repeatable (default ${DEFAULT_LISTEN})` },
+  { key: 'announce', env: 'GRID_ANNOUNCE', flag: 'announce', multiple: true, convert: list(multiaddrString, { max: 16 }), help: 'multiaddr to advertise instead of the listen addresses (behind NAT), repeatable' },
+  { key: 'bootstrap', env: 'GRID_BOOTSTRAP', flag: 'bootstrap', multiple: true, convert: list(multiaddrString, { max: 256 }), help: 'multiaddr of a member to join through (with /p2p/ID), repeatable' },
+  { key: 'swarmKey', env: 'GRID_SWARM_KEY', flag: 'swarm-key', convert: path, help: 'swarm key file, the cluster secret (default DATA_DIR/swarm.key, generated on first start)' },
+  { key: 'insecureNoSwarmKey', env: 'GRID_INSECURE_NO_SWARM_KEY', flag: 'insecure-no-swarm-key', boolean: true, convert: bool, help: 'lab only: run without a swarm key, so any libp2p node can connect' },
+  { key: 'region', env: 'GRID_REGION', flag: 'region', convert: str({ min: 1, max: 63, pattern: /^[A-Za-z0-9][A-Za-z0-9._-]*$/, patternHelp: 'must be letters, digits, ".", "_" or "-"' }), help: 'region or zone of this node (default "default")' },
+  { key: 'labels', env: 'GRID_LABELS', flag: 'label', multiple: true, convert: labels, help: 'K=V label, repeatable' },
+  { key: 'capabilities', env: 'GRID_CAPABILITIES', flag: 'capability', multiple: true, convert: list(capability, { max: 128 }), help: 'capability this node offers (as in cuda, nvme), repeatable' },
+  { key: 'logLevel', env: 'GRID_LOG_LEVEL', flag: 'log-level', convert: oneOf(LOG_LEVELS), help: `log level: ${LOG_LEVELS.join(', ')} (default info)` },
+  { key: 'nvidiaSmi', env: 'GRID_NVIDIA_SMI', flag: 'nvidia-smi', convert: path, help: 'nvidia-smi executable used to find GPUs (default nvidia-smi on PATH)' },
+  { key: 'metricsListen', env: 'GRID_METRICS_LISTEN', flag: 'metrics-listen', convert: listenAddress, help: 'HOST:PORT of the Prometheus endpoint, or off (default 127.0.0.1:9464)' },
+  { key: 'membership.heartbeatInterval', env: 'GRID_HEARTBEAT_INTERVAL', flag: 'heartbeat-interval', convert: duration(100, 60_000), help: 'how often this node gossips its heartbeat (default 1s)' },
+  { key: 'membership.suspectAfterMissed', env: 'GRID_SUSPECT_AFTER_MISSED', convert: int(2, 100), help: 'missed heartbeats before a peer is suspected (default 3)' },
+  { key: 'membership.probeTimeout', env: 'GRID_PROBE_TIMEOUT', convert: duration(50, 60_000), help: 'deadline of a direct or indirect probe (default 1s)' },
+  { key: 'membership.indirectProbes', env: 'GRID_INDIRECT_PROBES', convert: int(0, 16), help: 'peers asked to probe a suspect before it is declared dead (default 3)' },
+  { key: 'membership.suspicionTimeout', env: 'GRID_SUSPICION_TIMEOUT', convert: duration(100, 600_000), help: 'how long a suspect may refute before it is declared dead (default 4s)' },
+  { key: 'mesh.maxConnections', env: 'GRID_MAX_CONNECTIONS', convert: int(4, 10_000), help: 'most open peer connections (default 200)' },
+  { key: 'mesh.dialConcurrency', env: 'GRID_DIAL_CONCURRENCY', convert: int(1, 64), help: 'peers dialled at once when joining (default 4)' },
+  { key: 'mesh.rendezvousInterval', env: 'GRID_RENDEZVOUS_INTERVAL', convert: duration(1000, 3_600_000), help: 'how often the DHT is asked for other members (default 10s)' }
+]
+
+export const FIELD_BY_KEY = new Map(FIELDS.map(f => [f.key, f]))

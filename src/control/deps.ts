@@ -1,0 +1,16 @@
+import type { GridConfig } from '../config/index.ts'
+import type { LocalResources } from '../executor/index.ts'
+import type { Membership } from '../membership/index.ts'
+import type { Mesh } from '../mesh/index.ts'
+
+/** What the endpoints use, handed over by the composition root. */
+export interface ControlDeps {
+  config: GridConfig
+  version: string
+  startedAt: number
+  mesh: Mesh
+  membership: Membership
+  resources: LocalResources
+  swarmKeyFingerprint: string | null
+  metricsStatus: () => { enabled: boolean, listen: string | null, error: string | null }
+}

@@ -1,0 +1,25 @@
+/**
+ * control: the local API that gridctl (or curl --unix-socket) drives.
+ *
+ * Owns the HTTP/JSON server on the Unix socket, one handler per endpoint under /v1, and the mapping of typed errors
+ * to HTTP statuses. It must not hold cluster logic of its own: handlers call the modules through their interfaces.
+ */
+import type { ControlDeps } from './deps.ts'
+import { healthRoute } from './routes/health.ts'
+import { joinRoute } from './routes/join.ts'
+import { getNodeRoute, listNodesRoute } from './routes/nodes.ts'
+import { statusRoute } from './routes/status.ts'
+import type { Route } from './server.ts'
+
+export { ControlServer, type ApiHandler, type ApiRequest, type ApiResult, type Route, type ControlServerInit } from './server.ts'
+export type { ControlDeps } from './deps.ts'
+
+export function routes (deps: ControlDeps): Route[] {
+  return [
+    statusRoute(deps),
+    listNodesRoute(deps),
+    getNodeRoute(deps),
+    healthRoute(deps),
+    joinRoute(deps)
+  ]
+}

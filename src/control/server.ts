@@ -1,0 +1,201 @@
+/**
+ * The control API server: HTTP/1.1 + JSON on a Unix socket (mode 0660), routes under /v1, errors as
+ * `{"error": {"code", "message"}}` with the code's HTTP status, streams as NDJSON.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { connect } from 'node:net'
+import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs'
+import { dirname } from 'node:path'
+import type { Logger } from 'pino'
+import { Counter, Histogram, type Registry } from 'prom-client'
+import { API_PREFIX } from '../../proto/index.ts'
+import {
+  GridError, InvalidArgumentError, NotFoundError, TooLargeError, UnavailableError, toGridError, type Startable
+} from '../interface/index.ts'
+
+export interface ApiRequest {
+  method: string
+  path: string
+  params: Record<string, string>
+  query: URLSearchParams
+  /** The JSON body, parsed (at most `maxBodyBytes`); undefined when there is none. */
+  body: () => Promise<unknown>
+  /** Aborts when the client goes away. */
+  signal: AbortSignal
+}
+
+/** A handler answers with a JSON value, or with an async stream of values sent as NDJSON. */
+export type ApiResult =
+  | { status?: number, json: unknown }
+  | { status?: number, stream: AsyncIterable<unknown> }
+
+export type ApiHandler = (req: ApiRequest) => Promise<ApiResult> | ApiResult
+
+export interface Route {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE'
+  /** Path under /v1 with `:name` parameters, e.g. `/nodes/:id`. */
+  path: string
+  handler: ApiHandler
+}
+
+export interface ControlServerInit {
+  socket: string
+  /** File mode of the socket: 0660 lets the owner and its group in, nobody else. */
+  mode?: number
+  maxBodyBytes?: number
+}
+
+interface CompiledRoute extends Route { re: RegExp, names: string[] }
+
+export class ControlServer implements Startable {
+  private readonly routes: CompiledRoute[] = []
+  private server?: Server
+  private readonly requests: Counter<'route' | 'status'>
+  private readonly seconds: Histogram<'route'>
+  private readonly maxBodyBytes: number
+
+  constructor (private readonly components: { logger: Logger, registry: Registry }, private readonly init: ControlServerInit) {
+    this.maxBodyBytes = init.maxBodyBytes ?? 4 * 1024 * 1024
+    this.requests = new Counter({ name: 'grid_control_requests_total', help: 'Control API requests by route and HTTP status', labelNames: ['route', 'status'], registers: [components.registry] })
+    this.seconds = new Histogram({ name: 'grid_control_request_seconds', help: 'Control API request duration by route', labelNames: ['route'], buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [components.registry] })
+  }
+
+  add (route: Route): void {
+    const names: string[] = []
+    const re = new RegExp('^' + (API_PREFIX + route.path).replace(/:([A-Za-z]+)/g, (_, n: string) => { names.push(n); return '([^/]+)' }) + '/?$')
+    this.routes.push({ ...route, re, names })
+  }
+
+  async start (): Promise<void> {
+    const path = this.init.socket
+    mkdirSync(dirname(path), { recursive: true, mode: 0o750 })
+    await removeStaleSocket(path)
+    const server = createServer({ keepAliveTimeout: 5_000 }, (req, res) => { void this.dispatch(req, res) })
+    // the socket must never be world-writable, not even for the instant between listen and chmod
+    const oldMask = process.umask(0o117)
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(path, () => { server.off('error', reject); resolve() })
+      })
+    } finally {
+      process.umask(oldMask)
+    }
+    chmodSync(path, this.init.mode ?? 0o660)
+    server.on('error', err => { this.components.logger.error({ err }, 'control server error') })
+    this.server = server
+  }
+
+  async stop (): Promise<void> {
+    const server = this.server
+    if (server === undefined) return
+    this.server = undefined
+    server.closeIdleConnections()
+    await new Promise<void>(resolve => {
+      const t = setTimeout(() => { server.closeAllConnections(); resolve() }, 2_000)
+      server.close(() => { clearTimeout(t); resolve() })
+    })
+    try { unlinkSync(this.init.socket) } catch {}
+  }
+
+  private async dispatch (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now()
+    const url = new URL(req.url ?? '/', 'http://grid')
+    let label = 'unmatched'
+    const ctrl = new AbortController()
+    res.on('close', () => { if (!res.writableFinished) ctrl.abort(new UnavailableError('client went away')) })
+    try {
+      let methodMismatch = false
+      let match: { route: CompiledRoute, m: RegExpExecArray } | undefined
+      for (const route of this.routes) {
+        const m = route.re.exec(url.pathname)
+        if (m === null) continue
+        if (route.method !== req.method) { methodMismatch = true; continue }
+        match = { route, m }
+        break
+      }
+      if (match === undefined) {
+        if (methodMismatch) throw new InvalidArgumentError(`${req.method} is not allowed on ${url.pathname}`)
+        throw new NotFoundError(`no such endpoint: ${req.method} ${url.pathname} (the API lives under ${API_PREFIX})`)
+      }
+      label = `${match.route.method} ${match.route.path}`
+      const params: Record<string, string> = {}
+      match.route.names.forEach((n, i) => { params[n] = decodeURIComponent(match.m[i + 1] as string) })
+      const result = await match.route.handler({
+        method: req.method ?? 'GET',
+        path: url.pathname,
+        params,
+        query: url.searchParams,
+        body: async () => await readJsonBody(req, this.maxBodyBytes),
+        signal: ctrl.signal
+      })
+      if ('json' in result) {
+        sendJson(res, result.status ?? 200, result.json)
+      } else {
+        await sendStream(res, result.status ?? 200, result.stream, ctrl.signal)
+      }
+    } catch (err) {
+      const e = toGridError(err)
+      if (e.code === 'INTERNAL') this.components.logger.error({ err, route: label }, 'control request failed')
+      if (!res.headersSent) sendJson(res, e.status, { error: e.toWire() })
+      else if (!res.writableEnded) res.end(JSON.stringify({ error: e.toWire() }) + '\n')
+    } finally {
+      this.requests.inc({ route: label, status: String(res.statusCode) })
+      this.seconds.observe({ route: label }, (performance.now() - started) / 1000)
+    }
+  }
+}
+
+function sendJson (res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.end(text)
+}
+
+async function sendStream (res: ServerResponse, status: number, stream: AsyncIterable<unknown>, signal: AbortSignal): Promise<void> {
+  res.writeHead(status, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' })
+  res.flushHeaders()
+  try {
+    for await (const item of stream) {
+      if (signal.aborted) break
+      if (!res.write(JSON.stringify(item) + '\n')) {
+        await new Promise<void>(resolve => {
+          const done = (): void => { res.off('drain', done); res.off('close', done); resolve() }
+          res.once('drain', done)
+          res.once('close', done)
+        })
+      }
+    }
+  } catch (err) {
+    if (!signal.aborted) res.write(JSON.stringify({ error: toGridError(err).toWire() }) + '\n')
+  }
+  res.end()
+}
+
+async function readJsonBody (req: IncomingMessage, max: number): Promise<unknown> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req) {
+    size += (chunk as Buffer).byteLength
+    if (size > max) throw new TooLargeError(`request body is over the ${max}-byte limit`)
+    chunks.push(chunk as Buffer)
+  }
+  if (size === 0) return undefined
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+  } catch (err) {
+    throw new InvalidArgumentError(`request body is not JSON (${(err as Error).message})`)
+  }
+}
+
+/** A socket file left by a daemon that crashed is removed; one that a live daemon answers on is an error. */
+async function removeStaleSocket (path: string): Promise<void> {
+  if (!existsSync(path)) return
+  const live = await new Promise<boolean>(resolve => {
+    const s = connect(path)
+    s.once('connect', () => { s.destroy(); resolve(true) })
+    s.once('error', () => { resolve(false) })
+  })
+  if (live) throw new GridError('CONFLICT', `another gridd is already serving the control socket ${path}; stop it, or give this one another --socket and --data-dir`)
+  unlinkSync(path)
+}

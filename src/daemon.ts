@@ -1,0 +1,162 @@
+/**
+ * The composition root: the only place that builds concrete implementations and hands each module the narrow
+ * components it declares. Starts them in order, rolls back a failed start, stops them in reverse.
+ */
+import { mkdirSync, chmodSync } from 'node:fs'
+import type { Logger } from 'pino'
+import type { Registry } from 'prom-client'
+import type { GridConfig } from './config/index.ts'
+import { ControlServer, routes } from './control/index.ts'
+import { LocalResources } from './executor/index.ts'
+import type { Startable } from './interface/index.ts'
+import { Membership } from './membership/index.ts'
+import { Mesh, loadOrCreateIdentity, loadSwarmKey, type SwarmKey } from './mesh/index.ts'
+import { MetricsServer, createRegistry } from './metrics/index.ts'
+import { lockDataDir } from './util/index.ts'
+import { VERSION } from './version.ts'
+
+export interface DaemonOptions {
+  logger: Logger
+  /** Defaults to a fresh registry with process metrics. */
+  registry?: Registry
+}
+
+interface Part { name: string, part: Startable }
+
+export class Daemon {
+  readonly startedAt = Date.now()
+  readonly version = VERSION
+  private started: Part[] = []
+  private stopping?: Promise<void>
+
+  private constructor (
+    readonly config: GridConfig,
+    readonly logger: Logger,
+    readonly registry: Registry,
+    readonly mesh: Mesh,
+    readonly membership: Membership,
+    readonly resources: LocalResources,
+    readonly control: ControlServer,
+    readonly metrics: MetricsServer,
+    readonly swarmKey: SwarmKey | null,
+    private readonly parts: Part[],
+    private readonly unlock: () => void
+  ) {}
+
+  /** Builds every part (nothing listens yet). Identity and swarm key are read or created here. */
+  static async create (config: GridConfig, opts: DaemonOptions): Promise<Daemon> {
+    const logger = opts.logger
+    const registry = opts.registry ?? createRegistry()
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
+    chmodSync(config.dataDir, 0o700)
+    const lock = lockDataDir(config.dataDir)
+    try {
+      const identity = await loadOrCreateIdentity(config.dataDir)
+      const swarmKey = config.swarmKey === null ? null : loadSwarmKey(config.swarmKey, config.swarmKeyGenerate)
+      if (swarmKey === null) {
+        logger.warn('running WITHOUT a swarm key (insecure lab mode): any libp2p node that can reach this one can connect')
+      } else if (swarmKey.generated) {
+        logger.info({ path: swarmKey.path, fingerprint: swarmKey.fingerprint }, 'generated a swarm key for a new cluster; copy this file to every node that should join it')
+      } else if (swarmKey.loosePermissions) {
+        logger.warn({ path: swarmKey.path }, 'the swarm key file can be read by group or others; chmod 600 it')
+      }
+      if (identity.created) logger.info({ path: identity.path }, 'created a new node identity')
+
+      const resources = new LocalResources({ logger: logger.child({ component: 'resources' }) }, { nvidiaSmi: config.nvidiaSmi })
+      const mesh = await Mesh.create({ logger: logger.child({ component: 'mesh' }), registry }, {
+        cluster: config.cluster,
+        listen: config.listen,
+        announce: config.announce,
+        bootstrap: config.bootstrap,
+        maxConnections: config.mesh.maxConnections,
+        dialConcurrency: config.mesh.dialConcurrency,
+        rendezvousIntervalMs: config.mesh.rendezvousIntervalMs,
+        privateKey: identity.key,
+        swarmKey,
+        version: VERSION
+      })
+      const membership = new Membership({
+        mesh,
+        logger: logger.child({ component: 'membership' }),
+        registry,
+        load: () => resources.load()
+      }, {
+        cluster: config.cluster,
+        name: config.name,
+        version: VERSION,
+        ...config.membership
+      })
+      const metrics = new MetricsServer({ logger: logger.child({ component: 'metrics' }), registry }, config.metricsListen)
+      const control = new ControlServer({ logger: logger.child({ component: 'control' }), registry }, { socket: config.socket })
+
+      let daemon: Daemon | undefined
+      const parts: Part[] = [
+        { name: 'resources', part: resources },
+        { name: 'mesh', part: mesh },
+        { name: 'membership', part: membership },
+        { name: 'metrics', part: metrics },
+        { name: 'control', part: control }
+      ]
+      daemon = new Daemon(config, logger, registry, mesh, membership, resources, control, metrics, swarmKey, parts, lock.release)
+      for (const r of routes({
+        config,
+        version: VERSION,
+        startedAt: daemon.startedAt,
+        mesh,
+        membership,
+        resources,
+        swarmKeyFingerprint: swarmKey?.fingerprint ?? null,
+        metricsStatus: () => metrics.status()
+      })) control.add(r)
+      return daemon
+    } catch (err) {
+      lock.release()
+      throw err
+    }
+  }
+
+  /** Starts every part in order; if one fails, the ones already started are stopped in reverse and the error thrown. */
+  async start (): Promise<void> {
+    for (const p of this.parts) {
+      try {
+        await p.part.start()
+        this.started.push(p)
+      } catch (err) {
+        this.logger.error({ err, part: p.name }, 'start failed; rolling back')
+        await this.stopStarted()
+        this.unlock()
+        throw err
+      }
+    }
+    this.logger.info({
+      id: this.mesh.peerId,
+      name: this.config.name,
+      cluster: this.config.cluster,
+      socket: this.config.socket,
+      addrs: this.mesh.addrs(),
+      version: this.version
+    }, 'gridd started')
+  }
+
+  /** Stops in reverse order: the control socket first, then a graceful leave, then the mesh. Safe to call twice. */
+  async stop (): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.stopStarted()
+      this.unlock()
+      this.logger.info('gridd stopped')
+    })()
+    await this.stopping
+  }
+
+  private async stopStarted (): Promise<void> {
+    // reverse order: the control socket first (no new work), membership before the mesh (announce `left` while connected)
+    for (const p of [...this.started].reverse()) {
+      try {
+        await p.part.stop()
+      } catch (err) {
+        this.logger.error({ err, part: p.name }, 'stop failed')
+      }
+    }
+    this.started = []
+  }
+}

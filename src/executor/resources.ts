@@ -1,0 +1,97 @@
+/**
+ * This machine's resources: CPUs, memory and GPUs, refreshed in the background, and the load report that
+ * heartbeats carry. Task slots and GPU assignments are the executor's; it tells this object what is in use.
+ */
+import { availableParallelism, freemem, loadavg, totalmem } from 'node:os'
+import type { Logger } from 'pino'
+import type { GpuInfo, LoadReport, Startable } from '../interface/index.ts'
+import { repeat } from '../util/index.ts'
+import { queryGpus } from './gpus.ts'
+
+export interface ResourcesInit {
+  nvidiaSmi: string
+  /** How often GPU utilisation and memory are read again. */
+  gpuRefreshMs?: number
+}
+
+export interface Usage {
+  running: number
+  queued: number
+  freeSlots: number
+  freeGpus: number
+}
+
+export class LocalResources implements Startable {
+  readonly cpus = availableParallelism()
+  private gpuList: GpuInfo[] = []
+  private gpuError: string | null = null
+  private loop?: { stop: () => void }
+  private usage: () => Usage
+
+  constructor (private readonly components: { logger: Logger }, private readonly init: ResourcesInit) {
+    this.usage = () => ({ running: 0, queued: 0, freeSlots: this.cpus, freeGpus: this.gpuList.length })
+  }
+
+  /** Reads the GPU inventory once before the node announces itself, then keeps it fresh. */
+  async start (): Promise<void> {
+    await this.refreshGpus()
+    this.loop = repeat(async () => { await this.refreshGpus() }, this.init.gpuRefreshMs ?? 5_000, err => {
+      this.components.logger.warn({ err }, 'GPU refresh failed')
+    })
+  }
+
+  stop (): void {
+    this.loop?.stop()
+  }
+
+  /** The executor reports what it uses; until it does, everything is free. */
+  setUsageSource (fn: () => Usage): void {
+    this.usage = fn
+  }
+
+  gpus (): GpuInfo[] {
+    return this.gpuList
+  }
+
+  /** Why GPUs could not be read, when nvidia-smi exists but failed. */
+  gpuProblem (): string | null {
+    return this.gpuError
+  }
+
+  load (): LoadReport {
+    const u = this.usage()
+    const gpus = this.gpuList
+    return {
+      cpu: Math.round((loadavg()[0] ?? 0) / this.cpus * 1000) / 1000,
+      cpus: this.cpus,
+      memTotalMiB: Math.round(totalmem() / 1048576),
+      memFreeMiB: Math.round(freemem() / 1048576),
+      running: u.running,
+      queued: u.queued,
+      freeSlots: u.freeSlots,
+      gpus: gpus.length,
+      freeGpus: u.freeGpus,
+      gpuUtilizationPercent: gpus.length === 0 ? 0 : Math.round(gpus.reduce((s, g) => s + g.utilizationPercent, 0) / gpus.length),
+      gpuMemoryUsedMiB: gpus.reduce((s, g) => s + g.memoryUsedMiB, 0),
+      gpuMemoryTotalMiB: gpus.reduce((s, g) => s + g.memoryTotalMiB, 0)
+    }
+  }
+
+  private async refreshGpus (): Promise<void> {
+    const r = await queryGpus(this.init.nvidiaSmi)
+    if (r.ok) {
+      if (this.gpuError !== null || r.gpus.length !== this.gpuList.length) {
+        this.components.logger.info({ gpus: r.gpus.map(g => ({ index: g.index, uuid: g.uuid, name: g.name, memoryTotalMiB: g.memoryTotalMiB })) }, 'GPUs found')
+      }
+      this.gpuList = r.gpus
+      this.gpuError = null
+      return
+    }
+    if (r.missing) {
+      this.gpuList = []
+      return
+    }
+    if (this.gpuError !== r.error) this.components.logger.warn({ error: r.error }, 'cannot read GPUs; keeping the last inventory')
+    this.gpuError = r.error
+  }
+}

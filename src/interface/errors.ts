@@ -1,0 +1,139 @@
+/**
+ * Typed errors with stable codes.
+ *
+ * Every error that crosses a boundary (peer to peer, daemon to CLI) travels as `{code, message}` and is turned back
+ * into the same class on the other side by `errorFromWire`. Callers match on `code` (or `instanceof`), never on text.
+ * One table holds each code's HTTP status and the exit code gridctl uses for it.
+ */
+
+export const ERRORS = {
+  /** A request or flag is malformed: the user must change what they asked for. */
+  INVALID_ARGUMENT: { status: 400, exit: 2 },
+  /** The configuration (file, environment, flags) has one or more invalid values. */
+  INVALID_CONFIG: { status: 400, exit: 2 },
+  /** The thing named does not exist (node, session, task). */
+  NOT_FOUND: { status: 404, exit: 1 },
+  /** It exists already and the request would overwrite it. */
+  CONFLICT: { status: 409, exit: 1 },
+  /** A payload is larger than the documented limit. */
+  TOO_LARGE: { status: 413, exit: 1 },
+  /** No node can ever satisfy the request (for example no node has 3 GPUs). */
+  UNSATISFIABLE: { status: 422, exit: 2 },
+  /** A peer or the daemon did not answer before the deadline. */
+  TIMEOUT: { status: 504, exit: 1 },
+  /** A peer could not be reached (not connected, connection refused, wrong swarm key). */
+  PEER_UNREACHABLE: { status: 502, exit: 1 },
+  /** A peer sent a frame that is malformed or breaks the protocol. */
+  PROTOCOL: { status: 502, exit: 1 },
+  /** The local daemon's control socket could not be reached. */
+  DAEMON_UNREACHABLE: { status: 503, exit: 1 },
+  /** The daemon is starting or stopping and cannot serve this now. */
+  UNAVAILABLE: { status: 503, exit: 1 },
+  /** The swarm key file is missing or malformed. */
+  SWARM_KEY: { status: 500, exit: 1 },
+  /** The request was cancelled by its caller. */
+  CANCELLED: { status: 499, exit: 130 },
+  /** A bug or an unexpected failure; the message says what happened. */
+  INTERNAL: { status: 500, exit: 1 }
+} as const satisfies Record<string, { status: number, exit: number }>
+
+export type ErrorCode = keyof typeof ERRORS
+
+export interface WireError {
+  code: string
+  message: string
+  details?: unknown
+}
+
+export class GridError extends Error {
+  readonly code: ErrorCode
+  readonly details?: unknown
+
+  constructor (code: ErrorCode, message: string, options?: { cause?: unknown, details?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    this.details = options?.details
+    this.name = ERROR_NAMES[code]
+  }
+
+  get status (): number { return ERRORS[this.code].status }
+  get exitCode (): number { return ERRORS[this.code].exit }
+
+  toWire (): WireError {
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details }
+  }
+}
+
+const ERROR_NAMES: Record<ErrorCode, string> = {
+  INVALID_ARGUMENT: 'InvalidArgumentError',
+  INVALID_CONFIG: 'InvalidConfigError',
+  NOT_FOUND: 'NotFoundError',
+  CONFLICT: 'ConflictError',
+  TOO_LARGE: 'TooLargeError',
+  UNSATISFIABLE: 'UnsatisfiableError',
+  TIMEOUT: 'TimeoutError',
+  PEER_UNREACHABLE: 'PeerUnreachableError',
+  PROTOCOL: 'ProtocolError',
+  DAEMON_UNREACHABLE: 'DaemonUnreachableError',
+  UNAVAILABLE: 'UnavailableError',
+  SWARM_KEY: 'SwarmKeyError',
+  CANCELLED: 'CancelledError',
+  INTERNAL: 'InternalError'
+}
+
+type Options = { cause?: unknown, details?: unknown }
+
+export class InvalidArgumentError extends GridError { constructor (m: string, o?: Options) { super('INVALID_ARGUMENT', m, o) } }
+export class InvalidConfigError extends GridError {
+  /** Every violation found, each naming the key and its source. */
+  readonly violations: string[]
+  constructor (violations: string[], o?: Options) {
+    super('INVALID_CONFIG', `invalid configuration:\n  - ${violations.join('\n  - ')}`, { ...o, details: { violations } })
+    this.violations = violations
+  }
+}
+export class NotFoundError extends GridError { constructor (m: string, o?: Options) { super('NOT_FOUND', m, o) } }
+export class ConflictError extends GridError { constructor (m: string, o?: Options) { super('CONFLICT', m, o) } }
+export class TooLargeError extends GridError { constructor (m: string, o?: Options) { super('TOO_LARGE', m, o) } }
+export class UnsatisfiableError extends GridError { constructor (m: string, o?: Options) { super('UNSATISFIABLE', m, o) } }
+export class TimeoutError extends GridError { constructor (m: string, o?: Options) { super('TIMEOUT', m, o) } }
+export class PeerUnreachableError extends GridError { constructor (m: string, o?: Options) { super('PEER_UNREACHABLE', m, o) } }
+export class ProtocolError extends GridError { constructor (m: string, o?: Options) { super('PROTOCOL', m, o) } }
+export class DaemonUnreachableError extends GridError { constructor (m: string, o?: Options) { super('DAEMON_UNREACHABLE', m, o) } }
+export class UnavailableError extends GridError { constructor (m: string, o?: Options) { super('UNAVAILABLE', m, o) } }
+export class SwarmKeyError extends GridError { constructor (m: string, o?: Options) { super('SWARM_KEY', m, o) } }
+export class CancelledError extends GridError { constructor (m: string, o?: Options) { super('CANCELLED', m, o) } }
+export class InternalError extends GridError { constructor (m: string, o?: Options) { super('INTERNAL', m, o) } }
+
+export function isErrorCode (code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERRORS, code)
+}
+
+/** Rebuilds a typed error from its wire form; an unknown code becomes INTERNAL with the original code kept. */
+export function errorFromWire (wire: unknown): GridError {
+  if (wire !== null && typeof wire === 'object') {
+    const w = wire as Partial<WireError>
+    const message = typeof w.message === 'string' ? w.message : 'unknown error'
+    if (isErrorCode(w.code)) {
+      if (w.code === 'INVALID_CONFIG') {
+        const v = (w.details as { violations?: unknown } | undefined)?.violations
+        if (Array.isArray(v) && v.every(x => typeof x === 'string')) return new InvalidConfigError(v)
+      }
+      return new GridError(w.code, message, w.details === undefined ? undefined : { details: w.details })
+    }
+    return new InternalError(message, { details: { code: w.code } })
+  }
+  return new InternalError('malformed error from peer')
+}
+
+/** Wraps anything thrown into a GridError, keeping the cause. */
+export function toGridError (err: unknown): GridError {
+  if (err instanceof GridError) return err
+  if (err instanceof Error) {
+    if (err.name === 'AbortError' || err.name === 'TimeoutError') return new TimeoutError(err.message, { cause: err })
+    return new InternalError(err.message, { cause: err })
+  }
+  return new InternalError(String(err))
+}

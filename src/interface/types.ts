@@ -1,0 +1,74 @@
+/** A node's identity: the base58 string of its libp2p peer id. */
+export type NodeId = string
+
+/** What the failure detector believes about a peer. */
+export type MemberState = 'alive' | 'suspect' | 'dead' | 'left'
+export const MEMBER_STATES: readonly MemberState[] = ['alive', 'suspect', 'dead', 'left']
+
+/** What a node says of itself in its heartbeats. */
+export type SelfState = 'alive' | 'draining' | 'leaving'
+
+/** One GPU as nvidia-smi reports it. Utilisation in percent, memory in MiB. */
+export interface GpuInfo {
+  index: number
+  uuid: string
+  name: string
+  memoryTotalMiB: number
+  memoryUsedMiB: number
+  utilizationPercent: number
+}
+
+/** Dynamic load: gossiped every heartbeat, never stored in the replicated state. */
+export interface LoadReport {
+  /** 1-minute load average divided by the number of CPUs (0 = idle, 1 = every CPU busy). */
+  cpu: number
+  /** Number of CPUs on the machine. */
+  cpus: number
+  memTotalMiB: number
+  memFreeMiB: number
+  running: number
+  queued: number
+  /** Task slots free now (CPU slots the executor can still hand out). */
+  freeSlots: number
+  gpus: number
+  /** GPUs not assigned to a task. */
+  freeGpus: number
+  gpuUtilizationPercent: number
+  gpuMemoryUsedMiB: number
+  gpuMemoryTotalMiB: number
+}
+
+/** Static facts about a node, as its registry entry holds them. */
+export interface NodeFacts {
+  id: NodeId
+  name: string
+  addrs: string[]
+  region: string
+  labels: Record<string, string>
+  capabilities: string[]
+  gpus: Array<Pick<GpuInfo, 'index' | 'uuid' | 'name' | 'memoryTotalMiB'>>
+  version: string
+  drain: boolean
+  /** Epoch ms when the node first registered and when it last updated its entry. */
+  joinedAt: number
+  updatedAt: number
+}
+
+/** The membership module's view of one peer (or of this node). */
+export interface MemberView {
+  id: NodeId
+  name: string
+  state: MemberState
+  selfState: SelfState
+  incarnation: number
+  /** Epoch ms of the last heartbeat received (or sent, for this node); 0 if never. */
+  lastSeen: number
+  load?: LoadReport
+  version?: string
+  /** Round-trip time of the last successful direct probe, ms. */
+  rttMs?: number
+  /** Epoch ms when the state last changed. */
+  since: number
+  /** The most recent state changes, newest last. */
+  history: Array<{ state: MemberState, at: number, reason: string }>
+}

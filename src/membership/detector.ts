@@ -1,0 +1,208 @@
+/**
+ * The failure detector's state machine: what this node believes about each peer (alive, suspect, dead, left).
+ *
+ * Pure: no I/O and no timers of its own. The membership service feeds it heartbeats, notices, lost connections and
+ * probe results, calls `tick()` on its timer, and acts on what it returns. The clock is injected, so tests drive it
+ * with fake timers.
+ *
+ * Rules (SWIM with suspicion, incarnations and a fast path for refused connections):
+ * - A fresh heartbeat (higher incarnation, or the same incarnation with a higher sequence) means alive.
+ * - Missed heartbeats make a peer suspect; so does a failed direct probe. A suspect that does not come back within
+ *   the suspicion timeout is declared dead. A node never declares itself dead; it refutes a suspicion or death
+ *   notice about itself by raising its incarnation.
+ * - Notices from others apply only at or above the incarnation we know: an old suspicion cannot undo a refutation.
+ * - A `left` heartbeat (graceful leave) is final until the node sends a fresh heartbeat again.
+ */
+import type { Heartbeat, Notice } from '../../proto/index.ts'
+import type { LoadReport, MemberState, MemberView, NodeId, SelfState } from '../interface/index.ts'
+
+export interface DetectorOptions {
+  heartbeatIntervalMs: number
+  suspectAfterMissed: number
+  suspicionTimeoutMs: number
+  /** How many state changes each member keeps in its history. */
+  historyLength?: number
+  now?: () => number
+}
+
+export interface Transition {
+  id: NodeId
+  /** null when the member was not known before */
+  from: MemberState | null
+  to: MemberState
+  reason: string
+  incarnation: number
+}
+
+interface Member {
+  id: NodeId
+  name: string
+  state: MemberState
+  selfState: SelfState
+  incarnation: number
+  seq: number
+  lastSeen: number
+  since: number
+  load?: LoadReport
+  version?: string
+  rttMs?: number
+  history: MemberView['history']
+}
+
+export class FailureDetector {
+  private readonly members = new Map<NodeId, Member>()
+  private readonly now: () => number
+  private readonly historyLength: number
+
+  constructor (readonly selfId: NodeId, private readonly opts: DetectorOptions) {
+    this.now = opts.now ?? Date.now
+    this.historyLength = opts.historyLength ?? 20
+  }
+
+  /** How long without a heartbeat before a peer is suspected. */
+  get suspectAfterMs (): number {
+    return this.opts.heartbeatIntervalMs * this.opts.suspectAfterMissed
+  }
+
+  /** Applies a heartbeat from a peer; returns the transition it caused, if any. */
+  onHeartbeat (hb: Heartbeat): Transition | undefined {
+    if (hb.id === this.selfId) return undefined
+    const now = this.now()
+    let m = this.members.get(hb.id)
+    if (m === undefined) {
+      const state: MemberState = hb.state === 'left' ? 'left' : 'alive'
+      m = { id: hb.id, name: hb.name, state, selfState: 'alive', incarnation: hb.inc, seq: hb.seq, lastSeen: now, since: now, history: [] }
+      this.members.set(hb.id, m)
+      this.applyPayload(m, hb, now)
+      this.record(m, state, 'first heartbeat')
+      return { id: m.id, from: null, to: state, reason: 'first heartbeat', incarnation: m.incarnation }
+    }
+    const fresh = hb.inc > m.incarnation || (hb.inc === m.incarnation && hb.seq > m.seq)
+    if (!fresh) return undefined
+    this.applyPayload(m, hb, now)
+    if (hb.state === 'left') return this.transition(m, 'left', 'announced it is leaving')
+    if (m.state !== 'alive') return this.transition(m, 'alive', m.state === 'suspect' ? 'heartbeat after suspicion' : `heartbeat while ${m.state}`)
+    return undefined
+  }
+
+  /**
+   * Applies a notice gossiped by another member. Returns 'refute' when the notice is about this node (the caller
+   * raises its incarnation and sends a heartbeat at once), or the transition it caused.
+   */
+  onNotice (n: Notice): Transition | 'refute' | undefined {
+    if (n.id === this.selfId) return 'refute'
+    const m = this.members.get(n.id)
+    if (m === undefined || n.inc < m.incarnation) return undefined
+    const by = this.members.get(n.by)?.name ?? n.by
+    if (n.kind === 'suspect' && m.state === 'alive') return this.transition(m, 'suspect', `suspected by ${by}`)
+    if (n.kind === 'dead' && (m.state === 'alive' || m.state === 'suspect')) return this.transition(m, 'dead', `declared dead by ${by}`)
+    return undefined
+  }
+
+  /** A failed direct probe (after a lost connection or missed heartbeats) makes an alive peer suspect. */
+  suspect (id: NodeId, reason: string): Transition | undefined {
+    const m = this.members.get(id)
+    if (m?.state !== 'alive') return undefined
+    return this.transition(m, 'suspect', reason)
+  }
+
+  /** Declares a suspect dead (indirect probes failed too). */
+  declareDead (id: NodeId, reason: string): Transition | undefined {
+    const m = this.members.get(id)
+    if (m === undefined || (m.state !== 'suspect' && m.state !== 'alive')) return undefined
+    return this.transition(m, 'dead', reason)
+  }
+
+  /** A probe answered: the peer is reachable, whatever the heartbeats say. */
+  onProbeSuccess (id: NodeId, rttMs: number, incarnation?: number): Transition | undefined {
+    const m = this.members.get(id)
+    if (m === undefined) return undefined
+    m.rttMs = rttMs
+    if (incarnation !== undefined && incarnation > m.incarnation) { m.incarnation = incarnation; m.seq = 0 }
+    if (m.state === 'suspect') return this.transition(m, 'alive', 'answered a probe')
+    return undefined
+  }
+
+  /**
+   * Checks the clocks: alive peers silent for too long become suspect (returned in `suspected`, for the caller to
+   * probe); suspects past the suspicion timeout become dead.
+   */
+  tick (): { suspected: Transition[], dead: Transition[] } {
+    const now = this.now()
+    const suspected: Transition[] = []
+    const dead: Transition[] = []
+    for (const m of this.members.values()) {
+      if (m.state === 'alive' && now - m.lastSeen > this.suspectAfterMs) {
+        const t = this.transition(m, 'suspect', `no heartbeat for ${Math.round((now - m.lastSeen) / 100) / 10}s`)
+        if (t !== undefined) suspected.push(t)
+      } else if (m.state === 'suspect' && now - m.since > this.opts.suspicionTimeoutMs) {
+        const t = this.transition(m, 'dead', `suspect for ${Math.round((now - m.since) / 100) / 10}s without refuting`)
+        if (t !== undefined) dead.push(t)
+      }
+    }
+    return { suspected, dead }
+  }
+
+  get (id: NodeId): MemberView | undefined {
+    const m = this.members.get(id)
+    return m === undefined ? undefined : this.toView(m)
+  }
+
+  state (id: NodeId): MemberState | undefined {
+    return this.members.get(id)?.state
+  }
+
+  incarnation (id: NodeId): number | undefined {
+    return this.members.get(id)?.incarnation
+  }
+
+  list (): MemberView[] {
+    return [...this.members.values()].map(m => this.toView(m))
+  }
+
+  /** Removes a member entirely (gridctl nodes forget); a later heartbeat adds it back. */
+  forget (id: NodeId): boolean {
+    return this.members.delete(id)
+  }
+
+  private applyPayload (m: Member, hb: Heartbeat, now: number): void {
+    m.name = hb.name
+    m.incarnation = hb.inc
+    m.seq = hb.seq
+    m.lastSeen = now
+    m.load = hb.load
+    m.version = hb.ver
+    m.selfState = hb.state === 'left' ? 'leaving' : hb.state
+  }
+
+  private transition (m: Member, to: MemberState, reason: string): Transition | undefined {
+    if (m.state === to) return undefined
+    const from = m.state
+    m.state = to
+    m.since = this.now()
+    this.record(m, to, reason)
+    return { id: m.id, from, to, reason, incarnation: m.incarnation }
+  }
+
+  private record (m: Member, state: MemberState, reason: string): void {
+    m.history.push({ state, at: this.now(), reason })
+    if (m.history.length > this.historyLength) m.history.splice(0, m.history.length - this.historyLength)
+  }
+
+  private toView (m: Member): MemberView {
+    const v: MemberView = {
+      id: m.id,
+      name: m.name,
+      state: m.state,
+      selfState: m.selfState,
+      incarnation: m.incarnation,
+      lastSeen: m.lastSeen,
+      since: m.since,
+      history: [...m.history]
+    }
+    if (m.load !== undefined) v.load = m.load
+    if (m.version !== undefined) v.version = m.version
+    if (m.rttMs !== undefined) v.rttMs = m.rttMs
+    return v
+  }
+}

@@ -1,0 +1,404 @@
+/**
+ * The membership service: gossips this node's heartbeat, listens to everyone else's, probes peers that fall silent
+ * or drop their connection, asks a few others to probe before declaring a peer dead, spreads suspicion and death
+ * notices, and refutes notices about itself.
+ */
+import { EventEmitter } from 'node:events'
+import type { Logger } from 'pino'
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+import {
+  HEARTBEAT_MAX_BYTES, MemberPing, MemberProbe, WIRE_VERSION, decode, encode, heartbeatTopic, membershipMessage,
+  type Heartbeat, type MembershipMessage, type Notice, type ProbeResponse
+} from '../../proto/index.ts'
+import {
+  MEMBER_STATES, toGridError, type LoadReport, type MemberView, type NodeId, type SelfState, type Startable
+} from '../interface/index.ts'
+import type { Mesh } from '../mesh/index.ts'
+import { delay, repeat } from '../util/index.ts'
+import { FailureDetector, type Transition } from './detector.ts'
+
+export interface MembershipInit {
+  cluster: string
+  name: string
+  version: string
+  heartbeatIntervalMs: number
+  suspectAfterMissed: number
+  probeTimeoutMs: number
+  indirectProbes: number
+  suspicionTimeoutMs: number
+}
+
+export interface MembershipComponents {
+  mesh: Mesh
+  logger: Logger
+  registry: Registry
+  /** This node's current load, for its heartbeats. */
+  load: () => LoadReport
+}
+
+export interface MembershipEvents {
+  'member:state': [Transition]
+}
+
+type ProbeOutcome = { ok: true, rttMs: number, inc: number } | { ok: false, reason: 'refused' | 'timeout' | 'unreachable', detail: string }
+
+/** How long a leaving node waits after announcing `left`, so the announcement gets out before connections close. */
+const LEAVE_FLUSH_MS = 250
+
+export class Membership extends EventEmitter<MembershipEvents> implements Startable {
+  readonly detector: FailureDetector
+  private readonly log: Logger
+  private readonly topic: string
+  private readonly investigating = new Set<NodeId>()
+  private incarnation = Math.floor(Date.now() / 1000)
+  private seq = 0
+  private selfState: SelfState = 'alive'
+  private lastSent = 0
+  private heartbeatLoop?: { stop: () => void }
+  private tickLoop?: { stop: () => void }
+  private running = false
+  private readonly m: {
+    heartbeatsSent: Counter
+    heartbeatsReceived: Counter
+    invalid: Counter
+    suspicions: Counter<'source'>
+    deaths: Counter<'source'>
+    refutations: Counter
+    probes: Counter<'kind' | 'outcome'>
+    probeRtt: Histogram
+    transitions: Counter<'to'>
+  }
+
+  constructor (private readonly components: MembershipComponents, private readonly init: MembershipInit) {
+    super()
+    this.log = components.logger
+    this.topic = heartbeatTopic(init.cluster)
+    this.detector = new FailureDetector(components.mesh.peerId, {
+      heartbeatIntervalMs: init.heartbeatIntervalMs,
+      suspectAfterMissed: init.suspectAfterMissed,
+      suspicionTimeoutMs: init.suspicionTimeoutMs
+    })
+    const r = components.registry
+    const detector = this.detector
+    new Gauge({
+      name: 'grid_membership_peers',
+      help: 'Known peers by state (this node not included)',
+      labelNames: ['state'],
+      registers: [r],
+      collect () {
+        const counts = Object.fromEntries(MEMBER_STATES.map(s => [s, 0])) as Record<string, number>
+        for (const v of detector.list()) counts[v.state] = (counts[v.state] ?? 0) + 1
+        for (const s of MEMBER_STATES) this.set({ state: s }, counts[s] ?? 0)
+      }
+    })
+    this.m = {
+      heartbeatsSent: new Counter({ name: 'grid_membership_heartbeats_sent_total', help: 'Heartbeats published', registers: [r] }),
+      heartbeatsReceived: new Counter({ name: 'grid_membership_heartbeats_received_total', help: 'Heartbeats received from peers', registers: [r] }),
+      invalid: new Counter({ name: 'grid_membership_invalid_messages_total', help: 'Membership messages dropped as invalid', registers: [r] }),
+      suspicions: new Counter({ name: 'grid_membership_suspicions_total', help: 'Peers this node began to suspect, by source (local: its own evidence; notice: another member)', labelNames: ['source'], registers: [r] }),
+      deaths: new Counter({ name: 'grid_membership_deaths_total', help: 'Peers this node marked dead, by source', labelNames: ['source'], registers: [r] }),
+      refutations: new Counter({ name: 'grid_membership_refutations_total', help: 'Suspicions or death notices about this node that it refuted', registers: [r] }),
+      probes: new Counter({ name: 'grid_membership_probes_total', help: 'Probes sent, by kind (direct, indirect) and outcome', labelNames: ['kind', 'outcome'], registers: [r] }),
+      probeRtt: new Histogram({ name: 'grid_membership_probe_rtt_seconds', help: 'Round trip of successful direct probes', buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1], registers: [r] }),
+      transitions: new Counter({ name: 'grid_membership_transitions_total', help: 'Membership state changes seen by this node, by new state', labelNames: ['to'], registers: [r] })
+    }
+    const mesh = components.mesh
+    mesh.subscribe(this.topic, (data, from) => { this.onMessage(data, from) }, (data, from) => this.validate(data, from))
+    mesh.rpc.handle(MemberPing, () => ({ inc: this.incarnation, state: this.selfState }))
+    mesh.rpc.handle(MemberProbe, async req => await this.probeFor(req.target, req.timeoutMs))
+  }
+
+  async start (): Promise<void> {
+    this.running = true
+    const mesh = this.components.mesh
+    mesh.on('peer:disconnect', this.onDisconnect)
+    mesh.on('peer:connect', this.onConnect)
+    const onError = (err: unknown): void => { this.log.error({ err }, 'membership loop failed') }
+    this.heartbeatLoop = repeat(async () => { await this.sendHeartbeat() }, this.init.heartbeatIntervalMs, onError, { jitter: 0.05, immediate: true })
+    this.tickLoop = repeat(() => { this.tick() }, Math.max(50, Math.round(this.init.heartbeatIntervalMs / 4)), onError, { jitter: 0.1 })
+  }
+
+  /** Announces `left` (so peers do not wait for a timeout) and stops gossiping. */
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    this.heartbeatLoop?.stop()
+    this.tickLoop?.stop()
+    this.components.mesh.off('peer:disconnect', this.onDisconnect)
+    this.components.mesh.off('peer:connect', this.onConnect)
+    try {
+      await this.publish(this.heartbeat('left'))
+      await delay(LEAVE_FLUSH_MS)
+    } catch (err) {
+      this.log.warn({ err }, 'could not announce leave')
+    }
+  }
+
+  /** This node's own state in its heartbeats: draining keeps it alive but takes no new work. */
+  setSelfState (state: SelfState): void {
+    if (this.selfState === state) return
+    this.selfState = state
+    if (this.running) void this.sendHeartbeat().catch(() => {})
+  }
+
+  getSelfState (): SelfState { return this.selfState }
+
+  /** Every known member, this node first. */
+  view (): MemberView[] {
+    return [this.selfView(), ...this.detector.list()]
+  }
+
+  get (id: NodeId): MemberView | undefined {
+    return id === this.components.mesh.peerId ? this.selfView() : this.detector.get(id)
+  }
+
+  /** Removes a dead or departed member from the view (gridctl nodes forget). */
+  forget (id: NodeId): boolean {
+    this.components.mesh.forget(id)
+    return this.detector.forget(id)
+  }
+
+  private selfView (): MemberView {
+    const now = Date.now()
+    return {
+      id: this.components.mesh.peerId,
+      name: this.init.name,
+      state: 'alive',
+      selfState: this.selfState,
+      incarnation: this.incarnation,
+      lastSeen: this.lastSent,
+      since: now,
+      load: this.components.load(),
+      version: this.init.version,
+      history: []
+    }
+  }
+
+  private heartbeat (state: Heartbeat['state'] = this.selfState): Heartbeat {
+    return {
+      t: 'hb',
+      id: this.components.mesh.peerId,
+      name: this.init.name,
+      inc: this.incarnation,
+      seq: ++this.seq,
+      state,
+      load: this.components.load(),
+      ver: this.init.version,
+      ts: Date.now()
+    }
+  }
+
+  private async sendHeartbeat (): Promise<void> {
+    if (!this.running) return
+    await this.publish(this.heartbeat())
+    this.lastSent = Date.now()
+    this.m.heartbeatsSent.inc()
+  }
+
+  private async publish (msg: MembershipMessage): Promise<void> {
+    await this.components.mesh.publish(this.topic, encode(msg))
+  }
+
+  private validate (data: Uint8Array, from: NodeId): boolean {
+    if (data.byteLength > HEARTBEAT_MAX_BYTES) { this.m.invalid.inc(); return false }
+    let msg: unknown
+    try { msg = decode(data) } catch { this.m.invalid.inc(); return false }
+    if (!membershipMessage.check(msg)) { this.m.invalid.inc(); return false }
+    // a member speaks only for itself: heartbeats are signed by their subject, notices by their author
+    const author = msg.t === 'hb' ? msg.id : msg.by
+    if (author !== from) { this.m.invalid.inc(); return false }
+    return true
+  }
+
+  private onMessage (data: Uint8Array, from: NodeId): void {
+    const msg = decode(data) as MembershipMessage // validated by validate() before delivery
+    if (msg.t === 'hb') {
+      this.m.heartbeatsReceived.inc()
+      const t = this.detector.onHeartbeat(msg)
+      if (t !== undefined) this.announce(t)
+      if (msg.state === 'left') this.components.mesh.forget(msg.id)
+      else if (!this.components.mesh.isConnected(msg.id)) this.components.mesh.learn(msg.id)
+      return
+    }
+    this.onNotice(msg, from)
+  }
+
+  private onNotice (n: Notice, from: NodeId): void {
+    const r = this.detector.onNotice(n)
+    if (r === 'refute') {
+      if (n.inc < this.incarnation) return // already refuted
+      this.incarnation = Math.max(this.incarnation, n.inc) + 1
+      this.m.refutations.inc()
+      this.log.warn({ kind: n.kind, by: from, incarnation: this.incarnation }, 'refuting a notice about this node')
+      void this.sendHeartbeat().catch(err => { this.log.warn({ err }, 'refutation heartbeat failed') })
+      return
+    }
+    if (r === undefined) return
+    if (r.to === 'suspect') {
+      this.m.suspicions.inc({ source: 'notice' })
+      void this.investigate(r.id, r.reason)
+    }
+    if (r.to === 'dead') this.m.deaths.inc({ source: 'notice' })
+    this.announce(r)
+  }
+
+  private readonly onDisconnect = (peer: NodeId): void => {
+    const state = this.detector.state(peer)
+    if (state !== 'alive' && state !== 'suspect') return
+    // let libp2p finish tearing the connection down, so the probe dials afresh rather than using a dying stream
+    setTimeout(() => { void this.investigate(peer, 'connection closed') }, 20).unref()
+  }
+
+  private readonly onConnect = (peer: NodeId): void => {
+    // a dead or suspect peer that connects is probably back: probe it now rather than wait for its heartbeat
+    const state = this.detector.state(peer)
+    if (state === 'dead' || state === 'suspect') void this.investigate(peer, 'reconnected')
+  }
+
+  private tick (): void {
+    const { suspected, dead } = this.detector.tick()
+    for (const t of suspected) {
+      this.m.suspicions.inc({ source: 'local' })
+      this.announce(t)
+      void this.notify('suspect', t)
+      void this.investigate(t.id, t.reason, true)
+    }
+    for (const t of dead) {
+      this.m.deaths.inc({ source: 'local' })
+      this.announce(t)
+      void this.notify('dead', t)
+    }
+  }
+
+  /**
+   * Probes a peer directly; if that fails the peer is suspected and k others are asked to probe it. If one of them
+   * reaches it, it stays alive. If every prober, this one included, got "connection refused" (the process is gone but
+   * its host answers), it is declared dead at once; otherwise the suspicion timeout decides.
+   */
+  private async investigate (id: NodeId, trigger: string, alreadySuspected = false): Promise<void> {
+    if (!this.running || this.investigating.has(id)) return
+    this.investigating.add(id)
+    try {
+      const direct = await this.probe(id, this.init.probeTimeoutMs)
+      this.m.probes.inc({ kind: 'direct', outcome: direct.ok ? 'ok' : direct.reason })
+      if (direct.ok) {
+        this.m.probeRtt.observe(direct.rttMs / 1000)
+        const t = this.detector.onProbeSuccess(id, direct.rttMs, direct.inc)
+        if (t !== undefined) this.announce(t)
+        return
+      }
+      if (!alreadySuspected) {
+        const t = this.detector.suspect(id, `${trigger}; direct probe: ${direct.detail}`)
+        if (t !== undefined) {
+          this.m.suspicions.inc({ source: 'local' })
+          this.announce(t)
+          void this.notify('suspect', t)
+        }
+      }
+      if (this.detector.state(id) !== 'suspect') return
+      const helpers = this.pickHelpers(id, this.init.indirectProbes)
+      const results = await Promise.all(helpers.map(async h => await this.askToProbe(h, id)))
+      const reached = results.find(r => r.ok)
+      if (reached !== undefined) {
+        const t = this.detector.onProbeSuccess(id, reached.rttMs ?? 0, reached.inc)
+        if (t !== undefined) this.announce(t)
+        return
+      }
+      if (direct.reason === 'refused' && results.every(r => r.reason === 'refused')) {
+        const t = this.detector.declareDead(id, `connection refused to this node${helpers.length > 0 ? ` and to ${helpers.length} other${helpers.length > 1 ? 's' : ''}` : ''}`)
+        if (t !== undefined) {
+          this.m.deaths.inc({ source: 'local' })
+          this.announce(t)
+          void this.notify('dead', t)
+        }
+      }
+    } catch (err) {
+      this.log.error({ err, peer: id }, 'probe sequence failed')
+    } finally {
+      this.investigating.delete(id)
+    }
+  }
+
+  private pickHelpers (target: NodeId, k: number): NodeId[] {
+    const candidates = this.detector.list()
+      .filter(v => v.state === 'alive' && v.id !== target && this.components.mesh.isConnected(v.id))
+      .map(v => v.id)
+    for (let i = candidates.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1))
+      ;[candidates[i], candidates[j]] = [candidates[j] as NodeId, candidates[i] as NodeId]
+    }
+    return candidates.slice(0, k)
+  }
+
+  private async askToProbe (helper: NodeId, target: NodeId): Promise<ProbeResponse> {
+    try {
+      const r = await this.components.mesh.rpc.request(helper, MemberProbe, { target, timeoutMs: this.init.probeTimeoutMs }, { timeoutMs: this.init.probeTimeoutMs * 2 + 500 })
+      this.m.probes.inc({ kind: 'indirect', outcome: r.ok ? 'ok' : (r.reason ?? 'failed') })
+      return r
+    } catch (err) {
+      this.m.probes.inc({ kind: 'indirect', outcome: 'helper-failed' })
+      return { ok: false, reason: `helper ${helper} did not answer (${toGridError(err).code})` }
+    }
+  }
+
+  /** Serves an indirect probe for another member. */
+  private async probeFor (target: NodeId, timeoutMs: number): Promise<ProbeResponse> {
+    const r = await this.probe(target, timeoutMs)
+    return r.ok ? { ok: true, rttMs: r.rttMs, inc: r.inc } : { ok: false, reason: r.reason }
+  }
+
+  private async probe (id: NodeId, timeoutMs: number): Promise<ProbeOutcome> {
+    for (let attempt = 0; ; attempt++) {
+      const started = performance.now()
+      try {
+        const r = await this.components.mesh.rpc.request(id, MemberPing, {}, { timeoutMs })
+        return { ok: true, rttMs: performance.now() - started, inc: r.inc }
+      } catch (err) {
+        const outcome = classify(err)
+        // a stream that closed under us says nothing yet: try once more on a fresh connection
+        if (outcome.reason === 'unreachable' && /stream .* closed/.test(outcome.detail) && attempt === 0) continue
+        return outcome
+      }
+    }
+  }
+
+  private async notify (kind: Notice['kind'], t: Transition): Promise<void> {
+    try {
+      await this.publish({ t: 'notice', kind, id: t.id, inc: t.incarnation, by: this.components.mesh.peerId })
+    } catch (err) {
+      this.log.warn({ err, kind, peer: t.id }, 'could not gossip notice')
+    }
+  }
+
+  private announce (t: Transition): void {
+    this.m.transitions.inc({ to: t.to })
+    const name = this.detector.get(t.id)?.name ?? t.id
+    const fields = { peer: t.id, name, from: t.from, to: t.to, reason: t.reason, incarnation: t.incarnation }
+    if (t.to === 'dead' || t.to === 'suspect') this.log.warn(fields, 'member state changed')
+    else this.log.info(fields, 'member state changed')
+    try {
+      this.emit('member:state', t)
+    } catch (err) {
+      this.log.error({ err }, 'member:state listener failed')
+    }
+  }
+}
+
+/** Sorts a failed probe: refused (host up, process gone), timeout (frozen, overloaded or cut off), or unreachable. */
+function classify (err: unknown): Extract<ProbeOutcome, { ok: false }> {
+  const text: string[] = []
+  const walk = (e: unknown, depth: number): void => {
+    if (e === null || e === undefined || depth > 5) return
+    if (e instanceof Error) {
+      text.push(`${e.name}: ${e.message}`, String((e as NodeJS.ErrnoException).code ?? ''))
+      walk((e as Error & { cause?: unknown }).cause, depth + 1)
+      for (const sub of (e as Error & { errors?: unknown[] }).errors ?? []) walk(sub, depth + 1)
+    }
+  }
+  walk(err, 0)
+  const all = text.join(' | ')
+  const detail = (err as Error).message ?? String(err)
+  if (/ECONNREFUSED/.test(all)) return { ok: false, reason: 'refused', detail: 'connection refused' }
+  if (toGridError(err).code === 'TIMEOUT' || /TimeoutError|timed out|aborted/i.test(all)) return { ok: false, reason: 'timeout', detail: 'no answer in time' }
+  return { ok: false, reason: 'unreachable', detail }
+}

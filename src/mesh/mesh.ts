@@ -1,0 +1,372 @@
+/**
+ * The mesh: our libp2p node and how it finds and keeps its peers.
+ *
+ * - Bootstrap addresses only need to reach one member; they are retried with backoff until one answers.
+ * - Every member provides a rendezvous key on the private DHT and periodically looks up the other providers.
+ * - Peers learned from the DHT, from other modules (heartbeats, the registry) or from `join` are dialled gradually:
+ *   a few at a time, with jitter and per-peer backoff, up to the connection cap.
+ */
+import { EventEmitter } from 'node:events'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256 } from 'multiformats/hashes/sha2'
+import type { Logger } from 'pino'
+import { Counter, Gauge, type Registry } from 'prom-client'
+import { rendezvousKey } from '../../proto/index.ts'
+import { InvalidArgumentError, PeerUnreachableError, type NodeId, type Startable } from '../interface/index.ts'
+import { LogLimiter, backoffMs, jitter, repeat } from '../util/index.ts'
+import { createMeshNode, type MeshLibp2p } from './node.ts'
+import { RpcService } from './rpc.ts'
+import type { SwarmKey } from './swarm-key.ts'
+
+export interface MeshInit {
+  cluster: string
+  listen: string[]
+  announce: string[]
+  bootstrap: string[]
+  maxConnections: number
+  dialConcurrency: number
+  rendezvousIntervalMs: number
+  privateKey: PrivateKey
+  /** null only in the insecure lab mode */
+  swarmKey: SwarmKey | null
+  version: string
+}
+
+export interface MeshComponents {
+  logger: Logger
+  registry: Registry
+}
+
+export interface MeshEvents {
+  'peer:connect': [NodeId]
+  'peer:disconnect': [NodeId]
+}
+
+export type GossipHandler = (data: Uint8Array, from: NodeId) => void
+/** Returns false to reject a gossip message: it is neither delivered nor forwarded, and its sender is penalised. */
+export type GossipValidator = (data: Uint8Array, from: NodeId) => boolean
+
+interface KnownPeer {
+  attempts: number
+  nextAttemptAt: number
+  dialing: boolean
+}
+
+/** How often the dial loop looks at known-but-unconnected peers and the bootstrap list. */
+const MAINTAIN_INTERVAL_MS = 1_000
+/** Backoff between dials of a peer that failed: from 1 s up to 60 s (dead peers are retried slowly, to heal partitions). */
+const REDIAL_BASE_MS = 1_000
+const REDIAL_CAP_MS = 60_000
+const DIAL_TIMEOUT_MS = 6_000
+const RENDEZVOUS_TIMEOUT_MS = 10_000
+
+export class Mesh extends EventEmitter<MeshEvents> implements Startable {
+  readonly peerId: NodeId
+  readonly rpc: RpcService
+  private readonly log: Logger
+  private readonly known = new Map<NodeId, KnownPeer>()
+  private readonly handlers = new Map<string, { handler: GossipHandler, validate: GossipValidator }>()
+  private readonly bootstrap: Multiaddr[]
+  private readonly limiter = new LogLimiter(60_000)
+  private bootstrapAttempts = 0
+  private bootstrapNextAt = 0
+  private dialsInFlight = 0
+  private maintainLoop?: { stop: () => void }
+  private rendezvousLoop?: { stop: () => void }
+  private rendezvousCid?: CID
+  private stopping = false
+  private readonly metrics: {
+    connections: Gauge
+    dials: Counter<'kind' | 'outcome'>
+    gossipIn: Counter<'topic'>
+    gossipOut: Counter<'topic'>
+    gossipRejected: Counter<'topic'>
+    handshakeFailures: Counter<'direction'>
+  }
+
+  private constructor (readonly libp2p: MeshLibp2p, private readonly components: MeshComponents, private readonly init: MeshInit) {
+    super()
+    this.log = components.logger
+    this.peerId = libp2p.peerId.toString()
+    this.rpc = new RpcService({ libp2p, logger: components.logger.child({ component: 'rpc' }), registry: components.registry })
+    this.bootstrap = init.bootstrap.map(a => multiaddr(a)).filter(a => a.getComponents().find(c => c.name === 'p2p')?.value !== this.peerId)
+    const r = components.registry
+    this.metrics = {
+      connections: new Gauge({ name: 'grid_mesh_connections', help: 'Open peer connections', registers: [r], collect: () => { this.metrics.connections.set(this.libp2p.getConnections().length) } }),
+      dials: new Counter({ name: 'grid_mesh_dials_total', help: 'Dials by kind (bootstrap, peer, join) and outcome', labelNames: ['kind', 'outcome'], registers: [r] }),
+      gossipIn: new Counter({ name: 'grid_mesh_gossip_received_bytes_total', help: 'Gossip payload bytes received, by topic', labelNames: ['topic'], registers: [r] }),
+      gossipOut: new Counter({ name: 'grid_mesh_gossip_sent_bytes_total', help: 'Gossip payload bytes published, by topic', labelNames: ['topic'], registers: [r] }),
+      gossipRejected: new Counter({ name: 'grid_mesh_gossip_rejected_total', help: 'Gossip messages rejected as invalid, by topic', labelNames: ['topic'], registers: [r] }),
+      handshakeFailures: new Counter({ name: 'grid_mesh_handshake_failures_total', help: 'Connections whose upgrade failed (wrong swarm key, not a grid node), by direction', labelNames: ['direction'], registers: [r] })
+    }
+  }
+
+  static async create (components: MeshComponents, init: MeshInit): Promise<Mesh> {
+    let mesh: Mesh | undefined
+    const libp2p = await createMeshNode({
+      privateKey: init.privateKey,
+      psk: init.swarmKey?.psk ?? null,
+      listen: init.listen,
+      announce: init.announce,
+      maxConnections: init.maxConnections,
+      version: init.version,
+      onUpgradeFailure: info => mesh?.onUpgradeFailure(info)
+    })
+    mesh = new Mesh(libp2p, components, init)
+    return mesh
+  }
+
+  async start (): Promise<void> {
+    this.stopping = false
+    this.libp2p.addEventListener('peer:connect', this.onConnect)
+    this.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
+    this.libp2p.services.pubsub.addEventListener('message', this.onGossip)
+    await this.libp2p.start()
+    await this.rpc.start()
+    for (const topic of this.handlers.keys()) this.libp2p.services.pubsub.subscribe(topic)
+    this.rendezvousCid = CID.create(1, raw.code, await sha256.digest(new TextEncoder().encode(rendezvousKey(this.init.cluster))))
+    const onError = (err: unknown): void => { this.log.error({ err }, 'mesh maintenance failed') }
+    this.maintainLoop = repeat(() => { this.maintain() }, MAINTAIN_INTERVAL_MS, onError, { immediate: true })
+    this.rendezvousLoop = repeat(async () => { await this.rendezvous() }, this.init.rendezvousIntervalMs, onError, { jitter: 0.2 })
+    this.log.info({ peerId: this.peerId, addrs: this.addrs(), swarmKey: this.init.swarmKey?.fingerprint ?? 'none (insecure lab mode)' }, 'mesh started')
+  }
+
+  async stop (): Promise<void> {
+    this.stopping = true
+    this.maintainLoop?.stop()
+    this.rendezvousLoop?.stop()
+    await this.rpc.stop()
+    this.libp2p.removeEventListener('peer:connect', this.onConnect)
+    this.libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
+    this.libp2p.services.pubsub.removeEventListener('message', this.onGossip)
+    await this.libp2p.stop()
+  }
+
+  /** Our addresses as others should dial them: full multiaddrs ending in /p2p/<id>. */
+  addrs (): string[] {
+    return this.libp2p.getMultiaddrs().map(a => a.toString())
+  }
+
+  connections (): NodeId[] {
+    return this.libp2p.getPeers().map(p => p.toString())
+  }
+
+  isConnected (peer: NodeId): boolean {
+    return this.libp2p.getConnections(safePeerId(peer)).length > 0
+  }
+
+  /** Registers the handler for a gossip topic (before or after start); invalid messages are rejected, not forwarded. */
+  subscribe (topic: string, handler: GossipHandler, validate: GossipValidator): void {
+    this.handlers.set(topic, { handler, validate })
+    const pubsub = this.libp2p.services.pubsub
+    pubsub.topicValidators.set(topic, (peer, msg) => {
+      const from = msg.type === 'signed' ? msg.from.toString() : peer.toString()
+      if (validate(msg.data, from)) return 'accept' as never
+      this.metrics.gossipRejected.inc({ topic })
+      return 'reject' as never
+    })
+    if (this.libp2p.status === 'started') pubsub.subscribe(topic)
+  }
+
+  async publish (topic: string, data: Uint8Array): Promise<void> {
+    this.metrics.gossipOut.inc({ topic }, data.byteLength)
+    await this.libp2p.services.pubsub.publish(topic, data)
+  }
+
+  /** Peers subscribed to a topic that we exchange gossip with directly. */
+  topicPeers (topic: string): NodeId[] {
+    return this.libp2p.services.pubsub.getSubscribers(topic).map(p => p.toString())
+  }
+
+  /**
+   * Tells the mesh a member exists (from a heartbeat, the registry, the DHT), with addresses if known: it will be
+   * dialled gradually while connections are below the cap.
+   */
+  learn (peer: NodeId, addrs: string[] = []): void {
+    if (peer === this.peerId) return
+    let id: PeerId
+    try { id = peerIdFromString(peer) } catch { return }
+    if (addrs.length > 0) {
+      const mas: Multiaddr[] = []
+      for (const a of addrs) { try { mas.push(multiaddr(a)) } catch { /* a bad address from a peer is skipped */ } }
+      if (mas.length > 0) void this.libp2p.peerStore.merge(id, { multiaddrs: mas }).catch(() => {})
+    }
+    if (!this.known.has(peer)) this.known.set(peer, { attempts: 0, nextAttemptAt: Date.now() + jitter(200, 1), dialing: false })
+  }
+
+  /** Stops dialling a member (it left the cluster or was removed). */
+  forget (peer: NodeId): void {
+    this.known.delete(peer)
+  }
+
+  /** Dials the given addresses now (gridctl join); resolves with what connected and what did not. */
+  async join (addrs: string[], signal?: AbortSignal): Promise<{ connected: NodeId[], failed: Array<{ addr: string, error: string }> }> {
+    const connected: NodeId[] = []
+    const failed: Array<{ addr: string, error: string }> = []
+    await Promise.all(addrs.map(async a => {
+      let ma: Multiaddr
+      try { ma = multiaddr(a) } catch (err) { throw new InvalidArgumentError(`${a} is not a multiaddr (${(err as Error).message})`) }
+      try {
+        const conn = await this.libp2p.dial(ma, { signal: signal ?? AbortSignal.timeout(DIAL_TIMEOUT_MS) })
+        this.metrics.dials.inc({ kind: 'join', outcome: 'ok' })
+        connected.push(conn.remotePeer.toString())
+        this.learn(conn.remotePeer.toString())
+      } catch (err) {
+        this.metrics.dials.inc({ kind: 'join', outcome: 'error' })
+        failed.push({ addr: a, error: this.explainDialError(err) })
+      }
+    }))
+    return { connected, failed }
+  }
+
+  /** Opens a connection to a known member now (used before dispatching work to it). */
+  async connect (peer: NodeId, signal?: AbortSignal): Promise<void> {
+    if (this.isConnected(peer)) return
+    try {
+      await this.libp2p.dial(safePeerId(peer), { signal: signal ?? AbortSignal.timeout(DIAL_TIMEOUT_MS) })
+    } catch (err) {
+      throw new PeerUnreachableError(`cannot connect to ${peer}: ${this.explainDialError(err)}`, { cause: err })
+    }
+  }
+
+  private readonly onConnect = (evt: CustomEvent<PeerId>): void => {
+    const id = evt.detail.toString()
+    const k = this.known.get(id)
+    if (k !== undefined) { k.attempts = 0; k.nextAttemptAt = 0 } else this.known.set(id, { attempts: 0, nextAttemptAt: 0, dialing: false })
+    this.emit('peer:connect', id)
+  }
+
+  private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    const id = evt.detail.toString()
+    const k = this.known.get(id)
+    if (k !== undefined) k.nextAttemptAt = Date.now() + jitter(REDIAL_BASE_MS, 0.5)
+    this.emit('peer:disconnect', id)
+  }
+
+  private readonly onGossip = (evt: CustomEvent<{ topic: string, data: Uint8Array, type: string, from?: PeerId }>): void => {
+    const msg = evt.detail
+    const h = this.handlers.get(msg.topic)
+    if (h === undefined || msg.from === undefined) return
+    this.metrics.gossipIn.inc({ topic: msg.topic }, msg.data.byteLength)
+    try {
+      h.handler(msg.data, msg.from.toString())
+    } catch (err) {
+      this.log.error({ err, topic: msg.topic }, 'gossip handler failed')
+    }
+  }
+
+  private onUpgradeFailure (info: { direction: string, remoteAddr: string, error: string }): void {
+    this.metrics.handshakeFailures.inc({ direction: info.direction })
+    const host = info.remoteAddr.split('/').slice(0, 3).join('/')
+    if (!this.limiter.allow(`upgrade:${info.direction}:${host}`)) return
+    this.log.warn({
+      direction: info.direction,
+      remoteAddr: info.remoteAddr,
+      error: info.error,
+      swarmKey: this.init.swarmKey?.fingerprint ?? 'none'
+    }, this.init.swarmKey === null
+      ? 'connection handshake failed: the peer may use a swarm key while this node runs without one (logged once a minute per address)'
+      : 'connection handshake failed: the peer is not a member of this cluster or uses a different swarm key; compare swarm key fingerprints with gridctl status (logged once a minute per address)')
+  }
+
+  /** One pass of the dial loop: bootstrap while alone, then known members below the connection cap. */
+  private maintain (): void {
+    if (this.stopping) return
+    const now = Date.now()
+    const connected = this.libp2p.getConnections().length
+    if (this.bootstrap.length > 0 && connected === 0 && now >= this.bootstrapNextAt && this.dialsInFlight === 0) {
+      this.bootstrapNextAt = now + backoffMs(this.bootstrapAttempts++, REDIAL_BASE_MS, 30_000)
+      for (const ma of this.bootstrap) void this.dialBootstrap(ma)
+    }
+    const room = Math.max(0, this.init.maxConnections - connected)
+    let budget = Math.min(room, this.init.dialConcurrency - this.dialsInFlight)
+    if (budget <= 0) return
+    for (const [id, k] of this.known) {
+      if (budget <= 0) break
+      if (k.dialing || now < k.nextAttemptAt || this.isConnected(id)) continue
+      budget--
+      void this.dialKnown(id, k)
+    }
+  }
+
+  private async dialBootstrap (ma: Multiaddr): Promise<void> {
+    this.dialsInFlight++
+    try {
+      const conn = await this.libp2p.dial(ma, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
+      this.bootstrapAttempts = 0
+      this.metrics.dials.inc({ kind: 'bootstrap', outcome: 'ok' })
+      this.log.info({ addr: ma.toString(), peer: conn.remotePeer.toString() }, 'joined through bootstrap peer')
+      // a first member is known: ask the DHT for the rest soon rather than at the next interval
+      setTimeout(() => { void this.rendezvous().catch(() => {}) }, jitter(300, 0.5)).unref()
+    } catch (err) {
+      this.metrics.dials.inc({ kind: 'bootstrap', outcome: 'error' })
+      if (this.limiter.allow(`bootstrap:${ma.toString()}`)) {
+        this.log.warn({ addr: ma.toString(), reason: this.explainDialError(err) }, 'cannot reach bootstrap peer; retrying with backoff (logged once a minute per address)')
+      }
+    } finally {
+      this.dialsInFlight--
+    }
+  }
+
+  private async dialKnown (id: NodeId, k: KnownPeer): Promise<void> {
+    k.dialing = true
+    this.dialsInFlight++
+    try {
+      await this.libp2p.dial(safePeerId(id), { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
+      k.attempts = 0
+      this.metrics.dials.inc({ kind: 'peer', outcome: 'ok' })
+    } catch (err) {
+      k.nextAttemptAt = Date.now() + backoffMs(k.attempts++, REDIAL_BASE_MS, REDIAL_CAP_MS)
+      this.metrics.dials.inc({ kind: 'peer', outcome: 'error' })
+      this.log.debug({ peer: id, reason: this.explainDialError(err), attempts: k.attempts }, 'dial failed')
+    } finally {
+      k.dialing = false
+      this.dialsInFlight--
+    }
+  }
+
+  /** Provides our rendezvous key and learns the other providers. */
+  private async rendezvous (): Promise<void> {
+    const cid = this.rendezvousCid
+    if (cid === undefined || this.stopping || this.libp2p.getConnections().length === 0) return
+    const signal = AbortSignal.timeout(RENDEZVOUS_TIMEOUT_MS)
+    const provide = this.libp2p.contentRouting.provide(cid, { signal }).catch(err => {
+      this.log.debug({ err: (err as Error).message }, 'rendezvous provide failed')
+    })
+    let found = 0
+    try {
+      for await (const p of this.libp2p.contentRouting.findProviders(cid, { signal })) {
+        const id = p.id.toString()
+        if (id === this.peerId) continue
+        found++
+        this.learn(id, p.multiaddrs.map(m => m.toString()))
+      }
+    } catch (err) {
+      if (!signal.aborted) this.log.debug({ err: (err as Error).message }, 'rendezvous lookup failed')
+    }
+    await provide
+    this.log.debug({ found }, 'rendezvous lookup done')
+  }
+
+  explainDialError (err: unknown): string {
+    const e = err as Error & { code?: string, errors?: Error[] }
+    const all = [e, ...(e.errors ?? [])].map(x => `${x.name}: ${x.message}`).join('; ')
+    if (/ECONNREFUSED/.test(all)) return `connection refused: nothing listens there (${e.message})`
+    if (/EHOSTUNREACH|ENETUNREACH/.test(all)) return `host unreachable (${e.message})`
+    if (/abort|timeout|timed out/i.test(all)) return `no answer in time: the address is not reachable, or the peer uses a different swarm key (${e.message})`
+    if (/decrypt|handshake|noise|pnet|psk|invalid/i.test(all)) return `handshake failed: the peer uses a different swarm key or is not a grid node (${e.message})`
+    return all
+  }
+}
+
+function safePeerId (peer: NodeId): PeerId {
+  try {
+    return peerIdFromString(peer)
+  } catch (err) {
+    throw new InvalidArgumentError(`${peer} is not a peer id`, { cause: err })
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * Builds the libp2p node: TCP, the private network (swarm key), Noise, yamux, identify, ping, a private kad-dht and
+ * gossipsub, with the settings that matter on one machine or behind one NAT (see shared/LIBP2P-FACTS.md).
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { identify, type Identify } from '@libp2p/identify'
+import type { ComponentLogger, Libp2p, Logger as Libp2pLogger, PrivateKey } from '@libp2p/interface'
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
+import { defaultLogger } from '@libp2p/logger'
+import { ping, type Ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
+import { tcp } from '@libp2p/tcp'
+import { createLibp2p } from 'libp2p'
+import { DHT_PROTOCOL, HEARTBEAT_MAX_BYTES, RPC_MAX_FRAME_BYTES, STATE_GOSSIP_MAX_BYTES } from '../../proto/index.ts'
+
+export interface MeshServices {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+  pubsub: GossipSub
+  [key: string]: unknown
+}
+
+export type MeshLibp2p = Libp2p<MeshServices>
+
+export interface NodeOptions {
+  privateKey: PrivateKey
+  /** The swarm key file's bytes, or null in the insecure lab mode. */
+  psk: Uint8Array | null
+  listen: string[]
+  announce: string[]
+  maxConnections: number
+  version: string
+  /** Called for libp2p's own error logs about failed connection upgrades (wrong swarm key, not a grid node). */
+  onUpgradeFailure: (info: { direction: string, remoteAddr: string, error: string }) => void
+}
+
+/** Timeouts and limits chosen for a cluster on a LAN (the reasons are in shared/LIBP2P-FACTS.md). */
+const DIAL_TIMEOUT_MS = 6_000
+const CONNECTION_PING_INTERVAL_MS = 5_000
+
+export async function createMeshNode (opts: NodeOptions): Promise<MeshLibp2p> {
+  return await createLibp2p<MeshServices>({
+    start: false,
+    privateKey: opts.privateKey,
+    nodeInfo: { name: 'gridd', version: opts.version },
+    logger: upgradeFailureLogger(opts.onUpgradeFailure),
+    addresses: { listen: opts.listen, announce: opts.announce },
+    transports: [tcp()],
+    ...(opts.psk === null ? {} : { connectionProtector: preSharedKey({ psk: opts.psk }) }),
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux({
+      streamOptions: {
+        // our RPC frames go up to RPC_MAX_FRAME_BYTES; the default 4 MiB read buffer would abort the stream
+        maxReadBufferLength: RPC_MAX_FRAME_BYTES * 2 + 64,
+        // streams are long-lived and kept busy by our own probes; the default closes idle ones after 120 s
+        inactivityTimeout: 0
+      }
+    })],
+    connectionManager: {
+      maxConnections: opts.maxConnections,
+      dialTimeout: DIAL_TIMEOUT_MS,
+      // every node of a cluster may sit behind one address (one test machine, one NAT): the default of 5 new
+      // connections per second per IP refuses a cluster that starts at once; the swarm key already gates who connects
+      inboundConnectionThreshold: 200,
+      maxIncomingPendingConnections: 64,
+      maxParallelDials: 64
+    },
+    connectionMonitor: { pingInterval: CONNECTION_PING_INTERVAL_MS },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        // our own protocol id: this DHT never joins, nor answers, the public one
+        protocol: DHT_PROTOCOL,
+        // a LAN DHT: every node is a server, and private addresses are kept (both needed, else the table stays empty)
+        clientMode: false,
+        peerInfoMapper: passthroughMapper,
+        logPrefix: 'grid:dht',
+        metricsPrefix: 'grid_dht'
+      }),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        ignoreDuplicatePublishError: true,
+        emitSelf: false,
+        fallbackToFloodsub: false,
+        // peers are authenticated by the swarm key and Noise; messages are still signed, so a member cannot speak for another
+        globalSignaturePolicy: 'StrictSign',
+        maxInboundDataLength: Math.max(HEARTBEAT_MAX_BYTES, STATE_GOSSIP_MAX_BYTES) + 1024,
+        scoreParams: {
+          // many daemons share one IP on a test machine or behind a NAT; colocation must not empty the mesh
+          IPColocationFactorWeight: 0
+        },
+        // messages arrive at most once a second per node per topic; process them as they come
+        messageProcessingConcurrency: 64
+      })
+    }
+  })
+}
+
+/**
+ * libp2p logs through the `debug` module (silent unless DEBUG is set). We keep that, and also report the errors a
+ * user must see: a failed connection upgrade is what a wrong swarm key looks like from the other side.
+ */
+function upgradeFailureLogger (onFailure: NodeOptions['onUpgradeFailure']): ComponentLogger {
+  const base = defaultLogger()
+  const wrap = (inner: Libp2pLogger): Libp2pLogger => {
+    const log = ((formatter: unknown, ...args: unknown[]) => { inner(formatter, ...args) }) as Libp2pLogger
+    log.error = (formatter: unknown, ...args: unknown[]) => {
+      inner.error(formatter, ...args)
+      if (typeof formatter === 'string' && formatter.startsWith('failed to upgrade')) {
+        try {
+          onFailure({
+            direction: String(args[0]),
+            remoteAddr: String(args[2]),
+            error: args[3] instanceof Error ? `${args[3].name}: ${args[3].message}` : String(args[3])
+          })
+        } catch { /* never let reporting break libp2p */ }
+      }
+    }
+    log.trace = (formatter: unknown, ...args: unknown[]) => { inner.trace(formatter, ...args) }
+    log.enabled = inner.enabled
+    log.newScope = (name: string) => wrap(inner.newScope(name))
+    return log
+  }
+  return { forComponent: (name: string) => wrap(base.forComponent(name)) }
+}
