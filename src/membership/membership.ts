@@ -56,6 +56,8 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
   private lastSent = 0
   private heartbeatLoop?: { stop: () => void }
   private tickLoop?: { stop: () => void }
+  private probeLoop?: { stop: () => void }
+  private probeOrder: NodeId[] = []
   private running = false
   private readonly m: {
     heartbeatsSent: Counter
@@ -116,6 +118,7 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
     const onError = (err: unknown): void => { this.log.error({ err }, 'membership loop failed') }
     this.heartbeatLoop = repeat(async () => { await this.sendHeartbeat() }, this.init.heartbeatIntervalMs, onError, { jitter: 0.05, immediate: true })
     this.tickLoop = repeat(() => { this.tick() }, Math.max(50, Math.round(this.init.heartbeatIntervalMs / 4)), onError, { jitter: 0.1 })
+    this.probeLoop = repeat(async () => { await this.routineProbe() }, this.init.heartbeatIntervalMs, onError, { jitter: 0.2 })
   }
 
   /** Announces `left` (so peers do not wait for a timeout) and stops gossiping. */
@@ -124,6 +127,7 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
     this.running = false
     this.heartbeatLoop?.stop()
     this.tickLoop?.stop()
+    this.probeLoop?.stop()
     this.components.mesh.off('peer:disconnect', this.onDisconnect)
     this.components.mesh.off('peer:connect', this.onConnect)
     try {
@@ -271,6 +275,27 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
   }
 
   /**
+   * SWIM's protocol period: each interval, probe the next connected member in a shuffled round. This measures the
+   * round trip shown by `health`, and notices a frozen peer on the long-lived stream even if gossip still flows.
+   */
+  private async routineProbe (): Promise<void> {
+    if (this.probeOrder.length === 0) {
+      this.probeOrder = this.detector.list().filter(v => v.state === 'alive' && this.components.mesh.isConnected(v.id)).map(v => v.id)
+      shuffle(this.probeOrder)
+    }
+    const id = this.probeOrder.pop()
+    if (id === undefined || this.investigating.has(id) || this.detector.state(id) !== 'alive') return
+    const r = await this.probe(id, this.init.probeTimeoutMs)
+    this.m.probes.inc({ kind: 'routine', outcome: r.ok ? 'ok' : r.reason })
+    if (r.ok) {
+      this.m.probeRtt.observe(r.rttMs / 1000)
+      this.detector.onProbeSuccess(id, r.rttMs, r.inc)
+    } else {
+      void this.investigate(id, `routine probe: ${r.detail}`)
+    }
+  }
+
+  /**
    * Probes a peer directly; if that fails the peer is suspected and k others are asked to probe it. If one of them
    * reaches it, it stays alive. If every prober, this one included, got "connection refused" (the process is gone but
    * its host answers), it is declared dead at once; otherwise the suspicion timeout decides.
@@ -323,10 +348,7 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
     const candidates = this.detector.list()
       .filter(v => v.state === 'alive' && v.id !== target && this.components.mesh.isConnected(v.id))
       .map(v => v.id)
-    for (let i = candidates.length - 1; i > 0; i--) {
-      const j = Math.floor(Math.random() * (i + 1))
-      ;[candidates[i], candidates[j]] = [candidates[j] as NodeId, candidates[i] as NodeId]
-    }
+    shuffle(candidates)
     return candidates.slice(0, k)
   }
 
@@ -381,6 +403,13 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
     } catch (err) {
       this.log.error({ err }, 'member:state listener failed')
     }
+  }
+}
+
+function shuffle<T> (a: T[]): void {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[a[i], a[j]] = [a[j] as T, a[i] as T]
   }
 }
 

@@ -13,7 +13,7 @@ export function joinRoute (deps: ControlDeps): Route {
     handler: async req => {
       const body = JoinRequest.parseUser(await req.body(), 'join request')
       const result = await deps.mesh.join(body.addrs, req.signal)
-      return { status: result.connected.length > 0 ? 200 : 502, json: result }
+      return { json: result }
     }
   }
 }

@@ -1,0 +1,108 @@
+/**
+ * The typed client of the local daemon's control API (HTTP over its Unix socket). Errors come back as the same
+ * typed errors the daemon raised; a socket nobody answers on is a DaemonUnreachableError naming the socket.
+ */
+import { request } from 'node:http'
+import { API_PREFIX } from '../../proto/index.ts'
+import { DaemonUnreachableError, InternalError, errorFromWire, type GridError } from '../interface/index.ts'
+
+export interface ClientOptions {
+  socket: string
+  timeoutMs?: number
+}
+
+export class ApiClient {
+  constructor (readonly opts: ClientOptions) {}
+
+  async get<T> (path: string, signal?: AbortSignal): Promise<T> {
+    return await this.call<T>('GET', path, undefined, signal)
+  }
+
+  async post<T> (path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    return await this.call<T>('POST', path, body, signal)
+  }
+
+  async put<T> (path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    return await this.call<T>('PUT', path, body, signal)
+  }
+
+  async delete<T> (path: string, signal?: AbortSignal): Promise<T> {
+    return await this.call<T>('DELETE', path, undefined, signal)
+  }
+
+  /** Opens an NDJSON stream and yields each object; an `{"error": …}` line ends it with that error. */
+  async * stream<T> (method: string, path: string, body?: unknown, signal?: AbortSignal): AsyncGenerator<T> {
+    const res = await this.open(method, path, body, signal, true)
+    if ((res.statusCode ?? 500) >= 300) throw await errorOf(res)
+    let buf = ''
+    for await (const chunk of res) {
+      buf += (chunk as Buffer).toString('utf8')
+      let nl: number
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl)
+        buf = buf.slice(nl + 1)
+        if (line.trim() === '') continue
+        const obj = JSON.parse(line) as T & { error?: unknown }
+        if (obj !== null && typeof obj === 'object' && 'error' in obj && Object.keys(obj).length === 1) throw errorFromWire(obj.error)
+        yield obj as T
+      }
+    }
+  }
+
+  private async call<T> (method: string, path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+    const res = await this.open(method, path, body, signal, false)
+    if ((res.statusCode ?? 500) >= 300) throw await errorOf(res)
+    const text = await readAll(res)
+    try {
+      return JSON.parse(text) as T
+    } catch {
+      throw new InternalError(`the daemon answered ${method} ${path} with something that is not JSON`)
+    }
+  }
+
+  private async open (method: string, path: string, body: unknown, signal: AbortSignal | undefined, streaming: boolean): Promise<import('node:http').IncomingMessage> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
+    return await new Promise((resolve, reject) => {
+      const req = request({
+        socketPath: this.opts.socket,
+        path: API_PREFIX + path,
+        method,
+        headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': payload.byteLength },
+        ...(signal === undefined ? {} : { signal })
+      }, resolve)
+      if (!streaming && this.opts.timeoutMs !== undefined) {
+        req.setTimeout(this.opts.timeoutMs, () => { req.destroy(new Error(`no answer within ${this.opts.timeoutMs}ms`)) })
+      }
+      req.on('error', err => { reject(this.unreachable(err)) })
+      req.end(payload)
+    })
+  }
+
+  private unreachable (err: Error): GridError {
+    const code = (err as NodeJS.ErrnoException).code
+    if (err.name === 'AbortError') return errorFromWire({ code: 'CANCELLED', message: 'cancelled' })
+    const why = code === 'ENOENT'
+      ? 'no socket there (is gridd running? start it, or pass --socket / GRID_SOCKET)'
+      : code === 'ECONNREFUSED'
+        ? 'connection refused (gridd is not running, or left a stale socket)'
+        : code === 'EACCES'
+          ? 'permission denied (run as the socket\'s owner or a member of its group)'
+          : err.message
+    return new DaemonUnreachableError(`cannot reach gridd at ${this.opts.socket}: ${why}`, { cause: err })
+  }
+}
+
+async function readAll (res: AsyncIterable<unknown>): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const c of res) chunks.push(c as Buffer)
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+async function errorOf (res: import('node:http').IncomingMessage): Promise<GridError> {
+  const text = await readAll(res)
+  try {
+    const body = JSON.parse(text) as { error?: unknown }
+    if (body.error !== undefined) return errorFromWire(body.error)
+  } catch {}
+  return new InternalError(`the daemon answered HTTP ${res.statusCode ?? '?'}: ${text.slice(0, 200)}`)
+}

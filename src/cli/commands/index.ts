@@ -1,0 +1,15 @@
+import type { Command } from '../command.ts'
+import { healthCommand } from './health.ts'
+import { joinCommand } from './join.ts'
+import { keygenCommand } from './keygen.ts'
+import { nodesCommand } from './nodes.ts'
+import { statusCommand } from './status.ts'
+
+/** Every gridctl command, in the order `gridctl --help` lists them. */
+export const COMMANDS: Command[] = [
+  statusCommand,
+  nodesCommand,
+  healthCommand,
+  joinCommand,
+  keygenCommand
+]

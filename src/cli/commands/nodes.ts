@@ -1,0 +1,61 @@
+import type { NodeEntry } from '../../../proto/index.ts'
+import { MEMBER_STATES } from '../../interface/index.ts'
+import { UsageError, requirePositionals, type Command } from '../command.ts'
+import { ago, bar, printList, printObject, type Column } from '../output.ts'
+
+const columns: Array<Column<NodeEntry>> = [
+  { header: 'name', value: n => n.self ? `${n.name} *` : n.name },
+  { header: 'id', value: n => n.id },
+  { header: 'state', value: n => n.drain && n.state === 'alive' ? 'alive (draining)' : n.state },
+  { header: 'region', value: n => n.region },
+  { header: 'cpu', value: n => n.load === null ? '-' : `${bar(n.load.cpu, 8)} ${Math.round(n.load.cpu * 100)}%` },
+  { header: 'mem', value: n => n.load === null ? '-' : `${Math.round((1 - n.load.memFreeMiB / Math.max(1, n.load.memTotalMiB)) * 100)}%` },
+  { header: 'gpus', value: n => n.load === null ? n.gpus.length : `${n.load.freeGpus}/${n.load.gpus}`, right: true },
+  { header: 'tasks', value: n => n.load === null ? '-' : `${n.load.running}+${n.load.queued}`, right: true },
+  { header: 'labels', value: n => n.labels },
+  { header: 'capabilities', value: n => n.capabilities },
+  { header: 'last seen', value: n => ago(n.heartbeatAgeMs), right: true }
+]
+
+const getCommand: Command = {
+  name: 'get',
+  summary: 'One node, by peer id, name or unique id prefix.',
+  usage: 'nodes get ID|NAME',
+  async run (ctx, args) {
+    const [id] = requirePositionals(args, ['ID|NAME'])
+    const n = await ctx.client.get<NodeEntry>(`/nodes/${encodeURIComponent(id as string)}`, ctx.signal)
+    printObject(ctx.out, ctx.format, [
+      ['id', n.id],
+      ['name', n.name],
+      ['state', n.state],
+      ['drain', n.drain],
+      ['version', n.version],
+      ['addrs', n.addrs],
+      ['region', n.region],
+      ['labels', n.labels],
+      ['capabilities', n.capabilities],
+      ['gpus', n.gpus.map(g => `${g.index}:${g.name} (${g.memoryTotalMiB}MiB)`)],
+      ['load', n.load === null ? null : `cpu ${Math.round(n.load.cpu * 100)}%, mem free ${n.load.memFreeMiB}/${n.load.memTotalMiB}MiB, running ${n.load.running}, queued ${n.load.queued}, free slots ${n.load.freeSlots}, free gpus ${n.load.freeGpus}/${n.load.gpus}`],
+      ['incarnation', n.incarnation],
+      ['last seen', n.lastSeen === null ? null : `${n.lastSeen} (${ago(n.heartbeatAgeMs)} ago)`]
+    ], n)
+    return 0
+  }
+}
+
+export const nodesCommand: Command = {
+  name: 'nodes',
+  summary: 'Every known node with its state (alive, suspect, dead, left), load, labels and capabilities.',
+  usage: 'nodes [--state STATE] | nodes get ID|NAME',
+  options: { state: { type: 'string' } },
+  optionHelp: { state: `only nodes in this state (${MEMBER_STATES.join(', ')})` },
+  subcommands: [getCommand],
+  async run (ctx, args) {
+    requirePositionals(args, [])
+    const state = args.values.state
+    if (typeof state === 'string' && !(MEMBER_STATES as readonly string[]).includes(state)) throw new UsageError(`--state must be one of ${MEMBER_STATES.join(', ')}`)
+    const nodes = await ctx.client.get<NodeEntry[]>(typeof state === 'string' ? `/nodes?state=${state}` : '/nodes', ctx.signal)
+    printList(ctx.out, ctx.format, nodes, columns)
+    return 0
+  }
+}

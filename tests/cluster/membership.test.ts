@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Cluster, Gridd, waitFor } from '../helpers/cluster.ts'
+
+describe('membership - real daemons on 127.0.0.1', () => {
+  let c: Cluster
+
+  beforeAll(async () => {
+    c = await Cluster.start(4)
+  })
+  afterAll(async () => { await c?.destroy() })
+
+  it('shows every node to nodes that know only one peer', async () => {
+    await c.converged()
+    for (const n of c.nodes) {
+      const nodes = await n.nodes()
+      expect(nodes.map(x => x.name).sort()).toEqual(['n1', 'n2', 'n3', 'n4'])
+      const self = nodes.find(x => x.self)
+      expect(self?.id).toBe(n.id)
+      expect(self?.addrs.every(a => a.endsWith(`/p2p/${n.id}`))).toBe(true)
+      for (const x of nodes) expect(x.load?.cpus).toBeGreaterThan(0)
+    }
+  })
+
+  it('notices a kill -9 on every other node', async () => {
+    const victim = c.node('n4')
+    await victim.kill()
+    await c.allSee('n4', 'dead', { timeoutMs: 30_000 })
+    const h = (await c.node('n1').health()).find(x => x.name === 'n4')
+    expect(h?.connected).toBe(false)
+    expect(h?.history.at(-1)?.state).toBe('dead')
+  })
+
+  it('keeps the peer id across a restart and sees the node alive again', async () => {
+    const victim = c.node('n4')
+    const before = victim.id
+    await victim.start()
+    expect(victim.id).toBe(before)
+    await c.converged()
+  })
+
+  it('notices a frozen node (SIGSTOP) and sees it alive again after SIGCONT', async () => {
+    const frozen = c.node('n3')
+    frozen.signal('SIGSTOP')
+    try {
+      await c.allSee('n3', 'dead', { timeoutMs: 40_000, except: ['n3'] })
+      const n1 = (await c.node('n1').health()).find(x => x.name === 'n3')
+      expect(n1?.history.map(h => h.state)).toContain('suspect')
+    } finally {
+      frozen.signal('SIGCONT')
+    }
+    await c.converged()
+  })
+
+  it('shows a node stopped with SIGTERM as left, and it exits 0', async () => {
+    const leaving = c.node('n2')
+    leaving.signal('SIGTERM')
+    const exit = await leaving.waitExit()
+    expect(exit.code).toBe(0)
+    await c.allSee('n2', 'left', { timeoutMs: 20_000 })
+    const h = (await c.node('n1').health()).find(x => x.name === 'n2')
+    expect(h?.history.at(-1)?.reason).toBe('announced it is leaving')
+    expect(leaving.log()).toContain('stopping: leaving the cluster gracefully')
+  })
+
+  it('lets a node join through any member, not only the first', async () => {
+    const late = await c.add('n5', { bootstrap: [c.node('n3').addrs[0] as string] })
+    await waitFor('n5 to see n1 and n4 alive', async () => {
+      const s = await late.states()
+      return s.n1 === 'alive' && s.n4 === 'alive' && s.n3 === 'alive'
+    })
+    await c.allSee('n5', 'alive')
+  })
+})
+
+describe('membership - join through gridctl', () => {
+  let c: Cluster
+  let loner: Gridd | undefined
+  afterAll(async () => { await c?.destroy() })
+
+  it('connects a node started without bootstrap addresses', async () => {
+    c = await Cluster.start(2)
+    loner = await c.add('loner', { bootstrap: [] })
+    await waitFor('the loner to be alone', async () => (await loner?.nodes())?.length === 1)
+    const r = await loner.ctl(['join', c.node('n1').addrs[0] as string, '-o', 'json'])
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.stdout).connected).toEqual([c.node('n1').id])
+    await c.converged()
+    const bad = await loner.ctl(['join', '/ip4/127.0.0.1/tcp/1'])
+    expect(bad.code).toBe(1)
+    expect(bad.stdout).toMatch(/failed: connection refused/)
+  })
+})

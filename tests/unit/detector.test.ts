@@ -1,0 +1,121 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import type { Heartbeat } from '../../proto/index.ts'
+import { FailureDetector } from '../../src/membership/detector.ts'
+
+const LOAD = { cpu: 0, cpus: 2, memTotalMiB: 1000, memFreeMiB: 500, running: 0, queued: 0, freeSlots: 2, gpus: 0, freeGpus: 0, gpuUtilizationPercent: 0, gpuMemoryUsedMiB: 0, gpuMemoryTotalMiB: 0 }
+
+function hb (id: string, inc: number, seq: number, state: Heartbeat['state'] = 'alive'): Heartbeat {
+  return { t: 'hb', id, name: id, inc, seq, state, load: LOAD, ver: '1', ts: Date.now() }
+}
+
+describe('membership - failure detector', () => {
+  let d: FailureDetector
+  beforeEach(() => {
+    vi.useFakeTimers()
+    vi.setSystemTime(1_000_000)
+    d = new FailureDetector('self', { heartbeatIntervalMs: 1000, suspectAfterMissed: 3, suspicionTimeoutMs: 4000 })
+  })
+  afterEach(() => { vi.useRealTimers() })
+
+  it('adds a peer as alive on its first heartbeat', () => {
+    const t = d.onHeartbeat(hb('a', 10, 1))
+    expect(t).toMatchObject({ id: 'a', from: null, to: 'alive' })
+    expect(d.state('a')).toBe('alive')
+  })
+
+  it('ignores heartbeats about itself', () => {
+    expect(d.onHeartbeat(hb('self', 1, 1))).toBeUndefined()
+    expect(d.list()).toHaveLength(0)
+  })
+
+  it('suspects a peer after the configured missed heartbeats, and not before', () => {
+    d.onHeartbeat(hb('a', 10, 1))
+    vi.advanceTimersByTime(2900)
+    expect(d.tick().suspected).toHaveLength(0)
+    vi.advanceTimersByTime(200)
+    const { suspected } = d.tick()
+    expect(suspected).toMatchObject([{ id: 'a', from: 'alive', to: 'suspect' }])
+    expect(suspected[0]?.reason).toMatch(/no heartbeat for 3\.1s/)
+  })
+
+  it('declares a suspect dead when the suspicion timeout passes without a refutation', () => {
+    d.onHeartbeat(hb('a', 10, 1))
+    d.suspect('a', 'probe failed')
+    vi.advanceTimersByTime(3900)
+    expect(d.tick().dead).toHaveLength(0)
+    vi.advanceTimersByTime(200)
+    expect(d.tick().dead).toMatchObject([{ id: 'a', to: 'dead' }])
+  })
+
+  it('keeps a slow but heartbeating peer alive', () => {
+    d.onHeartbeat(hb('a', 10, 1))
+    for (let seq = 2; seq < 30; seq++) {
+      vi.advanceTimersByTime(2500) // each heartbeat 2.5 s late: under the 3 s threshold
+      d.onHeartbeat(hb('a', 10, seq))
+      const r = d.tick()
+      expect(r.suspected).toHaveLength(0)
+      expect(r.dead).toHaveLength(0)
+    }
+    expect(d.state('a')).toBe('alive')
+  })
+
+  it('brings a suspect back on a fresh heartbeat, but not on a stale one', () => {
+    d.onHeartbeat(hb('a', 10, 5))
+    d.suspect('a', 'connection closed')
+    expect(d.onHeartbeat(hb('a', 10, 5))).toBeUndefined()
+    expect(d.onHeartbeat(hb('a', 9, 99))).toBeUndefined()
+    expect(d.state('a')).toBe('suspect')
+    expect(d.onHeartbeat(hb('a', 10, 6))).toMatchObject({ from: 'suspect', to: 'alive' })
+  })
+
+  it('accepts notices at or above the known incarnation only', () => {
+    d.onHeartbeat(hb('a', 10, 1))
+    d.onHeartbeat(hb('b', 10, 1))
+    expect(d.onNotice({ t: 'notice', kind: 'suspect', id: 'a', inc: 9, by: 'b' })).toBeUndefined()
+    expect(d.state('a')).toBe('alive')
+    expect(d.onNotice({ t: 'notice', kind: 'suspect', id: 'a', inc: 10, by: 'b' })).toMatchObject({ to: 'suspect', reason: 'suspected by b' })
+    expect(d.onNotice({ t: 'notice', kind: 'dead', id: 'a', inc: 10, by: 'b' })).toMatchObject({ from: 'suspect', to: 'dead' })
+  })
+
+  it('lets a refutation (higher incarnation) undo a death', () => {
+    d.onHeartbeat(hb('a', 10, 1))
+    d.onNotice({ t: 'notice', kind: 'dead', id: 'a', inc: 10, by: 'b' })
+    expect(d.state('a')).toBe('dead')
+    expect(d.onHeartbeat(hb('a', 11, 1))).toMatchObject({ from: 'dead', to: 'alive' })
+    // the old notice no longer applies
+    expect(d.onNotice({ t: 'notice', kind: 'dead', id: 'a', inc: 10, by: 'b' })).toBeUndefined()
+    expect(d.state('a')).toBe('alive')
+  })
+
+  it('asks for a refutation when a notice is about this node', () => {
+    expect(d.onNotice({ t: 'notice', kind: 'suspect', id: 'self', inc: 3, by: 'b' })).toBe('refute')
+  })
+
+  it('marks a peer left on its leave heartbeat and alive again when it restarts', () => {
+    d.onHeartbeat(hb('a', 10, 1))
+    expect(d.onHeartbeat(hb('a', 10, 2, 'left'))).toMatchObject({ to: 'left', reason: 'announced it is leaving' })
+    vi.advanceTimersByTime(60_000)
+    expect(d.tick()).toEqual({ suspected: [], dead: [] })
+    expect(d.onHeartbeat(hb('a', 70, 1))).toMatchObject({ from: 'left', to: 'alive' })
+  })
+
+  it('clears a suspicion when the peer answers a probe', () => {
+    d.onHeartbeat(hb('a', 10, 1))
+    d.suspect('a', 'missed heartbeats')
+    expect(d.onProbeSuccess('a', 0.4)).toMatchObject({ from: 'suspect', to: 'alive', reason: 'answered a probe' })
+    expect(d.get('a')?.rttMs).toBe(0.4)
+  })
+
+  it('keeps a bounded history of state changes, newest last', () => {
+    const small = new FailureDetector('self', { heartbeatIntervalMs: 1000, suspectAfterMissed: 3, suspicionTimeoutMs: 4000, historyLength: 3 })
+    small.onHeartbeat(hb('a', 1, 1))
+    for (let i = 0; i < 5; i++) {
+      small.suspect('a', `s${i}`)
+      small.onProbeSuccess('a', 1)
+    }
+    const h = small.get('a')?.history ?? []
+    expect(h).toHaveLength(3)
+    expect(h[2]).toMatchObject({ state: 'alive', reason: 'answered a probe' })
+    expect(h[1]).toMatchObject({ state: 'suspect', reason: 's4' })
+  })
+})
