@@ -45,7 +45,8 @@ export interface NodeEntry {
   region: string
   labels: Record<string, string>
   capabilities: string[]
-  gpus: GpuInfo[]
+  /** this node's GPUs with live use; other nodes' inventory from the registry (use is in `load`) */
+  gpus: Array<Pick<GpuInfo, 'index' | 'uuid' | 'name' | 'memoryTotalMiB'> & Partial<GpuInfo>>
   drain: boolean
   version: string | null
   incarnation: number
@@ -66,4 +67,18 @@ export interface HealthEntry {
   incarnation: number
   connected: boolean
   history: Array<{ state: MemberState, at: string, reason: string }>
+}
+
+export interface SessionEntry {
+  id: string
+  value: unknown
+  /** node id of the session's owner (where its warm state lives), or null */
+  owner: string | null
+  ownerName: string | null
+  createdAt: string
+  updatedAt: string
+  ttlMs: number | null
+  expiresAt: string | null
+  writer: string
+  worker?: unknown
 }

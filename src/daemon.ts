@@ -12,6 +12,7 @@ import type { Startable } from './interface/index.ts'
 import { Membership } from './membership/index.ts'
 import { Mesh, loadOrCreateIdentity, loadSwarmKey, type SwarmKey } from './mesh/index.ts'
 import { MetricsServer, createRegistry } from './metrics/index.ts'
+import { ForgottenNodes, NodeRegistry, SelfRegistration, Sessions, StateStore } from './state/index.ts'
 import { lockDataDir } from './util/index.ts'
 import { VERSION } from './version.ts'
 
@@ -36,6 +37,7 @@ export class Daemon {
     readonly mesh: Mesh,
     readonly membership: Membership,
     readonly resources: LocalResources,
+    readonly state: StateStore,
     readonly control: ControlServer,
     readonly metrics: MetricsServer,
     readonly swarmKey: SwarmKey | null,
@@ -75,6 +77,14 @@ export class Daemon {
         swarmKey,
         version: VERSION
       })
+      const state = new StateStore({ mesh, logger: logger.child({ component: 'state' }), registry }, {
+        cluster: config.cluster,
+        dataDir: config.dataDir
+      })
+      state.load()
+      const nodeRegistry = new NodeRegistry(state)
+      const sessions = new Sessions(state)
+      const forgotten = new ForgottenNodes(state)
       const membership = new Membership({
         mesh,
         logger: logger.child({ component: 'membership' }),
@@ -86,6 +96,24 @@ export class Daemon {
         version: VERSION,
         ...config.membership
       })
+      const selfRegistration = new SelfRegistration({ store: state, registry: nodeRegistry, forgotten, logger: logger.child({ component: 'registry' }) }, () => ({
+        name: config.name,
+        addrs: mesh.addrs(),
+        region: config.region,
+        labels: { ...config.labels },
+        capabilities: [...config.capabilities],
+        gpus: resources.gpus().map(g => ({ index: g.index, uuid: g.uuid, name: g.name, memoryTotalMiB: g.memoryTotalMiB })),
+        version: VERSION,
+        drain: membership.getSelfState() === 'draining'
+      }))
+      // the registry tells the mesh where every member lives; forgotten nodes leave the live view too
+      const learn = (id: string): void => {
+        const e = nodeRegistry.get(id)
+        if (e !== undefined && id !== mesh.peerId && e.value.leftAt === undefined) mesh.learn(id, e.value.addrs)
+      }
+      for (const id of nodeRegistry.list().keys()) learn(id)
+      state.on('change', e => { if (e.collection === 'registry' && !e.local) learn(e.key) })
+      state.on('writer:dropped', id => { membership.forget(id) })
       const metrics = new MetricsServer({ logger: logger.child({ component: 'metrics' }), registry }, config.metricsListen)
       const control = new ControlServer({ logger: logger.child({ component: 'control' }), registry }, { socket: config.socket })
 
@@ -93,11 +121,13 @@ export class Daemon {
       const parts: Part[] = [
         { name: 'resources', part: resources },
         { name: 'mesh', part: mesh },
+        { name: 'state', part: state },
         { name: 'membership', part: membership },
+        { name: 'registration', part: selfRegistration },
         { name: 'metrics', part: metrics },
         { name: 'control', part: control }
       ]
-      daemon = new Daemon(config, logger, registry, mesh, membership, resources, control, metrics, swarmKey, parts, lock.release)
+      daemon = new Daemon(config, logger, registry, mesh, membership, resources, state, control, metrics, swarmKey, parts, lock.release)
       for (const r of routes({
         config,
         version: VERSION,
@@ -105,6 +135,11 @@ export class Daemon {
         mesh,
         membership,
         resources,
+        state,
+        nodeRegistry,
+        sessions,
+        forgotten,
+        selfRegistration,
         swarmKeyFingerprint: swarmKey?.fingerprint ?? null,
         metricsStatus: () => metrics.status()
       })) control.add(r)

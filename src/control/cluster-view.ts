@@ -1,12 +1,22 @@
-/** Builds the node list the API shows: the live membership view joined with each node's static facts. */
+/**
+ * Builds the node list the API shows: each node's static facts from the replicated registry joined with the live
+ * membership view (state, load, last heartbeat). A node known only from the registry (not heard since this daemon
+ * started) is `left` if it left gracefully, `suspect` during the first heartbeats, and `dead` after that.
+ */
 import type { HealthEntry, NodeEntry } from '../../proto/index.ts'
-import { NotFoundError, type MemberView } from '../interface/index.ts'
+import { NotFoundError, type MemberState, type MemberView, type NodeId } from '../interface/index.ts'
 import type { ControlDeps } from './deps.ts'
 
 export function nodeEntries (deps: ControlDeps): NodeEntry[] {
   const now = Date.now()
+  const live = new Map(deps.membership.view().map(v => [v.id, v]))
+  const registered = deps.nodeRegistry.list()
+  const ids = new Set<NodeId>([...live.keys(), ...registered.keys()])
   const self = deps.mesh.peerId
-  return deps.membership.view().map(v => toEntry(deps, v, v.id === self, now))
+  const out: NodeEntry[] = []
+  for (const id of ids) out.push(toEntry(deps, id, live.get(id), id === self, now))
+  // this node first, then by name
+  return out.sort((a, b) => (a.self === b.self ? a.name.localeCompare(b.name) : a.self ? -1 : 1))
 }
 
 export function findNode (deps: ControlDeps, idOrName: string): NodeEntry {
@@ -16,11 +26,11 @@ export function findNode (deps: ControlDeps, idOrName: string): NodeEntry {
   const byName = all.filter(n => n.name === idOrName)
   if (byName.length === 1) return byName[0] as NodeEntry
   if (byName.length > 1) {
-    const live = byName.filter(n => n.state === 'alive' || n.state === 'suspect')
-    if (live.length === 1) return live[0] as NodeEntry
+    const alive = byName.filter(n => n.state === 'alive' || n.state === 'suspect')
+    if (alive.length === 1) return alive[0] as NodeEntry
     throw new NotFoundError(`${byName.length} nodes are named ${idOrName}; use a peer id: ${byName.map(n => n.id).join(', ')}`)
   }
-  const prefix = all.filter(n => n.id.startsWith(idOrName) && idOrName.length >= 6)
+  const prefix = idOrName.length >= 6 ? all.filter(n => n.id.startsWith(idOrName)) : []
   if (prefix.length === 1) return prefix[0] as NodeEntry
   throw new NotFoundError(`no node with id or name ${idOrName}`)
 }
@@ -41,23 +51,28 @@ export function healthEntries (deps: ControlDeps): HealthEntry[] {
   }))
 }
 
-function toEntry (deps: ControlDeps, v: MemberView, self: boolean, now: number): NodeEntry {
+function toEntry (deps: ControlDeps, id: NodeId, m: MemberView | undefined, self: boolean, now: number): NodeEntry {
+  const r = deps.nodeRegistry.get(id)?.value
   const c = deps.config
+  let state: MemberState
+  if (m !== undefined) state = m.state
+  else if (r?.leftAt !== undefined) state = 'left'
+  else state = now - deps.startedAt < c.membership.heartbeatIntervalMs * c.membership.suspectAfterMissed * 2 ? 'suspect' : 'dead'
   return {
-    id: v.id,
-    name: v.name,
-    state: v.state,
+    id,
+    name: r?.name ?? m?.name ?? id,
+    state,
     self,
-    addrs: self ? deps.mesh.addrs() : [],
-    region: self ? c.region : '',
-    labels: self ? { ...c.labels } : {},
-    capabilities: self ? [...c.capabilities] : [],
-    gpus: self ? deps.resources.gpus() : [],
-    drain: v.selfState === 'draining',
-    version: v.version ?? null,
-    incarnation: v.incarnation,
-    load: v.load ?? null,
-    lastSeen: v.lastSeen > 0 ? new Date(v.lastSeen).toISOString() : null,
-    heartbeatAgeMs: v.lastSeen > 0 ? now - v.lastSeen : null
+    addrs: self ? deps.mesh.addrs() : (r?.addrs ?? []),
+    region: self ? c.region : (r?.region ?? ''),
+    labels: self ? { ...c.labels } : (r?.labels ?? {}),
+    capabilities: self ? [...c.capabilities] : (r?.capabilities ?? []),
+    gpus: self ? deps.resources.gpus() : (r?.gpus ?? []),
+    drain: r?.drain ?? m?.selfState === 'draining',
+    version: m?.version ?? r?.version ?? null,
+    incarnation: m?.incarnation ?? 0,
+    load: m?.load ?? null,
+    lastSeen: m !== undefined && m.lastSeen > 0 ? new Date(m.lastSeen).toISOString() : null,
+    heartbeatAgeMs: m !== undefined && m.lastSeen > 0 ? now - m.lastSeen : null
   }
 }

@@ -2,6 +2,7 @@ import type { GridConfig } from '../config/index.ts'
 import type { LocalResources } from '../executor/index.ts'
 import type { Membership } from '../membership/index.ts'
 import type { Mesh } from '../mesh/index.ts'
+import type { ForgottenNodes, NodeRegistry, SelfRegistration, Sessions, StateStore } from '../state/index.ts'
 
 /** What the endpoints use, handed over by the composition root. */
 export interface ControlDeps {
@@ -11,6 +12,11 @@ export interface ControlDeps {
   mesh: Mesh
   membership: Membership
   resources: LocalResources
+  state: StateStore
+  nodeRegistry: NodeRegistry
+  sessions: Sessions
+  forgotten: ForgottenNodes
+  selfRegistration: SelfRegistration
   swarmKeyFingerprint: string | null
   metricsStatus: () => { enabled: boolean, listen: string | null, error: string | null }
 }

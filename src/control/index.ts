@@ -5,9 +5,11 @@
  * to HTTP statuses. It must not hold cluster logic of its own: handlers call the modules through their interfaces.
  */
 import type { ControlDeps } from './deps.ts'
+import { forgetNodeRoute } from './routes/forget.ts'
 import { healthRoute } from './routes/health.ts'
 import { joinRoute } from './routes/join.ts'
 import { getNodeRoute, listNodesRoute } from './routes/nodes.ts'
+import { sessionRoutes } from './routes/sessions.ts'
 import { statusRoute } from './routes/status.ts'
 import type { Route } from './server.ts'
 
@@ -19,7 +21,9 @@ export function routes (deps: ControlDeps): Route[] {
     statusRoute(deps),
     listNodesRoute(deps),
     getNodeRoute(deps),
+    forgetNodeRoute(deps),
     healthRoute(deps),
-    joinRoute(deps)
+    joinRoute(deps),
+    ...sessionRoutes(deps)
   ]
 }

@@ -3,6 +3,7 @@ import { healthCommand } from './health.ts'
 import { joinCommand } from './join.ts'
 import { keygenCommand } from './keygen.ts'
 import { nodesCommand } from './nodes.ts'
+import { sessionsCommand } from './sessions.ts'
 import { statusCommand } from './status.ts'
 
 /** Every gridctl command, in the order `gridctl --help` lists them. */
@@ -10,6 +11,7 @@ export const COMMANDS: Command[] = [
   statusCommand,
   nodesCommand,
   healthCommand,
+  sessionsCommand,
   joinCommand,
   keygenCommand
 ]

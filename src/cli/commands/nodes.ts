@@ -43,13 +43,25 @@ const getCommand: Command = {
   }
 }
 
+const forgetCommand: Command = {
+  name: 'forget',
+  summary: 'Removes a dead or departed node from the cluster\'s records on every node.',
+  usage: 'nodes forget ID|NAME',
+  async run (ctx, args) {
+    const [id] = requirePositionals(args, ['ID|NAME'])
+    const r = await ctx.client.delete<{ id: string, name: string, forgotten: boolean }>(`/nodes/${encodeURIComponent(id as string)}`, ctx.signal)
+    printObject(ctx.out, ctx.format, [['id', r.id], ['name', r.name], ['forgotten', r.forgotten]], r)
+    return 0
+  }
+}
+
 export const nodesCommand: Command = {
   name: 'nodes',
   summary: 'Every known node with its state (alive, suspect, dead, left), load, labels and capabilities.',
-  usage: 'nodes [--state STATE] | nodes get ID|NAME',
+  usage: 'nodes [--state STATE] | nodes get ID|NAME | nodes forget ID|NAME',
   options: { state: { type: 'string' } },
   optionHelp: { state: `only nodes in this state (${MEMBER_STATES.join(', ')})` },
-  subcommands: [getCommand],
+  subcommands: [getCommand, forgetCommand],
   async run (ctx, args) {
     requirePositionals(args, [])
     const state = args.values.state

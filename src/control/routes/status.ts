@@ -1,5 +1,6 @@
 import type { StatusResponse } from '../../../proto/index.ts'
 import { MEMBER_STATES, type MemberState } from '../../interface/index.ts'
+import { nodeEntries } from '../cluster-view.ts'
 import type { ControlDeps } from '../deps.ts'
 import type { Route } from '../server.ts'
 
@@ -9,7 +10,7 @@ export function statusRoute (deps: ControlDeps): Route {
     method: 'GET',
     path: '/status',
     handler: () => {
-      const view = deps.membership.view()
+      const view = nodeEntries(deps)
       const counts = Object.fromEntries(MEMBER_STATES.map(s => [s, 0])) as Record<MemberState, number>
       for (const v of view) counts[v.state]++
       const c = deps.config

@@ -1,0 +1,104 @@
+/**
+ * Replicated state on the wire: Yjs updates of per-writer documents (gossip), state-vector catch-up (RPC), and the
+ * shapes of the entries those documents hold.
+ *
+ * Every node writes only its own document (one per writer, in generations); entries are `{v, h, d?, x?}`: the value,
+ * its hybrid-logical-clock stamp `[ms, counter]`, a deletion mark, an expiry time.
+ */
+import Type, { type Static } from 'typebox'
+import { LoadSchema } from './membership.ts'
+import { method } from './rpc.ts'
+import { validator } from './validate.ts'
+
+const NodeId = Type.String({ minLength: 1, maxLength: 128 })
+const Gen = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
+const Bytes = Type.Refine(Type.Unsafe<Uint8Array>({}), (v: unknown) => v instanceof Uint8Array)
+const Ms = Type.Number({ minimum: 0 })
+
+/** The collections every writer document holds, as top-level Y.Maps. */
+export const COLLECTIONS = ['registry', 'sessions', 'tasks', 'forgotten'] as const
+export type CollectionName = typeof COLLECTIONS[number]
+
+/** Gossip on the state topic: one writer's Yjs update (only the writer itself publishes its document's updates). */
+export const StateGossipSchema = Type.Object({
+  w: NodeId,
+  g: Gen,
+  u: Bytes
+})
+export type StateGossip = Static<typeof StateGossipSchema>
+
+/** One writer document as a peer holds it: generation and Yjs state vector. */
+export const DocSummarySchema = Type.Object({ g: Gen, sv: Bytes })
+export type DocSummary = Static<typeof DocSummarySchema>
+
+/** RPC `state.sync`: "here is what I hold; send what I lack" (y-protocols' step 1; the answer is step 2). */
+export const SyncRequestSchema = Type.Object({
+  docs: Type.Record(Type.String(), DocSummarySchema),
+  /** answer with at most this many bytes of updates; `more` says to ask again */
+  maxBytes: Type.Optional(Type.Integer({ minimum: 1024 }))
+})
+export const SyncResponseSchema = Type.Object({
+  updates: Type.Array(Type.Object({ w: NodeId, g: Gen, u: Bytes })),
+  /** the generation the responder holds of every writer document */
+  gens: Type.Record(Type.String(), Gen),
+  more: Type.Boolean()
+})
+export type SyncResponse = Static<typeof SyncResponseSchema>
+export const StateSync = method('state.sync', SyncRequestSchema, SyncResponseSchema)
+
+/** The envelope of every entry in a writer document's maps. */
+export const EntrySchema = Type.Object({
+  v: Type.Unknown(),
+  h: Type.Tuple([Ms, Type.Integer({ minimum: 0 })]),
+  d: Type.Optional(Type.Literal(1)),
+  x: Type.Optional(Ms)
+})
+export type Entry = Static<typeof EntrySchema>
+export const entry = validator(EntrySchema)
+
+const Labels = Type.Record(Type.String({ maxLength: 63 }), Type.String({ maxLength: 128 }))
+
+/** A node's static facts: the registry entry it writes about itself. */
+export const RegistryValueSchema = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 63 }),
+  addrs: Type.Array(Type.String({ maxLength: 512 }), { maxItems: 64 }),
+  region: Type.String({ maxLength: 63 }),
+  labels: Labels,
+  capabilities: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 128 }),
+  gpus: Type.Array(Type.Object({
+    index: Type.Integer({ minimum: 0 }),
+    uuid: Type.String({ maxLength: 128 }),
+    name: Type.String({ maxLength: 128 }),
+    memoryTotalMiB: Type.Number({ minimum: 0 })
+  }), { maxItems: 64 }),
+  version: Type.String({ maxLength: 32 }),
+  drain: Type.Boolean(),
+  joinedAt: Ms,
+  updatedAt: Ms,
+  /** set by a graceful stop */
+  leftAt: Type.Optional(Ms)
+})
+export type RegistryValue = Static<typeof RegistryValueSchema>
+export const registryValue = validator(RegistryValueSchema)
+
+/** Largest session value, as JSON text. */
+export const SESSION_VALUE_MAX_BYTES = 64 * 1024
+
+export const SessionValueSchema = Type.Object({
+  value: Type.Unknown(),
+  owner: Type.Union([NodeId, Type.Null()]),
+  createdAt: Ms,
+  updatedAt: Ms,
+  /** ms; null for no expiry */
+  ttlMs: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
+  /** details a warm worker's node adds (issue: warm workers) */
+  worker: Type.Optional(Type.Unknown())
+})
+export type SessionValue = Static<typeof SessionValueSchema>
+export const sessionValue = validator(SessionValueSchema)
+
+/** "Forget node X": node X's documents are dropped everywhere unless X writes again after this. */
+export const ForgetValueSchema = Type.Object({ at: Ms, by: NodeId })
+export const forgetValue = validator(ForgetValueSchema)
+
+export { LoadSchema }
