@@ -130,6 +130,7 @@ export class Daemon {
       daemon = new Daemon(config, logger, registry, mesh, membership, resources, state, control, metrics, swarmKey, parts, lock.release)
       for (const r of routes({
         config,
+        registry,
         version: VERSION,
         startedAt: daemon.startedAt,
         mesh,

@@ -1,3 +1,4 @@
+import type { Registry } from 'prom-client'
 import type { GridConfig } from '../config/index.ts'
 import type { LocalResources } from '../executor/index.ts'
 import type { Membership } from '../membership/index.ts'
@@ -7,6 +8,7 @@ import type { ForgottenNodes, NodeRegistry, SelfRegistration, Sessions, StateSto
 /** What the endpoints use, handed over by the composition root. */
 export interface ControlDeps {
   config: GridConfig
+  registry: Registry
   version: string
   startedAt: number
   mesh: Mesh

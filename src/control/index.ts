@@ -8,6 +8,7 @@ import type { ControlDeps } from './deps.ts'
 import { forgetNodeRoute } from './routes/forget.ts'
 import { healthRoute } from './routes/health.ts'
 import { joinRoute } from './routes/join.ts'
+import { metricsRoute } from './routes/metrics.ts'
 import { getNodeRoute, listNodesRoute } from './routes/nodes.ts'
 import { sessionRoutes } from './routes/sessions.ts'
 import { statusRoute } from './routes/status.ts'
@@ -24,6 +25,7 @@ export function routes (deps: ControlDeps): Route[] {
     forgetNodeRoute(deps),
     healthRoute(deps),
     joinRoute(deps),
+    metricsRoute(deps.registry),
     ...sessionRoutes(deps)
   ]
 }

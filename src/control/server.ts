@@ -27,6 +27,7 @@ export interface ApiRequest {
 /** A handler answers with a JSON value, or with an async stream of values sent as NDJSON. */
 export type ApiResult =
   | { status?: number, json: unknown }
+  | { status?: number, text: string, contentType: string }
   | { status?: number, stream: AsyncIterable<unknown> }
 
 export type ApiHandler = (req: ApiRequest) => Promise<ApiResult> | ApiResult
@@ -131,6 +132,9 @@ export class ControlServer implements Startable {
       })
       if ('json' in result) {
         sendJson(res, result.status ?? 200, result.json)
+      } else if ('text' in result) {
+        res.writeHead(result.status ?? 200, { 'content-type': result.contentType, 'content-length': Buffer.byteLength(result.text) })
+        res.end(result.text)
       } else {
         await sendStream(res, result.status ?? 200, result.stream, ctrl.signal)
       }

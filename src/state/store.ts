@@ -491,7 +491,7 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
   }
 
   /** Removes what this node's own document no longer needs, and starts a new generation when tombstones pile up. */
-  private async maintain (): Promise<void> {
+  async maintain (): Promise<void> {
     const now = Date.now()
     const own = this.own
     const minAge = this.init.tombstoneMinAgeMs ?? 60_000

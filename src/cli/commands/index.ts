@@ -2,6 +2,7 @@ import type { Command } from '../command.ts'
 import { healthCommand } from './health.ts'
 import { joinCommand } from './join.ts'
 import { keygenCommand } from './keygen.ts'
+import { metricsCommand } from './metrics.ts'
 import { nodesCommand } from './nodes.ts'
 import { sessionsCommand } from './sessions.ts'
 import { statusCommand } from './status.ts'
@@ -13,5 +14,6 @@ export const COMMANDS: Command[] = [
   healthCommand,
   sessionsCommand,
   joinCommand,
+  metricsCommand,
   keygenCommand
 ]

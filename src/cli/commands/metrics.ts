@@ -1,0 +1,25 @@
+import { request } from 'node:http'
+import { API_PREFIX } from '../../../proto/index.ts'
+import { DaemonUnreachableError } from '../../interface/index.ts'
+import { requirePositionals, type Command } from '../command.ts'
+
+export const metricsCommand: Command = {
+  name: 'metrics',
+  summary: 'Prints this node\'s Prometheus metrics (text exposition format).',
+  usage: 'metrics',
+  async run (ctx, args) {
+    requirePositionals(args, [])
+    const text = await new Promise<string>((resolve, reject) => {
+      const req = request({ socketPath: ctx.client.opts.socket, path: `${API_PREFIX}/metrics`, signal: ctx.signal }, res => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => { resolve(Buffer.concat(chunks).toString('utf8')) })
+        res.on('error', reject)
+      })
+      req.on('error', err => { reject(new DaemonUnreachableError(`cannot reach gridd at ${ctx.client.opts.socket}: ${err.message}`, { cause: err })) })
+      req.end()
+    })
+    ctx.out.write(text)
+    return 0
+  }
+}

@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import * as Y from 'yjs'
+import { heartbeatTopic, stateTopic, type SessionEntry } from '../../proto/index.ts'
+import { Cluster, waitFor } from '../helpers/cluster.ts'
+import { Rogue, metricValue } from '../helpers/rogue.ts'
+
+function yUpdate (build: (doc: Y.Doc) => void): Uint8Array {
+  const doc = new Y.Doc()
+  build(doc)
+  return Y.encodeStateAsUpdate(doc)
+}
+
+describe('a member that sends garbage is dropped, and the daemons run on', () => {
+  let c: Cluster
+  let rogue: Rogue
+  const metrics = async (name: string): Promise<string> => await (await fetchMetrics(c.node(name).socket))
+
+  beforeAll(async () => {
+    c = await Cluster.start(2)
+    await c.converged()
+    rogue = await Rogue.start(c.swarmKey)
+    // the rogue answers catch-up requests with broken updates
+    await rogue.answerRpc('state.sync', { updates: [{ w: 'x', g: 0, u: new Uint8Array([9, 9, 9, 9]) }], gens: {}, more: false })
+    rogue.subscribe(stateTopic('grid'))
+    rogue.subscribe(heartbeatTopic('grid'))
+    await rogue.connect(c.node('n1').addrs[0] as string)
+    await waitFor('the rogue to be in n1\'s state topic mesh', () => rogue.hasTopicPeers(stateTopic('grid')) && rogue.hasTopicPeers(heartbeatTopic('grid')))
+  })
+  afterAll(async () => { await rogue?.stop(); await c?.destroy() })
+
+  it('drops malformed state gossip without forwarding it', async () => {
+    const topic = stateTopic('grid')
+    await rogue.publishRaw(topic, new Uint8Array([0xc1, 0xc1, 0xc1]))
+    await rogue.publish(topic, { w: 1, g: 'x' })
+    await rogue.publish(topic, { w: c.node('n2').id, g: 0, u: yUpdate(d => d.getMap('sessions').set('spoof', { v: 1, h: [1, 0] })) })
+    await rogue.publish(topic, { w: rogue.id, g: 0, u: new Uint8Array([1, 2, 3, 250, 251, 252]) })
+    await rogue.publish(topic, { w: rogue.id, g: 0, u: yUpdate(d => d.getText('evil').insert(0, 'x')) })
+    await rogue.publish(topic, { w: rogue.id, g: 0, u: yUpdate(d => d.getMap('sessions').set('nested', new Y.Map())) })
+    await rogue.publish(topic, { w: rogue.id, g: 0, u: yUpdate(d => d.getMap('sessions').set('no-stamp', { v: 'x' })) })
+    await waitFor('n1 to count the rejections', async () => {
+      const t = await metrics('n1')
+      return ['undecodable', 'malformed', 'not-writer'].every(r => metricValue(t, 'grid_state_updates_rejected_total', { reason: r }) >= 1) &&
+        metricValue(t, 'grid_state_updates_rejected_total', { reason: 'bad-update' }) >= 4
+    })
+    expect(metricValue(await metrics('n2'), 'grid_state_updates_rejected_total')).toBe(0)
+    const sessions = await c.node('n1').api.get<SessionEntry[]>('/sessions')
+    expect(sessions.map(s => s.id)).not.toContain('spoof')
+    expect(c.node('n1').logEvents().some(e => e.msg === 'dropped an invalid state update from a peer (logged once a minute per peer)')).toBe(true)
+  })
+
+  it('drops a peer\'s broken catch-up answers', async () => {
+    await waitFor('n1 to reject the rogue\'s sync answer', async () => metricValue(await metrics('n1'), 'grid_state_updates_rejected_total', { reason: 'bad-update' }) >= 5)
+  })
+
+  it('drops forged heartbeats', async () => {
+    const load = { cpu: 0, cpus: 1, memTotalMiB: 1, memFreeMiB: 1, running: 0, queued: 0, freeSlots: 1, gpus: 0, freeGpus: 0, gpuUtilizationPercent: 0, gpuMemoryUsedMiB: 0, gpuMemoryTotalMiB: 0 }
+    await rogue.publish(heartbeatTopic('grid'), { t: 'hb', id: c.node('n2').id, name: 'n2', inc: 1, seq: 1, state: 'left', load, ver: 'x', ts: 0 })
+    await rogue.publish(heartbeatTopic('grid'), { t: 'notice', kind: 'dead', id: c.node('n2').id, inc: 1e12, by: c.node('n2').id })
+    await rogue.publish(heartbeatTopic('grid'), { t: 'hb', id: rogue.id, name: 'x'.repeat(500) })
+    await waitFor('n1 to count them', async () => metricValue(await metrics('n1'), 'grid_membership_invalid_messages_total') >= 3)
+    expect((await c.node('n1').states()).n2).toBe('alive')
+  })
+
+  it('resets a stream that carries garbage frames, and answers bad requests with typed errors', async () => {
+    const id = c.node('n1').id
+    expect(await rogue.rpcGarbage(id, new Uint8Array([5, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1]))).toMatch(/reset|closed/)
+    // a length prefix of 100 MB: over the frame limit
+    expect(await rogue.rpcGarbage(id, new Uint8Array([0x80, 0xc2, 0xd7, 0x2f, 1, 2, 3]))).toMatch(/reset|closed/)
+    expect(await rogue.rpcRequest(id, 'no.such.method', {})).toMatchObject({ t: 'e', e: { code: 'NOT_FOUND' } })
+    expect(await rogue.rpcRequest(id, 'member.probe', { target: 5 })).toMatchObject({ t: 'e', e: { code: 'PROTOCOL' } })
+    expect(metricValue(await metrics('n1'), 'grid_mesh_rpc_invalid_frames_total')).toBeGreaterThanOrEqual(2)
+  })
+
+  it('keeps working for everyone else', async () => {
+    await c.node('n1').api.put('/sessions/after-garbage', { value: 'ok' })
+    await waitFor('n2 to see the write', async () => (await c.node('n2').api.get<SessionEntry[]>('/sessions')).some(s => s.id === 'after-garbage'))
+    for (const n of c.nodes) {
+      expect(n.exited).toBe(false)
+      expect((await n.states()).n1).toBe('alive')
+      expect((await n.states()).n2).toBe('alive')
+    }
+  })
+})
+
+async function fetchMetrics (socket: string): Promise<string> {
+  const { request } = await import('node:http')
+  return await new Promise((resolve, reject) => {
+    request({ socketPath: socket, path: '/v1/metrics' }, res => {
+      let body = ''
+      res.on('data', d => { body += String(d) })
+      res.on('end', () => { resolve(body) })
+    }).on('error', reject).end()
+  })
+}

@@ -1,0 +1,112 @@
+/**
+ * A misbehaving cluster member for tests: a real libp2p node built like gridd's (same swarm key, same protocols)
+ * that publishes malformed gossip and writes garbage frames, to show a daemon drops them and runs on.
+ */
+import { readFileSync } from 'node:fs'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { Stream } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
+import { RPC_PROTOCOL, encode, encodeFrame, parseSwarmKey } from '../../proto/index.ts'
+import { createMeshNode, type MeshLibp2p } from '../../src/mesh/node.ts'
+
+export class Rogue {
+  private constructor (readonly node: MeshLibp2p) {}
+
+  get id (): string { return this.node.peerId.toString() }
+
+  static async start (swarmKeyPath: string): Promise<Rogue> {
+    const { psk } = parseSwarmKey(readFileSync(swarmKeyPath), swarmKeyPath)
+    const node = await createMeshNode({
+      privateKey: await generateKeyPair('Ed25519'),
+      psk,
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      announce: [],
+      maxConnections: 20,
+      version: 'rogue',
+      onUpgradeFailure: () => {}
+    })
+    await node.start()
+    return new Rogue(node)
+  }
+
+  async connect (addr: string): Promise<void> {
+    await this.node.dial(multiaddr(addr))
+  }
+
+  subscribe (topic: string): void {
+    this.node.services.pubsub.subscribe(topic)
+  }
+
+  /** Waits until some peer of ours is subscribed to the topic (gossip would otherwise go nowhere). */
+  hasTopicPeers (topic: string): boolean {
+    return this.node.services.pubsub.getSubscribers(topic).length > 0
+  }
+
+  async publishRaw (topic: string, data: Uint8Array): Promise<void> {
+    await this.node.services.pubsub.publish(topic, data)
+  }
+
+  async publish (topic: string, value: unknown): Promise<void> {
+    await this.publishRaw(topic, encode(value))
+  }
+
+  /** Opens an RPC stream to a peer and writes raw bytes; resolves with how the stream ended. */
+  async rpcGarbage (peer: string, bytes: Uint8Array): Promise<string> {
+    const stream = await this.node.dialProtocol(this.peerIdOf(peer), RPC_PROTOCOL)
+    return await new Promise(resolve => {
+      stream.addEventListener('close', evt => { resolve(evt.error === undefined ? 'closed' : `reset: ${evt.error.message}`) })
+      stream.send(bytes)
+      setTimeout(() => { resolve(`still ${stream.status}`) }, 5_000)
+    })
+  }
+
+  /** Sends one RPC request frame and returns the first frame that comes back. */
+  async rpcRequest (peer: string, m: string, d: unknown): Promise<unknown> {
+    const stream: Stream = await this.node.dialProtocol(this.peerIdOf(peer), RPC_PROTOCOL)
+    const { FrameDecoder } = await import('../../proto/index.ts')
+    const dec = new FrameDecoder(1 << 24)
+    return await new Promise((resolve, reject) => {
+      stream.addEventListener('message', evt => {
+        for (const f of dec.push(evt.data)) { resolve(f); return }
+      })
+      stream.addEventListener('close', evt => { reject(evt.error ?? new Error('closed')) })
+      stream.send(encodeFrame({ t: 'q', id: 1, m, d, dl: 5000 }, 1 << 24))
+    })
+  }
+
+  /** Answers every RPC request on the given method with `answer` (a peer that lies in catch-up). */
+  async answerRpc (m: string, answer: unknown): Promise<void> {
+    const { FrameDecoder } = await import('../../proto/index.ts')
+    await this.node.handle(RPC_PROTOCOL, stream => {
+      const dec = new FrameDecoder(1 << 24)
+      stream.addEventListener('message', evt => {
+        for (const f of dec.push(evt.data) as Iterable<{ t: string, id: number, m: string }>) {
+          if (f.t === 'q') stream.send(encodeFrame(f.m === m ? { t: 's', id: f.id, d: answer } : { t: 'e', id: f.id, e: { code: 'NOT_FOUND', message: 'no' } }, 1 << 24))
+        }
+      })
+    }, { force: true })
+  }
+
+  private peerIdOf (peer: string): ReturnType<typeof this.node.getPeers>[number] {
+    const p = this.node.getPeers().find(x => x.toString() === peer)
+    if (p === undefined) throw new Error(`rogue is not connected to ${peer}`)
+    return p
+  }
+
+  async stop (): Promise<void> {
+    await this.node.stop()
+  }
+}
+
+/** Reads one counter (summed over labels matching `labels`) from Prometheus text. */
+export function metricValue (text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue
+    const m = /^([a-z_]+)(\{[^}]*\})?\s+([0-9.eE+-]+)/.exec(line)
+    if (m === null || m[1] !== name) continue
+    const ls = m[2] ?? ''
+    if (Object.entries(labels).every(([k, v]) => ls.includes(`${k}="${v}"`))) sum += Number(m[3])
+  }
+  return sum
+}
