@@ -1,0 +1,21 @@
+// Builds self-contained single-file programs (no node_modules needed) for deployment:
+// dist/bundle/gridd.mjs and dist/bundle/gridctl.mjs. Usage: npm run bundle
+import { build } from 'esbuild'
+import { readFileSync, chmodSync } from 'node:fs'
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
+const common = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node22',
+  logLevel: 'warning',
+  define: { __GRID_VERSION__: JSON.stringify(pkg.version) },
+  // a few dependencies still use require(); give the ESM bundle one
+  banner: { js: "import { createRequire as __gridRequire } from 'node:module'; const require = __gridRequire(import.meta.url);" }
+}
+for (const [entry, out] of [['daemon/gridd.ts', 'dist/bundle/gridd.mjs'], ['src/cli/gridctl.ts', 'dist/bundle/gridctl.mjs']]) {
+  await build({ ...common, entryPoints: [entry], outfile: out })
+  chmodSync(out, 0o755)
+}
+console.log(`bundled grid ${pkg.version} into dist/bundle/`)
