@@ -16,7 +16,7 @@ export const RequestFrameSchema = Type.Object({
   m: Type.String({ minLength: 1, maxLength: 64 }),
   d: Type.Unknown(),
   /** deadline budget in ms: the receiver gives up after this long */
-  dl: Type.Integer({ minimum: 1, maximum: 86_400_000 })
+  dl: Type.Integer({ minimum: 1, maximum: 2_147_483_647 })
 })
 export const ResultFrameSchema = Type.Object({ t: Type.Literal('s'), id: Id, d: Type.Unknown() })
 export const ErrorFrameSchema = Type.Object({

@@ -8,11 +8,10 @@
 import Type, { type Static } from 'typebox'
 import { LoadSchema } from './membership.ts'
 import { method } from './rpc.ts'
-import { validator } from './validate.ts'
+import { Bytes, validator } from './validate.ts'
 
 const NodeId = Type.String({ minLength: 1, maxLength: 128 })
 const Gen = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
-const Bytes = Type.Refine(Type.Unsafe<Uint8Array>({}), (v: unknown) => v instanceof Uint8Array)
 const Ms = Type.Number({ minimum: 0 })
 
 /** The collections every writer document holds, as top-level Y.Maps. */
@@ -76,7 +75,9 @@ export const RegistryValueSchema = Type.Object({
   joinedAt: Ms,
   updatedAt: Ms,
   /** set by a graceful stop */
-  leftAt: Type.Optional(Ms)
+  leftAt: Type.Optional(Ms),
+  /** task types this node's configuration defines */
+  taskTypes: Type.Optional(Type.Array(Type.String({ maxLength: 63 }), { maxItems: 256 }))
 })
 export type RegistryValue = Static<typeof RegistryValueSchema>
 export const registryValue = validator(RegistryValueSchema)

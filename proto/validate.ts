@@ -1,5 +1,5 @@
 /** Runtime validators built from the TypeBox schemas, with one short message naming the first wrong fields. */
-import type { TSchema, Static } from 'typebox'
+import Type, { type TSchema, type Static } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { ProtocolError, InvalidArgumentError } from '../src/interface/index.ts'
 
@@ -52,3 +52,6 @@ export function validator<T extends TSchema> (schema: T): Validator<T> {
     }
   }
 }
+
+/** Binary data (msgpack decodes it as a Buffer, which is a Uint8Array). */
+export const Bytes = Type.Refine(Type.Unsafe<Uint8Array>({}), (v: unknown) => v instanceof Uint8Array)

@@ -7,12 +7,14 @@ import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import type { GridConfig } from './config/index.ts'
 import { ControlServer, routes } from './control/index.ts'
-import { LocalResources } from './executor/index.ts'
+import { availableParallelism, totalmem } from 'node:os'
+import { Executor, LocalResources } from './executor/index.ts'
 import type { Startable } from './interface/index.ts'
 import { Membership } from './membership/index.ts'
 import { Mesh, loadOrCreateIdentity, loadSwarmKey, type SwarmKey } from './mesh/index.ts'
 import { MetricsServer, createRegistry } from './metrics/index.ts'
 import { ForgottenNodes, NodeRegistry, SelfRegistration, Sessions, StateStore } from './state/index.ts'
+import { TaskService } from './tasks/index.ts'
 import { lockDataDir } from './util/index.ts'
 import { VERSION } from './version.ts'
 
@@ -96,6 +98,33 @@ export class Daemon {
         version: VERSION,
         ...config.membership
       })
+      const slots = config.executor.slots > 0 ? config.executor.slots : availableParallelism()
+      const executor = new Executor({ logger: logger.child({ component: 'executor' }), gpus: () => resources.gpus() }, {
+        nodeId: mesh.peerId,
+        nodeName: config.name,
+        slots,
+        memoryBytes: config.executor.memory > 0 ? config.executor.memory : totalmem(),
+        queueLimit: config.executor.queueLimit,
+        killGraceMs: config.executor.killGraceMs,
+        maxLogBytes: config.executor.maxLogBytes,
+        maxRetainedLogBytes: config.executor.retainedLogBytes,
+        taskTypes: Object.fromEntries(Object.entries(config.tasks).map(([k, v]) => [k, { command: v.command, ...(v.env === undefined ? {} : { env: v.env }), ...(v.cwd === undefined ? {} : { cwd: v.cwd }) }])),
+        baseEnv: process.env
+      })
+      resources.setUsageSource(() => {
+        const u = executor.usage()
+        return { running: u.running, queued: u.queued, slots, freeSlots: u.freeSlots, freeGpus: u.freeGpus }
+      })
+      const tasks = new TaskService({
+        mesh,
+        membership,
+        store: state,
+        nodeRegistry,
+        sessions,
+        executor,
+        logger: logger.child({ component: 'tasks' }),
+        registry
+      }, { nodeName: config.name, region: config.region, retentionMs: config.taskRetentionMs })
       const selfRegistration = new SelfRegistration({ store: state, registry: nodeRegistry, forgotten, logger: logger.child({ component: 'registry' }) }, () => ({
         name: config.name,
         addrs: mesh.addrs(),
@@ -104,7 +133,8 @@ export class Daemon {
         capabilities: [...config.capabilities],
         gpus: resources.gpus().map(g => ({ index: g.index, uuid: g.uuid, name: g.name, memoryTotalMiB: g.memoryTotalMiB })),
         version: VERSION,
-        drain: membership.getSelfState() === 'draining'
+        drain: membership.getSelfState() === 'draining',
+        taskTypes: Object.keys(config.tasks)
       }))
       // the registry tells the mesh where every member lives; forgotten nodes leave the live view too
       const learn = (id: string): void => {
@@ -123,6 +153,8 @@ export class Daemon {
         { name: 'mesh', part: mesh },
         { name: 'state', part: state },
         { name: 'membership', part: membership },
+        { name: 'executor', part: executor },
+        { name: 'tasks', part: tasks },
         { name: 'registration', part: selfRegistration },
         { name: 'metrics', part: metrics },
         { name: 'control', part: control }
@@ -141,6 +173,7 @@ export class Daemon {
         sessions,
         forgotten,
         selfRegistration,
+        tasks,
         swarmKeyFingerprint: swarmKey?.fingerprint ?? null,
         metricsStatus: () => metrics.status()
       })) control.add(r)

@@ -11,7 +11,7 @@ export interface Column<T> {
 }
 
 export interface Out {
-  write(text: string): void
+  write(text: string | Uint8Array): void
 }
 
 /** Prints rows; JSON prints `json` (the API's own objects) rather than the formatted columns. */

@@ -1,8 +1,8 @@
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import {
-  bool, capability, duration, int, labels, list, listenAddress, multiaddrString, nodeName, oneOf, str,
-  type FieldDef
+  bool, capability, duration, int, labels, list, listenAddress, multiaddrString, nodeName, oneOf, size, str, taskTypes,
+  type FieldDef, type TaskTypeDef
 } from './fields.ts'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -44,6 +44,20 @@ export interface GridConfig {
     dialConcurrency: number
     rendezvousIntervalMs: number
   }
+  executor: {
+    /** CPU slots handed to tasks; 0 means one per CPU */
+    slots: number
+    /** memory handed to tasks, bytes; 0 means all of the machine's */
+    memory: number
+    queueLimit: number
+    killGraceMs: number
+    maxLogBytes: number
+    retainedLogBytes: number
+  }
+  /** how long finished task records are kept */
+  taskRetentionMs: number
+  /** task types, by name */
+  tasks: Record<string, TaskTypeDef>
   /** The config file that was read, if any. */
   configFile: string | null
 }
@@ -83,7 +97,15 @@ export function defaults (): Record<string, unknown> {
     'membership.suspicionTimeout': '4s',
     'mesh.maxConnections': 200,
     'mesh.dialConcurrency': 4,
-    'mesh.rendezvousInterval': '10s'
+    'mesh.rendezvousInterval': '10s',
+    'executor.slots': 0,
+    'executor.memory': 0,
+    'executor.queueLimit': 1000,
+    'executor.killGrace': '10s',
+    'executor.maxLogBytes': '4MiB',
+    'executor.retainedLogBytes': '256MiB',
+    taskRetention: '24h',
+    tasks: {}
   }
 }
 
@@ -117,7 +139,15 @@ export const FIELDS: FieldDef[] = [
   { key: 'membership.suspicionTimeout', env: 'GRID_SUSPICION_TIMEOUT', convert: duration(100, 600_000), help: 'how long a suspect may refute before it is declared dead (default 4s)' },
   { key: 'mesh.maxConnections', env: 'GRID_MAX_CONNECTIONS', convert: int(4, 10_000), help: 'most open peer connections (default 200)' },
   { key: 'mesh.dialConcurrency', env: 'GRID_DIAL_CONCURRENCY', convert: int(1, 64), help: 'peers dialled at once when joining (default 4)' },
-  { key: 'mesh.rendezvousInterval', env: 'GRID_RENDEZVOUS_INTERVAL', convert: duration(1000, 3_600_000), help: 'how often the DHT is asked for other members (default 10s)' }
+  { key: 'mesh.rendezvousInterval', env: 'GRID_RENDEZVOUS_INTERVAL', convert: duration(1000, 3_600_000), help: 'how often the DHT is asked for other members (default 10s)' },
+  { key: 'executor.slots', env: 'GRID_SLOTS', flag: 'slots', convert: int(0, 100_000), help: 'CPU slots for tasks (default: one per CPU)' },
+  { key: 'executor.memory', env: 'GRID_TASK_MEMORY', flag: 'task-memory', convert: size(0, 2 ** 53), help: 'memory for tasks, as in 64GiB (default: all of the machine\'s)' },
+  { key: 'executor.queueLimit', env: 'GRID_QUEUE_LIMIT', convert: int(0, 1_000_000), help: 'tasks that may wait on this node for resources (default 1000)' },
+  { key: 'executor.killGrace', env: 'GRID_KILL_GRACE', convert: duration(0, 600_000), help: 'time between TERM and KILL when a task is stopped (default 10s)' },
+  { key: 'executor.maxLogBytes', env: 'GRID_MAX_LOG_BYTES', convert: size(1024, 2 ** 40), help: 'output kept per task (default 4MiB; older output is dropped)' },
+  { key: 'executor.retainedLogBytes', env: 'GRID_RETAINED_LOG_BYTES', convert: size(0, 2 ** 44), help: 'output kept for finished tasks, all together (default 256MiB)' },
+  { key: 'taskRetention', env: 'GRID_TASK_RETENTION', flag: 'task-retention', convert: duration(1000, 365 * 86_400_000), help: 'how long finished task records are kept (default 24h)' },
+  { key: 'tasks', convert: taskTypes, help: 'task types (config file only): {NAME: {command: [...], env: {...}, cwd: DIR}}' }
 ]
 
 export const FIELD_BY_KEY = new Map(FIELDS.map(f => [f.key, f]))

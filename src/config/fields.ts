@@ -141,3 +141,41 @@ export const capability = str({ min: 1, max: 64, pattern: /^[A-Za-z0-9][A-Za-z0-
 
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
 export const nodeName = str({ min: 1, max: 63, pattern: NAME_PATTERN, patternHelp: 'must be 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit' })
+
+export interface TaskTypeDef {
+  command: string[]
+  env?: Record<string, string>
+  cwd?: string
+  /** warm worker settings (see the warm workers section of the README) */
+  worker?: Record<string, unknown>
+}
+
+/** `tasks: {NAME: {command: [...], env: {...}, cwd: DIR}}`: task types this node can run, by name. */
+export const taskTypes: Converter<Record<string, TaskTypeDef>> = raw => {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return fail('expected a map of task types, as in {resize: {command: [python3, resize.py]}}')
+  const out: Record<string, TaskTypeDef> = {}
+  const errors: string[] = []
+  for (const [name, def] of Object.entries(raw as Record<string, unknown>)) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) { errors.push(`${show(name)} is not a task type name (letters, digits, ._-)`); continue }
+    if (def === null || typeof def !== 'object' || Array.isArray(def)) { errors.push(`${name}: expected {command: [...]}`); continue }
+    const d = def as Record<string, unknown>
+    for (const k of Object.keys(d)) if (!['command', 'env', 'cwd', 'worker'].includes(k)) errors.push(`${name}.${k}: unknown key (known: command, env, cwd, worker)`)
+    const cmd = d.command
+    if (!Array.isArray(cmd) || cmd.length === 0 || !cmd.every(x => typeof x === 'string' || typeof x === 'number')) { errors.push(`${name}.command: expected a non-empty list of strings (argv)`); continue }
+    const t: TaskTypeDef = { command: cmd.map(String) }
+    if (d.env !== undefined) {
+      if (d.env === null || typeof d.env !== 'object' || Array.isArray(d.env)) errors.push(`${name}.env: expected a map of variables`)
+      else t.env = Object.fromEntries(Object.entries(d.env as Record<string, unknown>).map(([k, v]) => [k, String(v)]))
+    }
+    if (d.cwd !== undefined) {
+      if (typeof d.cwd !== 'string' || d.cwd === '') errors.push(`${name}.cwd: expected a directory path`)
+      else t.cwd = d.cwd
+    }
+    if (d.worker !== undefined) {
+      if (d.worker === null || typeof d.worker !== 'object' || Array.isArray(d.worker)) errors.push(`${name}.worker: expected a map`)
+      else t.worker = d.worker as Record<string, unknown>
+    }
+    out[name] = t
+  }
+  return errors.length > 0 ? fail(errors.join('; ')) : ok(out)
+}

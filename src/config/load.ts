@@ -93,6 +93,16 @@ export function loadConfig (sources: ConfigSources = {}): GridConfig {
       dialConcurrency: get('mesh.dialConcurrency'),
       rendezvousIntervalMs: get('mesh.rendezvousInterval')
     },
+    executor: {
+      slots: get('executor.slots'),
+      memory: get('executor.memory'),
+      queueLimit: get('executor.queueLimit'),
+      killGraceMs: get('executor.killGrace'),
+      maxLogBytes: get('executor.maxLogBytes'),
+      retainedLogBytes: get('executor.retainedLogBytes')
+    },
+    taskRetentionMs: get('taskRetention'),
+    tasks: get('tasks'),
     configFile: file === undefined ? null : resolve(file)
   }
   return deepFreeze(config)

@@ -4,6 +4,7 @@ import type { LocalResources } from '../executor/index.ts'
 import type { Membership } from '../membership/index.ts'
 import type { Mesh } from '../mesh/index.ts'
 import type { ForgottenNodes, NodeRegistry, SelfRegistration, Sessions, StateStore } from '../state/index.ts'
+import type { TaskService } from '../tasks/index.ts'
 
 /** What the endpoints use, handed over by the composition root. */
 export interface ControlDeps {
@@ -19,6 +20,7 @@ export interface ControlDeps {
   sessions: Sessions
   forgotten: ForgottenNodes
   selfRegistration: SelfRegistration
+  tasks: TaskService
   swarmKeyFingerprint: string | null
   metricsStatus: () => { enabled: boolean, listen: string | null, error: string | null }
 }

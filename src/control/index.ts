@@ -12,6 +12,7 @@ import { metricsRoute } from './routes/metrics.ts'
 import { getNodeRoute, listNodesRoute } from './routes/nodes.ts'
 import { sessionRoutes } from './routes/sessions.ts'
 import { statusRoute } from './routes/status.ts'
+import { taskRoutes } from './routes/tasks.ts'
 import type { Route } from './server.ts'
 
 export { ControlServer, type ApiHandler, type ApiRequest, type ApiResult, type Route, type ControlServerInit } from './server.ts'
@@ -26,6 +27,7 @@ export function routes (deps: ControlDeps): Route[] {
     healthRoute(deps),
     joinRoute(deps),
     metricsRoute(deps.registry),
-    ...sessionRoutes(deps)
+    ...sessionRoutes(deps),
+    ...taskRoutes(deps)
   ]
 }

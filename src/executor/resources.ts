@@ -17,6 +17,7 @@ export interface ResourcesInit {
 export interface Usage {
   running: number
   queued: number
+  slots: number
   freeSlots: number
   freeGpus: number
 }
@@ -29,7 +30,7 @@ export class LocalResources implements Startable {
   private usage: () => Usage
 
   constructor (private readonly components: { logger: Logger }, private readonly init: ResourcesInit) {
-    this.usage = () => ({ running: 0, queued: 0, freeSlots: this.cpus, freeGpus: this.gpuList.length })
+    this.usage = () => ({ running: 0, queued: 0, slots: this.cpus, freeSlots: this.cpus, freeGpus: this.gpuList.length })
   }
 
   /** Reads the GPU inventory once before the node announces itself, then keeps it fresh. */
@@ -68,6 +69,7 @@ export class LocalResources implements Startable {
       memFreeMiB: Math.round(freemem() / 1048576),
       running: u.running,
       queued: u.queued,
+      slots: u.slots,
       freeSlots: u.freeSlots,
       gpus: gpus.length,
       freeGpus: u.freeGpus,

@@ -28,7 +28,9 @@ export interface LoadReport {
   memFreeMiB: number
   running: number
   queued: number
-  /** Task slots free now (CPU slots the executor can still hand out). */
+  /** Task slots in all (CPU slots the executor hands out). */
+  slots: number
+  /** Task slots free now. */
   freeSlots: number
   gpus: number
   /** GPUs not assigned to a task. */
@@ -72,3 +74,6 @@ export interface MemberView {
   /** The most recent state changes, newest last. */
   history: Array<{ state: MemberState, at: number, reason: string }>
 }
+
+/** Statuses of a task record (see proto/tasks.ts). */
+export const TASK_STATUS_SET: ReadonlySet<string> = new Set(['pending', 'running', 'completed', 'failed', 'timeout', 'cancelled'])

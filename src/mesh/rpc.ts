@@ -23,8 +23,10 @@ import { LogLimiter } from '../util/index.ts'
 export interface RpcContext {
   peer: NodeId
   signal: AbortSignal
-  /** Pushes an event to the caller of a streaming method; resolves when the stream can take more. */
-  emit(event: unknown): Promise<void>
+  /** Pushes an event to the caller of a streaming method; false when the stream's buffer is full (await drain). */
+  emit(event: unknown): boolean
+  /** Resolves when the stream can take more events. */
+  drain(): Promise<void>
 }
 
 export type RpcHandler<M extends MethodDef> = (req: RequestOf<M>, ctx: RpcContext) => Promise<ResponseOf<M>> | ResponseOf<M>
@@ -182,10 +184,11 @@ class Channel {
     const ctx: RpcContext = {
       peer: this.peer,
       signal,
-      emit: async (event) => {
+      emit: (event) => {
         if (signal.aborted || this.closed) throw new CancelledError('the caller is gone')
-        if (!this.send({ t: 'v', id, d: event })) await this.drain(signal)
-      }
+        return this.send({ t: 'v', id, d: event })
+      },
+      drain: async () => { await this.drain(signal) }
     }
     void (async () => {
       try {

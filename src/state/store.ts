@@ -78,6 +78,7 @@ interface Slot {
 }
 
 const REGEN_MIN_GARBAGE = 1000
+const LWW_COLLECTIONS: ReadonlySet<CollectionName> = new Set(['sessions', 'forgotten'])
 const SYNC_MAX_BYTES = 8 * 1024 * 1024
 const SYNC_TIMEOUT_MS = 15_000
 const SYNC_MAX_ROUNDS = 64
@@ -235,6 +236,35 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
     return out
   }
 
+  /** Every writer's live entry for a key (for collections whose writers hold different parts of a record). */
+  lookupAll<T = unknown> (collection: CollectionName, key: string, now = Date.now()): Array<StoredEntry<T>> {
+    const out: Array<StoredEntry<T>> = []
+    for (const [w, slot] of this.slots) {
+      const e = slot.current.get(collection, key) ?? slot.previous?.get(collection, key)
+      if (e === undefined || e.d === 1 || (e.x !== undefined && e.x <= now)) continue
+      out.push(toStored<T>(key, e, w))
+    }
+    return out
+  }
+
+  /** Every key of a collection with every writer's live entry for it. */
+  groupAll<T = unknown> (collection: CollectionName, now = Date.now()): Map<string, Array<StoredEntry<T>>> {
+    const out = new Map<string, Array<StoredEntry<T>>>()
+    for (const [w, slot] of this.slots) {
+      const docs = slot.previous === undefined ? [slot.current] : [slot.current, slot.previous]
+      for (const doc of docs) {
+        for (const [key, e] of doc.map(collection)) {
+          if (doc !== slot.current && slot.current.get(collection, key) !== undefined) continue
+          if (e.d === 1 || (e.x !== undefined && e.x <= now)) continue
+          let list = out.get(key)
+          if (list === undefined) { list = []; out.set(key, list) }
+          list.push(toStored<T>(key, e, w))
+        }
+      }
+    }
+    return out
+  }
+
   /** The entry a given writer holds for a key (registry entries are only trusted from their own writer). */
   entryOf<T = unknown> (writer: NodeId, collection: CollectionName, key: string): StoredEntry<T> | undefined {
     const slot = this.slots.get(writer)
@@ -319,8 +349,9 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
   private onChange (doc: WriterDoc, c: CollectionName, key: string, origin: Origin): void {
     const e = doc.get(c, key)
     if (origin !== ORIGIN_LOCAL && e !== undefined) this.clock.observe(e.h)
-    // registry entries are trusted only from their own writer: another writer's cannot shadow them
-    if (doc.writer !== this.selfId && e !== undefined && c !== 'registry') {
+    // in last-writer-wins collections a newer entry elsewhere makes ours garbage; registry entries are trusted only
+    // from their own writer, and task entries are each writer's own aspects of the task, so neither is shadowed
+    if (doc.writer !== this.selfId && e !== undefined && LWW_COLLECTIONS.has(c)) {
       const mine = this.own.get(c, key)
       if (mine !== undefined && compareStamps(e.h, mine.h) > 0) this.shadowed.add(`${c}\u0000${key}`)
     }

@@ -53,7 +53,7 @@ describe('a member that sends garbage is dropped, and the daemons run on', () =>
   })
 
   it('drops forged heartbeats', async () => {
-    const load = { cpu: 0, cpus: 1, memTotalMiB: 1, memFreeMiB: 1, running: 0, queued: 0, freeSlots: 1, gpus: 0, freeGpus: 0, gpuUtilizationPercent: 0, gpuMemoryUsedMiB: 0, gpuMemoryTotalMiB: 0 }
+    const load = { cpu: 0, cpus: 1, memTotalMiB: 1, memFreeMiB: 1, running: 0, queued: 0, slots: 1, freeSlots: 1, gpus: 0, freeGpus: 0, gpuUtilizationPercent: 0, gpuMemoryUsedMiB: 0, gpuMemoryTotalMiB: 0 }
     await rogue.publish(heartbeatTopic('grid'), { t: 'hb', id: c.node('n2').id, name: 'n2', inc: 1, seq: 1, state: 'left', load, ver: 'x', ts: 0 })
     await rogue.publish(heartbeatTopic('grid'), { t: 'notice', kind: 'dead', id: c.node('n2').id, inc: 1e12, by: c.node('n2').id })
     await rogue.publish(heartbeatTopic('grid'), { t: 'hb', id: rogue.id, name: 'x'.repeat(500) })

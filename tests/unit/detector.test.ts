@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { Heartbeat } from '../../proto/index.ts'
 import { FailureDetector } from '../../src/membership/detector.ts'
 
-const LOAD = { cpu: 0, cpus: 2, memTotalMiB: 1000, memFreeMiB: 500, running: 0, queued: 0, freeSlots: 2, gpus: 0, freeGpus: 0, gpuUtilizationPercent: 0, gpuMemoryUsedMiB: 0, gpuMemoryTotalMiB: 0 }
+const LOAD = { cpu: 0, cpus: 2, memTotalMiB: 1000, memFreeMiB: 500, running: 0, queued: 0, slots: 2, freeSlots: 2, gpus: 0, freeGpus: 0, gpuUtilizationPercent: 0, gpuMemoryUsedMiB: 0, gpuMemoryTotalMiB: 0 }
 
 function hb (id: string, inc: number, seq: number, state: Heartbeat['state'] = 'alive'): Heartbeat {
   return { t: 'hb', id, name: id, inc, seq, state, load: LOAD, ver: '1', ts: Date.now() }

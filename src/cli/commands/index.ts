@@ -4,14 +4,23 @@ import { joinCommand } from './join.ts'
 import { keygenCommand } from './keygen.ts'
 import { metricsCommand } from './metrics.ts'
 import { nodesCommand } from './nodes.ts'
+import { runCommand } from './run.ts'
+import { cancelCommand, drainCommand, logsCommand, taskCommand, tasksCommand, undrainCommand } from './tasks.ts'
 import { sessionsCommand } from './sessions.ts'
 import { statusCommand } from './status.ts'
 
 /** Every gridctl command, in the order `gridctl --help` lists them. */
 export const COMMANDS: Command[] = [
+  runCommand,
+  tasksCommand,
+  taskCommand,
+  logsCommand,
+  cancelCommand,
   statusCommand,
   nodesCommand,
   healthCommand,
+  drainCommand,
+  undrainCommand,
   sessionsCommand,
   joinCommand,
   metricsCommand,

@@ -1,0 +1,169 @@
+/**
+ * Tasks on the wire: the spec a user submits, the record every node can show, the aspects each writer stores in
+ * the replicated state, and the RPC methods between origin (coordinator) and executor.
+ */
+import Type, { type Static } from 'typebox'
+import { method } from './rpc.ts'
+import { Bytes, validator } from './validate.ts'
+
+export const TASK_STATUSES = ['pending', 'running', 'completed', 'failed', 'timeout', 'cancelled'] as const
+export type TaskStatus = typeof TASK_STATUSES[number]
+export const FINAL_STATUSES: ReadonlySet<TaskStatus> = new Set(['completed', 'failed', 'timeout', 'cancelled'])
+
+export const STRATEGIES = ['least-loaded', 'round-robin', 'random', 'capability', 'region', 'affinity'] as const
+export type Strategy = typeof STRATEGIES[number]
+
+/** Largest payload of a typed task (JSON text on its stdin), and largest result kept in its record. */
+export const TASK_PAYLOAD_MAX_BYTES = 1024 * 1024
+export const TASK_RESULT_MAX_BYTES = 64 * 1024
+
+const Id = Type.String({ minLength: 1, maxLength: 128 })
+const EnvName = Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 256 })
+
+/** What a user asks for. Defaults are filled by the origin before the spec travels. */
+export const TaskSpecSchema = Type.Object({
+  /** argv of the program to run */
+  command: Type.Optional(Type.Array(Type.String({ maxLength: 65536 }), { minItems: 1, maxItems: 4096 })),
+  /** a task type from the executor's configuration (`tasks: {NAME: {command: [...]}}`) */
+  type: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$' })),
+  /** JSON given to a typed task on its stdin */
+  payload: Type.Optional(Type.Unknown()),
+  cpus: Type.Number({ minimum: 0, maximum: 4096 }),
+  gpus: Type.Integer({ minimum: 0, maximum: 64 }),
+  /** bytes */
+  memory: Type.Integer({ minimum: 0 }),
+  require: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 64 }),
+  labels: Type.Record(Type.String({ maxLength: 63 }), Type.String({ maxLength: 128 })),
+  region: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
+  session: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+  priority: Type.Integer({ minimum: 0, maximum: 100 }),
+  timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 2_147_483_647 })),
+  retries: Type.Integer({ minimum: 0, maximum: 100 }),
+  retryOnFailure: Type.Boolean(),
+  env: Type.Record(EnvName, Type.String({ maxLength: 65536 })),
+  cwd: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  strategy: Type.Union([Type.Literal('least-loaded'), Type.Literal('round-robin'), Type.Literal('random'), Type.Literal('capability'), Type.Literal('region'), Type.Literal('affinity')]),
+  /** run on this node (peer id), whatever the strategy */
+  node: Type.Optional(Id)
+}, { additionalProperties: false })
+export type TaskSpec = Static<typeof TaskSpecSchema>
+export const taskSpec = validator(TaskSpecSchema)
+
+/** The coordinator's part of a task record: the spec and the attempt it is on. */
+export const CoordAspectSchema = Type.Object({
+  spec: TaskSpecSchema,
+  origin: Id,
+  originName: Type.String({ maxLength: 63 }),
+  coordinator: Id,
+  attempt: Type.Integer({ minimum: 1 }),
+  createdAt: Type.Number(),
+  /** the final status as the coordinator learned or decided it (retries exhausted, cancelled before it ran) */
+  final: Type.Optional(Type.Union([Type.Literal('completed'), Type.Literal('failed'), Type.Literal('cancelled'), Type.Literal('timeout')])),
+  exitCode: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+  error: Type.Optional(Type.String({ maxLength: 4096 })),
+  finishedAt: Type.Optional(Type.Number())
+})
+export type CoordAspect = Static<typeof CoordAspectSchema>
+
+/** The executor's part: how one attempt went on one node. */
+export const ExecAspectSchema = Type.Object({
+  attempt: Type.Integer({ minimum: 1 }),
+  node: Id,
+  nodeName: Type.String({ maxLength: 63 }),
+  status: Type.Union([Type.Literal('pending'), Type.Literal('running'), Type.Literal('completed'), Type.Literal('failed'), Type.Literal('timeout'), Type.Literal('cancelled')]),
+  /** the executor went away with the attempt unfinished (restart): the coordinator retries */
+  lost: Type.Optional(Type.Boolean()),
+  queuedAt: Type.Number(),
+  startedAt: Type.Optional(Type.Number()),
+  finishedAt: Type.Optional(Type.Number()),
+  exitCode: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+  signal: Type.Optional(Type.Union([Type.String({ maxLength: 16 }), Type.Null()])),
+  error: Type.Optional(Type.String({ maxLength: 4096 })),
+  gpus: Type.Optional(Type.Array(Type.String({ maxLength: 128 }))),
+  pid: Type.Optional(Type.Integer()),
+  /** a typed task's stdout, parsed as JSON when it is JSON (at most TASK_RESULT_MAX_BYTES) */
+  result: Type.Optional(Type.Unknown())
+})
+export type ExecAspect = Static<typeof ExecAspectSchema>
+
+/** Somebody asked to cancel the task. */
+export const CancelAspectSchema = Type.Object({ at: Type.Number(), by: Id })
+
+/** One writer's entry for a task in the replicated `tasks` collection: the aspects it is responsible for. */
+export const TaskEntrySchema = Type.Object({
+  c: Type.Optional(CoordAspectSchema),
+  e: Type.Optional(ExecAspectSchema),
+  x: Type.Optional(CancelAspectSchema)
+})
+export type TaskEntry = Static<typeof TaskEntrySchema>
+export const taskEntry = validator(TaskEntrySchema)
+
+/** A task as `gridctl task`, `tasks` and GET /v1/tasks show it: the merge of every writer's aspects. */
+export interface TaskRecord {
+  id: string
+  status: TaskStatus
+  /** executor peer id of the current attempt (null while not placed) */
+  node: string | null
+  nodeName: string | null
+  origin: string
+  originName: string
+  coordinator: string
+  attempts: number
+  exitCode: number | null
+  signal: string | null
+  error: string | null
+  command: string[] | null
+  type: string | null
+  session: string | null
+  priority: number
+  cpus: number
+  gpus: number
+  memory: number
+  gpuIds: string[]
+  createdAt: string
+  startedAt: string | null
+  finishedAt: string | null
+  durationMs: number | null
+  cancelRequested: boolean
+  result?: unknown
+}
+
+/** The task as it travels to an executor. */
+export const TaskOfferSchema = Type.Object({
+  id: Id,
+  spec: TaskSpecSchema,
+  attempt: Type.Integer({ minimum: 1 }),
+  origin: Id,
+  coordinator: Id
+})
+export type TaskOffer = Static<typeof TaskOfferSchema>
+
+/** Events of a running task, streamed to whoever watches (origin, logs -f). */
+export const TaskEventSchema = Type.Union([
+  /** the executor took the task: running now, or queued behind others */
+  Type.Object({ k: Type.Literal('admitted'), queued: Type.Boolean(), node: Id, nodeName: Type.String() }),
+  Type.Object({ k: Type.Literal('started'), at: Type.Number(), pid: Type.Integer(), gpus: Type.Array(Type.String()) }),
+  /** output: `s` 1 = stdout, 2 = stderr; `o` is the byte offset of this chunk in the task's log */
+  Type.Object({ k: Type.Literal('out'), s: Type.Union([Type.Literal(1), Type.Literal(2)]), d: Bytes, o: Type.Integer({ minimum: 0 }) }),
+  /** bytes the watcher did not get (it fell behind, or the log dropped them) */
+  Type.Object({ k: Type.Literal('gap'), bytes: Type.Integer({ minimum: 0 }) })
+])
+export type TaskEvent = Static<typeof TaskEventSchema>
+
+export const TaskResultSchema = ExecAspectSchema
+export type TaskResult = ExecAspect
+
+/** RPC `task.run`: offer a task; events stream while it runs; the answer is how it ended. Refusal is an error. */
+export const TaskRun = method('task.run', TaskOfferSchema, TaskResultSchema, TaskEventSchema)
+
+/** RPC `task.attach`: watch a task already admitted here (after the origin's stream broke). */
+export const TaskAttach = method('task.attach', Type.Object({ id: Id, attempt: Type.Integer({ minimum: 1 }), from: Type.Integer({ minimum: 0 }) }), TaskResultSchema, TaskEventSchema)
+
+/** RPC `task.cancel`: stop it (TERM to its process group, KILL after the grace period). */
+export const TaskCancel = method('task.cancel', Type.Object({ id: Id, by: Id }), Type.Object({ found: Type.Boolean(), status: Type.String() }))
+
+/** RPC `task.logs`: the executor's copy of a task's output, optionally followed until it ends. */
+export const TaskLogs = method('task.logs', Type.Object({ id: Id, follow: Type.Boolean() }), Type.Object({ found: Type.Boolean(), truncatedBytes: Type.Integer({ minimum: 0 }) }), TaskEventSchema)
+
+/** RPC `node.drain`: take no new tasks (drain true) or take them again (false); answers with what still runs. */
+export const NodeDrain = method('node.drain', Type.Object({ drain: Type.Boolean() }), Type.Object({ running: Type.Integer(), queued: Type.Integer() }))

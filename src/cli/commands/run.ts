@@ -1,0 +1,166 @@
+import { InvalidArgumentError, parseDuration, parseSize } from '../../interface/index.ts'
+import { UsageError, type Command } from '../command.ts'
+import { printObject } from '../output.ts'
+
+interface WireEvent {
+  type: string
+  id?: string
+  stream?: 'stdout' | 'stderr'
+  data?: string
+  nodeName?: string
+  node?: string
+  attempt?: number
+  reason?: string
+  delayMs?: number
+  bytes?: number
+  status?: string
+  code?: number
+  exitCode?: number | null
+  error?: string | null
+  result?: unknown
+}
+
+const kv = (list: string[], flag: string): Record<string, string> => Object.fromEntries(list.map(x => {
+  const i = x.indexOf('=')
+  if (i <= 0) throw new UsageError(`${flag} ${JSON.stringify(x)} is not K=V`)
+  return [x.slice(0, i), x.slice(i + 1)]
+}))
+
+const num = (v: unknown, flag: string, integer: boolean): number | undefined => {
+  if (v === undefined) return undefined
+  const n = Number(v)
+  if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) throw new UsageError(`${flag} must be a ${integer ? 'whole ' : ''}number >= 0, got ${JSON.stringify(v)}`)
+  return n
+}
+
+export const runCommand: Command = {
+  name: 'run',
+  summary: 'Runs a command (or a configured task type) on the best node of the cluster, streaming its output; exits with its exit code.',
+  usage: 'run [--node N] [--strategy S] [--session ID] [--gpus N] [--cpus N] [--memory SIZE] [--require CAP]... [--label K=V]... [--region R] [--priority P] [--timeout D] [--retries N] [--retry-on-failure] [--env K=V]... [--cwd DIR] [--detach] -- CMD ARGS... | run --type NAME [--payload JSON] [...]',
+  options: {
+    node: { type: 'string' },
+    strategy: { type: 'string' },
+    session: { type: 'string' },
+    gpus: { type: 'string' },
+    cpus: { type: 'string' },
+    memory: { type: 'string' },
+    require: { type: 'string', multiple: true },
+    label: { type: 'string', multiple: true },
+    region: { type: 'string' },
+    priority: { type: 'string' },
+    timeout: { type: 'string' },
+    retries: { type: 'string' },
+    'retry-on-failure': { type: 'boolean' },
+    env: { type: 'string', multiple: true },
+    cwd: { type: 'string' },
+    type: { type: 'string' },
+    payload: { type: 'string' },
+    detach: { type: 'boolean', short: 'd' },
+    verbose: { type: 'boolean', short: 'v' }
+  },
+  optionHelp: {
+    node: 'run on this node (name or id)',
+    strategy: 'least-loaded (default), round-robin, random, capability, region, affinity (default with --session)',
+    session: 'the session whose owner node should run it',
+    gpus: 'GPUs, exclusively (CUDA_VISIBLE_DEVICES is set to them)',
+    cpus: 'CPU slots (default 1)',
+    memory: 'memory to reserve, as in 512MiB or 8G',
+    require: 'a capability the node must offer (repeatable)',
+    label: 'K=V label the node must have (repeatable)',
+    region: 'the region the node must be in',
+    priority: '0-100, higher first (default 50)',
+    timeout: 'stop it after this long (TERM, then KILL), as in 30s or 2h; exit 124',
+    retries: 'times to run it again elsewhere if its node dies (default 3)',
+    'retry-on-failure': 'also retry when the program itself fails',
+    env: 'K=V environment variable (repeatable)',
+    cwd: 'working directory on the node',
+    type: 'a task type from the nodes\' configuration (its JSON payload goes to stdin)',
+    payload: 'JSON for a typed task',
+    detach: 'print the task id and return at once',
+    verbose: 'say where it runs and report retries'
+  },
+  async run (ctx, args) {
+    const v = args.values
+    const body: Record<string, unknown> = {}
+    if (typeof v.type === 'string') {
+      body.type = v.type
+      if (args.positionals.length > 0) body.command = args.positionals
+      if (typeof v.payload === 'string') {
+        try { body.payload = JSON.parse(v.payload) } catch (err) { throw new UsageError(`--payload is not JSON (${(err as Error).message})`) }
+      }
+    } else {
+      if (args.positionals.length === 0) throw new UsageError('missing command: gridctl run [flags] -- CMD ARGS...')
+      if (v.payload !== undefined) throw new UsageError('--payload needs --type')
+      body.command = args.positionals
+    }
+    for (const k of ['node', 'strategy', 'session', 'region', 'cwd'] as const) if (typeof v[k] === 'string') body[k] = v[k]
+    const cpus = num(v.cpus, '--cpus', false)
+    if (cpus !== undefined) body.cpus = cpus
+    const gpus = num(v.gpus, '--gpus', true)
+    if (gpus !== undefined) body.gpus = gpus
+    const priority = num(v.priority, '--priority', true)
+    if (priority !== undefined) body.priority = priority
+    const retries = num(v.retries, '--retries', true)
+    if (retries !== undefined) body.retries = retries
+    if (typeof v.memory === 'string') {
+      const bytes = parseSize(v.memory)
+      if (bytes === undefined) throw new UsageError(`--memory ${JSON.stringify(v.memory)} is not a size (as in 512MiB or 8G)`)
+      body.memory = bytes
+    }
+    if (typeof v.timeout === 'string') {
+      if (parseDuration(v.timeout) === undefined) throw new UsageError(`--timeout ${JSON.stringify(v.timeout)} is not a duration (as in 30s, 10m, 2h)`)
+      body.timeout = v.timeout
+    }
+    if (v['retry-on-failure'] === true) body.retryOnFailure = true
+    if (Array.isArray(v.require)) body.require = v.require
+    if (Array.isArray(v.label)) body.labels = kv(v.label as string[], '--label')
+    if (Array.isArray(v.env)) body.env = kv(v.env as string[], '--env')
+
+    if (v.detach === true) {
+      const r = await ctx.client.post<{ id: string }>('/tasks', { ...body, detach: true }, ctx.signal)
+      if (ctx.format === 'json') ctx.out.write(JSON.stringify({ id: r.id }) + '\n')
+      else if (ctx.format === 'markdown') printObject(ctx.out, ctx.format, [['id', r.id]], r)
+      else ctx.out.write(r.id + '\n')
+      return 0
+    }
+
+    // Ctrl-C cancels the task (and we keep reading until it has ended); a second Ctrl-C leaves at once
+    const stream = new AbortController()
+    let id: string | undefined
+    let cancelling = false
+    const onInterrupt = (): void => {
+      if (cancelling || id === undefined) { stream.abort(); return }
+      cancelling = true
+      ctx.err.write(`gridctl: cancelling task ${id}...\n`)
+      void ctx.client.post(`/tasks/${id}/cancel`, undefined).catch((err: Error) => { ctx.err.write(`gridctl: cancel failed: ${err.message}\n`) })
+    }
+    ctx.signal.addEventListener('abort', onInterrupt, { once: true })
+    const verbose = v.verbose === true
+    const json = ctx.format === 'json'
+    try {
+      for await (const ev of ctx.client.stream<WireEvent>('POST', '/tasks', { ...body, encoding: 'base64' }, stream.signal)) {
+        if (json && ev.type !== 'output') ctx.err.write(JSON.stringify(ev) + '\n')
+        switch (ev.type) {
+          case 'accepted': id = ev.id; if (ctx.signal.aborted) onInterrupt(); break
+          case 'placed': if (verbose) ctx.err.write(`gridctl: task ${ev.id ?? ''} ${ev.attempt !== undefined && ev.attempt > 1 ? `(attempt ${ev.attempt}) ` : ''}placed on ${ev.nodeName ?? ''}\n`); break
+          case 'output': {
+            const bytes = Buffer.from(ev.data ?? '', 'base64')
+            if (ev.stream === 'stderr') ctx.err.write(bytes)
+            else ctx.out.write(bytes)
+            break
+          }
+          case 'gap': ctx.err.write(`gridctl: [${ev.bytes ?? 0} bytes of output skipped: this client fell behind]\n`); break
+          case 'retry': ctx.err.write(`gridctl: task ${ev.id ?? ''}: ${ev.reason ?? ''}; running it again (attempt ${ev.attempt ?? '?'})\n`); break
+          case 'exit': {
+            if (ev.status !== 'completed' && ev.error !== null && ev.error !== undefined) ctx.err.write(`gridctl: task ${ev.id ?? ''} ${ev.status ?? ''}: ${ev.error}\n`)
+            return ev.code ?? 1
+          }
+        }
+      }
+    } finally {
+      ctx.signal.removeEventListener('abort', onInterrupt)
+    }
+    if (stream.signal.aborted) return 130
+    throw new InvalidArgumentError('the daemon ended the stream without the task\'s exit status')
+  }
+}

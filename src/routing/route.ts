@@ -1,0 +1,225 @@
+/**
+ * Placement as a pure pipeline (after Nomad's scheduler): feasibility filters drop nodes that can never run the
+ * task, a ranker per strategy orders the rest, and the result is a first choice with fallbacks. No I/O, no timers:
+ * randomness and this node's recent dispatches come in through the context, so every decision is testable.
+ */
+import type { Strategy } from '../../proto/index.ts'
+import type { NodeId } from '../interface/index.ts'
+
+/** What routing knows of a node: static facts (registry) and load (last heartbeat). */
+export interface Candidate {
+  id: NodeId
+  name: string
+  alive: boolean
+  draining: boolean
+  region: string
+  labels: Record<string, string>
+  capabilities: string[]
+  /** task types its configuration defines */
+  types: string[]
+  /** totals */
+  slots: number
+  gpus: number
+  memoryMiB: number
+  /** now, as last reported */
+  freeSlots: number
+  freeGpus: number
+  memFreeMiB: number
+  running: number
+  queued: number
+}
+
+export interface Requirements {
+  cpus: number
+  gpus: number
+  /** bytes */
+  memory: number
+  require: string[]
+  labels: Record<string, string>
+  region?: string | undefined
+  /** a task type: only nodes that define it can run the task */
+  type?: string | undefined
+  strategy: Strategy
+  /** explicit placement: a peer id */
+  node?: string | undefined
+}
+
+export interface RouteContext {
+  /** this node: its region is the `region` strategy's preference when the task names none */
+  origin: { id: NodeId, region: string }
+  /** the session's owner, for `affinity` */
+  sessionOwner?: NodeId | null
+  /** tasks this node sent to a peer in the last few seconds that its heartbeats may not show yet */
+  recentlySent: (id: NodeId) => number
+  random: () => number
+  /** a counter the caller increments per decision, for `round-robin` */
+  turn: number
+}
+
+export type RouteResult =
+  | { ok: true, candidates: NodeId[], strategy: Strategy, rehome?: NodeId }
+  | { ok: false, reason: string }
+
+interface Filter {
+  /** says what no node meets, given the best any node offers */
+  explain: (req: Requirements, nodes: Candidate[]) => string
+  test: (n: Candidate, req: Requirements) => boolean
+}
+
+const MIB = 1024 * 1024
+
+/** Static feasibility: could this node ever run the task (with everything else on it finished)? */
+const FILTERS: Filter[] = [
+  {
+    test: (n, r) => r.type === undefined || n.types.includes(r.type),
+    explain: (r, ns) => `no node defines task type ${r.type ?? ''} (types: ${[...new Set(ns.flatMap(n => n.types))].sort().join(', ') || 'none'})`
+  },
+  {
+    test: (n, r) => n.gpus >= r.gpus,
+    explain: (r, ns) => `no node has ${r.gpus} GPU${r.gpus === 1 ? '' : 's'} (the most any alive node has is ${Math.max(0, ...ns.map(n => n.gpus))})`
+  },
+  {
+    test: (n, r) => n.slots >= r.cpus,
+    explain: (r, ns) => `no node has ${r.cpus} CPU slots (the most any alive node has is ${Math.max(0, ...ns.map(n => n.slots))})`
+  },
+  {
+    test: (n, r) => n.memoryMiB * MIB >= r.memory,
+    explain: (r, ns) => `no node has ${Math.ceil(r.memory / MIB)} MiB of memory (the most any alive node has is ${Math.max(0, ...ns.map(n => n.memoryMiB))} MiB)`
+  },
+  {
+    test: (n, r) => r.strategy === 'capability' || r.require.every(c => n.capabilities.includes(c)),
+    explain: (r, ns) => {
+      const missing = r.require.filter(c => !ns.some(n => n.capabilities.includes(c)))
+      return missing.length > 0
+        ? `no node offers capability ${missing.join(', ')}`
+        : `no single node offers all of the capabilities ${r.require.join(', ')}`
+    }
+  },
+  {
+    test: (n, r) => Object.entries(r.labels).every(([k, v]) => n.labels[k] === v),
+    explain: (r, ns) => {
+      const missing = Object.entries(r.labels).filter(([k, v]) => !ns.some(n => n.labels[k] === v)).map(([k, v]) => `${k}=${v}`)
+      return missing.length > 0 ? `no node has label ${missing.join(', ')}` : `no single node has all of the labels ${Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(', ')}`
+    }
+  },
+  {
+    test: (n, r) => r.region === undefined || r.strategy === 'region' || n.region === r.region,
+    explain: (r, ns) => `no node is in region ${r.region ?? ''} (regions: ${[...new Set(ns.map(n => n.region))].sort().join(', ')})`
+  }
+]
+
+/** Orders every alive node that could run the task, first choice first; or says which requirement nobody meets. */
+export function route (nodes: Candidate[], req: Requirements, ctx: RouteContext): RouteResult {
+  const alive = nodes.filter(n => n.alive)
+  if (req.node !== undefined) return explicit(alive, nodes, req)
+  const open = alive.filter(n => !n.draining)
+  if (open.length === 0) return { ok: false, reason: alive.length === 0 ? 'no node is alive' : 'every alive node is draining' }
+  let feasible = open
+  for (const f of FILTERS) {
+    const next = feasible.filter(n => f.test(n, req))
+    if (next.length === 0) {
+      // name the requirement nobody meets, looking at all open nodes (not only those earlier filters kept)
+      const culprit = FILTERS.find(g => !open.some(n => g.test(n, req))) ?? f
+      const combined = culprit === f && open.some(n => f.test(n, req))
+      return { ok: false, reason: combined ? `no single node meets every requirement (${describe(req)})` : culprit.explain(req, open) }
+    }
+    feasible = next
+  }
+  const ranked = rank(feasible, req, ctx)
+  return ranked
+}
+
+function explicit (alive: Candidate[], all: Candidate[], req: Requirements): RouteResult {
+  const target = all.find(n => n.id === req.node)
+  if (target === undefined) return { ok: false, reason: `no node ${req.node ?? ''} in this cluster` }
+  if (!alive.includes(target)) return { ok: false, reason: `node ${target.name} is not alive` }
+  if (target.draining) return { ok: false, reason: `node ${target.name} is draining` }
+  for (const f of FILTERS) {
+    if (!f.test(target, req)) return { ok: false, reason: `node ${target.name} cannot run it: ${f.explain(req, [target]).replace(/^no node/, 'it')}` }
+  }
+  return { ok: true, candidates: [target.id], strategy: req.strategy }
+}
+
+function describe (req: Requirements): string {
+  const parts = [`${req.cpus} CPU`, `${req.gpus} GPU`]
+  if (req.memory > 0) parts.push(`${Math.ceil(req.memory / MIB)} MiB`)
+  if (req.require.length > 0) parts.push(`capabilities ${req.require.join(',')}`)
+  const labels = Object.entries(req.labels)
+  if (labels.length > 0) parts.push(`labels ${labels.map(([k, v]) => `${k}=${v}`).join(',')}`)
+  if (req.region !== undefined) parts.push(`region ${req.region}`)
+  return parts.join(', ')
+}
+
+/** Free capacity for this task's kind of resource, corrected for what this node sent recently: 0 (full) .. 1 (idle). */
+export function freeFraction (n: Candidate, req: Requirements, ctx: RouteContext): number {
+  const sent = ctx.recentlySent(n.id)
+  if (req.gpus > 0) return n.gpus === 0 ? 0 : Math.max(0, n.freeGpus - sent * req.gpus) / n.gpus
+  const perTask = Math.max(req.cpus, 0.001)
+  return n.slots === 0 ? 0 : Math.max(0, n.freeSlots - n.queued * perTask - sent * perTask) / n.slots
+}
+
+/** True when the node can start the task now (rather than queue it). */
+export function hasRoom (n: Candidate, req: Requirements, ctx: RouteContext): boolean {
+  const sent = ctx.recentlySent(n.id)
+  return n.freeSlots - sent * req.cpus >= req.cpus && n.freeGpus - sent * req.gpus >= req.gpus && n.memFreeMiB * MIB >= req.memory
+}
+
+function byLoad (nodes: Candidate[], req: Requirements, ctx: RouteContext): Candidate[] {
+  return [...nodes].sort((a, b) => freeFraction(b, req, ctx) - freeFraction(a, req, ctx) || a.queued - b.queued || a.running - b.running || (a.id < b.id ? -1 : 1))
+}
+
+function leastLoaded (nodes: Candidate[], req: Requirements, ctx: RouteContext): Candidate[] {
+  const sorted = byLoad(nodes, req, ctx)
+  if (nodes.length < 2) return sorted
+  // power of two choices: two random nodes, the freer one first; stale load reports then spread work instead of
+  // sending every origin's tasks to the same idle node
+  const i = Math.floor(ctx.random() * nodes.length)
+  let j = Math.floor(ctx.random() * (nodes.length - 1))
+  if (j >= i) j++
+  const a = nodes[i] as Candidate
+  const b = nodes[j] as Candidate
+  const first = freeFraction(a, req, ctx) >= freeFraction(b, req, ctx) ? a : b
+  return [first, ...sorted.filter(n => n !== first)]
+}
+
+function rank (nodes: Candidate[], req: Requirements, ctx: RouteContext): RouteResult {
+  const ids = (list: Candidate[]): NodeId[] => list.map(n => n.id)
+  switch (req.strategy) {
+    case 'least-loaded':
+      return { ok: true, strategy: req.strategy, candidates: ids(leastLoaded(nodes, req, ctx)) }
+    case 'round-robin': {
+      const sorted = [...nodes].sort((a, b) => (a.id < b.id ? -1 : 1))
+      const start = ((ctx.turn % sorted.length) + sorted.length) % sorted.length
+      return { ok: true, strategy: req.strategy, candidates: ids([...sorted.slice(start), ...sorted.slice(0, start)]) }
+    }
+    case 'random': {
+      const shuffled = [...nodes]
+      for (let i = shuffled.length - 1; i > 0; i--) {
+        const j = Math.floor(ctx.random() * (i + 1))
+        ;[shuffled[i], shuffled[j]] = [shuffled[j] as Candidate, shuffled[i] as Candidate]
+      }
+      return { ok: true, strategy: req.strategy, candidates: ids(shuffled) }
+    }
+    case 'capability': {
+      // the listed capabilities are preferences here: most matches first, then the least loaded
+      const matches = (n: Candidate): number => req.require.filter(c => n.capabilities.includes(c)).length
+      const loaded = byLoad(nodes, req, ctx)
+      return { ok: true, strategy: req.strategy, candidates: ids([...loaded].sort((a, b) => matches(b) - matches(a) || loaded.indexOf(a) - loaded.indexOf(b))) }
+    }
+    case 'region': {
+      const want = req.region ?? ctx.origin.region
+      const loaded = byLoad(nodes, req, ctx)
+      return { ok: true, strategy: req.strategy, candidates: ids([...loaded.filter(n => n.region === want), ...loaded.filter(n => n.region !== want)]) }
+    }
+    case 'affinity': {
+      const owner = ctx.sessionOwner == null ? undefined : nodes.find(n => n.id === ctx.sessionOwner)
+      const rest = leastLoaded(nodes.filter(n => n !== owner), req, ctx)
+      if (owner !== undefined && hasRoom(owner, req, ctx)) return { ok: true, strategy: req.strategy, candidates: ids([owner, ...rest]) }
+      // the owner is gone, full or unfit: re-home the session on the least-loaded node
+      const order = owner === undefined ? rest : [...rest, owner]
+      const result: RouteResult = { ok: true, strategy: req.strategy, candidates: ids(order) }
+      if (order[0] !== undefined && order[0].id !== ctx.sessionOwner) result.rehome = order[0].id
+      return result
+    }
+  }
+}

@@ -1,0 +1,13 @@
+/**
+ * tasks: a task's life across the mesh.
+ *
+ * Owns submission (spec checking, routing, the pending record), coordination (offers, fallbacks, streaming, retries
+ * with backoff, re-attaching, successor takeover), cancel from any node, logs from any node, drain, and the task
+ * records in the replicated state (each writer's aspects, merged). It must not run processes (the executor does)
+ * nor decide placement itself (routing does).
+ */
+export { TaskService, newTaskId, type ClientEvent, type TasksComponents, type TasksInit } from './service.ts'
+export { TaskRecords, merge, statusOf, toRecord, type Aspects } from './records.ts'
+export { normalizeSpec, SubmitRequestSchema, DEFAULTS, type SubmitOptions } from './spec.ts'
+export { successor } from './successor.ts'
+export { EventQueue } from './event-queue.ts'

@@ -1,0 +1,141 @@
+/**
+ * Task records in the replicated state. Each writer keeps one entry per task holding the aspects it is responsible
+ * for: the coordinator's (spec, attempt, a final verdict of its own), the executor's (how its attempt went), a
+ * canceller's request. Nobody overwrites another's aspect, so concurrent writers never lose each other's news;
+ * the record everyone shows is the merge: the coordinator with the highest attempt, and that attempt's execution.
+ */
+import {
+  FINAL_STATUSES, taskEntry,
+  type CoordAspect, type ExecAspect, type TaskEntry, type TaskRecord, type TaskStatus
+} from '../../proto/index.ts'
+import type { NodeId } from '../interface/index.ts'
+import { compareStamps, type StateStore, type StoredEntry } from '../state/index.ts'
+
+export interface Aspects {
+  coord?: { aspect: CoordAspect, writer: NodeId }
+  exec?: { aspect: ExecAspect, writer: NodeId }
+  /** every execution of every attempt, newest attempt first */
+  execs: Array<{ aspect: ExecAspect, writer: NodeId }>
+  cancelRequested: boolean
+}
+
+export class TaskRecords {
+  constructor (private readonly store: StateStore) {}
+
+  /** This node's own entry for a task (the aspects it wrote). */
+  own (id: string): TaskEntry {
+    const e = this.store.entryOf<TaskEntry>(this.store.selfId, 'tasks', id)
+    return e !== undefined && taskEntry.check(e.value) ? e.value : {}
+  }
+
+  writeCoord (id: string, c: CoordAspect): void {
+    this.store.set('tasks', id, { ...this.own(id), c })
+  }
+
+  writeExec (id: string, e: ExecAspect): void {
+    this.store.set('tasks', id, { ...this.own(id), e })
+  }
+
+  writeCancel (id: string): void {
+    this.store.set('tasks', id, { ...this.own(id), x: { at: Date.now(), by: this.store.selfId } })
+  }
+
+  aspects (id: string): Aspects {
+    return merge(this.store.lookupAll<TaskEntry>('tasks', id))
+  }
+
+  get (id: string): TaskRecord | undefined {
+    return toRecord(id, this.aspects(id))
+  }
+
+  /** Every task known, newest first. */
+  list (): TaskRecord[] {
+    const out: TaskRecord[] = []
+    for (const [id, entries] of this.store.groupAll<TaskEntry>('tasks')) {
+      const r = toRecord(id, merge(entries))
+      if (r !== undefined) out.push(r)
+    }
+    return out.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : (a.id < b.id ? 1 : -1)))
+  }
+
+  /** Every task with its aspects (for takeover after a node's death, and restart recovery). */
+  all (): Map<string, Aspects> {
+    const out = new Map<string, Aspects>()
+    for (const [id, entries] of this.store.groupAll<TaskEntry>('tasks')) out.set(id, merge(entries))
+    return out
+  }
+}
+
+export function merge (entries: Array<StoredEntry<TaskEntry>>): Aspects {
+  let coord: { aspect: CoordAspect, writer: NodeId, stamp: StoredEntry['stamp'] } | undefined
+  const execs: Array<{ aspect: ExecAspect, writer: NodeId, stamp: StoredEntry['stamp'] }> = []
+  let cancelRequested = false
+  for (const e of entries) {
+    if (!taskEntry.check(e.value)) continue
+    const v = e.value
+    if (v.c !== undefined && (coord === undefined || v.c.attempt > coord.aspect.attempt || (v.c.attempt === coord.aspect.attempt && compareStamps(e.stamp, coord.stamp) > 0))) {
+      coord = { aspect: v.c, writer: e.writer, stamp: e.stamp }
+    }
+    if (v.e !== undefined) execs.push({ aspect: v.e, writer: e.writer, stamp: e.stamp })
+    if (v.x !== undefined) cancelRequested = true
+  }
+  execs.sort((a, b) => b.aspect.attempt - a.aspect.attempt || compareStamps(b.stamp, a.stamp))
+  const attempt = coord?.aspect.attempt
+  const current = attempt === undefined ? execs[0] : execs.find(x => x.aspect.attempt === attempt)
+  const out: Aspects = { execs: execs.map(x => ({ aspect: x.aspect, writer: x.writer })), cancelRequested }
+  if (coord !== undefined) out.coord = { aspect: coord.aspect, writer: coord.writer }
+  if (current !== undefined) out.exec = { aspect: current.aspect, writer: current.writer }
+  return out
+}
+
+/** The status everyone shows for a task. */
+export function statusOf (a: Aspects): TaskStatus {
+  if (a.coord?.aspect.final !== undefined) return a.coord.aspect.final
+  const e = a.exec?.aspect
+  if (e === undefined || e.lost === true) return 'pending'
+  return e.status
+}
+
+export function isFinalStatus (s: TaskStatus): boolean {
+  return FINAL_STATUSES.has(s)
+}
+
+export function toRecord (id: string, a: Aspects): TaskRecord | undefined {
+  const c = a.coord?.aspect
+  const e = a.exec?.aspect
+  if (c === undefined && e === undefined) return undefined
+  const status = statusOf(a)
+  const final = isFinalStatus(status)
+  const iso = (t: number | undefined): string | null => t === undefined ? null : new Date(t).toISOString()
+  const createdAt = c?.createdAt ?? e?.queuedAt ?? 0
+  const startedAt = e?.lost === true ? undefined : e?.startedAt
+  const finishedAt = c?.final !== undefined ? (c.finishedAt ?? e?.finishedAt) : (final ? e?.finishedAt : undefined)
+  const r: TaskRecord = {
+    id,
+    status,
+    node: e?.lost === true ? null : (e?.node ?? null),
+    nodeName: e?.lost === true ? null : (e?.nodeName ?? null),
+    origin: c?.origin ?? '',
+    originName: c?.originName ?? '',
+    coordinator: c?.coordinator ?? '',
+    attempts: c?.attempt ?? e?.attempt ?? 1,
+    exitCode: c?.final !== undefined && c.exitCode !== undefined ? c.exitCode : (final ? (e?.exitCode ?? null) : null),
+    signal: final && c?.final === undefined ? (e?.signal ?? null) : null,
+    error: c?.final !== undefined ? (c.error ?? (c.final === e?.status ? e.error : undefined) ?? null) : (final ? (e?.error ?? null) : null),
+    command: c?.spec.command ?? null,
+    type: c?.spec.type ?? null,
+    session: c?.spec.session ?? null,
+    priority: c?.spec.priority ?? 0,
+    cpus: c?.spec.cpus ?? 0,
+    gpus: c?.spec.gpus ?? 0,
+    memory: c?.spec.memory ?? 0,
+    gpuIds: e?.gpus ?? [],
+    createdAt: new Date(createdAt).toISOString(),
+    startedAt: iso(startedAt),
+    finishedAt: iso(finishedAt),
+    durationMs: startedAt !== undefined && finishedAt !== undefined ? finishedAt - startedAt : null,
+    cancelRequested: a.cancelRequested
+  }
+  if (e?.result !== undefined && status === 'completed') r.result = e.result
+  return r
+}

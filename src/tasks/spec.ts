@@ -1,0 +1,95 @@
+/**
+ * Turns what a user submits (API body, gridctl flags) into a complete, checked TaskSpec, or refuses it naming the
+ * field that is wrong, before anything is recorded or run.
+ */
+import Type from 'typebox'
+import { STRATEGIES, TASK_PAYLOAD_MAX_BYTES, taskSpec, validator, type Strategy, type TaskSpec } from '../../proto/index.ts'
+import { InvalidArgumentError, TooLargeError, parseDuration, parseSize } from '../interface/index.ts'
+
+/** The body of POST /v1/tasks. Durations and sizes may be strings ("30s", "4GiB") or numbers (ms, bytes). */
+export const SubmitRequestSchema = Type.Object({
+  command: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
+  type: Type.Optional(Type.String()),
+  payload: Type.Optional(Type.Unknown()),
+  cpus: Type.Optional(Type.Number()),
+  gpus: Type.Optional(Type.Integer()),
+  memory: Type.Optional(Type.Union([Type.Integer(), Type.String()])),
+  require: Type.Optional(Type.Array(Type.String())),
+  labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+  region: Type.Optional(Type.String()),
+  session: Type.Optional(Type.String()),
+  priority: Type.Optional(Type.Integer()),
+  timeout: Type.Optional(Type.Union([Type.Integer(), Type.String()])),
+  retries: Type.Optional(Type.Integer()),
+  retryOnFailure: Type.Optional(Type.Boolean()),
+  env: Type.Optional(Type.Record(Type.String(), Type.String())),
+  cwd: Type.Optional(Type.String()),
+  strategy: Type.Optional(Type.String()),
+  node: Type.Optional(Type.String()),
+  /** answer with the task id at once instead of streaming its output */
+  detach: Type.Optional(Type.Boolean()),
+  /** how output bytes appear in the stream: utf8 text (default) or base64 */
+  encoding: Type.Optional(Type.Union([Type.Literal('utf8'), Type.Literal('base64')]))
+}, { additionalProperties: false })
+const submitRequest = validator(SubmitRequestSchema)
+
+export const DEFAULTS = { cpus: 1, gpus: 0, memory: 0, priority: 50, retries: 3 } as const
+
+export interface SubmitOptions {
+  detach: boolean
+  encoding: 'utf8' | 'base64'
+  /** the node as the user named it (id or name), resolved by the caller */
+  node?: string
+}
+
+/** Checks the request and fills defaults; `resolveNode` turns a name or id into a peer id (or throws). */
+export function normalizeSpec (body: unknown, resolveNode: (nameOrId: string) => string): { spec: TaskSpec, opts: SubmitOptions } {
+  if (body === undefined || body === null || typeof body !== 'object') throw new InvalidArgumentError('a task needs a JSON body such as {"command": ["echo", "hi"]}')
+  const b = submitRequest.parseUser(body, 'task')
+  if ((b.command === undefined) === (b.type === undefined)) throw new InvalidArgumentError('invalid task: give exactly one of command (argv) or type (a configured task type)')
+  if (b.payload !== undefined && b.type === undefined) throw new InvalidArgumentError('invalid task: payload is only for typed tasks (give type)')
+  if (b.payload !== undefined) {
+    const bytes = Buffer.byteLength(JSON.stringify(b.payload) ?? '')
+    if (bytes > TASK_PAYLOAD_MAX_BYTES) throw new TooLargeError(`invalid task: payload is ${bytes} bytes; the limit is ${TASK_PAYLOAD_MAX_BYTES} bytes of JSON`)
+  }
+  let memory = 0
+  if (b.memory !== undefined) {
+    const m = typeof b.memory === 'number' ? b.memory : parseSize(b.memory)
+    if (m === undefined || m < 0) throw new InvalidArgumentError(`invalid task: memory ${JSON.stringify(b.memory)} is not a size (as in 512MiB or 4G)`)
+    memory = m
+  }
+  let timeoutMs: number | undefined
+  if (b.timeout !== undefined) {
+    const t = typeof b.timeout === 'number' ? b.timeout : parseDuration(b.timeout)
+    if (t === undefined || t <= 0) throw new InvalidArgumentError(`invalid task: timeout ${JSON.stringify(b.timeout)} is not a positive duration (as in 30s, 10m, 2h)`)
+    timeoutMs = t
+  }
+  if (b.strategy !== undefined && !(STRATEGIES as readonly string[]).includes(b.strategy)) {
+    throw new InvalidArgumentError(`invalid task: strategy ${JSON.stringify(b.strategy)} is not one of ${STRATEGIES.join(', ')}`)
+  }
+  const strategy = (b.strategy ?? (b.session !== undefined ? 'affinity' : 'least-loaded')) as Strategy
+  const spec: TaskSpec = {
+    cpus: b.cpus ?? DEFAULTS.cpus,
+    gpus: b.gpus ?? DEFAULTS.gpus,
+    memory,
+    require: b.require ?? [],
+    labels: b.labels ?? {},
+    priority: b.priority ?? DEFAULTS.priority,
+    retries: b.retries ?? DEFAULTS.retries,
+    retryOnFailure: b.retryOnFailure ?? false,
+    env: b.env ?? {},
+    strategy
+  }
+  if (b.command !== undefined) spec.command = b.command
+  if (b.type !== undefined) spec.type = b.type
+  if (b.payload !== undefined) spec.payload = b.payload
+  if (b.region !== undefined) spec.region = b.region
+  if (b.session !== undefined) spec.session = b.session
+  if (timeoutMs !== undefined) spec.timeoutMs = timeoutMs
+  if (b.cwd !== undefined) spec.cwd = b.cwd
+  if (b.node !== undefined) spec.node = resolveNode(b.node)
+  taskSpec.parseUser(spec, 'task')
+  const opts: SubmitOptions = { detach: b.detach ?? false, encoding: b.encoding ?? 'utf8' }
+  if (b.node !== undefined) opts.node = b.node
+  return { spec, opts }
+}

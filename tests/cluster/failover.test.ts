@@ -1,0 +1,94 @@
+import { spawn } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import type { TaskRecord } from '../../proto/index.ts'
+import { Cluster, type Gridd, waitFor } from '../helpers/cluster.ts'
+import { GRIDCTL } from '../helpers/paths.ts'
+
+async function task (n: Gridd, id: string): Promise<TaskRecord> {
+  return await n.api.get<TaskRecord>(`/tasks/${id}`)
+}
+
+async function final (n: Gridd, id: string): Promise<TaskRecord> {
+  return await waitFor(`task ${id} to end`, async () => {
+    const t = await task(n, id)
+    return ['completed', 'failed', 'timeout', 'cancelled'].includes(t.status) ? t : undefined
+  }, { timeoutMs: 60_000 })
+}
+
+describe('failover - the executor dies mid-task', () => {
+  let c: Cluster
+  afterAll(async () => { await c?.destroy() })
+
+  it('runs the task again on another node; the attached client sees it through to exit 0', async () => {
+    c = await Cluster.start(3, { args: i => i === 0 ? [] : ['--label', 'role=worker'] })
+    await c.converged()
+    await waitFor('labels to reach n1', async () => (await c.node('n1').nodes()).filter(n => n.labels.role === 'worker').length === 2)
+    const marker = join(c.root, 'started')
+    const script = `if [ "$GRID_ATTEMPT" = 1 ]; then echo attempt-1 > ${marker}; sleep 60; fi; echo "done on $GRID_NODE_NAME attempt $GRID_ATTEMPT"`
+    const p = spawn(process.execPath, [GRIDCTL, '--socket', c.node('n1').socket, 'run', '-v', '--label', 'role=worker', '--', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    p.stdout.on('data', d => { out += String(d) })
+    p.stderr.on('data', d => { err += String(d) })
+    const exited = new Promise<number | null>(resolve => p.on('close', resolve))
+    await waitFor('the first attempt to start', () => existsSync(marker))
+    const placed = /placed on (n[23])/.exec(err)?.[1] as string
+    expect(['n2', 'n3']).toContain(placed)
+    const other = placed === 'n2' ? 'n3' : 'n2'
+    const killedAt = Date.now()
+    await c.node(placed).kill()
+    expect(await exited).toBe(0)
+    expect(out).toBe(`done on ${other} attempt 2\n`)
+    expect(err).toMatch(new RegExp(`node ${placed} died while the task ran; running it again \\(attempt 2\\)`))
+    const list = await c.node('n1').api.get<TaskRecord[]>('/tasks')
+    expect(list[0]).toMatchObject({ status: 'completed', attempts: 2, nodeName: other, exitCode: 0 })
+    // the retry ran well inside the failover goal (measured in bench/tasks)
+    expect(Date.parse(list[0]?.startedAt as string) - killedAt).toBeLessThan(30_000)
+  })
+})
+
+describe('failover - the origin dies mid-task, then the executor too', () => {
+  let c: Cluster
+  afterAll(async () => { await c?.destroy() })
+
+  it('completes what was running and retries the rest from a successor; nothing is lost', async () => {
+    c = await Cluster.start(4, { args: i => i === 0 ? [] : ['--label', 'role=worker'] })
+    await c.converged()
+    await waitFor('labels to reach n1', async () => (await c.node('n1').nodes()).filter(n => n.labels.role === 'worker').length === 3)
+    const origin = c.node('n1')
+    const marker = (name: string): string => join(c.root, `started-${name}`)
+    const submit = async (name: string, firstAttempt: string): Promise<string> => {
+      const r = await origin.ctl(['run', '--detach', '--label', 'role=worker', '--', 'sh', '-c', `if [ "$GRID_ATTEMPT" = 1 ]; then touch ${marker(name)}; ${firstAttempt}; fi; echo ok`])
+      expect(r.code).toBe(0)
+      return r.stdout.trim()
+    }
+    const short = await submit('short', 'sleep 2')
+    const long = await submit('long', 'sleep 120')
+    await waitFor('both to run', () => existsSync(marker('short')) && existsSync(marker('long')))
+    const watcher = c.node('n2')
+    await waitFor('both records to say running', async () => (await task(watcher, short)).status === 'running' && (await task(watcher, long)).status === 'running')
+
+    await origin.kill()
+    // the running task goes on and its record completes without the origin
+    expect(await final(watcher, short)).toMatchObject({ status: 'completed', attempts: 1, originName: 'n1' })
+    // a successor takes over the coordination of the other
+    const taken = await waitFor('a successor to coordinate the long task', async () => {
+      const t = await task(watcher, long)
+      return t.coordinator !== origin.id ? t : undefined
+    })
+    expect([c.node('n2').id, c.node('n3').id, c.node('n4').id]).toContain(taken.coordinator)
+
+    // now its executor dies too: the successor runs it again elsewhere
+    await c.node(taken.nodeName as string).kill()
+    const survivor = c.running()[0] as Gridd
+    const done = await final(survivor, long)
+    expect(done).toMatchObject({ status: 'completed', attempts: 2 })
+    expect(done.nodeName).not.toBe(taken.nodeName)
+    for (const n of c.running()) {
+      for (const t of await n.api.get<TaskRecord[]>('/tasks')) expect(t.status).toBe('completed')
+    }
+    expect(readFileSync(join(c.root, `${c.running()[0]?.name ?? ''}.log`), 'utf8')).not.toMatch(/"level":60/)
+  })
+})

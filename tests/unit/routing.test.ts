@@ -1,0 +1,128 @@
+import { describe, expect, it } from 'vitest'
+import { route, type Candidate, type Requirements, type RouteContext } from '../../src/routing/index.ts'
+
+function node (id: string, over: Partial<Candidate> = {}): Candidate {
+  return {
+    id, name: id, alive: true, draining: false, region: 'eu', labels: {}, capabilities: [], types: [],
+    slots: 4, gpus: 0, memoryMiB: 16384, freeSlots: 4, freeGpus: 0, memFreeMiB: 16000, running: 0, queued: 0, ...over
+  }
+}
+
+function req (over: Partial<Requirements> = {}): Requirements {
+  return { cpus: 1, gpus: 0, memory: 0, require: [], labels: {}, strategy: 'least-loaded', ...over }
+}
+
+function ctx (over: Partial<RouteContext> = {}): RouteContext {
+  let seed = 1
+  return { origin: { id: 'a', region: 'eu' }, recentlySent: () => 0, random: () => { seed = (seed * 16807) % 2147483647; return seed / 2147483647 }, turn: 0, ...over }
+}
+
+function first (nodes: Candidate[], r: Requirements, c: RouteContext = ctx()): string | undefined {
+  const res = route(nodes, r, c)
+  if (!res.ok) throw new Error(res.reason)
+  return res.candidates[0]
+}
+
+describe('routing - feasibility', () => {
+  it('fails at once, naming the requirement nobody meets', () => {
+    const nodes = [node('a', { gpus: 2, freeGpus: 2 }), node('b', { capabilities: ['cuda'] })]
+    expect(route(nodes, req({ gpus: 3 }), ctx())).toEqual({ ok: false, reason: 'no node has 3 GPUs (the most any alive node has is 2)' })
+    expect(route(nodes, req({ require: ['avx512'] }), ctx())).toEqual({ ok: false, reason: 'no node offers capability avx512' })
+    expect(route(nodes, req({ labels: { rack: 'r9' } }), ctx())).toEqual({ ok: false, reason: 'no node has label rack=r9' })
+    expect(route(nodes, req({ cpus: 64 }), ctx())).toMatchObject({ ok: false, reason: 'no node has 64 CPU slots (the most any alive node has is 4)' })
+    expect(route(nodes, req({ region: 'us' }), ctx())).toMatchObject({ ok: false, reason: 'no node is in region us (regions: eu)' })
+  })
+
+  it('says when requirements are met separately but never together', () => {
+    const nodes = [node('a', { gpus: 1, freeGpus: 1 }), node('b', { capabilities: ['cuda'] })]
+    const r = route(nodes, req({ gpus: 1, require: ['cuda'] }), ctx())
+    expect(r).toMatchObject({ ok: false, reason: expect.stringMatching(/no single node meets every requirement/) })
+  })
+
+  it('never places on dead or draining nodes', () => {
+    const nodes = [node('a', { alive: false }), node('b', { draining: true }), node('c', { freeSlots: 0 })]
+    expect(route(nodes, req(), ctx())).toMatchObject({ ok: true, candidates: ['c'] })
+    expect(route([node('b', { draining: true })], req(), ctx())).toEqual({ ok: false, reason: 'every alive node is draining' })
+  })
+
+  it('places typed tasks only on nodes that define the type', () => {
+    const nodes = [node('a', { types: ['resize'] }), node('b')]
+    expect(route(nodes, req({ type: 'resize' }), ctx())).toMatchObject({ ok: true, candidates: ['a'] })
+    expect(route(nodes, req({ type: 'embed' }), ctx())).toEqual({ ok: false, reason: 'no node defines task type embed (types: resize)' })
+  })
+
+  it('places GPU tasks only on nodes with GPUs', () => {
+    const nodes = [node('cpu1'), node('gpu1', { gpus: 2, freeGpus: 2 }), node('cpu2')]
+    expect(route(nodes, req({ gpus: 1 }), ctx())).toMatchObject({ ok: true, candidates: ['gpu1'] })
+  })
+})
+
+describe('routing - strategies', () => {
+  const three = (): Candidate[] => [node('a', { freeSlots: 1, running: 3 }), node('b', { freeSlots: 4 }), node('c', { freeSlots: 2, running: 2 })]
+
+  it('least-loaded prefers free capacity and keeps the rest as fallbacks', () => {
+    const r = route(three(), req(), ctx({ random: () => 0.99 }))
+    expect(r.ok && r.candidates).toHaveLength(3)
+    // whichever two nodes the power of two choices picks, the more loaded of them never comes first
+    for (let i = 0; i < 50; i++) expect(first(three(), req(), ctx())).not.toBe('a')
+  })
+
+  it('least-loaded counts what this node sent recently, so stale reports do not herd tasks', () => {
+    const nodes = [node('a'), node('b')]
+    const placed = new Map<string, number>()
+    const c = ctx({ recentlySent: id => placed.get(id) ?? 0 })
+    for (let i = 0; i < 8; i++) {
+      const id = first(nodes, req(), c) as string
+      placed.set(id, (placed.get(id) ?? 0) + 1)
+    }
+    expect(placed.get('a')).toBe(4)
+    expect(placed.get('b')).toBe(4)
+  })
+
+  it('round-robin takes turns', () => {
+    const nodes = three()
+    expect([0, 1, 2, 3].map(turn => first(nodes, req({ strategy: 'round-robin' }), ctx({ turn })))).toEqual(['a', 'b', 'c', 'a'])
+  })
+
+  it('random spreads over every feasible node', () => {
+    const seen = new Set<string>()
+    const c = ctx()
+    for (let i = 0; i < 60; i++) seen.add(first(three(), req({ strategy: 'random' }), c) as string)
+    expect([...seen].sort()).toEqual(['a', 'b', 'c'])
+  })
+
+  it('capability puts the nodes with the most of the listed capabilities first', () => {
+    const nodes = [node('a', { capabilities: ['cuda'] }), node('b', { capabilities: ['cuda', 'nvlink'] }), node('c')]
+    const r = route(nodes, req({ strategy: 'capability', require: ['cuda', 'nvlink'] }), ctx())
+    expect(r).toMatchObject({ ok: true, candidates: ['b', 'a', 'c'] })
+  })
+
+  it('region prefers the task\'s region, else the origin\'s, then the least loaded elsewhere', () => {
+    const nodes = [node('eu1', { region: 'eu', freeSlots: 1 }), node('us1', { region: 'us' }), node('us2', { region: 'us', freeSlots: 2 })]
+    expect(route(nodes, req({ strategy: 'region', region: 'us' }), ctx())).toMatchObject({ ok: true, candidates: ['us1', 'us2', 'eu1'] })
+    expect(first(nodes, req({ strategy: 'region' }), ctx())).toBe('eu1')
+  })
+
+  it('affinity keeps the session on its owner while it is alive and has room', () => {
+    const nodes = three()
+    expect(first(nodes, req({ strategy: 'affinity' }), ctx({ sessionOwner: 'c' }))).toBe('c')
+    expect(route(nodes, req({ strategy: 'affinity' }), ctx({ sessionOwner: 'c' }))).not.toHaveProperty('rehome')
+  })
+
+  it('affinity re-homes the session when its owner is dead or full', () => {
+    const dead = [node('a', { alive: false }), node('b'), node('c', { freeSlots: 1, running: 3 })]
+    expect(route(dead, req({ strategy: 'affinity' }), ctx({ sessionOwner: 'a', random: () => 0.5 }))).toMatchObject({ ok: true, rehome: 'b' })
+    const full = [node('a', { freeSlots: 0, running: 4 }), node('b')]
+    const r = route(full, req({ strategy: 'affinity' }), ctx({ sessionOwner: 'a' }))
+    expect(r).toMatchObject({ ok: true, rehome: 'b', candidates: ['b', 'a'] })
+  })
+
+  it('places on an explicit node, or says why it cannot', () => {
+    const nodes = [node('a'), node('b', { alive: false }), node('c', { draining: true })]
+    expect(route(nodes, req({ node: 'a', strategy: 'random' }), ctx())).toMatchObject({ ok: true, candidates: ['a'] })
+    expect(route(nodes, req({ node: 'b' }), ctx())).toEqual({ ok: false, reason: 'node b is not alive' })
+    expect(route(nodes, req({ node: 'c' }), ctx())).toEqual({ ok: false, reason: 'node c is draining' })
+    expect(route(nodes, req({ node: 'a', gpus: 1 }), ctx())).toEqual({ ok: false, reason: 'node a cannot run it: it has 1 GPU (the most any alive node has is 0)' })
+    expect(route(nodes, req({ node: 'zz' }), ctx())).toEqual({ ok: false, reason: 'no node zz in this cluster' })
+  })
+})
