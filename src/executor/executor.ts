@@ -10,13 +10,14 @@
  *   cannot keep up, later ones (logs -f) skip ahead instead.
  * - Every state change is an event (`task:state`): the tasks module turns them into replicated records.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { constants as osConstants } from 'node:os'
 import type { Logger } from 'pino'
 import { TASK_RESULT_MAX_BYTES, type ExecAspect, type TaskEvent, type TaskSpec } from '../../proto/index.ts'
 import { InvalidArgumentError, UnavailableError, UnsatisfiableError, type GpuInfo, type NodeId, type Startable } from '../interface/index.ts'
 import { OutputLog } from './output-log.ts'
+import { Spawner, type SpawnerEvent } from './spawner.ts'
 
 export interface TaskTypeConfig {
   command: string[]
@@ -41,6 +42,10 @@ export interface ExecutorInit {
   /** environment every task starts from */
   baseEnv: NodeJS.ProcessEnv
 }
+
+/** How long after a spawner crash it is started again (doubling up to SPAWNER_RESTART_CAP_MS). */
+const SPAWNER_RESTART_BASE_MS = 100
+const SPAWNER_RESTART_CAP_MS = 10_000
 
 export interface ExecutorComponents {
   logger: Logger
@@ -72,14 +77,16 @@ interface Job {
   task: ExecTask
   argv: string[]
   cwd: string | undefined
-  env: NodeJS.ProcessEnv
-  stdin: Buffer | undefined
+  env: Record<string, string>
+  stdin: string | undefined
   typed: boolean
   seq: number
   state: ExecAspect
   log: OutputLog
   watchers: Set<Watcher>
-  child?: ChildProcess
+  /** the spawner's handle for the process, while it runs */
+  slot?: number
+  pid?: number
   gpus: string[]
   timeout?: NodeJS.Timeout
   kill?: NodeJS.Timeout
@@ -95,8 +102,6 @@ export interface ExecutorEvents {
 
 export interface Usage { running: number, queued: number, freeSlots: number, freeGpus: number, freeMemoryBytes: number }
 
-const CLOSE_WAIT_MS = 2_000
-
 export class Executor extends EventEmitter<ExecutorEvents> implements Startable {
   private readonly jobs = new Map<string, Job>()
   private readonly queue: Job[] = []
@@ -110,13 +115,26 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
   private retainedBytes = 0
   private readonly finished: Job[] = []
   private readonly log: Logger
+  private readonly spawner = new Spawner()
+  private readonly bySlot = new Map<number, Job>()
+  private nextSlot = 1
+  private spawnerRestarts = 0
+  private readonly baseEnv: Record<string, string>
 
   constructor (private readonly components: ExecutorComponents, private readonly init: ExecutorInit) {
     super()
     this.log = components.logger
+    // a plain copy: reading process.env key by key is slow, and tasks are spawned often
+    this.baseEnv = Object.fromEntries(Object.entries(init.baseEnv).filter((e): e is [string, string] => e[1] !== undefined))
+    this.spawner.on('event', e => { this.onSpawnerEvent(e) })
+    this.spawner.on('exit', code => { this.onSpawnerExit(code) })
   }
 
-  start (): void {}
+  start (): void {
+    const reaped = reapOrphans(this.init.nodeId)
+    if (reaped > 0) this.log.warn({ processes: reaped }, 'killed task processes left behind by an earlier run of this node')
+    this.spawner.start()
+  }
 
   /** Stops every task (TERM, KILL after the grace period); their attempts are reported lost, so they run elsewhere. */
   async stop (): Promise<void> {
@@ -132,6 +150,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
       const check = (): void => { if (!this.running.has(job)) { this.off('task:state', check); resolve() } }
       this.on('task:state', check)
     })))
+    this.spawner.stop()
   }
 
   setDraining (draining: boolean): void {
@@ -241,13 +260,13 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
     let argv: string[]
     let cwd = spec.cwd
     let env: Record<string, string> = {}
-    let stdin: Buffer | undefined
+    let stdin: string | undefined
     if (spec.type !== undefined) {
       const t = this.init.taskTypes[spec.type] as TaskTypeConfig
       argv = [...t.command, ...(spec.command ?? [])]
       cwd ??= t.cwd
       env = { ...t.env }
-      stdin = Buffer.from(JSON.stringify(spec.payload ?? null) + '\n')
+      stdin = JSON.stringify(spec.payload ?? null) + '\n'
     } else if (spec.command !== undefined) {
       argv = spec.command
     } else {
@@ -258,7 +277,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
       task,
       argv,
       cwd,
-      env: { ...this.init.baseEnv, ...env, ...spec.env, GRID_TASK_ID: task.id, GRID_NODE_ID: this.init.nodeId, GRID_NODE_NAME: this.init.nodeName, GRID_ATTEMPT: String(task.attempt) },
+      env: { ...this.baseEnv, ...env, ...spec.env, GRID_TASK_ID: task.id, GRID_NODE_ID: this.init.nodeId, GRID_NODE_NAME: this.init.nodeName, GRID_ATTEMPT: String(task.attempt) },
       stdin,
       typed: spec.type !== undefined,
       seq: this.seq++,
@@ -304,48 +323,57 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
       job.env.CUDA_VISIBLE_DEVICES = job.gpus.join(',')
       job.env.CUDA_DEVICE_ORDER = 'PCI_BUS_ID'
     }
-    let child: ChildProcess
-    try {
-      child = spawn(job.argv[0] as string, job.argv.slice(1), {
-        cwd: job.cwd,
-        env: job.env,
-        detached: true,
-        stdio: [job.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe']
-      })
-    } catch (err) {
+    if (job.cwd !== undefined && !isDirectory(job.cwd)) {
       this.release(job)
-      this.finish(job, { status: 'failed', exitCode: 127, error: `cannot start ${job.argv[0] ?? ''}: ${(err as Error).message}` })
+      this.finish(job, { status: 'failed', exitCode: 126, error: `cannot start ${job.argv[0] ?? ''}: working directory ${job.cwd} does not exist` })
+      this.dispatch()
       return
     }
-    job.child = child
-    let spawnError: NodeJS.ErrnoException | undefined
-    child.once('error', err => { spawnError = err })
-    child.once('spawn', () => {
-      job.state = { ...job.state, status: 'running', startedAt: Date.now(), pid: child.pid as number, gpus: job.gpus }
-      this.emitState(job)
-      this.broadcast(job, { k: 'started', at: job.state.startedAt as number, pid: child.pid as number, gpus: job.gpus })
-      if (job.stdin !== undefined) child.stdin?.end(job.stdin)
-      if (spec.timeoutMs !== undefined) {
-        job.timeout = setTimeout(() => { this.terminate(job, 'timeout') }, spec.timeoutMs)
+    if (!this.spawner.running) {
+      this.release(job)
+      this.finish(job, { status: 'failed', lost: true, error: `executor ${this.init.nodeName} cannot start processes right now (its spawner is restarting)` })
+      return
+    }
+    const slot = this.nextSlot++
+    job.slot = slot
+    this.bySlot.set(slot, job)
+    const req: { op: 'spawn', slot: number, argv: string[], env: Record<string, string>, cwd?: string, stdin?: string } = { op: 'spawn', slot, argv: job.argv, env: job.env }
+    if (job.cwd !== undefined) req.cwd = job.cwd
+    if (job.stdin !== undefined) req.stdin = job.stdin
+    this.spawner.send(req)
+  }
+
+  private onSpawnerEvent (e: SpawnerEvent): void {
+    const job = this.bySlot.get(e.slot)
+    if (job === undefined) return
+    switch (e.ev) {
+      case 'spawned': {
+        job.pid = e.pid
+        job.state = { ...job.state, status: 'running', startedAt: Date.now(), pid: e.pid, gpus: job.gpus }
+        this.emitState(job)
+        this.broadcast(job, { k: 'started', at: job.state.startedAt as number, pid: e.pid, gpus: job.gpus })
+        if (job.task.spec.timeoutMs !== undefined) job.timeout = setTimeout(() => { this.terminate(job, 'timeout') }, job.task.spec.timeoutMs)
+        // a cancel or timeout that came before the process existed
+        if (job.stopping !== undefined) this.spawner.send({ op: 'kill', slot: e.slot, signal: 'SIGTERM' })
+        return
       }
-    })
-    child.stdin?.on('error', () => {})
-    child.stdout?.on('data', (d: Buffer) => { this.output(job, 1, d) })
-    child.stderr?.on('data', (d: Buffer) => { this.output(job, 2, d) })
-    let closed = false
-    child.once('close', () => { closed = true })
-    child.once('exit', (code, signal) => {
-      // stop what the task left behind in its group, then give the pipes a moment to deliver the last output
-      killGroup(child, 'SIGKILL')
-      const settle = (): void => { this.exited(job, code, signal, spawnError) }
-      if (closed) settle()
-      else {
-        const t = setTimeout(settle, CLOSE_WAIT_MS)
-        child.once('close', () => { clearTimeout(t); settle() })
-      }
-    })
-    // spawn failures (no such program) end with 'error' and no 'exit'
-    child.once('error', () => { if (child.pid === undefined) this.exited(job, null, null, spawnError) })
+      case 'out': this.output(job, e.stream, e.data); return
+      case 'error': this.exited(job, null, null, { code: e.code, message: e.message }); return
+      case 'exit': this.exited(job, e.code, e.signal as NodeJS.Signals | null); return
+    }
+  }
+
+  /** The spawner died (killed, out of memory): its tasks died with it; start a new one. */
+  private onSpawnerExit (code: number | null): void {
+    if (this.stopped) return
+    this.log.error({ code, tasks: this.bySlot.size }, 'the task spawner exited; its tasks are lost and will be retried elsewhere')
+    for (const job of [...this.bySlot.values()]) this.exited(job, null, null, undefined, 'the task spawner of this node died')
+    const wait = Math.min(SPAWNER_RESTART_CAP_MS, SPAWNER_RESTART_BASE_MS * 2 ** this.spawnerRestarts++)
+    setTimeout(() => {
+      if (this.stopped) return
+      this.spawner.start()
+      setTimeout(() => { this.spawnerRestarts = 0 }, 60_000).unref()
+    }, wait).unref()
   }
 
   private output (job: Job, stream: 1 | 2, data: Buffer): void {
@@ -372,34 +400,38 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
   }
 
   private pause (job: Job): void {
-    if (job.paused++ === 0) { job.child?.stdout?.pause(); job.child?.stderr?.pause() }
+    if (job.paused++ === 0 && job.slot !== undefined) this.spawner.send({ op: 'pause', slot: job.slot })
   }
 
   private resume (job: Job): void {
-    if (job.paused > 0 && --job.paused === 0) { job.child?.stdout?.resume(); job.child?.stderr?.resume() }
+    if (job.paused > 0 && --job.paused === 0 && job.slot !== undefined) this.spawner.send({ op: 'resume', slot: job.slot })
   }
 
   private terminate (job: Job, why: NonNullable<Job['stopping']>): void {
-    if (job.stopping !== undefined || job.child === undefined) return
+    if (job.stopping !== undefined || job.slot === undefined) return
     job.stopping = why
     clearTimeout(job.timeout)
-    killGroup(job.child, 'SIGTERM')
-    job.kill = setTimeout(() => { if (job.child !== undefined) killGroup(job.child, 'SIGKILL') }, this.init.killGraceMs)
+    const slot = job.slot
+    if (job.pid !== undefined) this.spawner.send({ op: 'kill', slot, signal: 'SIGTERM' })
+    job.kill = setTimeout(() => { if (this.bySlot.get(slot) === job) this.spawner.send({ op: 'kill', slot, signal: 'SIGKILL' }) }, this.init.killGraceMs)
   }
 
-  private exited (job: Job, code: number | null, signal: NodeJS.Signals | null, spawnError?: NodeJS.ErrnoException): void {
+  private exited (job: Job, code: number | null, signal: NodeJS.Signals | null, spawnError?: { code: string, message: string }, lostReason?: string): void {
     if (!this.running.has(job)) return
     this.release(job)
+    if (job.slot !== undefined) this.bySlot.delete(job.slot)
     clearTimeout(job.timeout)
     clearTimeout(job.kill)
     const patch: Partial<ExecAspect> = { exitCode: code, signal }
-    if (spawnError !== undefined && job.child?.pid === undefined) {
+    if (lostReason !== undefined) {
+      patch.status = 'failed'
+      patch.lost = true
+      patch.error = lostReason
+    } else if (spawnError !== undefined) {
       const notFound = spawnError.code === 'ENOENT'
       patch.status = 'failed'
       patch.exitCode = notFound ? 127 : 126
-      patch.error = spawnError.code === 'ENOENT' && job.cwd !== undefined && spawnError.path === undefined
-        ? `cannot start ${job.argv[0] ?? ''}: working directory ${job.cwd} does not exist`
-        : `cannot start ${job.argv[0] ?? ''}: ${notFound ? 'command not found' : spawnError.message}`
+      patch.error = `cannot start ${job.argv[0] ?? ''}: ${notFound ? 'command not found' : spawnError.message}`
     } else if (job.stopping === 'timeout') {
       patch.status = 'timeout'
       patch.error = `timed out after ${job.task.spec.timeoutMs ?? 0}ms`
@@ -446,7 +478,6 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
       try { w.done(job.state) } catch {}
     }
     job.watchers.clear()
-    job.child = undefined
     this.retain(job)
   }
 
@@ -475,13 +506,39 @@ function isFinal (s: ExecAspect): boolean {
   return s.status !== 'pending' && s.status !== 'running'
 }
 
-function killGroup (child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined) return
+function isDirectory (path: string): boolean {
   try {
-    process.kill(-child.pid, signal)
+    return statSync(path).isDirectory()
   } catch {
-    try { child.kill(signal) } catch {}
+    return false
   }
+}
+
+/**
+ * Kills the process groups of tasks an earlier run of this node left behind (its spawner was killed along with it):
+ * every process whose environment says GRID_NODE_ID=<this node>. Linux only (/proc); elsewhere it does nothing.
+ */
+export function reapOrphans (nodeId: string): number {
+  if (!existsSync('/proc/self/environ')) return 0
+  const marker = Buffer.from(`\0GRID_NODE_ID=${nodeId}\0`)
+  const groups = new Set<number>()
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    const pid = Number(name)
+    if (pid === process.pid || pid === process.ppid) continue
+    let env: Buffer
+    try { env = Buffer.concat([Buffer.from([0]), readFileSync(`/proc/${pid}/environ`)]) } catch { continue }
+    if (env.indexOf(marker) < 0) continue
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      const pgid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2])
+      groups.add(pgid > 1 ? pgid : pid)
+    } catch {}
+  }
+  for (const g of groups) {
+    try { process.kill(-g, 'SIGKILL') } catch { try { process.kill(g, 'SIGKILL') } catch {} }
+  }
+  return groups.size
 }
 
 /** The shell's convention for a process killed by a signal: 128 + the signal's number. */

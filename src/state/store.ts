@@ -32,7 +32,7 @@ export interface StateInit {
   dataDir: string
   /** How long this node's deletion marks are kept at least (peers that were away must see them). */
   tombstoneMinAgeMs?: number
-  /** Local writes are gossiped in batches at most this often. */
+  /** A local write after a quiet spell is gossiped this soon (under load, batches are 40 ms apart). */
   flushIntervalMs?: number
   antiEntropyIntervalMs?: number
   maintenanceIntervalMs?: number
@@ -78,6 +78,7 @@ interface Slot {
 }
 
 const REGEN_MIN_GARBAGE = 1000
+const GOSSIP_MIN_SPACING_MS = 40
 const LWW_COLLECTIONS: ReadonlySet<CollectionName> = new Set(['sessions', 'forgotten'])
 const SYNC_MAX_BYTES = 8 * 1024 * 1024
 const SYNC_TIMEOUT_MS = 15_000
@@ -96,6 +97,7 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
   private walQueue: DocRecord[] = []
   private readonly shadowed = new Set<string>()
   private flushTimer?: NodeJS.Timeout
+  private lastFlushAt = 0
   private readonly syncing = new Map<NodeId, Promise<void>>()
   private readonly syncAgain = new Set<NodeId>()
   private loops: Array<{ stop: () => void }> = []
@@ -307,6 +309,7 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
   async flush (): Promise<void> {
     clearTimeout(this.flushTimer)
     this.flushTimer = undefined
+    this.lastFlushAt = Date.now()
     const outbox = this.outbox
     const wal = this.walQueue
     this.outbox = []
@@ -367,9 +370,15 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
     }
   }
 
+  /**
+   * A write after a quiet spell goes out within a couple of ms; under load, batches are spaced at least
+   * GOSSIP_MIN_SPACING_MS apart, so the gossip messages (each signed and checked) stay few whatever the write rate.
+   */
   private scheduleFlush (): void {
     if (this.flushTimer !== undefined) return
-    this.flushTimer = setTimeout(() => { void this.flush() }, this.init.flushIntervalMs ?? 5)
+    const sinceLast = Date.now() - this.lastFlushAt
+    const wait = Math.max(this.init.flushIntervalMs ?? 2, GOSSIP_MIN_SPACING_MS - sinceLast)
+    this.flushTimer = setTimeout(() => { void this.flush() }, wait)
   }
 
   private async publish (msg: StateGossip): Promise<void> {

@@ -178,8 +178,7 @@ describe('tasks - run anywhere in the mesh', () => {
     p.kill('SIGINT')
     const code = await new Promise<number | null>(resolve => p.on('close', resolve))
     expect(code).toBe(130)
-    const list = await n1.api.get<TaskRecord[]>('/tasks')
-    expect(list.find(t => t.command?.[2] === 'echo started; sleep 60')?.status).toBe('cancelled')
+    await waitFor('the record to say cancelled', async () => (await n1.api.get<TaskRecord[]>('/tasks')).find(t => t.command?.[2] === 'echo started; sleep 60')?.status === 'cancelled')
   })
 
   it('stops a task at its timeout with exit 124', async () => {

@@ -1,0 +1,80 @@
+/** Shared pieces of the benchmarks: statistics, tables, process CPU and memory from /proc, a cluster launcher. */
+import { readFileSync } from 'node:fs'
+import { Cluster } from '../tests/helpers/cluster.ts'
+
+export { Cluster, waitFor, Gridd, runCtl } from '../tests/helpers/cluster.ts'
+
+export function percentile (values: number[], p: number): number {
+  if (values.length === 0) return NaN
+  const s = [...values].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.floor(p / 100 * s.length))] as number
+}
+
+export function median (values: number[]): number { return percentile(values, 50) }
+
+export function fmt (n: number, digits = 2): string {
+  if (!Number.isFinite(n)) return '-'
+  return Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixed(digits)
+}
+
+/** Prints a Markdown table (it reads as a plain table in a terminal too). */
+export function table (title: string, header: string[], rows: Array<Array<string | number>>): void {
+  const cells = rows.map(r => r.map(c => typeof c === 'number' ? fmt(c) : c))
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map(r => (r[i] ?? '').length)))
+  const line = (r: string[]): string => `| ${r.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`
+  console.log(`\n### ${title}\n`)
+  console.log(line(header))
+  console.log(`| ${widths.map(w => '-'.repeat(w)).join(' | ')} |`)
+  for (const r of cells) console.log(line(r))
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+export function cpuSeconds (pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const ticks = Number(fields[11]) + Number(fields[12])
+  return ticks / 100
+}
+
+export function rssBytes (pid: number): number {
+  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m === null ? NaN : Number(m[1]) * 1024
+}
+
+export async function sleep (ms: number): Promise<void> {
+  await new Promise(resolve => setTimeout(resolve, ms))
+}
+
+/** Starts `n` daemons: the first, then the others at once (each knows only the first). */
+export async function startCluster (n: number, opts: { args?: (i: number) => string[], env?: (i: number) => Record<string, string>, parallel?: boolean } = {}): Promise<Cluster> {
+  const c = new Cluster()
+  const extra = (i: number): { args?: string[], env?: Record<string, string> } => {
+    const o: { args?: string[], env?: Record<string, string> } = {}
+    const a = opts.args?.(i)
+    const e = opts.env?.(i)
+    if (a !== undefined) o.args = a
+    if (e !== undefined) o.env = { GRID_TEST_LOG_LEVEL: 'warn', ...e }
+    else o.env = { GRID_TEST_LOG_LEVEL: 'warn' }
+    return o
+  }
+  process.env.GRID_TEST_LOG_LEVEL = 'warn'
+  await c.add('n1', extra(0))
+  if (opts.parallel === false) {
+    for (let i = 1; i < n; i++) await c.add(`n${i + 1}`, extra(i))
+  } else {
+    await Promise.all(Array.from({ length: n - 1 }, async (_, i) => await c.add(`n${i + 2}`, extra(i + 1))))
+  }
+  return c
+}
+
+/** Runs `fn` and always destroys the cluster, even on Ctrl-C. */
+export async function withCluster<T> (c: Cluster, fn: (c: Cluster) => Promise<T>): Promise<T> {
+  const stop = (): void => { void c.destroy().finally(() => process.exit(130)) }
+  process.once('SIGINT', stop)
+  try {
+    return await fn(c)
+  } finally {
+    process.off('SIGINT', stop)
+    await c.destroy()
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * bench/tasks: dispatch overhead, throughput and failover of `true` tasks on 3 real daemons, side by side with the
+ * machine's limit (bare child_process.spawn of `true`) and, with --bullmq, with BullMQ on Redis (shared/peers).
+ *
+ *   npm run bench -- tasks [--lat N] [--tp N] [--conc N] [--failovers N] [--bullmq]
+ */
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { Agent, request } from 'node:http'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import type { TaskRecord } from '../proto/index.ts'
+import { GRIDCTL } from '../tests/helpers/paths.ts'
+import { type Cluster, type Gridd, fmt, median, percentile, sleep, startCluster, table, waitFor, withCluster } from './lib.ts'
+
+const { values } = parseArgs({
+  options: {
+    lat: { type: 'string', default: '500' },
+    ctl: { type: 'string', default: '50' },
+    tp: { type: 'string', default: '4000' },
+    conc: { type: 'string', default: '96' },
+    failovers: { type: 'string', default: '3' },
+    bullmq: { type: 'boolean', default: false }
+  }
+})
+const LAT_N = Number(values.lat)
+const CTL_N = Number(values.ctl)
+const TP_N = Number(values.tp)
+const CONC = Number(values.conc)
+const FAILOVERS = Number(values.failovers)
+
+/** A keep-alive HTTP client of one daemon's socket: what an application calling the API would use. */
+function client (socket: string): { run: (body: unknown) => Promise<void>, get: <T>(path: string) => Promise<T> } {
+  const agent = new Agent({ keepAlive: true, maxSockets: 256 })
+  const run = async (body: unknown): Promise<void> => {
+    const payload = JSON.stringify(body)
+    await new Promise<void>((resolve, reject) => {
+      const req = request({ socketPath: socket, agent, method: 'POST', path: '/v1/tasks', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, res => {
+        let text = ''
+        res.on('data', d => { text += String(d) })
+        res.on('end', () => {
+          if (res.statusCode !== 200 || !text.includes('"type":"exit"') || !text.includes('"status":"completed"')) reject(new Error(`task did not complete: ${res.statusCode ?? 0} ${text.slice(-300)}`))
+          else resolve()
+        })
+      })
+      req.on('error', reject)
+      req.end(payload)
+    })
+  }
+  const get = async <T>(path: string): Promise<T> => await new Promise<T>((resolve, reject) => {
+    request({ socketPath: socket, agent, path: `/v1${path}` }, res => {
+      let text = ''
+      res.on('data', d => { text += String(d) })
+      res.on('end', () => { try { resolve(JSON.parse(text) as T) } catch (e) { reject(e) } })
+    }).on('error', reject).end()
+  })
+  return { run, get }
+}
+
+async function spawnTrue (): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const p = spawn('true', [], { stdio: 'ignore' })
+    p.on('exit', code => { code === 0 ? resolve() : reject(new Error(`exit ${code ?? '?'}`)) })
+    p.on('error', reject)
+  })
+}
+
+async function timed (n: number, fn: () => Promise<void>): Promise<number[]> {
+  const out: number[] = []
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now()
+    await fn()
+    out.push(performance.now() - t0)
+  }
+  return out
+}
+
+async function pool (n: number, conc: number, fn: (i: number) => Promise<void>): Promise<number> {
+  let next = 0
+  const t0 = performance.now()
+  await Promise.all(Array.from({ length: conc }, async () => {
+    while (next < n) await fn(next++)
+  }))
+  return (performance.now() - t0) / 1000
+}
+
+async function gridctlTrue (n1: Gridd): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const p = spawn(process.execPath, [GRIDCTL, '--socket', n1.socket, 'run', '--node', 'n2', '--', 'true'], { stdio: 'ignore' })
+    p.on('exit', code => { code === 0 ? resolve() : reject(new Error(`gridctl exit ${code ?? '?'}`)) })
+  })
+}
+
+async function failover (c: Cluster, round: number): Promise<{ detectMs: number, rerunMs: number }> {
+  const origin = c.node('n1')
+  const marker = join(c.root, `fo-${round}`)
+  const r = await origin.ctl(['run', '--detach', '--label', 'role=worker', '--', 'sh', '-c', `if [ "$GRID_ATTEMPT" = 1 ]; then touch ${marker}; sleep 300; fi`])
+  const id = r.stdout.trim()
+  await waitFor('the first attempt to run', () => existsSync(marker))
+  const t = await waitFor('the record to show running', async () => {
+    const x = await origin.api.get<TaskRecord>(`/tasks/${id}`)
+    return x.status === 'running' ? x : undefined
+  })
+  const victim = c.node(t.nodeName as string)
+  const killedAt = Date.now()
+  await victim.kill()
+  const dead = waitFor('n1 to see the victim dead', async () => (await origin.states())[victim.name] === 'dead' ? Date.now() : undefined, { intervalMs: 5 })
+  const rerun = await waitFor('the task to run again', async () => {
+    const x = await origin.api.get<TaskRecord>(`/tasks/${id}`)
+    return x.attempts >= 2 && x.startedAt !== null && x.status !== 'pending' ? x : undefined
+  }, { timeoutMs: 60_000, intervalMs: 10 })
+  const detectMs = await dead - killedAt
+  // restart the victim so the next round has a full cluster
+  await victim.start()
+  await c.converged()
+  return { detectMs, rerunMs: Date.parse(rerun.startedAt as string) - killedAt }
+}
+
+async function bullmq (): Promise<Record<string, number>> {
+  const script = join(process.cwd(), '..', 'shared', 'peers', 'bench_bullmq.sh')
+  const path = existsSync(script) ? script : join(process.cwd(), 'shared', 'peers', 'bench_bullmq.sh')
+  console.error(`running ${path} (REPEATS=1): a few minutes`)
+  const out = await new Promise<string>((resolve, reject) => {
+    const p = spawn('bash', [path], { env: { ...process.env, REPEATS: '1' }, stdio: ['ignore', 'pipe', 'inherit'] })
+    let text = ''
+    p.stdout.on('data', d => { text += String(d) })
+    p.on('close', code => { code === 0 ? resolve(text) : reject(new Error(`bench_bullmq.sh exited ${code ?? '?'}`)) })
+  })
+  const m: Record<string, number> = {}
+  for (const line of out.split('\n')) {
+    const x = /^(\w+)\s+median=\s*([0-9.]+)/.exec(line)
+    if (x !== null) m[x[1] as string] = Number(x[2])
+  }
+  return m
+}
+
+async function main (): Promise<void> {
+  // the machine's limit: bare spawns of `true`
+  await timed(50, spawnTrue)
+  const bare = await timed(LAT_N, spawnTrue)
+  const bareRate = TP_N / await pool(TP_N, 16, spawnTrue)
+
+  const c = await startCluster(3, { args: i => ['--metrics-listen', 'off', ...(i === 0 ? [] : ['--label', 'role=worker'])] })
+  await withCluster(c, async () => {
+    await c.converged()
+    const [n1, n2, n3] = c.nodes as [Gridd, Gridd, Gridd]
+    const api = client(n1.socket)
+    // warm up every path
+    for (let i = 0; i < 50; i++) await api.run({ command: ['true'], node: 'n2' })
+    const apiLat = await timed(LAT_N, async () => { await api.run({ command: ['true'], node: 'n2' }) })
+    const localLat = await timed(LAT_N, async () => { await api.run({ command: ['true'], node: 'n1' }) })
+    await timed(5, async () => { await gridctlTrue(n1) })
+    const ctlLat = await timed(CTL_N, async () => { await gridctlTrue(n1) })
+
+    // throughput: many tasks in flight, submitted through all three nodes, placed by least-loaded
+    const clients = [n1, n2, n3].map(n => client(n.socket))
+    await pool(300, CONC, async i => { await (clients[i % 3] as ReturnType<typeof client>).run({ command: ['true'] }) })
+    const tpSeconds = await pool(TP_N, CONC, async i => { await (clients[i % 3] as ReturnType<typeof client>).run({ command: ['true'] }) })
+    const rate = TP_N / tpSeconds
+    const spread = await n1.api.get<TaskRecord[]>('/tasks')
+    const perNode: Record<string, number> = {}
+    for (const t of spread.slice(0, TP_N)) perNode[t.nodeName ?? '?'] = (perNode[t.nodeName ?? '?'] ?? 0) + 1
+
+    const fos: Array<{ detectMs: number, rerunMs: number }> = []
+    for (let i = 0; i < FAILOVERS; i++) fos.push(await failover(c, i))
+
+    const peer = values.bullmq === true ? await bullmq() : undefined
+    const ratio = (ours: number, theirs: number | undefined, higherIsBetter: boolean): string =>
+      theirs === undefined ? '-' : `${fmt(higherIsBetter ? ours / theirs : theirs / ours)}x`
+
+    table('Tasks: round trip of one `true` task (sequential), ms', ['path', 'p50', 'p99', 'overhead p50 vs bare spawn', 'BullMQ p50 / p99', 'ahead of BullMQ (p50)'], [
+      ['bare child_process.spawn(true), local', median(bare), percentile(bare, 99), '-', '-', '-'],
+      ['API, origin n1 -> executor n2 (remote)', median(apiLat), percentile(apiLat, 99), fmt(median(apiLat) - median(bare)), peer === undefined ? '-' : `${fmt(peer.lat_p50_ms ?? NaN)} / ${fmt(peer.lat_p99_ms ?? NaN)}`, ratio(median(apiLat), peer?.lat_p50_ms, false)],
+      ['API, run on the origin itself', median(localLat), percentile(localLat, 99), fmt(median(localLat) - median(bare)), '-', '-'],
+      ['gridctl run (a new CLI process each time)', median(ctlLat), percentile(ctlLat, 99), fmt(median(ctlLat) - median(bare)), '-', '-']
+    ])
+    table('Tasks: sustained `true` tasks per second, 3 nodes', ['what', 'tasks/s', 'of bare spawn rate', 'BullMQ spawn jobs/s', 'ahead of BullMQ'], [
+      ['bare spawn, 16 in flight, one process (the machine\'s limit)', bareRate, '100%', '-', '-'],
+      [`grid, ${CONC} in flight via 3 APIs, least-loaded (${Object.entries(perNode).map(([k, v]) => `${k}:${v}`).join(' ')})`, rate, `${fmt(100 * rate / bareRate, 0)}%`, peer?.spawn_tasks_per_s === undefined ? '-' : fmt(peer.spawn_tasks_per_s), ratio(rate, peer?.spawn_tasks_per_s, true)]
+    ])
+    table('Failover: kill -9 of the executor of a running task', ['round', 'kill -> seen dead (ms)', 'kill -> running again (ms)'], fos.map((f, i) => [String(i + 1), f.detectMs, f.rerunMs]))
+    console.log(`\nfailover median: kill -> running again ${fmt(median(fos.map(f => f.rerunMs)))} ms${peer?.fo_kill_to_first_rerun_start_s === undefined ? '' : `; BullMQ: ${fmt((peer.fo_kill_to_first_rerun_start_s ?? NaN) * 1000)} ms to the first re-run (${fmt((peer.fo_kill_to_all_done_s ?? NaN))} s to all done)`}`)
+    if (peer !== undefined) console.log(`BullMQ raw: ${JSON.stringify(peer)}`)
+  })
+}
+
+await main()
+await sleep(100)
+process.exit(0)
