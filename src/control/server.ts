@@ -159,18 +159,9 @@ function sendJson (res: ServerResponse, status: number, body: unknown): void {
 async function sendStream (res: ServerResponse, status: number, stream: AsyncIterable<unknown>, signal: AbortSignal): Promise<void> {
   res.writeHead(status, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' })
   res.flushHeaders()
-  // lines produced in the same tick leave in one write
-  let corked = false
-  const cork = (): void => {
-    if (corked) return
-    corked = true
-    res.cork()
-    process.nextTick(() => { corked = false; res.uncork() })
-  }
   try {
     for await (const item of stream) {
       if (signal.aborted) break
-      cork()
       if (!res.write(JSON.stringify(item) + '\n')) {
         await new Promise<void>(resolve => {
           const done = (): void => { res.off('drain', done); res.off('close', done); resolve() }
