@@ -77,7 +77,9 @@ export const RegistryValueSchema = Type.Object({
   /** set by a graceful stop */
   leftAt: Type.Optional(Ms),
   /** task types this node's configuration defines */
-  taskTypes: Type.Optional(Type.Array(Type.String({ maxLength: 63 }), { maxItems: 256 }))
+  taskTypes: Type.Optional(Type.Array(Type.String({ maxLength: 63 }), { maxItems: 256 })),
+  /** the task types that have warm workers here */
+  workerTypes: Type.Optional(Type.Array(Type.String({ maxLength: 63 }), { maxItems: 256 }))
 })
 export type RegistryValue = Static<typeof RegistryValueSchema>
 export const registryValue = validator(RegistryValueSchema)

@@ -8,13 +8,13 @@ import type { Registry } from 'prom-client'
 import type { GridConfig } from './config/index.ts'
 import { ControlServer, routes } from './control/index.ts'
 import { availableParallelism, totalmem } from 'node:os'
-import { Executor, LocalResources } from './executor/index.ts'
+import { Executor, LocalResources, WorkerPool, type WorkerTypeConfig } from './executor/index.ts'
 import type { Startable } from './interface/index.ts'
 import { Membership } from './membership/index.ts'
 import { Mesh, loadOrCreateIdentity, loadSwarmKey, type SwarmKey } from './mesh/index.ts'
 import { MetricsServer, createRegistry } from './metrics/index.ts'
 import { ForgottenNodes, NodeRegistry, SelfRegistration, Sessions, StateStore } from './state/index.ts'
-import { TaskService } from './tasks/index.ts'
+import { TaskService, WorkerService } from './tasks/index.ts'
 import { lockDataDir } from './util/index.ts'
 import { VERSION } from './version.ts'
 
@@ -111,6 +111,37 @@ export class Daemon {
         taskTypes: Object.fromEntries(Object.entries(config.tasks).map(([k, v]) => [k, { command: v.command, ...(v.env === undefined ? {} : { env: v.env }), ...(v.cwd === undefined ? {} : { cwd: v.cwd }) }])),
         baseEnv: process.env
       })
+      const workerTypes: Record<string, WorkerTypeConfig> = {}
+      for (const [name, t] of Object.entries(config.tasks)) {
+        if (t.worker === undefined) continue
+        const w = t.worker
+        workerTypes[name] = {
+          command: w.command,
+          ...(t.env === undefined ? {} : { env: t.env }),
+          ...(t.cwd === undefined ? {} : { cwd: t.cwd }),
+          cpus: w.cpus,
+          gpus: w.gpus,
+          memory: w.memory,
+          maxTasks: w.maxTasks,
+          idleTimeoutMs: w.idleTimeoutMs,
+          concurrency: w.concurrency,
+          maxWorkers: w.maxWorkers > 0 ? w.maxWorkers : Math.max(1, w.cpus > 0 ? Math.floor(slots / w.cpus) : slots)
+        }
+      }
+      const pool = new WorkerPool({
+        logger: logger.child({ component: 'workers' }),
+        reserve: need => executor.reserve(need),
+        unreserve: held => { executor.unreserve(held) },
+        cannotEverHold: need => executor.cannotEverHold(need)
+      }, {
+        nodeId: mesh.peerId,
+        nodeName: config.name,
+        types: workerTypes,
+        baseEnv: Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined)),
+        queueLimit: config.executor.queueLimit,
+        killGraceMs: config.executor.killGraceMs
+      })
+      const workers = new WorkerService({ mesh, membership, nodeRegistry, sessions, pool, logger: logger.child({ component: 'workers' }), registry }, config.name)
       resources.setUsageSource(() => {
         const u = executor.usage()
         return { running: u.running, queued: u.queued, slots, freeSlots: u.freeSlots, freeGpus: u.freeGpus }
@@ -122,6 +153,8 @@ export class Daemon {
         nodeRegistry,
         sessions,
         executor,
+        pool,
+        workers,
         logger: logger.child({ component: 'tasks' }),
         registry
       }, { nodeName: config.name, region: config.region, retentionMs: config.taskRetentionMs })
@@ -134,7 +167,9 @@ export class Daemon {
         gpus: resources.gpus().map(g => ({ index: g.index, uuid: g.uuid, name: g.name, memoryTotalMiB: g.memoryTotalMiB })),
         version: VERSION,
         drain: membership.getSelfState() === 'draining',
-        taskTypes: Object.keys(config.tasks)
+        taskTypes: Object.keys(config.tasks),
+        // only the worker types this node could ever host (a GPU worker needs GPUs here)
+        workerTypes: Object.entries(workerTypes).filter(([, w]) => executor.cannotEverHold(w) === undefined).map(([name]) => name)
       }))
       // the registry tells the mesh where every member lives; forgotten nodes leave the live view too
       const learn = (id: string): void => {
@@ -154,7 +189,9 @@ export class Daemon {
         { name: 'state', part: state },
         { name: 'membership', part: membership },
         { name: 'executor', part: executor },
+        { name: 'workers', part: pool },
         { name: 'tasks', part: tasks },
+        { name: 'worker-service', part: workers },
         { name: 'registration', part: selfRegistration },
         { name: 'metrics', part: metrics },
         { name: 'control', part: control }
@@ -174,6 +211,7 @@ export class Daemon {
         forgotten,
         selfRegistration,
         tasks,
+        workers,
         swarmKeyFingerprint: swarmKey?.fingerprint ?? null,
         metricsStatus: () => metrics.status()
       })) control.add(r)

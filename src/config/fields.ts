@@ -142,12 +142,58 @@ export const capability = str({ min: 1, max: 64, pattern: /^[A-Za-z0-9][A-Za-z0-
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
 export const nodeName = str({ min: 1, max: 63, pattern: NAME_PATTERN, patternHelp: 'must be 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit' })
 
+/** A warm worker of a task type (README, "Warm workers"). */
+export interface WorkerDef {
+  /** the worker program; the type's command when absent */
+  command: string[]
+  cpus: number
+  gpus: number
+  /** bytes */
+  memory: number
+  /** recycle after this many requests; 0 never */
+  maxTasks: number
+  idleTimeoutMs: number
+  /** requests a worker takes at once */
+  concurrency: number
+  /** most session-less workers of the type per node; 0: as many as the node's slots allow */
+  maxWorkers: number
+}
+
 export interface TaskTypeDef {
   command: string[]
   env?: Record<string, string>
   cwd?: string
-  /** warm worker settings (see the warm workers section of the README) */
-  worker?: Record<string, unknown>
+  worker?: WorkerDef
+}
+
+const WORKER_KEYS = ['command', 'cpus', 'gpus', 'memory', 'maxTasks', 'idleTimeout', 'concurrency', 'maxWorkers']
+
+function workerDef (name: string, raw: Record<string, unknown>, command: string[], errors: string[]): WorkerDef {
+  for (const k of Object.keys(raw)) if (!WORKER_KEYS.includes(k)) errors.push(`${name}.worker.${k}: unknown key (known: ${WORKER_KEYS.join(', ')})`)
+  const get = <T>(k: string, conv: Converter<T>, dflt: T): T => {
+    if (raw[k] === undefined) return dflt
+    const c = conv(raw[k])
+    if (c.ok) return c.value
+    errors.push(`${name}.worker.${k}: ${c.error}`)
+    return dflt
+  }
+  let cmd = command
+  if (raw.command !== undefined) {
+    const c = raw.command
+    if (!Array.isArray(c) || c.length === 0 || !c.every(x => typeof x === 'string' || typeof x === 'number')) errors.push(`${name}.worker.command: expected a non-empty list of strings (argv)`)
+    else cmd = c.map(String)
+  }
+  const cpusConv: Converter<number> = v => (typeof v === 'number' && v >= 0 && v <= 4096 ? ok(v) : fail(`expected a number of CPU slots 0..4096, got ${show(v)}`))
+  return {
+    command: cmd,
+    cpus: get('cpus', cpusConv, 1),
+    gpus: get('gpus', int(0, 64), 0),
+    memory: get('memory', size(0, 2 ** 53), 0),
+    maxTasks: get('maxTasks', int(0, 1e12), 0),
+    idleTimeoutMs: get('idleTimeout', duration(1000, 30 * 86_400_000), 600_000),
+    concurrency: get('concurrency', int(1, 100_000), 1),
+    maxWorkers: get('maxWorkers', int(0, 10_000), 0)
+  }
 }
 
 /** `tasks: {NAME: {command: [...], env: {...}, cwd: DIR}}`: task types this node can run, by name. */
@@ -172,8 +218,8 @@ export const taskTypes: Converter<Record<string, TaskTypeDef>> = raw => {
       else t.cwd = d.cwd
     }
     if (d.worker !== undefined) {
-      if (d.worker === null || typeof d.worker !== 'object' || Array.isArray(d.worker)) errors.push(`${name}.worker: expected a map`)
-      else t.worker = d.worker as Record<string, unknown>
+      if (d.worker === null || typeof d.worker !== 'object' || Array.isArray(d.worker)) errors.push(`${name}.worker: expected a map such as {concurrency: 4, idleTimeout: 10m}`)
+      else t.worker = workerDef(name, d.worker as Record<string, unknown>, t.command, errors)
     }
     out[name] = t
   }

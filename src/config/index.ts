@@ -7,4 +7,4 @@
  */
 export { loadConfig, type ConfigSources } from './load.ts'
 export { FIELDS, DEFAULT_CONFIG_FILE, DEFAULT_LISTEN, LOG_LEVELS, type GridConfig, type LogLevel } from './config.ts'
-export type { FieldDef, TaskTypeDef } from './fields.ts'
+export type { FieldDef, TaskTypeDef, WorkerDef } from './fields.ts'

@@ -4,7 +4,7 @@ import type { LocalResources } from '../executor/index.ts'
 import type { Membership } from '../membership/index.ts'
 import type { Mesh } from '../mesh/index.ts'
 import type { ForgottenNodes, NodeRegistry, SelfRegistration, Sessions, StateStore } from '../state/index.ts'
-import type { TaskService } from '../tasks/index.ts'
+import type { TaskService, WorkerService } from '../tasks/index.ts'
 
 /** What the endpoints use, handed over by the composition root. */
 export interface ControlDeps {
@@ -21,6 +21,7 @@ export interface ControlDeps {
   forgotten: ForgottenNodes
   selfRegistration: SelfRegistration
   tasks: TaskService
+  workers: WorkerService
   swarmKeyFingerprint: string | null
   metricsStatus: () => { enabled: boolean, listen: string | null, error: string | null }
 }

@@ -5,6 +5,7 @@
  * to HTTP statuses. It must not hold cluster logic of its own: handlers call the modules through their interfaces.
  */
 import type { ControlDeps } from './deps.ts'
+import { callRoute, closeSessionRoute } from './routes/call.ts'
 import { forgetNodeRoute } from './routes/forget.ts'
 import { healthRoute } from './routes/health.ts'
 import { joinRoute } from './routes/join.ts'
@@ -28,6 +29,8 @@ export function routes (deps: ControlDeps): Route[] {
     joinRoute(deps),
     metricsRoute(deps.registry),
     ...sessionRoutes(deps),
+    closeSessionRoute(deps),
+    callRoute(deps),
     ...taskRoutes(deps)
   ]
 }

@@ -200,6 +200,33 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
     return { queued }
   }
 
+  /**
+   * Reserves resources for something long-lived that is not a task (a warm worker): slots, memory and GPUs are
+   * taken from what tasks can use until `unreserve`. Undefined when they are not free now.
+   */
+  reserve (need: { cpus: number, gpus: number, memory: number }): { gpus: string[] } | undefined {
+    if (this.stopped) return undefined
+    const free = this.components.gpus().filter(g => !this.assignedGpus.has(g.uuid)).sort((a, b) => a.index - b.index)
+    if (this.init.slots - this.usedSlots < need.cpus || free.length < need.gpus || this.init.memoryBytes - this.usedMemory < need.memory) return undefined
+    const gpus = free.slice(0, need.gpus).map(g => g.uuid)
+    for (const g of gpus) this.assignedGpus.add(g)
+    this.usedSlots += need.cpus
+    this.usedMemory += need.memory
+    return { gpus }
+  }
+
+  unreserve (held: { cpus: number, gpus: string[], memory: number }): void {
+    for (const g of held.gpus) this.assignedGpus.delete(g)
+    this.usedSlots -= held.cpus
+    this.usedMemory -= held.memory
+    this.dispatch()
+  }
+
+  /** Could this node ever hold these resources (with nothing else running)? Undefined when yes, else why not. */
+  cannotEverHold (need: { cpus: number, gpus: number, memory: number }): string | undefined {
+    return this.cannotEverRun({ ...need, type: undefined } as unknown as TaskSpec)
+  }
+
   /** Adds a watcher to a task from an output offset; false when the task is unknown here. */
   watch (id: string, from: number, watcher: Watcher): boolean {
     const job = this.jobs.get(id)

@@ -7,3 +7,4 @@
 export { LocalResources, type ResourcesInit, type Usage } from './resources.ts'
 export { queryGpus, parseGpuCsv, NVIDIA_SMI_QUERY } from './gpus.ts'
 export { Executor, exitCodeOf, type ExecTask, type ExecutorInit, type ExecutorComponents, type Watcher, type TaskTypeConfig } from './executor.ts'
+export { WorkerPool, type WorkerTypeConfig, type WorkerInfo, type WorkerRequest, type WorkerPoolInit } from './workers.ts'

@@ -7,3 +7,4 @@
  * do no I/O and keep no timers or state: callers pass randomness, counters and recent dispatches in.
  */
 export { route, freeFraction, hasRoom, type Candidate, type Requirements, type RouteContext, type RouteResult } from './route.ts'
+export { boundedLoadHash } from './bounded-hash.ts'

@@ -6,8 +6,9 @@
  * records in the replicated state (each writer's aspects, merged). It must not run processes (the executor does)
  * nor decide placement itself (routing does).
  */
-export { TaskService, newTaskId, type ClientEvent, type TasksComponents, type TasksInit } from './service.ts'
+export { TaskService, newTaskId, WORKER_DEFAULT_TIMEOUT_MS, type ClientEvent, type TasksComponents, type TasksInit } from './service.ts'
 export { TaskRecords, merge, statusOf, toRecord, type Aspects } from './records.ts'
 export { normalizeSpec, SubmitRequestSchema, DEFAULTS, type SubmitOptions } from './spec.ts'
 export { successor } from './successor.ts'
 export { EventQueue } from './event-queue.ts'
+export { WorkerService, type WorkerCallRequest, type WorkerCallResult } from './workers.ts'

@@ -15,13 +15,14 @@ import type { Logger } from 'pino'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import {
   FINAL_STATUSES, NodeDrain, TaskAttach, TaskCancel, TaskLogs, TaskRun,
-  type CoordAspect, type ExecAspect, type TaskEvent, type TaskOffer, type TaskRecord, type TaskSpec, type TaskStatus
+  type CoordAspect, type ExecAspect, type TaskEvent, type TaskOffer, type TaskRecord, type TaskSpec, type TaskStatus,
+  type WorkerOutcome
 } from '../../proto/index.ts'
 import {
-  CancelledError, ConflictError, NotFoundError, UnsatisfiableError, toGridError,
+  CancelledError, ConflictError, InvalidArgumentError, NotFoundError, UnsatisfiableError, toGridError,
   type NodeId, type Startable
 } from '../interface/index.ts'
-import type { Executor, Watcher } from '../executor/index.ts'
+import type { Executor, Watcher, WorkerPool } from '../executor/index.ts'
 import { exitCodeOf } from '../executor/index.ts'
 import type { Membership, Transition } from '../membership/index.ts'
 import type { Mesh, RpcContext } from '../mesh/index.ts'
@@ -33,14 +34,22 @@ import { TaskRecords, isFinalStatus, statusOf, type Aspects } from './records.ts
 import { normalizeSpec, type SubmitOptions } from './spec.ts'
 import { successor } from './successor.ts'
 import { candidates, resolveNode } from './view.ts'
+import type { WorkerService } from './workers.ts'
+
+/** A request to a warm worker without a timeout of its own: after this long the worker is deemed stuck. */
+export const WORKER_DEFAULT_TIMEOUT_MS = 5 * 60_000
 
 export interface TasksComponents {
+  /** warm workers: typed tasks whose type has a worker go there instead of a new process */
+  workers?: WorkerService
   mesh: Mesh
   membership: Membership
   store: StateStore
   nodeRegistry: NodeRegistry
   sessions: Sessions
   executor: Executor
+  /** this node's warm workers: drained along with the executor */
+  pool?: WorkerPool
   logger: Logger
   registry: Registry
 }
@@ -184,6 +193,7 @@ export class TaskService implements Startable {
       if (id === undefined) throw new NotFoundError(`no node with id or name ${nameOrId}`)
       return id
     })
+    if (spec.type !== undefined && this.c.workers?.isWorkerType(spec.type) === true) return this.submitToWorker(spec, opts)
     const routed = this.route(spec)
     if (!routed.ok) throw new UnsatisfiableError(`no node can run this task: ${routed.reason}`)
     const self = this.c.mesh.peerId
@@ -198,6 +208,34 @@ export class TaskService implements Startable {
     }
     void this.drive(co, routed)
     return co.sink === undefined ? { id, opts } : { id, opts, events: co.sink }
+  }
+
+  /** A typed task whose type has warm workers: one request to a worker, answered in the same event stream. */
+  private submitToWorker (spec: TaskSpec, opts: SubmitOptions): { id: string, opts: SubmitOptions, events: EventQueue<ClientEvent> } {
+    if (opts.detach) throw new InvalidArgumentError(`${spec.type ?? ''} is served by warm workers: its requests are answered at once and cannot be detached`)
+    const workers = this.c.workers as WorkerService
+    const id = `w${newTaskId().slice(1)}`
+    const q = new EventQueue<ClientEvent>(CLIENT_HIGH_WATER, CLIENT_HARD_LIMIT, () => 256)
+    q.push({ type: 'accepted', id })
+    const req = {
+      type: spec.type as string,
+      payloads: [spec.payload ?? null],
+      timeoutMs: spec.timeoutMs ?? WORKER_DEFAULT_TIMEOUT_MS,
+      priority: spec.priority,
+      retries: spec.retries,
+      ...(spec.session === undefined ? {} : { session: spec.session }),
+      ...(spec.node === undefined ? {} : { node: spec.node })
+    }
+    workers.call(req).then(res => {
+      q.push({ type: 'placed', id, node: res.node, nodeName: res.nodeName, attempt: 1, queued: false })
+      const o = res.results[0] as WorkerOutcome
+      if (o.ok) q.push({ type: 'exit', id, status: 'completed', exitCode: 0, code: 0, signal: null, error: null, node: res.node, nodeName: res.nodeName, attempts: 1, result: o.result })
+      else q.push({ type: 'exit', id, status: o.code === 'TIMEOUT' ? 'timeout' : 'failed', exitCode: null, code: o.code === 'TIMEOUT' ? 124 : 1, signal: null, error: `${o.code}: ${o.error}`, node: res.node, nodeName: res.nodeName, attempts: 1 })
+      q.close()
+    }, (err: unknown) => {
+      q.close(toGridError(err))
+    })
+    return { id, opts, events: q }
   }
 
   get (id: string): TaskRecord {
@@ -270,9 +308,11 @@ export class TaskService implements Startable {
 
   setDraining (drain: boolean): { running: number, queued: number } {
     this.c.executor.setDraining(drain)
+    this.c.pool?.setDraining(drain)
     this.c.membership.setSelfState(drain ? 'draining' : 'alive')
     const u = this.c.executor.usage()
-    return { running: u.running, queued: u.queued }
+    const busyWorkers = (this.c.pool?.list() ?? []).filter(w => w.inflight > 0).length
+    return { running: u.running + busyWorkers, queued: u.queued }
   }
 
   // ---- coordination ----

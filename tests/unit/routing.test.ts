@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { route, type Candidate, type Requirements, type RouteContext } from '../../src/routing/index.ts'
+import { boundedLoadHash, route, type Candidate, type Requirements, type RouteContext } from '../../src/routing/index.ts'
 
 function node (id: string, over: Partial<Candidate> = {}): Candidate {
   return {
@@ -124,5 +124,34 @@ describe('routing - strategies', () => {
     expect(route(nodes, req({ node: 'c' }), ctx())).toEqual({ ok: false, reason: 'node c is draining' })
     expect(route(nodes, req({ node: 'a', gpus: 1 }), ctx())).toEqual({ ok: false, reason: 'node a cannot run it: it has 1 GPU (the most any alive node has is 0)' })
     expect(route(nodes, req({ node: 'zz' }), ctx())).toEqual({ ok: false, reason: 'no node zz in this cluster' })
+  })
+})
+
+describe('routing - bounded-load consistent hashing', () => {
+  it('spreads sessions evenly and never past 1.25 times the average', () => {
+    const nodes = ['a', 'b', 'c', 'd']
+    const load = new Map(nodes.map(n => [n, 0]))
+    for (let i = 0; i < 400; i++) {
+      const n = boundedLoadHash(`session-${i}`, nodes, id => load.get(id) ?? 0) as string
+      load.set(n, (load.get(n) ?? 0) + 1)
+    }
+    for (const n of nodes) expect(load.get(n)).toBeLessThanOrEqual(Math.ceil(1.25 * 400 / 4))
+    for (const n of nodes) expect(load.get(n)).toBeGreaterThan(50)
+  })
+
+  it('moves only the keys of a node that went away', () => {
+    const four = ['a', 'b', 'c', 'd']
+    const three = ['a', 'b', 'c']
+    let moved = 0
+    for (let i = 0; i < 200; i++) {
+      const before = boundedLoadHash(`k${i}`, four, () => 0)
+      const after = boundedLoadHash(`k${i}`, three, () => 0)
+      if (before !== 'd' && before !== after) moved++
+    }
+    expect(moved).toBe(0)
+  })
+
+  it('answers undefined with no nodes', () => {
+    expect(boundedLoadHash('k', [], () => 0)).toBeUndefined()
   })
 })

@@ -137,6 +137,7 @@ export const runCommand: Command = {
     ctx.signal.addEventListener('abort', onInterrupt, { once: true })
     const verbose = v.verbose === true
     const json = ctx.format === 'json'
+    let sawOutput = false
     try {
       for await (const ev of ctx.client.stream<WireEvent>('POST', '/tasks', { ...body, encoding: 'base64' }, stream.signal)) {
         if (json && ev.type !== 'output') ctx.err.write(JSON.stringify(ev) + '\n')
@@ -144,6 +145,7 @@ export const runCommand: Command = {
           case 'accepted': id = ev.id; if (ctx.signal.aborted) onInterrupt(); break
           case 'placed': if (verbose) ctx.err.write(`gridctl: task ${ev.id ?? ''} ${ev.attempt !== undefined && ev.attempt > 1 ? `(attempt ${ev.attempt}) ` : ''}placed on ${ev.nodeName ?? ''}\n`); break
           case 'output': {
+            sawOutput = true
             const bytes = Buffer.from(ev.data ?? '', 'base64')
             if (ev.stream === 'stderr') ctx.err.write(bytes)
             else ctx.out.write(bytes)
@@ -152,6 +154,8 @@ export const runCommand: Command = {
           case 'gap': ctx.err.write(`gridctl: [${ev.bytes ?? 0} bytes of output skipped: this client fell behind]\n`); break
           case 'retry': ctx.err.write(`gridctl: task ${ev.id ?? ''}: ${ev.reason ?? ''}; running it again (attempt ${ev.attempt ?? '?'})\n`); break
           case 'exit': {
+            // a warm worker answers with a result rather than output: print it as JSON
+            if (!sawOutput && ev.result !== undefined) ctx.out.write(JSON.stringify(ev.result) + '\n')
             if (ev.status !== 'completed' && ev.error !== null && ev.error !== undefined) ctx.err.write(`gridctl: task ${ev.id ?? ''} ${ev.status ?? ''}: ${ev.error}\n`)
             return ev.code ?? 1
           }

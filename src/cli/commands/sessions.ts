@@ -1,7 +1,9 @@
-import type { SessionEntry } from '../../../proto/index.ts'
+import type { SessionEntry, SessionWorkerInfo } from '../../../proto/index.ts'
 import { formatDuration } from '../../interface/index.ts'
 import { UsageError, requirePositionals, type Command } from '../command.ts'
-import { printList, printObject } from '../output.ts'
+import { ago, printList, printObject } from '../output.ts'
+
+const worker = (s: SessionEntry): SessionWorkerInfo | null => (s.worker ?? null) as SessionWorkerInfo | null
 
 function fields (s: SessionEntry): Array<[string, unknown]> {
   return [
@@ -10,6 +12,10 @@ function fields (s: SessionEntry): Array<[string, unknown]> {
     ['owner', s.owner === null ? null : `${s.ownerName ?? '?'} (${s.owner})`],
     ['ttl', s.ttlMs === null ? 'none' : formatDuration(s.ttlMs)],
     ['expires', s.expiresAt],
+    ['worker', worker(s) === null ? null : `${worker(s)?.type ?? ''} pid ${worker(s)?.pid ?? ''} on ${worker(s)?.nodeName ?? ''}`],
+    ['gpus', worker(s)?.gpus ?? null],
+    ['served', worker(s)?.served ?? null],
+    ['idle', worker(s) === null ? null : ago(Date.now() - (worker(s)?.lastUsedAt ?? 0))],
     ['created', s.createdAt],
     ['updated', s.updatedAt]
   ]
@@ -22,11 +28,15 @@ const ls: Command = {
   async run (ctx, args) {
     requirePositionals(args, [])
     const list = await ctx.client.get<SessionEntry[]>('/sessions', ctx.signal)
+    const now = Date.now()
     printList(ctx.out, ctx.format, list, [
       { header: 'id', value: s => s.id },
       { header: 'owner', value: s => s.ownerName ?? s.owner },
+      { header: 'worker pid', value: s => worker(s)?.pid, right: true },
+      { header: 'gpus', value: s => worker(s)?.gpus.join(',') },
+      { header: 'served', value: s => worker(s)?.served, right: true },
+      { header: 'idle', value: s => worker(s) === null ? null : ago(now - (worker(s)?.lastUsedAt ?? now)), right: true },
       { header: 'ttl', value: s => s.ttlMs === null ? '-' : formatDuration(s.ttlMs) },
-      { header: 'expires', value: s => s.expiresAt },
       { header: 'updated', value: s => s.updatedAt },
       { header: 'value', value: s => { const t = JSON.stringify(s.value); return t.length > 60 ? t.slice(0, 57) + '...' : t } }
     ])
@@ -81,11 +91,23 @@ const rm: Command = {
   }
 }
 
+const close: Command = {
+  name: 'close',
+  summary: 'Ends the session\'s warm worker wherever it runs (the session stays; its next request starts a new one).',
+  usage: 'sessions close ID',
+  async run (ctx, args) {
+    const [id] = requirePositionals(args, ['ID']) as [string]
+    const r = await ctx.client.post<{ id: string, closed: number, node: string | null }>(`/sessions/${encodeURIComponent(id)}/close`, undefined, ctx.signal)
+    printObject(ctx.out, ctx.format, [['id', r.id], ['workers closed', r.closed], ['node', r.node]], r)
+    return 0
+  }
+}
+
 export const sessionsCommand: Command = {
   name: 'sessions',
-  summary: 'The replicated session store: ls, get, put, rm.',
-  usage: 'sessions ls | get ID | put ID JSON [--ttl D] [--owner NODE] | rm ID',
-  subcommands: [ls, get, put, rm],
+  summary: 'The replicated session store: ls, get, put, rm, close (end its warm worker).',
+  usage: 'sessions ls | get ID | put ID JSON [--ttl D] [--owner NODE] | rm ID | close ID',
+  subcommands: [ls, get, put, rm, close],
   async run (ctx, args) {
     if (args.positionals.length === 0) return await ls.run(ctx, args)
     throw new UsageError(`unknown sessions subcommand ${args.positionals[0] ?? ''}`)

@@ -1,0 +1,262 @@
+/**
+ * Requests to warm workers across the mesh. The fast path: no replicated record per request (they are counted in
+ * metrics instead), one long-lived stream per peer pair, and requests to the same node that arrive in the same
+ * tick travel together in one RPC.
+ *
+ * Placement: a session's requests go to its owner while it is alive, not draining, and hosts the type; otherwise
+ * the session is re-homed by consistent hashing with bounded loads (no node takes more than 1.25x its share of
+ * sessions) and the new owner is recorded. Requests without a session take turns over the nodes that host the type.
+ */
+import type { Logger } from 'pino'
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+import {
+  WORKER_BATCH_MAX, WorkerCall, WorkerClose,
+  type SessionWorkerInfo, type WorkerOutcome
+} from '../../proto/index.ts'
+import {
+  GridError, NotFoundError, UnsatisfiableError, toGridError, type NodeId, type Startable
+} from '../interface/index.ts'
+import type { WorkerInfo, WorkerPool } from '../executor/index.ts'
+import type { Membership } from '../membership/index.ts'
+import type { Mesh } from '../mesh/index.ts'
+import { boundedLoadHash } from '../routing/index.ts'
+import type { NodeRegistry, Sessions } from '../state/index.ts'
+import { repeat } from '../util/index.ts'
+
+export interface WorkerCallRequest {
+  type: string
+  session?: string
+  node?: NodeId
+  payloads: unknown[]
+  timeoutMs: number
+  priority: number
+  retries: number
+}
+
+export interface WorkerCallResult {
+  node: NodeId
+  nodeName: string
+  results: WorkerOutcome[]
+}
+
+export interface WorkerServiceComponents {
+  mesh: Mesh
+  membership: Membership
+  nodeRegistry: NodeRegistry
+  sessions: Sessions
+  pool: WorkerPool
+  logger: Logger
+  registry: Registry
+}
+
+interface Batch {
+  node: NodeId
+  type: string
+  session?: string
+  timeoutMs: number
+  priority: number
+  retries: number
+  payloads: unknown[]
+  waiters: Array<{ from: number, count: number, resolve: (r: WorkerCallResult) => void, reject: (e: Error) => void }>
+}
+
+/** How often a session's record is refreshed with its worker's counters (start and stop are written at once). */
+const SESSION_INFO_INTERVAL_MS = 5_000
+
+export class WorkerService implements Startable {
+  private readonly log: Logger
+  private readonly batches = new Map<string, Batch>()
+  private flushScheduled = false
+  private turn = 0
+  private readonly dirtySessions = new Map<string, WorkerInfo & { running: boolean }>()
+  private loop?: { stop: () => void }
+  private readonly m: { requests: Counter<'type' | 'outcome'>, seconds: Histogram<'type' | 'where'>, rpcBatch: Histogram }
+
+  constructor (private readonly c: WorkerServiceComponents, private readonly nodeName: string) {
+    this.log = c.logger
+    const r = c.registry
+    const pool = c.pool
+    this.m = {
+      requests: new Counter({ name: 'grid_worker_requests_total', help: 'Requests served by warm workers on this node, by type and outcome', labelNames: ['type', 'outcome'], registers: [r] }),
+      seconds: new Histogram({ name: 'grid_worker_request_seconds', help: 'Round trip of warm-worker requests made from this node (where: local or remote)', labelNames: ['type', 'where'], buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 1, 10], registers: [r] }),
+      rpcBatch: new Histogram({ name: 'grid_worker_batch_size', help: 'Requests per worker.call sent from this node', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 512, 1024], registers: [r] })
+    }
+    new Gauge({
+      name: 'grid_workers',
+      help: 'Warm workers running on this node, by type',
+      labelNames: ['type'],
+      registers: [r],
+      collect () {
+        this.reset()
+        const counts = new Map<string, number>()
+        for (const w of pool.list()) counts.set(w.type, (counts.get(w.type) ?? 0) + 1)
+        for (const t of pool.types()) this.set({ type: t }, counts.get(t) ?? 0)
+      }
+    })
+    c.mesh.rpc.handle(WorkerCall, async req => {
+      const results = await Promise.all(req.payloads.map(async payload => await this.local({ type: req.type, ...(req.session === undefined ? {} : { session: req.session }), payload, timeoutMs: req.timeoutMs, priority: req.priority, retries: 0 })))
+      return { node: c.mesh.peerId, nodeName: this.nodeName, results }
+    })
+    c.mesh.rpc.handle(WorkerClose, async req => ({ closed: await c.pool.closeSession(req.session) }))
+    c.pool.on('worker:state', w => {
+      if (w.session === null) return
+      this.dirtySessions.set(w.session, w)
+      // start and stop are news: write them now; counters ride the periodic refresh
+      if (!w.running || w.served === 0) this.writeSessionInfo(w.session)
+    })
+  }
+
+  start (): void {
+    this.loop = repeat(() => {
+      for (const w of this.c.pool.list()) if (w.session !== null) this.dirtySessions.set(w.session, { ...w, running: true })
+      for (const s of [...this.dirtySessions.keys()]) this.writeSessionInfo(s)
+    }, SESSION_INFO_INTERVAL_MS, err => { this.log.warn({ err }, 'session refresh failed') })
+  }
+
+  stop (): void {
+    this.loop?.stop()
+  }
+
+  /** True when some alive node hosts warm workers of this type. */
+  isWorkerType (type: string): boolean {
+    return this.hosts(type).length > 0
+  }
+
+  /** Sends requests to a worker of the type; every payload gets its own outcome. */
+  async call (req: WorkerCallRequest): Promise<WorkerCallResult> {
+    let node = this.choose(req)
+    try {
+      return await this.send(node, req)
+    } catch (err) {
+      const e = toGridError(err)
+      // the node went away, drains, or cannot host the worker: place the session elsewhere and try once more
+      if (req.node !== undefined || !['PEER_UNREACHABLE', 'UNAVAILABLE', 'UNSATISFIABLE', 'TIMEOUT'].includes(e.code)) throw e
+      this.log.info({ type: req.type, session: req.session, node, err: e.message }, 'worker node refused or unreachable; placing again')
+      node = this.choose(req, node)
+      return await this.send(node, req)
+    }
+  }
+
+  /** Ends a session's worker wherever it lives. */
+  async close (session: string): Promise<{ closed: number, node: NodeId | null }> {
+    const s = this.c.sessions.get(session)
+    if (s === undefined) throw new NotFoundError(`no session ${session}`)
+    const w = s.worker as SessionWorkerInfo | null | undefined
+    const node = (w?.node ?? s.owner) as NodeId | null
+    if (node === null) return { closed: 0, node: null }
+    const closed = node === this.c.mesh.peerId
+      ? await this.c.pool.closeSession(session)
+      : (await this.c.mesh.rpc.request(node, WorkerClose, { session }, { timeoutMs: 30_000 })).closed
+    return { closed, node }
+  }
+
+  /** Nodes that are alive, not draining, and host workers of the type. */
+  private hosts (type: string, exclude?: NodeId): NodeId[] {
+    const out: NodeId[] = []
+    for (const v of this.c.membership.view()) {
+      if (v.state !== 'alive' || v.selfState !== 'alive' || v.id === exclude) continue
+      const r = this.c.nodeRegistry.get(v.id)?.value
+      if (r === undefined || r.drain || !(r.workerTypes ?? []).includes(type)) continue
+      out.push(v.id)
+    }
+    return out
+  }
+
+  private choose (req: WorkerCallRequest, exclude?: NodeId): NodeId {
+    if (req.node !== undefined) return req.node
+    const hosts = this.hosts(req.type, exclude)
+    if (hosts.length === 0) throw new UnsatisfiableError(`no alive node hosts warm workers of type ${req.type}`)
+    if (req.session === undefined) return hosts[this.turn++ % hosts.length] as NodeId
+    const s = this.c.sessions.get(req.session)
+    const owner = s?.owner ?? null
+    if (owner !== null && owner !== exclude && hosts.includes(owner)) return owner
+    // re-home: bounded-load consistent hashing over the hosts, by how many sessions each already owns
+    const owned = new Map<NodeId, number>()
+    for (const x of this.c.sessions.list()) if (x.owner !== null) owned.set(x.owner, (owned.get(x.owner) ?? 0) + 1)
+    const home = boundedLoadHash(req.session, hosts, id => owned.get(id) ?? 0) as NodeId
+    this.c.sessions.put(req.session, s?.value ?? null, { owner: home, worker: null })
+    this.log.info({ session: req.session, owner: home, previous: owner }, 'session placed on a worker node')
+    return home
+  }
+
+  private async send (node: NodeId, req: WorkerCallRequest): Promise<WorkerCallResult> {
+    const started = performance.now()
+    const where = node === this.c.mesh.peerId ? 'local' : 'remote'
+    let res: WorkerCallResult
+    if (where === 'local') {
+      const results = await Promise.all(req.payloads.map(async payload => await this.local({ type: req.type, ...(req.session === undefined ? {} : { session: req.session }), payload, timeoutMs: req.timeoutMs, priority: req.priority, retries: req.retries })))
+      res = { node, nodeName: this.nodeName, results }
+    } else {
+      res = await this.enqueue(node, req)
+    }
+    this.m.seconds.observe({ type: req.type, where }, (performance.now() - started) / 1000)
+    return res
+  }
+
+  private async local (r: { type: string, session?: string, payload: unknown, timeoutMs: number, priority: number, retries: number }): Promise<WorkerOutcome> {
+    let out: WorkerOutcome
+    try {
+      out = await this.c.pool.request(r)
+    } catch (err) {
+      const e = toGridError(err)
+      // refusals travel back as errors, so the caller can place the request elsewhere
+      if (e.code === 'UNAVAILABLE' || e.code === 'UNSATISFIABLE') throw e
+      out = { ok: false, code: e.code, error: e.message }
+    }
+    this.m.requests.inc({ type: r.type, outcome: out.ok ? 'ok' : out.code })
+    return out
+  }
+
+  /** Requests to the same node in the same tick go in one RPC. */
+  private async enqueue (node: NodeId, req: WorkerCallRequest): Promise<WorkerCallResult> {
+    const key = `${node}\u0000${req.type}\u0000${req.session ?? ''}\u0000${req.timeoutMs}\u0000${req.priority}\u0000${req.retries}`
+    return await new Promise<WorkerCallResult>((resolve, reject) => {
+      let b = this.batches.get(key)
+      if (b === undefined || b.payloads.length + req.payloads.length > WORKER_BATCH_MAX) {
+        if (b !== undefined) this.flushBatch(key, b)
+        b = { node, type: req.type, timeoutMs: req.timeoutMs, priority: req.priority, retries: req.retries, payloads: [], waiters: [] }
+        if (req.session !== undefined) b.session = req.session
+        this.batches.set(key, b)
+      }
+      b.waiters.push({ from: b.payloads.length, count: req.payloads.length, resolve, reject })
+      b.payloads.push(...req.payloads)
+      if (!this.flushScheduled) {
+        this.flushScheduled = true
+        setImmediate(() => {
+          this.flushScheduled = false
+          for (const [k, batch] of this.batches) this.flushBatch(k, batch)
+        })
+      }
+    })
+  }
+
+  private flushBatch (key: string, b: Batch): void {
+    if (this.batches.get(key) === b) this.batches.delete(key)
+    this.m.rpcBatch.observe(b.payloads.length)
+    const body = { type: b.type, timeoutMs: b.timeoutMs, priority: b.priority, payloads: b.payloads, ...(b.session === undefined ? {} : { session: b.session }) }
+    this.c.mesh.rpc.request(b.node, WorkerCall, body, { timeoutMs: b.timeoutMs + 5_000 }).then(res => {
+      for (const w of b.waiters) w.resolve({ node: res.node, nodeName: res.nodeName, results: res.results.slice(w.from, w.from + w.count) })
+    }, (err: unknown) => {
+      const e = err instanceof GridError ? err : toGridError(err)
+      for (const w of b.waiters) w.reject(e)
+    })
+  }
+
+  private writeSessionInfo (session: string): void {
+    const w = this.dirtySessions.get(session)
+    if (w === undefined) return
+    this.dirtySessions.delete(session)
+    const s = this.c.sessions.get(session)
+    if (s === undefined) return
+    const info: SessionWorkerInfo | null = w.running
+      ? { node: this.c.mesh.peerId, nodeName: this.nodeName, type: w.type, pid: w.pid, gpus: w.gpus, served: w.served, startedAt: w.startedAt, lastUsedAt: w.lastUsedAt }
+      : null
+    const prev = s.worker as SessionWorkerInfo | null | undefined
+    // another node's worker (the session moved) is not ours to clear
+    if (info === null && prev != null && prev.node !== this.c.mesh.peerId) return
+    if (info !== null && prev != null && prev.pid === info.pid && prev.served === info.served && prev.lastUsedAt === info.lastUsedAt && s.owner === this.c.mesh.peerId) return
+    // the node that hosts a session's worker is its owner
+    this.c.sessions.put(session, s.value, info === null ? { worker: null } : { worker: info, owner: this.c.mesh.peerId })
+  }
+}
+
