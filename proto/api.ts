@@ -82,3 +82,38 @@ export interface SessionEntry {
   writer: string
   worker?: unknown
 }
+
+/** GET /v1/stats: the cluster's figures, summed over alive nodes (as this node sees them). */
+export interface StatsResponse {
+  at: string
+  nodes: { total: number, alive: number, suspect: number, dead: number, left: number, draining: number }
+  slots: { total: number, free: number }
+  gpus: { total: number, free: number, utilizationPercent: number, memoryUsedBytes: number, memoryTotalBytes: number }
+  tasks: {
+    running: number
+    queued: number
+    /** task attempts finished since each node started */
+    done: number
+    failed: number
+    /** over the last few seconds (null until two samples exist) */
+    donePerSecond: number | null
+    failedPerSecond: number | null
+  }
+  sessions: number
+  workers: number
+  perNode: Array<{
+    id: string
+    name: string
+    state: string
+    drain: boolean
+    cpu: number
+    memUsed: number
+    slots: number
+    freeSlots: number
+    gpus: number
+    freeGpus: number
+    gpuUtilizationPercent: number
+    running: number
+    queued: number
+  }>
+}

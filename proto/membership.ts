@@ -20,7 +20,9 @@ export const LoadSchema = Type.Object({
   freeGpus: Count,
   gpuUtilizationPercent: Type.Number({ minimum: 0, maximum: 100 }),
   gpuMemoryUsedMiB: NonNeg,
-  gpuMemoryTotalMiB: NonNeg
+  gpuMemoryTotalMiB: NonNeg,
+  done: Type.Optional(Type.Integer({ minimum: 0 })),
+  failed: Type.Optional(Type.Integer({ minimum: 0 }))
 })
 
 export const HeartbeatSchema = Type.Object({

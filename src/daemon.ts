@@ -6,7 +6,7 @@ import { mkdirSync, chmodSync } from 'node:fs'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import type { GridConfig } from './config/index.ts'
-import { ControlServer, routes } from './control/index.ts'
+import { ControlServer, StatsSampler, routes, type ControlDeps } from './control/index.ts'
 import { availableParallelism, totalmem } from 'node:os'
 import { Executor, LocalResources, WorkerPool, type WorkerTypeConfig } from './executor/index.ts'
 import type { Startable } from './interface/index.ts'
@@ -50,7 +50,7 @@ export class Daemon {
   /** Builds every part (nothing listens yet). Identity and swarm key are read or created here. */
   static async create (config: GridConfig, opts: DaemonOptions): Promise<Daemon> {
     const logger = opts.logger
-    const registry = opts.registry ?? createRegistry()
+    const registry = opts.registry ?? createRegistry({ node: config.name })
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
     chmodSync(config.dataDir, 0o700)
     const lock = lockDataDir(config.dataDir)
@@ -66,7 +66,7 @@ export class Daemon {
       }
       if (identity.created) logger.info({ path: identity.path }, 'created a new node identity')
 
-      const resources = new LocalResources({ logger: logger.child({ component: 'resources' }) }, { nvidiaSmi: config.nvidiaSmi })
+      const resources = new LocalResources({ logger: logger.child({ component: 'resources' }), registry }, { nvidiaSmi: config.nvidiaSmi })
       const mesh = await Mesh.create({ logger: logger.child({ component: 'mesh' }), registry }, {
         cluster: config.cluster,
         listen: config.listen,
@@ -144,7 +144,7 @@ export class Daemon {
       const workers = new WorkerService({ mesh, membership, nodeRegistry, sessions, pool, logger: logger.child({ component: 'workers' }), registry }, config.name)
       resources.setUsageSource(() => {
         const u = executor.usage()
-        return { running: u.running, queued: u.queued, slots, freeSlots: u.freeSlots, freeGpus: u.freeGpus }
+        return { running: u.running, queued: u.queued, slots, freeSlots: u.freeSlots, freeGpus: u.freeGpus, done: u.done, failed: u.failed }
       })
       const tasks = new TaskService({
         mesh,
@@ -197,7 +197,7 @@ export class Daemon {
         { name: 'control', part: control }
       ]
       daemon = new Daemon(config, logger, registry, mesh, membership, resources, state, control, metrics, swarmKey, parts, lock.release)
-      for (const r of routes({
+      const controlDeps: ControlDeps = {
         config,
         registry,
         version: VERSION,
@@ -214,7 +214,10 @@ export class Daemon {
         workers,
         swarmKeyFingerprint: swarmKey?.fingerprint ?? null,
         metricsStatus: () => metrics.status()
-      })) control.add(r)
+      }
+      const stats = new StatsSampler(controlDeps)
+      parts.splice(parts.length - 1, 0, { name: 'stats', part: stats })
+      for (const r of routes(controlDeps, stats)) control.add(r)
       return daemon
     } catch (err) {
       lock.release()

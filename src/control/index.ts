@@ -15,12 +15,16 @@ import { sessionRoutes } from './routes/sessions.ts'
 import { statusRoute } from './routes/status.ts'
 import { taskRoutes } from './routes/tasks.ts'
 import type { Route } from './server.ts'
+import type { StatsSampler } from './stats.ts'
 
 export { ControlServer, type ApiHandler, type ApiRequest, type ApiResult, type Route, type ControlServerInit } from './server.ts'
 export type { ControlDeps } from './deps.ts'
 
-export function routes (deps: ControlDeps): Route[] {
+export { StatsSampler } from './stats.ts'
+
+export function routes (deps: ControlDeps, stats: StatsSampler): Route[] {
   return [
+    { method: 'GET', path: '/stats', handler: () => ({ json: stats.stats() }) },
     statusRoute(deps),
     listNodesRoute(deps),
     getNodeRoute(deps),

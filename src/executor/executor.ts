@@ -100,7 +100,7 @@ export interface ExecutorEvents {
   'task:state': [id: string, state: ExecAspect]
 }
 
-export interface Usage { running: number, queued: number, freeSlots: number, freeGpus: number, freeMemoryBytes: number }
+export interface Usage { running: number, queued: number, freeSlots: number, freeGpus: number, freeMemoryBytes: number, done: number, failed: number }
 
 export class Executor extends EventEmitter<ExecutorEvents> implements Startable {
   private readonly jobs = new Map<string, Job>()
@@ -109,6 +109,8 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
   private readonly assignedGpus = new Set<string>()
   private usedSlots = 0
   private usedMemory = 0
+  private doneCount = 0
+  private failedCount = 0
   private seq = 0
   private draining = false
   private stopped = false
@@ -166,7 +168,9 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
       queued: this.queue.length,
       freeSlots: Math.max(0, this.init.slots - this.usedSlots),
       freeGpus: gpus.filter(g => !this.assignedGpus.has(g.uuid)).length,
-      freeMemoryBytes: Math.max(0, this.init.memoryBytes - this.usedMemory)
+      freeMemoryBytes: Math.max(0, this.init.memoryBytes - this.usedMemory),
+      done: this.doneCount,
+      failed: this.failedCount
     }
   }
 
@@ -244,6 +248,11 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
     if (job === undefined) return
     job.watchers.delete(watcher)
     if (watcher.primary && job.paused > 0) this.resume(job)
+  }
+
+  /** The task type of a task this executor has (undefined for a plain command or an unknown task). */
+  typeOf (id: string): string | undefined {
+    return this.jobs.get(id)?.task.spec.type
   }
 
   /** The state of a task this executor has (or had, while its log is retained). */
@@ -500,6 +509,8 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
     const now = Date.now()
     job.finishedAt = now
     job.state = { ...job.state, ...patch, finishedAt: now }
+    if (job.state.status === 'completed') this.doneCount++
+    else if (job.state.lost !== true && (job.state.status === 'failed' || job.state.status === 'timeout')) this.failedCount++
     this.emitState(job)
     for (const w of job.watchers) {
       try { w.done(job.state) } catch {}

@@ -4,6 +4,7 @@
  */
 import { availableParallelism, freemem, loadavg, totalmem } from 'node:os'
 import type { Logger } from 'pino'
+import { Gauge, type Registry } from 'prom-client'
 import type { GpuInfo, LoadReport, Startable } from '../interface/index.ts'
 import { repeat } from '../util/index.ts'
 import { queryGpus } from './gpus.ts'
@@ -17,6 +18,8 @@ export interface ResourcesInit {
 export interface Usage {
   running: number
   queued: number
+  done?: number
+  failed?: number
   slots: number
   freeSlots: number
   freeGpus: number
@@ -29,8 +32,36 @@ export class LocalResources implements Startable {
   private loop?: { stop: () => void }
   private usage: () => Usage
 
-  constructor (private readonly components: { logger: Logger }, private readonly init: ResourcesInit) {
+  constructor (private readonly components: { logger: Logger, registry?: Registry }, private readonly init: ResourcesInit) {
     this.usage = () => ({ running: 0, queued: 0, slots: this.cpus, freeSlots: this.cpus, freeGpus: this.gpuList.length })
+    const r = components.registry
+    if (r === undefined) return
+    const self = this
+    const perGpu = (name: string, help: string, value: (g: GpuInfo) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['gpu', 'uuid', 'model'],
+        registers: [r],
+        collect () {
+          this.reset()
+          for (const g of self.gpuList) this.set({ gpu: String(g.index), uuid: g.uuid, model: g.name }, value(g))
+        }
+      })
+    }
+    perGpu('grid_gpu_utilization_percent', 'GPU utilisation as nvidia-smi reports it, per GPU', g => g.utilizationPercent)
+    perGpu('grid_gpu_memory_used_bytes', 'GPU memory in use, per GPU', g => g.memoryUsedMiB * 1048576)
+    perGpu('grid_gpu_memory_total_bytes', 'GPU memory, per GPU', g => g.memoryTotalMiB * 1048576)
+    const one = (name: string, help: string, value: () => number): void => {
+      new Gauge({ name, help, registers: [r], collect () { this.set(value()) } })
+    }
+    one('grid_node_slots', 'CPU slots this node hands to tasks', () => this.usage().slots)
+    one('grid_node_slots_free', 'CPU slots free now', () => this.usage().freeSlots)
+    one('grid_node_gpus', 'GPUs on this node', () => this.gpuList.length)
+    one('grid_node_gpus_free', 'GPUs not held by a task or worker', () => this.usage().freeGpus)
+    one('grid_node_cpu_load_ratio', '1-minute load average divided by the number of CPUs', () => this.load().cpu)
+    one('grid_node_memory_total_bytes', 'Memory of this machine', () => totalmem())
+    one('grid_node_memory_free_bytes', 'Free memory of this machine', () => freemem())
   }
 
   /** Reads the GPU inventory once before the node announces itself, then keeps it fresh. */
@@ -75,7 +106,9 @@ export class LocalResources implements Startable {
       freeGpus: u.freeGpus,
       gpuUtilizationPercent: gpus.length === 0 ? 0 : Math.round(gpus.reduce((s, g) => s + g.utilizationPercent, 0) / gpus.length),
       gpuMemoryUsedMiB: gpus.reduce((s, g) => s + g.memoryUsedMiB, 0),
-      gpuMemoryTotalMiB: gpus.reduce((s, g) => s + g.memoryTotalMiB, 0)
+      gpuMemoryTotalMiB: gpus.reduce((s, g) => s + g.memoryTotalMiB, 0),
+      done: u.done ?? 0,
+      failed: u.failed ?? 0
     }
   }
 

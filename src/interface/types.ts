@@ -38,6 +38,9 @@ export interface LoadReport {
   gpuUtilizationPercent: number
   gpuMemoryUsedMiB: number
   gpuMemoryTotalMiB: number
+  /** task attempts this node finished since it started: completed, and failed or timed out */
+  done?: number
+  failed?: number
 }
 
 /** Static facts about a node, as its registry entry holds them. */

@@ -93,6 +93,18 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
         for (const s of MEMBER_STATES) this.set({ state: s }, counts[s] ?? 0)
       }
     })
+    const selfName = init.name
+    new Gauge({
+      name: 'grid_node_health_score',
+      help: 'Health of each known node as this node sees it: 1 alive, 0.5 suspect, 0 dead or left (this node included)',
+      labelNames: ['peer', 'peer_id'],
+      registers: [r],
+      collect () {
+        this.reset()
+        this.set({ peer: selfName, peer_id: components.mesh.peerId }, 1)
+        for (const v of detector.list()) this.set({ peer: v.name, peer_id: v.id }, v.state === 'alive' ? 1 : v.state === 'suspect' ? 0.5 : 0)
+      }
+    })
     this.m = {
       heartbeatsSent: new Counter({ name: 'grid_membership_heartbeats_sent_total', help: 'Heartbeats published', registers: [r] }),
       heartbeatsReceived: new Counter({ name: 'grid_membership_heartbeats_received_total', help: 'Heartbeats received from peers', registers: [r] }),
@@ -104,6 +116,9 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
       probeRtt: new Histogram({ name: 'grid_membership_probe_rtt_seconds', help: 'Round trip of successful direct probes', buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1], registers: [r] }),
       transitions: new Counter({ name: 'grid_membership_transitions_total', help: 'Membership state changes seen by this node, by new state', labelNames: ['to'], registers: [r] })
     }
+    // series exist from the start (at 0), so rates and dashboards work before the first event
+    for (const source of ['local', 'notice']) { this.m.suspicions.inc({ source }, 0); this.m.deaths.inc({ source }, 0) }
+    for (const to of MEMBER_STATES) this.m.transitions.inc({ to }, 0)
     const mesh = components.mesh
     mesh.subscribe(this.topic, (data, from) => { this.onMessage(data, from) }, (data, from) => this.validate(data, from))
     mesh.rpc.handle(MemberPing, () => ({ inc: this.incarnation, state: this.selfState }))

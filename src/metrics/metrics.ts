@@ -8,6 +8,9 @@ export function createRegistry (labels: Record<string, string> = {}): Registry {
   const registry = new Registry()
   if (Object.keys(labels).length > 0) registry.setDefaultLabels(labels)
   collectDefaultMetrics({ register: registry, prefix: 'grid_', eventLoopMonitoringPrecision: 20 })
+  // prom-client names three gauges *_total, which Prometheus reserves for counters (promtool rejects them);
+  // grid_nodejs_active_resources{type} carries the same figures
+  for (const name of ['grid_nodejs_active_handles_total', 'grid_nodejs_active_requests_total', 'grid_nodejs_active_resources_total']) registry.removeSingleMetric(name)
   return registry
 }
 

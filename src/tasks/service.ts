@@ -121,8 +121,8 @@ export class TaskService implements Startable {
   private running = false
   private sweep?: { stop: () => void }
   private readonly m: {
-    submitted: Counter
-    completed: Counter<'status'>
+    submitted: Counter<'type'>
+    completed: Counter<'status' | 'type'>
     started: Counter
     retried: Counter
     failedOver: Counter
@@ -137,8 +137,8 @@ export class TaskService implements Startable {
     const r = c.registry
     const executor = c.executor
     this.m = {
-      submitted: new Counter({ name: 'grid_tasks_submitted_total', help: 'Tasks submitted on this node', registers: [r] }),
-      completed: new Counter({ name: 'grid_tasks_completed_total', help: 'Tasks that reached a final status here (on their executor, or by their coordinator\'s verdict), by status', labelNames: ['status'], registers: [r] }),
+      submitted: new Counter({ name: 'grid_tasks_submitted_total', help: 'Tasks submitted on this node', labelNames: ['type'], registers: [r] }),
+      completed: new Counter({ name: 'grid_tasks_completed_total', help: 'Tasks that reached a final status here (on their executor, or by their coordinator\'s verdict), by status and task type ("command" for a plain command)', labelNames: ['status', 'type'], registers: [r] }),
       started: new Counter({ name: 'grid_tasks_started_total', help: 'Task attempts started on this node', registers: [r] }),
       retried: new Counter({ name: 'grid_tasks_retried_total', help: 'Task attempts this node retried (executor died, or failure with retry-on-failure)', registers: [r] }),
       failedOver: new Counter({ name: 'grid_tasks_failed_over_total', help: 'Tasks whose coordination this node took over from a dead coordinator', registers: [r] }),
@@ -146,6 +146,8 @@ export class TaskService implements Startable {
       dispatch: new Histogram({ name: 'grid_task_dispatch_seconds', help: 'From submission on this node to an executor admitting the task', buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5], registers: [r] }),
       routing: new Counter({ name: 'grid_routing_decisions_total', help: 'Placement decisions by strategy and outcome', labelNames: ['strategy', 'outcome'], registers: [r] })
     }
+    for (const status of FINAL_STATUSES) this.m.completed.inc({ status, type: 'command' }, 0)
+    this.m.submitted.inc({ type: 'command' }, 0)
     new Gauge({ name: 'grid_active_tasks', help: 'Tasks running on this node', registers: [r], collect () { this.set(executor.usage().running) } })
     new Gauge({ name: 'grid_tasks_queued', help: 'Tasks waiting in this node\'s queue for resources', registers: [r], collect () { this.set(executor.usage().queued) } })
     const coordinated = this.coordinated
@@ -200,7 +202,7 @@ export class TaskService implements Startable {
     const id = newTaskId()
     const coord: CoordAspect = { spec, origin: self, originName: this.init.nodeName, coordinator: self, attempt: 1, createdAt: Date.now() }
     this.records.writeCoord(id, coord)
-    this.m.submitted.inc()
+    this.m.submitted.inc({ type: spec.type ?? 'command' })
     const co = this.track(id, coord)
     if (!opts.detach) {
       co.sink = new EventQueue<ClientEvent>(CLIENT_HIGH_WATER, CLIENT_HARD_LIMIT, e => (e.type === 'output' ? e.data.byteLength + 64 : 128))
@@ -485,6 +487,7 @@ export class TaskService implements Startable {
   private placed (co: Coordinated, node: NodeId, nodeName: string, queued: boolean): void {
     co.executor = node
     co.placed = true
+    this.log.debug({ task: co.id, peer: node, nodeName, attempt: co.coord.attempt, queued }, 'task placed')
     if (co.coord.attempt === 1) this.m.dispatch.observe((Date.now() - co.submittedAt) / 1000)
     co.sink?.push({ type: 'placed', id: co.id, node, nodeName, attempt: co.coord.attempt, queued })
     // a cancel that arrived while the offer was in flight
@@ -532,7 +535,7 @@ export class TaskService implements Startable {
   private finalize (co: Coordinated, status: 'failed' | 'cancelled', error: string): void {
     co.coord = { ...co.coord, final: status, error, finishedAt: Date.now() }
     this.records.writeCoord(co.id, co.coord)
-    this.m.completed.inc({ status })
+    this.m.completed.inc({ status, type: co.spec.type ?? 'command' })
     this.log.info({ task: co.id, status, error }, 'task ended by its coordinator')
     co.sink?.push({ type: 'exit', id: co.id, status, exitCode: null, code: status === 'cancelled' ? 130 : 1, signal: null, error, node: null, nodeName: null, attempts: co.coord.attempt })
     co.sink?.close()
@@ -695,12 +698,16 @@ export class TaskService implements Startable {
 
   /** Executor state → the replicated record: final states at once, others after a short delay (often never). */
   private onExecState (id: string, state: ExecAspect): void {
-    if (state.status === 'running' && state.startedAt !== undefined) this.m.started.inc()
+    if (state.status === 'running' && state.startedAt !== undefined) {
+      this.m.started.inc()
+      this.log.debug({ task: id, attempt: state.attempt, pid: state.pid, gpus: state.gpus }, 'task started')
+    }
+    if (FINAL_STATUSES.has(state.status)) this.log.debug({ task: id, attempt: state.attempt, status: state.status, exitCode: state.exitCode, durationMs: state.startedAt === undefined || state.finishedAt === undefined ? null : state.finishedAt - state.startedAt, error: state.error }, 'task finished')
     if (FINAL_STATUSES.has(state.status)) {
       clearTimeout(this.execWrites.get(id))
       this.execWrites.delete(id)
       this.records.writeExec(id, state)
-      if (state.lost !== true) this.m.completed.inc({ status: state.status })
+      if (state.lost !== true) this.m.completed.inc({ status: state.status, type: this.c.executor.typeOf(id) ?? 'command' })
       if (state.startedAt !== undefined && state.finishedAt !== undefined) this.m.duration.observe((state.finishedAt - state.startedAt) / 1000)
       return
     }

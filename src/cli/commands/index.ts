@@ -8,6 +8,7 @@ import { runCommand } from './run.ts'
 import { cancelCommand, drainCommand, logsCommand, taskCommand, tasksCommand, undrainCommand } from './tasks.ts'
 import { sessionsCommand } from './sessions.ts'
 import { statusCommand } from './status.ts'
+import { statsCommand, watchCommand } from './watch.ts'
 
 /** Every gridctl command, in the order `gridctl --help` lists them. */
 export const COMMANDS: Command[] = [
@@ -17,6 +18,8 @@ export const COMMANDS: Command[] = [
   logsCommand,
   cancelCommand,
   statusCommand,
+  statsCommand,
+  watchCommand,
   nodesCommand,
   healthCommand,
   drainCommand,
