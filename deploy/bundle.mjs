@@ -5,6 +5,8 @@ import { readFileSync, chmodSync } from 'node:fs'
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
 const common = {
+  // ssh2's optional native add-ons: without them it uses Node's own crypto
+  external: ['*.node', 'cpu-features'],
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -12,7 +14,8 @@ const common = {
   logLevel: 'warning',
   define: { __GRID_VERSION__: JSON.stringify(pkg.version) },
   // a few dependencies still use require(); give the ESM bundle one
-  banner: { js: "import { createRequire as __gridRequire } from 'node:module'; const require = __gridRequire(import.meta.url);" }
+  // a few dependencies use require() and __dirname (ssh2's poly1305); give the ESM bundle both
+  banner: { js: "import { createRequire as __gridRequire } from 'node:module'; import { fileURLToPath as __gridFileURLToPath } from 'node:url'; import { dirname as __gridDirname } from 'node:path'; const require = __gridRequire(import.meta.url); const __filename = __gridFileURLToPath(import.meta.url); const __dirname = __gridDirname(__filename);" }
 }
 for (const [entry, out] of [['daemon/gridd.ts', 'dist/bundle/gridd.mjs'], ['src/cli/gridctl.ts', 'dist/bundle/gridctl.mjs']]) {
   await build({ ...common, entryPoints: [entry], outfile: out })

@@ -1,4 +1,6 @@
 import type { Command } from '../command.ts'
+import { clusterCommand } from './cluster.ts'
+import { deployCommand } from './deploy.ts'
 import { healthCommand } from './health.ts'
 import { joinCommand } from './join.ts'
 import { keygenCommand } from './keygen.ts'
@@ -26,6 +28,8 @@ export const COMMANDS: Command[] = [
   undrainCommand,
   sessionsCommand,
   joinCommand,
+  deployCommand,
+  clusterCommand,
   metricsCommand,
   keygenCommand
 ]

@@ -1,0 +1,125 @@
+/**
+ * The text of every file deploy writes on a host: the systemd unit (the one in systemd/ is this one rendered for
+ * the default prefix; a unit test keeps them equal), sysusers and tmpfiles entries, the two launchers and gridd's
+ * YAML config. Everything here is deterministic, so that a second deploy finds the same bytes and changes nothing.
+ */
+import { stringify } from 'yaml'
+import { DEFAULT_PREFIX, SERVICE_USER, SYSTEMD_CONFIG_DIR } from './constants.ts'
+import type { Layout } from './layout.ts'
+
+/** gridd.service for a prefix. */
+export function renderUnit (prefix: string = DEFAULT_PREFIX): string {
+  return `# Grid daemon (gridd), one per machine. \`gridctl deploy\` installs this unit with its prefix in ExecStart; to
+# install it by hand see docs/deploy.md (it needs grid.sysusers.conf and grid.tmpfiles.conf from the same folder).
+[Unit]
+Description=Grid cluster daemon (gridd)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=exec
+User=${SERVICE_USER}
+Group=${SERVICE_USER}
+ExecStart=${prefix}/bin/gridd --config ${SYSTEMD_CONFIG_DIR}/gridd.yaml
+# gridd's data dir is $STATE_DIRECTORY (/var/lib/grid); its control socket goes in $RUNTIME_DIRECTORY (/run/grid),
+# where members of the grid group can use it (the socket is 0660)
+StateDirectory=grid
+StateDirectoryMode=0700
+RuntimeDirectory=grid
+RuntimeDirectoryMode=0750
+# On SIGTERM gridd leaves the cluster gracefully, stops its tasks and cuts its own stop at 20 s. KillMode=mixed sends
+# SIGTERM to gridd alone; once it has exited (or after TimeoutStopSec) SIGKILL goes to whatever is left in the unit,
+# tasks' process groups included.
+KillMode=mixed
+TimeoutStopSec=30s
+Restart=on-failure
+RestartSec=2s
+# exit status 2 is a configuration or flag error, which restarting cannot fix
+RestartPreventExitStatus=2
+LimitNOFILE=65536
+UMask=0027
+# Hardening that leaves tasks what they need: GPUs (/dev/nvidia*, hence no PrivateDevices), users' files
+# (home directories read-only) and scratch space (/tmp, /srv, /mnt and other mounts stay writable: ProtectSystem=full
+# keeps /usr, /boot and /etc read-only, where strict would make every path read-only).
+NoNewPrivileges=yes
+ProtectSystem=full
+ProtectHome=read-only
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+LockPersonality=yes
+SystemCallArchitectures=native
+
+[Install]
+WantedBy=multi-user.target
+`
+}
+
+/** The user and group gridd runs as (sysusers.d(5)). */
+export const SYSUSERS_CONF = `# The user and group gridd.service runs as (systemd-sysusers; see sysusers.d(5)).
+u ${SERVICE_USER} - "Grid cluster daemon" /var/lib/grid
+`
+
+/** /etc/grid: gridd.yaml (root:grid 0640) and swarm.key (grid:grid 0600) live there (tmpfiles.d(5)). */
+export const TMPFILES_CONF = `# Directories gridd.service needs besides its StateDirectory and RuntimeDirectory (systemd-tmpfiles; see tmpfiles.d(5)).
+# ${SYSTEMD_CONFIG_DIR} holds gridd.yaml (root:grid, 0640) and swarm.key (grid:grid, 0600).
+d ${SYSTEMD_CONFIG_DIR} 0750 root ${SERVICE_USER} -
+`
+
+/** Quotes a string for POSIX sh. */
+export function shq (s: string): string {
+  return `'${s.replace(/'/g, "'\\''")}'`
+}
+
+/** bin/gridd: runs the bundled daemon with the Node found on the host. */
+export function renderGriddLauncher (layout: Layout, nodePath: string): string {
+  return `#!/bin/sh
+# gridd launcher, written by gridctl deploy: the bundled daemon, run by the Node found on this host.
+exec ${shq(nodePath)} ${shq(layout.griddJs)} "$@"
+`
+}
+
+/** bin/gridctl: the bundled CLI, talking to this host's daemon unless --socket or GRID_SOCKET says otherwise. */
+export function renderGridctlLauncher (layout: Layout, nodePath: string): string {
+  return `#!/bin/sh
+# gridctl launcher, written by gridctl deploy: talks to this host's gridd unless --socket or GRID_SOCKET says otherwise.
+: "\${GRID_SOCKET:=${layout.socket}}"
+export GRID_SOCKET
+exec ${shq(nodePath)} ${shq(layout.gridctlJs)} "$@"
+`
+}
+
+export interface ConfigInput {
+  cluster: string | null
+  bootstrap: string[]
+  /** The host's gridd keys from the inventory (name, listen, labels, ..., and dotted keys such as membership.x). */
+  gridd: Record<string, unknown>
+}
+
+/** gridd.yaml for one host, with keys in a fixed order and sections nested (membership:, mesh:). */
+export function renderConfig (layout: Layout, input: ConfigInput): string {
+  const doc: Record<string, unknown> = {}
+  if (input.cluster !== null) doc.cluster = input.cluster
+  const order = ['name', 'listen', 'announce', 'region', 'labels', 'capabilities', 'metricsListen', 'logLevel']
+  for (const k of order) if (input.gridd[k] !== undefined) doc[k] = input.gridd[k]
+  doc.bootstrap = input.bootstrap
+  doc.swarmKey = layout.swarmKeyFile
+  if (layout.dataDir !== null) doc.dataDir = layout.dataDir
+  if (layout.serviceManager === 'none') doc.socket = layout.socket
+  const rest = Object.keys(input.gridd).filter(k => !order.includes(k)).sort()
+  for (const k of rest) {
+    const dot = k.indexOf('.')
+    if (dot < 0) { doc[k] = input.gridd[k]; continue }
+    const section = k.slice(0, dot)
+    const sub = (doc[section] ?? {}) as Record<string, unknown>
+    sub[k.slice(dot + 1)] = input.gridd[k]
+    doc[section] = sub
+  }
+  return '# Written by gridctl deploy; edits here are replaced by the next deploy (change the inventory instead).\n' +
+    stringify(doc, { lineWidth: 0 })
+}
