@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { TaskRecord } from '../proto/index.ts'
 import { GRIDCTL } from '../tests/helpers/paths.ts'
+import { runBullmq } from './peer.ts'
 import { type Cluster, type Gridd, fmt, median, percentile, sleep, startCluster, table, waitFor, withCluster } from './lib.ts'
 
 const { values } = parseArgs({
@@ -116,25 +117,9 @@ async function failover (c: Cluster, round: number): Promise<{ detectMs: number,
   return { detectMs, rerunMs: Date.parse(rerun.startedAt as string) - killedAt }
 }
 
-async function bullmq (): Promise<Record<string, number>> {
-  const script = join(process.cwd(), '..', 'shared', 'peers', 'bench_bullmq.sh')
-  const path = existsSync(script) ? script : join(process.cwd(), 'shared', 'peers', 'bench_bullmq.sh')
-  console.error(`running ${path} (REPEATS=1): a few minutes`)
-  const out = await new Promise<string>((resolve, reject) => {
-    const p = spawn('bash', [path], { env: { ...process.env, REPEATS: '1' }, stdio: ['ignore', 'pipe', 'inherit'] })
-    let text = ''
-    p.stdout.on('data', d => { text += String(d) })
-    p.on('close', code => { code === 0 ? resolve(text) : reject(new Error(`bench_bullmq.sh exited ${code ?? '?'}`)) })
-  })
-  const m: Record<string, number> = {}
-  for (const line of out.split('\n')) {
-    const x = /^(\w+)\s+median=\s*([0-9.]+)/.exec(line)
-    if (x !== null) m[x[1] as string] = Number(x[2])
-  }
-  return m
-}
-
 async function main (): Promise<void> {
+  // the peer first, so that its figures come from this same run and machine, with nothing of ours running
+  const peer = values.bullmq === true ? await runBullmq() : undefined
   // the machine's limit: bare spawns of `true`
   await timed(50, spawnTrue)
   const bare = await timed(LAT_N, spawnTrue)
@@ -164,7 +149,6 @@ async function main (): Promise<void> {
     const fos: Array<{ detectMs: number, rerunMs: number }> = []
     for (let i = 0; i < FAILOVERS; i++) fos.push(await failover(c, i))
 
-    const peer = values.bullmq === true ? await bullmq() : undefined
     const ratio = (ours: number, theirs: number | undefined, higherIsBetter: boolean): string =>
       theirs === undefined ? '-' : `${fmt(higherIsBetter ? ours / theirs : theirs / ours)}x`
 

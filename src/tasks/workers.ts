@@ -67,6 +67,8 @@ export class WorkerService implements Startable {
   private readonly log: Logger
   private readonly batches = new Map<string, Batch>()
   private flushScheduled = false
+  /** worker.call RPCs in flight, per node: a request to an idle node goes at once, others wait a tick to batch */
+  private readonly inflight = new Map<NodeId, number>()
   private turn = 0
   private readonly dirtySessions = new Map<string, WorkerInfo & { running: boolean }>()
   private loop?: { stop: () => void }
@@ -163,7 +165,14 @@ export class WorkerService implements Startable {
   }
 
   private choose (req: WorkerCallRequest, exclude?: NodeId): NodeId {
-    if (req.node !== undefined) return req.node
+    if (req.node !== undefined) {
+      // placing a session's request on a node makes that node the session's home, at once
+      if (req.session !== undefined) {
+        const s = this.c.sessions.get(req.session)
+        if (s?.owner !== req.node) this.c.sessions.put(req.session, s?.value ?? null, { owner: req.node, worker: null })
+      }
+      return req.node
+    }
     const hosts = this.hosts(req.type, exclude)
     if (hosts.length === 0) throw new UnsatisfiableError(`no alive node hosts warm workers of type ${req.type}`)
     if (req.session === undefined) return hosts[this.turn++ % hosts.length] as NodeId
@@ -220,6 +229,11 @@ export class WorkerService implements Startable {
       }
       b.waiters.push({ from: b.payloads.length, count: req.payloads.length, resolve, reject })
       b.payloads.push(...req.payloads)
+      if ((this.inflight.get(node) ?? 0) === 0) {
+        // nothing on its way to that node: no reason to wait for company
+        this.flushBatch(key, b)
+        return
+      }
       if (!this.flushScheduled) {
         this.flushScheduled = true
         setImmediate(() => {
@@ -234,7 +248,13 @@ export class WorkerService implements Startable {
     if (this.batches.get(key) === b) this.batches.delete(key)
     this.m.rpcBatch.observe(b.payloads.length)
     const body = { type: b.type, timeoutMs: b.timeoutMs, priority: b.priority, payloads: b.payloads, ...(b.session === undefined ? {} : { session: b.session }) }
-    this.c.mesh.rpc.request(b.node, WorkerCall, body, { timeoutMs: b.timeoutMs + 5_000 }).then(res => {
+    this.inflight.set(b.node, (this.inflight.get(b.node) ?? 0) + 1)
+    const done = (): void => {
+      const n = (this.inflight.get(b.node) ?? 1) - 1
+      if (n === 0) this.inflight.delete(b.node)
+      else this.inflight.set(b.node, n)
+    }
+    this.c.mesh.rpc.request(b.node, WorkerCall, body, { timeoutMs: b.timeoutMs + 5_000 }).finally(done).then(res => {
       for (const w of b.waiters) w.resolve({ node: res.node, nodeName: res.nodeName, results: res.results.slice(w.from, w.from + w.count) })
     }, (err: unknown) => {
       const e = err instanceof GridError ? err : toGridError(err)

@@ -33,7 +33,7 @@ describe('operability - metrics, stats and watch on live daemons', () => {
     takenPort = (taken.address() as { port: number }).port
     c = await Cluster.start(2, {
       args: i => i === 0 ? ['--metrics-listen', '127.0.0.1:0', '--nvidia-smi', FAKE_NVIDIA_SMI] : ['--metrics-listen', `127.0.0.1:${takenPort}`],
-      env: i => i === 0 ? { FAKE_GPU_COUNT: '2', FAKE_GPU_NODE: 'n1' } : {}
+      env: (i): Record<string, string> => i === 0 ? { FAKE_GPU_COUNT: '2', FAKE_GPU_NODE: 'n1' } : {}
     })
     n1 = c.node('n1')
     await c.converged()

@@ -37,7 +37,7 @@ describe('tasks - run anywhere in the mesh', () => {
         ['--region', 'us', '--nvidia-smi', FAKE_NVIDIA_SMI, '--label', 'role=worker'],
         ['--region', 'eu', '--slots', '1', '--capability', 'nvme', '--label', 'role=worker']
       ][i] as string[],
-      env: i => i === 1 ? { FAKE_GPU_COUNT: '2', FAKE_GPU_NODE: 'n2' } : {}
+      env: (i): Record<string, string> => i === 1 ? { FAKE_GPU_COUNT: '2', FAKE_GPU_NODE: 'n2' } : {}
     })
     ;[n1, n2, n3] = c.nodes as [Gridd, Gridd, Gridd]
     await c.converged()
@@ -92,7 +92,7 @@ describe('tasks - run anywhere in the mesh', () => {
     expect(cap.stdout).toBe('n3\n')
     const labelled = await n1.ctl(['run', '--label', 'role=worker', '--region', 'eu', '--', 'sh', '-c', 'echo $GRID_NODE_NAME'])
     expect(labelled.stdout).toBe('n3\n')
-    const ids = []
+    const ids: string[] = []
     for (let i = 0; i < 3; i++) ids.push(await detach(n1, ['--strategy', 'round-robin', '--', 'true']))
     const nodes = await Promise.all(ids.map(async id => (await finished(n1, id)).nodeName))
     expect(new Set(nodes).size).toBe(3)
@@ -116,7 +116,7 @@ describe('tasks - run anywhere in the mesh', () => {
 
   it('runs GPU tasks on GPU nodes only, each on its own GPU, and queues a third while two run', async () => {
     const script = 'echo "$CUDA_VISIBLE_DEVICES $CUDA_DEVICE_ORDER"; sleep 3'
-    const ids = []
+    const ids: string[] = []
     for (let i = 0; i < 3; i++) ids.push(await detach(n1, ['--gpus', '1', '--', 'sh', '-c', script]))
     await waitFor('two running and one queued', async () => {
       const ts = await Promise.all(ids.map(async id => await task(n1, id)))
@@ -144,7 +144,7 @@ describe('tasks - run anywhere in the mesh', () => {
     // n3 has one slot: the blocker holds it until every other task waits in n3's queue
     const blocker = await detach(n1, ['--node', 'n3', '--', 'sh', '-c', `while [ ! -f ${go} ]; do sleep 0.05; done`])
     await waitFor('the blocker to run', async () => (await task(n1, blocker)).status === 'running')
-    const ids = []
+    const ids: string[] = []
     for (const [p, tag] of [[10, 'low'], [90, 'high'], [50, 'mid-a'], [50, 'mid-b']] as const) {
       ids.push(await detach(n1, ['--node', 'n3', '--priority', String(p), '--', 'sh', '-c', `echo ${tag} >> ${file}`]))
     }

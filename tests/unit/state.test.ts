@@ -53,7 +53,7 @@ describe('state - persistence', () => {
     await f.append([{ w: 'a', g: 0, u: new Uint8Array([2]) }])
     await f.close()
     const bytes = readFileSync(f.walPath)
-    bytes[bytes.length - 1] ^= 0xff
+    bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 0xff
     writeFileSync(f.walPath, bytes)
     const loaded = new StateFiles(d).load()
     expect(loaded.wal).toHaveLength(1)

@@ -1,0 +1,93 @@
+/**
+ * bench/membership: N real daemons on this machine (N = 5, 10, 20 by default).
+ *
+ * - time from the last node's start until every node sees all N alive;
+ * - time until every other node has noticed a kill -9 (dead), and a SIGSTOP (suspect, then dead);
+ * - idle CPU and RSS per daemon, and bytes per second each writes (sockets, logs and state log: /proc/PID/io wchar).
+ *
+ *   npm run bench -- membership [--sizes 5,10,20] [--idle 10s]
+ */
+import { readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { parseDuration } from '../src/interface/index.ts'
+import { type Cluster, type Gridd, cpuSeconds, fmt, median, rssBytes, sleep, startCluster, table, waitFor } from './lib.ts'
+
+const { values } = parseArgs({ options: { sizes: { type: 'string', default: '5,10,20' }, idle: { type: 'string', default: '10s' } } })
+const SIZES = (values.sizes ?? '5,10,20').split(',').map(Number)
+const IDLE_MS = parseDuration(values.idle ?? '10s') ?? 10_000
+
+function wchar (pid: number): number {
+  const m = /wchar:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))
+  return m === null ? NaN : Number(m[1])
+}
+
+/** Polls every other node until all see `name` in one of `states`; returns ms since `t0`. */
+async function allSee (c: Cluster, name: string, states: string[], t0: number): Promise<number> {
+  const others = c.running().filter(n => n.name !== name)
+  const seen = new Map<string, number>()
+  await waitFor(`all to see ${name} ${states.join('/')}`, async () => {
+    await Promise.all(others.filter(n => !seen.has(n.name)).map(async n => {
+      const s = (await n.states())[name]
+      if (s !== undefined && states.includes(s)) seen.set(n.name, Date.now() - t0)
+    }))
+    return seen.size === others.length
+  }, { timeoutMs: 120_000, intervalMs: 20 })
+  return Math.max(...seen.values())
+}
+
+interface Row { n: number, convergeMs: number, killMs: number, stopSuspectMs: number, stopDeadMs: number, cpuPct: number, rssMB: number, bytesPerSec: number }
+
+async function run (n: number): Promise<Row> {
+  const c = await startCluster(1)
+  try {
+    // the others start together, each knowing only the first
+    const rest = Array.from({ length: n - 1 }, (_, i) => `n${i + 2}`)
+    await Promise.all(rest.map(async name => await c.add(name, { env: { GRID_TEST_LOG_LEVEL: 'warn' } })))
+    const lastStarted = Date.now()
+    await waitFor('every node to see all alive', async () => {
+      for (const node of c.nodes) {
+        const s = await node.states()
+        if (Object.values(s).filter(x => x === 'alive').length !== n) return false
+      }
+      return true
+    }, { timeoutMs: 180_000, intervalMs: 50 })
+    const convergeMs = Date.now() - lastStarted
+
+    // idle cost, after things settle
+    await sleep(3_000)
+    const pids = c.nodes.map(x => x.pid)
+    const cpu0 = pids.map(cpuSeconds)
+    const io0 = pids.map(wchar)
+    await sleep(IDLE_MS)
+    const cpu1 = pids.map(cpuSeconds)
+    const io1 = pids.map(wchar)
+    const cpuPct = median(pids.map((_, i) => 100 * ((cpu1[i] as number) - (cpu0[i] as number)) / (IDLE_MS / 1000)))
+    const rssMB = median(pids.map(p => rssBytes(p) / 1048576))
+    const bytesPerSec = median(pids.map((_, i) => ((io1[i] as number) - (io0[i] as number)) / (IDLE_MS / 1000)))
+
+    const victim = c.nodes[c.nodes.length - 1] as Gridd
+    let t0 = Date.now()
+    victim.signal('SIGKILL')
+    const killMs = await allSee(c, victim.name, ['dead'], t0)
+    await victim.waitExit()
+
+    const frozen = c.nodes[c.nodes.length - 2] as Gridd
+    t0 = Date.now()
+    frozen.signal('SIGSTOP')
+    const stopSuspectMs = await allSee(c, frozen.name, ['suspect', 'dead'], t0)
+    const stopDeadMs = await allSee(c, frozen.name, ['dead'], t0)
+    frozen.signal('SIGCONT')
+    return { n, convergeMs, killMs, stopSuspectMs, stopDeadMs, cpuPct, rssMB, bytesPerSec }
+  } finally {
+    await c.destroy()
+  }
+}
+
+const rows: Row[] = []
+for (const n of SIZES) {
+  console.error(`membership: ${n} daemons...`)
+  rows.push(await run(n))
+}
+table('Membership: N daemons on one 2-core machine', ['N', 'full view after last start (ms)', 'kill -9 noticed by all (ms)', 'SIGSTOP suspected by all (ms)', 'SIGSTOP dead on all (ms)', 'idle CPU per daemon (%)', 'RSS per daemon (MB)', 'bytes/s written per daemon'],
+  rows.map(r => [String(r.n), r.convergeMs, r.killMs, r.stopSuspectMs, r.stopDeadMs, r.cpuPct, r.rssMB, fmt(r.bytesPerSec, 0)]))
+process.exit(0)
