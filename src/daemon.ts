@@ -50,7 +50,7 @@ export class Daemon {
   /** Builds every part (nothing listens yet). Identity and swarm key are read or created here. */
   static async create (config: GridConfig, opts: DaemonOptions): Promise<Daemon> {
     const logger = opts.logger
-    const registry = opts.registry ?? createRegistry({ node: config.name })
+    const registry = opts.registry ?? createRegistry({ node: config.name }, VERSION)
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
     chmodSync(config.dataDir, 0o700)
     const lock = lockDataDir(config.dataDir)

@@ -1,12 +1,19 @@
 import { createServer, type Server } from 'node:http'
 import type { Logger } from 'pino'
-import { Registry, collectDefaultMetrics } from 'prom-client'
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Startable } from '../interface/index.ts'
 
-/** A fresh registry with process metrics (CPU, memory, event loop lag, handles) named grid_process_* and grid_nodejs_*. */
-export function createRegistry (labels: Record<string, string> = {}): Registry {
+/**
+ * A fresh registry with process metrics (CPU, memory, event loop lag, handles) named grid_process_* and
+ * grid_nodejs_*, and grid_build_info{version} when a version is given.
+ */
+export function createRegistry (labels: Record<string, string> = {}, version?: string): Registry {
   const registry = new Registry()
   if (Object.keys(labels).length > 0) registry.setDefaultLabels(labels)
+  if (version !== undefined) {
+    new Gauge({ name: 'grid_build_info', help: 'Always 1; its version label says which gridd this is', labelNames: ['version', 'node_version'], registers: [registry] })
+      .set({ version, node_version: process.versions.node }, 1)
+  }
   collectDefaultMetrics({ register: registry, prefix: 'grid_', eventLoopMonitoringPrecision: 20 })
   // prom-client names three gauges *_total, which Prometheus reserves for counters (promtool rejects them);
   // grid_nodejs_active_resources{type} carries the same figures
