@@ -159,20 +159,38 @@ function sendJson (res: ServerResponse, status: number, body: unknown): void {
 async function sendStream (res: ServerResponse, status: number, stream: AsyncIterable<unknown>, signal: AbortSignal): Promise<void> {
   res.writeHead(status, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' })
   res.flushHeaders()
+  // lines produced in the same turn of the event loop leave in one write
+  let pending = ''
+  let scheduled: NodeJS.Immediate | undefined
+  const flush = (): boolean => {
+    scheduled = undefined
+    if (pending === '' || res.writableEnded) return true
+    const text = pending
+    pending = ''
+    return res.write(text)
+  }
   try {
     for await (const item of stream) {
       if (signal.aborted) break
-      if (!res.write(JSON.stringify(item) + '\n')) {
-        await new Promise<void>(resolve => {
-          const done = (): void => { res.off('drain', done); res.off('close', done); resolve() }
-          res.once('drain', done)
-          res.once('close', done)
-        })
+      pending += JSON.stringify(item) + '\n'
+      if (pending.length >= 65536) {
+        clearImmediate(scheduled)
+        if (!flush()) {
+          await new Promise<void>(resolve => {
+            const done = (): void => { res.off('drain', done); res.off('close', done); resolve() }
+            res.once('drain', done)
+            res.once('close', done)
+          })
+        }
+      } else {
+        scheduled ??= setImmediate(flush)
       }
     }
   } catch (err) {
-    if (!signal.aborted) res.write(JSON.stringify({ error: toGridError(err).toWire() }) + '\n')
+    if (!signal.aborted) pending += JSON.stringify({ error: toGridError(err).toWire() }) + '\n'
   }
+  clearImmediate(scheduled)
+  flush()
   res.end()
 }
 

@@ -135,7 +135,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
   start (): void {
     const reaped = reapOrphans(this.init.nodeId)
     if (reaped > 0) this.log.warn({ processes: reaped }, 'killed task processes left behind by an earlier run of this node')
-    this.spawner.start()
+    this.spawner.start(this.baseEnv)
   }
 
   /** Stops every task (TERM, KILL after the grace period); their attempts are reported lost, so they run elsewhere. */
@@ -313,7 +313,8 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
       task,
       argv,
       cwd,
-      env: { ...this.baseEnv, ...env, ...spec.env, GRID_TASK_ID: task.id, GRID_NODE_ID: this.init.nodeId, GRID_NODE_NAME: this.init.nodeName, GRID_ATTEMPT: String(task.attempt) },
+      // the task's additions to the base environment (the spawner holds the base)
+      env: { ...env, ...spec.env, GRID_TASK_ID: task.id, GRID_NODE_ID: this.init.nodeId, GRID_NODE_NAME: this.init.nodeName, GRID_ATTEMPT: String(task.attempt) },
       stdin,
       typed: spec.type !== undefined,
       seq: this.seq++,
@@ -407,7 +408,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
     const wait = Math.min(SPAWNER_RESTART_CAP_MS, SPAWNER_RESTART_BASE_MS * 2 ** this.spawnerRestarts++)
     setTimeout(() => {
       if (this.stopped) return
-      this.spawner.start()
+      this.spawner.start(this.baseEnv)
       setTimeout(() => { this.spawnerRestarts = 0 }, 60_000).unref()
     }, wait).unref()
   }

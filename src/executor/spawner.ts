@@ -18,6 +18,7 @@ export interface SpawnRequest {
   slot: number
   argv: string[]
   cwd?: string
+  /** added to the base environment the spawner got at start */
   env: Record<string, string>
   /** written to the task's stdin, then stdin is closed; without it stdin is /dev/null */
   stdin?: string
@@ -33,6 +34,8 @@ export type SpawnerEvent =
 export async function spawnerMain (): Promise<void> {
   const cp = await import('node:child_process')
   const children = new Map<number, import('node:child_process').ChildProcess>()
+  // the environment every task starts from: sent once, at start (the first line on stdin)
+  let baseEnv: Record<string, string> = {}
   const out = process.stdout
   const frame = (kind: number, slot: number, payload: Buffer): void => {
     const head = Buffer.allocUnsafe(9)
@@ -60,7 +63,8 @@ export async function spawnerMain (): Promise<void> {
       buf = buf.slice(nl + 1)
       if (line === '') continue
       const req = JSON.parse(line) as { op: string, slot: number, argv?: string[], cwd?: string, env?: Record<string, string>, stdin?: string, signal?: NodeJS.Signals }
-      if (req.op === 'spawn') start(req)
+      if (req.op === 'env') baseEnv = req.env ?? {}
+      else if (req.op === 'spawn') start(req)
       else if (req.op === 'kill') {
         const c = children.get(req.slot)
         if (c?.pid !== undefined) { try { process.kill(-c.pid, req.signal ?? 'SIGTERM') } catch { try { c.kill(req.signal ?? 'SIGTERM') } catch {} } }
@@ -71,7 +75,7 @@ export async function spawnerMain (): Promise<void> {
     const argv = req.argv ?? []
     let child: import('node:child_process').ChildProcess
     try {
-      child = cp.spawn(argv[0] as string, argv.slice(1), { cwd: req.cwd, env: req.env, detached: true, stdio: [req.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] })
+      child = cp.spawn(argv[0] as string, argv.slice(1), { cwd: req.cwd, env: { ...baseEnv, ...req.env }, detached: true, stdio: [req.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] })
     } catch (err) {
       event(req.slot, { ev: 'error', code: (err as NodeJS.ErrnoException).code ?? 'ERR', message: (err as Error).message })
       return
@@ -112,7 +116,8 @@ export class Spawner extends EventEmitter<{ event: [SpawnerEvent], exit: [code: 
 
   get running (): boolean { return this.child !== undefined }
 
-  start (): void {
+  /** Starts the spawner; `baseEnv` is the environment every task starts from (sent once, not with each task). */
+  start (baseEnv: Record<string, string>): void {
     const child = spawn(process.execPath, ['--input-type=module', '--max-old-space-size=64', '-e', `(${spawnerMain.toString()})()`], {
       stdio: ['pipe', 'pipe', 'inherit'],
       detached: true,
@@ -120,6 +125,7 @@ export class Spawner extends EventEmitter<{ event: [SpawnerEvent], exit: [code: 
     })
     this.child = child
     child.stdin?.on('error', () => {})
+    child.stdin?.write(JSON.stringify({ op: 'env', slot: 0, env: baseEnv }) + '\n')
     child.stdout?.on('data', (d: Buffer) => { this.onData(d) })
     child.once('exit', code => {
       this.child = undefined

@@ -2,11 +2,11 @@
  * Crash-safe persistence of the writer documents in the data directory, with plain files:
  *
  * - `state/snapshot.bin`: every document's full state (msgpack), replaced atomically (temp file, fsync, rename);
- * - `state/wal.log`: every update since the snapshot, appended as frames `[u32 length][u32 crc32][msgpack body]`
- *   and fsynced in batches.
+ * - `state/wal.log`: every update since the snapshot, appended as frames `[u32 length][u32 crc32][msgpack body]`.
  *
- * A kill -9 at any moment loses at most the updates of the last unflushed batch; a torn or corrupt tail frame is
- * cut off at load. Replaying an update twice is harmless (Yjs updates are idempotent), so a crash between writing a
+ * Each batch is written at once (a kill -9 loses nothing already written: it is in the page cache) and fsynced at
+ * most once a second (group commit: a machine crash loses at most that second). A torn or corrupt tail frame is cut
+ * off at load. Replaying an update twice is harmless (Yjs updates are idempotent), so a crash between writing a
  * new snapshot and truncating the log loses nothing. Plain files rather than node:sqlite: the access pattern is an
  * append-only log and an occasional snapshot, which needs no query engine, and node:sqlite is still experimental.
  */
@@ -22,6 +22,8 @@ export interface DocRecord { w: string, g: number, u: Uint8Array }
 const packr = new Packr({ useRecords: false, mapsAsObjects: true })
 const SNAPSHOT_VERSION = 1
 const HEADER_BYTES = 8
+/** fsync of the log at most this often (group commit) */
+const SYNC_INTERVAL_MS = 1_000
 
 export interface Loaded {
   snapshot: DocRecord[]
@@ -38,6 +40,8 @@ export class StateFiles {
   private walBytes = 0
   private snapshotBytes = 0
   private writing: Promise<void> = Promise.resolve()
+  private lastSyncAt = 0
+  private syncTimer?: NodeJS.Timeout
 
   constructor (dataDir: string) {
     this.dir = join(dataDir, 'state')
@@ -97,11 +101,25 @@ export class StateFiles {
     const run = async (): Promise<void> => {
       this.wal ??= await open(this.walPath, 'a', 0o600)
       await this.wal.write(frame)
-      await this.wal.sync()
       this.walBytes += frame.byteLength
+      this.scheduleSync()
     }
     this.writing = this.writing.then(run, run)
     await this.writing
+  }
+
+  private scheduleSync (): void {
+    if (this.syncTimer !== undefined) return
+    const wait = Math.max(0, SYNC_INTERVAL_MS - (Date.now() - this.lastSyncAt))
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined
+      const run = async (): Promise<void> => {
+        this.lastSyncAt = Date.now()
+        await this.wal?.sync()
+      }
+      this.writing = this.writing.then(run, run)
+    }, wait)
+    this.syncTimer.unref()
   }
 
   /** The log has grown past the snapshot: time to compact. */
@@ -112,6 +130,8 @@ export class StateFiles {
   /** Replaces the snapshot with `docs` (every document's full state) and empties the log. */
   async compact (docs: DocRecord[]): Promise<void> {
     const run = async (): Promise<void> => {
+      clearTimeout(this.syncTimer)
+      this.syncTimer = undefined
       const bytes = packr.pack({ version: SNAPSHOT_VERSION, docs })
       writeFileAtomic(this.snapshotPath, bytes, 0o600)
       this.snapshotBytes = bytes.byteLength
@@ -126,7 +146,10 @@ export class StateFiles {
   }
 
   async close (): Promise<void> {
+    clearTimeout(this.syncTimer)
+    this.syncTimer = undefined
     await this.writing.catch(() => {})
+    await this.wal?.sync().catch(() => {})
     await this.wal?.close()
     this.wal = undefined
   }

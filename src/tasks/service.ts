@@ -93,8 +93,10 @@ interface Coordinated {
   abort: AbortController
 }
 
-/** Short tasks often end before this: the executor then writes one record (the final one) instead of two. */
-const EXEC_WRITE_DELAY_MS = 30
+/** Tasks that end sooner leave one executor record (the final one) instead of two; `running` shows this much late. */
+const EXEC_WRITE_DELAY_MS = 250
+/** The routing view is rebuilt at most this often (recent dispatches correct it in between). */
+const VIEW_TTL_MS = 100
 const RETRY_BASE_MS = 100
 const RETRY_CAP_MS = 30_000
 const ROUTE_RETRY_BASE_MS = 1_000
@@ -119,6 +121,7 @@ export class TaskService implements Startable {
   private readonly execWrites = new Map<string, NodeJS.Timeout>()
   private turn = 0
   private running = false
+  private view?: { at: number, candidates: ReturnType<typeof candidates> }
   private sweep?: { stop: () => void }
   private readonly m: {
     submitted: Counter<'type'>
@@ -336,7 +339,9 @@ export class TaskService implements Startable {
 
   private route (spec: TaskSpec): RouteResult {
     const sessionOwner = spec.session === undefined ? undefined : (this.c.sessions.get(spec.session)?.owner ?? null)
-    const r = route(candidates(this.c.membership.view(), this.c.nodeRegistry), {
+    const now = Date.now()
+    if (this.view === undefined || now - this.view.at > VIEW_TTL_MS) this.view = { at: now, candidates: candidates(this.c.membership.view(), this.c.nodeRegistry) }
+    const r = route(this.view.candidates, {
       cpus: spec.cpus,
       gpus: spec.gpus,
       memory: spec.memory,
