@@ -102,7 +102,7 @@ async function catchUp (): Promise<{ seconds: number, syncBytes: number, writes:
 
 function loneMesh (id: string): Mesh {
   const e = new EventEmitter() as unknown as Mesh
-  Object.assign(e, { peerId: id, subscribe: () => {}, publish: async () => {}, connections: () => [], rpc: { handle: () => {} } })
+  Object.assign(e, { peerId: id, subscribe: () => {}, publish: async () => {}, connections: () => [], rpc: { handle: () => {}, onNotify: () => {} } })
   return e
 }
 

@@ -8,7 +8,6 @@ export const DHT_PROTOCOL = '/grid/kad/1.0.0'
 
 /** Gossip topics are namespaced by cluster name, so two clusters sharing a swarm key still do not mix. */
 export const heartbeatTopic = (cluster: string): string => `grid/${cluster}/heartbeat/1`
-export const stateTopic = (cluster: string): string => `grid/${cluster}/state/1`
 
 /** The DHT rendezvous key every member provides: sha256 of this string. */
 export const rendezvousKey = (cluster: string): string => `grid/${cluster}/members/1`
@@ -22,8 +21,8 @@ export const RPC_MAX_FRAME_BYTES = 16 * 1024 * 1024
 /** Largest heartbeat or membership notice; a real one is a few hundred bytes. */
 export const HEARTBEAT_MAX_BYTES = 8 * 1024
 
-/** Largest gossiped state update; larger local changes are sent as several. */
-export const STATE_GOSSIP_MAX_BYTES = 512 * 1024
+/** Largest batch of state updates pushed at once; larger local changes are sent as several (or fetched by catch-up). */
+export const STATE_BATCH_MAX_BYTES = 512 * 1024
 
 /** Version of the wire contracts in this file; carried in heartbeats so mixed versions can be seen. */
 export const WIRE_VERSION = 1

@@ -30,8 +30,10 @@ export const EventFrameSchema = Type.Object({ t: Type.Literal('v'), id: Id, d: T
 export const CancelFrameSchema = Type.Object({ t: Type.Literal('c'), id: Id })
 /** Keepalive: `r` false asks, `r` true answers with the same `n`. */
 export const KeepaliveFrameSchema = Type.Object({ t: Type.Literal('k'), n: Id, r: Type.Boolean() })
+/** A one-way notification: no id, no answer (state updates pushed to peers). */
+export const NotifyFrameSchema = Type.Object({ t: Type.Literal('n'), m: Type.String({ minLength: 1, maxLength: 64 }), d: Type.Unknown() })
 
-export const FrameSchema = Type.Union([RequestFrameSchema, ResultFrameSchema, ErrorFrameSchema, EventFrameSchema, CancelFrameSchema, KeepaliveFrameSchema])
+export const FrameSchema = Type.Union([RequestFrameSchema, ResultFrameSchema, ErrorFrameSchema, EventFrameSchema, CancelFrameSchema, KeepaliveFrameSchema, NotifyFrameSchema])
 export type Frame = Static<typeof FrameSchema>
 export type RequestFrame = Static<typeof RequestFrameSchema>
 export const frame = validator(FrameSchema)

@@ -1,6 +1,6 @@
 /**
- * Replicated state on the wire: Yjs updates of per-writer documents (gossip), state-vector catch-up (RPC), and the
- * shapes of the entries those documents hold.
+ * Replicated state on the wire: Yjs updates of per-writer documents (pushed by their writer to its peers), state-vector
+ * catch-up (RPC), and the shapes of the entries those documents hold.
  *
  * Every node writes only its own document (one per writer, in generations); entries are `{v, h, d?, x?}`: the value,
  * its hybrid-logical-clock stamp `[ms, counter]`, a deletion mark, an expiry time.
@@ -18,13 +18,16 @@ const Ms = Type.Number({ minimum: 0 })
 export const COLLECTIONS = ['registry', 'sessions', 'tasks', 'forgotten'] as const
 export type CollectionName = typeof COLLECTIONS[number]
 
-/** Gossip on the state topic: one writer's Yjs update (only the writer itself publishes its document's updates). */
-export const StateGossipSchema = Type.Object({
+/**
+ * One writer's Yjs update, pushed by the writer itself to each peer it is connected to (RPC notification
+ * `state.push`); peers that are not connected get it through catch-up.
+ */
+export const StateUpdateSchema = Type.Object({
   w: NodeId,
   g: Gen,
   u: Bytes
 })
-export type StateGossip = Static<typeof StateGossipSchema>
+export type StateUpdate = Static<typeof StateUpdateSchema>
 
 /** One writer document as a peer holds it: generation and Yjs state vector. */
 export const DocSummarySchema = Type.Object({ g: Gen, sv: Bytes })
@@ -44,6 +47,7 @@ export const SyncResponseSchema = Type.Object({
 })
 export type SyncResponse = Static<typeof SyncResponseSchema>
 export const StateSync = method('state.sync', SyncRequestSchema, SyncResponseSchema)
+export const StatePush = method('state.push', StateUpdateSchema, Type.Null())
 
 /** The envelope of every entry in a writer document's maps. */
 export const EntrySchema = Type.Object({

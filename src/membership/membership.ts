@@ -13,7 +13,7 @@ import {
 import {
   MEMBER_STATES, toGridError, type LoadReport, type MemberView, type NodeId, type SelfState, type Startable
 } from '../interface/index.ts'
-import type { Mesh } from '../mesh/index.ts'
+import type { GossipVerdict, Mesh } from '../mesh/index.ts'
 import { delay, repeat } from '../util/index.ts'
 import { FailureDetector, type Transition } from './detector.ts'
 
@@ -218,15 +218,17 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
     await this.components.mesh.publish(this.topic, encode(msg))
   }
 
-  private validate (data: Uint8Array, from: NodeId): boolean {
-    if (data.byteLength > HEARTBEAT_MAX_BYTES) { this.m.invalid.inc(); return false }
+  /**
+   * Heartbeats and notices travel through other members (the mesh relays them), so their author is taken on trust
+   * among members (the swarm key is the boundary): a stale heartbeat changes nothing (incarnation and sequence), and
+   * a false suspicion or death notice is refuted by its subject, which raises its incarnation.
+   */
+  private validate (data: Uint8Array, _from: NodeId): GossipVerdict {
+    if (data.byteLength > HEARTBEAT_MAX_BYTES) { this.m.invalid.inc(); return 'reject' }
     let msg: unknown
-    try { msg = decode(data) } catch { this.m.invalid.inc(); return false }
-    if (!membershipMessage.check(msg)) { this.m.invalid.inc(); return false }
-    // a member speaks only for itself: heartbeats are signed by their subject, notices by their author
-    const author = msg.t === 'hb' ? msg.id : msg.by
-    if (author !== from) { this.m.invalid.inc(); return false }
-    return true
+    try { msg = decode(data) } catch { this.m.invalid.inc(); return 'reject' }
+    if (!membershipMessage.check(msg)) { this.m.invalid.inc(); return 'reject' }
+    return 'accept'
   }
 
   private onMessage (data: Uint8Array, from: NodeId): void {

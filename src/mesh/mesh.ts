@@ -46,9 +46,14 @@ export interface MeshEvents {
   'peer:disconnect': [NodeId]
 }
 
+/** `from` is the peer that delivered the message: its author, or a member relaying it. */
 export type GossipHandler = (data: Uint8Array, from: NodeId) => void
-/** Returns false to reject a gossip message: it is neither delivered nor forwarded, and its sender is penalised. */
-export type GossipValidator = (data: Uint8Array, from: NodeId) => boolean
+/**
+ * Decides a gossip message's fate: `accept` (deliver and forward), `ignore` (neither, no penalty: a relayed copy
+ * we only take first-hand) or `reject` (neither, and the sender is penalised: it is malformed).
+ */
+export type GossipVerdict = 'accept' | 'ignore' | 'reject'
+export type GossipValidator = (data: Uint8Array, from: NodeId) => GossipVerdict
 
 interface KnownPeer {
   attempts: number
@@ -100,7 +105,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
       dials: new Counter({ name: 'grid_mesh_dials_total', help: 'Dials by kind (bootstrap, peer, join) and outcome', labelNames: ['kind', 'outcome'], registers: [r] }),
       gossipIn: new Counter({ name: 'grid_mesh_gossip_received_bytes_total', help: 'Gossip payload bytes received, by topic', labelNames: ['topic'], registers: [r] }),
       gossipOut: new Counter({ name: 'grid_mesh_gossip_sent_bytes_total', help: 'Gossip payload bytes published, by topic', labelNames: ['topic'], registers: [r] }),
-      gossipRejected: new Counter({ name: 'grid_mesh_gossip_rejected_total', help: 'Gossip messages rejected as invalid, by topic', labelNames: ['topic'], registers: [r] }),
+      gossipRejected: new Counter({ name: 'grid_mesh_gossip_rejected_total', help: 'Gossip messages not delivered (invalid, or relayed copies taken only first-hand), by topic', labelNames: ['topic'], registers: [r] }),
       handshakeFailures: new Counter({ name: 'grid_mesh_handshake_failures_total', help: 'Connections whose upgrade failed (wrong swarm key, not a grid node), by direction', labelNames: ['direction'], registers: [r] })
     }
   }
@@ -124,7 +129,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
     this.stopping = false
     this.libp2p.addEventListener('peer:connect', this.onConnect)
     this.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
-    this.libp2p.services.pubsub.addEventListener('message', this.onGossip)
+    this.libp2p.services.pubsub.addEventListener('gossipsub:message', this.onGossip)
     await this.libp2p.start()
     await this.rpc.start()
     for (const topic of this.handlers.keys()) this.libp2p.services.pubsub.subscribe(topic)
@@ -142,7 +147,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
     await this.rpc.stop()
     this.libp2p.removeEventListener('peer:connect', this.onConnect)
     this.libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
-    this.libp2p.services.pubsub.removeEventListener('message', this.onGossip)
+    this.libp2p.services.pubsub.removeEventListener('gossipsub:message', this.onGossip)
     await this.libp2p.stop()
   }
 
@@ -164,10 +169,9 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
     this.handlers.set(topic, { handler, validate })
     const pubsub = this.libp2p.services.pubsub
     pubsub.topicValidators.set(topic, (peer, msg) => {
-      const from = msg.type === 'signed' ? msg.from.toString() : peer.toString()
-      if (validate(msg.data, from)) return 'accept' as never
-      this.metrics.gossipRejected.inc({ topic })
-      return 'reject' as never
+      const verdict = validate(msg.data, peer.toString())
+      if (verdict !== 'accept') this.metrics.gossipRejected.inc({ topic })
+      return verdict as never
     })
     if (this.libp2p.status === 'started') pubsub.subscribe(topic)
   }
@@ -247,13 +251,13 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
     this.emit('peer:disconnect', id)
   }
 
-  private readonly onGossip = (evt: CustomEvent<{ topic: string, data: Uint8Array, type: string, from?: PeerId }>): void => {
-    const msg = evt.detail
+  private readonly onGossip = (evt: CustomEvent<{ propagationSource: PeerId, msg: { topic: string, data: Uint8Array } }>): void => {
+    const { propagationSource, msg } = evt.detail
     const h = this.handlers.get(msg.topic)
-    if (h === undefined || msg.from === undefined) return
+    if (h === undefined) return
     this.metrics.gossipIn.inc({ topic: msg.topic }, msg.data.byteLength)
     try {
-      h.handler(msg.data, msg.from.toString())
+      h.handler(msg.data, propagationSource.toString())
     } catch (err) {
       this.log.error({ err, topic: msg.topic }, 'gossip handler failed')
     }

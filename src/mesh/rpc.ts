@@ -59,6 +59,10 @@ interface Pending {
 
 interface RegisteredHandler { method: MethodDef, fn: RpcHandler<MethodDef> }
 
+/** Receives a notification (one-way, no answer); `peer` is the authenticated sender. */
+export type NotifyHandler<M extends MethodDef> = (data: RequestOf<M>, peer: NodeId) => void
+interface RegisteredNotify { method: MethodDef, fn: NotifyHandler<MethodDef> }
+
 class Channel {
   readonly peer: NodeId
   private readonly decoder: FrameDecoder
@@ -167,6 +171,16 @@ class Channel {
         return
       }
       case 'c': { this.serving.get(f.id)?.abort(new CancelledError('cancelled by the caller')); return }
+      case 'n': {
+        const h = this.rpc.notifyHandlerFor(f.m)
+        if (h === undefined) return
+        if (!h.method.request.check(f.d)) {
+          this.rpc.badFrame(this.peer, new ProtocolError(`invalid ${f.m} notification: ${h.method.request.problems(f.d, 3).join('; ')}`))
+          return
+        }
+        try { h.fn(f.d, this.peer) } catch (err) { this.rpc.log.error({ err, method: f.m }, 'notification handler failed') }
+        return
+      }
       case 'k': { if (!f.r) this.trySend({ t: 'k', n: f.n, r: true }); return }
     }
   }
@@ -235,7 +249,9 @@ export class RpcService {
   readonly serveSeconds: Histogram<'method'>
   private readonly requests: Counter<'method' | 'outcome'>
   private readonly invalidFrames: Counter
+  private readonly notifications: Counter<'method'>
   private readonly handlers = new Map<string, RegisteredHandler>()
+  private readonly notifyHandlers = new Map<string, RegisteredNotify>()
   private readonly channels = new Map<NodeId, Channel[]>()
   private readonly opening = new Map<NodeId, Promise<Channel>>()
   private readonly limiter = new LogLimiter(60_000)
@@ -253,6 +269,7 @@ export class RpcService {
     this.served = new Counter({ name: 'grid_mesh_rpc_served_total', help: 'RPC requests served for peers, by method and outcome', labelNames: ['method', 'outcome'], registers: [r] })
     this.serveSeconds = new Histogram({ name: 'grid_mesh_rpc_serve_seconds', help: 'Time to serve an RPC request', labelNames: ['method'], buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [r] })
     this.invalidFrames = new Counter({ name: 'grid_mesh_rpc_invalid_frames_total', help: 'Malformed or oversized frames received; each reset its stream', registers: [r] })
+    this.notifications = new Counter({ name: 'grid_mesh_rpc_notifications_total', help: 'One-way notifications sent to peers, by method', labelNames: ['method'], registers: [r] })
     this.bytesIn = new Counter({ name: 'grid_mesh_stream_received_bytes_total', help: 'Bytes received on RPC streams', registers: [r] })
     this.bytesOut = new Counter({ name: 'grid_mesh_stream_sent_bytes_total', help: 'Bytes sent on RPC streams', registers: [r] })
   }
@@ -263,6 +280,34 @@ export class RpcService {
   }
 
   handlerFor (name: string): RegisteredHandler | undefined { return this.handlers.get(name) }
+
+  onNotify<M extends MethodDef> (method: M, fn: NotifyHandler<M>): void {
+    if (this.notifyHandlers.has(method.name)) throw new Error(`notification handler for ${method.name} registered twice`)
+    this.notifyHandlers.set(method.name, { method, fn: fn as unknown as NotifyHandler<MethodDef> })
+  }
+
+  notifyHandlerFor (name: string): RegisteredNotify | undefined { return this.notifyHandlers.get(name) }
+
+  /**
+   * Sends a one-way notification on an open stream to the peer (it never dials). False when there is no open
+   * stream, or its buffer is full: the caller relies on catch-up for that peer.
+   */
+  notify<M extends MethodDef> (peer: NodeId, method: M, data: RequestOf<M>): boolean {
+    const c = (this.channels.get(peer) ?? []).find(x => !x.closed)
+    if (c === undefined || c.stream.writableNeedsDrain) return false
+    try {
+      c.send({ t: 'n', m: method.name, d: data })
+      this.notifications.inc({ method: method.name })
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /** Opens a stream to the peer if none is open (notifications need one). */
+  async ensureChannel (peer: NodeId, signal?: AbortSignal): Promise<void> {
+    await this.channelFor(peer, signal ?? AbortSignal.timeout(this.openTimeoutMs))
+  }
 
   async start (): Promise<void> {
     this.running = true

@@ -1,10 +1,11 @@
 /**
  * The replicated state store: every node's writer documents, replicated to every node.
  *
- * - Local writes go into this node's own document; its Yjs updates are batched (a few ms), gossiped on the state
- *   topic and appended to the write-ahead log.
+ * - Local writes go into this node's own document; its Yjs updates are batched (a few ms; more under load), pushed
+ *   to every connected peer on the long-lived stream of each pair (one copy per peer; the connection proves the
+ *   writer), and appended to the write-ahead log.
  * - Updates from peers are checked (size, decodable, plain entries only) before they touch a document, applied with
- *   the remote origin (never re-gossiped), and logged. An update that leaves a gap, or a nudge, triggers catch-up.
+ *   the remote origin (never pushed on), and logged. An update that leaves a gap, or a nudge, triggers catch-up.
  * - Catch-up (y-protocols' step 1/2): on every new connection and every few seconds with a random peer, this node
  *   sends the state vector of every document it holds and gets back only what it lacks.
  * - Reads merge the documents: for each key the entry with the newest hybrid-clock stamp wins (then the writer id);
@@ -17,8 +18,8 @@ import type { Logger } from 'pino'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import * as Y from 'yjs'
 import {
-  COLLECTIONS, STATE_GOSSIP_MAX_BYTES, StateGossipSchema, StateSync, decode, encode, stateTopic, validator,
-  type CollectionName, type Entry, type StateGossip, type SyncResponse
+  COLLECTIONS, STATE_BATCH_MAX_BYTES, StatePush, StateSync,
+  type CollectionName, type Entry, type StateUpdate, type SyncResponse
 } from '../../proto/index.ts'
 import { toGridError, type NodeId, type Startable } from '../interface/index.ts'
 import type { Mesh } from '../mesh/index.ts'
@@ -32,7 +33,7 @@ export interface StateInit {
   dataDir: string
   /** How long this node's deletion marks are kept at least (peers that were away must see them). */
   tombstoneMinAgeMs?: number
-  /** A local write after a quiet spell is gossiped this soon (under load, batches are 40 ms apart). */
+  /** A local write after a quiet spell is pushed this soon (under load, batches are up to 100 ms apart). */
   flushIntervalMs?: number
   antiEntropyIntervalMs?: number
   maintenanceIntervalMs?: number
@@ -78,19 +79,18 @@ interface Slot {
 }
 
 const REGEN_MIN_GARBAGE = 1000
-const GOSSIP_MIN_SPACING_MS = 40
+const PUSH_SPACING_PER_UPDATE_MS = 5
+const PUSH_MAX_SPACING_MS = 100
 const LWW_COLLECTIONS: ReadonlySet<CollectionName> = new Set(['sessions', 'forgotten'])
 const SYNC_MAX_BYTES = 8 * 1024 * 1024
 const SYNC_TIMEOUT_MS = 15_000
 const SYNC_MAX_ROUNDS = 64
-const gossipValidator = validator(StateGossipSchema)
 
 export class StateStore extends EventEmitter<StateEvents> implements Startable {
   readonly selfId: NodeId
   readonly clock = new HybridClock()
   readonly files: StateFiles
   private readonly log: Logger
-  private readonly topic: string
   private readonly slots = new Map<NodeId, Slot>()
   private readonly collectors = new Map<CollectionName, Collector>()
   private outbox: Uint8Array[] = []
@@ -98,6 +98,7 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
   private readonly shadowed = new Set<string>()
   private flushTimer?: NodeJS.Timeout
   private lastFlushAt = 0
+  private lastBatchSize = 0
   private readonly syncing = new Map<NodeId, Promise<void>>()
   private readonly syncAgain = new Set<NodeId>()
   private loops: Array<{ stop: () => void }> = []
@@ -111,23 +112,24 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
     syncBytes: Counter
     regenerations: Counter
     flushes: Counter
+    pushes: Counter<'outcome'>
   }
 
   constructor (private readonly components: StateComponents, private readonly init: StateInit) {
     super()
     this.selfId = components.mesh.peerId
     this.log = components.logger
-    this.topic = stateTopic(init.cluster)
     this.files = new StateFiles(init.dataDir)
     const r = components.registry
     const store = this
     this.m = {
-      applied: new Counter({ name: 'grid_state_updates_applied_total', help: 'CRDT updates applied, by source (local, gossip, sync, load)', labelNames: ['source'], registers: [r] }),
+      applied: new Counter({ name: 'grid_state_updates_applied_total', help: 'CRDT updates applied, by source (local, push, sync, load)', labelNames: ['source'], registers: [r] }),
       rejected: new Counter({ name: 'grid_state_updates_rejected_total', help: 'CRDT updates from peers dropped as invalid, by reason', labelNames: ['reason'], registers: [r] }),
       syncs: new Counter({ name: 'grid_state_syncs_total', help: 'Catch-up exchanges this node started, by outcome', labelNames: ['outcome'], registers: [r] }),
       syncBytes: new Counter({ name: 'grid_state_sync_received_bytes_total', help: 'Bytes of updates received through catch-up', registers: [r] }),
       regenerations: new Counter({ name: 'grid_state_regenerations_total', help: 'New generations of this node\'s document (tombstones dropped)', registers: [r] }),
-      flushes: new Counter({ name: 'grid_state_gossip_batches_total', help: 'Batches of local updates gossiped', registers: [r] })
+      flushes: new Counter({ name: 'grid_state_batches_sent_total', help: 'Batches of local updates pushed to peers', registers: [r] }),
+      pushes: new Counter({ name: 'grid_state_pushes_total', help: 'Batches pushed to a peer, by outcome (sent; skipped: no open stream or a full one, catch-up covers it)', labelNames: ['outcome'], registers: [r] })
     }
     new Gauge({ name: 'grid_state_document_bytes', help: 'Encoded size of every writer document this node holds', registers: [r], collect () { this.set(store.documentBytes()) } })
     new Gauge({ name: 'grid_state_writers', help: 'Writer documents held (one per node that ever wrote)', registers: [r], collect () { this.set(store.slots.size) } })
@@ -140,7 +142,7 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
     })
     new Gauge({ name: 'grid_state_wal_bytes', help: 'Size of the state write-ahead log', registers: [r], collect () { this.set(store.files.sizes().walBytes) } })
 
-    components.mesh.subscribe(this.topic, (data, from) => { this.onGossip(data, from) }, (data, from) => this.validateGossip(data, from))
+    components.mesh.rpc.onNotify(StatePush, (msg, from) => { this.onPush(msg, from) })
     components.mesh.rpc.handle(StateSync, req => this.serveSync(req.docs, req.maxBytes ?? SYNC_MAX_BYTES))
     this.slots.set(this.selfId, { current: this.newDoc(this.selfId, 0) })
   }
@@ -305,18 +307,19 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
     return { writers: this.slots.size, ownEntries: this.own.size(), ownGarbage: this.own.garbage, ownGeneration: this.own.gen }
   }
 
-  /** Waits until every local write so far has been gossiped and logged. */
+  /** Waits until every local write so far has been pushed to peers and logged. */
   async flush (): Promise<void> {
     clearTimeout(this.flushTimer)
     this.flushTimer = undefined
     this.lastFlushAt = Date.now()
+    this.lastBatchSize = this.outbox.length
     const outbox = this.outbox
     const wal = this.walQueue
     this.outbox = []
     this.walQueue = []
     const own = this.own
     if (outbox.length > 0 && this.running) {
-      for (const batch of batches(outbox, STATE_GOSSIP_MAX_BYTES)) {
+      for (const batch of batches(outbox, STATE_BATCH_MAX_BYTES)) {
         await this.publish({ w: this.selfId, g: own.gen, u: batch })
       }
     }
@@ -371,54 +374,55 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
   }
 
   /**
-   * A write after a quiet spell goes out within a couple of ms; under load, batches are spaced at least
-   * GOSSIP_MIN_SPACING_MS apart, so the gossip messages (each signed and checked) stay few whatever the write rate.
+   * A write after a quiet spell goes out within a couple of ms; under load, batches are spaced by how much the last
+   * one carried (up to PUSH_MAX_SPACING_MS), so the messages to peers stay few whatever the write rate, while a
+   * lone write is not held back.
    */
   private scheduleFlush (): void {
     if (this.flushTimer !== undefined) return
     const sinceLast = Date.now() - this.lastFlushAt
-    const wait = Math.max(this.init.flushIntervalMs ?? 2, GOSSIP_MIN_SPACING_MS - sinceLast)
+    // the more the last batch carried, the longer the next one waits: up to PUSH_MAX_SPACING_MS
+    const spacing = Math.min(PUSH_MAX_SPACING_MS, this.lastBatchSize * PUSH_SPACING_PER_UPDATE_MS)
+    const wait = Math.max(this.init.flushIntervalMs ?? 2, spacing - sinceLast)
     this.flushTimer = setTimeout(() => { void this.flush() }, wait)
   }
 
-  private async publish (msg: StateGossip): Promise<void> {
-    try {
-      await this.components.mesh.publish(this.topic, encode(msg))
-      this.m.flushes.inc()
-    } catch (err) {
-      if (this.limiter.allow('publish')) this.log.warn({ err: toGridError(err).message }, 'cannot gossip a state update; peers will catch up')
+  /** Sends a batch of this node's updates to every connected peer (one copy each). */
+  private async publish (msg: StateUpdate): Promise<void> {
+    const rpc = this.components.mesh.rpc
+    for (const peer of this.components.mesh.connections()) {
+      const sent = rpc.notify(peer, StatePush, msg)
+      this.m.pushes.inc({ outcome: sent ? 'sent' : 'skipped' })
+      // no stream yet (a fresh connection): open one for the next batch; the gap it leaves there starts a catch-up
+      if (!sent && !rpc.hasChannel(peer)) rpc.ensureChannel(peer).catch(() => {})
     }
+    this.m.flushes.inc()
   }
 
-  private validateGossip (data: Uint8Array, from: NodeId): boolean {
-    if (data.byteLength > STATE_GOSSIP_MAX_BYTES + 1024) return this.reject('too-large', from)
-    let msg: unknown
-    try { msg = decode(data) } catch { return this.reject('undecodable', from) }
-    if (!gossipValidator.check(msg)) return this.reject('malformed', from)
-    // only a writer publishes its own document's updates
-    if (msg.w !== from) return this.reject('not-writer', from)
+  /** A peer's update: taken only from its writer (the connection proves who sent it), checked, then applied. */
+  private onPush (msg: StateUpdate, from: NodeId): void {
+    if (msg.w !== from) {
+      this.m.rejected.inc({ reason: 'not-writer' })
+      if (this.limiter.allow(`not-writer:${from}`)) this.log.warn({ peer: from, writer: msg.w }, 'dropped a state update pushed by a peer that is not its writer (logged once a minute per peer)')
+      return
+    }
+    if (msg.u.byteLength > STATE_BATCH_MAX_BYTES * 2) { this.reject('too-large', from); return }
     try {
       checkUpdate(msg.u)
     } catch (err) {
-      return this.reject('bad-update', from, err)
+      this.reject('bad-update', from, err)
+      return
     }
-    return true
-  }
-
-  private reject (reason: string, from: NodeId, err?: unknown): false {
-    this.m.rejected.inc({ reason })
-    if (this.limiter.allow(`reject:${from}`)) this.log.warn({ peer: from, reason, err: err === undefined ? undefined : (err as Error).message }, 'dropped an invalid state update from a peer (logged once a minute per peer)')
-    return false
-  }
-
-  private onGossip (data: Uint8Array, from: NodeId): void {
-    const msg = decode(data) as StateGossip
-    if (msg.w === this.selfId) return
     const needSync = this.applyRecord(msg, ORIGIN_REMOTE)
     this.walQueue.push(msg)
-    this.m.applied.inc({ source: 'gossip' })
+    this.m.applied.inc({ source: 'push' })
     this.scheduleFlush()
     if (needSync) this.syncSoon(from)
+  }
+
+  private reject (reason: string, from: NodeId, err?: unknown): void {
+    this.m.rejected.inc({ reason })
+    if (this.limiter.allow(`reject:${from}`)) this.log.warn({ peer: from, reason, err: err === undefined ? undefined : (err as Error).message }, 'dropped an invalid state update from a peer (logged once a minute per peer)')
   }
 
   /** Applies one writer update at its generation; returns true when the replica needs a catch-up. */
@@ -588,8 +592,8 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
     this.log.info({ generation: next.gen, entries: next.size(), droppedTombstones: old.garbage, bytes: full.byteLength }, 'started a new generation of this node\'s state document')
     old.doc.destroy()
     await this.files.compact(this.records())
-    // small enough: gossip it whole; else an empty nudge, and peers fetch it by catch-up
-    await this.publish({ w: this.selfId, g: next.gen, u: full.byteLength <= STATE_GOSSIP_MAX_BYTES ? full : Y.encodeStateAsUpdate(new Y.Doc()) })
+    // small enough: push it whole; else an empty nudge, and peers fetch it by catch-up
+    await this.publish({ w: this.selfId, g: next.gen, u: full.byteLength <= STATE_BATCH_MAX_BYTES ? full : Y.encodeStateAsUpdate(new Y.Doc()) })
   }
 
   /** Drops the documents of nodes forgotten after their last registry entry (never this node's). */

@@ -60,6 +60,14 @@ export class Rogue {
     })
   }
 
+  /** Sends one-way notification frames on an RPC stream (as state pushes travel), then closes it. */
+  async rpcNotify (peer: string, m: string, items: unknown[]): Promise<void> {
+    const stream = await this.node.dialProtocol(this.peerIdOf(peer), RPC_PROTOCOL)
+    for (const d of items) stream.send(encodeFrame({ t: 'n', m, d }, 1 << 24))
+    await new Promise(resolve => setTimeout(resolve, 200))
+    await stream.close().catch(() => {})
+  }
+
   /** Sends one RPC request frame and returns the first frame that comes back. */
   async rpcRequest (peer: string, m: string, d: unknown): Promise<unknown> {
     const stream: Stream = await this.node.dialProtocol(this.peerIdOf(peer), RPC_PROTOCOL)

@@ -20,7 +20,7 @@ function loneMesh (id: string): Mesh {
     subscribe: () => {},
     publish: async () => {},
     connections: () => [],
-    rpc: { handle: () => {} }
+    rpc: { handle: () => {}, onNotify: () => {} }
   })
   return e
 }
