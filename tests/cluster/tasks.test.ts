@@ -105,13 +105,16 @@ describe('tasks - run anywhere in the mesh', () => {
   })
 
   it('sends work away from a busy node (least-loaded)', async () => {
-    const busy = await Promise.all([0, 1].map(async () => await detach(n1, ['--node', 'n1', '--', 'sleep', '4'])))
+    // long enough to outlast the checks on a slow machine; cancelled at the end
+    const busy = await Promise.all([0, 1].map(async () => await detach(n1, ['--node', 'n1', '--', 'sleep', '120'])))
     await waitFor('n3 to see n1 full', async () => (await n3.nodes()).find(n => n.name === 'n1')?.load?.freeSlots === 0)
     for (let i = 0; i < 4; i++) {
       const r = await n3.ctl(['run', '--', 'sh', '-c', 'echo $GRID_NODE_NAME'])
       expect(r.stdout).not.toBe('n1\n')
     }
-    for (const id of busy) await finished(n1, id)
+    for (const id of busy) expect((await task(n1, id)).status).toBe('running')
+    for (const id of busy) expect((await n1.ctl(['cancel', id])).code).toBe(0)
+    for (const id of busy) expect((await finished(n1, id)).status).toBe('cancelled')
   })
 
   it('runs GPU tasks on GPU nodes only, each on its own GPU, and queues a third while two run', async () => {
