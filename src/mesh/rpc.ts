@@ -6,7 +6,7 @@
  * malformed frame resets that stream only and is counted; a closed stream fails its requests at once.
  */
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
-import { peerIdFromString } from '@libp2p/peer-id'
+import { parsePeerId } from './peer-id-cache.ts'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import { Counter, Histogram } from 'prom-client'
@@ -63,6 +63,11 @@ interface RegisteredHandler { method: MethodDef, fn: RpcHandler<MethodDef> }
 export type NotifyHandler<M extends MethodDef> = (data: RequestOf<M>, peer: NodeId) => void
 interface RegisteredNotify { method: MethodDef, fn: NotifyHandler<MethodDef> }
 
+const NOT_SENT = Symbol('not sent')
+/** Marks an error of a request that never left this node (safe to send again). */
+function notSent<E extends Error> (err: E): E { return Object.assign(err, { [NOT_SENT]: true }) }
+function wasNotSent (err: unknown): boolean { return typeof err === 'object' && err !== null && NOT_SENT in err }
+
 class Channel {
   readonly peer: NodeId
   private readonly decoder: FrameDecoder
@@ -77,12 +82,22 @@ class Channel {
     stream.maxReadBufferLength = rpc.maxFrameBytes * 2 + 64
     stream.addEventListener('message', evt => { this.onData(evt.data) })
     stream.addEventListener('close', evt => { this.onClose(evt.error) })
+    stream.addEventListener('remoteCloseWrite', () => { this.onRemoteCloseWrite() })
   }
 
   get inflight (): number { return this.pending.size }
 
+  /**
+   * Open for new frames. A stream whose write side has closed (its connection is going away, e.g. a duplicate
+   * connection being pruned) may not have fired 'close' yet; it must not be picked for a new request.
+   */
+  get usable (): boolean {
+    return !this.closed && this.stream.status === 'open' && this.stream.writeStatus === 'writable' &&
+      (this.stream.readStatus === 'readable' || this.stream.readStatus === 'paused')
+  }
+
   request (method: MethodDef, data: unknown, timeoutMs: number, signal: AbortSignal | undefined, onEvent: ((e: unknown) => void) | undefined): Promise<unknown> {
-    if (this.closed) return Promise.reject(new PeerUnreachableError(`stream to ${this.peer} is closed`))
+    if (!this.usable) return Promise.reject(notSent(new PeerUnreachableError(`stream to ${this.peer} is closed`)))
     const id = this.nextId++
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined
@@ -111,7 +126,8 @@ class Channel {
       try {
         this.send({ t: 'q', id, m: method.name, d: data, dl: timeoutMs })
       } catch (err) {
-        this.pending.get(id)?.reject(toGridError(err))
+        // nothing left: the caller may try again on another stream
+        this.pending.get(id)?.reject(notSent(toGridError(err)))
       }
     })
   }
@@ -218,6 +234,7 @@ class Channel {
       } finally {
         this.serving.delete(id)
         this.rpc.serveSeconds.observe({ method: name }, (performance.now() - started) / 1000)
+        this.closeWhenIdle()
       }
     })()
   }
@@ -228,6 +245,21 @@ class Channel {
     } catch (err) {
       this.trySend({ t: 'e', id, e: toGridError(err).toWire() })
     }
+  }
+
+  /**
+   * The peer closed its side: nothing it has not answered yet will be answered. Its requests to us are still served;
+   * our side closes when the last one is done, so the stream does not linger half-open.
+   */
+  private onRemoteCloseWrite (): void {
+    const reason = new PeerUnreachableError(`${this.peer} closed the stream before answering`)
+    for (const p of [...this.pending.values()]) p.reject(reason)
+    this.closeWhenIdle()
+  }
+
+  private closeWhenIdle (): void {
+    if (this.closed || this.serving.size > 0 || this.stream.readStatus === 'readable' || this.stream.readStatus === 'paused') return
+    this.stream.close().catch(() => { this.stream.abort(new ProtocolError('could not close a stream')) })
   }
 
   private onClose (error?: Error): void {
@@ -293,7 +325,7 @@ export class RpcService {
    * stream, or its buffer is full: the caller relies on catch-up for that peer.
    */
   notify<M extends MethodDef> (peer: NodeId, method: M, data: RequestOf<M>): boolean {
-    const c = (this.channels.get(peer) ?? []).find(x => !x.closed)
+    const c = (this.channels.get(peer) ?? []).find(x => x.usable)
     if (c === undefined || c.stream.writableNeedsDrain) return false
     try {
       c.send({ t: 'n', m: method.name, d: data })
@@ -330,9 +362,18 @@ export class RpcService {
     const started = performance.now()
     try {
       const openSignal = opts.signal === undefined ? AbortSignal.timeout(Math.min(timeoutMs, this.openTimeoutMs)) : AbortSignal.any([opts.signal, AbortSignal.timeout(Math.min(timeoutMs, this.openTimeoutMs))])
-      const channel = await this.channelFor(peer, openSignal)
-      const remaining = Math.max(1, Math.round(timeoutMs - (performance.now() - started)))
-      const res = await channel.request(method, data, remaining, opts.signal, opts.onEvent as ((e: unknown) => void) | undefined)
+      let res: unknown
+      for (let attempt = 1; ; attempt++) {
+        const channel = await this.channelFor(peer, openSignal)
+        const remaining = Math.max(1, Math.round(timeoutMs - (performance.now() - started)))
+        try {
+          res = await channel.request(method, data, remaining, opts.signal, opts.onEvent as ((e: unknown) => void) | undefined)
+          break
+        } catch (err) {
+          // the stream died before the request left: once more, on a fresh stream
+          if (attempt >= 2 || !wasNotSent(err)) throw err
+        }
+      }
       this.requests.inc({ method: method.name, outcome: 'ok' })
       return res as ResponseOf<M>
     } catch (err) {
@@ -344,7 +385,7 @@ export class RpcService {
 
   /** True when a stream to the peer is open now (no dial needed). */
   hasChannel (peer: NodeId): boolean {
-    return (this.channels.get(peer) ?? []).some(c => !c.closed)
+    return (this.channels.get(peer) ?? []).some(c => c.usable)
   }
 
   badFrame (peer: NodeId, err: unknown): void {
@@ -375,7 +416,7 @@ export class RpcService {
   }
 
   private async channelFor (peer: NodeId, signal: AbortSignal): Promise<Channel> {
-    const open = (this.channels.get(peer) ?? []).filter(c => !c.closed)
+    const open = (this.channels.get(peer) ?? []).filter(c => c.usable)
     if (open.length > 0) return open.reduce((a, b) => (b.inflight < a.inflight ? b : a))
     const inProgress = this.opening.get(peer)
     if (inProgress !== undefined) return await inProgress
@@ -388,7 +429,7 @@ export class RpcService {
     if (!this.running) throw new UnavailableError('node is stopping')
     let id: PeerId
     try {
-      id = peerIdFromString(peer)
+      id = parsePeerId(peer)
     } catch (err) {
       throw new PeerUnreachableError(`${peer} is not a peer id`, { cause: err })
     }
