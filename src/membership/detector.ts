@@ -12,6 +12,9 @@
  *   notice about itself by raising its incarnation.
  * - Notices from others apply only at or above the incarnation we know: an old suspicion cannot undo a refutation.
  * - A `left` heartbeat (graceful leave) is final until the node sends a fresh heartbeat again.
+ * - Local health (Lifeguard): while this node itself is slow (its event loop lags, so heartbeats it receives are
+ *   handled late), the caller raises a multiplier that stretches both the missed-heartbeat and the suspicion
+ *   deadlines: a starved node must not accuse healthy peers.
  */
 import type { Heartbeat, Notice } from '../../proto/index.ts'
 import type { LoadReport, MemberState, MemberView, NodeId, SelfState } from '../interface/index.ts'
@@ -53,6 +56,7 @@ export class FailureDetector {
   private readonly members = new Map<NodeId, Member>()
   private readonly now: () => number
   private readonly historyLength: number
+  private multiplier = 1
 
   constructor (readonly selfId: NodeId, private readonly opts: DetectorOptions) {
     this.now = opts.now ?? Date.now
@@ -61,7 +65,17 @@ export class FailureDetector {
 
   /** How long without a heartbeat before a peer is suspected. */
   get suspectAfterMs (): number {
-    return this.opts.heartbeatIntervalMs * this.opts.suspectAfterMissed
+    return this.opts.heartbeatIntervalMs * this.opts.suspectAfterMissed * this.multiplier
+  }
+
+  /** How long a suspect may refute before it is declared dead. */
+  get suspicionTimeoutMs (): number {
+    return this.opts.suspicionTimeoutMs * this.multiplier
+  }
+
+  /** Stretches every deadline by `k` (1 = healthy) while this node is itself slow. */
+  setHealthMultiplier (k: number): void {
+    this.multiplier = Math.max(1, k)
   }
 
   /** Applies a heartbeat from a peer; returns the transition it caused, if any. */
@@ -135,7 +149,7 @@ export class FailureDetector {
       if (m.state === 'alive' && now - m.lastSeen > this.suspectAfterMs) {
         const t = this.transition(m, 'suspect', `no heartbeat for ${Math.round((now - m.lastSeen) / 100) / 10}s`)
         if (t !== undefined) suspected.push(t)
-      } else if (m.state === 'suspect' && now - m.since > this.opts.suspicionTimeoutMs) {
+      } else if (m.state === 'suspect' && now - m.since > this.suspicionTimeoutMs) {
         const t = this.transition(m, 'dead', `suspect for ${Math.round((now - m.since) / 100) / 10}s without refuting`)
         if (t !== undefined) dead.push(t)
       }

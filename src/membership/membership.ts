@@ -4,6 +4,7 @@
  * notices, and refutes notices about itself.
  */
 import { EventEmitter } from 'node:events'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import {
@@ -44,6 +45,10 @@ type ProbeOutcome = { ok: true, rttMs: number, inc: number } | { ok: false, reas
 
 /** How long a leaving node waits after announcing `left`, so the announcement gets out before connections close. */
 const LEAVE_FLUSH_MS = 250
+/** An interval whose event-loop delay p99 exceeds this counts as "slow" for local health. */
+const SLOW_LOOP_MS = 200
+/** Deadlines stretch at most (1 + HEALTH_MAX) times, as in Lifeguard. */
+const HEALTH_MAX = 8
 
 export class Membership extends EventEmitter<MembershipEvents> implements Startable {
   readonly detector: FailureDetector
@@ -56,6 +61,10 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
   private lastSent = 0
   private heartbeatLoop?: { stop: () => void }
   private tickLoop?: { stop: () => void }
+  private healthLoop?: { stop: () => void }
+  /** Lifeguard's local health score: 0 when this node keeps up, up to HEALTH_MAX while it is slow. */
+  private health = 0
+  private lag?: ReturnType<typeof monitorEventLoopDelay>
   private probeLoop?: { stop: () => void }
   private probeOrder: NodeId[] = []
   private running = false
@@ -69,6 +78,7 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
     probes: Counter<'kind' | 'outcome'>
     probeRtt: Histogram
     transitions: Counter<'to'>
+    localHealth: Gauge
   }
 
   constructor (private readonly components: MembershipComponents, private readonly init: MembershipInit) {
@@ -114,6 +124,7 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
       refutations: new Counter({ name: 'grid_membership_refutations_total', help: 'Suspicions or death notices about this node that it refuted', registers: [r] }),
       probes: new Counter({ name: 'grid_membership_probes_total', help: 'Probes sent, by kind (direct, indirect) and outcome', labelNames: ['kind', 'outcome'], registers: [r] }),
       probeRtt: new Histogram({ name: 'grid_membership_probe_rtt_seconds', help: 'Round trip of successful direct probes', buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1], registers: [r] }),
+      localHealth: new Gauge({ name: 'grid_membership_local_health', help: 'How much this node stretches its failure-detection deadlines because it is itself slow (1 = keeps up; Lifeguard local health)', registers: [r], collect: () => { this.m.localHealth.set(this.healthMultiplier) } }),
       transitions: new Counter({ name: 'grid_membership_transitions_total', help: 'Membership state changes seen by this node, by new state', labelNames: ['to'], registers: [r] })
     }
     // series exist from the start (at 0), so rates and dashboards work before the first event
@@ -134,7 +145,36 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
     this.heartbeatLoop = repeat(async () => { await this.sendHeartbeat() }, this.init.heartbeatIntervalMs, onError, { jitter: 0.05, immediate: true })
     this.tickLoop = repeat(() => { this.tick() }, Math.max(50, Math.round(this.init.heartbeatIntervalMs / 4)), onError, { jitter: 0.1 })
     this.probeLoop = repeat(async () => { await this.routineProbe() }, this.init.heartbeatIntervalMs, onError, { jitter: 0.2 })
+    this.lag = monitorEventLoopDelay({ resolution: 20 })
+    this.lag.enable()
+    this.healthLoop = repeat(() => { this.assessHealth() }, this.init.heartbeatIntervalMs, onError)
   }
+
+  /** 1 while this node keeps up; more while it is slow: its probe and suspicion deadlines stretch by this much. */
+  get healthMultiplier (): number { return 1 + this.health }
+
+  /**
+   * Local health (Lifeguard): a node whose own event loop lags (an overloaded machine, a long GC) handles heartbeats
+   * and probe answers late, and would suspect healthy peers. Each interval with a lagging loop raises the score by
+   * one (as does having to refute a suspicion about itself); each interval that keeps up lowers it by one.
+   */
+  private assessHealth (): void {
+    if (this.lag === undefined) return
+    const lagMs = this.lag.percentile(99) / 1e6
+    this.lag.reset()
+    const before = this.health
+    if (lagMs > SLOW_LOOP_MS) this.health = Math.min(HEALTH_MAX, this.health + 1)
+    else if (this.health > 0) this.health--
+    this.applyHealth(before, `event loop lag p99 ${Math.round(lagMs)}ms`)
+  }
+
+  private applyHealth (before: number, why: string): void {
+    this.detector.setHealthMultiplier(this.healthMultiplier)
+    if (before === 0 && this.health > 0) this.log.warn({ multiplier: this.healthMultiplier, why }, 'this node is slow: stretching its failure-detection deadlines so it does not accuse healthy peers')
+    else if (before > 0 && this.health === 0) this.log.info('this node keeps up again: failure-detection deadlines back to normal')
+  }
+
+  private get probeTimeoutMs (): number { return this.init.probeTimeoutMs * this.healthMultiplier }
 
   /** Announces `left` (so peers do not wait for a timeout) and stops gossiping. */
   async stop (): Promise<void> {
@@ -143,6 +183,8 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
     this.heartbeatLoop?.stop()
     this.tickLoop?.stop()
     this.probeLoop?.stop()
+    this.healthLoop?.stop()
+    this.lag?.disable()
     this.components.mesh.off('peer:disconnect', this.onDisconnect)
     this.components.mesh.off('peer:connect', this.onConnect)
     try {
@@ -250,15 +292,19 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
       if (n.inc < this.incarnation) return // already refuted
       this.incarnation = Math.max(this.incarnation, n.inc) + 1
       this.m.refutations.inc()
-      this.log.warn({ kind: n.kind, by: from, incarnation: this.incarnation }, 'refuting a notice about this node')
+      // being suspected is a hint that this node is slow (Lifeguard)
+      const before = this.health
+      this.health = Math.min(HEALTH_MAX, this.health + 1)
+      this.applyHealth(before, `suspected by ${n.by}`)
+      this.log.warn({ kind: n.kind, by: n.by, via: from, incarnation: this.incarnation }, 'refuting a notice about this node')
       void this.sendHeartbeat().catch(err => { this.log.warn({ err }, 'refutation heartbeat failed') })
       return
     }
     if (r === undefined) return
-    if (r.to === 'suspect') {
-      this.m.suspicions.inc({ source: 'notice' })
-      void this.investigate(r.id, r.reason)
-    }
+    // no probe of our own: the subject refutes if it is alive (one heartbeat reaches everyone), else the suspicion
+    // timeout decides; a probe from every receiver would multiply the load by the cluster's size just when a node is
+    // slow, and turn one late heartbeat into a storm
+    if (r.to === 'suspect') this.m.suspicions.inc({ source: 'notice' })
     if (r.to === 'dead') this.m.deaths.inc({ source: 'notice' })
     this.announce(r)
   }
@@ -287,7 +333,12 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
     for (const t of dead) {
       this.m.deaths.inc({ source: 'local' })
       this.announce(t)
-      void this.notify('dead', t)
+      // the connection of a peer this node found dead itself (a frozen process, a lost host) is dropped once the notice
+      // is out; if the peer comes back, a dial or its heartbeat says so. A death heard in a notice drops nothing: one
+      // forged notice must not cut links, and the subject may still refute through this node
+      void this.notify('dead', t).then(async () => {
+        if (this.running && this.detector.state(t.id) === 'dead') await this.components.mesh.hangUp(t.id)
+      })
     }
   }
 
@@ -302,7 +353,7 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
     }
     const id = this.probeOrder.pop()
     if (id === undefined || this.investigating.has(id) || this.detector.state(id) !== 'alive') return
-    const r = await this.probe(id, this.init.probeTimeoutMs)
+    const r = await this.probe(id, this.probeTimeoutMs)
     this.m.probes.inc({ kind: 'routine', outcome: r.ok ? 'ok' : r.reason })
     if (r.ok) {
       this.m.probeRtt.observe(r.rttMs / 1000)
@@ -321,7 +372,7 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
     if (!this.running || this.investigating.has(id)) return
     this.investigating.add(id)
     try {
-      const direct = await this.probe(id, this.init.probeTimeoutMs)
+      const direct = await this.probe(id, this.probeTimeoutMs)
       this.m.probes.inc({ kind: 'direct', outcome: direct.ok ? 'ok' : direct.reason })
       if (direct.ok) {
         this.m.probeRtt.observe(direct.rttMs / 1000)
@@ -371,7 +422,7 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
 
   private async askToProbe (helper: NodeId, target: NodeId): Promise<ProbeResponse> {
     try {
-      const r = await this.components.mesh.rpc.request(helper, MemberProbe, { target, timeoutMs: this.init.probeTimeoutMs }, { timeoutMs: this.init.probeTimeoutMs * 2 + 500 })
+      const r = await this.components.mesh.rpc.request(helper, MemberProbe, { target, timeoutMs: this.probeTimeoutMs }, { timeoutMs: this.probeTimeoutMs * 2 + 500 })
       this.m.probes.inc({ kind: 'indirect', outcome: r.ok ? 'ok' : (r.reason ?? 'failed') })
       return r
     } catch (err) {

@@ -8,7 +8,7 @@
  */
 import { EventEmitter } from 'node:events'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
-import { peerIdFromString } from '@libp2p/peer-id'
+import { parsePeerId } from './peer-id-cache.ts'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
@@ -68,6 +68,8 @@ const REDIAL_BASE_MS = 1_000
 const REDIAL_CAP_MS = 60_000
 const DIAL_TIMEOUT_MS = 6_000
 const RENDEZVOUS_TIMEOUT_MS = 10_000
+const RENDEZVOUS_SETTLE_MS = 60_000
+const RENDEZVOUS_SETTLED_FACTOR = 6
 
 export class Mesh extends EventEmitter<MeshEvents> implements Startable {
   readonly peerId: NodeId
@@ -83,6 +85,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
   private maintainLoop?: { stop: () => void }
   private rendezvousLoop?: { stop: () => void }
   private rendezvousCid?: CID
+  private startedAt = 0
+  private lastRendezvousAt = 0
   private stopping = false
   private readonly metrics: {
     connections: Gauge
@@ -136,7 +140,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
     this.rendezvousCid = CID.create(1, raw.code, await sha256.digest(new TextEncoder().encode(rendezvousKey(this.init.cluster))))
     const onError = (err: unknown): void => { this.log.error({ err }, 'mesh maintenance failed') }
     this.maintainLoop = repeat(() => { this.maintain() }, MAINTAIN_INTERVAL_MS, onError, { immediate: true })
-    this.rendezvousLoop = repeat(async () => { await this.rendezvous() }, this.init.rendezvousIntervalMs, onError, { jitter: 0.2 })
+    this.startedAt = Date.now()
+    this.rendezvousLoop = repeat(async () => { if (this.rendezvousDue()) await this.rendezvous() }, this.init.rendezvousIntervalMs, onError, { jitter: 0.2 })
     this.log.info({ peerId: this.peerId, addrs: this.addrs(), swarmKey: this.init.swarmKey?.fingerprint ?? 'none (insecure lab mode)' }, 'mesh started')
   }
 
@@ -193,7 +198,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
   learn (peer: NodeId, addrs: string[] = []): void {
     if (peer === this.peerId) return
     let id: PeerId
-    try { id = peerIdFromString(peer) } catch { return }
+    try { id = parsePeerId(peer) } catch { return }
     if (addrs.length > 0) {
       const mas: Multiaddr[] = []
       for (const a of addrs) { try { mas.push(multiaddr(a)) } catch { /* a bad address from a peer is skipped */ } }
@@ -205,6 +210,13 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
   /** Stops dialling a member (it left the cluster or was removed). */
   forget (peer: NodeId): void {
     this.known.delete(peer)
+  }
+
+  /** Closes every connection to a peer (declared dead); it stays known, so it is dialled again with backoff. */
+  async hangUp (peer: NodeId): Promise<void> {
+    let id: PeerId
+    try { id = parsePeerId(peer) } catch { return }
+    await this.libp2p.hangUp(id).catch(() => {})
   }
 
   /** Dials the given addresses now (gridctl join); resolves with what connected and what did not. */
@@ -333,6 +345,19 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
     }
   }
 
+  /**
+   * Rendezvous runs every interval while this node is settling (its first minute, or while it has at most one
+   * connection), then every RENDEZVOUS_SETTLED_FACTOR intervals: a settled member learns newcomers from their
+   * heartbeats, and each round costs a DHT put and a lookup against every member.
+   */
+  private rendezvousDue (): boolean {
+    const now = Date.now()
+    const settling = now - this.startedAt < RENDEZVOUS_SETTLE_MS || this.libp2p.getConnections().length <= 1
+    if (!settling && now - this.lastRendezvousAt < this.init.rendezvousIntervalMs * RENDEZVOUS_SETTLED_FACTOR * 0.9) return false
+    this.lastRendezvousAt = now
+    return true
+  }
+
   /** Provides our rendezvous key and learns the other providers. */
   private async rendezvous (): Promise<void> {
     const cid = this.rendezvousCid
@@ -369,7 +394,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
 
 function safePeerId (peer: NodeId): PeerId {
   try {
-    return peerIdFromString(peer)
+    return parsePeerId(peer)
   } catch (err) {
     throw new InvalidArgumentError(`${peer} is not a peer id`, { cause: err })
   }

@@ -39,7 +39,6 @@ export interface NodeOptions {
 
 /** Timeouts and limits chosen for a cluster on a LAN (the reasons are in shared/LIBP2P-FACTS.md). */
 const DIAL_TIMEOUT_MS = 6_000
-const CONNECTION_PING_INTERVAL_MS = 5_000
 
 export async function createMeshNode (opts: NodeOptions): Promise<MeshLibp2p> {
   return await createLibp2p<MeshServices>({
@@ -68,7 +67,10 @@ export async function createMeshNode (opts: NodeOptions): Promise<MeshLibp2p> {
       maxIncomingPendingConnections: 64,
       maxParallelDials: 64
     },
-    connectionMonitor: { pingInterval: CONNECTION_PING_INTERVAL_MS },
+    // off: membership's SWIM probes already ping every peer in turn and measure the round trip, and the monitor's
+    // habit of aborting a connection whose ping is late, then re-dialling (Noise handshakes, identify), fed a storm
+    // that kept a 20-daemon test machine saturated. Membership is the failure detector; it hangs up on dead peers.
+    connectionMonitor: { enabled: false },
     services: {
       identify: identify(),
       ping: ping(),
