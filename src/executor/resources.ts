@@ -9,6 +9,8 @@ import type { GpuInfo, LoadReport, Startable } from '../interface/index.ts'
 import { repeat } from '../util/index.ts'
 import { queryGpus } from './gpus.ts'
 
+const MISSING_RECHECK_MS = 60_000
+
 export interface ResourcesInit {
   nvidiaSmi: string
   /** How often GPU utilisation and memory are read again. */
@@ -29,6 +31,7 @@ export class LocalResources implements Startable {
   readonly cpus = availableParallelism()
   private gpuList: GpuInfo[] = []
   private gpuError: string | null = null
+  private missingUntil = 0
   private loop?: { stop: () => void }
   private usage: () => Usage
 
@@ -113,6 +116,7 @@ export class LocalResources implements Startable {
   }
 
   private async refreshGpus (): Promise<void> {
+    if (Date.now() < this.missingUntil) return
     const r = await queryGpus(this.init.nvidiaSmi)
     if (r.ok) {
       if (this.gpuError !== null || r.gpus.length !== this.gpuList.length) {
@@ -123,7 +127,9 @@ export class LocalResources implements Startable {
       return
     }
     if (r.missing) {
+      // no nvidia-smi: look again once a minute (a driver installed later), not every refresh
       this.gpuList = []
+      this.missingUntil = Date.now() + MISSING_RECHECK_MS
       return
     }
     if (this.gpuError !== r.error) this.components.logger.warn({ error: r.error }, 'cannot read GPUs; keeping the last inventory')
