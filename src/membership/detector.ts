@@ -7,8 +7,8 @@
  *
  * Rules (SWIM with suspicion, incarnations and a fast path for refused connections):
  * - A fresh heartbeat (higher incarnation, or the same incarnation with a higher sequence) means alive.
- * - Missed heartbeats make a peer suspect; so does a failed direct probe. A suspect that does not come back within
- *   the suspicion timeout is declared dead. A node never declares itself dead; it refutes a suspicion or death
+ * - Missed heartbeats get a peer probed; an unanswered direct probe makes it suspect (a peer that answers stays
+ *   alive, however late its heartbeats). A suspect that does not come back within the suspicion timeout is dead. A node never declares itself dead; it refutes a suspicion or death
  *   notice about itself by raising its incarnation.
  * - Notices from others apply only at or above the incarnation we know: an old suspicion cannot undo a refutation.
  * - A `left` heartbeat (graceful leave) is final until the node sends a fresh heartbeat again.
@@ -26,6 +26,12 @@ export interface DetectorOptions {
   /** How many state changes each member keeps in its history. */
   historyLength?: number
   now?: () => number
+}
+
+/** An alive peer whose heartbeats are overdue: to be probed. */
+export interface Overdue {
+  id: NodeId
+  reason: string
 }
 
 export interface Transition {
@@ -49,6 +55,8 @@ interface Member {
   load?: LoadReport
   version?: string
   rttMs?: number
+  /** When it last answered a probe (its heartbeats may be late while it is still reachable). */
+  reachedAt?: number
   history: MemberView['history']
 }
 
@@ -63,7 +71,7 @@ export class FailureDetector {
     this.historyLength = opts.historyLength ?? 20
   }
 
-  /** How long without a heartbeat before a peer is suspected. */
+  /** How long without a heartbeat before a peer is probed (and suspected if the probe goes unanswered). */
   get suspectAfterMs (): number {
     return this.opts.heartbeatIntervalMs * this.opts.suspectAfterMissed * this.multiplier
   }
@@ -132,29 +140,30 @@ export class FailureDetector {
     const m = this.members.get(id)
     if (m === undefined) return undefined
     m.rttMs = rttMs
+    m.reachedAt = this.now()
     if (incarnation !== undefined && incarnation > m.incarnation) { m.incarnation = incarnation; m.seq = 0 }
     if (m.state === 'suspect') return this.transition(m, 'alive', 'answered a probe')
     return undefined
   }
 
   /**
-   * Checks the clocks: alive peers silent for too long become suspect (returned in `suspected`, for the caller to
-   * probe); suspects past the suspicion timeout become dead.
+   * Checks the clocks: alive peers silent for too long are returned in `overdue`, for the caller to probe (SWIM: a
+   * failed probe, not a late heartbeat, makes a suspect; a peer that answers is alive and not overdue again for
+   * another `suspectAfterMs`); suspects past the suspicion timeout become dead.
    */
-  tick (): { suspected: Transition[], dead: Transition[] } {
+  tick (): { overdue: Overdue[], dead: Transition[] } {
     const now = this.now()
-    const suspected: Transition[] = []
+    const overdue: Overdue[] = []
     const dead: Transition[] = []
     for (const m of this.members.values()) {
-      if (m.state === 'alive' && now - m.lastSeen > this.suspectAfterMs) {
-        const t = this.transition(m, 'suspect', `no heartbeat for ${Math.round((now - m.lastSeen) / 100) / 10}s`)
-        if (t !== undefined) suspected.push(t)
+      if (m.state === 'alive' && now - Math.max(m.lastSeen, m.reachedAt ?? 0) > this.suspectAfterMs) {
+        overdue.push({ id: m.id, reason: `no heartbeat for ${Math.round((now - m.lastSeen) / 100) / 10}s` })
       } else if (m.state === 'suspect' && now - m.since > this.suspicionTimeoutMs) {
         const t = this.transition(m, 'dead', `suspect for ${Math.round((now - m.since) / 100) / 10}s without refuting`)
         if (t !== undefined) dead.push(t)
       }
     }
-    return { suspected, dead }
+    return { overdue, dead }
   }
 
   get (id: NodeId): MemberView | undefined {

@@ -323,13 +323,9 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
   }
 
   private tick (): void {
-    const { suspected, dead } = this.detector.tick()
-    for (const t of suspected) {
-      this.m.suspicions.inc({ source: 'local' })
-      this.announce(t)
-      void this.notify('suspect', t)
-      void this.investigate(t.id, t.reason, true)
-    }
+    const { overdue, dead } = this.detector.tick()
+    // late heartbeats on a busy machine are common; a probe that goes unanswered is what makes a suspect
+    for (const o of overdue) void this.investigate(o.id, o.reason)
     for (const t of dead) {
       this.m.deaths.inc({ source: 'local' })
       this.announce(t)
@@ -368,7 +364,7 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
    * reaches it, it stays alive. If every prober, this one included, got "connection refused" (the process is gone but
    * its host answers), it is declared dead at once; otherwise the suspicion timeout decides.
    */
-  private async investigate (id: NodeId, trigger: string, alreadySuspected = false): Promise<void> {
+  private async investigate (id: NodeId, trigger: string): Promise<void> {
     if (!this.running || this.investigating.has(id)) return
     this.investigating.add(id)
     try {
@@ -380,13 +376,11 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
         if (t !== undefined) this.announce(t)
         return
       }
-      if (!alreadySuspected) {
-        const t = this.detector.suspect(id, `${trigger}; direct probe: ${direct.detail}`)
-        if (t !== undefined) {
-          this.m.suspicions.inc({ source: 'local' })
-          this.announce(t)
-          void this.notify('suspect', t)
-        }
+      const t = this.detector.suspect(id, `${trigger}; direct probe: ${direct.detail}`)
+      if (t !== undefined) {
+        this.m.suspicions.inc({ source: 'local' })
+        this.announce(t)
+        void this.notify('suspect', t)
       }
       if (this.detector.state(id) !== 'suspect') return
       const helpers = this.pickHelpers(id, this.init.indirectProbes)

@@ -28,14 +28,23 @@ describe('membership - failure detector', () => {
     expect(d.list()).toHaveLength(0)
   })
 
-  it('suspects a peer after the configured missed heartbeats, and not before', () => {
+  it('has a peer probed after the configured missed heartbeats, and not before; an answer keeps it alive', () => {
     d.onHeartbeat(hb('a', 10, 1))
     vi.advanceTimersByTime(2900)
-    expect(d.tick().suspected).toHaveLength(0)
+    expect(d.tick().overdue).toHaveLength(0)
     vi.advanceTimersByTime(200)
-    const { suspected } = d.tick()
-    expect(suspected).toMatchObject([{ id: 'a', from: 'alive', to: 'suspect' }])
-    expect(suspected[0]?.reason).toMatch(/no heartbeat for 3\.1s/)
+    const { overdue } = d.tick()
+    expect(overdue).toMatchObject([{ id: 'a' }])
+    expect(overdue[0]?.reason).toMatch(/no heartbeat for 3\.1s/)
+    // a late heartbeat alone does not make a suspect: the probe decides
+    expect(d.state('a')).toBe('alive')
+    expect(d.onProbeSuccess('a', 2)).toBeUndefined()
+    vi.advanceTimersByTime(2900)
+    expect(d.tick().overdue).toHaveLength(0)
+    vi.advanceTimersByTime(200)
+    expect(d.tick().overdue).toMatchObject([{ id: 'a' }])
+    expect(d.suspect('a', 'direct probe: no answer in time')).toMatchObject({ from: 'alive', to: 'suspect' })
+    expect(d.tick().overdue).toHaveLength(0)
   })
 
   it('declares a suspect dead when the suspicion timeout passes without a refutation', () => {
@@ -53,7 +62,7 @@ describe('membership - failure detector', () => {
       vi.advanceTimersByTime(2500) // each heartbeat 2.5 s late: under the 3 s threshold
       d.onHeartbeat(hb('a', 10, seq))
       const r = d.tick()
-      expect(r.suspected).toHaveLength(0)
+      expect(r.overdue).toHaveLength(0)
       expect(r.dead).toHaveLength(0)
     }
     expect(d.state('a')).toBe('alive')
@@ -95,7 +104,7 @@ describe('membership - failure detector', () => {
     d.onHeartbeat(hb('a', 10, 1))
     expect(d.onHeartbeat(hb('a', 10, 2, 'left'))).toMatchObject({ to: 'left', reason: 'announced it is leaving' })
     vi.advanceTimersByTime(60_000)
-    expect(d.tick()).toEqual({ suspected: [], dead: [] })
+    expect(d.tick()).toEqual({ overdue: [], dead: [] })
     expect(d.onHeartbeat(hb('a', 70, 1))).toMatchObject({ from: 'left', to: 'alive' })
   })
 
