@@ -76,7 +76,7 @@ class Channel {
   private nextId = 1
   closed = false
 
-  constructor (readonly stream: Stream, private readonly rpc: RpcService, peer: NodeId) {
+  constructor (readonly stream: Stream, private readonly rpc: RpcService, peer: NodeId, readonly outbound: boolean) {
     this.peer = peer
     this.decoder = new FrameDecoder(rpc.maxFrameBytes)
     stream.maxReadBufferLength = rpc.maxFrameBytes * 2 + 64
@@ -405,7 +405,7 @@ export class RpcService {
 
   private accept (stream: Stream, connection: Connection): void {
     if (!this.running) { stream.abort(new UnavailableError('node is stopping')); return }
-    this.register(new Channel(stream, this, connection.remotePeer.toString()))
+    this.register(new Channel(stream, this, connection.remotePeer.toString(), false))
   }
 
   private register (c: Channel): Channel {
@@ -416,7 +416,9 @@ export class RpcService {
   }
 
   private async channelFor (peer: NodeId, signal: AbortSignal): Promise<Channel> {
-    const open = (this.channels.get(peer) ?? []).filter(c => c.usable)
+    // our requests go on streams we opened: how the peer treats the streams it opened (closes them, stops reading
+    // them) must not decide whether our requests are answered
+    const open = (this.channels.get(peer) ?? []).filter(c => c.usable && c.outbound)
     if (open.length > 0) return open.reduce((a, b) => (b.inflight < a.inflight ? b : a))
     const inProgress = this.opening.get(peer)
     if (inProgress !== undefined) return await inProgress
@@ -435,7 +437,7 @@ export class RpcService {
     }
     try {
       const stream = await this.components.libp2p.dialProtocol(id, RPC_PROTOCOL, { signal })
-      return this.register(new Channel(stream, this, peer))
+      return this.register(new Channel(stream, this, peer, true))
     } catch (err) {
       if (signal.aborted) throw new TimeoutError(`could not open a stream to ${peer} in time`, { cause: err })
       throw new PeerUnreachableError(`cannot reach ${peer}: ${(err as Error).message}`, { cause: err })

@@ -53,7 +53,11 @@ describe('a member that sends garbage is dropped, and the daemons run on', () =>
     // the rogue closed its side of the stream it pushed on: n1 must not send catch-up requests there (they would
     // never be answered), but open a fresh stream; anti-entropy picks the rogue at random among n1's 2 peers
     const before = metricValue(await metrics('n1'), 'grid_state_updates_rejected_total', { reason: 'bad-update' })
-    await waitFor('n1 to reject the rogue\'s sync answer', async () => metricValue(await metrics('n1'), 'grid_state_updates_rejected_total', { reason: 'bad-update' }) > before, { timeoutMs: 90_000 })
+    await waitFor('n1 to reject the rogue\'s sync answer', async () => {
+      const t = await metrics('n1')
+      if (metricValue(t, 'grid_state_updates_rejected_total', { reason: 'bad-update' }) > before) return true
+      throw new Error(`catch-ups so far: ${t.split('\n').filter(l => l.startsWith('grid_state_syncs_total')).join('; ')}`)
+    }, { timeoutMs: 90_000 })
     expect(metricValue(await metrics('n1'), 'grid_state_syncs_total', { outcome: 'TIMEOUT' })).toBe(0)
   }, 120_000)
 
