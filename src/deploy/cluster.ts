@@ -4,7 +4,7 @@
  * alive and seeing the nodes it saw before, undrain; it stops at the first failure so that at most one node is out.
  */
 import { formatDuration } from '../interface/index.ts'
-import { addressOf, checkHost, layoutOf, makePool, meshCheck, remoteStatus, targetOf, waitAlive, type RunOptions } from './common.ts'
+import { addressOf, checkHost, failHostJob, layoutOf, makePool, meshCheck, remoteStatus, startHostJob, targetOf, waitAlive, type RunOptions } from './common.ts'
 import { CommandMissingError, NotInstalledError, SkippedError } from './errors.ts'
 import type { HostSpec } from './inventory.ts'
 import type { Layout } from './layout.ts'
@@ -89,12 +89,8 @@ function newReport (h: HostSpec): HostReport {
 }
 
 async function actOn (action: ClusterAction, o: ClusterOptions, pool: SshPool, h: HostSpec, keep: boolean): Promise<HostReport> {
-  const started = Date.now()
-  const report = newReport(h)
-  const layout = layoutOf(h, o.inventory.serviceManager)
-  const signal = o.signal
-  const run = { sudo: h.sudo, ...(signal === undefined ? {} : { signal }) }
-  const say = (m: string): void => { o.progress(h.label, m) }
+  const job = startHostJob(o, h)
+  const { started, report, layout, signal, run, say } = job
   try {
     await pool.with(targetOf(h), async s => {
       const p = await probe(s, h, layout, signal)
@@ -130,9 +126,7 @@ async function actOn (action: ClusterAction, o: ClusterOptions, pool: SshPool, h
       if (report.result !== 'unchanged') say(`${report.result}: ${st.name} alive`)
     }, { keep, ...(signal === undefined ? {} : { signal }), onConnect: () => { say(`connecting to ${addressOf(h)}`) } })
   } catch (err) {
-    report.result = 'failed'
-    report.error = hostError(err)
-    say(`failed: ${report.error.message}`)
+    failHostJob(job, err)
   }
   report.durationMs = Date.now() - started
   return report
@@ -158,12 +152,8 @@ async function rollingRestart (o: ClusterOptions, pool: SshPool): Promise<HostRe
 }
 
 async function rollOne (o: ClusterOptions, pool: SshPool, h: HostSpec): Promise<HostReport> {
-  const started = Date.now()
-  const report = newReport(h)
-  const layout = layoutOf(h, o.inventory.serviceManager)
-  const signal = o.signal
-  const run = { sudo: h.sudo, ...(signal === undefined ? {} : { signal }) }
-  const say = (m: string): void => { o.progress(h.label, m) }
+  const job = startHostJob(o, h)
+  const { started, report, layout, signal, run, say } = job
   let drained = false
   try {
     await pool.with(targetOf(h), async s => {
@@ -212,11 +202,7 @@ async function rollOne (o: ClusterOptions, pool: SshPool, h: HostSpec): Promise<
       say(`${report.result}: ${st.name} alive`)
     }, { ...(signal === undefined ? {} : { signal }), onConnect: () => { say(`connecting to ${addressOf(h)}`) } })
   } catch (err) {
-    report.result = 'failed'
-    const e = hostError(err)
-    if (drained) e.message += `; ${h.label} is still drained: run "gridctl undrain" on it once it is fixed`
-    report.error = e
-    say(`failed: ${e.message}`)
+    failHostJob(job, err, drained ? `${h.label} is still drained: run "gridctl undrain" on it once it is fixed` : undefined)
   }
   report.durationMs = Date.now() - started
   return report

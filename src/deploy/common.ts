@@ -68,6 +68,37 @@ export function addressOf (h: HostSpec): string {
   return `${h.user}@${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`
 }
 
+/** What each per-host job of deploy and cluster starts with: its report, layout, options for remote commands and a progress line. */
+export interface HostJob {
+  started: number
+  report: HostReport
+  layout: Layout
+  signal?: AbortSignal
+  run: { sudo: boolean, signal?: AbortSignal }
+  say: (m: string) => void
+}
+
+export function startHostJob (o: RunOptions, h: HostSpec): HostJob {
+  const signal = o.signal
+  return {
+    started: Date.now(),
+    report: { host: h.label, address: addressOf(h), name: h.name, result: 'failed', version: null, changes: [], durationMs: 0, error: null },
+    layout: layoutOf(h, o.inventory.serviceManager),
+    ...(signal === undefined ? {} : { signal }),
+    run: { sudo: h.sudo, ...(signal === undefined ? {} : { signal }) },
+    say: (m: string): void => { o.progress(h.label, m) }
+  }
+}
+
+/** Marks a host's job failed with the error as a user reads it; `hint` is added to its message. */
+export function failHostJob (job: HostJob, err: unknown, hint?: string): void {
+  const e = hostError(err)
+  if (hint !== undefined) e.message += `; ${hint}`
+  job.report.result = 'failed'
+  job.report.error = e
+  job.say(`failed: ${e.message}`)
+}
+
 export function layoutOf (h: HostSpec, sm: ServiceManager): Layout {
   return layoutFor(h.prefix, sm)
 }

@@ -10,7 +10,7 @@ import { SwarmKeyError } from '../interface/index.ts'
 import { writeFileAtomic } from '../util/index.ts'
 import { SERVICE_USER, SYSTEMD_UNIT_FILE, SYSUSERS_FILE, TMPFILES_FILE } from './constants.ts'
 import {
-  addressOf, checkHost, layoutOf, makePool, meshCheck, pickBootstrap, remoteStatus, targetOf, waitAlive, type RunOptions
+  addressOf, checkHost, failHostJob, makePool, meshCheck, pickBootstrap, remoteStatus, startHostJob, targetOf, waitAlive, type RunOptions
 } from './common.ts'
 import { RemoteCommandError, SkippedError } from './errors.ts'
 import type { HostSpec, Inventory } from './inventory.ts'
@@ -149,14 +149,10 @@ function skipped (h: HostSpec, err: Error): HostReport {
 }
 
 async function deployHost (o: DeployOptions, pool: SshPool, pkg: GridPackage, key: SwarmKey, h: HostSpec, bootstrap: string[], mustSee: string[], keep: boolean): Promise<HostOutcome> {
-  const started = Date.now()
-  const report: HostReport = { host: h.label, address: addressOf(h), name: h.name, result: 'failed', version: null, changes: [], durationMs: 0, error: null }
+  const job = startHostJob(o, h)
+  const { started, report, layout, signal, run, say } = job
   let addrs: string[] = []
-  const say = (m: string): void => { o.progress(h.label, m) }
   const sm = o.inventory.serviceManager
-  const layout = layoutOf(h, sm)
-  const signal = o.signal
-  const run = { sudo: h.sudo, ...(signal === undefined ? {} : { signal }) }
   try {
     await pool.with(targetOf(h), async s => {
       const probe = parseProbe(s, await runScript(s, probeScript(layout, h.node, managedPaths(layout)), run), h.sudo)
@@ -192,9 +188,7 @@ async function deployHost (o: DeployOptions, pool: SshPool, pkg: GridPackage, ke
       say(`${report.result}: ${status.name} alive, sees ${nodes.filter(n => n.state === 'alive').length} of ${nodes.length} nodes alive`)
     }, { keep, ...(signal === undefined ? {} : { signal }), onConnect: () => { say(`connecting to ${addressOf(h)}`) } })
   } catch (err) {
-    report.result = 'failed'
-    report.error = hostError(err)
-    say(`failed: ${report.error.message}`)
+    failHostJob(job, err)
   }
   report.durationMs = Date.now() - started
   return { report, addrs }
