@@ -171,10 +171,11 @@ export class Daemon {
         // only the worker types this node could ever host (a GPU worker needs GPUs here)
         workerTypes: Object.entries(workerTypes).filter(([, w]) => executor.cannotEverHold(w) === undefined).map(([name]) => name)
       }))
-      // the registry tells the mesh where every member lives; forgotten nodes leave the live view too
+      // the registry tells the mesh where every member lives (those that left are still dialled, slowly: after a
+      // whole cluster was stopped, every registry says every other node left); forgotten nodes leave the live view too
       const learn = (id: string): void => {
         const e = nodeRegistry.get(id)
-        if (e !== undefined && id !== mesh.peerId && e.value.leftAt === undefined) mesh.learn(id, e.value.addrs)
+        if (e !== undefined && id !== mesh.peerId) mesh.learn(id, e.value.addrs, { left: e.value.leftAt !== undefined })
       }
       for (const id of nodeRegistry.list().keys()) learn(id)
       state.on('change', e => { if (e.collection === 'registry' && !e.local) learn(e.key) })

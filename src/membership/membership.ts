@@ -279,7 +279,7 @@ export class Membership extends EventEmitter<MembershipEvents> implements Starta
       this.m.heartbeatsReceived.inc()
       const t = this.detector.onHeartbeat(msg)
       if (t !== undefined) this.announce(t)
-      if (msg.state === 'left') this.components.mesh.forget(msg.id)
+      if (msg.state === 'left') this.components.mesh.learn(msg.id, [], { left: true })
       else if (!this.components.mesh.isConnected(msg.id)) this.components.mesh.learn(msg.id)
       return
     }

@@ -59,6 +59,10 @@ interface KnownPeer {
   attempts: number
   nextAttemptAt: number
   dialing: boolean
+  /** It said it left: still dialled, slowly, so that a cluster stopped and started again in any order finds itself. */
+  left: boolean
+  /** A bootstrap peer from the config: never forgotten, dialled until connected whatever else we are connected to. */
+  pinned: boolean
 }
 
 /** How often the dial loop looks at known-but-unconnected peers and the bootstrap list. */
@@ -66,6 +70,8 @@ const MAINTAIN_INTERVAL_MS = 1_000
 /** Backoff between dials of a peer that failed: from 1 s up to 60 s (dead peers are retried slowly, to heal partitions). */
 const REDIAL_BASE_MS = 1_000
 const REDIAL_CAP_MS = 60_000
+/** A member that left is dialled with backoff up to 5 min: cheap (a refused dial), and it heals a whole-cluster restart. */
+const LEFT_REDIAL_CAP_MS = 300_000
 const DIAL_TIMEOUT_MS = 6_000
 const RENDEZVOUS_TIMEOUT_MS = 10_000
 const RENDEZVOUS_SETTLE_MS = 60_000
@@ -137,6 +143,12 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
     await this.libp2p.start()
     await this.rpc.start()
     for (const topic of this.handlers.keys()) this.libp2p.services.pubsub.subscribe(topic)
+    // bootstrap peers stay dialled until connected even once we know others: a cluster whose members all restarted
+    // must not settle into islands that never dial the node the config names
+    for (const ma of this.bootstrap) {
+      const id = ma.getComponents().find(c => c.name === 'p2p')?.value
+      if (id !== undefined) this.learn(id, [ma.toString()], { pinned: true })
+    }
     this.rendezvousCid = CID.create(1, raw.code, await sha256.digest(new TextEncoder().encode(rendezvousKey(this.init.cluster))))
     const onError = (err: unknown): void => { this.log.error({ err }, 'mesh maintenance failed') }
     this.maintainLoop = repeat(() => { this.maintain() }, MAINTAIN_INTERVAL_MS, onError, { immediate: true })
@@ -195,7 +207,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
    * Tells the mesh a member exists (from a heartbeat, the registry, the DHT), with addresses if known: it will be
    * dialled gradually while connections are below the cap.
    */
-  learn (peer: NodeId, addrs: string[] = []): void {
+  learn (peer: NodeId, addrs: string[] = [], how: { left?: boolean, pinned?: boolean } = {}): void {
     if (peer === this.peerId) return
     let id: PeerId
     try { id = parsePeerId(peer) } catch { return }
@@ -204,12 +216,18 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
       for (const a of addrs) { try { mas.push(multiaddr(a)) } catch { /* a bad address from a peer is skipped */ } }
       if (mas.length > 0) void this.libp2p.peerStore.merge(id, { multiaddrs: mas }).catch(() => {})
     }
-    if (!this.known.has(peer)) this.known.set(peer, { attempts: 0, nextAttemptAt: Date.now() + jitter(200, 1), dialing: false })
+    const k = this.known.get(peer)
+    if (k === undefined) {
+      this.known.set(peer, { attempts: 0, nextAttemptAt: Date.now() + jitter(200, 1), dialing: false, left: how.left === true, pinned: how.pinned === true })
+    } else {
+      k.left = how.left === true
+      if (how.pinned === true) k.pinned = true
+    }
   }
 
-  /** Stops dialling a member (it left the cluster or was removed). */
+  /** Stops dialling a member that was removed (gridctl nodes forget); a bootstrap peer from the config stays. */
   forget (peer: NodeId): void {
-    this.known.delete(peer)
+    if (this.known.get(peer)?.pinned !== true) this.known.delete(peer)
   }
 
   /** Closes every connection to a peer (declared dead); it stays known, so it is dialled again with backoff. */
@@ -252,7 +270,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
   private readonly onConnect = (evt: CustomEvent<PeerId>): void => {
     const id = evt.detail.toString()
     const k = this.known.get(id)
-    if (k !== undefined) { k.attempts = 0; k.nextAttemptAt = 0 } else this.known.set(id, { attempts: 0, nextAttemptAt: 0, dialing: false })
+    if (k !== undefined) { k.attempts = 0; k.nextAttemptAt = 0; k.left = false } else this.known.set(id, { attempts: 0, nextAttemptAt: 0, dialing: false, left: false, pinned: false })
     this.emit('peer:connect', id)
   }
 
@@ -336,7 +354,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
       k.attempts = 0
       this.metrics.dials.inc({ kind: 'peer', outcome: 'ok' })
     } catch (err) {
-      k.nextAttemptAt = Date.now() + backoffMs(k.attempts++, REDIAL_BASE_MS, REDIAL_CAP_MS)
+      k.nextAttemptAt = Date.now() + backoffMs(k.attempts++, REDIAL_BASE_MS, k.left ? LEFT_REDIAL_CAP_MS : REDIAL_CAP_MS)
       this.metrics.dials.inc({ kind: 'peer', outcome: 'error' })
       this.log.debug({ peer: id, reason: this.explainDialError(err), attempts: k.attempts }, 'dial failed')
     } finally {

@@ -7,12 +7,12 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { createHmac, randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { createConnection, createServer } from 'node:net'
+import { createConnection } from 'node:net'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { NodeEntry, StatusResponse } from '../../proto/index.ts'
-import { runCtl, tempDir, waitFor, type CtlResult } from '../helpers/cluster.ts'
+import { freePort, runCtl, tempDir, waitFor, type CtlResult } from '../helpers/cluster.ts'
 import { LIFELINE, ROOT } from '../helpers/paths.ts'
 
 const SSHD = '/usr/sbin/sshd'
@@ -44,17 +44,6 @@ function ensureBundle (): void {
   const bundles = ['gridd.mjs', 'gridctl.mjs'].map(f => join(BUNDLE, f))
   if (bundles.every(f => existsSync(f) && statSync(f).mtimeMs >= sources)) return
   execFileSync(process.execPath, [join(ROOT, 'deploy/bundle.mjs')], { cwd: ROOT, stdio: 'pipe' })
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer()
-    s.on('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => { resolve(port) })
-    })
-  })
 }
 
 /** Resolves with the first bytes the server sends (sshd's "SSH-2.0-..." banner), or rejects. */

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Cluster, Gridd, waitFor } from '../helpers/cluster.ts'
+import { Cluster, Gridd, freePort, waitFor } from '../helpers/cluster.ts'
 
 describe('membership - real daemons on 127.0.0.1', () => {
   let c: Cluster
@@ -88,5 +88,44 @@ describe('membership - join through gridctl', () => {
     const bad = await loner.ctl(['join', '/ip4/127.0.0.1/tcp/1'])
     expect(bad.code).toBe(1)
     expect(bad.stdout).toMatch(/failed: connection refused/)
+  })
+})
+
+describe('membership - bootstrap peers and whole-cluster restarts', () => {
+  let c: Cluster | undefined
+  afterAll(async () => { await c?.destroy() })
+
+  it('dials a bootstrap peer that comes up late, though it already knows other members', async () => {
+    c = new Cluster()
+    const port = await freePort()
+    // n1 exists (identity, address) but is down; it has never met the others and has no bootstrap list itself
+    const n1 = await c.add('n1', { args: ['--listen', `/ip4/127.0.0.1/tcp/${port}`] })
+    const n1Addr = `/ip4/127.0.0.1/tcp/${port}/p2p/${n1.id}`
+    await n1.kill()
+    const n2 = await c.add('n2', { bootstrap: [] })
+    const n3 = await c.add('n3', { bootstrap: [n2.addrs[0] as string, n1Addr] })
+    await waitFor('n2 and n3 to see each other alive', async () => (await n2.states()).n3 === 'alive' && (await n3.states()).n2 === 'alive')
+    await n1.start()
+    // only n3's bootstrap list names n1: n3 must go on dialling it though it is not alone
+    await c.converged()
+  })
+
+  it('finds itself again after every member was stopped at once and started in another order', async () => {
+    await c?.destroy()
+    c = new Cluster()
+    const ports = [await freePort(), await freePort(), await freePort()]
+    const listen = (i: number): string[] => ['--listen', `/ip4/127.0.0.1/tcp/${ports[i] as number}`]
+    const n1 = await c.add('n1', { args: listen(0) })
+    const first = `/ip4/127.0.0.1/tcp/${ports[0] as number}/p2p/${n1.id}`
+    await c.add('n2', { args: listen(1), bootstrap: [first] })
+    await c.add('n3', { args: listen(2), bootstrap: [first] })
+    await c.converged()
+    for (const n of c.nodes) n.signal('SIGTERM')
+    for (const n of c.nodes) expect((await n.waitExit()).code).toBe(0)
+    // the nodes that bootstrap through n1 come back first; n1, which has no bootstrap list, last
+    await c.node('n3').start()
+    await c.node('n2').start()
+    await n1.start()
+    await c.converged()
   })
 })

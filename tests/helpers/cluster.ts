@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { HealthEntry, NodeEntry, StatusResponse } from '../../proto/index.ts'
@@ -29,6 +30,18 @@ export async function waitFor<T> (what: string, fn: () => Promise<T> | T, opts: 
     }
     await new Promise(resolve => setTimeout(resolve, opts.intervalMs ?? 100))
   }
+}
+
+/** A TCP port free on 127.0.0.1 right now (for a daemon that must keep its address across restarts). */
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const s = createServer()
+    s.on('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port
+      s.close(() => { resolve(port) })
+    })
+  })
 }
 
 export function tempDir (prefix = 'grid-test-'): string {
