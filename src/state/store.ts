@@ -85,6 +85,9 @@ const LWW_COLLECTIONS: ReadonlySet<CollectionName> = new Set(['sessions', 'forgo
 const SYNC_MAX_BYTES = 8 * 1024 * 1024
 const SYNC_TIMEOUT_MS = 15_000
 const SYNC_MAX_ROUNDS = 64
+/** A peer that missed a push (its stream was full or not open yet) is nudged this soon, rather than left to anti-entropy. */
+const NUDGE_RETRY_MS = 200
+const EMPTY_UPDATE = Y.encodeStateAsUpdate(new Y.Doc())
 
 export class StateStore extends EventEmitter<StateEvents> implements Startable {
   readonly selfId: NodeId
@@ -97,6 +100,9 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
   private walQueue: DocRecord[] = []
   private readonly shadowed = new Set<string>()
   private flushTimer?: NodeJS.Timeout
+  /** Connected peers that missed a push since they last got one: they are nudged to catch up from us. */
+  private readonly behind = new Set<NodeId>()
+  private nudgeTimer?: NodeJS.Timeout
   private lastFlushAt = 0
   private lastBatchSize = 0
   private readonly syncing = new Map<NodeId, Promise<void>>()
@@ -129,7 +135,7 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
       syncBytes: new Counter({ name: 'grid_state_sync_received_bytes_total', help: 'Bytes of updates received through catch-up', registers: [r] }),
       regenerations: new Counter({ name: 'grid_state_regenerations_total', help: 'New generations of this node\'s document (tombstones dropped)', registers: [r] }),
       flushes: new Counter({ name: 'grid_state_batches_sent_total', help: 'Batches of local updates pushed to peers', registers: [r] }),
-      pushes: new Counter({ name: 'grid_state_pushes_total', help: 'Batches pushed to a peer, by outcome (sent; skipped: no open stream or a full one, catch-up covers it)', labelNames: ['outcome'], registers: [r] })
+      pushes: new Counter({ name: 'grid_state_pushes_total', help: 'Batches pushed to a peer, by outcome (sent; skipped: no open stream or a full one; nudged: a peer that missed one was told to catch up)', labelNames: ['outcome'], registers: [r] })
     }
     new Gauge({ name: 'grid_state_document_bytes', help: 'Encoded size of every writer document this node holds', registers: [r], collect () { this.set(store.documentBytes()) } })
     new Gauge({ name: 'grid_state_writers', help: 'Writer documents held (one per node that ever wrote)', registers: [r], collect () { this.set(store.slots.size) } })
@@ -172,6 +178,7 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
     for (const l of this.loops) l.stop()
     this.loops = []
     clearTimeout(this.flushTimer)
+    clearTimeout(this.nudgeTimer)
     await this.flush()
     await this.files.compact(this.records())
     await this.files.close()
@@ -387,16 +394,44 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
     this.flushTimer = setTimeout(() => { void this.flush() }, wait)
   }
 
-  /** Sends a batch of this node's updates to every connected peer (one copy each). */
+  /**
+   * Sends a batch of this node's updates to every connected peer (one copy each). A peer whose stream is full or not
+   * open yet misses it; the gap it sees in our next push starts its catch-up, and if no push follows soon it is nudged
+   * (an empty update, which also starts a catch-up), so a lone missed write waits milliseconds, not an anti-entropy
+   * round.
+   */
   private async publish (msg: StateUpdate): Promise<void> {
     const rpc = this.components.mesh.rpc
     for (const peer of this.components.mesh.connections()) {
       const sent = rpc.notify(peer, StatePush, msg)
       this.m.pushes.inc({ outcome: sent ? 'sent' : 'skipped' })
-      // no stream yet (a fresh connection): open one for the next batch; the gap it leaves there starts a catch-up
-      if (!sent && !rpc.hasChannel(peer)) rpc.ensureChannel(peer).catch(() => {})
+      if (sent) continue
+      this.behind.add(peer)
+      // no stream yet (a fresh connection): open one for the next batch
+      if (!rpc.hasChannel(peer)) rpc.ensureChannel(peer).catch(() => {})
     }
+    if (this.behind.size > 0) this.scheduleNudge()
     this.m.flushes.inc()
+  }
+
+  private scheduleNudge (): void {
+    if (this.nudgeTimer !== undefined || !this.running) return
+    this.nudgeTimer = setTimeout(() => {
+      this.nudgeTimer = undefined
+      const rpc = this.components.mesh.rpc
+      const connected = new Set(this.components.mesh.connections())
+      for (const peer of this.behind) {
+        if (!connected.has(peer)) { this.behind.delete(peer); continue } // it catches up when it reconnects
+        if (rpc.notify(peer, StatePush, { w: this.selfId, g: this.own.gen, u: EMPTY_UPDATE })) {
+          this.behind.delete(peer)
+          this.m.pushes.inc({ outcome: 'nudged' })
+        } else if (!rpc.hasChannel(peer)) {
+          rpc.ensureChannel(peer).catch(() => {})
+        }
+      }
+      if (this.behind.size > 0) this.scheduleNudge()
+    }, jitter(NUDGE_RETRY_MS, 0.3))
+    this.nudgeTimer.unref()
   }
 
   /** A peer's update: taken only from its writer (the connection proves who sent it), checked, then applied. */
