@@ -1,5 +1,6 @@
 /** Shared pieces of the benchmarks: statistics, tables, process CPU and memory from /proc, a cluster launcher. */
 import { readFileSync } from 'node:fs'
+import { type Agent, request } from 'node:http'
 import { Cluster } from '../tests/helpers/cluster.ts'
 
 export { Cluster, waitFor, Gridd, runCtl } from '../tests/helpers/cluster.ts'
@@ -41,6 +42,16 @@ export function rssBytes (pid: number): number {
   return m === null ? NaN : Number(m[1]) * 1024
 }
 
+/** The pid of a process's child whose command line matches (the daemon's spawner), or null. */
+export function childPid (pid: number, match: RegExp): number | null {
+  let kids: string[] = []
+  try { kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(x => x !== '') } catch { return null }
+  for (const k of kids) {
+    try { if (match.test(readFileSync(`/proc/${k}/cmdline`, 'utf8'))) return Number(k) } catch {}
+  }
+  return null
+}
+
 export async function sleep (ms: number): Promise<void> {
   await new Promise(resolve => setTimeout(resolve, ms))
 }
@@ -76,5 +87,40 @@ export async function withCluster<T> (c: Cluster, fn: (c: Cluster) => Promise<T>
   } finally {
     process.off('SIGINT', stop)
     await c.destroy()
+  }
+}
+
+export interface Reply { status: number, text: string }
+
+let resetCount = 0
+/** Says how many requests met a kept-alive connection the daemon had just closed, and were sent again. */
+export function reportResets (): void {
+  if (resetCount > 0) console.log(`\n(${resetCount} requests were reset by a daemon closing an idle keep-alive connection, and sent again)`)
+}
+
+/**
+ * One request to a daemon's control socket on a keep-alive agent (what an application calling the API would use). A
+ * request that goes out on a reused connection just as the daemon closes it for being idle is reset before the daemon
+ * read it: it is sent again on a fresh connection, as Node's documentation advises for `reusedSocket`, and counted.
+ */
+export async function call (agent: Agent, socket: string, method: string, path: string, body?: unknown): Promise<Reply> {
+  const payload = body === undefined ? undefined : JSON.stringify(body)
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await new Promise<Reply>((resolve, reject) => {
+        const req = request({ socketPath: socket, agent, method, path: `/v1${path}`, headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, res => {
+          let text = ''
+          res.on('data', d => { text += String(d) })
+          res.on('end', () => { resolve({ status: res.statusCode ?? 0, text }) })
+          res.on('error', reject)
+        })
+        req.on('error', err => { reject(Object.assign(err, { reused: req.reusedSocket })) })
+        req.end(payload)
+      })
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException & { reused?: boolean }
+      if (e.code !== 'ECONNRESET' || e.reused !== true || attempt >= 1) throw err
+      resetCount++
+    }
   }
 }

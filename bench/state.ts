@@ -9,7 +9,7 @@
  *   npm run bench -- state [--sizes 5,10,20] [--writes 200] [--catchup 10000] [--churn 1000000]
  */
 import { EventEmitter } from 'node:events'
-import { Agent, request } from 'node:http'
+import { Agent } from 'node:http'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -20,7 +20,7 @@ import * as Y from 'yjs'
 import type { Mesh } from '../src/mesh/index.ts'
 import { StateStore } from '../src/state/index.ts'
 import { metricValue } from '../tests/helpers/rogue.ts'
-import { type Gridd, fmt, median, percentile, rssBytes, startCluster, table, waitFor } from './lib.ts'
+import { type Gridd, call, fmt, median, percentile, reportResets, rssBytes, startCluster, table, waitFor } from './lib.ts'
 
 const { values } = parseArgs({
   options: {
@@ -35,39 +35,13 @@ const WRITES = Number(values.writes)
 const CATCHUP = Number(values.catchup)
 const CHURN = Number(values.churn)
 
-let resets = 0
-
 /** A keep-alive client of one daemon's control socket. */
 function client (socket: string): { put: (id: string, value: unknown) => Promise<void>, has: (id: string) => Promise<boolean>, text: (path: string) => Promise<string> } {
   const agent = new Agent({ keepAlive: true, maxSockets: 8 })
-  const once = async (method: string, path: string, body?: unknown): Promise<{ status: number, text: string }> => await new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body)
-    const req = request({ socketPath: socket, agent, method, path: `/v1${path}`, headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, res => {
-      let text = ''
-      res.on('data', d => { text += String(d) })
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, text }) })
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end(payload)
-  })
-  // a keep-alive connection the daemon closes as idle just as a request goes out is reset: such a request is sent
-  // again (PUT and GET of a session are idempotent), and counted
-  const call = async (method: string, path: string, body?: unknown): Promise<{ status: number, text: string }> => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await once(method, path, body)
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ECONNRESET' || attempt >= 2) throw err
-        resets++
-        console.error(`state: ${method} ${path} on ${socket} was reset; sending it again`)
-      }
-    }
-  }
   return {
-    put: async (id, value) => { const r = await call('PUT', `/sessions/${id}`, { value }); if (r.status !== 200) throw new Error(r.text) },
-    has: async id => (await call('GET', `/sessions/${id}`)).status === 200,
-    text: async path => (await call('GET', path)).text
+    put: async (id, value) => { const r = await call(agent, socket, 'PUT', `/sessions/${id}`, { value }); if (r.status !== 200) throw new Error(r.text) },
+    has: async id => (await call(agent, socket, 'GET', `/sessions/${id}`)).status === 200,
+    text: async path => (await call(agent, socket, 'GET', path)).text
   }
 }
 
@@ -160,5 +134,5 @@ const ch = CHURN > 0 ? await churn() : undefined
 table(`State: a session write, until visible on every node (${WRITES} writes, sequential)`, ['N', 'p50 (ms)', 'p99 (ms)'], vis.map(([n, v]) => [String(n), v.p50, v.p99]))
 if (cu !== undefined) table('State: catch-up of a node that missed writes (down while they happened, then restarted)', ['writes missed', 'until it has them all (s)', 'bytes received by catch-up'], [[String(cu.writes), cu.seconds, fmt(cu.syncBytes, 0)]])
 if (ch !== undefined) table('State: churn in one store (the daemon\'s code, one process)', ['writes', 'keys', 'document bytes', 'live data bytes', 'document / live', 'RSS (MB)', 'writes/s', 'generations'], [[String(ch.writes), String(ch.keys), fmt(ch.docBytes, 0), fmt(ch.liveBytes, 0), ch.docBytes / ch.liveBytes, ch.rssMB, fmt(ch.writes / ch.seconds, 0), String(ch.generations)]])
-if (resets > 0) console.log(`\n(${resets} requests were reset by a daemon closing an idle keep-alive connection, and sent again)`)
+reportResets()
 process.exit(0)

@@ -6,13 +6,13 @@
  */
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { Agent, request } from 'node:http'
+import { Agent } from 'node:http'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { TaskRecord } from '../proto/index.ts'
 import { GRIDCTL } from '../tests/helpers/paths.ts'
 import { runBullmq } from './peer.ts'
-import { type Cluster, type Gridd, fmt, median, percentile, sleep, startCluster, table, waitFor, withCluster } from './lib.ts'
+import { type Cluster, type Gridd, call, fmt, reportResets, median, percentile, sleep, startCluster, table, waitFor, withCluster } from './lib.ts'
 
 const { values } = parseArgs({
   options: {
@@ -34,27 +34,10 @@ const FAILOVERS = Number(values.failovers)
 function client (socket: string): { run: (body: unknown) => Promise<void>, get: <T>(path: string) => Promise<T> } {
   const agent = new Agent({ keepAlive: true, maxSockets: 256 })
   const run = async (body: unknown): Promise<void> => {
-    const payload = JSON.stringify(body)
-    await new Promise<void>((resolve, reject) => {
-      const req = request({ socketPath: socket, agent, method: 'POST', path: '/v1/tasks', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, res => {
-        let text = ''
-        res.on('data', d => { text += String(d) })
-        res.on('end', () => {
-          if (res.statusCode !== 200 || !text.includes('"type":"exit"') || !text.includes('"status":"completed"')) reject(new Error(`task did not complete: ${res.statusCode ?? 0} ${text.slice(-300)}`))
-          else resolve()
-        })
-      })
-      req.on('error', reject)
-      req.end(payload)
-    })
+    const r = await call(agent, socket, 'POST', '/tasks', body)
+    if (r.status !== 200 || !r.text.includes('"type":"exit"') || !r.text.includes('"status":"completed"')) throw new Error(`task did not complete: ${r.status} ${r.text.slice(-300)}`)
   }
-  const get = async <T>(path: string): Promise<T> => await new Promise<T>((resolve, reject) => {
-    request({ socketPath: socket, agent, path: `/v1${path}` }, res => {
-      let text = ''
-      res.on('data', d => { text += String(d) })
-      res.on('end', () => { try { resolve(JSON.parse(text) as T) } catch (e) { reject(e) } })
-    }).on('error', reject).end()
-  })
+  const get = async <T>(path: string): Promise<T> => JSON.parse((await call(agent, socket, 'GET', path)).text) as T
   return { run, get }
 }
 
@@ -142,7 +125,12 @@ async function main (): Promise<void> {
     await pool(300, CONC, async i => { await (clients[i % 3] as ReturnType<typeof client>).run({ command: ['true'] }) })
     const tpSeconds = await pool(TP_N, CONC, async i => { await (clients[i % 3] as ReturnType<typeof client>).run({ command: ['true'] }) })
     const rate = TP_N / tpSeconds
-    const spread = await n1.api.get<TaskRecord[]>('/tasks')
+    // the records of tasks other nodes ran reach n1 a moment later: wait until each says where it ran
+    let spread: TaskRecord[] = []
+    await waitFor('task records to say where each task ran', async () => {
+      spread = await n1.api.get<TaskRecord[]>('/tasks')
+      return spread.slice(0, TP_N).every(t => t.nodeName !== undefined)
+    }, { timeoutMs: 30_000 }).catch(() => {})
     const perNode: Record<string, number> = {}
     for (const t of spread.slice(0, TP_N)) perNode[t.nodeName ?? '?'] = (perNode[t.nodeName ?? '?'] ?? 0) + 1
 
@@ -170,4 +158,5 @@ async function main (): Promise<void> {
 
 await main()
 await sleep(100)
+reportResets()
 process.exit(0)

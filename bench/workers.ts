@@ -10,12 +10,12 @@
  *   npm run bench -- workers [--lat N] [--tp N] [--conc N] [--batch N] [--bullmq]
  */
 import { writeFileSync } from 'node:fs'
-import { Agent, request } from 'node:http'
+import { Agent, globalAgent } from 'node:http'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ROOT } from '../tests/helpers/paths.ts'
 import { runBullmq } from './peer.ts'
-import { type Gridd, fmt, median, percentile, startCluster, table, withCluster } from './lib.ts'
+import { type Gridd, call, fmt, reportResets, median, percentile, startCluster, table, withCluster } from './lib.ts'
 
 const { values } = parseArgs({
   options: {
@@ -37,20 +37,12 @@ interface CallOut { results?: Array<{ ok: boolean }>, result?: unknown, error?: 
 
 function client (socket: string): (body: unknown) => Promise<CallOut> {
   const agent = new Agent({ keepAlive: true, maxSockets: 256 })
-  return async body => await new Promise((resolve, reject) => {
-    const payload = JSON.stringify(body)
-    const req = request({ socketPath: socket, agent, method: 'POST', path: '/v1/call', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, res => {
-      let text = ''
-      res.on('data', d => { text += String(d) })
-      res.on('end', () => {
-        const out = JSON.parse(text) as CallOut
-        if (res.statusCode !== 200 || out.error !== undefined || out.results?.some(r => !r.ok) === true) reject(new Error(text.slice(0, 300)))
-        else resolve(out)
-      })
-    })
-    req.on('error', reject)
-    req.end(payload)
-  })
+  return async body => {
+    const r = await call(agent, socket, 'POST', '/call', body)
+    const out = JSON.parse(r.text) as CallOut
+    if (r.status !== 200 || out.error !== undefined || out.results?.some(x => !x.ok) === true) throw new Error(r.text.slice(0, 300))
+    return out
+  }
 }
 
 async function timed (n: number, fn: () => Promise<unknown>): Promise<number[]> {
@@ -111,16 +103,8 @@ tasks:
 
     // a cold process per request: the same echo program, started for each request as a task
     const cold = await timed(COLD_N, async () => {
-      await new Promise<void>((resolve, reject) => {
-        const payload = JSON.stringify({ command: [process.execPath, '-e', 'process.stdout.write(JSON.stringify({echo:1}))'], node: 'n1' })
-        const req = request({ socketPath: n1.socket, method: 'POST', path: '/v1/tasks', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, res => {
-          let text = ''
-          res.on('data', d => { text += String(d) })
-          res.on('end', () => { text.includes('"status":"completed"') ? resolve() : reject(new Error(text.slice(-200))) })
-        })
-        req.on('error', reject)
-        req.end(payload)
-      })
+      const r = await call(globalAgent, n1.socket, 'POST', '/tasks', { command: [process.execPath, '-e', 'process.stdout.write(JSON.stringify({echo:1}))'], node: 'n1' })
+      if (!r.text.includes('"status":"completed"')) throw new Error(r.text.slice(-200))
     })
 
     // a worker that loads something heavy: its session's first request pays the load, the next ones do not
@@ -144,4 +128,5 @@ tasks:
 }
 
 await main()
+reportResets()
 process.exit(0)

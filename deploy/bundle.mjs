@@ -13,7 +13,6 @@ const common = {
   target: 'node22',
   logLevel: 'warning',
   define: { __GRID_VERSION__: JSON.stringify(pkg.version) },
-  // a few dependencies still use require(); give the ESM bundle one
   // a few dependencies use require() and __dirname (ssh2's poly1305); give the ESM bundle both
   banner: { js: "import { createRequire as __gridRequire } from 'node:module'; import { fileURLToPath as __gridFileURLToPath } from 'node:url'; import { dirname as __gridDirname } from 'node:path'; const require = __gridRequire(import.meta.url); const __filename = __gridFileURLToPath(import.meta.url); const __dirname = __gridDirname(__filename);" }
 }

@@ -60,8 +60,22 @@ export class ApiClient {
     }
   }
 
+  /**
+   * Sends one request. Node's global agent keeps connections alive, and the daemon closes one idle for 5 s: a request
+   * that goes out on a reused connection just as the daemon closes it is reset before the daemon read it, so it is
+   * sent once more on a fresh connection (what Node's documentation advises for `reusedSocket`).
+   */
   private async open (method: string, path: string, body: unknown, signal: AbortSignal | undefined, streaming: boolean): Promise<import('node:http').IncomingMessage> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
+    try {
+      return await this.openOnce(method, path, payload, signal, streaming)
+    } catch (err) {
+      if (!(err instanceof StaleConnectionError)) throw err
+      return await this.openOnce(method, path, payload, signal, streaming, true)
+    }
+  }
+
+  private async openOnce (method: string, path: string, payload: Buffer | undefined, signal: AbortSignal | undefined, streaming: boolean, retried = false): Promise<import('node:http').IncomingMessage> {
     return await new Promise((resolve, reject) => {
       const req = request({
         socketPath: this.opts.socket,
@@ -73,7 +87,10 @@ export class ApiClient {
       if (!streaming && this.opts.timeoutMs !== undefined) {
         req.setTimeout(this.opts.timeoutMs, () => { req.destroy(new Error(`no answer within ${this.opts.timeoutMs}ms`)) })
       }
-      req.on('error', err => { reject(this.unreachable(err)) })
+      req.on('error', err => {
+        if (!retried && req.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET') reject(new StaleConnectionError())
+        else reject(this.unreachable(err))
+      })
       req.end(payload)
     })
   }
@@ -91,6 +108,9 @@ export class ApiClient {
     return new DaemonUnreachableError(`cannot reach gridd at ${this.opts.socket}: ${why}`, { cause: err })
   }
 }
+
+/** A kept-alive connection the daemon had closed: the request never reached it. */
+class StaleConnectionError extends Error {}
 
 async function readAll (res: AsyncIterable<unknown>): Promise<string> {
   const chunks: Buffer[] = []
