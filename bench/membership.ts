@@ -6,16 +6,32 @@
  * - idle CPU and RSS per daemon once settled (after its first minute), and bytes per second each writes (sockets, logs
  *   and state log: /proc/PID/io wchar).
  *
- *   npm run bench -- membership [--sizes 5,10,20] [--idle 30s]
+ *   npm run bench -- membership [--sizes 5,10,20] [--idle 30s] [--daemon dist|bundle]
+ *
+ * --daemon bundle runs dist/bundle/gridd.mjs (what gridctl deploy installs and systemd runs; built here when missing)
+ * instead of the tsc build that loads node_modules file by file.
  */
-import { readFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { parseDuration } from '../src/interface/index.ts'
-import { type Cluster, type Gridd, cpuSeconds, fmt, median, rssBytes, sleep, startCluster, table, waitFor } from './lib.ts'
+import { ROOT } from '../tests/helpers/paths.ts'
+import { type Cluster, type Gridd, childPid, cpuSeconds, fmt, median, rssBytes, sleep, startCluster, table, waitFor } from './lib.ts'
 
-const { values } = parseArgs({ options: { sizes: { type: 'string', default: '5,10,20' }, idle: { type: 'string', default: '30s' } } })
+const { values } = parseArgs({ options: { sizes: { type: 'string', default: '5,10,20' }, idle: { type: 'string', default: '30s' }, daemon: { type: 'string', default: 'dist' } } })
 const SIZES = (values.sizes ?? '5,10,20').split(',').map(Number)
 const IDLE_MS = parseDuration(values.idle ?? '30s') ?? 30_000
+const DAEMON = values.daemon ?? 'dist'
+if (DAEMON !== 'dist' && DAEMON !== 'bundle') {
+  console.error(`--daemon must be dist or bundle, not ${DAEMON}`)
+  process.exit(2)
+}
+if (DAEMON === 'bundle') {
+  const bundle = join(ROOT, 'dist/bundle/gridd.mjs')
+  if (!existsSync(bundle)) execFileSync(process.execPath, [join(ROOT, 'deploy/bundle.mjs')], { cwd: ROOT, stdio: 'inherit' })
+  process.env.GRID_TEST_GRIDD = bundle
+}
 /** A node settles after its first minute (mesh: RENDEZVOUS_SETTLE_MS); idle cost is measured after that. */
 const SETTLE_MS = 65_000
 
@@ -47,7 +63,7 @@ async function allSee (c: Cluster, name: string, states: string[], t0: number): 
   return Math.max(...at)
 }
 
-interface Row { n: number, convergeMs: number, killMs: number, stopSuspectMs: number, stopDeadMs: number, cpuPct: number, rssMB: number, bytesPerSec: number }
+interface Row { n: number, convergeMs: number, killMs: number, stopSuspectMs: number, stopDeadMs: number, cpuPct: number, rssMB: number, spawnerMB: number, bytesPerSec: number }
 
 async function run (n: number): Promise<Row> {
   const c = await startCluster(1)
@@ -75,6 +91,9 @@ async function run (n: number): Promise<Row> {
     const io1 = pids.map(wchar)
     const cpuPct = median(pids.map((_, i) => 100 * ((cpu1[i] as number) - (cpu0[i] as number)) / (IDLE_MS / 1000)))
     const rssMB = median(pids.map(p => rssBytes(p) / 1048576))
+    // the helper process that forks tasks (a bare Node process) is part of a node's footprint too
+    const spawners = pids.map(p => childPid(p, /spawnerMain/)).filter((p): p is number => p !== null)
+    const spawnerMB = spawners.length === 0 ? NaN : median(spawners.map(p => rssBytes(p) / 1048576))
     const bytesPerSec = median(pids.map((_, i) => ((io1[i] as number) - (io0[i] as number)) / (IDLE_MS / 1000)))
 
     const victim = c.nodes[c.nodes.length - 1] as Gridd
@@ -89,7 +108,7 @@ async function run (n: number): Promise<Row> {
     const stopSuspectMs = await allSee(c, frozen.name, ['suspect', 'dead'], t0)
     const stopDeadMs = await allSee(c, frozen.name, ['dead'], t0)
     frozen.signal('SIGCONT')
-    return { n, convergeMs, killMs, stopSuspectMs, stopDeadMs, cpuPct, rssMB, bytesPerSec }
+    return { n, convergeMs, killMs, stopSuspectMs, stopDeadMs, cpuPct, rssMB, spawnerMB, bytesPerSec }
   } finally {
     await c.destroy()
   }
@@ -100,6 +119,6 @@ for (const n of SIZES) {
   console.error(`membership: ${n} daemons...`)
   rows.push(await run(n))
 }
-table('Membership: N daemons on one 2-core machine', ['N', 'full view after last start (ms)', 'kill -9 noticed by all (ms)', 'SIGSTOP suspected by all (ms)', 'SIGSTOP dead on all (ms)', 'idle CPU per daemon, settled (%)', 'RSS per daemon (MB)', 'bytes/s written per daemon'],
-  rows.map(r => [String(r.n), r.convergeMs, r.killMs, r.stopSuspectMs, r.stopDeadMs, r.cpuPct, r.rssMB, fmt(r.bytesPerSec, 0)]))
+table(`Membership: N daemons on one 2-core machine (${DAEMON === 'bundle' ? 'bundled daemon, dist/bundle/gridd.mjs' : 'tsc build, dist/daemon/gridd.js'})`, ['N', 'full view after last start (ms)', 'kill -9 noticed by all (ms)', 'SIGSTOP suspected by all (ms)', 'SIGSTOP dead on all (ms)', 'idle CPU per daemon, settled (%)', 'RSS per daemon (MB)', 'RSS of its spawner (MB)', 'bytes/s written per daemon'],
+  rows.map(r => [String(r.n), r.convergeMs, r.killMs, r.stopSuspectMs, r.stopDeadMs, r.cpuPct, r.rssMB, r.spawnerMB, fmt(r.bytesPerSec, 0)]))
 process.exit(0)

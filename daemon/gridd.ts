@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8
 /**
  * gridd: the process around the daemon. Flags, configuration, logging, signals and exit codes live here; the
  * daemon's logic lives in src/.

@@ -16,7 +16,7 @@ import { MetricsServer, createRegistry } from './metrics/index.ts'
 import { ForgottenNodes, NodeRegistry, SelfRegistration, Sessions, StateStore } from './state/index.ts'
 import { TaskService, WorkerService } from './tasks/index.ts'
 import { lockDataDir } from './util/index.ts'
-import { VERSION } from './version.ts'
+import { GRIDD_NODE_FLAGS, VERSION } from './version.ts'
 
 export interface DaemonOptions {
   logger: Logger
@@ -247,6 +247,11 @@ export class Daemon {
       addrs: this.mesh.addrs(),
       version: this.version
     }, 'gridd started')
+    const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)]
+    const missing = GRIDD_NODE_FLAGS.filter(f => !given.includes(f))
+    if (missing.length > 0) {
+      this.logger.warn({ missing }, `Node runs gridd without ${missing.join(' ')}: expect about 100 MB more memory; start it through bin/gridd, npm start or the systemd unit, or add the flags`)
+    }
   }
 
   /** Stops in reverse order: the control socket first, then a graceful leave, then the mesh. Safe to call twice. */

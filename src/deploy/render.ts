@@ -6,6 +6,7 @@
 import { stringify } from 'yaml'
 import { DEFAULT_PREFIX, SERVICE_USER, SYSTEMD_CONFIG_DIR } from './constants.ts'
 import type { Layout } from './layout.ts'
+import { GRIDD_NODE_FLAGS } from '../version.ts'
 
 /** gridd.service for a prefix. */
 export function renderUnit (prefix: string = DEFAULT_PREFIX): string {
@@ -80,7 +81,7 @@ export function shq (s: string): string {
 export function renderGriddLauncher (layout: Layout, nodePath: string): string {
   return `#!/bin/sh
 # gridd launcher, written by gridctl deploy: the bundled daemon, run by the Node found on this host.
-exec ${shq(nodePath)} ${shq(layout.griddJs)} "$@"
+exec ${[nodePath, ...GRIDD_NODE_FLAGS, layout.griddJs].map(shq).join(' ')} "$@"
 `
 }
 

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { HealthEntry, NodeEntry, StatusResponse } from '../../proto/index.ts'
 import { ApiClient } from '../../src/cli/client.ts'
+import { GRIDD_NODE_FLAGS } from '../../src/version.ts'
 import { GRIDCTL, GRIDD, LIFELINE } from './paths.ts'
 
 export interface WaitOptions { timeoutMs?: number, intervalMs?: number }
@@ -95,7 +96,9 @@ export class Gridd {
   /** Starts the process and (unless noWait) waits until its control socket answers. */
   async start (): Promise<this> {
     this.exitInfo = undefined
-    const proc = spawn(process.execPath, [LIFELINE, this.logFile, process.execPath, GRIDD, ...this.args()], {
+    // the daemon runs with the Node flags its launchers give it (GRID_TEST_NODE_FLAGS overrides them, for A/B runs)
+    const flags = process.env.GRID_TEST_NODE_FLAGS !== undefined ? process.env.GRID_TEST_NODE_FLAGS.split(' ').filter(f => f !== '') : GRIDD_NODE_FLAGS
+    const proc = spawn(process.execPath, [LIFELINE, this.logFile, process.execPath, ...flags, GRIDD, ...this.args()], {
       stdio: ['pipe', 'pipe', 'inherit'],
       env: { ...process.env, GRID_LOG_LEVEL: process.env.GRID_TEST_LOG_LEVEL ?? 'debug', ...this.opts.env }
     })
