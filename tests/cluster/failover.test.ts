@@ -33,7 +33,8 @@ describe('failover - the executor dies mid-task', () => {
     p.stdout.on('data', d => { out += String(d) })
     p.stderr.on('data', d => { err += String(d) })
     const exited = new Promise<number | null>(resolve => p.on('close', resolve))
-    await waitFor('the first attempt to start', () => existsSync(marker))
+    // the task can write its marker before the client's "placed on" line has come back through the stream
+    await waitFor('the first attempt to start, and the client to say where', () => existsSync(marker) && /placed on (n[23])/.test(err))
     const placed = /placed on (n[23])/.exec(err)?.[1] as string
     expect(['n2', 'n3']).toContain(placed)
     const other = placed === 'n2' ? 'n3' : 'n2'
