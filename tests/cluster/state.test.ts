@@ -46,11 +46,12 @@ describe('state - replicated registry and sessions on real daemons', () => {
   })
 
   it('expires a session at its TTL on every node', async () => {
-    const s = await put(c.node('n1'), 'short-lived', 1, { ttl: '3s', owner: 'n2' })
-    expect(s.ttlMs).toBe(3000)
+    // long enough that every node sees it before it expires, however slow the machine
+    const s = await put(c.node('n1'), 'short-lived', 1, { ttl: '8s', owner: 'n2' })
+    expect(s.ttlMs).toBe(8000)
     expect(s.ownerName).toBe('n2')
-    for (const n of c.nodes) await waitFor(`the session on ${n.name}`, async () => (await session(n, 'short-lived')) !== undefined)
-    for (const n of c.nodes) await waitFor(`expiry on ${n.name}`, async () => (await session(n, 'short-lived')) === undefined, { timeoutMs: 15_000 })
+    await Promise.all(c.nodes.map(async n => await waitFor(`the session on ${n.name}`, async () => (await session(n, 'short-lived')) !== undefined)))
+    for (const n of c.nodes) await waitFor(`expiry on ${n.name}`, async () => (await session(n, 'short-lived')) === undefined, { timeoutMs: 20_000 })
   })
 
   it('refuses oversized and malformed session values with a clear error', async () => {

@@ -54,8 +54,12 @@ describe('tasks - run anywhere in the mesh', () => {
     expect(r.code).toBe(7)
     expect(r.stdout).toBe('out on n2 attempt 1\n')
     expect(r.stderr).toContain('err\n')
-    const list = JSON.parse((await n3.ctl(['tasks', '-o', 'json'])).stdout) as TaskRecord[]
-    const t = list.find(x => x.command?.includes('echo "out on $GRID_NODE_NAME attempt $GRID_ATTEMPT"; echo err >&2; exit 7'))
+    // the exit came back by RPC; n2's final record reaches n3 a moment later, by replication
+    const t = await waitFor('n3 to hold the final record', async () => {
+      const list = JSON.parse((await n3.ctl(['tasks', '-o', 'json'])).stdout) as TaskRecord[]
+      const x = list.find(y => y.command?.includes('echo "out on $GRID_NODE_NAME attempt $GRID_ATTEMPT"; echo err >&2; exit 7'))
+      return x?.status === 'failed' ? x : undefined
+    })
     expect(t).toMatchObject({ status: 'failed', exitCode: 7, nodeName: 'n2', originName: 'n1', attempts: 1, error: 'exited with code 7' })
   })
 
@@ -118,13 +122,16 @@ describe('tasks - run anywhere in the mesh', () => {
   })
 
   it('runs GPU tasks on GPU nodes only, each on its own GPU, and queues a third while two run', async () => {
-    const script = 'echo "$CUDA_VISIBLE_DEVICES $CUDA_DEVICE_ORDER"; sleep 3'
+    // the tasks hold their GPU until the test opens the gate: however slow the machine, two run while one waits
+    const gate = join(c.root, 'gpu-gate')
+    const script = `echo "$CUDA_VISIBLE_DEVICES $CUDA_DEVICE_ORDER"; while [ ! -f ${gate} ]; do sleep 0.05; done`
     const ids: string[] = []
     for (let i = 0; i < 3; i++) ids.push(await detach(n1, ['--gpus', '1', '--', 'sh', '-c', script]))
     await waitFor('two running and one queued', async () => {
       const ts = await Promise.all(ids.map(async id => await task(n1, id)))
       return ts.filter(t => t.status === 'running').length === 2 && ts.filter(t => t.status === 'pending').length === 1
-    }, { timeoutMs: 20_000 })
+    })
+    writeFileSync(gate, '')
     const done = await Promise.all(ids.map(async id => await finished(n1, id)))
     const seen = []
     for (const t of done) {
@@ -216,7 +223,7 @@ describe('tasks - run anywhere in the mesh', () => {
     expect(r.code).toBe(0)
     expect(JSON.parse(r.stdout)).toMatchObject({ name: 'n3', drain: true, running: 0, queued: 0 })
     expect(Date.now() - started).toBeGreaterThan(500)
-    expect((await task(n1, running)).status).toBe('completed')
+    await waitFor('n1 to see the task completed', async () => (await task(n1, running)).status === 'completed')
     // (alive too: on a loaded 2-core CI machine the output flood before may leave n3 briefly suspect)
     await waitFor('n1 to see n3 alive and draining', async () => {
       const n = (await n1.nodes()).find(x => x.name === 'n3')
