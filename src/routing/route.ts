@@ -164,21 +164,31 @@ export function hasRoom (n: Candidate, req: Requirements, ctx: RouteContext): bo
   return n.freeSlots - sent * req.cpus >= req.cpus && n.freeGpus - sent * req.gpus >= req.gpus && n.memFreeMiB * MIB >= req.memory
 }
 
+/** Freer first (free fraction, corrected for what this node sent recently), then fewer queued, fewer running. */
+function loadOrder (req: Requirements, ctx: RouteContext): (a: Candidate, b: Candidate) => number {
+  return (a, b) => freeFraction(b, req, ctx) - freeFraction(a, req, ctx) || a.queued - b.queued || a.running - b.running || (a.id < b.id ? -1 : 1)
+}
+
 function byLoad (nodes: Candidate[], req: Requirements, ctx: RouteContext): Candidate[] {
-  return [...nodes].sort((a, b) => freeFraction(b, req, ctx) - freeFraction(a, req, ctx) || a.queued - b.queued || a.running - b.running || (a.id < b.id ? -1 : 1))
+  return [...nodes].sort(loadOrder(req, ctx))
 }
 
 function leastLoaded (nodes: Candidate[], req: Requirements, ctx: RouteContext): Candidate[] {
-  const sorted = byLoad(nodes, req, ctx)
-  if (nodes.length < 2) return sorted
+  const order = loadOrder(req, ctx)
+  const sorted = [...nodes].sort(order)
+  // the two choices are drawn among the nodes that can start the task now, when any can: a full node would queue
+  // it while another would run it at once
+  const roomy = nodes.filter(n => hasRoom(n, req, ctx))
+  const pool = roomy.length > 0 ? roomy : nodes
+  if (pool.length < 2) return pool.length === 1 ? [pool[0] as Candidate, ...sorted.filter(n => n !== pool[0])] : sorted
   // power of two choices: two random nodes, the freer one first; stale load reports then spread work instead of
   // sending every origin's tasks to the same idle node
-  const i = Math.floor(ctx.random() * nodes.length)
-  let j = Math.floor(ctx.random() * (nodes.length - 1))
+  const i = Math.floor(ctx.random() * pool.length)
+  let j = Math.floor(ctx.random() * (pool.length - 1))
   if (j >= i) j++
-  const a = nodes[i] as Candidate
-  const b = nodes[j] as Candidate
-  const first = freeFraction(a, req, ctx) >= freeFraction(b, req, ctx) ? a : b
+  const a = pool[i] as Candidate
+  const b = pool[j] as Candidate
+  const first = order(a, b) <= 0 ? a : b
   return [first, ...sorted.filter(n => n !== first)]
 }
 

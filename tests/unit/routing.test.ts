@@ -79,6 +79,15 @@ describe('routing - strategies', () => {
     expect(placed.get('b')).toBe(4)
   })
 
+  it('least-loaded puts a node that can start the task now before full ones, and breaks ties by fewer running', () => {
+    const nodes = [node('full1', { freeSlots: 0, running: 4 }), node('full2', { freeSlots: 0, running: 4 }), node('room', { freeSlots: 1, running: 3 })]
+    const c = ctx()
+    for (let i = 0; i < 50; i++) expect(first(nodes, req(), c)).toBe('room')
+    // none can start it now: the one running fewer tasks is offered it first
+    const full = [node('busy', { freeSlots: 0, running: 4 }), node('small', { slots: 1, freeSlots: 0, running: 1 })]
+    for (let i = 0; i < 20; i++) expect(first(full, req(), c)).toBe('small')
+  })
+
   it('round-robin takes turns', () => {
     const nodes = three()
     expect([0, 1, 2, 3].map(turn => first(nodes, req({ strategy: 'round-robin' }), ctx({ turn })))).toEqual(['a', 'b', 'c', 'a'])
