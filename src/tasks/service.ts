@@ -70,6 +70,7 @@ export type ClientEvent =
   | { type: 'output', stream: 1 | 2, data: Uint8Array, offset: number }
   | { type: 'gap', bytes: number }
   | { type: 'retry', id: string, attempt: number, reason: string, delayMs: number }
+  | { type: 'waiting', id: string, reason: string, delayMs: number }
   | { type: 'exit', id: string, status: TaskStatus, exitCode: number | null, code: number, signal: string | null, error: string | null, node: NodeId | null, nodeName: string | null, attempts: number, result?: unknown }
 
 type Outcome =
@@ -99,7 +100,11 @@ const EXEC_WRITE_DELAY_MS = 250
 const VIEW_TTL_MS = 100
 const RETRY_BASE_MS = 100
 const RETRY_CAP_MS = 30_000
+/** No alive node can take the task now: it stays pending and is routed again, backing off up to 10 s... */
 const ROUTE_RETRY_BASE_MS = 1_000
+const ROUTE_RETRY_CAP_MS = 10_000
+/** ...for at most this long; attempts count runs, so waiting for a node spends none of them. */
+const ROUTE_WAIT_LIMIT_MS = 120_000
 const REFUSED_RETRY_CAP_MS = 5_000
 const RECENT_WINDOW_MS = 2_000
 /** How long a broken stream's executor may stay suspect before the attempt counts as lost. */
@@ -366,6 +371,8 @@ export class TaskService implements Startable {
   private async drive (co: Coordinated, first?: RouteResult, pending?: Outcome): Promise<void> {
     let routed = first
     let refusals = 0
+    let misses = 0
+    let waitingSince = 0
     try {
       for (;;) {
         if (!this.running) return
@@ -375,13 +382,26 @@ export class TaskService implements Startable {
           if (co.cancelRequested) { this.finalize(co, 'cancelled', 'cancelled before it started'); return }
           routed ??= this.route(co.spec)
           if (!routed.ok) {
-            outcome = { kind: 'retry', reason: `no node can run it now: ${routed.reason}` }
-          } else {
-            if (routed.rehome !== undefined && co.spec.session !== undefined) this.rehome(co.spec.session, routed.rehome)
-            for (const node of routed.candidates) {
-              outcome = await this.attempt(co, node)
-              if (outcome.kind !== 'refused') break
+            // the nodes that could run it are dead, suspect or draining right now (a failover while another is
+            // briefly suspect): the task stays pending and is routed again; it fails only after waiting a long while
+            const reason = `no node can run it now: ${routed.reason}`
+            routed = undefined
+            if (misses === 0) waitingSince = Date.now()
+            if (Date.now() - waitingSince >= ROUTE_WAIT_LIMIT_MS) {
+              this.finalize(co, 'failed', `${reason} (waited ${Math.round((Date.now() - waitingSince) / 1000)} s)`)
+              return
             }
+            const wait = backoffMs(misses++, ROUTE_RETRY_BASE_MS, ROUTE_RETRY_CAP_MS)
+            if (misses === 1) this.log.info({ task: co.id, reason, attempt: co.coord.attempt }, 'task waits for a node that can run it')
+            co.sink?.push({ type: 'waiting', id: co.id, reason, delayMs: wait })
+            await this.wait(co, wait)
+            continue
+          }
+          misses = 0
+          if (routed.rehome !== undefined && co.spec.session !== undefined) this.rehome(co.spec.session, routed.rehome)
+          for (const node of routed.candidates) {
+            outcome = await this.attempt(co, node)
+            if (outcome.kind !== 'refused') break
           }
           routed = undefined
         }
@@ -397,8 +417,7 @@ export class TaskService implements Startable {
           this.finalize(co, 'failed', `gave up after ${co.coord.attempt} attempt${co.coord.attempt === 1 ? '' : 's'}: ${outcome.reason}`)
           return
         }
-        const base = outcome.reason.startsWith('no node can run it now') ? ROUTE_RETRY_BASE_MS : RETRY_BASE_MS
-        const wait = backoffMs(co.coord.attempt - 1, base, RETRY_CAP_MS)
+        const wait = backoffMs(co.coord.attempt - 1, RETRY_BASE_MS, RETRY_CAP_MS)
         co.coord = { ...co.coord, attempt: co.coord.attempt + 1 }
         co.placed = false
         co.offset = 0

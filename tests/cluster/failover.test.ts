@@ -101,3 +101,40 @@ describe('failover - the origin dies mid-task, then the executor too', () => {
     expect(readFileSync(join(c.root, `${c.running()[0]?.name ?? ''}.log`), 'utf8')).not.toMatch(/"level":60/)
   })
 })
+
+describe('failover - no node can take the retry for a while', () => {
+  let c: Cluster
+  afterAll(async () => {
+    for (const n of c?.nodes ?? []) { try { n.signal('SIGCONT') } catch {} }
+    await c?.destroy()
+  })
+
+  it('keeps the task pending until a node can run it, without spending its attempts', async () => {
+    c = await Cluster.start(3, { args: i => i === 0 ? [] : ['--label', 'role=worker'] })
+    await c.converged()
+    await waitFor('labels to reach n1', async () => (await c.node('n1').nodes()).filter(n => n.labels.role === 'worker').length === 2)
+    const marker = join(c.root, 'started')
+    const script = `if [ "$GRID_ATTEMPT" = 1 ]; then touch ${marker}; sleep 120; fi; echo "done on $GRID_NODE_NAME attempt $GRID_ATTEMPT"`
+    const p = spawn(process.execPath, [GRIDCTL, '--socket', c.node('n1').socket, 'run', '-v', '--label', 'role=worker', '--', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    p.stdout.on('data', d => { out += String(d) })
+    p.stderr.on('data', d => { err += String(d) })
+    const exited = new Promise<number | null>(resolve => p.on('close', resolve))
+    await waitFor('the first attempt to start, and the client to say where', () => existsSync(marker) && /placed on (n[23])/.test(err))
+    const placed = /placed on (n[23])/.exec(err)?.[1] as string
+    const other = c.node(placed === 'n2' ? 'n3' : 'n2')
+    // the only other worker is frozen: when the executor dies, no node can take the task
+    other.signal('SIGSTOP')
+    await waitFor(`n1 to stop counting on ${other.name}`, async () => (await c.node('n1').states())[other.name] !== 'alive', { timeoutMs: 60_000 })
+    await c.node(placed).kill()
+    await waitFor('the client to hear that the task waits for a node', () => /no node can run it now.*waiting for one/.test(err), { timeoutMs: 60_000 })
+    // attempt 2 (the executor died) waits for a node; looking for one spends no attempt
+    await new Promise(resolve => setTimeout(resolve, 4_000))
+    const waiting = (await c.node('n1').api.get<TaskRecord[]>('/tasks'))[0]
+    expect(waiting).toMatchObject({ status: 'pending', attempts: 2 })
+    other.signal('SIGCONT')
+    expect(await exited).toBe(0)
+    expect(out).toBe(`done on ${other.name} attempt 2\n`)
+  })
+})

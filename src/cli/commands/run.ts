@@ -138,6 +138,7 @@ export const runCommand: Command = {
     const verbose = v.verbose === true
     const json = ctx.format === 'json'
     let sawOutput = false
+    let waited = false // "waiting for a node" is said once, or at every look with -v
     try {
       for await (const ev of ctx.client.stream<WireEvent>('POST', '/tasks', { ...body, encoding: 'base64' }, stream.signal)) {
         if (json && ev.type !== 'output') ctx.err.write(JSON.stringify(ev) + '\n')
@@ -153,6 +154,7 @@ export const runCommand: Command = {
           }
           case 'gap': ctx.err.write(`gridctl: [${ev.bytes ?? 0} bytes of output skipped: this client fell behind]\n`); break
           case 'retry': ctx.err.write(`gridctl: task ${ev.id ?? ''}: ${ev.reason ?? ''}; running it again (attempt ${ev.attempt ?? '?'})\n`); break
+          case 'waiting': if (!verbose && waited) break; waited = true; ctx.err.write(`gridctl: task ${ev.id ?? ''}: ${ev.reason ?? ''}; waiting for one (next look in ${Math.round((ev.delayMs ?? 0) / 100) / 10} s)\n`); break
           case 'exit': {
             // a warm worker answers with a result rather than output: print it as JSON
             if (!sawOutput && ev.result !== undefined) ctx.out.write(JSON.stringify(ev.result) + '\n')
