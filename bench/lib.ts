@@ -1,6 +1,7 @@
 /** Shared pieces of the benchmarks: statistics, tables, process CPU and memory from /proc, a cluster launcher. */
 import { readFileSync } from 'node:fs'
 import { type Agent, request } from 'node:http'
+import { staleConnection } from '../src/cli/client.ts'
 import { Cluster } from '../tests/helpers/cluster.ts'
 
 export { Cluster, waitFor, Gridd, runCtl } from '../tests/helpers/cluster.ts'
@@ -101,7 +102,7 @@ export function reportResets (): void {
 /**
  * One request to a daemon's control socket on a keep-alive agent (what an application calling the API would use). A
  * request that goes out on a reused connection just as the daemon closes it for being idle is reset before the daemon
- * read it: it is sent again on a fresh connection, as Node's documentation advises for `reusedSocket`, and counted.
+ * read it: it is sent again on a fresh connection (the same rule as gridctl's client), and counted.
  */
 export async function call (agent: Agent, socket: string, method: string, path: string, body?: unknown): Promise<Reply> {
   const payload = body === undefined ? undefined : JSON.stringify(body)
@@ -114,12 +115,11 @@ export async function call (agent: Agent, socket: string, method: string, path: 
           res.on('end', () => { resolve({ status: res.statusCode ?? 0, text }) })
           res.on('error', reject)
         })
-        req.on('error', err => { reject(Object.assign(err, { reused: req.reusedSocket })) })
+        req.on('error', err => { reject(Object.assign(err, { stale: staleConnection(req, err) })) })
         req.end(payload)
       })
     } catch (err) {
-      const e = err as NodeJS.ErrnoException & { reused?: boolean }
-      if (e.code !== 'ECONNRESET' || e.reused !== true || attempt >= 1) throw err
+      if ((err as { stale?: boolean }).stale !== true || attempt >= 1) throw err
       resetCount++
     }
   }

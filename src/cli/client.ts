@@ -2,7 +2,7 @@
  * The typed client of the local daemon's control API (HTTP over its Unix socket). Errors come back as the same
  * typed errors the daemon raised; a socket nobody answers on is a DaemonUnreachableError naming the socket.
  */
-import { request } from 'node:http'
+import { request, type ClientRequest } from 'node:http'
 import { API_PREFIX } from '../../proto/index.ts'
 import { DaemonUnreachableError, InternalError, errorFromWire, type GridError } from '../interface/index.ts'
 
@@ -88,7 +88,7 @@ export class ApiClient {
         req.setTimeout(this.opts.timeoutMs, () => { req.destroy(new Error(`no answer within ${this.opts.timeoutMs}ms`)) })
       }
       req.on('error', err => {
-        if (!retried && req.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET') reject(new StaleConnectionError())
+        if (!retried && staleConnection(req, err)) reject(new StaleConnectionError())
         else reject(this.unreachable(err))
       })
       req.end(payload)
@@ -111,6 +111,14 @@ export class ApiClient {
 
 /** A kept-alive connection the daemon had closed: the request never reached it. */
 class StaleConnectionError extends Error {}
+
+/**
+ * True when a request failed because the kept-alive connection it reused had just been closed by the daemon (it
+ * never read the request): such a request may be sent again once, on a fresh connection.
+ */
+export function staleConnection (req: ClientRequest, err: Error): boolean {
+  return req.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET'
+}
 
 async function readAll (res: AsyncIterable<unknown>): Promise<string> {
   const chunks: Buffer[] = []

@@ -175,7 +175,7 @@ function byLoad (nodes: Candidate[], req: Requirements, ctx: RouteContext): Cand
 
 function leastLoaded (nodes: Candidate[], req: Requirements, ctx: RouteContext): Candidate[] {
   const order = loadOrder(req, ctx)
-  const sorted = [...nodes].sort(order)
+  const sorted = byLoad(nodes, req, ctx)
   // the two choices are drawn among the nodes that can start the task now, when any can: a full node would queue
   // it while another would run it at once
   const roomy = nodes.filter(n => hasRoom(n, req, ctx))

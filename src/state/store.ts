@@ -407,11 +407,16 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
       this.m.pushes.inc({ outcome: sent ? 'sent' : 'skipped' })
       if (sent) continue
       this.behind.add(peer)
-      // no stream yet (a fresh connection): open one for the next batch
-      if (!rpc.hasChannel(peer)) rpc.ensureChannel(peer).catch(() => {})
+      this.openChannel(peer)
     }
     if (this.behind.size > 0) this.scheduleNudge()
     this.m.flushes.inc()
+  }
+
+  /** No stream to the peer yet (a fresh connection): open one for what comes next. */
+  private openChannel (peer: NodeId): void {
+    const rpc = this.components.mesh.rpc
+    if (!rpc.hasChannel(peer)) rpc.ensureChannel(peer).catch(() => {})
   }
 
   private scheduleNudge (): void {
@@ -425,8 +430,8 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
         if (rpc.notify(peer, StatePush, { w: this.selfId, g: this.own.gen, u: EMPTY_UPDATE })) {
           this.behind.delete(peer)
           this.m.pushes.inc({ outcome: 'nudged' })
-        } else if (!rpc.hasChannel(peer)) {
-          rpc.ensureChannel(peer).catch(() => {})
+        } else {
+          this.openChannel(peer)
         }
       }
       if (this.behind.size > 0) this.scheduleNudge()

@@ -17,32 +17,42 @@ async function final (n: Gridd, id: string): Promise<TaskRecord> {
   }, { timeoutMs: 60_000 })
 }
 
+/**
+ * Starts three daemons (handed to `keep` at once; n2 and n3 labelled workers) and a task that n1 places on a worker,
+ * watched by an attached `gridctl run -v`: its first attempt writes a marker and sleeps, a later one says where it
+ * ran. Resolves once the first attempt runs and the client has said where (the marker can come before that line).
+ */
+async function attachedWorkerTask (keep: (c: Cluster) => void): Promise<{ placed: string, out: () => string, err: () => string, exited: Promise<number | null> }> {
+  const c = await Cluster.start(3, { args: i => i === 0 ? [] : ['--label', 'role=worker'] })
+  keep(c) // the test's afterAll stops it, whatever happens next
+  await c.converged()
+  await waitFor('labels to reach n1', async () => (await c.node('n1').nodes()).filter(n => n.labels.role === 'worker').length === 2)
+  const marker = join(c.root, 'started')
+  const script = `if [ "$GRID_ATTEMPT" = 1 ]; then touch ${marker}; sleep 120; fi; echo "done on $GRID_NODE_NAME attempt $GRID_ATTEMPT"`
+  const p = spawn(process.execPath, [GRIDCTL, '--socket', c.node('n1').socket, 'run', '-v', '--label', 'role=worker', '--', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  p.stdout.on('data', d => { out += String(d) })
+  p.stderr.on('data', d => { err += String(d) })
+  const exited = new Promise<number | null>(resolve => p.on('close', resolve))
+  await waitFor('the first attempt to start, and the client to say where', () => existsSync(marker) && /placed on (n[23])/.test(err))
+  return { placed: /placed on (n[23])/.exec(err)?.[1] as string, out: () => out, err: () => err, exited }
+}
+
 describe('failover - the executor dies mid-task', () => {
   let c: Cluster
   afterAll(async () => { await c?.destroy() })
 
   it('runs the task again on another node; the attached client sees it through to exit 0', async () => {
-    c = await Cluster.start(3, { args: i => i === 0 ? [] : ['--label', 'role=worker'] })
-    await c.converged()
-    await waitFor('labels to reach n1', async () => (await c.node('n1').nodes()).filter(n => n.labels.role === 'worker').length === 2)
-    const marker = join(c.root, 'started')
-    const script = `if [ "$GRID_ATTEMPT" = 1 ]; then echo attempt-1 > ${marker}; sleep 60; fi; echo "done on $GRID_NODE_NAME attempt $GRID_ATTEMPT"`
-    const p = spawn(process.execPath, [GRIDCTL, '--socket', c.node('n1').socket, 'run', '-v', '--label', 'role=worker', '--', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    let err = ''
-    p.stdout.on('data', d => { out += String(d) })
-    p.stderr.on('data', d => { err += String(d) })
-    const exited = new Promise<number | null>(resolve => p.on('close', resolve))
-    // the task can write its marker before the client's "placed on" line has come back through the stream
-    await waitFor('the first attempt to start, and the client to say where', () => existsSync(marker) && /placed on (n[23])/.test(err))
-    const placed = /placed on (n[23])/.exec(err)?.[1] as string
+    const t = await attachedWorkerTask(x => { c = x })
+    const { placed, exited } = t
     expect(['n2', 'n3']).toContain(placed)
     const other = placed === 'n2' ? 'n3' : 'n2'
     const killedAt = Date.now()
     await c.node(placed).kill()
     expect(await exited).toBe(0)
-    expect(out).toBe(`done on ${other} attempt 2\n`)
-    expect(err).toMatch(new RegExp(`node ${placed} died while the task ran; running it again \\(attempt 2\\)`))
+    expect(t.out()).toBe(`done on ${other} attempt 2\n`)
+    expect(t.err()).toMatch(new RegExp(`node ${placed} died while the task ran; running it again \\(attempt 2\\)`))
     // the exit reaches the client by RPC; the executor's final record reaches n1 a moment later, by replication
     const rec = await waitFor('n1 to hold the final record', async () => {
       const t = (await c.node('n1').api.get<TaskRecord[]>('/tasks'))[0]
@@ -110,31 +120,20 @@ describe('failover - no node can take the retry for a while', () => {
   })
 
   it('keeps the task pending until a node can run it, without spending its attempts', async () => {
-    c = await Cluster.start(3, { args: i => i === 0 ? [] : ['--label', 'role=worker'] })
-    await c.converged()
-    await waitFor('labels to reach n1', async () => (await c.node('n1').nodes()).filter(n => n.labels.role === 'worker').length === 2)
-    const marker = join(c.root, 'started')
-    const script = `if [ "$GRID_ATTEMPT" = 1 ]; then touch ${marker}; sleep 120; fi; echo "done on $GRID_NODE_NAME attempt $GRID_ATTEMPT"`
-    const p = spawn(process.execPath, [GRIDCTL, '--socket', c.node('n1').socket, 'run', '-v', '--label', 'role=worker', '--', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    let err = ''
-    p.stdout.on('data', d => { out += String(d) })
-    p.stderr.on('data', d => { err += String(d) })
-    const exited = new Promise<number | null>(resolve => p.on('close', resolve))
-    await waitFor('the first attempt to start, and the client to say where', () => existsSync(marker) && /placed on (n[23])/.test(err))
-    const placed = /placed on (n[23])/.exec(err)?.[1] as string
+    const t = await attachedWorkerTask(x => { c = x })
+    const { placed, exited } = t
     const other = c.node(placed === 'n2' ? 'n3' : 'n2')
     // the only other worker is frozen: when the executor dies, no node can take the task
     other.signal('SIGSTOP')
     await waitFor(`n1 to stop counting on ${other.name}`, async () => (await c.node('n1').states())[other.name] !== 'alive', { timeoutMs: 60_000 })
     await c.node(placed).kill()
-    await waitFor('the client to hear that the task waits for a node', () => /no node can run it now.*waiting for one/.test(err), { timeoutMs: 60_000 })
+    await waitFor('the client to hear that the task waits for a node', () => /no node can run it now.*waiting for one/.test(t.err()), { timeoutMs: 60_000 })
     // attempt 2 (the executor died) waits for a node; looking for one spends no attempt
     await new Promise(resolve => setTimeout(resolve, 4_000))
     const waiting = (await c.node('n1').api.get<TaskRecord[]>('/tasks'))[0]
     expect(waiting).toMatchObject({ status: 'pending', attempts: 2 })
     other.signal('SIGCONT')
     expect(await exited).toBe(0)
-    expect(out).toBe(`done on ${other.name} attempt 2\n`)
+    expect(t.out()).toBe(`done on ${other.name} attempt 2\n`)
   })
 })
