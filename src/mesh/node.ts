@@ -14,6 +14,7 @@ import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { DHT_PROTOCOL, HEARTBEAT_MAX_BYTES, RPC_MAX_FRAME_BYTES } from '../../proto/index.ts'
+import { guardSwarmKeyCipher } from './pnet-guard.ts'
 
 export interface MeshServices {
   identify: Identify
@@ -41,6 +42,7 @@ export interface NodeOptions {
 const DIAL_TIMEOUT_MS = 6_000
 
 export async function createMeshNode (opts: NodeOptions): Promise<MeshLibp2p> {
+  if (opts.psk !== null) guardSwarmKeyCipher()
   return await createLibp2p<MeshServices>({
     start: false,
     privateKey: opts.privateKey,
