@@ -1,0 +1,166 @@
+/**
+ * The gossip side of membership, on the cluster's heartbeat topic: this node's heartbeats (incarnation, sequence,
+ * state, load, version), its suspicion and death notices, and what it makes of everyone else's. A notice about this
+ * node is refuted by raising the incarnation and sending a heartbeat at once.
+ */
+import type { Logger } from 'pino'
+import {
+  HEARTBEAT_MAX_BYTES, decode, encode, heartbeatTopic, membershipMessage,
+  type Heartbeat, type MembershipMessage, type Notice
+} from '../../proto/index.ts'
+import type { LoadReport, NodeId, SelfState } from '../interface/index.ts'
+import type { GossipVerdict } from '../mesh/index.ts'
+import { repeat } from '../util/index.ts'
+import { HEARTBEAT_JITTER } from './constants.ts'
+import type { FailureDetector, Transition } from './detector.ts'
+import type { MembershipMetrics } from './membership-metrics.ts'
+import type { MembershipMesh } from './types.ts'
+
+export interface HeartbeatsComponents {
+  mesh: Pick<MembershipMesh, 'peerId' | 'subscribe' | 'publish' | 'isConnected' | 'learn'>
+  logger: Logger
+  detector: FailureDetector
+  metrics: MembershipMetrics
+  health: { raise: (why: string) => void }
+  load: () => LoadReport
+  /** Told every state change a message caused. */
+  announce: (t: Transition) => void
+}
+
+export interface HeartbeatsInit {
+  cluster: string
+  name: string
+  version: string
+  heartbeatIntervalMs: number
+}
+
+export class Heartbeats {
+  private readonly log: Logger
+  private readonly topic: string
+  private inc = Math.floor(Date.now() / 1000)
+  private seq = 0
+  private state: SelfState = 'alive'
+  private lastSentAt = 0
+  private running = false
+  private loop?: { stop: () => void }
+
+  constructor (private readonly components: HeartbeatsComponents, private readonly init: HeartbeatsInit) {
+    this.log = components.logger
+    this.topic = heartbeatTopic(init.cluster)
+    components.mesh.subscribe(this.topic, (data, from) => { this.onMessage(data, from) }, (data, from) => this.validate(data, from))
+  }
+
+  /** This node's incarnation: starts at the process's start time in seconds, raised to refute. */
+  get incarnation (): number { return this.inc }
+  get selfState (): SelfState { return this.state }
+  /** When this node last published a heartbeat (epoch ms; 0 before the first). */
+  get lastSent (): number { return this.lastSentAt }
+
+  start (): void {
+    this.running = true
+    this.loop = repeat(async () => { await this.send() }, this.init.heartbeatIntervalMs, err => { this.log.error({ err }, 'membership loop failed') }, { jitter: HEARTBEAT_JITTER, immediate: true })
+  }
+
+  stop (): void {
+    this.running = false
+    this.loop?.stop()
+  }
+
+  /** Gossips `left` once (after stop), so peers do not wait for a timeout. */
+  async announceLeave (): Promise<void> {
+    await this.publish(this.heartbeat('left'))
+  }
+
+  /** This node's own state in its heartbeats: draining keeps it alive but takes no new work. */
+  setSelfState (state: SelfState): void {
+    if (this.state === state) return
+    this.state = state
+    if (this.running) void this.send().catch(() => {})
+  }
+
+  /** Gossips "I suspect X" or "X is dead" at X's incarnation; a failure is logged here. */
+  async notify (kind: Notice['kind'], t: Transition): Promise<void> {
+    try {
+      await this.publish({ t: 'notice', kind, id: t.id, inc: t.incarnation, by: this.components.mesh.peerId })
+    } catch (err) {
+      this.log.warn({ err, kind, peer: t.id }, 'could not gossip notice')
+    }
+  }
+
+  private heartbeat (state: Heartbeat['state'] = this.state): Heartbeat {
+    return {
+      t: 'hb',
+      id: this.components.mesh.peerId,
+      name: this.init.name,
+      inc: this.inc,
+      seq: ++this.seq,
+      state,
+      load: this.components.load(),
+      ver: this.init.version,
+      ts: Date.now()
+    }
+  }
+
+  private async send (): Promise<void> {
+    if (!this.running) return
+    await this.publish(this.heartbeat())
+    this.lastSentAt = Date.now()
+    this.components.metrics.heartbeatsSent.inc()
+  }
+
+  private async publish (msg: MembershipMessage): Promise<void> {
+    await this.components.mesh.publish(this.topic, encode(msg))
+  }
+
+  /**
+   * Heartbeats and notices travel through other members (the mesh relays them), so their author is taken on trust
+   * among members (the swarm key is the boundary): a stale heartbeat changes nothing (incarnation and sequence), and
+   * a false suspicion or death notice is refuted by its subject, which raises its incarnation.
+   */
+  private validate (data: Uint8Array, _from: NodeId): GossipVerdict {
+    const invalid = this.components.metrics.invalid
+    if (data.byteLength > HEARTBEAT_MAX_BYTES) { invalid.inc(); return 'reject' }
+    let msg: unknown
+    try { msg = decode(data) } catch { invalid.inc(); return 'reject' }
+    if (!membershipMessage.check(msg)) { invalid.inc(); return 'reject' }
+    return 'accept'
+  }
+
+  private onMessage (data: Uint8Array, from: NodeId): void {
+    const msg = decode(data) as MembershipMessage // validated by validate() before delivery
+    if (msg.t === 'hb') { this.onHeartbeat(msg); return }
+    this.onNotice(msg, from)
+  }
+
+  private onHeartbeat (hb: Heartbeat): void {
+    const { mesh, detector } = this.components
+    this.components.metrics.heartbeatsReceived.inc()
+    const t = detector.onHeartbeat(hb)
+    if (t !== undefined) this.components.announce(t)
+    if (hb.state === 'left') mesh.learn(hb.id, [], { left: true })
+    else if (!mesh.isConnected(hb.id)) mesh.learn(hb.id)
+  }
+
+  private onNotice (n: Notice, from: NodeId): void {
+    const { detector, metrics } = this.components
+    const r = detector.onNotice(n)
+    if (r === 'refute') { this.refute(n, from); return }
+    if (r === undefined) return
+    // no probe of our own: the subject refutes if it is alive (one heartbeat reaches everyone), else the suspicion
+    // timeout decides; a probe from every receiver would multiply the load by the cluster's size just when a node is
+    // slow, and turn one late heartbeat into a storm
+    if (r.to === 'suspect') metrics.suspicions.inc({ source: 'notice' })
+    if (r.to === 'dead') metrics.deaths.inc({ source: 'notice' })
+    this.components.announce(r)
+  }
+
+  private refute (n: Notice, from: NodeId): void {
+    if (n.inc < this.inc) return // already refuted
+    this.inc = Math.max(this.inc, n.inc) + 1
+    this.components.metrics.refutations.inc()
+    // being suspected is a hint that this node is slow (Lifeguard)
+    this.components.health.raise(`suspected by ${n.by}`)
+    this.log.warn({ kind: n.kind, by: n.by, via: from, incarnation: this.inc }, 'refuting a notice about this node')
+    void this.send().catch(err => { this.log.warn({ err }, 'refutation heartbeat failed') })
+  }
+}
