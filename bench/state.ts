@@ -16,7 +16,6 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
 import { Registry } from 'prom-client'
-import * as Y from 'yjs'
 import type { Mesh } from '../src/mesh/index.ts'
 import { StateStore } from '../src/state/index.ts'
 import { metricValue } from '../tests/helpers/rogue.ts'
@@ -112,7 +111,7 @@ async function churn (): Promise<{ writes: number, keys: number, docBytes: numbe
     await s.maintain()
     const seconds = (performance.now() - t0) / 1000
     const live = [...s.entries('sessions').values()].reduce((n, e) => n + Buffer.byteLength(JSON.stringify({ k: e.key, v: e.value, h: e.stamp })), 0)
-    const docBytes = Y.encodeStateAsUpdate((s as unknown as { own: { doc: Y.Doc } }).own.doc).byteLength
+    const docBytes = s.ownDocumentBytes()
     const rssMB = rssBytes(process.pid) / 1048576
     return { writes: CHURN, keys, docBytes, liveBytes: live, rssMB, seconds, generations: s.stats().ownGeneration }
   } finally {

@@ -7,7 +7,8 @@ import {
   type RegistryValue, type SessionValue
 } from '../../proto/index.ts'
 import { ConflictError, InvalidArgumentError, NotFoundError, TooLargeError, type NodeId } from '../interface/index.ts'
-import type { StateStore, StoredEntry } from './store.ts'
+import type { StoredEntry } from './merged-view.ts'
+import type { StateStore } from './store.ts'
 
 export const SESSION_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,255}$/
 

@@ -64,6 +64,9 @@ export class WriterDoc {
   }
 }
 
+/** An update with nothing in it: sent as a nudge, it makes the peer catch up. */
+export const EMPTY_UPDATE = Y.encodeStateAsUpdate(new Y.Doc())
+
 /** An update with nothing in it (no structs, empty delete set) encodes to these two bytes. */
 export function isEmptyUpdate (u: Uint8Array): boolean {
   return u.byteLength <= 2 && u.every(b => b === 0)

@@ -1,0 +1,154 @@
+/**
+ * Every writer's documents this node holds: for each writer its current generation and, while the new one may still
+ * be incomplete here, the previous one. It applies an update at its generation (starting, replacing or ignoring a
+ * generation as the update says) and tells the store about every changed key and every local update through hooks.
+ * It must not talk to peers, write files or decide what to collect: those are the replication, persistence and
+ * maintenance parts.
+ */
+import type { Logger } from 'pino'
+import * as Y from 'yjs'
+import { COLLECTIONS, type CollectionName } from '../../proto/index.ts'
+import type { NodeId } from '../interface/index.ts'
+import type { LogLimiter } from '../util/index.ts'
+import type { StateMetrics } from './metrics.ts'
+import type { DocRecord } from './persistence.ts'
+import { ORIGIN_LOAD, ORIGIN_LOCAL, WriterDoc, isEmptyUpdate, type Origin } from './writer-doc.ts'
+
+export interface Slot {
+  current: WriterDoc
+  /** the previous generation, read as a fallback until the new one is known to be complete */
+  previous?: WriterDoc
+}
+
+export interface WriterSetHooks {
+  /** A key changed in a collection of one of the documents (whatever the origin). */
+  change: (doc: WriterDoc, collection: CollectionName, key: string, origin: Origin) => void
+  /** This node's own document produced an update from a local write. */
+  localUpdate: (update: Uint8Array, gen: number) => void
+}
+
+export interface WriterSetComponents {
+  selfId: NodeId
+  log: Logger
+  limiter: LogLimiter
+  metrics: Pick<StateMetrics, 'applied' | 'rejected'>
+  hooks: WriterSetHooks
+}
+
+/** Encoding every document is not free: the summed size is recomputed at most this often. */
+const DOCUMENT_BYTES_CACHE_MS = 5_000
+
+export class WriterSet {
+  private readonly slots = new Map<NodeId, Slot>()
+  private docBytesCache = { at: 0, bytes: 0 }
+
+  constructor (private readonly c: WriterSetComponents) {
+    this.slots.set(c.selfId, { current: this.newDoc(c.selfId, 0) })
+  }
+
+  /** This node's own document (current generation). */
+  get own (): WriterDoc {
+    return (this.slots.get(this.c.selfId) as Slot).current
+  }
+
+  get size (): number {
+    return this.slots.size
+  }
+
+  get (writer: NodeId): Slot | undefined {
+    return this.slots.get(writer)
+  }
+
+  has (writer: NodeId): boolean {
+    return this.slots.has(writer)
+  }
+
+  [Symbol.iterator] (): IterableIterator<[NodeId, Slot]> {
+    return this.slots.entries()
+  }
+
+  ids (): NodeId[] {
+    return [...this.slots.keys()]
+  }
+
+  /** A fresh document for a writer's generation, observed for changes (and, for this node's own, local updates). */
+  newDoc (writer: NodeId, gen: number): WriterDoc {
+    const d = new WriterDoc(writer, gen)
+    for (const c of COLLECTIONS) {
+      d.map(c).observe(event => {
+        const origin = event.transaction.origin as Origin
+        for (const key of event.keysChanged) this.c.hooks.change(d, c, key, origin)
+      })
+    }
+    if (writer === this.c.selfId) {
+      d.doc.on('update', (u: Uint8Array, origin: unknown) => {
+        if (origin !== ORIGIN_LOCAL) return
+        this.c.hooks.localUpdate(u, d.gen)
+      })
+    }
+    return d
+  }
+
+  /** Applies one writer update at its generation; returns true when the replica needs a catch-up. */
+  apply (rec: DocRecord, origin: Origin): boolean {
+    let slot = this.slots.get(rec.w)
+    if (slot === undefined) {
+      slot = { current: this.newDoc(rec.w, rec.g) }
+      this.slots.set(rec.w, slot)
+    } else if (rec.g > slot.current.gen) {
+      slot.previous = origin === ORIGIN_LOAD ? undefined : slot.current
+      if (origin === ORIGIN_LOAD) slot.current.doc.destroy()
+      slot.current = this.newDoc(rec.w, rec.g)
+    } else if (rec.g < slot.current.gen) {
+      return false
+    }
+    try {
+      slot.current.apply(rec.u, origin)
+    } catch (err) {
+      this.c.metrics.rejected.inc({ reason: 'apply-failed' })
+      if (this.c.limiter.allow(`apply:${rec.w}`)) this.c.log.warn({ writer: rec.w, err }, 'a state update failed to apply; catching up instead')
+      return true
+    }
+    if (origin === ORIGIN_LOAD) this.c.metrics.applied.inc({ source: 'load' })
+    return slot.previous !== undefined || isEmptyUpdate(rec.u) || slot.current.incomplete()
+  }
+
+  /** A peer holding generation `gen` of the writer gave us everything it has: once complete, the previous one goes. */
+  completeGeneration (writer: NodeId, gen: number): void {
+    const slot = this.slots.get(writer)
+    if (slot?.previous !== undefined && slot.current.gen === gen && !slot.current.incomplete()) {
+      slot.previous.doc.destroy()
+      slot.previous = undefined
+    }
+  }
+
+  /** Makes `next` (a new generation from `newDoc`) this node's own document. */
+  replaceOwn (next: WriterDoc): void {
+    (this.slots.get(this.c.selfId) as Slot).current = next
+  }
+
+  /** Drops a writer's documents (never this node's); false if there were none. */
+  drop (writer: NodeId): boolean {
+    if (writer === this.c.selfId || !this.slots.has(writer)) return false
+    const slot = this.slots.get(writer) as Slot
+    this.slots.delete(writer)
+    for (const doc of [slot.current, slot.previous]) doc?.doc.destroy()
+    return true
+  }
+
+  /** Every document's full state, current generations only (what a snapshot holds). */
+  records (): DocRecord[] {
+    return [...this.slots.entries()].map(([w, s]) => ({ w, g: s.current.gen, u: s.current.encode() }))
+  }
+
+  /** Sum of the encoded sizes of every document held (cached for a few seconds). */
+  documentBytes (): number {
+    const now = Date.now()
+    if (now - this.docBytesCache.at > DOCUMENT_BYTES_CACHE_MS) {
+      let bytes = 0
+      for (const slot of this.slots.values()) bytes += Y.encodeStateAsUpdate(slot.current.doc).byteLength
+      this.docBytesCache = { at: now, bytes }
+    }
+    return this.docBytesCache.bytes
+  }
+}

@@ -1,0 +1,401 @@
+/**
+ * The state store with stub components and no network: nodes wired through an in-memory RPC (requests answered by
+ * the other node's handler, notifications delivered on the next turn of the event loop), so catch-up, pushes,
+ * merged reads and collection are exercised in milliseconds. Tests assert what users rely on (what a node reads),
+ * plus the metrics operators watch.
+ */
+import { EventEmitter } from 'node:events'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import { Registry } from 'prom-client'
+import { afterEach, describe, expect, it } from 'vitest'
+import * as Y from 'yjs'
+import { StatePush, type MethodDef, type SyncResponse } from '../../proto/index.ts'
+import { UnavailableError, type NodeId } from '../../src/interface/index.ts'
+import { StateStore, type StateInit, type StateMesh, type StateRpc } from '../../src/state/index.ts'
+import { waitFor } from '../helpers/cluster.ts'
+
+type Handler = (req: unknown) => unknown
+type NotifyHandler = (data: unknown, peer: NodeId) => void
+
+/** An in-memory network: which nodes are connected, and the RPC between them. */
+class StubNet {
+  readonly meshes = new Map<NodeId, StubMesh>()
+  private readonly links = new Set<string>()
+
+  mesh (id: NodeId): StubMesh {
+    const m = new StubMesh(id, this)
+    this.meshes.set(id, m)
+    return m
+  }
+
+  connect (a: NodeId, b: NodeId): void {
+    this.links.add([a, b].sort().join('|'))
+    this.meshes.get(a)?.emit('peer:connect', b)
+    this.meshes.get(b)?.emit('peer:connect', a)
+  }
+
+  connected (a: NodeId, b: NodeId): boolean {
+    return this.links.has([a, b].sort().join('|'))
+  }
+
+  peersOf (id: NodeId): NodeId[] {
+    return [...this.meshes.keys()].filter(p => p !== id && this.connected(id, p))
+  }
+}
+
+class StubMesh extends EventEmitter<{ 'peer:connect': [NodeId] }> implements StateMesh {
+  readonly handlers = new Map<string, Handler>()
+  readonly notifyHandlers = new Map<string, NotifyHandler>()
+  /** Peers whose stream from this node is full: notifications to them are not sent. */
+  readonly full = new Set<NodeId>()
+  readonly rpc: StateRpc
+
+  constructor (readonly peerId: NodeId, private readonly net: StubNet) {
+    super()
+    const target = (peer: NodeId): StubMesh => {
+      const m = net.meshes.get(peer)
+      if (m === undefined || !net.connected(peerId, peer)) throw new UnavailableError(`${peer} is not connected`)
+      return m
+    }
+    this.rpc = {
+      handle: (method, fn) => { this.handlers.set(method.name, fn as Handler) },
+      onNotify: (method, fn) => { this.notifyHandlers.set(method.name, fn as NotifyHandler) },
+      notify: (peer, method, data) => {
+        if (!net.connected(peerId, peer) || this.full.has(peer)) return false
+        const copy = structuredClone(data)
+        setImmediate(() => { target(peer).deliver(method, copy, peerId) })
+        return true
+      },
+      request: async (peer, method, data) => {
+        const handler = target(peer).handlers.get(method.name)
+        if (handler === undefined) throw new UnavailableError(`${peer} does not serve ${method.name}`)
+        await new Promise(resolve => setImmediate(resolve))
+        return structuredClone(await handler(structuredClone(data))) as never
+      },
+      hasChannel: peer => net.connected(peerId, peer) && !this.full.has(peer),
+      ensureChannel: async () => {}
+    }
+  }
+
+  connections (): NodeId[] {
+    return this.net.peersOf(this.peerId)
+  }
+
+  /** A notification arrives from `from` (the stub's stand-in for an authenticated stream). */
+  deliver (method: MethodDef, data: unknown, from: NodeId): void {
+    this.notifyHandlers.get(method.name)?.(data, from)
+  }
+}
+
+const dirs: string[] = []
+const stores: StateStore[] = []
+
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.stop()
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+interface Node { store: StateStore, mesh: StubMesh, registry: Registry }
+
+function node (net: StubNet, id: NodeId, init: Partial<StateInit> = {}): Node {
+  const dataDir = mkdtempSync(join(tmpdir(), 'grid-state-store-'))
+  dirs.push(dataDir)
+  const mesh = net.mesh(id)
+  const registry = new Registry()
+  const store = new StateStore({ mesh, logger: pino({ level: 'silent' }), registry }, { cluster: 'grid', dataDir, ...init })
+  store.load()
+  stores.push(store)
+  return { store, mesh, registry }
+}
+
+async function counter (registry: Registry, name: string, labels: Record<string, string>): Promise<number> {
+  const metric = await registry.getSingleMetric(name)?.get()
+  const v = metric?.values.find(x => Object.entries(labels).every(([k, l]) => x.labels[k] === l))
+  return v?.value ?? 0
+}
+
+/** A Yjs update that writes one plain entry into a collection, as some writer's document would. */
+function entryUpdate (collection: string, key: string, v: unknown): Uint8Array {
+  const d = new Y.Doc()
+  d.getMap(collection).set(key, { v, h: [Date.now(), 0] })
+  return Y.encodeStateAsUpdate(d)
+}
+
+describe('state store - catch-up', () => {
+  it('gives each of two nodes what the other wrote while they were apart', async () => {
+    const net = new StubNet()
+    const a = node(net, 'node-a').store
+    const b = node(net, 'node-b').store
+    a.set('sessions', 's-a', { from: 'a' })
+    b.set('sessions', 's-b', { from: 'b' })
+    b.set('tasks', 't-1', { status: 'running' })
+    net.connect('node-a', 'node-b')
+    await b.syncFrom('node-a')
+    await a.syncFrom('node-b')
+    for (const s of [a, b]) {
+      expect(s.lookup('sessions', 's-a')?.value).toEqual({ from: 'a' })
+      expect(s.lookup('sessions', 's-b')?.value).toEqual({ from: 'b' })
+      expect(s.lookup('tasks', 't-1')?.writer).toBe('node-b')
+      expect(s.writers().sort()).toEqual(['node-a', 'node-b'])
+    }
+  })
+
+  it('catches up with a peer as soon as it connects', async () => {
+    const net = new StubNet()
+    const a = node(net, 'node-a').store
+    const b = node(net, 'node-b').store
+    await a.start()
+    await b.start()
+    for (let i = 0; i < 50; i++) a.set('sessions', `s-${i}`, { i })
+    await a.flush()
+    expect(b.lookup('sessions', 's-0')).toBeUndefined()
+    net.connect('node-a', 'node-b')
+    await waitFor('node-b to hold every session node-a wrote', () => b.entries('sessions').size === 50, { timeoutMs: 5_000, intervalMs: 10 })
+  })
+
+  it('answers a peer in bounded parts and says when there is more', async () => {
+    const net = new StubNet()
+    const a = node(net, 'node-a')
+    const b = node(net, 'node-b').store
+    const blob = 'x'.repeat(2048)
+    a.store.set('sessions', 'big-a', blob)
+    b.set('sessions', 'big-b', blob)
+    net.connect('node-a', 'node-b')
+    await a.store.syncFrom('node-b')
+    const serve = a.mesh.handlers.get('state.sync') as Handler
+    const first = await serve({ docs: {}, maxBytes: 1024 }) as SyncResponse
+    expect(first.updates).toHaveLength(1)
+    expect(first.more).toBe(true)
+    expect(Object.keys(first.gens).sort()).toEqual(['node-a', 'node-b'])
+    // asking again with what it got: the rest, and no more
+    const got = first.updates[0] as SyncResponse['updates'][number]
+    const d = new Y.Doc()
+    Y.applyUpdate(d, got.u)
+    const second = await serve({ docs: { [got.w]: { g: got.g, sv: Y.encodeStateVector(d) } }, maxBytes: 1024 }) as SyncResponse
+    expect(second.updates.map(u => u.w)).toEqual(['node-a', 'node-b'].filter(w => w !== got.w))
+    expect(second.more).toBe(false)
+  })
+})
+
+describe('state store - replication', () => {
+  it('pushes a local write to every connected peer', async () => {
+    const net = new StubNet()
+    const nodes = ['node-a', 'node-b', 'node-c'].map(id => node(net, id, { antiEntropyIntervalMs: 60_000 }))
+    const [a, b, c] = nodes.map(n => n.store) as [StateStore, StateStore, StateStore]
+    for (const s of [a, b, c]) await s.start()
+    net.connect('node-a', 'node-b')
+    net.connect('node-a', 'node-c')
+    for (const n of nodes.slice(1)) await waitFor('the catch-up on connection', async () => await counter(n.registry, 'grid_state_syncs_total', { outcome: 'ok' }) > 0, { timeoutMs: 5_000, intervalMs: 10 })
+    a.set('sessions', 'pushed', { n: 1 })
+    await waitFor('every peer to read the write', () => b.lookup('sessions', 'pushed') !== undefined && c.lookup('sessions', 'pushed') !== undefined, { timeoutMs: 5_000, intervalMs: 5 })
+    a.set('sessions', 'pushed', { n: 2 })
+    await waitFor('every peer to read the overwrite', () => (b.lookup('sessions', 'pushed')?.value as { n: number }).n === 2 && (c.lookup('sessions', 'pushed')?.value as { n: number }).n === 2, { timeoutMs: 5_000, intervalMs: 5 })
+    // one copy per peer per batch, and nothing skipped
+    expect(await counter((nodes[0] as Node).registry, 'grid_state_pushes_total', { outcome: 'sent' })).toBe(4)
+    expect(await counter((nodes[0] as Node).registry, 'grid_state_pushes_total', { outcome: 'skipped' })).toBe(0)
+  })
+
+  it('nudges a peer that missed a push, and the peer catches up', async () => {
+    const net = new StubNet()
+    const a = node(net, 'node-a', { antiEntropyIntervalMs: 60_000 })
+    const bNode = node(net, 'node-b', { antiEntropyIntervalMs: 60_000 })
+    const b = bNode.store
+    await a.store.start()
+    await b.start()
+    net.connect('node-a', 'node-b')
+    // both catch-ups on connection are over: from here on, only a push or a nudge brings node-b new writes
+    for (const n of [a, bNode]) await waitFor('the catch-up on connection', async () => await counter(n.registry, 'grid_state_syncs_total', { outcome: 'ok' }) > 0, { timeoutMs: 5_000, intervalMs: 10 })
+    a.mesh.full.add('node-b')
+    a.store.set('sessions', 'missed', { n: 1 })
+    await a.store.flush()
+    expect(await counter(a.registry, 'grid_state_pushes_total', { outcome: 'skipped' })).toBeGreaterThan(0)
+    a.mesh.full.delete('node-b')
+    await waitFor('node-b to read the write it missed', () => b.lookup('sessions', 'missed') !== undefined, { timeoutMs: 3_000, intervalMs: 10 })
+    expect(await counter(a.registry, 'grid_state_pushes_total', { outcome: 'nudged' })).toBeGreaterThan(0)
+  })
+
+  it('drops an update pushed by a peer that is not its writer, and one that does not decode', async () => {
+    const net = new StubNet()
+    const b = node(net, 'node-b')
+    node(net, 'node-a')
+    net.connect('node-a', 'node-b')
+    b.mesh.deliver(StatePush, { w: 'node-c', g: 0, u: entryUpdate('sessions', 'forged', 1) }, 'node-a')
+    b.mesh.deliver(StatePush, { w: 'node-a', g: 0, u: new Uint8Array([1, 2, 3, 250]) }, 'node-a')
+    expect(b.store.lookup('sessions', 'forged')).toBeUndefined()
+    expect(b.store.writers()).toEqual(['node-b'])
+    expect(await counter(b.registry, 'grid_state_updates_rejected_total', { reason: 'not-writer' })).toBe(1)
+    expect(await counter(b.registry, 'grid_state_updates_rejected_total', { reason: 'bad-update' })).toBe(1)
+    // the peer's own, well-formed update still goes in
+    b.mesh.deliver(StatePush, { w: 'node-a', g: 0, u: entryUpdate('sessions', 'fine', 1) }, 'node-a')
+    expect(b.store.lookup('sessions', 'fine')?.writer).toBe('node-a')
+  })
+})
+
+describe('state store - merged reads', () => {
+  it('reads the newest write of a key whoever wrote it, and a deletion by another writer hides it', async () => {
+    const net = new StubNet()
+    const a = node(net, 'node-a').store
+    const b = node(net, 'node-b').store
+    net.connect('node-a', 'node-b')
+    a.set('sessions', 'k', 'first')
+    await b.syncFrom('node-a')
+    b.set('sessions', 'k', 'second')
+    await a.syncFrom('node-b')
+    expect(a.lookup('sessions', 'k')).toMatchObject({ value: 'second', writer: 'node-b' })
+    expect(a.entries('sessions').get('k')?.value).toBe('second')
+    expect(a.delete('sessions', 'k')).toBe(true)
+    await b.syncFrom('node-a')
+    expect(b.lookup('sessions', 'k')).toBeUndefined()
+    expect(b.entries('sessions').has('k')).toBe(false)
+    expect(b.delete('sessions', 'never-written')).toBe(false)
+  })
+
+  it('gives every writer\'s part of a record, and a writer\'s own entry on request', async () => {
+    const net = new StubNet()
+    const a = node(net, 'node-a').store
+    const b = node(net, 'node-b').store
+    net.connect('node-a', 'node-b')
+    a.set('tasks', 't-1', { origin: true })
+    b.set('tasks', 't-1', { executor: true })
+    b.set('tasks', 't-2', { executor: true })
+    await a.syncFrom('node-b')
+    expect(a.lookupAll('tasks', 't-1').map(e => [e.writer, e.value]).sort()).toEqual([['node-a', { origin: true }], ['node-b', { executor: true }]])
+    const groups = a.groupAll('tasks')
+    expect([...groups.keys()].sort()).toEqual(['t-1', 't-2'])
+    expect(groups.get('t-1')).toHaveLength(2)
+    expect(a.entryOf('node-b', 'tasks', 't-1')?.value).toEqual({ executor: true })
+    expect(a.entryOf('node-a', 'tasks', 't-2')).toBeUndefined()
+  })
+})
+
+describe('state store - collection', () => {
+  it('hides an expired entry at once, and its writer removes it so a newcomer never gets it', async () => {
+    const net = new StubNet()
+    const a = node(net, 'node-a').store
+    a.set('sessions', 'short', 'v', { ttlMs: 30 })
+    a.set('sessions', 'long', 'v')
+    expect(a.lookup('sessions', 'short')?.expiresAt).toBeGreaterThan(Date.now())
+    await waitFor('the entry to expire', () => a.lookup('sessions', 'short') === undefined, { timeoutMs: 2_000, intervalMs: 5 })
+    expect(a.entries('sessions').has('short')).toBe(false)
+    await a.maintain()
+    const c = node(net, 'node-c').store
+    net.connect('node-a', 'node-c')
+    await c.syncFrom('node-a')
+    // read as of long ago: an entry merely hidden by expiry would show
+    expect(c.lookup('sessions', 'short', 0)).toBeUndefined()
+    expect(c.lookup('sessions', 'long')?.value).toBe('v')
+  })
+
+  it('removes the entries a registered collector lets go, on every node', async () => {
+    const net = new StubNet()
+    const a = node(net, 'node-a').store
+    const b = node(net, 'node-b').store
+    net.connect('node-a', 'node-b')
+    a.setCollector('tasks', (key, e) => key.startsWith('done-') && (e.v as { status: string }).status === 'done')
+    a.set('tasks', 'done-1', { status: 'done' })
+    a.set('tasks', 'live-1', { status: 'running' })
+    await b.syncFrom('node-a')
+    expect(b.lookup('tasks', 'done-1')).toBeDefined()
+    await a.maintain()
+    await b.syncFrom('node-a')
+    for (const s of [a, b]) {
+      expect(s.lookup('tasks', 'done-1')).toBeUndefined()
+      expect(s.lookup('tasks', 'live-1')?.value).toEqual({ status: 'running' })
+    }
+  })
+
+  it('lets its own entry go once a newer one elsewhere shadows it, and still reads the newer one', async () => {
+    const net = new StubNet()
+    const a = node(net, 'node-a').store
+    const b = node(net, 'node-b').store
+    net.connect('node-a', 'node-b')
+    a.set('sessions', 'k', 'old')
+    await b.syncFrom('node-a')
+    b.set('sessions', 'k', 'new')
+    await a.syncFrom('node-b')
+    const before = a.stats().ownEntries
+    await a.maintain()
+    expect(a.stats().ownEntries).toBe(before - 1)
+    expect(a.lookup('sessions', 'k')).toMatchObject({ value: 'new', writer: 'node-b' })
+  })
+
+  it('keeps its own entry when it writes the key again after a newer one elsewhere shadowed it', async () => {
+    const net = new StubNet()
+    const a = node(net, 'node-a').store
+    const b = node(net, 'node-b').store
+    net.connect('node-a', 'node-b')
+    a.set('sessions', 'k', 'first')
+    await b.syncFrom('node-a')
+    b.set('sessions', 'k', 'second')
+    // node-a now holds node-b's newer entry: its own is shadowed, until it writes the key again
+    await a.syncFrom('node-b')
+    a.set('sessions', 'k', 'third')
+    await a.maintain()
+    await b.syncFrom('node-a')
+    for (const s of [a, b]) expect(s.lookup('sessions', 'k')).toMatchObject({ value: 'third', writer: 'node-a' })
+    // and a later round, with nothing newer elsewhere, keeps it too
+    await a.maintain()
+    await b.syncFrom('node-a')
+    for (const s of [a, b]) expect(s.lookup('sessions', 'k')).toMatchObject({ value: 'third', writer: 'node-a' })
+  })
+
+  it('keeps its own shadowed entry when the newer one is gone by the time it collects', async () => {
+    const net = new StubNet()
+    const a = node(net, 'node-a').store
+    const b = node(net, 'node-b').store
+    net.connect('node-a', 'node-b')
+    a.set('sessions', 'k', 'mine')
+    await b.syncFrom('node-a')
+    b.set('sessions', 'k', 'theirs')
+    await a.syncFrom('node-b')
+    expect(a.lookup('sessions', 'k')?.value).toBe('theirs')
+    // node-b is forgotten before node-a's next round: nothing newer exists any more, so node-a's entry must stay
+    expect(a.dropWriter('node-b')).toBe(true)
+    await a.maintain()
+    expect(a.lookup('sessions', 'k')).toMatchObject({ value: 'mine', writer: 'node-a' })
+  })
+
+  it('starts a new generation that peers read the same as the old one', async () => {
+    const net = new StubNet()
+    const a = node(net, 'node-a').store
+    const b = node(net, 'node-b').store
+    net.connect('node-a', 'node-b')
+    for (let i = 0; i < 2_000; i++) a.set('sessions', `s-${i % 100}`, { i })
+    a.delete('sessions', 's-7')
+    await b.syncFrom('node-a')
+    await a.regenerate()
+    expect(a.stats().ownGeneration).toBe(1)
+    a.set('sessions', 'after', 1)
+    await b.syncFrom('node-a')
+    const read = (s: StateStore): Array<[string, unknown]> => [...s.entries('sessions')].map(([k, e]) => [k, e.value] as [string, unknown]).sort()
+    expect(read(b)).toEqual(read(a))
+    expect(b.lookup('sessions', 's-7')).toBeUndefined()
+    expect(b.lookup('sessions', 'after')?.value).toBe(1)
+    expect(b.entries('sessions').size).toBe(100)
+  })
+
+  it('drops the documents of a forgotten node on every node', async () => {
+    const net = new StubNet()
+    const a = node(net, 'node-a').store
+    const b = node(net, 'node-b').store
+    const c = node(net, 'node-c').store
+    net.connect('node-a', 'node-b')
+    net.connect('node-a', 'node-c')
+    c.set('registry', 'node-c', { name: 'c' })
+    c.set('sessions', 'from-c', 1)
+    await a.syncFrom('node-c')
+    await b.syncFrom('node-a')
+    expect(b.writers().sort()).toEqual(['node-a', 'node-b', 'node-c'])
+    const dropped: NodeId[] = []
+    b.on('writer:dropped', id => { dropped.push(id) })
+    a.set('forgotten', 'node-c', { at: Date.now(), by: 'node-a' })
+    await b.syncFrom('node-a')
+    await waitFor('node-b to drop node-c\'s documents', () => !b.writers().includes('node-c'), { timeoutMs: 2_000, intervalMs: 5 })
+    expect(dropped).toEqual(['node-c'])
+    expect(b.lookup('sessions', 'from-c')).toBeUndefined()
+    expect(a.writers()).not.toContain('node-c')
+  })
+})
