@@ -1,10 +1,118 @@
 /**
  * executor: this machine's resources and the processes that run on it.
  *
- * Owns CPU slots, memory, GPUs (read with nvidia-smi), the admission queue, spawning in process groups, timeouts,
- * cancellation and bounded output capture. It must not know about peers or routing: tasks hands it admitted work.
+ * Owns CPU slots, memory, GPUs (read with nvidia-smi), the admission queue, spawning in process groups (through the
+ * spawner, for tasks and warm workers alike), timeouts, cancellation and bounded output capture. It must not know
+ * about peers or routing: tasks hands it admitted work.
  */
+import type { Logger } from 'pino'
+import type { ExecAspect } from '../../proto/index.ts'
+import type { GpuInfo, NodeId } from '../interface/index.ts'
+import type { TaskTypeConfig } from './job.ts'
+import type { ProcessHost } from './process-host.ts'
+
+export interface ExecutorInit {
+  nodeId: NodeId
+  nodeName: string
+  /** CPU slots to hand out (default: the number of CPUs) */
+  slots: number
+  /** memory to hand out, bytes */
+  memoryBytes: number
+  queueLimit: number
+  killGraceMs: number
+  /** output kept per task */
+  maxLogBytes: number
+  /** output kept for finished tasks, all together */
+  maxRetainedLogBytes: number
+  taskTypes: Record<string, TaskTypeConfig>
+  /** environment every task starts from */
+  baseEnv: NodeJS.ProcessEnv
+}
+
+export interface ExecutorComponents {
+  logger: Logger
+  /** the node's GPUs right now */
+  gpus: () => GpuInfo[]
+}
+
+export interface ExecutorEvents {
+  'task:state': [id: string, state: ExecAspect]
+}
+
+/** What the executor holds and has done, for the load report. */
+export interface ExecutorUsage { running: number, queued: number, freeSlots: number, freeGpus: number, freeMemoryBytes: number, done: number, failed: number }
+
+// ---- warm workers ----
+
+export interface WorkerTypeConfig {
+  command: string[]
+  env?: Record<string, string>
+  cwd?: string
+  cpus: number
+  gpus: number
+  memory: number
+  /** recycle a worker after this many requests (0: never) */
+  maxTasks: number
+  idleTimeoutMs: number
+  concurrency: number
+  /** most workers of this type without a session on this node */
+  maxWorkers: number
+}
+
+export interface WorkerPoolComponents {
+  logger: Logger
+  reserve: (need: { cpus: number, gpus: number, memory: number }) => { gpus: string[] } | undefined
+  unreserve: (held: { cpus: number, gpus: string[], memory: number }) => void
+  cannotEverHold: (need: { cpus: number, gpus: number, memory: number }) => string | undefined
+  /** the spawner to start workers through (the executor's `processes`); without it the pool runs one of its own */
+  processes?: ProcessHost
+}
+
+export interface WorkerPoolInit {
+  nodeId: NodeId
+  nodeName: string
+  types: Record<string, WorkerTypeConfig>
+  /** the environment workers start from (when the pool runs its own spawner) */
+  baseEnv: Record<string, string>
+  queueLimit: number
+  killGraceMs: number
+}
+
+export interface WorkerInfo {
+  type: string
+  session: string | null
+  pid: number
+  gpus: string[]
+  served: number
+  inflight: number
+  startedAt: number
+  lastUsedAt: number
+}
+
+export interface WorkerRequest {
+  type: string
+  session?: string
+  payload: unknown
+  timeoutMs: number
+  priority: number
+  /** times to send it again when its worker crashes under it */
+  retries: number
+}
+
+export interface WorkerPoolEvents {
+  'worker:state': [WorkerInfo & { running: boolean }]
+}
+
 export { LocalResources, type ResourcesInit, type Usage } from './resources.ts'
 export { queryGpus, parseGpuCsv, NVIDIA_SMI_QUERY } from './gpus.ts'
-export { Executor, exitCodeOf, type ExecTask, type ExecutorInit, type ExecutorComponents, type Watcher, type TaskTypeConfig } from './executor.ts'
-export { WorkerPool, type WorkerTypeConfig, type WorkerInfo, type WorkerRequest, type WorkerPoolInit } from './workers.ts'
+export { Executor } from './executor.ts'
+export { type ExecTask, type TaskTypeConfig } from './job.ts'
+export { type Watcher, type OutputFlow, TaskWatchers } from './watchers.ts'
+export { exitCodeOf, outcomeOf, parseResult, type OutcomeContext, type ProcessEnd, type StopReason } from './outcome.ts'
+export { ResourceLedger, type LedgerCapacity, type ResourceHold, type ResourceNeed } from './ledger.ts'
+export { AdmissionQueue, type Queued } from './admission-queue.ts'
+export { reapOrphans } from './reaper.ts'
+export { ProcessHost, Child, type ChildSpec, type ChildHandlers, type ProcessHostComponents, type ProcessHostEvents } from './process-host.ts'
+export { Spawner, spawnerMain, type SpawnRequest, type SpawnerRequest, type SpawnerEvent } from './spawner.ts'
+export { STDIN_HIGH_WATER_BYTES } from './constants.ts'
+export { WorkerPool } from './worker-pool.ts'

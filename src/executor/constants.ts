@@ -1,0 +1,25 @@
+/** How long after a spawner crash it is started again, doubling up to SPAWNER_RESTART_CAP_MS: a spawner that dies at
+ * once (out of memory, a broken node binary) must not be restarted in a tight loop. */
+export const SPAWNER_RESTART_BASE_MS = 100
+export const SPAWNER_RESTART_CAP_MS = 10_000
+/** A spawner that has lived this long after a restart is healthy again: the next crash waits the base time. */
+export const SPAWNER_RESTART_RESET_MS = 60_000
+
+/**
+ * Bytes written to a child's stdin that the spawner has not yet handed to the child. Above this, `write` answers
+ * false and the writer waits for `drain`: a child that does not read its stdin then holds up its writer, not the
+ * spawner's memory.
+ */
+export const STDIN_HIGH_WATER_BYTES = 64 * 1024
+
+/** Finished tasks kept for `logs` at most (besides their total log budget): bounds the executor's memory under churn. */
+export const RETAINED_TASKS_MAX = 10_000
+
+/** How long after a worker crash it is started again, doubling up to WORKER_RESTART_CAP_MS. */
+export const WORKER_RESTART_BASE_MS = 250
+export const WORKER_RESTART_CAP_MS = 30_000
+/** A retiring worker gets this long to exit by itself after its stdin closes, before TERM (then KILL after the
+ * kill grace period): a worker is asked to exit when stdin closes, and may need a moment to unload a model. */
+export const WORKER_EXIT_GRACE_MS = 2_000
+/** How soon a request waits to try again when no worker could be started (resources or the spawner busy). */
+export const WORKER_START_RETRY_MS = 200

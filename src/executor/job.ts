@@ -1,0 +1,94 @@
+/**
+ * A task as the executor holds it (a job): what to run, from its spec and the node's task types, and how it is going.
+ */
+import type { ExecAspect, TaskSpec } from '../../proto/index.ts'
+import { InvalidArgumentError, type NodeId } from '../interface/index.ts'
+import type { ResourceHold } from './ledger.ts'
+import type { StopReason } from './outcome.ts'
+import { OutputLog } from './output-log.ts'
+import type { Child } from './process-host.ts'
+import { TaskWatchers } from './watchers.ts'
+
+export interface TaskTypeConfig {
+  command: string[]
+  env?: Record<string, string>
+  cwd?: string
+}
+
+/** A task handed to the executor by the tasks module. */
+export interface ExecTask {
+  id: string
+  attempt: number
+  spec: TaskSpec
+  origin: NodeId
+  coordinator: NodeId
+}
+
+export interface Job {
+  task: ExecTask
+  /** the spec's, for the admission queue */
+  priority: number
+  argv: string[]
+  cwd: string | undefined
+  /** the task's additions to the base environment (the spawner holds the base) */
+  env: Record<string, string>
+  /** a typed task's payload (a JSON line) for its stdin */
+  input: string | undefined
+  typed: boolean
+  state: ExecAspect
+  log: OutputLog
+  watchers: TaskWatchers
+  /** what it holds, while it runs */
+  held?: ResourceHold
+  /** its process, once asked for */
+  child?: Child
+  timeout?: NodeJS.Timeout
+  kill?: NodeJS.Timeout
+  /** why the task is being stopped */
+  stopping?: StopReason
+}
+
+export interface JobContext {
+  nodeId: NodeId
+  nodeName: string
+  taskTypes: Record<string, TaskTypeConfig>
+  maxLogBytes: number
+}
+
+/** A new job for a task, pending: its command line, directory, environment and stdin. */
+export function prepareJob (task: ExecTask, ctx: JobContext): Job {
+  const spec = task.spec
+  let argv: string[]
+  let cwd = spec.cwd
+  let env: Record<string, string> = {}
+  let input: string | undefined
+  if (spec.type !== undefined) {
+    const t = ctx.taskTypes[spec.type] as TaskTypeConfig
+    argv = [...t.command, ...(spec.command ?? [])]
+    cwd ??= t.cwd
+    env = { ...t.env }
+    input = JSON.stringify(spec.payload ?? null) + '\n'
+  } else if (spec.command !== undefined) {
+    argv = spec.command
+  } else {
+    throw new InvalidArgumentError('task has neither a command nor a type')
+  }
+  const job: Job = {
+    task,
+    priority: spec.priority,
+    argv,
+    cwd,
+    env: { ...env, ...spec.env, GRID_TASK_ID: task.id, GRID_NODE_ID: ctx.nodeId, GRID_NODE_NAME: ctx.nodeName, GRID_ATTEMPT: String(task.attempt) },
+    input,
+    typed: spec.type !== undefined,
+    state: { attempt: task.attempt, node: ctx.nodeId, nodeName: ctx.nodeName, status: 'pending', queuedAt: Date.now() },
+    log: new OutputLog(ctx.maxLogBytes),
+    // the origin's backpressure pauses the process's output
+    watchers: new TaskWatchers({ pause: () => { job.child?.pause() }, resume: () => { job.child?.resume() } })
+  }
+  return job
+}
+
+export function isFinal (s: ExecAspect): boolean {
+  return s.status !== 'pending' && s.status !== 'running'
+}
