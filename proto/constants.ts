@@ -1,7 +1,11 @@
 /** Protocol ids, topic names and frame limits. Changing any of these breaks compatibility with running peers. */
 
-/** Request/response between two daemons: one long-lived multiplexed stream per peer pair. */
-export const RPC_PROTOCOL = '/grid/rpc/1.0.0'
+/**
+ * Request/response between two daemons: one long-lived multiplexed stream per peer pair. 2.0.0: frames travel as
+ * msgpack arrays of named fields' values (1.0.0 sent maps with one-letter keys); a 1.0.0 peer and a 2.0.0 peer do not
+ * negotiate a stream, and the node that tries says so in its log.
+ */
+export const RPC_PROTOCOL = '/grid/rpc/2.0.0'
 
 /** Our private Kademlia DHT: its own protocol id so it never joins (or answers) the public IPFS DHT. */
 export const DHT_PROTOCOL = '/grid/kad/1.0.0'

@@ -13,6 +13,8 @@ export const ERRORS = {
   INVALID_CONFIG: { status: 400, exit: 2 },
   /** The thing named does not exist (node, session, task). */
   NOT_FOUND: { status: 404, exit: 1 },
+  /** The endpoint exists but does not take this HTTP method (the answer's Allow header lists those it takes). */
+  METHOD_NOT_ALLOWED: { status: 405, exit: 2 },
   /** It exists already and the request would overwrite it. */
   CONFLICT: { status: 409, exit: 1 },
   /** A payload is larger than the documented limit. */
@@ -70,6 +72,7 @@ const ERROR_NAMES: Record<ErrorCode, string> = {
   INVALID_ARGUMENT: 'InvalidArgumentError',
   INVALID_CONFIG: 'InvalidConfigError',
   NOT_FOUND: 'NotFoundError',
+  METHOD_NOT_ALLOWED: 'MethodNotAllowedError',
   CONFLICT: 'ConflictError',
   TOO_LARGE: 'TooLargeError',
   UNSATISFIABLE: 'UnsatisfiableError',
@@ -107,25 +110,59 @@ export class SwarmKeyError extends GridError { constructor (m: string, o?: Optio
 export class CancelledError extends GridError { constructor (m: string, o?: Options) { super('CANCELLED', m, o) } }
 export class InternalError extends GridError { constructor (m: string, o?: Options) { super('INTERNAL', m, o) } }
 
+/**
+ * The class of every code: what `errorFromWire` rebuilds, so that `instanceof` and `name` hold on the far side.
+ * Every class but InvalidConfigError takes `(message, options)`; that one is built from its violations. A code with
+ * no class here comes back as a GridError with that code.
+ */
+export const ERROR_CLASSES = {
+  INVALID_ARGUMENT: InvalidArgumentError,
+  INVALID_CONFIG: InvalidConfigError,
+  NOT_FOUND: NotFoundError,
+  /** Its class (with the Allow list) is the control server's, which only answers it over HTTP: a GridError here. */
+  METHOD_NOT_ALLOWED: undefined,
+  CONFLICT: ConflictError,
+  TOO_LARGE: TooLargeError,
+  UNSATISFIABLE: UnsatisfiableError,
+  TIMEOUT: TimeoutError,
+  PEER_UNREACHABLE: PeerUnreachableError,
+  PROTOCOL: ProtocolError,
+  DAEMON_UNREACHABLE: DaemonUnreachableError,
+  UNAVAILABLE: UnavailableError,
+  SWARM_KEY: SwarmKeyError,
+  CANCELLED: CancelledError,
+  INTERNAL: InternalError
+} as const satisfies Record<ErrorCode, (new (...args: never[]) => GridError) | undefined>
+
 export function isErrorCode (code: unknown): code is ErrorCode {
   return typeof code === 'string' && Object.hasOwn(ERRORS, code)
 }
 
-/** Rebuilds a typed error from its wire form; an unknown code becomes INTERNAL with the original code kept. */
+/**
+ * Rebuilds a typed error from its wire form, as an instance of its code's class with the message and details it
+ * carried; an unknown code becomes INTERNAL with the original code kept in its details.
+ */
 export function errorFromWire (wire: unknown): GridError {
   if (wire !== null && typeof wire === 'object') {
     const w = wire as Partial<WireError>
     const message = typeof w.message === 'string' ? w.message : 'unknown error'
     if (isErrorCode(w.code)) {
-      if (w.code === 'INVALID_CONFIG') {
-        const v = (w.details as { violations?: unknown } | undefined)?.violations
-        if (Array.isArray(v) && v.every(x => typeof x === 'string')) return new InvalidConfigError(v)
-      }
-      return new GridError(w.code, message, w.details === undefined ? undefined : { details: w.details })
+      if (w.code === 'INVALID_CONFIG') return invalidConfigFromWire(message, w.details)
+      const options = w.details === undefined ? undefined : { details: w.details }
+      const Class = ERROR_CLASSES[w.code]
+      return Class === undefined ? new GridError(w.code, message, options) : new Class(message, options)
     }
-    return new InternalError(message, { details: { code: w.code } })
+    return new InternalError(message, { details: w.details === undefined ? { code: w.code } : { code: w.code, details: w.details } })
   }
   return new InternalError('malformed error from peer')
+}
+
+/** Its violations come from the details; a sender that gave none (a bare GridError) gets its message as the one violation. */
+function invalidConfigFromWire (message: string, details: unknown): InvalidConfigError {
+  const v = (details as { violations?: unknown } | undefined)?.violations
+  const e = new InvalidConfigError(Array.isArray(v) && v.every(x => typeof x === 'string') ? v : [message])
+  e.message = message
+  return e
 }
 
 /** Wraps anything thrown into a GridError, keeping the cause. */

@@ -7,6 +7,8 @@
  * modules send: payloads are bytes (gossip) or schema-checked messages (RPC).
  */
 export { Mesh, type MeshInit, type MeshComponents, type MeshEvents, type GossipHandler, type GossipValidator, type GossipVerdict } from './mesh.ts'
-export { RpcService, type RpcContext, type RpcHandler, type NotifyHandler, type RequestOptions } from './rpc.ts'
+export {
+  RpcService, type RpcContext, type RpcHandler, type NotifyHandler, type RequestOptions, type RpcNetwork, type RpcComponents, type RpcInit
+} from './rpc.ts'
 export { loadOrCreateIdentity, IDENTITY_FILE } from './identity.ts'
 export { loadSwarmKey, type SwarmKey } from './swarm-key.ts'

@@ -3,33 +3,21 @@
  *
  * Either end sends requests on any open stream to the peer; frames carry request ids, so many requests share one
  * stream (0.13 ms round trip here, against 0.94 ms for a stream per request). Every request has a deadline; a
- * malformed frame resets that stream only and is counted; a closed stream fails its requests at once.
+ * malformed frame resets that stream only and is counted; a closed stream fails its requests at once. What happens on
+ * one stream is rpc-channel.ts; this file picks, opens and accepts the streams.
  */
-import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { parsePeerId } from './peer-id-cache.ts'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import { Counter, Histogram } from 'prom-client'
-import {
-  FrameDecoder, RPC_MAX_FRAME_BYTES, RPC_PROTOCOL, encodeFrame, frame as frameValidator,
-  type EventOf, type Frame, type MethodDef, type RequestOf, type ResponseOf
-} from '../../proto/index.ts'
-import {
-  CancelledError, NotFoundError, PeerUnreachableError, ProtocolError, TimeoutError,
-  UnavailableError, errorFromWire, toGridError, type NodeId
-} from '../interface/index.ts'
+import { RPC_MAX_FRAME_BYTES, RPC_PROTOCOL, type EventOf, type MethodDef, type RequestOf, type ResponseOf } from '../../proto/index.ts'
+import { PeerUnreachableError, TimeoutError, UnavailableError, toGridError, type NodeId } from '../interface/index.ts'
 import { LogLimiter } from '../util/index.ts'
+import { Channel, wasNotSent } from './rpc-channel.ts'
+import type { ChannelHost, NotifyHandler, RegisteredHandler, RegisteredNotify, RpcHandler } from './rpc-types.ts'
 
-export interface RpcContext {
-  peer: NodeId
-  signal: AbortSignal
-  /** Pushes an event to the caller of a streaming method; false when the stream's buffer is full (await drain). */
-  emit(event: unknown): boolean
-  /** Resolves when the stream can take more events. */
-  drain(): Promise<void>
-}
-
-export type RpcHandler<M extends MethodDef> = (req: RequestOf<M>, ctx: RpcContext) => Promise<ResponseOf<M>> | ResponseOf<M>
+export type { RpcContext, RpcHandler, NotifyHandler } from './rpc-types.ts'
 
 export interface RequestOptions<M extends MethodDef> {
   timeoutMs?: number
@@ -37,8 +25,19 @@ export interface RequestOptions<M extends MethodDef> {
   onEvent?: (event: EventOf<M>) => void
 }
 
+/**
+ * What the service needs of the libp2p node: register a protocol handler, open a stream to a peer, and what identify
+ * learnt of a peer's protocols. A Libp2p is one; tests hand in streams from memory.
+ */
+export interface RpcNetwork {
+  handle(protocol: string, handler: (stream: Stream, connection: Pick<Connection, 'remotePeer'>) => void, options: { maxInboundStreams: number, maxOutboundStreams: number }): Promise<void>
+  unhandle(protocol: string): Promise<void>
+  dialProtocol(peer: PeerId, protocol: string, options: { signal: AbortSignal }): Promise<Stream>
+  readonly peerStore: { get(peer: PeerId): Promise<{ protocols: string[] }> }
+}
+
 export interface RpcComponents {
-  libp2p: Libp2p
+  libp2p: RpcNetwork
   logger: Logger
   registry: Registry
 }
@@ -50,229 +49,13 @@ export interface RpcInit {
   openTimeoutMs?: number
 }
 
-interface Pending {
-  method: MethodDef
-  resolve: (v: unknown) => void
-  reject: (e: Error) => void
-  onEvent?: ((e: unknown) => void) | undefined
-}
+/** Every version of our RPC protocol starts so: what a peer of another version lists in identify. */
+const RPC_PROTOCOL_FAMILY = RPC_PROTOCOL.slice(0, RPC_PROTOCOL.lastIndexOf('/') + 1)
+/** How long identify may take to tell which RPC version a peer that refused ours speaks. */
+const IDENTIFY_WAIT_MS = 2_000
+const IDENTIFY_POLL_MS = 50
 
-interface RegisteredHandler { method: MethodDef, fn: RpcHandler<MethodDef> }
-
-/** Receives a notification (one-way, no answer); `peer` is the authenticated sender. */
-export type NotifyHandler<M extends MethodDef> = (data: RequestOf<M>, peer: NodeId) => void
-interface RegisteredNotify { method: MethodDef, fn: NotifyHandler<MethodDef> }
-
-const NOT_SENT = Symbol('not sent')
-/** Marks an error of a request that never left this node (safe to send again). */
-function notSent<E extends Error> (err: E): E { return Object.assign(err, { [NOT_SENT]: true }) }
-function wasNotSent (err: unknown): boolean { return typeof err === 'object' && err !== null && NOT_SENT in err }
-
-class Channel {
-  readonly peer: NodeId
-  private readonly decoder: FrameDecoder
-  private readonly pending = new Map<number, Pending>()
-  private readonly serving = new Map<number, AbortController>()
-  private nextId = 1
-  closed = false
-
-  constructor (readonly stream: Stream, private readonly rpc: RpcService, peer: NodeId, readonly outbound: boolean) {
-    this.peer = peer
-    this.decoder = new FrameDecoder(rpc.maxFrameBytes)
-    stream.maxReadBufferLength = rpc.maxFrameBytes * 2 + 64
-    stream.addEventListener('message', evt => { this.onData(evt.data) })
-    stream.addEventListener('close', evt => { this.onClose(evt.error) })
-    stream.addEventListener('remoteCloseWrite', () => { this.onRemoteCloseWrite() })
-  }
-
-  get inflight (): number { return this.pending.size }
-
-  /**
-   * Open for new frames. A stream whose write side has closed (its connection is going away, e.g. a duplicate
-   * connection being pruned) may not have fired 'close' yet; it must not be picked for a new request.
-   */
-  get usable (): boolean {
-    return !this.closed && this.stream.status === 'open' && this.stream.writeStatus === 'writable' &&
-      (this.stream.readStatus === 'readable' || this.stream.readStatus === 'paused')
-  }
-
-  request (method: MethodDef, data: unknown, timeoutMs: number, signal: AbortSignal | undefined, onEvent: ((e: unknown) => void) | undefined): Promise<unknown> {
-    if (!this.usable) return Promise.reject(notSent(new PeerUnreachableError(`stream to ${this.peer} is closed`)))
-    const id = this.nextId++
-    return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined
-      const cleanup = (): void => {
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        this.pending.delete(id)
-      }
-      const onAbort = (): void => {
-        cleanup()
-        this.trySend({ t: 'c', id })
-        reject(new CancelledError(`request ${method.name} to ${this.peer} was cancelled`, { cause: signal?.reason }))
-      }
-      timer = setTimeout(() => {
-        cleanup()
-        this.trySend({ t: 'c', id })
-        reject(new TimeoutError(`${method.name} to ${this.peer} got no answer within ${timeoutMs}ms`))
-      }, timeoutMs)
-      signal?.addEventListener('abort', onAbort, { once: true })
-      this.pending.set(id, {
-        method,
-        onEvent,
-        resolve: v => { cleanup(); resolve(v) },
-        reject: e => { cleanup(); reject(e) }
-      })
-      try {
-        this.send({ t: 'q', id, m: method.name, d: data, dl: timeoutMs })
-      } catch (err) {
-        // nothing left: the caller may try again on another stream
-        this.pending.get(id)?.reject(notSent(toGridError(err)))
-      }
-    })
-  }
-
-  /** Sends a frame; returns false when the stream's buffer is full (the caller may await drain). */
-  send (f: Frame): boolean {
-    const bytes = encodeFrame(f, this.rpc.maxFrameBytes)
-    this.rpc.bytesOut.inc(bytes.byteLength)
-    return this.stream.send(bytes)
-  }
-
-  private trySend (f: Frame): void {
-    if (this.closed) return
-    try { this.send(f) } catch { /* the stream is going away; its close handler cleans up */ }
-  }
-
-  async drain (signal?: AbortSignal): Promise<void> {
-    if (this.stream.writableNeedsDrain) await this.stream.onDrain(signal === undefined ? undefined : { signal })
-  }
-
-  private onData (chunk: Parameters<FrameDecoder['push']>[0]): void {
-    this.rpc.bytesIn.inc(chunk.byteLength)
-    try {
-      for (const raw of this.decoder.push(chunk)) {
-        const f = frameValidator.parsePeer(raw, 'rpc frame')
-        this.onFrame(f)
-      }
-    } catch (err) {
-      this.rpc.badFrame(this.peer, err)
-      this.stream.abort(err instanceof Error ? err : new ProtocolError(String(err)))
-    }
-  }
-
-  private onFrame (f: Frame): void {
-    switch (f.t) {
-      case 'q': { this.serve(f.id, f.m, f.d, f.dl); return }
-      case 's': {
-        const p = this.pending.get(f.id)
-        if (p === undefined) return // answered after its deadline: dropped
-        if (!p.method.response.check(f.d)) {
-          p.reject(new ProtocolError(`invalid ${p.method.name} response from ${this.peer}: ${p.method.response.problems(f.d, 3).join('; ')}`))
-          return
-        }
-        p.resolve(f.d)
-        return
-      }
-      case 'e': { this.pending.get(f.id)?.reject(errorFromWire(f.e)); return }
-      case 'v': {
-        const p = this.pending.get(f.id)
-        if (p?.onEvent === undefined) return
-        const v = p.method.event
-        if (v !== undefined && !v.check(f.d)) {
-          p.reject(new ProtocolError(`invalid ${p.method.name} event from ${this.peer}: ${v.problems(f.d, 3).join('; ')}`))
-          return
-        }
-        try { p.onEvent(f.d) } catch (err) { this.rpc.log.error({ err, method: p.method.name }, 'rpc event listener failed') }
-        return
-      }
-      case 'c': { this.serving.get(f.id)?.abort(new CancelledError('cancelled by the caller')); return }
-      case 'n': {
-        const h = this.rpc.notifyHandlerFor(f.m)
-        if (h === undefined) return
-        if (!h.method.request.check(f.d)) {
-          this.rpc.badFrame(this.peer, new ProtocolError(`invalid ${f.m} notification: ${h.method.request.problems(f.d, 3).join('; ')}`))
-          return
-        }
-        try { h.fn(f.d, this.peer) } catch (err) { this.rpc.log.error({ err, method: f.m }, 'notification handler failed') }
-        return
-      }
-      case 'k': { if (!f.r) this.trySend({ t: 'k', n: f.n, r: true }); return }
-    }
-  }
-
-  private serve (id: number, name: string, data: unknown, deadlineMs: number): void {
-    const h = this.rpc.handlerFor(name)
-    if (h === undefined) {
-      this.trySend({ t: 'e', id, e: new NotFoundError(`unknown method ${name}`).toWire() })
-      return
-    }
-    const ctrl = new AbortController()
-    this.serving.set(id, ctrl)
-    const signal = AbortSignal.any([ctrl.signal, AbortSignal.timeout(deadlineMs)])
-    const started = performance.now()
-    const ctx: RpcContext = {
-      peer: this.peer,
-      signal,
-      emit: (event) => {
-        if (signal.aborted || this.closed) throw new CancelledError('the caller is gone')
-        return this.send({ t: 'v', id, d: event })
-      },
-      drain: async () => { await this.drain(signal) }
-    }
-    void (async () => {
-      try {
-        const req = h.method.request.parsePeer(data, `${name} request`)
-        const res = await h.fn(req, ctx)
-        if (!signal.aborted) this.trySendResult(id, res)
-        this.rpc.served.inc({ method: name, outcome: 'ok' })
-      } catch (err) {
-        const e = toGridError(err)
-        this.rpc.served.inc({ method: name, outcome: e.code })
-        this.trySend({ t: 'e', id, e: e.toWire() })
-        if (e.code === 'INTERNAL') this.rpc.log.error({ err, method: name, peer: this.peer }, 'rpc handler failed')
-      } finally {
-        this.serving.delete(id)
-        this.rpc.serveSeconds.observe({ method: name }, (performance.now() - started) / 1000)
-        this.closeWhenIdle()
-      }
-    })()
-  }
-
-  private trySendResult (id: number, res: unknown): void {
-    try {
-      this.send({ t: 's', id, d: res })
-    } catch (err) {
-      this.trySend({ t: 'e', id, e: toGridError(err).toWire() })
-    }
-  }
-
-  /**
-   * The peer closed its side: nothing it has not answered yet will be answered. Its requests to us are still served;
-   * our side closes when the last one is done, so the stream does not linger half-open.
-   */
-  private onRemoteCloseWrite (): void {
-    const reason = new PeerUnreachableError(`${this.peer} closed the stream before answering`)
-    for (const p of [...this.pending.values()]) p.reject(reason)
-    this.closeWhenIdle()
-  }
-
-  private closeWhenIdle (): void {
-    if (this.closed || this.serving.size > 0 || this.stream.readStatus === 'readable' || this.stream.readStatus === 'paused') return
-    this.stream.close().catch(() => { this.stream.abort(new ProtocolError('could not close a stream')) })
-  }
-
-  private onClose (error?: Error): void {
-    if (this.closed) return
-    this.closed = true
-    const reason = new PeerUnreachableError(`stream to ${this.peer} closed${error === undefined ? '' : ` (${error.message})`}`, { cause: error })
-    for (const p of [...this.pending.values()]) p.reject(reason)
-    for (const c of this.serving.values()) c.abort(reason)
-    this.rpc.channelClosed(this)
-  }
-}
-
-export class RpcService {
+export class RpcService implements ChannelHost {
   readonly log: Logger
   readonly maxFrameBytes: number
   readonly bytesIn: Counter
@@ -328,7 +111,7 @@ export class RpcService {
     const c = (this.channels.get(peer) ?? []).find(x => x.usable)
     if (c === undefined || c.stream.writableNeedsDrain) return false
     try {
-      c.send({ t: 'n', m: method.name, d: data })
+      c.send({ type: 'notify', method: method.name, data })
       this.notifications.inc({ method: method.name })
       return true
     } catch {
@@ -403,7 +186,7 @@ export class RpcService {
     else this.channels.set(c.peer, rest)
   }
 
-  private accept (stream: Stream, connection: Connection): void {
+  private accept (stream: Stream, connection: Pick<Connection, 'remotePeer'>): void {
     if (!this.running) { stream.abort(new UnavailableError('node is stopping')); return }
     this.register(new Channel(stream, this, connection.remotePeer.toString(), false))
   }
@@ -440,7 +223,36 @@ export class RpcService {
       return this.register(new Channel(stream, this, peer, true))
     } catch (err) {
       if (signal.aborted) throw new TimeoutError(`could not open a stream to ${peer} in time`, { cause: err })
+      if ((err as Error).name === 'UnsupportedProtocolError') {
+        this.explainRefusal(peer, id)
+        throw new PeerUnreachableError(`${peer} does not speak ${RPC_PROTOCOL}`, { cause: err })
+      }
       throw new PeerUnreachableError(`cannot reach ${peer}: ${(err as Error).message}`, { cause: err })
     }
+  }
+
+  /**
+   * The peer refused RPC_PROTOCOL: one log line (once a minute per peer) naming its RPC version, read from what
+   * identify stored, and ours. Identify may still be under way on a connection this very request opened, so it waits
+   * for it a little, in the background: the request has failed already.
+   */
+  private explainRefusal (peer: NodeId, id: PeerId): void {
+    if (!this.limiter.allow(`refused:${peer}`)) return
+    void (async () => {
+      const deadline = performance.now() + IDENTIFY_WAIT_MS
+      let protocols: string[] = []
+      while (true) {
+        protocols = await this.components.libp2p.peerStore.get(id).then(p => p.protocols, () => [])
+        if (protocols.some(p => p.startsWith(RPC_PROTOCOL_FAMILY)) || performance.now() >= deadline || !this.running) break
+        await new Promise(resolve => setTimeout(resolve, IDENTIFY_POLL_MS))
+      }
+      if (!this.running) return
+      const theirs = protocols.filter(p => p.startsWith(RPC_PROTOCOL_FAMILY))
+      if (theirs.length > 0) {
+        this.log.warn({ peer, ours: RPC_PROTOCOL, theirs: theirs.join(', ') }, 'peer speaks another RPC protocol version; no requests pass between us until both run the same one')
+      } else {
+        this.log.warn({ peer, ours: RPC_PROTOCOL, theirs: 'none' }, 'peer does not speak the RPC protocol (not a gridd, or identify told us nothing)')
+      }
+    })().catch((err: unknown) => { this.log.error({ err }, 'could not explain a refused RPC stream') })
   }
 }

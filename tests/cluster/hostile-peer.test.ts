@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { heartbeatTopic, type SessionEntry } from '../../proto/index.ts'
 import { Cluster, waitFor } from '../helpers/cluster.ts'
-import { Rogue, metricValue } from '../helpers/rogue.ts'
+import { fetchMetrics, metricValue } from '../helpers/metrics.ts'
+import { Rogue } from '../helpers/rogue.ts'
 
 function yUpdate (build: (doc: Y.Doc) => void): Uint8Array {
   const doc = new Y.Doc()
@@ -13,7 +14,7 @@ function yUpdate (build: (doc: Y.Doc) => void): Uint8Array {
 describe('a member that sends garbage is dropped, and the daemons run on', () => {
   let c: Cluster
   let rogue: Rogue
-  const metrics = async (name: string): Promise<string> => await (await fetchMetrics(c.node(name).socket))
+  const metrics = async (name: string): Promise<string> => await fetchMetrics(c.node(name).socket)
 
   beforeAll(async () => {
     c = await Cluster.start(2)
@@ -80,8 +81,8 @@ describe('a member that sends garbage is dropped, and the daemons run on', () =>
     expect(await rogue.rpcGarbage(id, new Uint8Array([5, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1]))).toMatch(/reset|closed/)
     // a length prefix of 100 MB: over the frame limit
     expect(await rogue.rpcGarbage(id, new Uint8Array([0x80, 0xc2, 0xd7, 0x2f, 1, 2, 3]))).toMatch(/reset|closed/)
-    expect(await rogue.rpcRequest(id, 'no.such.method', {})).toMatchObject({ t: 'e', e: { code: 'NOT_FOUND' } })
-    expect(await rogue.rpcRequest(id, 'member.probe', { target: 5 })).toMatchObject({ t: 'e', e: { code: 'PROTOCOL' } })
+    expect(await rogue.rpcRequest(id, 'no.such.method', {})).toMatchObject({ type: 'error', error: { code: 'NOT_FOUND' } })
+    expect(await rogue.rpcRequest(id, 'member.probe', { target: 5 })).toMatchObject({ type: 'error', error: { code: 'PROTOCOL' } })
     expect(metricValue(await metrics('n1'), 'grid_mesh_rpc_invalid_frames_total')).toBeGreaterThanOrEqual(2)
   })
 
@@ -95,14 +96,3 @@ describe('a member that sends garbage is dropped, and the daemons run on', () =>
     }
   })
 })
-
-async function fetchMetrics (socket: string): Promise<string> {
-  const { request } = await import('node:http')
-  return await new Promise((resolve, reject) => {
-    request({ socketPath: socket, path: '/v1/metrics' }, res => {
-      let body = ''
-      res.on('data', d => { body += String(d) })
-      res.on('end', () => { resolve(body) })
-    }).on('error', reject).end()
-  })
-}

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
-import { RPC_PROTOCOL, encode, encodeFrame, parseSwarmKey } from '../../proto/index.ts'
+import { RPC_PROTOCOL, RpcFrameDecoder, encode, encodeRpcFrame, parseSwarmKey, type Frame } from '../../proto/index.ts'
 import { createMeshNode, type MeshLibp2p } from '../../src/mesh/node.ts'
 
 export class Rogue {
@@ -63,33 +63,34 @@ export class Rogue {
   /** Sends one-way notification frames on an RPC stream (as state pushes travel), then closes it. */
   async rpcNotify (peer: string, m: string, items: unknown[]): Promise<void> {
     const stream = await this.node.dialProtocol(this.peerIdOf(peer), RPC_PROTOCOL)
-    for (const d of items) stream.send(encodeFrame({ t: 'n', m, d }, 1 << 24))
+    for (const data of items) stream.send(encodeRpcFrame({ type: 'notify', method: m, data }, 1 << 24))
     await new Promise(resolve => setTimeout(resolve, 200))
     await stream.close().catch(() => {})
   }
 
   /** Sends one RPC request frame and returns the first frame that comes back. */
-  async rpcRequest (peer: string, m: string, d: unknown): Promise<unknown> {
+  async rpcRequest (peer: string, m: string, d: unknown): Promise<Frame> {
     const stream: Stream = await this.node.dialProtocol(this.peerIdOf(peer), RPC_PROTOCOL)
-    const { FrameDecoder } = await import('../../proto/index.ts')
-    const dec = new FrameDecoder(1 << 24)
+    const dec = new RpcFrameDecoder(1 << 24)
     return await new Promise((resolve, reject) => {
       stream.addEventListener('message', evt => {
         for (const f of dec.push(evt.data)) { resolve(f); return }
       })
       stream.addEventListener('close', evt => { reject(evt.error ?? new Error('closed')) })
-      stream.send(encodeFrame({ t: 'q', id: 1, m, d, dl: 5000 }, 1 << 24))
+      stream.send(encodeRpcFrame({ type: 'request', id: 1, method: m, data: d, deadlineMs: 5000 }, 1 << 24))
     })
   }
 
   /** Answers every RPC request on the given method with `answer` (a peer that lies in catch-up). */
   async answerRpc (m: string, answer: unknown): Promise<void> {
-    const { FrameDecoder } = await import('../../proto/index.ts')
     await this.node.handle(RPC_PROTOCOL, stream => {
-      const dec = new FrameDecoder(1 << 24)
+      const dec = new RpcFrameDecoder(1 << 24)
       stream.addEventListener('message', evt => {
-        for (const f of dec.push(evt.data) as Iterable<{ t: string, id: number, m: string }>) {
-          if (f.t === 'q') stream.send(encodeFrame(f.m === m ? { t: 's', id: f.id, d: answer } : { t: 'e', id: f.id, e: { code: 'NOT_FOUND', message: 'no' } }, 1 << 24))
+        for (const f of dec.push(evt.data)) {
+          if (f.type !== 'request') continue
+          stream.send(encodeRpcFrame(f.method === m
+            ? { type: 'result', id: f.id, data: answer }
+            : { type: 'error', id: f.id, error: { code: 'NOT_FOUND', message: 'no' } }, 1 << 24))
         }
       })
     }, { force: true })
@@ -106,15 +107,5 @@ export class Rogue {
   }
 }
 
-/** Reads one counter (summed over labels matching `labels`) from Prometheus text. */
-export function metricValue (text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue
-    const m = /^([a-z_]+)(\{[^}]*\})?\s+([0-9.eE+-]+)/.exec(line)
-    if (m === null || m[1] !== name) continue
-    const ls = m[2] ?? ''
-    if (Object.entries(labels).every(([k, v]) => ls.includes(`${k}="${v}"`))) sum += Number(m[3])
-  }
-  return sum
-}
+// the benchmarks read it from here
+export { metricValue } from './metrics.ts'

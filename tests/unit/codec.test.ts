@@ -1,16 +1,16 @@
 import { describe, expect, it } from 'vitest'
-import { FrameDecoder, encode, encodeFrame, frame } from '../../proto/index.ts'
+import { FrameDecoder, RpcFrameDecoder, decode, encode, encodeFrame, encodeRpcFrame, frame, rpcFrameFromWire, type Frame } from '../../proto/index.ts'
 import { parseDuration, parseSize } from '../../src/interface/index.ts'
 
 describe('proto - frames', () => {
   it('decodes frames split across chunks and several frames in one chunk', () => {
-    const a = encodeFrame({ t: 'q', id: 1, m: 'x', d: { big: 'y'.repeat(1000) }, dl: 10 }, 1 << 20)
-    const b = encodeFrame({ t: 's', id: 1, d: [1, 2, 3] }, 1 << 20)
+    const a = encodeFrame({ id: 1, data: { big: 'y'.repeat(1000) } }, 1 << 20)
+    const b = encodeFrame([1, 2, 3], 1 << 20)
     const all = new Uint8Array([...a, ...b])
     const dec = new FrameDecoder(1 << 20)
     const out: unknown[] = []
     for (let i = 0; i < all.length; i += 7) out.push(...dec.push(all.subarray(i, i + 7)))
-    expect(out).toEqual([{ t: 'q', id: 1, m: 'x', d: { big: 'y'.repeat(1000) }, dl: 10 }, { t: 's', id: 1, d: [1, 2, 3] }])
+    expect(out).toEqual([{ id: 1, data: { big: 'y'.repeat(1000) } }, [1, 2, 3]])
   })
 
   it('refuses to send a frame over the limit', () => {
@@ -28,10 +28,56 @@ describe('proto - frames', () => {
     expect(() => [...new FrameDecoder(1000).push(framed)]).toThrow(expect.objectContaining({ code: 'PROTOCOL' }))
   })
 
-  it('validates frame envelopes and names what is wrong', () => {
-    expect(frame.check({ t: 'q', id: 1, m: 'member.ping', d: {}, dl: 1000 })).toBe(true)
-    expect(frame.check({ t: 'q', id: -1, m: '', d: {}, dl: 0 })).toBe(false)
-    expect(() => frame.parsePeer({ t: 'z' }, 'rpc frame')).toThrow(/invalid rpc frame/)
+  it('reads a length prefix split across chunks, skips empty frames and refuses a broken prefix', () => {
+    const a = encodeFrame({ big: 'z'.repeat(300) }, 1 << 20) // a two-byte prefix
+    const dec = new FrameDecoder(1 << 20)
+    expect([...dec.push(a.subarray(0, 1))]).toEqual([])
+    expect([...dec.push(new Uint8Array([...a.subarray(1), 0, ...encodeFrame(7, 100)]))]).toEqual([{ big: 'z'.repeat(300) }, 7])
+    expect(() => [...new FrameDecoder(1 << 20).push(new Uint8Array(8).fill(0x80))]).toThrow(expect.objectContaining({ code: 'PROTOCOL' }))
+  })
+})
+
+describe('proto - rpc frames', () => {
+  const frames: Frame[] = [
+    { type: 'request', id: 1, method: 'member.ping', data: {}, deadlineMs: 1500 },
+    { type: 'result', id: 1, data: { inc: 3, state: 'alive' } },
+    { type: 'error', id: 2, error: { code: 'NOT_FOUND', message: 'no such task', details: { id: 't1' } } },
+    { type: 'event', id: 3, data: { k: 'out', s: 1, d: new Uint8Array([1, 2, 3]), o: 0 } },
+    { type: 'cancel', id: 4 },
+    { type: 'keepalive', nonce: 5, reply: false },
+    { type: 'notify', method: 'state.push', data: { w: 'n1', g: 0, u: new Uint8Array([9]) } }
+  ]
+
+  it('carries every frame type with its named fields, as an array on the wire', () => {
+    const bytes = new Uint8Array(frames.flatMap(f => [...encodeRpcFrame(f, 1 << 20)]))
+    const dec = new RpcFrameDecoder(1 << 20)
+    const out: Frame[] = []
+    for (let i = 0; i < bytes.length; i += 5) out.push(...dec.push(bytes.subarray(i, i + 5)))
+    expect(out).toEqual(frames)
+    const wire = decode(encodeRpcFrame(frames[0] as Frame, 1 << 20).subarray(1))
+    expect(wire).toEqual([0, 1, 'member.ping', {}, 1500])
+    // the names cost nothing: smaller than 1.0.0's one-letter map
+    expect(encodeRpcFrame(frames[0] as Frame, 1 << 20).byteLength).toBeLessThan(encodeFrame({ t: 'q', id: 1, m: 'member.ping', d: {}, dl: 1500 }, 1 << 20).byteLength)
+  })
+
+  it('refuses a frame over the limit before it leaves', () => {
+    expect(() => encodeRpcFrame({ type: 'result', id: 1, data: 'x'.repeat(2000) }, 1000)).toThrow(expect.objectContaining({ code: 'TOO_LARGE' }))
+  })
+
+  it('refuses what is not a frame, naming what is wrong', () => {
+    expect(() => rpcFrameFromWire({ t: 'q', id: 1, m: 'x', d: {}, dl: 10 })).toThrow(/not a frame array/)
+    expect(() => rpcFrameFromWire([9, 1])).toThrow(/unknown frame tag 9/)
+    expect(() => rpcFrameFromWire([0, 1, 'member.ping'])).toThrow(/request frame needs 4 fields, got 2/)
+    expect(() => rpcFrameFromWire([0, -1, '', {}, 0])).toThrow(/invalid rpc frame/)
+    expect(() => rpcFrameFromWire([5, 1, 'yes'])).toThrow(expect.objectContaining({ code: 'PROTOCOL' }))
+    // elements past the known ones are left for a later minor version
+    expect(rpcFrameFromWire([4, 7, 'later'])).toEqual({ type: 'cancel', id: 7 })
+  })
+
+  it('validates named frames and names what is wrong', () => {
+    expect(frame.check({ type: 'request', id: 1, method: 'member.ping', data: {}, deadlineMs: 1000 })).toBe(true)
+    expect(frame.check({ type: 'request', id: -1, method: '', data: {}, deadlineMs: 0 })).toBe(false)
+    expect(() => frame.parsePeer({ type: 'z' }, 'rpc frame')).toThrow(/invalid rpc frame/)
     expect(encode({ a: 1 })).toBeInstanceOf(Uint8Array)
   })
 })

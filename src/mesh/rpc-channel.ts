@@ -1,0 +1,247 @@
+/**
+ * One RPC stream to a peer: the requests we sent on it (by id, each with its deadline), the requests we serve from
+ * it, events streamed for open requests, notifications and keepalives. A malformed frame resets this stream only; a
+ * closed stream fails its requests at once. The service (rpc.ts) decides which stream a request goes on.
+ */
+import type { Stream } from '@libp2p/interface'
+import { RpcFrameDecoder, encodeRpcFrame, type Frame, type MethodDef } from '../../proto/index.ts'
+import {
+  CancelledError, NotFoundError, PeerUnreachableError, ProtocolError, TimeoutError, errorFromWire, toGridError,
+  type NodeId
+} from '../interface/index.ts'
+import type { ChannelHost, RpcContext } from './rpc-types.ts'
+
+interface Pending {
+  method: MethodDef
+  resolve: (v: unknown) => void
+  reject: (e: Error) => void
+  onEvent?: ((e: unknown) => void) | undefined
+}
+
+const NOT_SENT = Symbol('not sent')
+/** Marks an error of a request that never left this node (safe to send again). */
+function notSent<E extends Error> (err: E): E { return Object.assign(err, { [NOT_SENT]: true }) }
+export function wasNotSent (err: unknown): boolean { return typeof err === 'object' && err !== null && NOT_SENT in err }
+
+export class Channel {
+  readonly peer: NodeId
+  private readonly decoder: RpcFrameDecoder
+  private readonly pending = new Map<number, Pending>()
+  private readonly serving = new Map<number, AbortController>()
+  private nextId = 1
+  /** The request being written now, if any: it has not left while its write has not returned. */
+  private sending: number | undefined
+  closed = false
+
+  constructor (readonly stream: Stream, private readonly host: ChannelHost, peer: NodeId, readonly outbound: boolean) {
+    this.peer = peer
+    this.decoder = new RpcFrameDecoder(host.maxFrameBytes)
+    stream.maxReadBufferLength = host.maxFrameBytes * 2 + 64
+    stream.addEventListener('message', evt => { this.onData(evt.data) })
+    stream.addEventListener('close', evt => { this.onClose(evt.error) })
+    stream.addEventListener('remoteCloseWrite', () => { this.onRemoteCloseWrite() })
+  }
+
+  get inflight (): number { return this.pending.size }
+
+  /**
+   * Open for new frames. A stream whose write side has closed (its connection is going away, e.g. a duplicate
+   * connection being pruned) may not have fired 'close' yet; it must not be picked for a new request. Nor may one
+   * the peer closed its side of: it could not answer (libp2p leaves readStatus 'readable' then).
+   */
+  get usable (): boolean {
+    return !this.closed && this.stream.status === 'open' && this.stream.writeStatus === 'writable' && this.peerMaySend
+  }
+
+  /** The peer can still send on this stream (requests for us to serve, answers to ours). */
+  private get peerMaySend (): boolean {
+    return this.stream.remoteWriteStatus === 'writable' && (this.stream.readStatus === 'readable' || this.stream.readStatus === 'paused')
+  }
+
+  request (method: MethodDef, data: unknown, timeoutMs: number, signal: AbortSignal | undefined, onEvent: ((e: unknown) => void) | undefined): Promise<unknown> {
+    if (!this.usable) return Promise.reject(notSent(new PeerUnreachableError(`stream to ${this.peer} is closed`)))
+    const id = this.nextId++
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined
+      const cleanup = (): void => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        this.pending.delete(id)
+      }
+      const onAbort = (): void => {
+        cleanup()
+        this.trySend({ type: 'cancel', id })
+        reject(new CancelledError(`request ${method.name} to ${this.peer} was cancelled`, { cause: signal?.reason }))
+      }
+      timer = setTimeout(() => {
+        cleanup()
+        this.trySend({ type: 'cancel', id })
+        reject(new TimeoutError(`${method.name} to ${this.peer} got no answer within ${timeoutMs}ms`))
+      }, timeoutMs)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.pending.set(id, {
+        method,
+        onEvent,
+        resolve: v => { cleanup(); resolve(v) },
+        reject: e => { cleanup(); reject(e) }
+      })
+      let bytes: Uint8Array
+      try {
+        bytes = encodeRpcFrame({ type: 'request', id, method: method.name, data, deadlineMs: timeoutMs }, this.host.maxFrameBytes)
+      } catch (err) {
+        this.pending.get(id)?.reject(toGridError(err)) // too large: no stream would take it
+        return
+      }
+      // a stream that dies under this write closes before send() throws: onClose sees `sending` and marks it too
+      this.sending = id
+      try {
+        this.write(bytes)
+      } catch (err) {
+        // nothing left: the caller may try again on another stream
+        this.pending.get(id)?.reject(notSent(new PeerUnreachableError(`could not send to ${this.peer}: ${(err as Error).message}`, { cause: err })))
+      } finally {
+        this.sending = undefined
+      }
+    })
+  }
+
+  /** Sends a frame; returns false when the stream's buffer is full (the caller may await drain). */
+  send (f: Frame): boolean {
+    return this.write(encodeRpcFrame(f, this.host.maxFrameBytes))
+  }
+
+  private write (bytes: Uint8Array): boolean {
+    this.host.bytesOut.inc(bytes.byteLength)
+    return this.stream.send(bytes)
+  }
+
+  private trySend (f: Frame): void {
+    if (this.closed) return
+    try { this.send(f) } catch { /* the stream is going away; its close handler cleans up */ }
+  }
+
+  async drain (signal?: AbortSignal): Promise<void> {
+    if (this.stream.writableNeedsDrain) await this.stream.onDrain(signal === undefined ? undefined : { signal })
+  }
+
+  private onData (chunk: Parameters<RpcFrameDecoder['push']>[0]): void {
+    this.host.bytesIn.inc(chunk.byteLength)
+    try {
+      for (const f of this.decoder.push(chunk)) this.onFrame(f)
+    } catch (err) {
+      this.host.badFrame(this.peer, err)
+      this.stream.abort(err instanceof Error ? err : new ProtocolError(String(err)))
+    }
+  }
+
+  private onFrame (f: Frame): void {
+    switch (f.type) {
+      case 'request': { this.serve(f.id, f.method, f.data, f.deadlineMs); return }
+      case 'result': {
+        const p = this.pending.get(f.id)
+        if (p === undefined) return // answered after its deadline: dropped
+        if (!p.method.response.check(f.data)) {
+          p.reject(new ProtocolError(`invalid ${p.method.name} response from ${this.peer}: ${p.method.response.problems(f.data, 3).join('; ')}`))
+          return
+        }
+        p.resolve(f.data)
+        return
+      }
+      case 'error': { this.pending.get(f.id)?.reject(errorFromWire(f.error)); return }
+      case 'event': {
+        const p = this.pending.get(f.id)
+        if (p?.onEvent === undefined) return
+        const v = p.method.event
+        if (v !== undefined && !v.check(f.data)) {
+          p.reject(new ProtocolError(`invalid ${p.method.name} event from ${this.peer}: ${v.problems(f.data, 3).join('; ')}`))
+          return
+        }
+        try { p.onEvent(f.data) } catch (err) { this.host.log.error({ err, method: p.method.name }, 'rpc event listener failed') }
+        return
+      }
+      case 'cancel': { this.serving.get(f.id)?.abort(new CancelledError('cancelled by the caller')); return }
+      case 'notify': {
+        const h = this.host.notifyHandlerFor(f.method)
+        if (h === undefined) return
+        if (!h.method.request.check(f.data)) {
+          this.host.badFrame(this.peer, new ProtocolError(`invalid ${f.method} notification: ${h.method.request.problems(f.data, 3).join('; ')}`))
+          return
+        }
+        try { h.fn(f.data, this.peer) } catch (err) { this.host.log.error({ err, method: f.method }, 'notification handler failed') }
+        return
+      }
+      case 'keepalive': { if (!f.reply) this.trySend({ type: 'keepalive', nonce: f.nonce, reply: true }); return }
+    }
+  }
+
+  private serve (id: number, name: string, data: unknown, deadlineMs: number): void {
+    const h = this.host.handlerFor(name)
+    if (h === undefined) {
+      this.trySend({ type: 'error', id, error: new NotFoundError(`unknown method ${name}`).toWire() })
+      return
+    }
+    const ctrl = new AbortController()
+    this.serving.set(id, ctrl)
+    const signal = AbortSignal.any([ctrl.signal, AbortSignal.timeout(deadlineMs)])
+    const started = performance.now()
+    const ctx: RpcContext = {
+      peer: this.peer,
+      signal,
+      emit: (event) => {
+        if (signal.aborted || this.closed) throw new CancelledError('the caller is gone')
+        return this.send({ type: 'event', id, data: event })
+      },
+      drain: async () => { await this.drain(signal) }
+    }
+    void (async () => {
+      try {
+        const req = h.method.request.parsePeer(data, `${name} request`)
+        const res = await h.fn(req, ctx)
+        if (!signal.aborted) this.trySendResult(id, res)
+        this.host.served.inc({ method: name, outcome: 'ok' })
+      } catch (err) {
+        const e = toGridError(err)
+        this.host.served.inc({ method: name, outcome: e.code })
+        this.trySend({ type: 'error', id, error: e.toWire() })
+        if (e.code === 'INTERNAL') this.host.log.error({ err, method: name, peer: this.peer }, 'rpc handler failed')
+      } finally {
+        this.serving.delete(id)
+        this.host.serveSeconds.observe({ method: name }, (performance.now() - started) / 1000)
+        this.closeWhenIdle()
+      }
+    })()
+  }
+
+  private trySendResult (id: number, res: unknown): void {
+    try {
+      this.send({ type: 'result', id, data: res })
+    } catch (err) {
+      this.trySend({ type: 'error', id, error: toGridError(err).toWire() })
+    }
+  }
+
+  /**
+   * The peer closed its side: nothing it has not answered yet will be answered. Its requests to us are still served;
+   * our side closes when the last one is done, so the stream does not linger half-open.
+   */
+  private onRemoteCloseWrite (): void {
+    const reason = new PeerUnreachableError(`${this.peer} closed the stream before answering`)
+    for (const p of [...this.pending.values()]) p.reject(reason)
+    this.closeWhenIdle()
+  }
+
+  private closeWhenIdle (): void {
+    if (this.closed || this.serving.size > 0 || this.peerMaySend) return
+    this.stream.close().catch(() => { this.stream.abort(new ProtocolError('could not close a stream')) })
+  }
+
+  private onClose (error?: Error): void {
+    if (this.closed) return
+    this.closed = true
+    const message = `stream to ${this.peer} closed${error === undefined ? '' : ` (${error.message})`}`
+    const reason = new PeerUnreachableError(message, { cause: error })
+    for (const [id, p] of [...this.pending]) p.reject(id === this.sending ? notSent(new PeerUnreachableError(message, { cause: error })) : reason)
+    for (const c of this.serving.values()) c.abort(reason)
+    this.host.channelClosed(this)
+  }
+}
