@@ -101,7 +101,7 @@ async function main (): Promise<number> {
     daemon = await Daemon.create(config, { logger })
     await daemon.start()
   } catch (err) {
-    const message = err instanceof GridError ? err.message : `${(err as Error).message}`
+    const message = err instanceof Error ? err.message : String(err)
     logger.fatal({ err }, 'gridd could not start')
     process.stderr.write(`gridd: cannot start: ${message}\n`)
     logger.flush?.()

@@ -3,6 +3,7 @@
  * typed errors the daemon raised; a socket nobody answers on is a DaemonUnreachableError naming the socket.
  */
 import { request, type ClientRequest } from 'node:http'
+import { createInterface } from 'node:readline'
 import { API_PREFIX } from '../../proto/index.ts'
 import { DaemonUnreachableError, InternalError, errorFromWire, type GridError } from '../interface/index.ts'
 
@@ -34,18 +35,18 @@ export class ApiClient {
   async * stream<T> (method: string, path: string, body?: unknown, signal?: AbortSignal): AsyncGenerator<T> {
     const res = await this.open(method, path, body, signal, true)
     if ((res.statusCode ?? 500) >= 300) throw await errorOf(res)
-    let buf = ''
-    for await (const chunk of res) {
-      buf += (chunk as Buffer).toString('utf8')
-      let nl: number
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl)
-        buf = buf.slice(nl + 1)
+    const lines = createInterface({ input: res, crlfDelay: Infinity })
+    try {
+      for await (const line of lines) {
         if (line.trim() === '') continue
-        const obj = JSON.parse(line) as T & { error?: unknown }
+        const obj = parseLine(line, method, path) as T & { error?: unknown }
         if (obj !== null && typeof obj === 'object' && 'error' in obj && Object.keys(obj).length === 1) throw errorFromWire(obj.error)
         yield obj as T
       }
+    } finally {
+      lines.close()
+      // a caller that stops reading early ends the request; after a complete answer this does nothing
+      res.destroy()
     }
   }
 
@@ -118,6 +119,15 @@ class StaleConnectionError extends Error {}
  */
 export function staleConnection (req: ClientRequest, err: Error): boolean {
   return req.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET'
+}
+
+/** One NDJSON line; a line cut short (the connection dropped mid-object) is not JSON. */
+function parseLine (line: string, method: string, path: string): unknown {
+  try {
+    return JSON.parse(line)
+  } catch (err) {
+    throw new InternalError(`the daemon's ${method} ${path} stream sent a line that is not JSON: ${line.slice(0, 200)}`, { cause: err })
+  }
 }
 
 async function readAll (res: AsyncIterable<unknown>): Promise<string> {

@@ -71,7 +71,3 @@ export function ago (ms: number | null | undefined): string {
   if (ms < 3_600_000) return `${Math.floor(ms / 60_000)}m`
   return `${Math.floor(ms / 3_600_000)}h`
 }
-
-export function shortId (id: string): string {
-  return id.length > 16 ? `${id.slice(0, 6)}…${id.slice(-6)}` : id
-}

@@ -1,10 +1,12 @@
 /**
  * Builds the node list the API shows: each node's static facts from the replicated registry joined with the live
  * membership view (state, load, last heartbeat). A node known only from the registry (not heard since this daemon
- * started) is `left` if it left gracefully, `suspect` during the first heartbeats, and `dead` after that.
+ * started) is `left` if it left gracefully, `suspect` during the first heartbeats, and `dead` after that. Names,
+ * draining and the resolution of a name to a node follow tasks' view, so the API and placement agree.
  */
 import type { HealthEntry, NodeEntry } from '../../proto/index.ts'
-import { NotFoundError, type MemberState, type MemberView, type NodeId } from '../interface/index.ts'
+import type { MemberState, MemberView, NodeId } from '../interface/index.ts'
+import { isDraining, nodeName, requireNode } from '../tasks/index.ts'
 import type { ControlDeps } from './deps.ts'
 
 export function nodeEntries (deps: ControlDeps): NodeEntry[] {
@@ -19,20 +21,11 @@ export function nodeEntries (deps: ControlDeps): NodeEntry[] {
   return out.sort((a, b) => (a.self === b.self ? a.name.localeCompare(b.name) : a.self ? -1 : 1))
 }
 
+/** One node by peer id, name or id prefix, by the rule task placement uses too (tasks' requireNode). */
 export function findNode (deps: ControlDeps, idOrName: string): NodeEntry {
-  const all = nodeEntries(deps)
-  const byId = all.find(n => n.id === idOrName)
-  if (byId !== undefined) return byId
-  const byName = all.filter(n => n.name === idOrName)
-  if (byName.length === 1) return byName[0] as NodeEntry
-  if (byName.length > 1) {
-    const alive = byName.filter(n => n.state === 'alive' || n.state === 'suspect')
-    if (alive.length === 1) return alive[0] as NodeEntry
-    throw new NotFoundError(`${byName.length} nodes are named ${idOrName}; use a peer id: ${byName.map(n => n.id).join(', ')}`)
-  }
-  const prefix = idOrName.length >= 6 ? all.filter(n => n.id.startsWith(idOrName)) : []
-  if (prefix.length === 1) return prefix[0] as NodeEntry
-  throw new NotFoundError(`no node with id or name ${idOrName}`)
+  const members = deps.membership.view()
+  const id = requireNode(members, deps.nodeRegistry, idOrName)
+  return toEntry(deps, id, members.find(m => m.id === id), id === deps.mesh.peerId, Date.now())
 }
 
 export function healthEntries (deps: ControlDeps): HealthEntry[] {
@@ -40,7 +33,7 @@ export function healthEntries (deps: ControlDeps): HealthEntry[] {
   const self = deps.mesh.peerId
   return deps.membership.view().map(v => ({
     id: v.id,
-    name: v.name,
+    name: nodeName(v.id, v, deps.nodeRegistry.get(v.id)?.value),
     state: v.state,
     self: v.id === self,
     heartbeatAgeMs: v.lastSeen > 0 ? now - v.lastSeen : null,
@@ -60,7 +53,7 @@ function toEntry (deps: ControlDeps, id: NodeId, m: MemberView | undefined, self
   else state = now - deps.startedAt < c.membership.heartbeatIntervalMs * c.membership.suspectAfterMissed * 2 ? 'suspect' : 'dead'
   return {
     id,
-    name: r?.name ?? m?.name ?? id,
+    name: nodeName(id, m, r),
     state,
     self,
     addrs: self ? deps.mesh.addrs() : (r?.addrs ?? []),
@@ -68,7 +61,7 @@ function toEntry (deps: ControlDeps, id: NodeId, m: MemberView | undefined, self
     labels: self ? { ...c.labels } : (r?.labels ?? {}),
     capabilities: self ? [...c.capabilities] : (r?.capabilities ?? []),
     gpus: self ? deps.resources.gpus() : (r?.gpus ?? []),
-    drain: r?.drain ?? m?.selfState === 'draining',
+    drain: isDraining(m, r),
     version: m?.version ?? r?.version ?? null,
     incarnation: m?.incarnation ?? 0,
     load: m?.load ?? null,

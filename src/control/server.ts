@@ -1,6 +1,8 @@
 /**
  * The control API server: HTTP/1.1 + JSON on a Unix socket (mode 0660), routes under /v1, errors as
- * `{"error": {"code", "message"}}` with the code's HTTP status, streams as NDJSON.
+ * `{"error": {"code", "message"}}` with the code's HTTP status, streams as NDJSON. A path no route has is a 404; one
+ * that routes take only with other methods is a 405 whose Allow header lists them. What the client sent wrong (a
+ * target that is no URL, bad percent-encoding, a query parameter out of range: see query.ts) is a 400, never a 500.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { connect } from 'node:net'
@@ -12,6 +14,7 @@ import { API_PREFIX } from '../../proto/index.ts'
 import {
   GridError, InvalidArgumentError, NotFoundError, TooLargeError, UnavailableError, toGridError, type Startable
 } from '../interface/index.ts'
+import { MethodNotAllowedError } from './errors.ts'
 
 export interface ApiRequest {
   method: string
@@ -101,31 +104,18 @@ export class ControlServer implements Startable {
 
   private async dispatch (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now()
-    const url = new URL(req.url ?? '/', 'http://grid')
     let label = 'unmatched'
     const ctrl = new AbortController()
     res.on('close', () => { if (!res.writableFinished) ctrl.abort(new UnavailableError('client went away')) })
     try {
-      let methodMismatch = false
-      let match: { route: CompiledRoute, m: RegExpExecArray } | undefined
-      for (const route of this.routes) {
-        const m = route.re.exec(url.pathname)
-        if (m === null) continue
-        if (route.method !== req.method) { methodMismatch = true; continue }
-        match = { route, m }
-        break
-      }
-      if (match === undefined) {
-        if (methodMismatch) throw new InvalidArgumentError(`${req.method} is not allowed on ${url.pathname}`)
-        throw new NotFoundError(`no such endpoint: ${req.method} ${url.pathname} (the API lives under ${API_PREFIX})`)
-      }
+      const url = parseUrl(req.url)
+      const method = req.method ?? 'GET'
+      const match = this.match(method, url.pathname)
       label = `${match.route.method} ${match.route.path}`
-      const params: Record<string, string> = {}
-      match.route.names.forEach((n, i) => { params[n] = decodeURIComponent(match.m[i + 1] as string) })
       const result = await match.route.handler({
-        method: req.method ?? 'GET',
+        method,
         path: url.pathname,
-        params,
+        params: match.params,
         query: url.searchParams,
         body: async () => await readJsonBody(req, this.maxBodyBytes),
         signal: ctrl.signal
@@ -141,18 +131,54 @@ export class ControlServer implements Startable {
     } catch (err) {
       const e = toGridError(err)
       if (e.code === 'INTERNAL') this.components.logger.error({ err, route: label }, 'control request failed')
-      if (!res.headersSent) sendJson(res, e.status, { error: e.toWire() })
+      if (!res.headersSent) sendJson(res, e.status, { error: e.toWire() }, e instanceof MethodNotAllowedError ? { allow: e.allow.join(', ') } : {})
       else if (!res.writableEnded) res.end(JSON.stringify({ error: e.toWire() }) + '\n')
     } finally {
       this.requests.inc({ route: label, status: String(res.statusCode) })
       this.seconds.observe({ route: label }, (performance.now() - started) / 1000)
     }
   }
+
+  /**
+   * The route for a method and path, with its path parameters decoded. A path that a route matches with another method
+   * is a 405 naming the methods it takes; a path no route matches is a 404.
+   */
+  private match (method: string, pathname: string): { route: CompiledRoute, params: Record<string, string> } {
+    const allow = new Set<string>()
+    for (const route of this.routes) {
+      const m = route.re.exec(pathname)
+      if (m === null) continue
+      if (route.method !== method) { allow.add(route.method); continue }
+      const params: Record<string, string> = {}
+      route.names.forEach((n, i) => { params[n] = decodePathParameter(n, m[i + 1] as string) })
+      return { route, params }
+    }
+    const allowed = [...allow].sort()
+    if (allowed.length > 0) throw new MethodNotAllowedError(`${method} is not allowed on ${pathname}; it takes ${allowed.join(', ')}`, allowed)
+    throw new NotFoundError(`no such endpoint: ${method} ${pathname} (the API lives under ${API_PREFIX})`)
+  }
 }
 
-function sendJson (res: ServerResponse, status: number, body: unknown): void {
+/** The request target as a URL; one that does not parse is the client's mistake. */
+function parseUrl (target: string | undefined): URL {
+  try {
+    return new URL(target ?? '/', 'http://grid')
+  } catch (err) {
+    throw new InvalidArgumentError(`the request target ${JSON.stringify(target)} is not a valid URL path`, { cause: err })
+  }
+}
+
+function decodePathParameter (name: string, raw: string): string {
+  try {
+    return decodeURIComponent(raw)
+  } catch (err) {
+    throw new InvalidArgumentError(`path parameter ${name} ${JSON.stringify(raw)} is not valid percent-encoding (encode it with encodeURIComponent)`, { cause: err })
+  }
+}
+
+function sendJson (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
   res.end(text)
 }
 

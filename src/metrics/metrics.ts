@@ -55,6 +55,7 @@ export class MetricsServer implements Startable {
       registry.metrics().then(text => {
         res.writeHead(200, { 'content-type': registry.contentType }).end(text)
       }, (err: unknown) => {
+        this.components.logger.error({ err }, 'metrics collection failed')
         res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(err as Error).message}\n`)
       })
     })
@@ -66,7 +67,7 @@ export class MetricsServer implements Startable {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
       this.state = { enabled: false, listen: this.listen, error: `cannot listen on ${this.listen}: ${code}` }
-      this.components.logger.warn({ listen: this.listen, error: code }, 'metrics endpoint not started; running on without it (set --metrics-listen to a free HOST:PORT, or off)')
+      this.components.logger.warn({ err, listen: this.listen }, 'metrics endpoint not started; running on without it (set --metrics-listen to a free HOST:PORT, or off)')
       return
     }
     const addr = server.address()

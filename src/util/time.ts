@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+
 /** Exponential backoff with full jitter: a random delay in [base, min(cap, base * 2^attempt)]. */
 export function backoffMs (attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
   const ceiling = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt))
@@ -9,21 +11,12 @@ export function jitter (ms: number, fraction = 0.2, random: () => number = Math.
   return Math.max(0, Math.round(ms * (1 - fraction + 2 * fraction * random())))
 }
 
-/** Resolves after `ms`, or rejects when the signal aborts. */
+/**
+ * Resolves after `ms`, or rejects when the signal aborts (with Node's AbortError, the signal's reason as its cause):
+ * node:timers/promises' setTimeout with the signal second.
+ */
 export async function delay (ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted === true) throw signal.reason
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, ms)
-    const onAbort = (): void => { clearTimeout(t); reject(signal?.reason) }
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
-}
-
-/** A signal that aborts when any of the given ones does, or after `timeoutMs`. */
-export function anySignal (signals: Array<AbortSignal | undefined>, timeoutMs?: number): AbortSignal {
-  const list = signals.filter((s): s is AbortSignal => s !== undefined)
-  if (timeoutMs !== undefined) list.push(AbortSignal.timeout(timeoutMs))
-  return list.length === 1 ? list[0] as AbortSignal : AbortSignal.any(list)
+  await sleep(ms, undefined, { signal })
 }
 
 /** Runs `fn` every `intervalMs` (jittered), never overlapping itself; errors go to `onError`. */

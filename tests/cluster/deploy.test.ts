@@ -12,12 +12,12 @@ import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { NodeEntry, StatusResponse } from '../../proto/index.ts'
-import { freePort, runCtl, tempDir, waitFor, type CtlResult } from '../helpers/cluster.ts'
+import { freePort, processAlive as alive, runCtl, tempDir, waitFor, type CtlResult } from '../helpers/cluster.ts'
 import { LIFELINE, ROOT } from '../helpers/paths.ts'
+import { REQUIRE_TOOLS as REQUIRE } from '../helpers/tools.ts'
 
 const SSHD = '/usr/sbin/sshd'
 const HAVE_SSHD = existsSync(SSHD)
-const REQUIRE = process.env.GRID_TEST_REQUIRE_TOOLS === '1'
 const BUNDLE = join(ROOT, 'dist/bundle')
 const HOSTS = ['h1', 'h2', 'h3']
 /** h2's settings after the test that changes them. */
@@ -54,10 +54,6 @@ async function banner (port: number): Promise<string> {
     c.once('data', d => { c.destroy(); resolve(d.toString()) })
     c.once('error', reject)
   })
-}
-
-function alive (pid: number): boolean {
-  try { process.kill(pid, 0); return true } catch { return false }
 }
 
 // kills every gridd whose pid file lies under the root, by process group, and sshd (which makes itself a session

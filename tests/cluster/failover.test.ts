@@ -5,17 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import type { TaskRecord } from '../../proto/index.ts'
 import { Cluster, type Gridd, waitFor } from '../helpers/cluster.ts'
 import { GRIDCTL } from '../helpers/paths.ts'
-
-async function task (n: Gridd, id: string): Promise<TaskRecord> {
-  return await n.api.get<TaskRecord>(`/tasks/${id}`)
-}
-
-async function final (n: Gridd, id: string): Promise<TaskRecord> {
-  return await waitFor(`task ${id} to end`, async () => {
-    const t = await task(n, id)
-    return ['completed', 'failed', 'timeout', 'cancelled'].includes(t.status) ? t : undefined
-  }, { timeoutMs: 60_000 })
-}
+import { finished as final, task } from '../helpers/tasks.ts'
 
 /**
  * Starts three daemons (handed to `keep` at once; n2 and n3 labelled workers) and a task that n1 places on a worker,
@@ -127,9 +117,10 @@ describe('failover - no node can take the retry for a while', () => {
     other.signal('SIGSTOP')
     await waitFor(`n1 to stop counting on ${other.name}`, async () => (await c.node('n1').states())[other.name] !== 'alive', { timeoutMs: 60_000 })
     await c.node(placed).kill()
-    await waitFor('the client to hear that the task waits for a node', () => /no node can run it now.*waiting for one/.test(t.err()), { timeoutMs: 60_000 })
-    // attempt 2 (the executor died) waits for a node; looking for one spends no attempt
-    await new Promise(resolve => setTimeout(resolve, 4_000))
+    // attempt 2 (the executor died) waits for a node; looking for one spends no attempt: after three looks (each one
+    // said to the verbose client) the task is still pending on attempt 2
+    const looks = (): number => [...t.err().matchAll(/no node can run it now.*waiting for one/g)].length
+    await waitFor('the coordinator to look for a node three times', () => looks() >= 3, { timeoutMs: 60_000 })
     const waiting = (await c.node('n1').api.get<TaskRecord[]>('/tasks'))[0]
     expect(waiting).toMatchObject({ status: 'pending', attempts: 2 })
     other.signal('SIGCONT')

@@ -3,28 +3,14 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { TaskRecord } from '../../proto/index.ts'
-import { Cluster, type Gridd, waitFor } from '../helpers/cluster.ts'
+import { Cluster, type Gridd, processAlive as alive, waitFor } from '../helpers/cluster.ts'
 import { FAKE_NVIDIA_SMI, GRIDCTL } from '../helpers/paths.ts'
-
-async function task (n: Gridd, id: string): Promise<TaskRecord> {
-  return await n.api.get<TaskRecord>(`/tasks/${id}`)
-}
+import { finished, task } from '../helpers/tasks.ts'
 
 async function detach (n: Gridd, args: string[]): Promise<string> {
   const r = await n.ctl(['run', '--detach', ...args])
   if (r.code !== 0) throw new Error(`run --detach failed (${r.code}): ${r.stderr}`)
   return r.stdout.trim()
-}
-
-async function finished (n: Gridd, id: string, timeoutMs = 60_000): Promise<TaskRecord> {
-  return await waitFor(`task ${id} to end`, async () => {
-    const t = await task(n, id)
-    return ['completed', 'failed', 'timeout', 'cancelled'].includes(t.status) ? t : undefined
-  }, { timeoutMs })
-}
-
-function alive (pid: number): boolean {
-  try { process.kill(pid, 0); return true } catch { return false }
 }
 
 describe('tasks - run anywhere in the mesh', () => {

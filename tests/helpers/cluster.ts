@@ -49,6 +49,11 @@ export function tempDir (prefix = 'grid-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix))
 }
 
+/** Whether a process with this pid exists (signal 0 probes without sending anything). */
+export function processAlive (pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch { return false }
+}
+
 export interface GriddOptions {
   name: string
   /** Directory that holds this node's data dir and log. */

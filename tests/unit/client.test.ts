@@ -1,9 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer as createHttpServer } from 'node:http'
 import { createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ApiClient } from '../../src/cli/client.ts'
+import { waitFor } from '../helpers/cluster.ts'
 
 /**
  * A daemon stand-in on a real Unix socket that answers the first request of each connection and keeps it alive, then
@@ -46,6 +48,52 @@ describe('control API client', () => {
     for (let i = 0; i < 3; i++) expect(await c.get<{ ok: boolean }>('/status')).toEqual({ ok: true })
     // each request after the first met a dropped connection and went again on a new one
     expect(f.connections()).toBe(3)
+  })
+
+  it('yields each object of an NDJSON stream however the chunks cut its lines and characters, and ends on an error line', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'grid-client-'))
+    const socket = join(dir, 'd.sock')
+    const text = Buffer.from('{"n":1,"s":"é"}\n\n{"n":2,"s":"日本"}\r\n{"error":{"code":"NOT_FOUND","message":"no task x"}}\n{"n":3}\n')
+    const http = createHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' })
+      // one byte at a time: every line and every multi-byte character is cut
+      let i = 0
+      const next = (): void => { if (i < text.length) { res.write(text.subarray(i, ++i)); setImmediate(next) } else res.end() }
+      next()
+    })
+    server = await new Promise<Server>(resolve => { http.listen(socket, () => { resolve(http) }) })
+    const got: unknown[] = []
+    const read = (async () => { for await (const ev of new ApiClient({ socket }).stream('GET', '/tasks/x/logs')) got.push(ev) })()
+    await expect(read).rejects.toMatchObject({ code: 'NOT_FOUND', message: 'no task x' })
+    expect(got).toEqual([{ n: 1, s: 'é' }, { n: 2, s: '日本' }])
+  })
+
+  it('ends the request when its reader stops early', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'grid-client-'))
+    const socket = join(dir, 'd.sock')
+    let closed = false
+    const http = createHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' })
+      const t = setInterval(() => { res.write('{"tick":true}\n') }, 5)
+      res.on('close', () => { clearInterval(t); closed = true })
+    })
+    server = await new Promise<Server>(resolve => { http.listen(socket, () => { resolve(http) }) })
+    for await (const ev of new ApiClient({ socket }).stream('GET', '/tasks/x/logs?follow=1')) {
+      expect(ev).toEqual({ tick: true })
+      break
+    }
+    await waitFor('the daemon to see the request end', () => closed, { timeoutMs: 5_000 })
+  })
+
+  it('says a stream line that is not JSON is one, naming the endpoint', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'grid-client-'))
+    const socket = join(dir, 'd.sock')
+    const http = createHttpServer((_req, res) => { res.writeHead(200).end('{"n":1}\n{"n":') })
+    server = await new Promise<Server>(resolve => { http.listen(socket, () => { resolve(http) }) })
+    const got: unknown[] = []
+    const read = (async () => { for await (const ev of new ApiClient({ socket }).stream('GET', '/tasks')) got.push(ev) })()
+    await expect(read).rejects.toMatchObject({ code: 'INTERNAL', message: 'the daemon\'s GET /tasks stream sent a line that is not JSON: {"n":' })
+    expect(got).toEqual([{ n: 1 }])
   })
 
   it('names the socket when nothing listens there', async () => {

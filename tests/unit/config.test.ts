@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config/index.ts'
 import { InvalidConfigError } from '../../src/interface/index.ts'
+import { violationsOf } from '../helpers/violations.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'grid-config-'))
 const none = join(dir, 'no-default.yaml')
@@ -14,15 +15,7 @@ function file (name: string, text: string): string {
   return p
 }
 
-function violations (fn: () => unknown): string[] {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof InvalidConfigError) return err.violations
-    throw err
-  }
-  throw new Error('expected an InvalidConfigError')
-}
+const violations = (fn: () => unknown): string[] => violationsOf(InvalidConfigError, fn)
 
 describe('config - layering and validation', () => {
   it('works with nothing configured', () => {

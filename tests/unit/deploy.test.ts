@@ -10,21 +10,14 @@ import {
 import { pickBootstrap } from '../../src/deploy/common.ts'
 import { gridctlScript, installScript, probeScript, restartScript, startScript, stopScript } from '../../src/deploy/remote.ts'
 import { tempDir } from '../helpers/cluster.ts'
+import { violationsOf } from '../helpers/violations.ts'
 
 const dir = tempDir('grid-deploy-unit-')
 afterAll(() => { rmSync(dir, { recursive: true, force: true }) })
 const file = (name: string, text: string): string => { const p = join(dir, name); writeFileSync(p, text); return p }
 const key = file('id_test', 'only its existence is checked when the inventory is read\n')
 
-function violations (fn: () => unknown): string[] {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof InventoryError) return err.violations
-    throw err
-  }
-  throw new Error('expected an InventoryError')
-}
+const violations = (fn: () => unknown): string[] => violationsOf(InventoryError, fn)
 
 // public key blobs: only their bytes are compared (the first is a real ed25519 key, the second any other bytes)
 const KEY_A = 'AAAAC3NzaC1lZDI1NTE5AAAAIPO9fk+cUYQoiMvsmqirOLD1StP/rno8nVJGn7BP8G7w'

@@ -1,187 +1,20 @@
 /**
- * The Grafana dashboard in grafana/: its variables, panels and provisioning files; that promtool parses every query;
- * and that every metric a query names is one a running gridd exports (so a renamed metric breaks this test, not a
- * user's dashboard).
+ * The Grafana dashboard in grafana/: its variables, panels and provisioning files, and that promtool parses every
+ * query. That every metric a query names is one a running gridd exports is checked in tests/cluster/grafana.test.ts.
  */
 import { spawnSync } from 'node:child_process'
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { request } from 'node:http'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { isAbsolute, join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml'
-import { Cluster, tempDir, waitFor, type Gridd } from '../helpers/cluster.ts'
-import { FAKE_NVIDIA_SMI, ROOT } from '../helpers/paths.ts'
+import { tempDir } from '../helpers/cluster.ts'
+import {
+  DATASOURCE, DS_REF, PROVIDER, README, allPanels, dashboard, expressions, grafanaExpanded, graphPanels, metricNames,
+  variable, variableQuery
+} from '../helpers/dashboard.ts'
+import { PROMTOOL, needsTool } from '../helpers/tools.ts'
 
-const DASHBOARD = join(ROOT, 'grafana/grid-dashboard.json')
-const PROVIDER = join(ROOT, 'grafana/provisioning/dashboards/grid.yaml')
-const DATASOURCE = join(ROOT, 'grafana/provisioning/datasources/prometheus.yaml')
-const README = join(ROOT, 'grafana/README.md')
-const DS_REF = { type: 'prometheus', uid: '${datasource}' }
-
-interface DatasourceRef { type?: string, uid?: string }
-interface Target { refId: string, expr?: string, legendFormat?: string, datasource?: DatasourceRef }
-interface Panel {
-  id: number
-  type: string
-  title: string
-  description?: string
-  datasource?: DatasourceRef
-  gridPos: { x: number, y: number, w: number, h: number }
-  targets?: Target[]
-  panels?: Panel[]
-  fieldConfig?: { defaults?: { unit?: string, thresholds?: { steps?: unknown[] } } }
-  options?: { legend?: { showLegend?: boolean } }
-}
-interface Variable {
-  type: string
-  name: string
-  query?: string | { query?: string }
-  definition?: string
-  datasource?: DatasourceRef
-  multi?: boolean
-  includeAll?: boolean
-}
-interface Dashboard {
-  id: number | null
-  uid: string
-  title: string
-  schemaVersion: number
-  __inputs?: unknown
-  panels: Panel[]
-  templating: { list: Variable[] }
-}
-
-const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as Dashboard
-
-/** Every panel, those inside collapsed rows included, in order. */
-function allPanels (): Panel[] {
-  return dashboard.panels.flatMap(p => [p, ...(p.panels ?? [])])
-}
-
-const graphPanels = (): Panel[] => allPanels().filter(p => p.type !== 'row')
-
-function variable (name: string): Variable {
-  const v = dashboard.templating.list.find(x => x.name === name)
-  if (v === undefined) throw new Error(`the dashboard has no variable ${name}`)
-  return v
-}
-
-function variableQuery (v: Variable): string {
-  return typeof v.query === 'string' ? v.query : v.query?.query ?? ''
-}
-
-interface Expression {
-  /** for people: panel "Throughput" query B */
-  where: string
-  /** the same as a metric name, for promtool's messages: grafana:throughput:B */
-  key: string
-  expr: string
-}
-
-const slug = (s: string): string => s.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '')
-
-/** Every PromQL expression of the dashboard, with where it is; a label_values() variable gives its metric selector. */
-function expressions (): Expression[] {
-  const out: Expression[] = []
-  for (const p of graphPanels()) {
-    for (const t of p.targets ?? []) {
-      if (t.expr !== undefined) out.push({ where: `panel "${p.title}" query ${t.refId}`, key: `grafana:${slug(p.title)}:${t.refId}`, expr: t.expr })
-    }
-  }
-  for (const v of dashboard.templating.list.filter(x => x.type === 'query')) {
-    const q = variableQuery(v)
-    const lv = /^\s*label_values\(\s*(?:(.+?)\s*,\s*)?[A-Za-z_]\w*\s*\)\s*$/.exec(q)
-    const qr = /^\s*query_result\((.*)\)\s*$/.exec(q)
-    const expr = lv !== null ? lv[1] : qr !== null ? qr[1] : q
-    if (expr !== undefined && expr !== '') out.push({ where: `variable ${v.name}`, key: `grafana:variable:${slug(v.name)}`, expr })
-  }
-  return out
-}
-
-// PromQL's functions and aggregation operators, and the words that are neither metrics nor functions
-const PROMQL_FUNCTIONS = new Set([
-  'abs', 'absent', 'absent_over_time', 'acos', 'acosh', 'asin', 'asinh', 'atan', 'atanh', 'avg_over_time', 'ceil',
-  'changes', 'clamp', 'clamp_max', 'clamp_min', 'cos', 'cosh', 'count_over_time', 'day_of_month', 'day_of_week',
-  'day_of_year', 'days_in_month', 'deg', 'delta', 'deriv', 'double_exponential_smoothing', 'exp', 'floor',
-  'histogram_avg', 'histogram_count', 'histogram_fraction', 'histogram_quantile', 'histogram_stddev', 'histogram_stdvar',
-  'histogram_sum', 'holt_winters', 'hour', 'idelta', 'increase', 'irate', 'label_join', 'label_replace',
-  'last_over_time', 'ln', 'log10', 'log2', 'mad_over_time', 'max_over_time', 'min_over_time', 'minute', 'month', 'pi',
-  'predict_linear', 'present_over_time', 'quantile_over_time', 'rad', 'rate', 'resets', 'round', 'scalar', 'sgn', 'sin',
-  'sinh', 'sort', 'sort_by_label', 'sort_by_label_desc', 'sort_desc', 'sqrt', 'stddev_over_time', 'stdvar_over_time',
-  'sum_over_time', 'tan', 'tanh', 'time', 'timestamp', 'vector', 'year',
-  'avg', 'bottomk', 'count', 'count_values', 'group', 'limit_ratio', 'limitk', 'max', 'min', 'quantile', 'stddev',
-  'stdvar', 'sum', 'topk', 'start', 'end'
-])
-const PROMQL_KEYWORDS = new Set(['and', 'or', 'unless', 'bool', 'offset', 'atan2', 'inf', 'nan'])
-
-/**
- * The metric names a PromQL expression reads. Strings, label matchers, ranges and the label lists of by, without,
- * on, ignoring, group_left and group_right go first; what is left is functions, keywords, numbers and metric names.
- * A word called like a function that PromQL does not know throws, so a typo cannot hide as "not a metric".
- */
-function metricNames (expr: string): string[] {
-  const bare = expr
-    .replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`/g, '""')
-    .replace(/\{[^}]*\}/g, ' ')
-    .replace(/\[[^\]]*\]/g, ' ')
-    .replace(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ')
-    .replace(/\b(?:group_left|group_right)\b/g, ' ')
-    .replace(/\$\{?\w+\}?/g, ' ')
-  const names = new Set<string>()
-  for (const m of bare.matchAll(/(?<![\w.:$])([A-Za-z_:][\w:]*)(\s*\()?/g)) {
-    const word = m[1] as string
-    if (m[2] !== undefined) {
-      if (!PROMQL_FUNCTIONS.has(word)) throw new Error(`"${word}(" is no PromQL function, in ${expr}`)
-      continue
-    }
-    if (PROMQL_KEYWORDS.has(word.toLowerCase())) continue
-    names.add(word)
-  }
-  return [...names]
-}
-
-/** Metric name → where the dashboard uses it. */
-function dashboardMetrics (): Map<string, string[]> {
-  const out = new Map<string, string[]>()
-  for (const { where, expr } of expressions()) {
-    for (const name of metricNames(expr)) out.set(name, [...(out.get(name) ?? []), where])
-  }
-  return out
-}
-
-/** A family from a `# TYPE` line, or a histogram's (summary's) _bucket, _sum or _count series. */
-function isExported (name: string, families: Map<string, string>): boolean {
-  if (families.has(name)) return true
-  const m = /^(.+)_(bucket|sum|count)$/.exec(name)
-  if (m === null) return false
-  const type = families.get(m[1] as string)
-  return type === 'histogram' || (type === 'summary' && m[2] !== 'bucket')
-}
-
-/** promtool from PATH, GRID_PROMTOOL, or where .ci/run unpacks it. */
-function promtool (): string | undefined {
-  for (const p of [process.env.GRID_PROMTOOL, '/opt/grid-ci/prometheus/usr/bin/promtool', '/usr/bin/promtool']) if (p !== undefined && existsSync(p)) return p
-  return undefined
-}
-
-/** Grafana's variables as a query would see them with every node selected. */
-function grafanaExpanded (expr: string): string {
-  return expr
-    .replace(/\$__rate_interval\b/g, '1m')
-    .replace(/\$__interval\b/g, '1m')
-    .replace(/\$__range\b/g, '1h')
-    .replace(/\$\{node\}|\$node\b/g, '.*')
-}
-
-async function fetchMetrics (socket: string): Promise<string> {
-  return await new Promise((resolve, reject) => {
-    request({ socketPath: socket, path: '/v1/metrics' }, res => {
-      let body = ''
-      res.on('data', d => { body += String(d) })
-      res.on('end', () => { res.statusCode === 200 ? resolve(body) : reject(new Error(`GET /v1/metrics: ${res.statusCode ?? '?'} ${body}`)) })
-    }).on('error', reject).end()
-  })
-}
+const promtoolCheck = needsTool('writes every query as PromQL that promtool accepts', PROMTOOL, 'promtool')
 
 describe('grafana - the dashboard', () => {
   it('is a Grafana 10/11 dashboard model with the uid grid-overview that imports without inputs', () => {
@@ -291,12 +124,9 @@ describe('grafana - the dashboard', () => {
     expect(() => metricNames('rates(grid_tasks_started_total[1m])')).toThrow(/"rates\(" is no PromQL function/)
   })
 
-  it('writes every query as PromQL that promtool accepts', () => {
-    const tool = promtool()
-    if (tool === undefined) {
-      expect(process.env.GRID_TEST_REQUIRE_TOOLS, 'promtool is required in CI').not.toBe('1')
-      return
-    }
+  it.skipIf(promtoolCheck.skipped)(promtoolCheck.title, () => {
+    expect(PROMTOOL, 'GRID_TEST_REQUIRE_TOOLS=1 but promtool is missing: set GRID_PROMTOOL or put it on PATH').toBeDefined()
+    const tool = PROMTOOL as string
     const rules = expressions().map(e => ({ record: e.key, expr: grafanaExpanded(e.expr) }))
     const dir = tempDir('grid-grafana-')
     try {
@@ -339,36 +169,5 @@ describe('grafana - provisioning and instructions', () => {
     const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map(m => m[1] as string)
     expect(blocks.length).toBeGreaterThanOrEqual(3)
     for (const b of blocks) expect(() => parseYaml(b), b).not.toThrow()
-  })
-})
-
-describe('grafana - every metric the dashboard names is one gridd exports', () => {
-  let c: Cluster
-  let n1: Gridd
-  beforeAll(async () => {
-    c = await Cluster.start(1, { args: () => ['--nvidia-smi', FAKE_NVIDIA_SMI], env: () => ({ FAKE_GPU_COUNT: '2' }) })
-    n1 = c.node('n1')
-    // a task, so the task series exist as they do on a working node
-    expect((await n1.ctl(['run', '--', 'true'])).code).toBe(0)
-  })
-  afterAll(async () => { await c?.destroy() })
-
-  it('names only metric families from the daemon\'s own exposition', async () => {
-    const text = await waitFor('n1 to export its two fake GPUs', async () => {
-      const t = await fetchMetrics(n1.socket)
-      return (t.match(/^grid_gpu_utilization_percent\{/gm) ?? []).length === 2 ? t : undefined
-    })
-    const families = new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map(m => [m[1] as string, m[2] as string]))
-    expect(families.get('grid_task_duration_seconds')).toBe('histogram')
-
-    const used = dashboardMetrics()
-    // the extraction found the dashboard's metrics, histogram series and GPU gauges among them
-    expect(used.size).toBeGreaterThan(30)
-    expect(used.has('grid_task_duration_seconds_bucket')).toBe(true)
-    expect(used.has('grid_gpu_utilization_percent')).toBe(true)
-    expect(used.has('grid_node_slots')).toBe(true)
-
-    const unknown = [...used].filter(([name]) => !isExported(name, families)).map(([name, where]) => `${name} (${where.join('; ')})`)
-    expect(unknown, 'metrics the dashboard names that gridd does not export').toEqual([])
   })
 })

@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { SYSUSERS_CONF, TMPFILES_CONF, renderUnit } from '../../src/deploy/index.ts'
 import { tempDir } from '../helpers/cluster.ts'
 import { ROOT } from '../helpers/paths.ts'
+import { REQUIRE_TOOLS as REQUIRE } from '../helpers/tools.ts'
 
 const UNIT = join(ROOT, 'systemd/gridd.service')
 const SYSUSERS = join(ROOT, 'systemd/grid.sysusers.conf')
@@ -13,7 +14,6 @@ const TMPFILES = join(ROOT, 'systemd/grid.tmpfiles.conf')
 const ANALYZE = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].find(p => existsSync(p))
 const SYSUSERS_BIN = ['/usr/bin/systemd-sysusers', '/bin/systemd-sysusers'].find(p => existsSync(p))
 const TMPFILES_BIN = ['/usr/bin/systemd-tmpfiles', '/bin/systemd-tmpfiles'].find(p => existsSync(p))
-const REQUIRE = process.env.GRID_TEST_REQUIRE_TOOLS === '1'
 
 const root = tempDir('grid-systemd-')
 afterAll(() => { rmSync(root, { recursive: true, force: true }) })

@@ -1,5 +1,7 @@
+import { MEMBER_STATES } from '../../interface/index.ts'
 import { findNode, nodeEntries } from '../cluster-view.ts'
 import type { ControlDeps } from '../deps.ts'
+import { queryChoice } from '../query.ts'
 import type { Route } from '../server.ts'
 
 /** GET /v1/nodes: every known node (a JSON array); ?state=alive filters. */
@@ -8,9 +10,9 @@ export function listNodesRoute (deps: ControlDeps): Route {
     method: 'GET',
     path: '/nodes',
     handler: req => {
-      const state = req.query.get('state')
+      const state = queryChoice(req.query, 'state', MEMBER_STATES)
       const all = nodeEntries(deps)
-      return { json: state === null ? all : all.filter(n => n.state === state) }
+      return { json: state === undefined ? all : all.filter(n => n.state === state) }
     }
   }
 }
