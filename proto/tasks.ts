@@ -134,7 +134,9 @@ export const TaskOfferSchema = Type.Object({
   spec: TaskSpecSchema,
   attempt: Type.Integer({ minimum: 1 }),
   origin: Id,
-  coordinator: Id
+  coordinator: Id,
+  /** refuse (UNAVAILABLE, details.full) rather than queue if it cannot start now: a session's owner while another node could */
+  startNow: Type.Optional(Type.Boolean())
 })
 export type TaskOffer = Static<typeof TaskOfferSchema>
 

@@ -132,7 +132,9 @@ export class Daemon {
         logger: logger.child({ component: 'workers' }),
         reserve: need => executor.reserve(need),
         unreserve: held => { executor.unreserve(held) },
-        cannotEverHold: need => executor.cannotEverHold(need)
+        cannotEverHold: need => executor.cannotEverHold(need),
+        // workers are forked by the same spawner as tasks, and die with the daemon like them
+        processes: executor.processes
       }, {
         nodeId: mesh.peerId,
         nodeName: config.name,
@@ -147,8 +149,9 @@ export class Daemon {
         return { running: u.running, queued: u.queued, slots, freeSlots: u.freeSlots, freeGpus: u.freeGpus, done: u.done, failed: u.failed }
       })
       const tasks = new TaskService({
-        mesh,
-        membership,
+        peerId: mesh.peerId,
+        rpc: mesh.rpc,
+        members: membership,
         store: state,
         nodeRegistry,
         sessions,

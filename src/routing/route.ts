@@ -3,7 +3,7 @@
  * task, a ranker per strategy orders the rest, and the result is a first choice with fallbacks. No I/O, no timers:
  * randomness and this node's recent dispatches come in through the context, so every decision is testable.
  */
-import type { Strategy } from '../../proto/index.ts'
+import type { RehomeReason, Strategy } from '../../proto/index.ts'
 import type { NodeId } from '../interface/index.ts'
 
 /** What routing knows of a node: static facts (registry) and load (last heartbeat). */
@@ -56,8 +56,26 @@ export interface RouteContext {
   turn: number
 }
 
+/**
+ * Affinity's plan for a session's task. The owner keeps the session while it is alive, not draining and fits the
+ * task; whether it has room now is the owner's own call (its reports are up to a second old): the origin offers it
+ * the task asking it to start at once (`startNow`, when another candidate could), and moves the session to whoever
+ * accepts if it refuses. The session's new owner is the node that accepted the task, never just the first choice.
+ */
+export interface SessionPlan {
+  /** the session's owner now, null when it has none yet */
+  owner: NodeId | null
+  /** the owner is the first candidate */
+  ownerFirst: boolean
+  /** the owner should refuse rather than queue the task: another candidate can start it now */
+  startNow: boolean
+  /** why the owner is not first (set when ownerFirst is false) */
+  reason?: RehomeReason
+  message?: string
+}
+
 export type RouteResult =
-  | { ok: true, candidates: NodeId[], strategy: Strategy, rehome?: NodeId }
+  | { ok: true, candidates: NodeId[], strategy: Strategy, session?: SessionPlan }
   | { ok: false, reason: string }
 
 interface Filter {
@@ -125,8 +143,7 @@ export function route (nodes: Candidate[], req: Requirements, ctx: RouteContext)
     }
     feasible = next
   }
-  const ranked = rank(feasible, req, ctx)
-  return ranked
+  return rank(feasible, req, ctx, nodes)
 }
 
 function explicit (alive: Candidate[], all: Candidate[], req: Requirements): RouteResult {
@@ -192,7 +209,18 @@ function leastLoaded (nodes: Candidate[], req: Requirements, ctx: RouteContext):
   return [first, ...sorted.filter(n => n !== first)]
 }
 
-function rank (nodes: Candidate[], req: Requirements, ctx: RouteContext): RouteResult {
+/** Why the session's owner cannot be first: gone, not alive, draining, or unable to run this task. */
+function ownerProblem (all: Candidate[], owner: NodeId | null | undefined, req: Requirements): { reason: RehomeReason, message: string } {
+  if (owner == null) return { reason: 'no-owner', message: 'the session has no owner yet' }
+  const n = all.find(c => c.id === owner)
+  if (n === undefined) return { reason: 'dead', message: `its owner ${owner} is no longer in the cluster` }
+  if (!n.alive) return { reason: 'dead', message: `its owner ${n.name} is not alive` }
+  if (n.draining) return { reason: 'draining', message: `its owner ${n.name} is draining` }
+  const f = FILTERS.find(g => !g.test(n, req))
+  return { reason: 'unfit', message: `its owner ${n.name} cannot run this task${f === undefined ? '' : `: ${f.explain(req, [n]).replace(/^no node/, 'it')}`}` }
+}
+
+function rank (nodes: Candidate[], req: Requirements, ctx: RouteContext, all: Candidate[] = nodes): RouteResult {
   const ids = (list: Candidate[]): NodeId[] => list.map(n => n.id)
   switch (req.strategy) {
     case 'least-loaded':
@@ -222,14 +250,15 @@ function rank (nodes: Candidate[], req: Requirements, ctx: RouteContext): RouteR
       return { ok: true, strategy: req.strategy, candidates: ids([...loaded.filter(n => n.region === want), ...loaded.filter(n => n.region !== want)]) }
     }
     case 'affinity': {
-      const owner = ctx.sessionOwner == null ? undefined : nodes.find(n => n.id === ctx.sessionOwner)
+      const ownerId = ctx.sessionOwner ?? null
+      const owner = ownerId === null ? undefined : nodes.find(n => n.id === ownerId)
       const rest = leastLoaded(nodes.filter(n => n !== owner), req, ctx)
-      if (owner !== undefined && hasRoom(owner, req, ctx)) return { ok: true, strategy: req.strategy, candidates: ids([owner, ...rest]) }
-      // the owner is gone, full or unfit: re-home the session on the least-loaded node
-      const order = owner === undefined ? rest : [...rest, owner]
-      const result: RouteResult = { ok: true, strategy: req.strategy, candidates: ids(order) }
-      if (order[0] !== undefined && order[0].id !== ctx.sessionOwner) result.rehome = order[0].id
-      return result
+      if (owner !== undefined) {
+        // the owner decides whether it has room: it refuses when another node could start the task now
+        return { ok: true, strategy: req.strategy, candidates: ids([owner, ...rest]), session: { owner: ownerId, ownerFirst: true, startNow: rest.some(n => hasRoom(n, req, ctx)) } }
+      }
+      // the owner is gone, draining or unfit (or there is none yet): the node that accepts the task becomes the owner
+      return { ok: true, strategy: req.strategy, candidates: ids(rest), session: { owner: ownerId, ownerFirst: false, startNow: false, ...ownerProblem(all, ownerId, req) } }
     }
   }
 }

@@ -3,8 +3,6 @@
  * mark (and can pause the task), output beyond the hard limit is dropped and reported as a gap, and the consumer
  * reads it as an async iterable.
  */
-export interface Sized { bytes?: number }
-
 export class EventQueue<T> implements AsyncIterable<T> {
   private items: T[] = []
   private bytes = 0

@@ -6,9 +6,12 @@
  * records in the replicated state (each writer's aspects, merged). It must not run processes (the executor does)
  * nor decide placement itself (routing does).
  */
-export { TaskService, newTaskId, WORKER_DEFAULT_TIMEOUT_MS, type ClientEvent, type TasksComponents, type TasksInit } from './service.ts'
+export { TaskService, WORKER_DEFAULT_TIMEOUT_MS, type ClientEvent, type TasksComponents, type TasksInit } from './service.ts'
+export { newTaskId } from './task-ids.ts'
+export { DispatchLedger } from './dispatch-ledger.ts'
 export { TaskRecords, merge, statusOf, toRecord, type Aspects } from './records.ts'
 export { normalizeSpec, SubmitRequestSchema, DEFAULTS, type SubmitOptions } from './spec.ts'
 export { successor } from './successor.ts'
+export { isDraining, nodeName, requireNode, resolveNode, type RegistryReader } from './view.ts'
 export { EventQueue } from './event-queue.ts'
-export { WorkerService, type WorkerCallRequest, type WorkerCallResult } from './workers.ts'
+export { WorkerService, type WorkerCallRequest, type WorkerCallResult } from './worker-router.ts'

@@ -11,6 +11,9 @@ import {
 import type { NodeId } from '../interface/index.ts'
 import { compareStamps, type StateStore, type StoredEntry } from '../state/index.ts'
 
+/** The replicated store as task records use it. */
+export type RecordStore = Pick<StateStore, 'selfId' | 'set' | 'entryOf' | 'lookupAll' | 'groupAll'>
+
 export interface Aspects {
   coord?: { aspect: CoordAspect, writer: NodeId }
   exec?: { aspect: ExecAspect, writer: NodeId }
@@ -20,7 +23,7 @@ export interface Aspects {
 }
 
 export class TaskRecords {
-  constructor (private readonly store: StateStore) {}
+  constructor (private readonly store: RecordStore) {}
 
   /** This node's own entry for a task (the aspects it wrote). */
   own (id: string): TaskEntry {

@@ -63,8 +63,18 @@ describe('routing - strategies', () => {
   it('least-loaded prefers free capacity and keeps the rest as fallbacks', () => {
     const r = route(three(), req(), ctx({ random: () => 0.99 }))
     expect(r.ok && r.candidates).toHaveLength(3)
-    // whichever two nodes the power of two choices picks, the more loaded of them never comes first
-    for (let i = 0; i < 50; i++) expect(first(three(), req(), ctx())).not.toBe('a')
+    // power of two choices over a (1 free slot), b (4) and c (2): whichever pair one generator draws, the more loaded
+    // of the two never comes first, so a never does; c does only when drawn with a, one pair in three
+    const c = ctx()
+    const firsts = new Map<string, number>()
+    for (let i = 0; i < 300; i++) {
+      const id = first(three(), req(), c) as string
+      firsts.set(id, (firsts.get(id) ?? 0) + 1)
+    }
+    expect(firsts.get('a')).toBeUndefined()
+    expect(firsts.get('c')).toBeGreaterThan(70)
+    expect(firsts.get('c')).toBeLessThan(130)
+    expect(firsts.get('b')).toBe(300 - (firsts.get('c') ?? 0))
   })
 
   it('least-loaded counts what this node sent recently, so stale reports do not herd tasks', () => {
@@ -112,18 +122,27 @@ describe('routing - strategies', () => {
     expect(first(nodes, req({ strategy: 'region' }), ctx())).toBe('eu1')
   })
 
-  it('affinity keeps the session on its owner while it is alive and has room', () => {
+  it('affinity keeps the session on its owner while it is alive and fits, and lets the owner judge its room', () => {
     const nodes = three()
     expect(first(nodes, req({ strategy: 'affinity' }), ctx({ sessionOwner: 'c' }))).toBe('c')
-    expect(route(nodes, req({ strategy: 'affinity' }), ctx({ sessionOwner: 'c' }))).not.toHaveProperty('rehome')
+    expect(route(nodes, req({ strategy: 'affinity' }), ctx({ sessionOwner: 'c' }))).toMatchObject({ ok: true, session: { owner: 'c', ownerFirst: true, startNow: true } })
+    // a report that says the owner is full (it may be a second old) does not move the session: the owner is asked
+    // to start it now and refuses if it cannot
+    const staleFull = [node('a', { freeSlots: 0, running: 4 }), node('b')]
+    expect(route(staleFull, req({ strategy: 'affinity' }), ctx({ sessionOwner: 'a' }))).toMatchObject({ ok: true, candidates: ['a', 'b'], session: { ownerFirst: true, startNow: true } })
+    // when no other node could start it either, the owner may queue it
+    const allFull = [node('a', { freeSlots: 0 }), node('b', { freeSlots: 0 })]
+    expect(route(allFull, req({ strategy: 'affinity' }), ctx({ sessionOwner: 'a' }))).toMatchObject({ ok: true, candidates: ['a', 'b'], session: { ownerFirst: true, startNow: false } })
   })
 
-  it('affinity re-homes the session when its owner is dead or full', () => {
+  it('affinity passes the owner by when it is dead, draining or unfit, saying why', () => {
     const dead = [node('a', { alive: false }), node('b'), node('c', { freeSlots: 1, running: 3 })]
-    expect(route(dead, req({ strategy: 'affinity' }), ctx({ sessionOwner: 'a', random: () => 0.5 }))).toMatchObject({ ok: true, rehome: 'b' })
-    const full = [node('a', { freeSlots: 0, running: 4 }), node('b')]
-    const r = route(full, req({ strategy: 'affinity' }), ctx({ sessionOwner: 'a' }))
-    expect(r).toMatchObject({ ok: true, rehome: 'b', candidates: ['b', 'a'] })
+    expect(route(dead, req({ strategy: 'affinity' }), ctx({ sessionOwner: 'a', random: () => 0.5 }))).toMatchObject({ ok: true, candidates: ['b', 'c'], session: { owner: 'a', ownerFirst: false, reason: 'dead' } })
+    const draining = [node('a', { draining: true }), node('b')]
+    expect(route(draining, req({ strategy: 'affinity' }), ctx({ sessionOwner: 'a' }))).toMatchObject({ candidates: ['b'], session: { reason: 'draining', message: 'its owner a is draining' } })
+    const unfit = [node('a'), node('b', { gpus: 1, freeGpus: 1 })]
+    expect(route(unfit, req({ strategy: 'affinity', gpus: 1 }), ctx({ sessionOwner: 'a' }))).toMatchObject({ candidates: ['b'], session: { reason: 'unfit' } })
+    expect(route(three(), req({ strategy: 'affinity' }), ctx({ sessionOwner: null }))).toMatchObject({ session: { owner: null, ownerFirst: false, reason: 'no-owner' } })
   })
 
   it('places on an explicit node, or says why it cannot', () => {

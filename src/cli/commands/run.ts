@@ -1,24 +1,7 @@
-import { InvalidArgumentError, parseDuration, parseSize } from '../../interface/index.ts'
+import type { TaskStreamEvent } from '../../../proto/task-stream.ts'
+import { ProtocolError, parseDuration, parseSize } from '../../interface/index.ts'
 import { UsageError, type Command } from '../command.ts'
 import { printObject } from '../output.ts'
-
-interface WireEvent {
-  type: string
-  id?: string
-  stream?: 'stdout' | 'stderr'
-  data?: string
-  nodeName?: string
-  node?: string
-  attempt?: number
-  reason?: string
-  delayMs?: number
-  bytes?: number
-  status?: string
-  code?: number
-  exitCode?: number | null
-  error?: string | null
-  result?: unknown
-}
 
 const kv = (list: string[], flag: string): Record<string, string> => Object.fromEntries(list.map(x => {
   const i = x.indexOf('=')
@@ -140,26 +123,27 @@ export const runCommand: Command = {
     let sawOutput = false
     let waited = false // "waiting for a node" is said once, or at every look with -v
     try {
-      for await (const ev of ctx.client.stream<WireEvent>('POST', '/tasks', { ...body, encoding: 'base64' }, stream.signal)) {
+      for await (const ev of ctx.client.stream<TaskStreamEvent>('POST', '/tasks', { ...body, encoding: 'base64' }, stream.signal)) {
         if (json && ev.type !== 'output') ctx.err.write(JSON.stringify(ev) + '\n')
         switch (ev.type) {
           case 'accepted': id = ev.id; if (ctx.signal.aborted) onInterrupt(); break
-          case 'placed': if (verbose) ctx.err.write(`gridctl: task ${ev.id ?? ''} ${ev.attempt !== undefined && ev.attempt > 1 ? `(attempt ${ev.attempt}) ` : ''}placed on ${ev.nodeName ?? ''}\n`); break
+          case 'placed': if (verbose) ctx.err.write(`gridctl: task ${ev.id} ${ev.attempt > 1 ? `(attempt ${ev.attempt}) ` : ''}placed on ${ev.nodeName}${ev.queued ? ' (queued there)' : ''}\n`); break
+          case 'rehomed': if (verbose) ctx.err.write(`gridctl: session ${ev.session} moved ${ev.fromName === null ? '' : `from ${ev.fromName} `}to ${ev.toName}: ${ev.message}\n`); break
           case 'output': {
             sawOutput = true
-            const bytes = Buffer.from(ev.data ?? '', 'base64')
+            const bytes = Buffer.from(ev.data, 'base64')
             if (ev.stream === 'stderr') ctx.err.write(bytes)
             else ctx.out.write(bytes)
             break
           }
-          case 'gap': ctx.err.write(`gridctl: [${ev.bytes ?? 0} bytes of output skipped: this client fell behind]\n`); break
-          case 'retry': ctx.err.write(`gridctl: task ${ev.id ?? ''}: ${ev.reason ?? ''}; running it again (attempt ${ev.attempt ?? '?'})\n`); break
-          case 'waiting': if (!verbose && waited) break; waited = true; ctx.err.write(`gridctl: task ${ev.id ?? ''}: ${ev.reason ?? ''}; waiting for one (next look in ${Math.round((ev.delayMs ?? 0) / 100) / 10} s)\n`); break
+          case 'gap': ctx.err.write(`gridctl: [${ev.bytes} bytes of output skipped: this client fell behind]\n`); break
+          case 'retry': ctx.err.write(`gridctl: task ${ev.id}: ${ev.reason}; running it again (attempt ${ev.attempt})\n`); break
+          case 'waiting': if (!verbose && waited) break; waited = true; ctx.err.write(`gridctl: task ${ev.id}: ${ev.reason}; waiting for one (next look in ${Math.round(ev.delayMs / 100) / 10} s)\n`); break
           case 'exit': {
             // a warm worker answers with a result rather than output: print it as JSON
             if (!sawOutput && ev.result !== undefined) ctx.out.write(JSON.stringify(ev.result) + '\n')
-            if (ev.status !== 'completed' && ev.error !== null && ev.error !== undefined) ctx.err.write(`gridctl: task ${ev.id ?? ''} ${ev.status ?? ''}: ${ev.error}\n`)
-            return ev.code ?? 1
+            if (ev.status !== 'completed' && ev.error !== null) ctx.err.write(`gridctl: task ${ev.id} ${ev.status}: ${ev.error}\n`)
+            return ev.code
           }
         }
       }
@@ -167,6 +151,7 @@ export const runCommand: Command = {
       ctx.signal.removeEventListener('abort', onInterrupt)
     }
     if (stream.signal.aborted) return 130
-    throw new InvalidArgumentError('the daemon ended the stream without the task\'s exit status')
+    // a protocol failure, not the user's mistake: exit 1, saying whether the task may go on
+    throw new ProtocolError(`the daemon ended the stream without the task's exit status${id === undefined ? '' : `; task ${id} may still run: gridctl task ${id}`}`)
   }
 }

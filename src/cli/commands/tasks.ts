@@ -1,4 +1,5 @@
 import type { TaskRecord } from '../../../proto/index.ts'
+import type { TaskStreamEvent } from '../../../proto/task-stream.ts'
 import { TASK_STATUS_SET, formatDuration } from '../../interface/index.ts'
 import { UsageError, requirePositionals, type Command } from '../command.ts'
 import { ago, printList, printObject } from '../output.ts'
@@ -23,7 +24,7 @@ export const tasksCommand: Command = {
     }
     if (typeof args.values.node === 'string') q.set('node', args.values.node)
     if (typeof args.values.limit === 'string') {
-      if (!/^\d+$/.test(args.values.limit)) throw new UsageError('--limit must be a whole number')
+      if (!/^\d+$/.test(args.values.limit) || Number(args.values.limit) < 1) throw new UsageError(`--limit must be a whole number of 1 or more, got ${JSON.stringify(args.values.limit)}`)
       q.set('limit', args.values.limit)
     }
     const list = await ctx.client.get<TaskRecord[]>(`/tasks${q.size > 0 ? `?${q.toString()}` : ''}`, ctx.signal)
@@ -84,13 +85,13 @@ export const logsCommand: Command = {
   async run (ctx, args) {
     const [id] = requirePositionals(args, ['ID']) as [string]
     const follow = args.values.follow === true
-    for await (const ev of ctx.client.stream<{ type: string, stream?: string, data?: string, bytes?: number }>('GET', `/tasks/${encodeURIComponent(id)}/logs?encoding=base64${follow ? '&follow=1' : ''}`, undefined, ctx.signal)) {
+    for await (const ev of ctx.client.stream<TaskStreamEvent>('GET', `/tasks/${encodeURIComponent(id)}/logs?encoding=base64${follow ? '&follow=1' : ''}`, undefined, ctx.signal)) {
       if (ev.type === 'output') {
-        const b = Buffer.from(ev.data ?? '', 'base64')
+        const b = Buffer.from(ev.data, 'base64')
         if (ev.stream === 'stderr') ctx.err.write(b)
         else ctx.out.write(b)
       } else if (ev.type === 'gap') {
-        ctx.err.write(`gridctl: [${ev.bytes ?? 0} earlier bytes of output are no longer kept]\n`)
+        ctx.err.write(`gridctl: [${ev.bytes} earlier bytes of output are no longer kept]\n`)
       }
     }
     return 0

@@ -1,0 +1,402 @@
+/**
+ * Coordination: the origin's (or its successor's) side of one task. It asks routing for ranked candidates, offers
+ * the task to the first, then the next if refused; streams the output to the client; re-attaches when the stream
+ * breaks while the executor lives; retries with backoff when the executor dies (or the program fails and asked for
+ * retries); moves a session to the node that accepted its task when its owner could not; and gives the final
+ * verdict when the attempts run out. It must not run processes itself (the executor does) nor decide placement
+ * (routing does).
+ */
+import type { Logger } from 'pino'
+import {
+  TaskAttach, TaskCancel, TaskRun,
+  type CoordAspect, type ExecAspect, type RehomeReason, type TaskEvent, type TaskOffer, type TaskSpec, type TaskStreamEvent
+} from '../../proto/index.ts'
+import { CancelledError, UnavailableError, toGridError, type NodeId } from '../interface/index.ts'
+import type { Watcher } from '../executor/index.ts'
+import { exitCodeOf } from '../executor/index.ts'
+import { route, type RouteResult, type SessionPlan } from '../routing/index.ts'
+import { backoffMs, delay } from '../util/index.ts'
+import type { TasksComponents, TasksInit } from './components.ts'
+import { DispatchLedger } from './dispatch-ledger.ts'
+import type { EventQueue } from './event-queue.ts'
+import { TaskRecords, isFinalStatus, statusOf } from './records.ts'
+import type { TaskMetrics } from './task-metrics.ts'
+import { candidates } from './view.ts'
+
+/** What the client of a submission sees: the task stream (proto/task-stream.ts) with output as bytes. */
+export type ClientEvent = TaskStreamEvent<Uint8Array>
+
+export type Outcome =
+  | { kind: 'refused', reason: string, full?: boolean }
+  | { kind: 'done', result: ExecAspect }
+  | { kind: 'retry', reason: string }
+
+export interface Coordinated {
+  id: string
+  spec: TaskSpec
+  coord: CoordAspect
+  sink?: EventQueue<ClientEvent>
+  executor?: NodeId
+  placed: boolean
+  cancelRequested: boolean
+  /** output bytes already forwarded (to re-attach from there) */
+  offset: number
+  submittedAt: number
+  /** the session's placement for the attempt being offered, and why its owner passed, if it did */
+  session?: SessionPlan & { refused?: { reason: RehomeReason, message: string } }
+  /** ends the current wait early (a cancel arrived) */
+  waker?: () => void
+  abort: AbortController
+}
+
+/** The routing view is rebuilt at most this often (the dispatch ledger corrects it in between). */
+const VIEW_TTL_MS = 100
+const RETRY_BASE_MS = 100
+const RETRY_CAP_MS = 30_000
+/** No alive node can take the task now: it stays pending and is routed again, backing off up to 10 s... */
+const ROUTE_RETRY_BASE_MS = 1_000
+const ROUTE_RETRY_CAP_MS = 10_000
+/** ...for at most this long; attempts count runs, so waiting for a node spends none of them. */
+const ROUTE_WAIT_LIMIT_MS = 120_000
+const REFUSED_RETRY_CAP_MS = 5_000
+/** How long a broken stream's executor may stay suspect before the attempt counts as lost. */
+const REATTACH_DEADLINE_MS = 30_000
+/** A run's RPC stream stays open this long past the task's own timeout (TERM, grace, KILL, last output). */
+const RUN_DEADLINE_MARGIN_MS = 60_000
+const MAX_TIMER_MS = 2_147_483_647
+/** The coordinator writes the final record itself if the executor's has not arrived this long after the answer. */
+const FINAL_RECORD_GRACE_MS = 3_000
+
+export function runDeadline (spec: TaskSpec): number {
+  return spec.timeoutMs === undefined ? MAX_TIMER_MS : Math.min(MAX_TIMER_MS, spec.timeoutMs + RUN_DEADLINE_MARGIN_MS)
+}
+
+export class Coordinator {
+  readonly coordinated = new Map<string, Coordinated>()
+  readonly ledger = new DispatchLedger()
+  running = false
+  private turn = 0
+  private view?: { at: number, candidates: ReturnType<typeof candidates>, reportedAt: Map<NodeId, number> }
+
+  constructor (
+    private readonly c: TasksComponents,
+    private readonly init: TasksInit,
+    private readonly records: TaskRecords,
+    private readonly m: TaskMetrics,
+    private readonly log: Logger
+  ) {}
+
+  track (id: string, coord: CoordAspect): Coordinated {
+    const co: Coordinated = { id, spec: coord.spec, coord, placed: false, cancelRequested: false, offset: 0, submittedAt: Date.now(), abort: new AbortController() }
+    this.coordinated.set(id, co)
+    return co
+  }
+
+  route (spec: TaskSpec): RouteResult {
+    const sessionOwner = spec.session === undefined ? undefined : (this.c.sessions.get(spec.session)?.owner ?? null)
+    const now = Date.now()
+    if (this.view === undefined || now - this.view.at > VIEW_TTL_MS) {
+      const members = this.c.members.view()
+      this.view = { at: now, candidates: candidates(members, this.c.nodeRegistry), reportedAt: new Map(members.map(m => [m.id, m.lastSeen])) }
+    }
+    const reportedAt = this.view.reportedAt
+    const r = route(this.view.candidates, {
+      cpus: spec.cpus,
+      gpus: spec.gpus,
+      memory: spec.memory,
+      require: spec.require,
+      labels: spec.labels,
+      region: spec.region,
+      type: spec.type,
+      strategy: spec.strategy,
+      node: spec.node
+    }, {
+      origin: { id: this.c.peerId, region: this.init.region },
+      sessionOwner,
+      recentlySent: id => this.ledger.unreported(id, reportedAt.get(id) ?? 0),
+      random: Math.random,
+      turn: this.turn++
+    })
+    this.m.routing.inc({ strategy: spec.node !== undefined ? 'node' : spec.strategy, outcome: r.ok ? 'placed' : 'unsatisfiable' })
+    return r
+  }
+
+  /** Runs attempts until the task ends or the attempts run out. `first` is the route the submission computed. */
+  async drive (co: Coordinated, first?: RouteResult, pending?: Outcome): Promise<void> {
+    let routed = first
+    let refusals = 0
+    let misses = 0
+    let waitingSince = 0
+    try {
+      for (;;) {
+        if (!this.running) return
+        let outcome = pending
+        pending = undefined
+        if (outcome === undefined) {
+          if (co.cancelRequested) { this.finalize(co, 'cancelled', 'cancelled before it started'); return }
+          routed ??= this.route(co.spec)
+          if (!routed.ok) {
+            // the nodes that could run it are dead, suspect or draining right now (a failover while another is
+            // briefly suspect): the task stays pending and is routed again; it fails only after waiting a long while
+            const reason = `no node can run it now: ${routed.reason}`
+            routed = undefined
+            if (misses === 0) waitingSince = Date.now()
+            if (Date.now() - waitingSince >= ROUTE_WAIT_LIMIT_MS) {
+              this.finalize(co, 'failed', `${reason} (waited ${Math.round((Date.now() - waitingSince) / 1000)} s)`)
+              return
+            }
+            const wait = backoffMs(misses++, ROUTE_RETRY_BASE_MS, ROUTE_RETRY_CAP_MS)
+            if (misses === 1) this.log.info({ task: co.id, reason, attempt: co.coord.attempt }, 'task waits for a node that can run it')
+            co.sink?.push({ type: 'waiting', id: co.id, reason, delayMs: wait })
+            await this.wait(co, wait)
+            continue
+          }
+          misses = 0
+          outcome = await this.offerAll(co, routed)
+          routed = undefined
+        }
+        if (outcome === undefined || outcome.kind === 'refused') {
+          // every candidate refused (queues full, draining): the task stays pending and routing runs again
+          await this.wait(co, backoffMs(refusals++, 250, REFUSED_RETRY_CAP_MS))
+          continue
+        }
+        refusals = 0
+        if (outcome.kind === 'done') { this.complete(co, outcome.result); return }
+        if (co.cancelRequested) { this.finalize(co, 'cancelled', `cancelled (${outcome.reason})`); return }
+        if (co.coord.attempt >= co.spec.retries + 1) {
+          this.finalize(co, 'failed', `gave up after ${co.coord.attempt} attempt${co.coord.attempt === 1 ? '' : 's'}: ${outcome.reason}`)
+          return
+        }
+        const wait = backoffMs(co.coord.attempt - 1, RETRY_BASE_MS, RETRY_CAP_MS)
+        co.coord = { ...co.coord, attempt: co.coord.attempt + 1 }
+        co.placed = false
+        co.offset = 0
+        this.records.writeCoord(co.id, co.coord)
+        this.m.retried.inc()
+        this.log.info({ task: co.id, attempt: co.coord.attempt, reason: outcome.reason, delayMs: wait }, 'retrying task')
+        co.sink?.push({ type: 'retry', id: co.id, attempt: co.coord.attempt, reason: outcome.reason, delayMs: wait })
+        await this.wait(co, wait)
+      }
+    } catch (err) {
+      this.log.error({ err, task: co.id }, 'task coordination failed')
+      co.sink?.close(toGridError(err))
+    } finally {
+      this.ledger.ended(co.id)
+      if (this.coordinated.get(co.id) === co) this.coordinated.delete(co.id)
+    }
+  }
+
+  /** Offers the task to each candidate in turn until one takes it; the session's owner is asked to start it now. */
+  private async offerAll (co: Coordinated, routed: Extract<RouteResult, { ok: true }>): Promise<Outcome | undefined> {
+    co.session = routed.session
+    let outcome: Outcome | undefined
+    for (const node of routed.candidates) {
+      const ownerTurn = routed.session?.ownerFirst === true && node === routed.session.owner
+      outcome = await this.attempt(co, node, ownerTurn && routed.session?.startNow === true)
+      if (outcome.kind !== 'refused') break
+      if (ownerTurn && co.session !== undefined) {
+        const name = this.nameOf(node)
+        co.session.refused = outcome.full === true
+          ? { reason: 'full', message: `its owner ${name} cannot start it now (${outcome.reason})` }
+          : { reason: 'unreachable', message: `its owner ${name} did not take it: ${outcome.reason}` }
+      }
+    }
+    return outcome
+  }
+
+  /** One offer: local or remote; ends when the attempt ends (or the offer is refused). */
+  private async attempt (co: Coordinated, node: NodeId, startNow: boolean): Promise<Outcome> {
+    const offer: TaskOffer = { id: co.id, spec: co.spec, attempt: co.coord.attempt, origin: co.coord.origin, coordinator: this.c.peerId }
+    if (startNow) offer.startNow = true
+    this.ledger.sent(node, co.id)
+    const refused = (err: unknown): Outcome => {
+      this.ledger.ended(co.id)
+      const e = toGridError(err)
+      return { kind: 'refused', reason: e.message, full: e.code === 'UNAVAILABLE' && (e.details as { full?: boolean } | undefined)?.full === true }
+    }
+    if (node === this.c.peerId) {
+      return await new Promise<Outcome>(resolve => {
+        const watcher: Watcher = {
+          primary: true,
+          event: ev => this.forward(co, node, ev),
+          drain: async () => { await co.sink?.drained() },
+          done: result => { resolve(this.classify(co, result)) }
+        }
+        try {
+          const { queued } = admitOffer(this.c, offer, watcher)
+          this.placed(co, node, this.init.nodeName, queued)
+        } catch (err) {
+          resolve(refused(err))
+        }
+      })
+    }
+    let admitted = false
+    try {
+      const result = await this.c.rpc.request(node, TaskRun, offer, {
+        timeoutMs: runDeadline(co.spec),
+        signal: co.abort.signal,
+        onEvent: ev => {
+          if (ev.k === 'admitted') { admitted = true; this.placed(co, node, ev.nodeName, ev.queued); return }
+          this.forward(co, node, ev)
+        }
+      })
+      return this.classify(co, result)
+    } catch (err) {
+      if (!admitted) return refused(err)
+      if (!this.running) return { kind: 'retry', reason: 'coordinator stopping' }
+      return await this.reattach(co, node)
+    }
+  }
+
+  /** The stream to a running task broke: watch it again if its executor lives, else the attempt is lost. */
+  async reattach (co: Coordinated, node: NodeId): Promise<Outcome> {
+    const deadline = Date.now() + REATTACH_DEADLINE_MS
+    while (this.running && Date.now() < deadline) {
+      const state = this.c.members.state(node)
+      if (state === 'dead' || state === 'left') return { kind: 'retry', reason: `node ${this.nameOf(node)} ${state === 'dead' ? 'died' : 'left'} while the task ran` }
+      if (state === 'alive') {
+        try {
+          const result = await this.c.rpc.request(node, TaskAttach, { id: co.id, attempt: co.coord.attempt, from: co.offset }, {
+            timeoutMs: runDeadline(co.spec),
+            signal: co.abort.signal,
+            onEvent: ev => { this.forward(co, node, ev) }
+          })
+          return this.classify(co, result)
+        } catch (err) {
+          const e = toGridError(err)
+          if (e.code === 'NOT_FOUND') return { kind: 'retry', reason: `node ${this.nameOf(node)} lost the task` }
+          if (e.code === 'CANCELLED') return { kind: 'retry', reason: 'coordinator stopping' }
+        }
+      }
+      await delay(200)
+    }
+    return { kind: 'retry', reason: `node ${this.nameOf(node)} stopped answering while the task ran` }
+  }
+
+  classify (co: Coordinated, result: ExecAspect): Outcome {
+    if (result.lost === true) return { kind: 'retry', reason: result.error ?? `node ${result.nodeName} lost the task` }
+    if ((result.status === 'failed' || result.status === 'timeout') && co.spec.retryOnFailure && !co.cancelRequested) {
+      return co.coord.attempt >= co.spec.retries + 1 ? { kind: 'done', result } : { kind: 'retry', reason: result.error ?? result.status }
+    }
+    return { kind: 'done', result }
+  }
+
+  private placed (co: Coordinated, node: NodeId, nodeName: string, queued: boolean): void {
+    co.executor = node
+    co.placed = true
+    this.log.debug({ task: co.id, peer: node, nodeName, attempt: co.coord.attempt, queued }, 'task placed')
+    if (co.coord.attempt === 1) this.m.dispatch.observe((Date.now() - co.submittedAt) / 1000)
+    co.sink?.push({ type: 'placed', id: co.id, node, nodeName, attempt: co.coord.attempt, queued })
+    this.rehomeIfMoved(co, node, nodeName)
+    // a cancel that arrived while the offer was in flight
+    if (co.cancelRequested) void this.cancelOn(node, co.id)
+  }
+
+  /** The session's new owner is the node that accepted its task, and the client and the log say why it moved. */
+  private rehomeIfMoved (co: Coordinated, node: NodeId, nodeName: string): void {
+    const plan = co.session
+    const session = co.spec.session
+    co.session = undefined
+    if (plan === undefined || session === undefined || plan.owner === node) return
+    const why = plan.refused ?? { reason: plan.reason ?? 'no-owner', message: plan.message ?? 'the session has no owner yet' }
+    const s = this.c.sessions.get(session)
+    this.c.sessions.put(session, s?.value ?? null, { owner: node })
+    this.m.rehomed.inc({ reason: why.reason })
+    const fromName = plan.owner === null ? null : this.nameOf(plan.owner)
+    this.log.info({ session, task: co.id, owner: node, ownerName: nodeName, previous: plan.owner, reason: why.reason, why: why.message }, 'session re-homed')
+    co.sink?.push({ type: 'rehomed', id: co.id, session, from: plan.owner, fromName, to: node, toName: nodeName, reason: why.reason, message: why.message })
+  }
+
+  /** Passes a task event to the client; false makes a local task slow down. */
+  forward (co: Coordinated, node: NodeId, ev: TaskEvent): boolean {
+    if (ev.k === 'out') {
+      co.offset = ev.o + ev.d.byteLength
+      return co.sink?.push({ type: 'output', stream: ev.s === 1 ? 'stdout' : 'stderr', data: ev.d, offset: ev.o }, true) ?? true
+    }
+    if (ev.k === 'started') co.sink?.push({ type: 'started', id: co.id, node, attempt: co.coord.attempt, pid: ev.pid, gpus: ev.gpus })
+    else if (ev.k === 'gap') co.sink?.push({ type: 'gap', bytes: ev.bytes })
+    return true
+  }
+
+  complete (co: Coordinated, result: ExecAspect): void {
+    this.ledger.ended(co.id)
+    if (co.sink !== undefined && co.sink.dropped > 0) co.sink.push({ type: 'gap', bytes: co.sink.dropped })
+    const exit: ClientEvent = {
+      type: 'exit',
+      id: co.id,
+      status: result.status,
+      exitCode: result.exitCode ?? null,
+      code: exitCodeOf(result),
+      signal: result.signal ?? null,
+      error: result.error ?? null,
+      node: result.node,
+      nodeName: result.nodeName,
+      attempts: co.coord.attempt
+    }
+    if (result.result !== undefined) exit.result = result.result
+    co.sink?.push(exit)
+    co.sink?.close()
+    // the executor records the result; if its record does not arrive (it died just after answering), write it here
+    setTimeout(() => {
+      const a = this.records.aspects(co.id)
+      if (!isFinalStatus(statusOf(a)) && a.coord?.aspect.coordinator === this.c.peerId) {
+        this.records.writeCoord(co.id, { ...co.coord, final: result.status as CoordAspect['final'] & string, exitCode: result.exitCode ?? null, ...(result.error === undefined ? {} : { error: result.error }), finishedAt: result.finishedAt ?? Date.now() })
+      }
+    }, FINAL_RECORD_GRACE_MS).unref()
+  }
+
+  /** The coordinator's own verdict: retries exhausted, cancelled before it ran. */
+  private finalize (co: Coordinated, status: 'failed' | 'cancelled', error: string): void {
+    co.coord = { ...co.coord, final: status, error, finishedAt: Date.now() }
+    this.records.writeCoord(co.id, co.coord)
+    this.m.completed.inc({ status, type: co.spec.type ?? 'command' })
+    this.log.info({ task: co.id, status, error }, 'task ended by its coordinator')
+    co.sink?.push({ type: 'exit', id: co.id, status, exitCode: null, code: status === 'cancelled' ? 130 : 1, signal: null, error, node: null, nodeName: null, attempts: co.coord.attempt })
+    co.sink?.close()
+  }
+
+  /** Waits `ms`, or less if a cancel wakes the task. */
+  private async wait (co: Coordinated, ms: number): Promise<void> {
+    await new Promise<void>(resolve => {
+      const t = setTimeout(done, ms)
+      co.waker = done
+      function done (): void { clearTimeout(t); resolve() }
+    })
+    co.waker = undefined
+  }
+
+  /** Asks the executor to stop the task; the cancel mark in the replicated record reaches it anyway. */
+  async cancelOn (node: NodeId, id: string): Promise<void> {
+    try {
+      if (node === this.c.peerId) this.c.executor.cancel(id)
+      else await this.c.rpc.request(node, TaskCancel, { id, by: this.c.peerId }, { timeoutMs: 5_000 })
+    } catch (err) {
+      this.log.debug({ task: id, node, err }, 'cancel request did not reach the executor')
+    }
+  }
+
+  /** Wakes every coordinated task so it notices that this node is stopping. */
+  stopAll (): void {
+    for (const co of this.coordinated.values()) { co.abort.abort(new CancelledError('node is stopping')); co.waker?.() }
+  }
+
+  private nameOf (node: NodeId): string {
+    return this.c.nodeRegistry.get(node)?.value.name ?? node
+  }
+}
+
+/**
+ * Admits an offer on this node's executor. An offer marked `startNow` (a session's owner, asked while another node
+ * could start the task at once) is refused rather than queued when it cannot start now.
+ */
+export function admitOffer (c: Pick<TasksComponents, 'executor'>, offer: TaskOffer, watcher: Watcher): { queued: boolean } {
+  if (offer.startNow === true) {
+    const u = c.executor.usage()
+    const s = offer.spec
+    if (u.queued > 0 || u.freeSlots < s.cpus || u.freeGpus < s.gpus || u.freeMemoryBytes < s.memory) {
+      const busy = `${u.running} running, ${u.queued} queued, ${u.freeSlots} slot${u.freeSlots === 1 ? '' : 's'} free`
+      throw new UnavailableError(`full (${busy})`, { details: { full: true } })
+    }
+  }
+  return c.executor.admit({ id: offer.id, spec: offer.spec, attempt: offer.attempt, origin: offer.origin, coordinator: offer.coordinator }, watcher)
+}

@@ -1,0 +1,140 @@
+/**
+ * The executor's side of the task protocol: the RPC handlers that admit offered tasks into the local executor and
+ * stream their events back (run, attach, logs, cancel, drain), and the executor's state changes turned into this
+ * node's replicated execution records. It must not coordinate (retries and verdicts are the coordinator's).
+ */
+import type { Logger } from 'pino'
+import {
+  FINAL_STATUSES, NodeDrain, TaskAttach, TaskCancel, TaskLogs, TaskRun,
+  type CoordAspect, type ExecAspect, type TaskEvent, type TaskOffer
+} from '../../proto/index.ts'
+import { CancelledError, NotFoundError } from '../interface/index.ts'
+import type { Watcher } from '../executor/index.ts'
+import type { RpcContext } from '../mesh/index.ts'
+import type { TasksComponents, TasksInit } from './components.ts'
+import { admitOffer } from './coordinator.ts'
+import { isFinalStatus, type TaskRecords } from './records.ts'
+import type { TaskMetrics } from './task-metrics.ts'
+
+/** Tasks that end sooner leave one executor record (the final one) instead of two; `running` shows this much late. */
+const EXEC_WRITE_DELAY_MS = 250
+
+export class ExecutorSide {
+  private readonly execWrites = new Map<string, NodeJS.Timeout>()
+
+  constructor (
+    private readonly c: TasksComponents,
+    private readonly init: TasksInit,
+    private readonly records: TaskRecords,
+    private readonly m: TaskMetrics,
+    private readonly log: Logger,
+    setDraining: (drain: boolean) => { running: number, queued: number }
+  ) {
+    c.rpc.handle(TaskRun, async (req, ctx) => await this.serveRun(req, ctx))
+    c.rpc.handle(TaskAttach, async (req, ctx) => await this.serveAttach(req.id, req.attempt, req.from, ctx))
+    c.rpc.handle(TaskCancel, req => ({ found: this.c.executor.cancel(req.id), status: this.c.executor.get(req.id)?.state.status ?? 'unknown' }))
+    c.rpc.handle(TaskLogs, async (req, ctx) => await this.serveLogs(req.id, req.follow, ctx))
+    c.rpc.handle(NodeDrain, req => setDraining(req.drain))
+    c.executor.on('task:state', (id, state) => {
+      try { this.onExecState(id, state) } catch (err) { this.log.error({ err, task: id }, 'recording a task state failed') }
+    })
+    c.store.setCollector('tasks', (_key, entry, now) => this.collectable(entry.v, now))
+  }
+
+  /** What this node ran before a restart and no longer runs is lost: its record says so, and the coordinator retries. */
+  markLostAfterRestart (): void {
+    for (const id of this.records.all().keys()) {
+      const own = this.records.own(id).e
+      if (own !== undefined && !isFinalStatus(own.status) && this.c.executor.get(id) === undefined) {
+        this.records.writeExec(id, { ...own, status: 'failed', lost: true, error: `executor ${this.init.nodeName} restarted while the task ran`, finishedAt: Date.now() })
+      }
+    }
+  }
+
+  private async serveRun (offer: TaskOffer, ctx: RpcContext): Promise<ExecAspect> {
+    return await new Promise<ExecAspect>((resolve, reject) => {
+      const early: TaskEvent[] = []
+      let ready = false
+      const watcher: Watcher = {
+        primary: true,
+        event: ev => { if (!ready) { early.push(ev); return true } return ctx.emit(ev) },
+        drain: async () => { await ctx.drain() },
+        done: resolve
+      }
+      let queued: boolean
+      try {
+        ({ queued } = admitOffer(this.c, offer, watcher))
+      } catch (err) {
+        reject(err)
+        return
+      }
+      ctx.emit({ k: 'admitted', queued, node: this.c.peerId, nodeName: this.init.nodeName })
+      ready = true
+      for (const ev of early) ctx.emit(ev)
+      ctx.signal.addEventListener('abort', () => {
+        // the origin went away: the task runs on; its record will tell
+        this.c.executor.unwatch(offer.id, watcher)
+        reject(new CancelledError('the origin stopped watching'))
+      }, { once: true })
+    })
+  }
+
+  private async serveAttach (id: string, attempt: number, from: number, ctx: RpcContext): Promise<ExecAspect> {
+    const job = this.c.executor.get(id)
+    if (job === undefined || job.state.attempt !== attempt) throw new NotFoundError(`this node has no attempt ${attempt} of task ${id}`)
+    return await new Promise<ExecAspect>((resolve, reject) => {
+      const watcher: Watcher = { primary: true, event: ev => ctx.emit(ev), drain: async () => { await ctx.drain() }, done: resolve }
+      this.c.executor.watch(id, from, watcher)
+      ctx.signal.addEventListener('abort', () => { this.c.executor.unwatch(id, watcher); reject(new CancelledError('the watcher went away')) }, { once: true })
+    })
+  }
+
+  private async serveLogs (id: string, follow: boolean, ctx: RpcContext): Promise<{ found: boolean, truncatedBytes: number }> {
+    const job = this.c.executor.get(id)
+    if (job === undefined) return { found: false, truncatedBytes: 0 }
+    await new Promise<void>(resolve => {
+      const watcher: Watcher = {
+        primary: false,
+        event: ev => { try { ctx.emit(ev) } catch {} return true },
+        drain: async () => {},
+        done: () => { resolve() }
+      }
+      this.c.executor.watch(id, 0, watcher)
+      if (!follow) { this.c.executor.unwatch(id, watcher); resolve(); return }
+      ctx.signal.addEventListener('abort', () => { this.c.executor.unwatch(id, watcher); resolve() }, { once: true })
+    })
+    return { found: true, truncatedBytes: job.truncatedBytes }
+  }
+
+  /** Executor state → the replicated record: final states at once, others after a short delay (often never). */
+  private onExecState (id: string, state: ExecAspect): void {
+    if (state.status === 'running' && state.startedAt !== undefined) {
+      this.m.started.inc()
+      this.log.debug({ task: id, attempt: state.attempt, pid: state.pid, gpus: state.gpus }, 'task started')
+    }
+    if (FINAL_STATUSES.has(state.status)) {
+      this.log.debug({ task: id, attempt: state.attempt, status: state.status, exitCode: state.exitCode, durationMs: state.startedAt === undefined || state.finishedAt === undefined ? null : state.finishedAt - state.startedAt, error: state.error }, 'task finished')
+      clearTimeout(this.execWrites.get(id))
+      this.execWrites.delete(id)
+      this.records.writeExec(id, state)
+      if (state.lost !== true) this.m.completed.inc({ status: state.status, type: this.c.executor.typeOf(id) ?? 'command' })
+      if (state.startedAt !== undefined && state.finishedAt !== undefined) this.m.duration.observe((state.finishedAt - state.startedAt) / 1000)
+      return
+    }
+    if (this.execWrites.has(id)) return
+    this.execWrites.set(id, setTimeout(() => {
+      this.execWrites.delete(id)
+      const now = this.c.executor.get(id)?.state
+      if (now !== undefined && !FINAL_STATUSES.has(now.status)) this.records.writeExec(id, now)
+    }, EXEC_WRITE_DELAY_MS))
+  }
+
+  /** This node's own task entries that may go: finished longer ago than the retention period. */
+  private collectable (value: unknown, now: number): boolean {
+    const v = value as { c?: CoordAspect, e?: ExecAspect }
+    const finished = v.e?.finishedAt ?? v.c?.finishedAt
+    if (finished === undefined) return false
+    const finalHere = (v.e !== undefined && FINAL_STATUSES.has(v.e.status)) || v.c?.final !== undefined
+    return finalHere && now - finished > this.init.retentionMs
+  }
+}

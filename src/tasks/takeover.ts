@@ -1,0 +1,120 @@
+/**
+ * Taking over: when a task's coordinator is dead or gone, a deterministic successor among the live nodes (rendezvous
+ * hashing on the task id) records itself as coordinator and resumes the task where the replicated record says it is:
+ * finished (make the record final), running (re-attach to its executor), lost (retry), or never placed (place it).
+ * A node that restarts resumes what it coordinated. A cancel written into the record reaches the coordinator and the
+ * executor wherever they are. It must not run tasks or decide placement.
+ */
+import type { Logger } from 'pino'
+import type { NodeId } from '../interface/index.ts'
+import type { Transition } from '../membership/index.ts'
+import type { ChangeEvent } from '../state/index.ts'
+import { delay, repeat } from '../util/index.ts'
+import type { TasksComponents } from './components.ts'
+import type { Coordinator, Outcome } from './coordinator.ts'
+import { isFinalStatus, statusOf, type TaskRecords } from './records.ts'
+import { successor } from './successor.ts'
+import type { TaskMetrics } from './task-metrics.ts'
+
+/** A new coordinator waits this long for an executor's record still in flight before placing the task again. */
+const TAKEOVER_GRACE_MS = 1_000
+const ORPHAN_SWEEP_MS = 15_000
+
+export class Takeover {
+  private sweep?: { stop: () => void }
+
+  constructor (
+    private readonly c: TasksComponents,
+    private readonly coordinator: Coordinator,
+    private readonly records: TaskRecords,
+    private readonly m: TaskMetrics,
+    private readonly log: Logger
+  ) {}
+
+  start (): void {
+    const self = this.c.peerId
+    for (const [id, a] of this.records.all()) {
+      if (a.coord?.aspect.coordinator === self && !isFinalStatus(statusOf(a))) void this.resume(id)
+    }
+    this.c.members.on('member:state', this.onMember)
+    this.c.store.on('change', this.onChange)
+    this.sweep = repeat(() => { this.adoptOrphans() }, ORPHAN_SWEEP_MS, err => { this.log.error({ err }, 'orphan sweep failed') }, { jitter: 0.3 })
+  }
+
+  stop (): void {
+    this.sweep?.stop()
+    this.c.members.off('member:state', this.onMember)
+    this.c.store.off('change', this.onChange)
+  }
+
+  /** Resumes coordinating a task this node is (now) the coordinator of. */
+  async resume (id: string): Promise<void> {
+    const co0 = this.coordinator
+    if (co0.coordinated.has(id) || !co0.running) return
+    const a = this.records.aspects(id)
+    if (a.coord === undefined || isFinalStatus(statusOf(a))) return
+    const co = co0.track(id, { ...a.coord.aspect, coordinator: this.c.peerId })
+    co.cancelRequested = a.cancelRequested
+    let e = a.exec?.aspect
+    if (e === undefined) {
+      // the executor's record may still be on its way
+      await delay(TAKEOVER_GRACE_MS)
+      e = this.records.aspects(id).exec?.aspect
+    }
+    let pending: Outcome | undefined
+    if (e !== undefined && e.lost !== true && isFinalStatus(e.status)) pending = co0.classify(co, e)
+    else if (e !== undefined && e.lost === true) pending = { kind: 'retry', reason: e.error ?? 'executor lost the task' }
+    else if (e !== undefined) {
+      co.executor = e.node
+      co.placed = true
+      pending = await co0.reattach(co, e.node)
+    }
+    if (pending?.kind === 'done') {
+      // already over: make sure the record says so, then stop
+      if (!isFinalStatus(statusOf(this.records.aspects(id)))) co0.complete(co, pending.result)
+      co0.coordinated.delete(id)
+      return
+    }
+    await co0.drive(co, undefined, pending)
+  }
+
+  private readonly onMember = (t: Transition): void => {
+    if (t.to !== 'dead' && t.to !== 'left') return
+    try { this.adoptOrphans(t.id) } catch (err) { this.log.error({ err, peer: t.id }, 'taking over tasks failed') }
+  }
+
+  /** Takes over the unfinished tasks whose coordinator is dead or gone, where this node is their successor. */
+  private adoptOrphans (deadNode?: NodeId): void {
+    if (!this.coordinator.running) return
+    const self = this.c.peerId
+    const alive = this.c.members.view().filter(v => v.state === 'alive').map(v => v.id)
+    const gone = (id: NodeId): boolean => {
+      if (id === deadNode) return true
+      const s = this.c.members.state(id)
+      return s === 'dead' || s === 'left' || (s === undefined && id !== self && this.c.nodeRegistry.get(id) === undefined)
+    }
+    for (const [id, a] of this.records.all()) {
+      const coord = a.coord?.aspect
+      if (coord === undefined || coord.coordinator === self || this.coordinator.coordinated.has(id)) continue
+      if (!gone(coord.coordinator) || isFinalStatus(statusOf(a))) continue
+      if (successor(id, alive.filter(n => n !== coord.coordinator)) !== self) continue
+      this.records.writeCoord(id, { ...coord, coordinator: self })
+      this.m.failedOver.inc()
+      this.log.warn({ task: id, previous: coord.coordinator }, 'took over the coordination of a task whose coordinator is gone')
+      void this.resume(id)
+    }
+  }
+
+  /** A cancel mark written elsewhere: wake the task's coordination here, and stop it if it runs here. */
+  private readonly onChange = (e: ChangeEvent): void => {
+    if (e.collection !== 'tasks' || e.local) return
+    const id = e.key
+    const co = this.coordinator.coordinated.get(id)
+    const running = this.c.executor.get(id)
+    if (co === undefined && (running === undefined || isFinalStatus(running.state.status))) return
+    const a = this.records.aspects(id)
+    if (!a.cancelRequested) return
+    if (co !== undefined && !co.cancelRequested) { co.cancelRequested = true; co.waker?.() }
+    if (running !== undefined && !isFinalStatus(running.state.status)) this.c.executor.cancel(id)
+  }
+}
