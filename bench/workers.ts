@@ -97,7 +97,8 @@ tasks:
     await pool(2000, CONC, async i => { await (calls[i % 3] as ReturnType<typeof client>)({ type: 'echo', payload: i }) })
     const singleSecs = await pool(TP_N, CONC, async i => { await (calls[i % 3] as ReturnType<typeof client>)({ type: 'echo', payload: i }) })
     const batches = Math.ceil(TP_N / BATCH)
-    const batchSecs = await pool(batches, Math.min(CONC, 24), async i => {
+    // at most 900 requests in flight in all: even if every batch met the same node, its queue (1000) would not fill
+    const batchSecs = await pool(batches, Math.min(CONC, Math.max(1, Math.floor(900 / BATCH))), async i => {
       await (calls[i % 3] as ReturnType<typeof client>)({ type: 'echo', payloads: Array.from({ length: BATCH }, (_, j) => i * BATCH + j) })
     })
 
