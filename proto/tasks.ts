@@ -42,7 +42,7 @@ export const TaskSpecSchema = Type.Object({
   retryOnFailure: Type.Boolean(),
   env: Type.Record(EnvName, Type.String({ maxLength: 65536 })),
   cwd: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
-  strategy: Type.Union([Type.Literal('least-loaded'), Type.Literal('round-robin'), Type.Literal('random'), Type.Literal('capability'), Type.Literal('region'), Type.Literal('affinity')]),
+  strategy: Type.Enum(STRATEGIES),
   /** run on this node (peer id), whatever the strategy */
   node: Type.Optional(Id)
 }, { additionalProperties: false })
