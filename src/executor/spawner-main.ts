@@ -6,10 +6,13 @@
  * helper that the spawner does not have): the script that starts it imports node:child_process and hands it over.
  */
 import type * as ChildProcesses from 'node:child_process'
+import type * as Net from 'node:net'
 
-/** Runs in the spawner process; `cp` is node:child_process. */
-export function spawnerMain (cp: typeof ChildProcesses): void {
+/** Runs in the spawner process; `cp` is node:child_process, `net` node:net. */
+export function spawnerMain (cp: typeof ChildProcesses, net: typeof Net): void {
   const children = new Map<number, ChildProcesses.ChildProcess>()
+  // children with direct stdio whose connection to the daemon is being made (they are forked once it is)
+  const connecting = new Map<number, Net.Socket>()
   // the environment every child starts from: sent once, at start (the first line on stdin)
   let baseEnv: Record<string, string> = {}
   const out = process.stdout
@@ -29,7 +32,7 @@ export function spawnerMain (cp: typeof ChildProcesses): void {
   process.stdin.on('end', () => { killAll(); process.exit(0) })
   process.stdin.on('error', () => { killAll(); process.exit(0) })
   for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, () => { killAll(); process.exit(0) })
-  interface Req { op: string, slot: number, argv?: string[], cwd?: string, env?: Record<string, string>, input?: string, stdin?: string, signal?: NodeJS.Signals, data?: string }
+  interface Req { op: string, slot: number, argv?: string[], cwd?: string, env?: Record<string, string>, input?: string, stdin?: string, connect?: { path: string, hello: string }, signal?: NodeJS.Signals, data?: string }
   let buf = ''
   process.stdin.setEncoding('utf8')
   process.stdin.on('data', (chunk: string) => {
@@ -41,8 +44,14 @@ export function spawnerMain (cp: typeof ChildProcesses): void {
       if (line === '') continue
       const req = JSON.parse(line) as Req
       if (req.op === 'env') baseEnv = req.env ?? {}
-      else if (req.op === 'spawn') start(req)
-      else if (req.op === 'kill') {
+      else if (req.op === 'spawn') { if (req.connect !== undefined) connect(req, req.connect); else start(req) } else if (req.op === 'kill') {
+        const pending = connecting.get(req.slot)
+        if (pending !== undefined) {
+          // killed before it was forked: it never runs
+          connecting.delete(req.slot)
+          pending.destroy()
+          event(req.slot, { ev: 'exit', code: null, signal: req.signal ?? 'SIGTERM' })
+        }
         const c = children.get(req.slot)
         if (c?.pid !== undefined) { try { process.kill(-c.pid, req.signal ?? 'SIGTERM') } catch { try { c.kill(req.signal ?? 'SIGTERM') } catch {} } }
       } else if (req.op === 'pause') { const c = children.get(req.slot); c?.stdout?.pause(); c?.stderr?.pause() } else if (req.op === 'resume') { const c = children.get(req.slot); c?.stdout?.resume(); c?.stderr?.resume() } else if (req.op === 'write') write(req.slot, Buffer.from(req.data ?? '', 'base64'))
@@ -57,16 +66,41 @@ export function spawnerMain (cp: typeof ChildProcesses): void {
     if (s == null || s.writableEnded || s.destroyed) { ack(); return }
     s.write(data, ack)
   }
-  function start (req: Req): void {
+  // direct stdio: the connection first (it says which child it is for), then the fork with it as stdin and stdout
+  function connect (req: Req, to: { path: string, hello: string }): void {
+    const sock = net.connect(to.path)
+    connecting.set(req.slot, sock)
+    const fail = (err: Error): void => {
+      if (connecting.get(req.slot) !== sock) return
+      connecting.delete(req.slot)
+      sock.destroy()
+      event(req.slot, { ev: 'error', code: 'ESTDIO', message: `cannot connect its stdin and stdout to the daemon: ${err.message}` })
+    }
+    sock.on('error', fail)
+    sock.once('connect', () => {
+      sock.write(to.hello + '\n', err => {
+        if (err != null) { fail(err); return }
+        // a kill while it connected destroyed it
+        if (connecting.get(req.slot) !== sock) return
+        connecting.delete(req.slot)
+        start(req, sock)
+      })
+    })
+  }
+  function start (req: Req, sock?: Net.Socket): void {
     const argv = req.argv ?? []
     const open = req.stdin === 'pipe'
     let child: ChildProcesses.ChildProcess
     try {
-      child = cp.spawn(argv[0] as string, argv.slice(1), { cwd: req.cwd, env: { ...baseEnv, ...req.env }, detached: true, stdio: [open || req.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
+      child = cp.spawn(argv[0] as string, argv.slice(1), { cwd: req.cwd, env: { ...baseEnv, ...req.env }, detached: true, stdio: [sock ?? (open || req.input !== undefined ? 'pipe' : 'ignore'), sock ?? 'pipe', 'pipe'] })
     } catch (err) {
+      sock?.destroy()
       event(req.slot, { ev: 'error', code: (err as NodeJS.ErrnoException).code ?? 'ERR', message: (err as Error).message })
       return
     }
+    // the child has its own copy of the connection (or none, if it could not start): this one must not read what
+    // the daemon writes to the child
+    sock?.destroy()
     let failed = false
     child.once('error', err => {
       if (child.pid === undefined && !failed) {

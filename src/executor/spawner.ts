@@ -10,9 +10,13 @@
  * Protocol: the daemon writes newline-delimited JSON requests to the spawner's stdin, the first one `env` (the base
  * environment), then `spawn`, `kill`, `pause`/`resume` (the child's output), `write` (base64 bytes for an open stdin)
  * and `end` (close it). A spawn's stdin is /dev/null, or `input` written then closed, or with `stdin: 'pipe'` kept
- * open (`input`, when given, written first) for `write` and `end`. The spawner answers on its stdout with frames
- * `[u32 length][u8 kind][u32 slot][payload]`: kind 0 a JSON event (spawned, error, exit, and `written` once the
- * child's stdin took the bytes of a `write`), 1 stdout bytes, 2 stderr bytes. Its body is spawner-main.ts.
+ * open (`input`, when given, written first) for `write` and `end`. With `connect` (direct stdio) the spawner first
+ * connects to the daemon's Unix socket at `connect.path` and writes the line `connect.hello`, then forks the child
+ * with that connection as its stdin and stdout and closes its own copy: the child's requests and replies never pass
+ * through the spawner (a `kill` while it connects cancels the fork, and answers `exit`). The spawner answers on its
+ * stdout with frames `[u32 length][u8 kind][u32 slot][payload]`: kind 0 a JSON event (spawned, error, exit, and
+ * `written` once the child's stdin took the bytes of a `write`), 1 stdout bytes (none for direct stdio), 2 stderr
+ * bytes. Its body is spawner-main.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
@@ -30,6 +34,8 @@ export interface SpawnRequest {
   input?: string
   /** 'pipe': stdin stays open for `write` and `end` requests */
   stdin?: 'pipe'
+  /** direct stdio: stdin and stdout are a connection to the Unix socket at `path`, which first hears `hello` (a line) */
+  connect?: { path: string, hello: string }
 }
 
 export type SpawnerRequest =
@@ -56,7 +62,7 @@ export class Spawner extends EventEmitter<{ event: [SpawnerEvent], exit: [code: 
 
   /** Starts the spawner; `baseEnv` is the environment every child starts from (sent once, not with each child). */
   start (baseEnv: Record<string, string>): void {
-    const child = spawn(process.execPath, ['--input-type=module', '--max-old-space-size=64', '-e', `import * as cp from 'node:child_process'; (${spawnerMain.toString()})(cp)`], {
+    const child = spawn(process.execPath, ['--input-type=module', '--max-old-space-size=64', '-e', `import * as cp from 'node:child_process'; import * as net from 'node:net'; (${spawnerMain.toString()})(cp, net)`], {
       stdio: ['pipe', 'pipe', 'inherit'],
       detached: true,
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }

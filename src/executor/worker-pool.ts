@@ -10,7 +10,8 @@
  *   started again with backoff; one that stops answering is killed at the request's timeout; an idle one ends after
  *   `idleTimeout`; one that has served `maxTasks` requests is recycled; draining ends them once their requests are done.
  * - Bad output (not JSON, an unknown id, an endless line) is an error for the request it belongs to, never more.
- * - Workers are children of the spawner like tasks (its open-stdin mode), so they die with the daemon, even by kill -9.
+ * - Workers are children of the spawner like tasks, so they die with the daemon, even by kill -9; their stdin and
+ *   stdout are a socket straight to the daemon (direct stdio), not relayed by the spawner.
  */
 import { EventEmitter } from 'node:events'
 import { WORKER_REPLY_MAX_BYTES, type WorkerOutcome } from '../../proto/index.ts'
@@ -54,8 +55,14 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Starta
     }
   }
 
-  /** Starts its own spawner, when it has one and worker types to run. */
+  /** Says which worker types this node can host and why not the others; starts its own spawner, when it has one. */
   start (): void {
+    const hostable = this.types().filter(t => this.cannotHost(t) === undefined)
+    if (this.types().length > 0) this.c.logger.info({ types: hostable }, 'worker types this node can host')
+    for (const type of this.types()) {
+      const reason = this.cannotHost(type)
+      if (reason !== undefined) this.c.logger.warn({ type, reason }, 'worker type disabled on this node: it cannot host its workers')
+    }
     if (this.ownsProcesses && this.types().length > 0) this.processes.start()
   }
 
@@ -70,6 +77,19 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Starta
   types (): string[] { return Object.keys(this.init.types) }
 
   has (type: string): boolean { return this.init.types[type] !== undefined }
+
+  /** What one worker of the type holds, as this node's configuration says (undefined for a type it does not define). */
+  need (type: string): { cpus: number, gpus: number, memory: number } | undefined {
+    const t = this.init.types[type]
+    return t === undefined ? undefined : { cpus: t.cpus, gpus: t.gpus, memory: t.memory }
+  }
+
+  /** Why this node can never host a worker of the type (undefined when it can). */
+  cannotHost (type: string): string | undefined {
+    const t = this.init.types[type]
+    if (t === undefined) return `it defines no worker type ${type}`
+    return this.c.cannotEverHold(t)
+  }
 
   list (): WorkerInfo[] {
     return [...this.groups.values()].flatMap(g => [...g.procs].map(p => workerInfo(p)))

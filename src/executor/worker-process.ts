@@ -1,7 +1,8 @@
 /**
- * One warm worker process: started through the spawner with an open stdin and its environment (GRID_*, its GPUs),
- * its stdout cut into reply lines, stopped politely (stdin closed, TERM after a grace period, KILL after another) or
- * at once. How it ended (exit, a start that failed, the spawner's death) goes to `ended`, once.
+ * One warm worker process: forked by the spawner with its environment (GRID_*, its GPUs) and direct stdio (its stdin
+ * and stdout one socket to the daemon, so requests and replies take no hop through the spawner), its stdout cut into
+ * reply lines, stopped politely (stdin closed, TERM after a grace period, KILL after another) or at once. How it
+ * ended (exit, a start that failed, the spawner's death) goes to `ended`, once.
  */
 import type { WorkerOutcome } from '../../proto/index.ts'
 import { WORKER_EXIT_GRACE_MS, WORKER_RESTART_BASE_MS, WORKER_RESTART_CAP_MS } from './constants.ts'
@@ -82,7 +83,7 @@ export function startWorker (processes: ProcessHost, spec: WorkerSpec, hooks: Wo
     markDone()
     hooks.ended(e)
   }
-  const child = processes.spawn({ argv: t.command, env, stdin: 'pipe', ...(t.cwd === undefined ? {} : { cwd: t.cwd }) }, {
+  const child = processes.spawn({ argv: t.command, env, stdio: 'direct', ...(t.cwd === undefined ? {} : { cwd: t.cwd }) }, {
     spawned: () => { proc.announced = true; hooks.spawned() },
     output: (stream, d) => { if (stream === 1) lines.push(d); else hooks.stderr(d) },
     error: e => { end({ kind: 'failed', why: `cannot start the ${spec.type} worker (${t.command[0] ?? ''}): ${e.code === 'ENOENT' ? 'command not found' : e.message}` }) },

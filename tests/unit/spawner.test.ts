@@ -1,69 +1,8 @@
 import { readFileSync } from 'node:fs'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ProcessHost, STDIN_HIGH_WATER_BYTES, type Child, type ChildHandlers, type ChildSpec } from '../../src/executor/index.ts'
+import { ProcessHost, STDIN_HIGH_WATER_BYTES } from '../../src/executor/index.ts'
 import { quietLogger } from './executor-fixtures.ts'
-
-type End = { how: 'exit', code: number | null, signal: NodeJS.Signals | null } | { how: 'error', code: string } | { how: 'lost' }
-
-/** A child with everything it says recorded. */
-interface Watched {
-  child: Child
-  pid: Promise<number>
-  stdout: () => string
-  stderr: () => string
-  /** resolves once stdout has `text` */
-  printed: (text: string) => Promise<void>
-  ended: Promise<End>
-  drains: number
-}
-
-function start (host: ProcessHost, spec: ChildSpec, extra: Partial<ChildHandlers> = {}): Watched {
-  const out: Buffer[] = []
-  const err: Buffer[] = []
-  const waiting: Array<{ text: string, resolve: () => void }> = []
-  let onPid: (pid: number) => void = () => {}
-  let onEnd: (e: End) => void = () => {}
-  const w: Watched = {
-    child: undefined as unknown as Child,
-    pid: new Promise(resolve => { onPid = resolve }),
-    stdout: () => Buffer.concat(out).toString('utf8'),
-    stderr: () => Buffer.concat(err).toString('utf8'),
-    printed: async text => { if (!w.stdout().includes(text)) await new Promise<void>(resolve => { waiting.push({ text, resolve }) }) },
-    ended: new Promise(resolve => { onEnd = resolve }),
-    drains: 0
-  }
-  w.child = host.spawn(spec, {
-    spawned: pid => { onPid(pid) },
-    output: (stream, data) => {
-      (stream === 1 ? out : err).push(data)
-      for (const x of [...waiting]) if (w.stdout().includes(x.text)) { waiting.splice(waiting.indexOf(x), 1); x.resolve() }
-    },
-    error: e => { onEnd({ how: 'error', code: e.code }) },
-    exit: (code, signal) => { onEnd({ how: 'exit', code, signal }) },
-    lost: () => { onEnd({ how: 'lost' }) },
-    drain: () => { w.drains++ },
-    ...extra
-  })
-  return w
-}
-
-/** Gone, or a zombie nobody has reaped yet (it runs no more either way). */
-function gone (pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')
-  } catch {
-    return true
-  }
-}
-
-async function until (what: string, ok: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
+import { gone, start, until } from './spawner-fixtures.ts'
 
 describe('spawner - children of the helper process', () => {
   let host: ProcessHost | undefined

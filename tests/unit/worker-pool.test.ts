@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { WorkerOutcome } from '../../proto/index.ts'
@@ -8,6 +9,32 @@ import { gpu, quietLogger, recorder, task, testExecutor, type TestExecutor } fro
 const ECHO = [process.execPath, join(import.meta.dirname, '../../examples/workers/echo_worker.mjs')]
 
 interface Echo { echo: unknown, pid: number, served: number, session: string | null, gpus: string }
+
+/**
+ * A worker that never answers 'hang'; on EOF it writes the file EOF_MARK (when set) and exits, or with IGNORE_EOF
+ * runs on; with IGNORE_TERM it ignores SIGTERM.
+ */
+const STUBBORN = [process.execPath, '-e', `
+const { createInterface } = require('node:readline')
+const { writeFileSync } = require('node:fs')
+if (process.env.IGNORE_TERM) process.on('SIGTERM', () => {})
+createInterface({ input: process.stdin }).on('line', line => {
+  const req = JSON.parse(line)
+  if (req.payload !== 'hang') process.stdout.write(JSON.stringify({ id: req.id, result: { pid: process.pid } }) + '\\n')
+}).on('close', () => {
+  if (process.env.EOF_MARK) writeFileSync(process.env.EOF_MARK, 'eof')
+  if (process.env.IGNORE_EOF) setInterval(() => {}, 1000)
+  else process.exit(0)
+})
+`]
+
+function fdLink (pid: number, fd: number): string {
+  try {
+    return readlinkSync(`/proc/${pid}/fd/${fd}`)
+  } catch {
+    return ''
+  }
+}
 
 function type (over: Partial<WorkerTypeConfig> = {}): WorkerTypeConfig {
   return { command: ECHO, cpus: 0, gpus: 0, memory: 0, maxTasks: 0, idleTimeoutMs: 60_000, concurrency: 4, maxWorkers: 2, ...over }
@@ -136,6 +163,61 @@ describe('warm workers - through the spawner', () => {
     expect(await p.closeSession('gpu-a')).toBe(1)
     await until('the GPU to be free again', () => t?.executor.usage().freeGpus === 1)
     expect(alive(a.pid)).toBe(false)
+  })
+
+  it('connects a worker\'s stdin and stdout straight to the daemon: it serves while the spawner is stopped', async () => {
+    const p = setUp({ echo: type() })
+    const { pid } = await echo(p, 1, 'direct')
+    // one socket for both, and a stopped spawner relays nothing: the request and reply cannot pass through it
+    expect(fdLink(pid, 0)).toMatch(/^socket:\[\d+\]$/)
+    expect(fdLink(pid, 1)).toBe(fdLink(pid, 0))
+    const spawner = ppid(pid)
+    process.kill(spawner, 'SIGSTOP')
+    try {
+      expect(await call(p, 2, { session: 'direct', timeoutMs: 5_000 })).toMatchObject({ ok: true, result: { pid, served: 2, echo: 2 } })
+    } finally {
+      process.kill(spawner, 'SIGCONT')
+    }
+  })
+
+  it('gives a worker EOF on its stdin when it retires politely, and it exits by itself', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'grid-pool-test-'))
+    try {
+      const mark = join(dir, 'eof')
+      const p = setUp({ echo: type({ command: STUBBORN, env: { EOF_MARK: mark } }) })
+      const r = await call(p, 'x', { session: 'polite' })
+      expect(r.ok).toBe(true)
+      const { pid } = (r as { result: { pid: number } }).result
+      expect(await p.closeSession('polite')).toBe(1)
+      // SIGTERM (after the grace period) would have ended it without the mark
+      expect(readFileSync(mark, 'utf8')).toBe('eof')
+      await until('the worker to be gone', () => !alive(pid))
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('fails a request whose worker is killed while it holds it, and the session gets a new worker', async () => {
+    const p = setUp({ echo: type({ command: STUBBORN }) })
+    const first = await call(p, 'x', { session: 'killed' })
+    const { pid } = (first as { result: { pid: number } }).result
+    const held = call(p, 'hang', { session: 'killed' })
+    await until('the request to be in flight', () => p.list()[0]?.inflight === 1)
+    process.kill(pid, 'SIGKILL')
+    expect(await held).toMatchObject({ ok: false, code: 'WORKER_CRASHED', error: expect.stringMatching(/was killed by SIGKILL while it held this request/) })
+    const next = await call(p, 'y', { session: 'killed' })
+    expect(next.ok).toBe(true)
+    expect((next as { result: { pid: number } }).result.pid).not.toBe(pid)
+  })
+
+  it('has its workers killed when the spawner\'s stdin closes (as when the daemon dies), though they ignore EOF and TERM', async () => {
+    const p = setUp({ echo: type({ command: STUBBORN, env: { IGNORE_EOF: '1', IGNORE_TERM: '1' } }) }, { shared: true })
+    const r = await call(p, 'x')
+    const { pid } = (r as { result: { pid: number } }).result
+    expect(existsSync(t?.executor.processes.stdioPath as string)).toBe(true)
+    t?.executor.processes.stop()
+    await until('the worker to be gone', () => !alive(pid))
+    await until('the pool to hear it is gone', () => states.some(s => !s.running && s.pid === pid))
   })
 
   it('ends its workers when it stops', async () => {
