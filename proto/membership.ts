@@ -7,11 +7,22 @@ const Count = Type.Integer({ minimum: 0, maximum: 1_000_000 })
 const NonNeg = Type.Number({ minimum: 0 })
 const Inc = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
 
+/**
+ * A node's name wherever it enters (gridd's --name, heartbeats, registry entries): 1-63 letters, digits, ".", "_" or
+ * "-", starting with a letter or digit. No control characters or escape sequences reach a table or a log from a peer.
+ * The config's NAME_PATTERN (src/config/fields.ts) is the same pattern; a unit test keeps them equal.
+ */
+export const NODE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$'
+export const NodeNameSchema = Type.String({ minLength: 1, maxLength: 63, pattern: NODE_NAME_PATTERN })
+
 export const LoadSchema = Type.Object({
   cpu: NonNeg,
   cpus: Count,
   memTotalMiB: NonNeg,
   memFreeMiB: NonNeg,
+  /** memory the executor offers to tasks (--task-memory), and how much of it is free: what placement checks */
+  taskMemoryMiB: Type.Optional(NonNeg),
+  taskMemoryFreeMiB: Type.Optional(NonNeg),
   running: Count,
   queued: Count,
   slots: NonNeg,
@@ -29,7 +40,7 @@ export const HeartbeatSchema = Type.Object({
   t: Type.Literal('hb'),
   /** the sender's peer id; must equal the gossip message's signer */
   id: NodeIdSchema,
-  name: Type.String({ maxLength: 63 }),
+  name: NodeNameSchema,
   /** starts at the process's start time in seconds (so a restart outranks the old process), raised to refute */
   inc: Inc,
   seq: Type.Integer({ minimum: 0 }),

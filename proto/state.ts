@@ -6,7 +6,7 @@
  * its hybrid-logical-clock stamp `[ms, counter]`, a deletion mark, an expiry time.
  */
 import Type, { type Static } from 'typebox'
-import { LoadSchema } from './membership.ts'
+import { LoadSchema, NodeNameSchema } from './membership.ts'
 import { method } from './rpc.ts'
 import { Bytes, validator } from './validate.ts'
 
@@ -63,7 +63,8 @@ const Labels = Type.Record(Type.String({ maxLength: 63 }), Type.String({ maxLeng
 
 /** A node's static facts: the registry entry it writes about itself. */
 export const RegistryValueSchema = Type.Object({
-  name: Type.String({ minLength: 1, maxLength: 63 }),
+  /** the node's name (NODE_NAME_PATTERN): an entry with another is ignored, counted and logged */
+  name: NodeNameSchema,
   addrs: Type.Array(Type.String({ maxLength: 512 }), { maxItems: 64 }),
   region: Type.String({ maxLength: 63 }),
   labels: Labels,

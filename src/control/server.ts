@@ -3,9 +3,18 @@
  * `{"error": {"code", "message"}}` with the code's HTTP status, streams as NDJSON. A path no route has is a 404; one
  * that routes take only with other methods is a 405 whose Allow header lists them. What the client sent wrong (a
  * target that is no URL, bad percent-encoding, a query parameter out of range: see query.ts) is a 400, never a 500.
+ *
+ * Bounded against a caller that holds connections: the headers of a request must arrive within
+ * CONTROL_HEADERS_TIMEOUT_MS and the whole request (headers and body) within CONTROL_REQUEST_TIMEOUT_MS, or Node
+ * answers 408 and closes the connection. Neither limits a response: an NDJSON stream runs as long as its client
+ * reads. A request body is bounded JSON (`maxBodyBytes`), so the request deadline covers it; an upload that streams
+ * for longer (a task's stdin, say) must come as a series of bounded requests, not as one endless body. At most
+ * `maxConnections` connections are open at once; one more closes the one that has waited longest without a request
+ * in progress (a half-sent request, an idle keep-alive), so a slowloris cannot lock gridctl out, and only when every
+ * connection is serving a request is the new one refused.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { connect } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Logger } from 'pino'
@@ -14,6 +23,7 @@ import { API_PREFIX } from '../../proto/index.ts'
 import {
   GridError, InvalidArgumentError, NotFoundError, TooLargeError, UnavailableError, toGridError, type Startable
 } from '../interface/index.ts'
+import { ConnectionCap, type ShedReason } from './connection-cap.ts'
 import { MethodNotAllowedError } from './errors.ts'
 
 export interface ApiRequest {
@@ -47,7 +57,21 @@ export interface ControlServerInit {
   /** File mode of the socket: 0660 lets the owner and its group in, nobody else. */
   mode?: number
   maxBodyBytes?: number
+  /** Connections open at once (default CONTROL_MAX_CONNECTIONS). */
+  maxConnections?: number
+  /** Tests shorten these (defaults CONTROL_HEADERS_TIMEOUT_MS, CONTROL_REQUEST_TIMEOUT_MS). */
+  headersTimeoutMs?: number
+  requestTimeoutMs?: number
 }
+
+/** Connections the control socket keeps open at once (config `control.maxConnections`). */
+export const CONTROL_MAX_CONNECTIONS = 512
+/** A request's headers must have arrived this long after its first byte. */
+export const CONTROL_HEADERS_TIMEOUT_MS = 5_000
+/** A whole request, body included (at most 4 MiB of JSON on a local socket), must have arrived in this time. */
+export const CONTROL_REQUEST_TIMEOUT_MS = 10_000
+/** Connections shed are logged at most this often. */
+const SHED_LOG_EVERY_MS = 60_000
 
 interface CompiledRoute extends Route { re: RegExp, names: string[] }
 
@@ -57,10 +81,14 @@ export class ControlServer implements Startable {
   private readonly requests: Counter<'route' | 'status'>
   private readonly seconds: Histogram<'route'>
   private readonly maxBodyBytes: number
+  private cap?: ConnectionCap
+  private readonly shed: Counter<'reason'>
+  private lastShedLog = 0
 
   constructor (private readonly components: { logger: Logger, registry: Registry }, private readonly init: ControlServerInit) {
     this.maxBodyBytes = init.maxBodyBytes ?? 4 * 1024 * 1024
     this.requests = new Counter({ name: 'grid_control_requests_total', help: 'Control API requests by route and HTTP status', labelNames: ['route', 'status'], registers: [components.registry] })
+    this.shed = new Counter({ name: 'grid_control_connections_shed_total', help: 'Control socket connections closed at the connection cap: evicted (waited longest without a request) or refused (every one busy)', labelNames: ['reason'], registers: [components.registry] })
     this.seconds = new Histogram({ name: 'grid_control_request_seconds', help: 'Control API request duration by route', labelNames: ['route'], buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [components.registry] })
   }
 
@@ -74,7 +102,18 @@ export class ControlServer implements Startable {
     const path = this.init.socket
     mkdirSync(dirname(path), { recursive: true, mode: 0o750 })
     await removeStaleSocket(path)
-    const server = createServer({ keepAliveTimeout: 5_000 }, (req, res) => { void this.dispatch(req, res) })
+    const headersTimeout = this.init.headersTimeoutMs ?? CONTROL_HEADERS_TIMEOUT_MS
+    const requestTimeout = Math.max(headersTimeout, this.init.requestTimeoutMs ?? CONTROL_REQUEST_TIMEOUT_MS)
+    const server = createServer({
+      keepAliveTimeout: 5_000,
+      headersTimeout,
+      requestTimeout,
+      // how often Node checks those deadlines (its default, 30 s, would let a half-sent request live 6 times longer)
+      connectionsCheckingInterval: Math.min(1_000, Math.ceil(headersTimeout / 2))
+    }, (req, res) => { void this.dispatch(req, res) })
+    const max = this.init.maxConnections ?? CONTROL_MAX_CONNECTIONS
+    const cap = this.cap = new ConnectionCap(max, reason => { this.shedOne(reason, max) })
+    server.on('connection', (socket: Socket) => { cap.admit(socket) })
     // the socket must never be world-writable, not even for the instant between listen and chmod
     const oldMask = process.umask(0o117)
     try {
@@ -102,7 +141,19 @@ export class ControlServer implements Startable {
     try { unlinkSync(this.init.socket) } catch {}
   }
 
+  /** Open connections now (for tests). */
+  get connections (): number { return this.cap?.size ?? 0 }
+
+  private shedOne (reason: ShedReason, max: number): void {
+    this.shed.inc({ reason })
+    const now = Date.now()
+    if (now - this.lastShedLog < SHED_LOG_EVERY_MS) return
+    this.lastShedLog = now
+    this.components.logger.warn({ reason, maxConnections: max }, 'control socket at its connection cap: closing connections (logged once a minute)')
+  }
+
   private async dispatch (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.cap?.track(req, res)
     const started = performance.now()
     let label = 'unmatched'
     const ctrl = new AbortController()

@@ -1,3 +1,4 @@
+import { connect, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import { heartbeatTopic, type SessionEntry } from '../../proto/index.ts'
@@ -74,6 +75,42 @@ describe('a member that sends garbage is dropped, and the daemons run on', () =>
     await waitFor('n2 to refute', async () => metricValue(await metrics('n2'), 'grid_membership_refutations_total') >= 1)
     await c.allSee('n2', 'alive')
     expect((await c.node('n1').health()).find(h => h.name === 'n2')?.incarnation).toBeGreaterThan(before)
+  })
+
+  it('rejects a heartbeat and ignores a registry entry whose node name carries escape sequences', async () => {
+    const load = { cpu: 0, cpus: 1, memTotalMiB: 1, memFreeMiB: 1, running: 0, queued: 0, slots: 1, freeSlots: 1, gpus: 0, freeGpus: 0, gpuUtilizationPercent: 0, gpuMemoryUsedMiB: 0, gpuMemoryTotalMiB: 0 }
+    const evil = 'gpu1\u001b]0;owned\u0007\u001b[2J'
+    const invalidBefore = metricValue(await metrics('n1'), 'grid_membership_invalid_messages_total')
+    await rogue.publish(heartbeatTopic('grid'), { t: 'hb', id: rogue.id, name: evil, inc: 1, seq: 1, state: 'alive', load, ver: 'x', ts: Date.now() })
+    await waitFor('n1 to count the heartbeat as invalid', async () => metricValue(await metrics('n1'), 'grid_membership_invalid_messages_total') > invalidBefore)
+    await rogue.pushOwnEntry(c.node('n1').id, 'registry', rogue.id, {
+      name: evil, addrs: [], region: 'default', labels: {}, capabilities: ['cuda'], gpus: [], version: 'x', drain: false, joinedAt: Date.now(), updatedAt: Date.now()
+    })
+    await waitFor('n1 to count the registry entry as invalid', async () => metricValue(await metrics('n1'), 'grid_state_registry_entries_invalid_total') >= 1)
+    expect(c.node('n1').logEvents().some(e => e.msg === 'ignored an invalid registry entry from a peer (logged once a minute per peer)')).toBe(true)
+    const out = (await c.node('n1').ctl(['nodes'])).stdout
+    expect(out).not.toContain('\u001b')
+    expect(out).not.toContain('owned')
+  })
+
+  it('answers gridctl while a local client holds more half-sent requests than the socket\'s connection cap', async () => {
+    const held: Socket[] = []
+    try {
+      // the daemon's cap is 512: the oldest half-sent requests make room for newer ones, gridctl's among them
+      for (let i = 0; i < 600; i++) {
+        held.push(await new Promise<Socket>((resolve, reject) => {
+          const s = connect(c.node('n1').socket)
+          s.on('error', () => {})
+          s.once('connect', () => { s.write('GET /v1/status HTTP/1.1\r\nHost: gr'); resolve(s) })
+          s.once('error', reject)
+        }))
+      }
+      const r = await c.node('n1').ctl(['status'])
+      expect(r.code).toBe(0)
+      expect(metricValue(await metrics('n1'), 'grid_control_connections_shed_total', { reason: 'evicted' })).toBeGreaterThanOrEqual(1)
+    } finally {
+      for (const s of held) s.destroy()
+    }
   })
 
   it('resets a stream that carries garbage frames, and answers bad requests with typed errors', async () => {

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
+import * as Y from 'yjs'
 import { RPC_PROTOCOL, RpcFrameDecoder, encode, encodeRpcFrame, parseSwarmKey, type Frame } from '../../proto/index.ts'
 import { createMeshNode, type MeshLibp2p } from '../../src/mesh/node.ts'
 
@@ -66,6 +67,13 @@ export class Rogue {
     for (const data of items) stream.send(encodeRpcFrame({ type: 'notify', method: m, data }, 1 << 24))
     await new Promise(resolve => setTimeout(resolve, 200))
     await stream.close().catch(() => {})
+  }
+
+  /** Pushes one entry of the rogue's own document (as its writer, generation 0), stamped now. */
+  async pushOwnEntry (peer: string, collection: string, key: string, value: unknown): Promise<void> {
+    const doc = new Y.Doc()
+    doc.getMap(collection).set(key, { v: value, h: [Date.now(), 0] })
+    await this.rpcNotify(peer, 'state.push', [{ w: this.id, g: 0, u: Y.encodeStateAsUpdate(doc) }])
   }
 
   /** Sends one RPC request frame and returns the first frame that comes back. */

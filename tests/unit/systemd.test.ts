@@ -63,16 +63,20 @@ describe('systemd - the unit gridctl deploy installs', () => {
     expect(s.get('RuntimeDirectory')).toEqual(['grid'])
     expect(s.get('Restart')).toEqual(['on-failure'])
     expect(s.get('KillMode')).toEqual(['mixed'])
-    // gridd cuts its own stop at 20 s (daemon/gridd.ts STOP_DEADLINE_MS)
+    // gridd cuts its own stop at 20 s (daemon/gridd-main.ts STOP_DEADLINE_MS)
     const stop = /^(\d+)s$/.exec(s.get('TimeoutStopSec')?.[0] ?? '')
     expect(Number(stop?.[1])).toBeGreaterThan(20)
-    expect(readFileSync(join(ROOT, 'daemon/gridd.ts'), 'utf8')).toMatch(/STOP_DEADLINE_MS = 20_000/)
+    expect(readFileSync(join(ROOT, 'daemon/gridd-main.ts'), 'utf8')).toMatch(/STOP_DEADLINE_MS = 20_000/)
     expect(s.get('NoNewPrivileges')).toEqual(['yes'])
     expect(s.get('ProtectSystem')).toEqual(['full'])
     expect(s.get('ProtectHome')).toEqual(['read-only'])
     // GPUs live in /dev/nvidia*: a private /dev would hide them from tasks
     expect(s.has('PrivateDevices')).toBe(false)
     expect(s.has('DevicePolicy')).toBe(false)
+    // a system call outside @system-service fails with EPERM in a task; without this line it would kill the task
+    expect(s.get('SystemCallFilter')).toEqual(['@system-service'])
+    expect(s.get('SystemCallErrorNumber')).toEqual(['EPERM'])
+    expect(s.get('CapabilityBoundingSet')).toEqual([''])
   })
 
   describe.skipIf(ANALYZE === undefined && !REQUIRE)(`systemd-analyze verify${ANALYZE === undefined ? ' (skipped: systemd-analyze is not installed)' : ''}`, () => {
@@ -90,6 +94,33 @@ describe('systemd - the unit gridctl deploy installs', () => {
       expect(r.output).toMatch(/protect home value, ignoring: sometimes/)
       expect(r.output).toMatch(/kill mode specification, ignoring: gently/)
       expect(r.output).toMatch(/Unknown key 'Usr'/)
+    })
+  })
+
+  describe.skipIf(ANALYZE === undefined && !REQUIRE)(`systemd-analyze security${ANALYZE === undefined ? ' (skipped: systemd-analyze is not installed)' : ''}`, () => {
+    /** The overall exposure score of a copy of the unit (0 is the best, 10 the worst). */
+    const exposure = (text: string): number => {
+      const dir = join(root, `security-${Math.random().toString(36).slice(2)}`)
+      mkdirSync(dir)
+      const exe = join(dir, 'gridd')
+      writeFileSync(exe, '#!/bin/sh\nexit 0\n')
+      chmodSync(exe, 0o755)
+      const unit = join(dir, 'gridd.service')
+      writeFileSync(unit, text.replace(/^ExecStart=\/opt\/grid\/bin\/gridd /m, `ExecStart=${exe} `))
+      const r = spawnSync(ANALYZE as string, ['security', '--offline=true', '--no-pager', unit], { encoding: 'utf8' })
+      const m = /Overall exposure level for gridd\.service: (\d+\.\d+)/.exec(`${r.stdout}${r.stderr}`)
+      expect(m, `${r.stdout}${r.stderr}`).not.toBeNull()
+      return Number(m?.[1])
+    }
+
+    it('scores the unit\'s exposure under 5', () => {
+      expect(ANALYZE, 'GRID_TEST_REQUIRE_TOOLS=1 but systemd-analyze is missing (apt-get install systemd)').toBeDefined()
+      expect(exposure(readFileSync(UNIT, 'utf8'))).toBeLessThan(5)
+    })
+
+    it('would score the unit without its sandboxing directives at 5 or more (so the check above means something)', () => {
+      const bare = readFileSync(UNIT, 'utf8').replace(/^(CapabilityBoundingSet|RestrictNamespaces|RestrictAddressFamilies|SystemCallFilter|SystemCallErrorNumber|ProtectProc|RemoveIPC|PrivateMounts)=.*\n/gm, '')
+      expect(exposure(bare)).toBeGreaterThanOrEqual(5)
     })
   })
 
