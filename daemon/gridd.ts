@@ -1,147 +1,18 @@
 #!/usr/bin/env -S node --max-semi-space-size=8
 /**
- * gridd: the process around the daemon. Flags, configuration, logging, signals and exit codes live here; the
- * daemon's logic lives in src/.
+ * gridd: the daemon's bin. It checks the Node version before anything else runs (the program's imports need Node >= 22,
+ * and an older one would fail half-way, after writing an identity), then runs the program (daemon/gridd-main.ts).
  *
- * Exit codes: 0 stopped cleanly; 1 failed at start or at run time; 2 bad flags or configuration.
+ * Exit codes: 0 stopped cleanly; 1 failed at start or at run time (or Node is too old); 2 bad flags or configuration.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { pino, type Logger } from 'pino'
-import { FIELDS, loadConfig, type GridConfig } from '../src/config/index.ts'
-import { Daemon } from '../src/daemon.ts'
-import { GridError, InvalidConfigError } from '../src/interface/index.ts'
-import { VERSION } from '../src/version.ts'
+import { exitIfNodeTooOld } from '../src/node-version.ts'
 
-const EXIT_OK = 0
-const EXIT_FAILURE = 1
-const EXIT_USAGE = 2
-/** A stop that takes longer than this is cut short (systemd's stop timeout is longer). */
-const STOP_DEADLINE_MS = 20_000
-
-function usage (): string {
-  const lines = [
-    'Usage: gridd [flags]',
-    '',
-    'Runs the Grid daemon: joins the mesh, gossips health, runs tasks, serves the control socket.',
-    'Every flag has a GRID_* variable and a key in the YAML config file; flags win over both.',
-    '',
-    'Flags:',
-    '  --config FILE                  YAML config file (default /etc/grid/gridd.yaml when it exists; GRID_CONFIG)',
-    ...FIELDS.filter(f => f.flag !== undefined).map(f => {
-      const left = `  --${f.flag}${f.boolean === true ? '' : ' VALUE'}`
-      return `${left.padEnd(33)}${f.help}${f.env === undefined ? '' : ` (${f.env})`}`
-    }),
-    '  -h, --help                     show this help',
-    '  --version                      print the version'
-  ]
-  return lines.join('\n')
-}
-
-function parseFlags (argv: string[]): { configFile?: string, flags: Record<string, unknown>, help: boolean, version: boolean } {
-  const options: NonNullable<ParseArgsConfig['options']> = {
-    config: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-    version: { type: 'boolean' }
-  }
-  for (const f of FIELDS) {
-    if (f.flag === undefined) continue
-    options[f.flag] = f.boolean === true ? { type: 'boolean' } : { type: 'string', multiple: f.multiple === true }
-  }
-  const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false })
-  const flags: Record<string, unknown> = {}
-  for (const f of FIELDS) {
-    if (f.flag === undefined) continue
-    const v = values[f.flag]
-    if (v !== undefined) flags[f.key] = v
-  }
-  const out: { configFile?: string, flags: Record<string, unknown>, help: boolean, version: boolean } = {
-    flags,
-    help: values.help === true,
-    version: values.version === true
-  }
-  if (typeof values.config === 'string') out.configFile = values.config
-  return out
-}
-
-function createLogger (config: GridConfig): Logger {
-  return pino({
-    level: config.logLevel,
-    base: { node: config.name },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    // secrets and task environments never reach the logs
-    redact: { paths: ['psk', 'swarmKeyBytes', '*.psk', 'env', '*.env', '*.*.env', 'token', '*.token', 'authorization', '*.authorization'], censor: '[redacted]' }
-  })
-}
-
-async function main (): Promise<number> {
-  let parsed: ReturnType<typeof parseFlags>
-  try {
-    parsed = parseFlags(process.argv.slice(2))
-  } catch (err) {
-    process.stderr.write(`gridd: ${(err as Error).message}\n\n${usage()}\n`)
-    return EXIT_USAGE
-  }
-  if (parsed.help) { process.stdout.write(usage() + '\n'); return EXIT_OK }
-  if (parsed.version) { process.stdout.write(`gridd ${VERSION}\n`); return EXIT_OK }
-
-  let config: GridConfig
-  try {
-    config = loadConfig(parsed.configFile === undefined ? { flags: parsed.flags } : { flags: parsed.flags, configFile: parsed.configFile })
-  } catch (err) {
-    if (err instanceof InvalidConfigError) {
-      process.stderr.write(`gridd: ${err.message}\n`)
-      return EXIT_USAGE
-    }
-    throw err
-  }
-
-  const logger = createLogger(config)
-  let daemon: Daemon
-  try {
-    daemon = await Daemon.create(config, { logger })
-    await daemon.start()
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err)
-    logger.fatal({ err }, 'gridd could not start')
-    process.stderr.write(`gridd: cannot start: ${message}\n`)
-    logger.flush?.()
-    return err instanceof GridError && err.exitCode === EXIT_USAGE ? EXIT_USAGE : EXIT_FAILURE
-  }
-
-  return await new Promise<number>(resolve => {
-    let signals = 0
-    const onSignal = (signal: NodeJS.Signals): void => {
-      signals++
-      if (signals > 1) {
-        logger.warn({ signal }, 'second signal: exiting now')
-        resolve(EXIT_FAILURE)
-        return
-      }
-      logger.info({ signal }, 'stopping: leaving the cluster gracefully')
-      const deadline = setTimeout(() => {
-        logger.error({ deadlineMs: STOP_DEADLINE_MS }, 'graceful stop took too long; exiting')
-        resolve(EXIT_FAILURE)
-      }, STOP_DEADLINE_MS)
-      daemon.stop().then(() => { clearTimeout(deadline); resolve(EXIT_OK) }, (err: unknown) => {
-        clearTimeout(deadline)
-        logger.error({ err }, 'stop failed')
-        resolve(EXIT_FAILURE)
-      })
-    }
-    process.on('SIGTERM', onSignal)
-    process.on('SIGINT', onSignal)
-    process.on('unhandledRejection', err => { logger.error({ err }, 'unhandled promise rejection (kept running)') })
-    process.on('uncaughtException', err => {
-      logger.fatal({ err }, 'uncaught exception; exiting so the service manager can restart a clean process')
-      resolve(EXIT_FAILURE)
-    })
-  })
-}
-
+exitIfNodeTooOld('gridd')
+const { main } = await import('./gridd-main.ts')
 main().then(code => {
   // give pino's stdout a moment to drain before exiting
   process.stdout.write('', () => process.exit(code))
 }, (err: unknown) => {
   process.stderr.write(`gridd: ${(err as Error).stack ?? String(err)}\n`)
-  process.exit(EXIT_FAILURE)
+  process.exit(1)
 })

@@ -5,7 +5,7 @@
 import { request, type ClientRequest } from 'node:http'
 import { createInterface } from 'node:readline'
 import { API_PREFIX } from '../../proto/index.ts'
-import { DaemonUnreachableError, InternalError, errorFromWire, type GridError } from '../interface/index.ts'
+import { DaemonUnreachableError, GridError, InternalError, errorFromWire, formatDurationExact } from '../interface/index.ts'
 
 export interface ClientOptions {
   socket: string
@@ -43,6 +43,10 @@ export class ApiClient {
         if (obj !== null && typeof obj === 'object' && 'error' in obj && Object.keys(obj).length === 1) throw errorFromWire(obj.error)
         yield obj as T
       }
+    } catch (err) {
+      // the connection dropped mid-answer (Node says only "aborted"): the daemon stopped or crashed
+      if (err instanceof GridError || signal?.aborted === true) throw err
+      throw new DaemonUnreachableError(`the daemon at ${this.opts.socket} went away (it stopped or crashed) before its answer ended`, { cause: err })
     } finally {
       lines.close()
       // a caller that stops reading early ends the request; after a complete answer this does nothing
@@ -86,7 +90,7 @@ export class ApiClient {
         ...(signal === undefined ? {} : { signal })
       }, resolve)
       if (!streaming && this.opts.timeoutMs !== undefined) {
-        req.setTimeout(this.opts.timeoutMs, () => { req.destroy(new Error(`no answer within ${this.opts.timeoutMs}ms`)) })
+        req.setTimeout(this.opts.timeoutMs, () => { req.destroy(new Error(`no answer within ${formatDurationExact(this.opts.timeoutMs ?? 0)}`)) })
       }
       req.on('error', err => {
         if (!retried && staleConnection(req, err)) reject(new StaleConnectionError())

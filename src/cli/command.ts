@@ -13,6 +13,8 @@ export interface CommandContext {
   signal: AbortSignal
   /** true when stdout is a terminal */
   tty: boolean
+  /** The terminal's width in columns now, when stdout is one (it can change while watch runs). */
+  columns?: () => number | undefined
   env: NodeJS.ProcessEnv
 }
 
@@ -26,6 +28,8 @@ export interface Command {
   optionHelp?: Record<string, string>
   /** Nested commands (`nodes get`, `sessions put`); the parent's run handles the bare form. */
   subcommands?: Command[]
+  /** Its positionals are a command line to run (`run -- CMD ARGS...`): a usage error shows where `--` goes. */
+  trailingCommand?: boolean
   /** Whether this command needs the daemon (keygen does not). */
   local?: boolean
   run(ctx: CommandContext, args: ParsedArgs): Promise<number>
@@ -44,8 +48,23 @@ export function parseCommandArgs (cmd: Command, argv: string[]): ParsedArgs {
     const { values, positionals } = parseArgs({ args: argv, options: cmd.options ?? {}, strict: true, allowPositionals: true })
     return { values: values as ParsedArgs['values'], positionals }
   } catch (err) {
-    throw new UsageError((err as Error).message)
+    throw new UsageError(cmd.trailingCommand === true ? (dashesHint(cmd, argv) ?? (err as Error).message) : (err as Error).message)
   }
+}
+
+/**
+ * For `gridctl run ls -la`: parseArgs took the command's own flags for gridctl's. Says where `--` goes, with the
+ * user's own line, instead of parseArgs' "Unknown option '-l'".
+ */
+function dashesHint (cmd: Command, argv: string[]): string | undefined {
+  if (argv.includes('--')) return undefined
+  const { tokens } = parseArgs({ args: argv, options: cmd.options ?? {}, strict: false, allowPositionals: true, tokens: true })
+  const first = tokens.find(t => t.kind === 'positional')
+  if (first === undefined) return undefined
+  const quote = (a: string): string => /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`
+  const flags = argv.slice(0, first.index).map(quote)
+  const line = argv.slice(first.index).map(quote)
+  return `put -- before the command, so that its flags are not taken for gridctl's: gridctl ${cmd.name} ${[...flags, '--', ...line].join(' ')}`
 }
 
 export function helpText (cmd: Command): string {

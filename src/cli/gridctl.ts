@@ -1,142 +1,29 @@
 #!/usr/bin/env node
 /**
- * gridctl: the command-line client of the local gridd, over its control socket.
+ * gridctl: the command-line client of the local gridd, over its control socket. This bin checks the Node version
+ * before anything else runs (the commands' imports need Node >= 22), then runs the program (run-gridctl.ts).
  *
- * Exit codes: 0 success; 1 the operation failed (or the daemon is unreachable); 2 usage error (bad command, flag or
- * argument, or a request no node can ever satisfy); a task's own exit code for `run`.
+ * Exit codes: 0 success; 1 the operation failed (or the daemon is unreachable, or Node is too old); 2 usage error;
+ * a task's own exit code for `run`.
  */
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
-import { GridError, toGridError } from '../interface/index.ts'
-import { VERSION } from '../version.ts'
-import { ApiClient } from './client.ts'
-import { UsageError, helpText, parseCommandArgs, type Command, type CommandContext } from './command.ts'
-import { COMMANDS } from './commands/index.ts'
-import { FORMATS, type Format, type Out } from './output.ts'
+import { exitIfNodeTooOld } from '../node-version.ts'
 
-export const DEFAULT_SYSTEM_SOCKET = '/run/grid/gridd.sock'
-
-/** --socket, else GRID_SOCKET, else ./.grid/gridd.sock when it exists (development), else /run/grid/gridd.sock. */
-export function defaultSocket (env: NodeJS.ProcessEnv, cwd = process.cwd()): string {
-  if (env.GRID_SOCKET !== undefined && env.GRID_SOCKET !== '') return env.GRID_SOCKET
-  const dev = join(cwd, '.grid', 'gridd.sock')
-  return existsSync(dev) ? dev : DEFAULT_SYSTEM_SOCKET
-}
-
-function mainHelp (): string {
-  const w = Math.max(...COMMANDS.map(c => c.name.length))
-  return [
-    'Usage: gridctl [--socket PATH] [-o table|json|markdown] COMMAND [ARGS]',
-    '',
-    'Drives the local gridd over its control socket.',
-    '',
-    'Commands:',
-    ...COMMANDS.map(c => `  ${c.name.padEnd(w)}  ${c.summary}`),
-    '',
-    'Global flags:',
-    '  --socket PATH              control socket (env GRID_SOCKET; default ./.grid/gridd.sock if present, else /run/grid/gridd.sock)',
-    '  -o, --output FORMAT        table (default), json (exactly one JSON document) or markdown',
-    '  -h, --help                 help for gridctl or for a command',
-    '  --version                  print the version',
-    '',
-    'Run "gridctl COMMAND --help" for a command\'s flags.'
-  ].join('\n')
-}
-
-interface Globals { socket?: string, output?: string, help: boolean, version: boolean, rest: string[] }
-
-/** Global flags may come before the command; -o/--output and --socket are also accepted after it. */
-function splitGlobals (argv: string[]): Globals {
-  const g: Globals = { help: false, version: false, rest: [] }
-  const take = (i: number, name: string): string => {
-    const v = argv[i + 1]
-    if (v === undefined) throw new UsageError(`${name} needs a value`)
-    return v
-  }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string
-    if (a === '--') { g.rest.push(...argv.slice(i)); break }
-    if (a === '--socket') { g.socket = take(i, a); i++ } else if (a.startsWith('--socket=')) g.socket = a.slice(9)
-    else if (a === '-o' || a === '--output') { g.output = take(i, a); i++ } else if (a.startsWith('--output=')) g.output = a.slice(9)
-    else if (a.startsWith('-o') && a.length > 2 && !a.startsWith('--')) g.output = a.slice(2)
-    else if ((a === '-h' || a === '--help')) g.help = true
-    else if (a === '--version' && g.rest.length === 0) g.version = true
-    else g.rest.push(a)
-  }
-  return g
-}
-
-export async function runGridctl (argv: string[], io: { out: Out, err: Out, env: NodeJS.ProcessEnv, tty: boolean, signal: AbortSignal }): Promise<number> {
-  let globals: Globals
-  try {
-    globals = splitGlobals(argv)
-  } catch (err) {
-    io.err.write(`gridctl: ${(err as Error).message}\n\n${mainHelp()}\n`)
-    return 2
-  }
-  if (globals.version) { io.out.write(`gridctl ${VERSION}\n`); return 0 }
-  const [name, ...rest] = globals.rest
-  if (name === undefined) {
-    if (globals.help) { io.out.write(mainHelp() + '\n'); return 0 }
-    io.err.write(`gridctl: missing command\n\n${mainHelp()}\n`)
-    return 2
-  }
-  const top = COMMANDS.find(c => c.name === name)
-  if (top === undefined) {
-    io.err.write(`gridctl: unknown command "${name}"\n\n${mainHelp()}\n`)
-    return 2
-  }
-  // a subcommand is the first positional when the parent declares it (nodes get, sessions put…)
-  let cmd: Command = top
-  const parents: string[] = []
-  let args = rest
-  const sub = top.subcommands?.find(s => s.name === rest[0])
-  if (sub !== undefined) { parents.push(top.name); cmd = sub; args = rest.slice(1) }
-  const help = (): string => helpText(cmd)
-  if (globals.help) { io.out.write(help() + '\n'); return 0 }
-  const format = (globals.output ?? 'table') as Format
-  if (!FORMATS.includes(format)) {
-    io.err.write(`gridctl: --output must be one of ${FORMATS.join(', ')}\n\n${help()}\n`)
-    return 2
-  }
-  const ctx: CommandContext = {
-    client: new ApiClient({ socket: globals.socket ?? defaultSocket(io.env), timeoutMs: 30_000 }),
-    format,
-    out: io.out,
-    err: io.err,
-    signal: io.signal,
-    tty: io.tty,
-    env: io.env
-  }
-  try {
-    return await cmd.run(ctx, parseCommandArgs(cmd, args))
-  } catch (err) {
-    if (err instanceof UsageError) {
-      io.err.write(`gridctl ${[...parents, cmd.name].join(' ')}: ${err.message}\n\n${help()}\n`)
-      return 2
-    }
-    const e = err instanceof GridError ? err : toGridError(err)
-    io.err.write(`gridctl: ${e.message}\n`)
-    return e.exitCode
-  }
-}
-
-// run as a program (not when imported by tests)
-if (process.argv[1] !== undefined && import.meta.url === new URL(`file://${(await import('node:fs')).realpathSync(process.argv[1])}`).href) {
-  const ctrl = new AbortController()
-  let interrupted = 0
-  process.on('SIGINT', () => {
-    interrupted++
-    if (interrupted > 1) process.exit(130)
-    ctrl.abort(new Error('interrupted'))
-  })
-  process.stdout.on('error', err => { if ((err as NodeJS.ErrnoException).code === 'EPIPE') process.exit(0) })
-  const code = await runGridctl(process.argv.slice(2), {
-    out: { write: t => { process.stdout.write(t) } },
-    err: { write: t => { process.stderr.write(t) } },
-    env: process.env,
-    tty: process.stdout.isTTY === true,
-    signal: ctrl.signal
-  })
-  process.stdout.write('', () => process.exit(code))
-}
+exitIfNodeTooOld('gridctl')
+const { runGridctl } = await import('./run-gridctl.ts')
+const ctrl = new AbortController()
+let interrupted = 0
+process.on('SIGINT', () => {
+  interrupted++
+  if (interrupted > 1) process.exit(130)
+  ctrl.abort(new Error('interrupted'))
+})
+process.stdout.on('error', err => { if ((err as NodeJS.ErrnoException).code === 'EPIPE') process.exit(0) })
+const code = await runGridctl(process.argv.slice(2), {
+  out: { write: t => { process.stdout.write(t) } },
+  err: { write: t => { process.stderr.write(t) } },
+  env: process.env,
+  tty: process.stdout.isTTY === true,
+  columns: () => process.stdout.columns,
+  signal: ctrl.signal
+})
+process.stdout.write('', () => process.exit(code))

@@ -5,5 +5,5 @@
  * output formats (table, JSON, Markdown), progress and watch. It must never import daemon internals: it is another
  * process, and speaks to the daemon only through the control API's contracts in proto/.
  */
-export { runGridctl, defaultSocket } from './gridctl.ts'
+export { runGridctl, defaultSocket } from './run-gridctl.ts'
 export { ApiClient } from './client.ts'

@@ -21,6 +21,25 @@ export function parseDuration (text: string): number | undefined {
   return Math.round(total)
 }
 
+/**
+ * A duration as a user writes it, exactly (what parseDuration reads back): 2000 is "2s", 90000 "1m30s", 1500 "1.5s",
+ * 250 "250ms". For messages that echo a limit the user set, such as "timed out after 2s".
+ */
+export function formatDurationExact (ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return '-'
+  if (ms === 0) return '0s'
+  let rest = Math.round(ms)
+  let out = ''
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000]] as const) {
+    if (rest >= size) { out += `${Math.floor(rest / size)}${unit}`; rest %= size }
+  }
+  if (rest === 0) return out
+  if (rest % 1000 === 0) return `${out}${rest / 1000}s`
+  if (rest > 1000 && rest % 100 === 0) return `${out}${rest / 1000}s`
+  return `${out}${rest}ms`
+}
+
+/** A duration rounded for display (uptimes, ages): "2.0s", "1m30s", "3h5m". */
 export function formatDuration (ms: number): string {
   if (!Number.isFinite(ms)) return '-'
   if (ms < 1000) return `${Math.round(ms)}ms`

@@ -18,6 +18,7 @@ import { Counter, Gauge, type Registry } from 'prom-client'
 import { rendezvousKey } from '../../proto/index.ts'
 import { InvalidArgumentError, PeerUnreachableError, type NodeId, type Startable } from '../interface/index.ts'
 import { LogLimiter, backoffMs, jitter, repeat } from '../util/index.ts'
+import { explainListenError } from './listen-error.ts'
 import { createMeshNode, type MeshLibp2p } from './node.ts'
 import { RpcService } from './rpc.ts'
 import type { SwarmKey } from './swarm-key.ts'
@@ -140,7 +141,11 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
     this.libp2p.addEventListener('peer:connect', this.onConnect)
     this.libp2p.addEventListener('peer:disconnect', this.onDisconnect)
     this.libp2p.services.pubsub.addEventListener('gossipsub:message', this.onGossip)
-    await this.libp2p.start()
+    try {
+      await this.libp2p.start()
+    } catch (err) {
+      throw explainListenError(err) ?? err
+    }
     await this.rpc.start()
     for (const topic of this.handlers.keys()) this.libp2p.services.pubsub.subscribe(topic)
     // bootstrap peers stay dialled until connected even once we know others: a cluster whose members all restarted

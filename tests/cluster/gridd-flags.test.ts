@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { Gridd, tempDir } from '../helpers/cluster.ts'
+import { Gridd, freePort, tempDir } from '../helpers/cluster.ts'
 import { rmSync } from 'node:fs'
 
 const root = tempDir()
@@ -67,6 +67,21 @@ describe('gridd - bad flags and configuration fail clearly', () => {
   it('exits 1 with the reason when it cannot listen', async () => {
     const r = await runGridd('noport', ['--listen', '/ip4/203.0.113.1/tcp/1'])
     expect(r.code).toBe(1)
-    expect(r.out).toMatch(/cannot start/)
+    expect(r.out).toMatch(/cannot start: cannot listen on \/ip4\/203\.0\.113\.1\/tcp\/1: 203\.0\.113\.1 is not an address of this machine/)
+  })
+
+  it('says which port is in use and what to pass when a second daemon takes the same port, without a stack', async () => {
+    const port = await freePort()
+    const first = new Gridd({ name: 'port-a', root, args: ['--listen', `/ip4/127.0.0.1/tcp/${port}`] })
+    await first.start()
+    try {
+      const r = await runGridd('port-b', ['--listen', `/ip4/127.0.0.1/tcp/${port}`])
+      expect(r.code).toBe(1)
+      expect(r.out).toContain(`gridd: cannot start: port ${port} is in use: pass --listen /ip4/127.0.0.1/tcp/PORT with a free PORT`)
+      expect(r.out).not.toMatch(/UnsupportedListenAddressesError|setupListenHandle|\n\s+at /)
+    } finally {
+      await first.stop()
+      first.dispose()
+    }
   })
 })

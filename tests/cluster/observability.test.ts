@@ -90,7 +90,7 @@ describe('operability - metrics, stats and watch on live daemons', () => {
     expect(s.perNode.map(n => n.name).sort()).toEqual(['n1', 'n2'])
     const table = (await n1.ctl(['stats'])).stdout
     expect(table).toMatch(/^nodes 2: 2 alive, 0 suspect, 0 dead, 0 left$/m)
-    expect(table).toMatch(/^NODE\s+STATE\s+CPU\s+MEM\s+GPU USE\s+SLOTS\s+RUN\+Q$/m)
+    expect(table).toMatch(/^NODE\s+STATE\s+CPU\s+MEM\s+GPU USE\s+SLOTS\s+RUN\+QUEUED$/m)
   })
 
   it('draws watch in a terminal, redrawing in place, and quits on q', async () => {
@@ -110,7 +110,7 @@ describe('operability - metrics, stats and watch on live daemons', () => {
     // in place: one header on screen, however many frames were drawn
     expect(text.match(/grid watch ·/g)).toHaveLength(1)
     expect(text).toMatch(/q quits/)
-    expect(text).toMatch(/^NODE\s+STATE\s+CPU\s+MEM\s+GPU USE\s+SLOTS\s+RUN\+Q$/m)
+    expect(text).toMatch(/^NODE\s+STATE\s+CPU\s+MEM\s+GPU USE\s+SLOTS\s+RUN\+QUEUED$/m)
     expect(text).toMatch(/^n1\s+alive\s+\[[#-]{10}\]\s+\d+%.*\s0\/2\s/m)
     expect(text).toMatch(/^n2\s+alive\s/m)
     expect(raw).toContain('\u001b[?25h')

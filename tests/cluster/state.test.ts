@@ -61,7 +61,7 @@ describe('state - replicated registry and sessions on real daemons', () => {
     await expect(put(c.node('n1'), 'ttl', 1, { ttl: 'soon' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/not a positive duration/) })
     const r = await c.node('n1').ctl(['sessions', 'put', 'x', '{not json'])
     expect(r.code).toBe(2)
-    expect(r.stderr).toMatch(/JSON is not valid JSON/)
+    expect(r.stderr).toMatch(/the session's value "\{not json" is not JSON/)
     const missing = await c.node('n2').ctl(['sessions', 'get', 'nope'])
     expect(missing.code).toBe(1)
     expect(missing.stderr).toBe('gridctl: no session nope\n')

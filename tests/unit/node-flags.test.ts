@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { renderGriddLauncher } from '../../src/deploy/render.ts'
 import { layoutFor } from '../../src/deploy/layout.ts'
@@ -20,5 +21,16 @@ describe('the Node flags gridd runs with', () => {
       expect(start.split(' ')).toContain(f)
       expect(launcher).toContain(`exec '/usr/bin/node' '${f}' '/opt/grid/lib/gridd.mjs' "$@"`)
     }
+  })
+
+  it('are in the launcher npm run install-bin writes (and only gridd\'s)', async () => {
+    // a computed specifier: the install script is plain JavaScript, run by Node without a build
+    const install = await import(pathToFileURL(join(ROOT, 'deploy/install-bin.mjs')).href) as {
+      griddNodeFlags: () => string[]
+      renderLauncher: (program: string, node: string, bundle: string, flags: string[]) => string
+    }
+    expect(install.griddNodeFlags()).toEqual(GRIDD_NODE_FLAGS)
+    const launcher = install.renderLauncher('gridd', '/opt/node/bin/node', '/home/u/.local/lib/grid/gridd.mjs', install.griddNodeFlags())
+    expect(launcher).toContain(`exec "$NODE" ${GRIDD_NODE_FLAGS.map(f => `'${f}'`).join(' ')} '/home/u/.local/lib/grid/gridd.mjs' "$@"`)
   })
 })

@@ -1,17 +1,18 @@
 import type { NodeEntry } from '../../../proto/index.ts'
 import { MEMBER_STATES } from '../../interface/index.ts'
 import { UsageError, requirePositionals, type Command } from '../command.ts'
-import { ago, bar, printList, printObject, type Column } from '../output.ts'
+import { ago, bar, cpuText, printList, printObject, type Column } from '../output.ts'
 
 const columns: Array<Column<NodeEntry>> = [
   { header: 'name', value: n => n.self ? `${n.name} *` : n.name },
   { header: 'id', value: n => n.id },
   { header: 'state', value: n => n.drain && n.state === 'alive' ? 'alive (draining)' : n.state },
   { header: 'region', value: n => n.region },
-  { header: 'cpu', value: n => n.load === null ? '-' : `${bar(n.load.cpu, 8)} ${Math.round(n.load.cpu * 100)}%` },
+  { header: 'cpu', value: n => n.load === null ? '-' : `${bar(n.load.cpu, 8)} ${cpuText(n.load.cpu).trimStart()}` },
   { header: 'mem', value: n => n.load === null ? '-' : `${Math.round((1 - n.load.memFreeMiB / Math.max(1, n.load.memTotalMiB)) * 100)}%` },
   { header: 'gpus', value: n => n.load === null ? n.gpus.length : `${n.load.freeGpus}/${n.load.gpus}`, right: true },
-  { header: 'tasks', value: n => n.load === null ? '-' : `${n.load.running}+${n.load.queued}`, right: true },
+  // running + queued on that node, spelled out in the header: "TASKS 0+0" said neither
+  { header: 'run+queued', value: n => n.load === null ? '-' : `${n.load.running}+${n.load.queued}`, right: true },
   { header: 'labels', value: n => n.labels },
   { header: 'capabilities', value: n => n.capabilities },
   { header: 'last seen', value: n => ago(n.heartbeatAgeMs), right: true }
@@ -35,7 +36,7 @@ const getCommand: Command = {
       ['labels', n.labels],
       ['capabilities', n.capabilities],
       ['gpus', n.gpus.map(g => `${g.index}:${g.name} (${g.memoryTotalMiB}MiB)`)],
-      ['load', n.load === null ? null : `cpu ${Math.round(n.load.cpu * 100)}%, mem free ${n.load.memFreeMiB}/${n.load.memTotalMiB}MiB, running ${n.load.running}, queued ${n.load.queued}, free slots ${n.load.freeSlots}, free gpus ${n.load.freeGpus}/${n.load.gpus}`],
+      ['load', n.load === null ? null : `cpu ${cpuText(n.load.cpu).trimStart()}, mem free ${n.load.memFreeMiB}/${n.load.memTotalMiB}MiB, running ${n.load.running}, queued ${n.load.queued}, free slots ${n.load.freeSlots}, free gpus ${n.load.freeGpus}/${n.load.gpus}`],
       ['incarnation', n.incarnation],
       ['last seen', n.lastSeen === null ? null : `${n.lastSeen} (${ago(n.heartbeatAgeMs)} ago)`]
     ], n)

@@ -68,7 +68,7 @@ const put: Command = {
     try {
       value = JSON.parse(json)
     } catch (err) {
-      throw new UsageError(`JSON is not valid JSON (${(err as Error).message}); quote it for the shell, as in '{"a":1}'`)
+      throw new UsageError(`the session's value ${JSON.stringify(json.length > 40 ? json.slice(0, 37) + '...' : json)} is not JSON (${(err as Error).message}); quote it for the shell, as in '{"a":1}' or '"text"'`)
     }
     const body: Record<string, unknown> = { value }
     if (typeof args.values.ttl === 'string') body.ttl = args.values.ttl

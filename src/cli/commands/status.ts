@@ -1,7 +1,7 @@
 import type { StatusResponse } from '../../../proto/index.ts'
 import { formatDuration } from '../../interface/index.ts'
 import { requirePositionals, type Command } from '../command.ts'
-import { printObject } from '../output.ts'
+import { Lines, printObject } from '../output.ts'
 
 export const statusCommand: Command = {
   name: 'status',
@@ -16,7 +16,7 @@ export const statusCommand: Command = {
       ['cluster', s.cluster],
       ['version', s.version],
       ['state', s.state],
-      ['addrs', s.addrs.join('\n' + ' '.repeat(13))],
+      ['addrs', new Lines(s.addrs)],
       ['region', s.region],
       ['labels', s.labels],
       ['capabilities', s.capabilities],
@@ -24,6 +24,7 @@ export const statusCommand: Command = {
       ['connections', s.connections],
       ['nodes', `${s.counts.total} (alive ${s.counts.alive}, suspect ${s.counts.suspect}, dead ${s.counts.dead}, left ${s.counts.left})`],
       ['swarm key', s.swarmKeyProtected ? `fingerprint ${s.swarmKeyFingerprint ?? '?'}` : 'NONE (insecure lab mode)'],
+      ['limits', s.limits === undefined ? '?' : s.limits.enforced ? `enforced (cgroup ${s.limits.cgroup ?? '?'})` : `NOT enforced: ${s.limits.reason ?? 'unknown'}`],
       ['metrics', s.metrics.enabled ? `http://${s.metrics.listen ?? ''}/metrics` : `off: ${s.metrics.error ?? 'disabled'}`],
       ['data dir', s.dataDir],
       ['socket', s.socket]

@@ -1,33 +1,47 @@
 import type { StatsResponse } from '../../../proto/index.ts'
-import { formatBytes, parseDuration } from '../../interface/index.ts'
+import { formatBytes, formatDurationExact, parseDuration } from '../../interface/index.ts'
 import { UsageError, requirePositionals, type Command, type CommandContext } from '../command.ts'
-import { bar, printObject } from '../output.ts'
+import { bar, clip, cpuText, printObject, safeText } from '../output.ts'
 
 const rate = (x: number | null): string => x === null ? '-' : x.toFixed(1)
 
-/** The dashboard's lines for one snapshot (no colours: they survive any terminal and any log). */
-export function renderStats (s: StatsResponse, opts: { header?: string } = {}): string[] {
+/** Parts of a summary line, joined on one line while they fit `width`, else continued on the next. */
+function fit (parts: string[], width: number | undefined): string[] {
+  const out: string[] = []
+  for (const p of parts) {
+    const last = out[out.length - 1]
+    if (last !== undefined && (width === undefined || last.length + 3 + p.length <= width)) out[out.length - 1] = `${last}   ${p}`
+    else out.push(p)
+  }
+  return out
+}
+
+/**
+ * The dashboard's lines for one snapshot (no colours: they survive any terminal and any log). With a `width` (the
+ * terminal's columns) the summary lines break between their parts and table rows are cut to it, so that nothing wraps.
+ */
+export function renderStats (s: StatsResponse, opts: { header?: string, width?: number } = {}): string[] {
   const lines: string[] = []
   if (opts.header !== undefined) lines.push(opts.header)
   lines.push(`nodes ${s.nodes.total}: ${s.nodes.alive} alive, ${s.nodes.suspect} suspect, ${s.nodes.dead} dead, ${s.nodes.left} left${s.nodes.draining > 0 ? `, ${s.nodes.draining} draining` : ''}`)
-  lines.push(`slots ${s.slots.free}/${s.slots.total} free   gpus ${s.gpus.free}/${s.gpus.total} free (util ${s.gpus.utilizationPercent}%, ${formatBytes(s.gpus.memoryUsedBytes)}/${formatBytes(s.gpus.memoryTotalBytes)})`)
-  lines.push(`tasks ${s.tasks.running} running, ${s.tasks.queued} queued   ${rate(s.tasks.donePerSecond)} done/s, ${rate(s.tasks.failedPerSecond)} failed/s   (${s.tasks.done} done, ${s.tasks.failed} failed)   sessions ${s.sessions} (${s.workers} warm workers)`)
+  lines.push(...fit([`slots ${s.slots.free}/${s.slots.total} free`, `gpus ${s.gpus.free}/${s.gpus.total} free (util ${s.gpus.utilizationPercent}%, ${formatBytes(s.gpus.memoryUsedBytes)}/${formatBytes(s.gpus.memoryTotalBytes)})`], opts.width))
+  lines.push(...fit([`tasks ${s.tasks.running} running, ${s.tasks.queued} queued`, `${rate(s.tasks.donePerSecond)} done/s, ${rate(s.tasks.failedPerSecond)} failed/s`, `(${s.tasks.done} done, ${s.tasks.failed} failed)`, `sessions ${s.sessions} (${s.workers} warm workers)`], opts.width))
   lines.push('')
   const rows = s.perNode.map(n => [
-    n.name,
+    safeText(n.name),
     n.drain && n.state === 'alive' ? 'draining' : n.state,
-    `${bar(n.cpu)} ${String(Math.round(n.cpu * 100)).padStart(3)}%`,
+    `${bar(n.cpu)} ${cpuText(n.cpu)}`,
     `${bar(n.memUsed)} ${String(Math.round(n.memUsed * 100)).padStart(3)}%`,
     n.gpus === 0 ? '-' : `${bar(n.gpuUtilizationPercent / 100)} ${n.gpus - n.freeGpus}/${n.gpus}`,
     `${n.slots - n.freeSlots}/${n.slots}`,
     `${n.running}+${n.queued}`
   ])
-  const header = ['NODE', 'STATE', 'CPU', 'MEM', 'GPU USE', 'SLOTS', 'RUN+Q']
+  const header = ['NODE', 'STATE', 'CPU', 'MEM', 'GPU USE', 'SLOTS', 'RUN+QUEUED']
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map(r => (r[i] as string).length)))
   const fmt = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd()
   lines.push(fmt(header))
   for (const r of rows) lines.push(fmt(r))
-  return lines
+  return lines.map(l => clip(l, opts.width))
 }
 
 export const statsCommand: Command = {
@@ -91,7 +105,9 @@ async function watch (ctx: CommandContext, intervalMs: number, count: number): P
       let lines: string[]
       try {
         const s = await ctx.client.get<StatsResponse>('/stats', quit.signal)
-        lines = renderStats(s, { header: `grid watch · ${s.at.slice(0, 19).replace('T', ' ')}Z · every ${intervalMs >= 1000 ? `${intervalMs / 1000}s` : `${intervalMs}ms`}${raw ? ' · q quits' : ''}` })
+        // on a terminal, its width now (it may have been resized): a wrapped line would break the redraw
+        const width = tty ? (ctx.columns?.() ?? undefined) : undefined
+        lines = renderStats(s, { header: `grid watch · ${s.at.slice(0, 19).replace('T', ' ')}Z · every ${formatDurationExact(intervalMs)}${raw ? ' · q quits' : ''}`, ...(width === undefined ? {} : { width }) })
       } catch (err) {
         if (quit.signal.aborted) break
         lines = [`grid watch: ${(err as Error).message}`]
