@@ -33,6 +33,15 @@ export interface StatusResponse {
   connections: number
   /** every known node (this one included) by state */
   counts: Record<MemberState, number> & { total: number }
+  /** whether tasks' --memory and --cpus are enforced here (a cgroup per task), and why not */
+  limits: LimitsStatus
+}
+
+export interface LimitsStatus {
+  enforced: boolean
+  cgroup: 'v2' | 'v1' | null
+  /** why limits are not enforced (null when they are) */
+  reason: string | null
 }
 
 export interface NodeEntry {

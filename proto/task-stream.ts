@@ -17,8 +17,8 @@ export type RehomeReason = 'no-owner' | 'dead' | 'draining' | 'unfit' | 'full' |
 export type TaskStreamEvent<Data = string> =
   /** the origin recorded the task; `id` names it from now on */
   | { type: 'accepted', id: string }
-  /** an executor took this attempt: running now, or queued there behind other tasks */
-  | { type: 'placed', id: string, node: string, nodeName: string, attempt: number, queued: boolean }
+  /** an executor took this attempt: running now, or queued there behind other tasks (`reason` says what it waits for) */
+  | { type: 'placed', id: string, node: string, nodeName: string, attempt: number, queued: boolean, reason?: string }
   /** the attempt's process started */
   | { type: 'started', id: string, node: string, attempt: number, pid: number, gpus: string[] }
   /** output bytes at `offset` in the task's log */

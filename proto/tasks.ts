@@ -16,6 +16,16 @@ export type Strategy = typeof STRATEGIES[number]
 /** Largest payload of a typed task (JSON text on its stdin), and largest result kept in its record. */
 export const TASK_PAYLOAD_MAX_BYTES = 1024 * 1024
 export const TASK_RESULT_MAX_BYTES = 64 * 1024
+/** Largest piece of a task's stdin in one `task.stdin` request (and one POST /v1/tasks/ID/stdin). */
+export const TASK_STDIN_CHUNK_MAX_BYTES = 256 * 1024
+/** Longest reason a waiting task carries in its record. */
+export const TASK_REASON_MAX_CHARS = 512
+
+/**
+ * Variables a typed task's caller may not set: they decide which program runs and what it loads (a planted PATH ran
+ * another program under the type's name). The type's own env and cwd win over the caller's for the rest.
+ */
+export const TYPE_HELD_ENV = /^(PATH|LD_[A-Z_]+|DYLD_[A-Z_]+|NODE_OPTIONS|NODE_PATH|PYTHONPATH|PYTHONHOME|PYTHONSTARTUP|PERL5LIB|PERL5OPT|RUBYOPT|RUBYLIB|BASH_ENV|ENV)$/
 
 const Id = Type.String({ minLength: 1, maxLength: 128 })
 const EnvName = Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 256 })
@@ -42,6 +52,11 @@ export const TaskSpecSchema = Type.Object({
   retryOnFailure: Type.Boolean(),
   env: Type.Record(EnvName, Type.String({ maxLength: 65536 })),
   cwd: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  /** where to run when no cwd is given and this exists on the executor (gridctl sends the caller's directory);
+   * else the task's scratch directory under the executor's data dir */
+  cwdDefault: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  /** the first attempt's stdin stays open for `task.stdin` (the client streams it); else stdin is empty */
+  stdin: Type.Optional(Type.Boolean()),
   strategy: Type.Enum(STRATEGIES),
   /** run on this node (peer id), whatever the strategy */
   node: Type.Optional(Id)
@@ -61,7 +76,9 @@ export const CoordAspectSchema = Type.Object({
   final: Type.Optional(Type.Union([Type.Literal('completed'), Type.Literal('failed'), Type.Literal('cancelled'), Type.Literal('timeout')])),
   exitCode: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
   error: Type.Optional(Type.String({ maxLength: 4096 })),
-  finishedAt: Type.Optional(Type.Number())
+  finishedAt: Type.Optional(Type.Number()),
+  /** why the task waits before any node took it (the nodes that could run it are draining or dead, or refused it) */
+  reason: Type.Optional(Type.String({ maxLength: TASK_REASON_MAX_CHARS }))
 })
 export type CoordAspect = Static<typeof CoordAspectSchema>
 
@@ -82,7 +99,11 @@ export const ExecAspectSchema = Type.Object({
   gpus: Type.Optional(Type.Array(Type.String({ maxLength: 128 }))),
   pid: Type.Optional(Type.Integer()),
   /** a typed task's stdout, parsed as JSON when it is JSON (at most TASK_RESULT_MAX_BYTES) */
-  result: Type.Optional(Type.Unknown())
+  result: Type.Optional(Type.Unknown()),
+  /** the kernel killed it for going over its memory limit (its cgroup's) */
+  oom: Type.Optional(Type.Boolean()),
+  /** why a pending attempt waits in this node's queue (what is ahead of it, which resource it lacks) */
+  reason: Type.Optional(Type.String({ maxLength: TASK_REASON_MAX_CHARS }))
 })
 export type ExecAspect = Static<typeof ExecAspectSchema>
 
@@ -125,6 +146,10 @@ export interface TaskRecord {
   finishedAt: string | null
   durationMs: number | null
   cancelRequested: boolean
+  /** it was killed for going over its memory limit */
+  oom: boolean
+  /** why a pending task waits (squeue's pending reason): queued behind others on a node, or for a node that can run it */
+  reason?: string
   result?: unknown
 }
 
@@ -143,7 +168,7 @@ export type TaskOffer = Static<typeof TaskOfferSchema>
 /** Events of a running task, streamed to whoever watches (origin, logs -f). */
 export const TaskEventSchema = Type.Union([
   /** the executor took the task: running now, or queued behind others */
-  Type.Object({ k: Type.Literal('admitted'), queued: Type.Boolean(), node: Id, nodeName: Type.String() }),
+  Type.Object({ k: Type.Literal('admitted'), queued: Type.Boolean(), node: Id, nodeName: Type.String(), reason: Type.Optional(Type.String({ maxLength: TASK_REASON_MAX_CHARS })) }),
   Type.Object({ k: Type.Literal('started'), at: Type.Number(), pid: Type.Integer(), gpus: Type.Array(Type.String()) }),
   /** output: `s` 1 = stdout, 2 = stderr; `o` is the byte offset of this chunk in the task's log */
   Type.Object({ k: Type.Literal('out'), s: Type.Union([Type.Literal(1), Type.Literal(2)]), d: Bytes, o: Type.Integer({ minimum: 0 }) }),
@@ -166,6 +191,13 @@ export const TaskCancel = method('task.cancel', Type.Object({ id: Id, by: Id }),
 
 /** RPC `task.logs`: the executor's copy of a task's output, optionally followed until it ends. */
 export const TaskLogs = method('task.logs', Type.Object({ id: Id, follow: Type.Boolean() }), Type.Object({ found: Type.Boolean(), truncatedBytes: Type.Integer({ minimum: 0 }) }), TaskEventSchema)
+
+/**
+ * RPC `task.stdin`: bytes for the open stdin of an attempt (`end` closes it after them), answered once the executor
+ * took them (buffered while the task waits to start, or handed to its process), so a task that does not read holds
+ * its writer back. `open` false: the attempt takes no more (it ended, closed its stdin, or never had one open).
+ */
+export const TaskStdin = method('task.stdin', Type.Object({ id: Id, attempt: Type.Integer({ minimum: 1 }), data: Bytes, end: Type.Boolean() }), Type.Object({ open: Type.Boolean() }))
 
 /** RPC `node.drain`: take no new tasks (drain true) or take them again (false); answers with what still runs. */
 export const NodeDrain = method('node.drain', Type.Object({ drain: Type.Boolean() }), Type.Object({ running: Type.Integer(), queued: Type.Integer() }))

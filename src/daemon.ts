@@ -8,6 +8,7 @@ import type { Registry } from 'prom-client'
 import type { GridConfig } from './config/index.ts'
 import { ControlServer, StatsSampler, routes, type ControlDeps } from './control/index.ts'
 import { availableParallelism, totalmem } from 'node:os'
+import { join } from 'node:path'
 import { Executor, LocalResources, WorkerPool, type WorkerTypeConfig } from './executor/index.ts'
 import type { Startable } from './interface/index.ts'
 import { Membership } from './membership/index.ts'
@@ -84,8 +85,8 @@ export class Daemon {
         dataDir: config.dataDir
       })
       state.load()
-      const nodeRegistry = new NodeRegistry(state)
-      const sessions = new Sessions(state)
+      const nodeRegistry = new NodeRegistry(state, { logger: logger.child({ component: 'state' }), registry })
+      const sessions = new Sessions(state, config.sessions)
       const forgotten = new ForgottenNodes(state)
       const membership = new Membership({
         mesh,
@@ -109,7 +110,10 @@ export class Daemon {
         maxLogBytes: config.executor.maxLogBytes,
         maxRetainedLogBytes: config.executor.retainedLogBytes,
         taskTypes: Object.fromEntries(Object.entries(config.tasks).map(([k, v]) => [k, { command: v.command, ...(v.env === undefined ? {} : { env: v.env }), ...(v.cwd === undefined ? {} : { cwd: v.cwd }) }])),
-        baseEnv: process.env
+        baseEnv: process.env,
+        scratchDir: join(config.dataDir, 'scratch'),
+        scratchRetentionMs: config.taskRetentionMs,
+        cgroupRoot: config.executor.cgroupRoot
       })
       const workerTypes: Record<string, WorkerTypeConfig> = {}
       for (const [name, t] of Object.entries(config.tasks)) {
@@ -146,7 +150,7 @@ export class Daemon {
       const workers = new WorkerService({ mesh, membership, nodeRegistry, sessions, pool, logger: logger.child({ component: 'workers' }), registry }, config.name)
       resources.setUsageSource(() => {
         const u = executor.usage()
-        return { running: u.running, queued: u.queued, slots, freeSlots: u.freeSlots, freeGpus: u.freeGpus, done: u.done, failed: u.failed }
+        return { running: u.running, queued: u.queued, slots, freeSlots: u.freeSlots, freeGpus: u.freeGpus, memoryBytes: executor.memoryBytes, freeMemoryBytes: u.freeMemoryBytes, done: u.done, failed: u.failed }
       })
       const tasks = new TaskService({
         peerId: mesh.peerId,
@@ -184,7 +188,7 @@ export class Daemon {
       state.on('change', e => { if (e.collection === 'registry' && !e.local) learn(e.key) })
       state.on('writer:dropped', id => { membership.forget(id) })
       const metrics = new MetricsServer({ logger: logger.child({ component: 'metrics' }), registry }, config.metricsListen)
-      const control = new ControlServer({ logger: logger.child({ component: 'control' }), registry }, { socket: config.socket })
+      const control = new ControlServer({ logger: logger.child({ component: 'control' }), registry }, { socket: config.socket, maxConnections: config.control.maxConnections })
 
       let daemon: Daemon | undefined
       const parts: Part[] = [
@@ -217,7 +221,8 @@ export class Daemon {
         tasks,
         workers,
         swarmKeyFingerprint: swarmKey?.fingerprint ?? null,
-        metricsStatus: () => metrics.status()
+        metricsStatus: () => metrics.status(),
+        limits: () => executor.limits()
       }
       const stats = new StatsSampler(controlDeps)
       parts.splice(parts.length - 1, 0, { name: 'stats', part: stats })

@@ -53,9 +53,21 @@ export interface GridConfig {
     killGraceMs: number
     maxLogBytes: number
     retainedLogBytes: number
+    /** where task cgroups go: '' under gridd's own cgroup, a cgroup path (/grid), or 'off' (limits not enforced) */
+    cgroupRoot: string
   }
   /** how long finished task records are kept */
   taskRetentionMs: number
+  control: {
+    /** connections the control socket keeps open at once */
+    maxConnections: number
+  }
+  sessions: {
+    /** sessions this node's own document may hold */
+    maxPerWriter: number
+    /** bytes of session values (JSON) and ids this node's own document may hold */
+    maxBytesPerWriter: number
+  }
   /** task types, by name */
   tasks: Record<string, TaskTypeDef>
   /** The config file that was read, if any. */
@@ -104,7 +116,11 @@ export function defaults (): Record<string, unknown> {
     'executor.killGrace': '10s',
     'executor.maxLogBytes': '4MiB',
     'executor.retainedLogBytes': '256MiB',
+    'executor.cgroupRoot': '',
     taskRetention: '24h',
+    'control.maxConnections': 512,
+    'sessions.maxPerWriter': 10_000,
+    'sessions.maxBytesPerWriter': '64MiB',
     tasks: {}
   }
 }
@@ -115,6 +131,7 @@ function sanitizeHostname (h: string): string {
 }
 
 const path = str({ min: 1, max: 4096 })
+const cgroupRoot = str({ max: 4096, pattern: /^(|off|\/[^\0]*)$/, patternHelp: 'must be a cgroup path starting with "/", or off' })
 
 export const FIELDS: FieldDef[] = [
   { key: 'cluster', env: 'GRID_CLUSTER', flag: 'cluster', convert: str({ min: 1, max: 63, pattern: /^[a-z0-9][a-z0-9-]*$/, patternHelp: 'must be lowercase letters, digits and "-"' }), help: 'cluster name; namespaces gossip topics and the DHT rendezvous (default grid)' },
@@ -146,7 +163,11 @@ export const FIELDS: FieldDef[] = [
   { key: 'executor.killGrace', env: 'GRID_KILL_GRACE', convert: duration(0, 600_000), help: 'time between TERM and KILL when a task is stopped (default 10s)' },
   { key: 'executor.maxLogBytes', env: 'GRID_MAX_LOG_BYTES', convert: size(1024, 2 ** 40), help: 'output kept per task (default 4MiB; older output is dropped)' },
   { key: 'executor.retainedLogBytes', env: 'GRID_RETAINED_LOG_BYTES', convert: size(0, 2 ** 44), help: 'output kept for finished tasks, all together (default 256MiB)' },
+  { key: 'executor.cgroupRoot', env: 'GRID_CGROUP_ROOT', flag: 'cgroup-root', convert: cgroupRoot, help: 'cgroup that task cgroups go under, as in /grid, or off (default: gridd\'s own cgroup)' },
   { key: 'taskRetention', env: 'GRID_TASK_RETENTION', flag: 'task-retention', convert: duration(1000, 365 * 86_400_000), help: 'how long finished task records are kept (default 24h)' },
+  { key: 'control.maxConnections', env: 'GRID_CONTROL_MAX_CONNECTIONS', convert: int(8, 100_000), help: 'connections the control socket keeps open at once; at the cap the longest-idle one is closed (default 512)' },
+  { key: 'sessions.maxPerWriter', env: 'GRID_SESSIONS_MAX', convert: int(1, 10_000_000), help: 'sessions this node may hold (written through it); a put past it is TOO_LARGE (default 10000)' },
+  { key: 'sessions.maxBytesPerWriter', env: 'GRID_SESSIONS_MAX_BYTES', convert: size(65_536, 2 ** 40), help: 'bytes of session values this node may hold; a put past it is TOO_LARGE (default 64MiB)' },
   { key: 'tasks', convert: taskTypes, help: 'task types (config file only): {NAME: {command: [...], env: {...}, cwd: DIR}}' }
 ]
 

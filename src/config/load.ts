@@ -99,9 +99,12 @@ export function loadConfig (sources: ConfigSources = {}): GridConfig {
       queueLimit: get('executor.queueLimit'),
       killGraceMs: get('executor.killGrace'),
       maxLogBytes: get('executor.maxLogBytes'),
-      retainedLogBytes: get('executor.retainedLogBytes')
+      retainedLogBytes: get('executor.retainedLogBytes'),
+      cgroupRoot: get('executor.cgroupRoot')
     },
     taskRetentionMs: get('taskRetention'),
+    control: { maxConnections: get('control.maxConnections') },
+    sessions: { maxPerWriter: get('sessions.maxPerWriter'), maxBytesPerWriter: get('sessions.maxBytesPerWriter') },
     tasks: get('tasks'),
     configFile: file === undefined ? null : resolve(file)
   }

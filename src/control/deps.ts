@@ -1,4 +1,5 @@
 import type { Registry } from 'prom-client'
+import type { LimitsStatus } from '../../proto/index.ts'
 import type { GridConfig } from '../config/index.ts'
 import type { LocalResources } from '../executor/index.ts'
 import type { Membership } from '../membership/index.ts'
@@ -24,4 +25,6 @@ export interface ControlDeps {
   workers: WorkerService
   swarmKeyFingerprint: string | null
   metricsStatus: () => { enabled: boolean, listen: string | null, error: string | null }
+  /** whether task limits are enforced on this node (cgroups) */
+  limits: () => LimitsStatus
 }

@@ -17,6 +17,12 @@ export class AdmissionQueue<T extends Queued> {
 
   has (item: T): boolean { return this.items.includes(item) }
 
+  /** How many wait ahead of it (-1 when it is not queued). */
+  ahead (item: T): number { return this.items.indexOf(item) }
+
+  /** Everything waiting, in queue order. */
+  list (): readonly T[] { return this.items }
+
   /** Puts it behind everything of its priority or higher (the caller checks `full`). */
   push (item: T): void {
     let i = this.items.length

@@ -12,6 +12,25 @@ export const SPAWNER_RESTART_RESET_MS = 60_000
  */
 export const STDIN_HIGH_WATER_BYTES = 64 * 1024
 
+/**
+ * How long a child with direct stdio (a warm worker) may take to connect: from the spawn request to the spawner's
+ * connection with the right hello. Past it the start failed (the child is killed if it was forked). Generous: the
+ * spawner forks one child at a time, and a burst of tasks may be ahead.
+ */
+export const STDIO_CONNECT_TIMEOUT_MS = 10_000
+/**
+ * After a child with direct stdio exits, how long its last stdout may take to arrive before its exit is reported
+ * anyway (a grandchild that escaped its process group may hold the socket open): the spawner waits as long for a
+ * relayed child's pipes.
+ */
+export const STDIO_FLUSH_TIMEOUT_MS = 2_000
+
+/** A task's stdin held while it waits to start (queued): past this its client waits until the process reads. */
+export const STDIN_BUFFER_MAX_BYTES = 1024 * 1024
+
+/** How often tasks' scratch directories past the record retention are removed (and once at start). */
+export const SCRATCH_SWEEP_INTERVAL_MS = 10 * 60_000
+
 /** Finished tasks kept for `logs` at most (besides their total log budget): bounds the executor's memory under churn. */
 export const RETAINED_TASKS_MAX = 10_000
 

@@ -12,15 +12,18 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
-import { TASK_RESULT_MAX_BYTES, type ExecAspect, type TaskSpec } from '../../proto/index.ts'
-import { UnavailableError, UnsatisfiableError, type Startable } from '../interface/index.ts'
+import { TASK_REASON_MAX_CHARS, TASK_RESULT_MAX_BYTES, type ExecAspect, type TaskSpec } from '../../proto/index.ts'
+import { NotFoundError, UnavailableError, UnsatisfiableError, type Startable } from '../interface/index.ts'
 import { AdmissionQueue } from './admission-queue.ts'
 import { isFinal, prepareJob, type ExecTask, type Job } from './job.ts'
 import { ResourceLedger, type ResourceHold, type ResourceNeed } from './ledger.ts'
 import { outcomeOf, parseResult, type ProcessEnd } from './outcome.ts'
 import { ProcessHost } from './process-host.ts'
 import { reapOrphans } from './reaper.ts'
+import { TaskCgroups, type LimitsStatus } from './cgroup.ts'
 import { RetainedJobs } from './retained-jobs.ts'
+import { makeScratch, markScratchEnded, scratchPath, sweepScratch } from './scratch.ts'
+import { SCRATCH_SWEEP_INTERVAL_MS, STDIN_BUFFER_MAX_BYTES } from './constants.ts'
 import { armTimeout, clearTaskTimers, exposeGpus, isDirectory, spawnTask, stopTask } from './task-process.ts'
 import type { Watcher } from './watchers.ts'
 import type { ExecutorComponents, ExecutorEvents, ExecutorInit, ExecutorUsage } from './index.ts'
@@ -37,11 +40,15 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
   private failedCount = 0
   private draining = false
   private stopped = false
+  private sweeper?: NodeJS.Timeout
   private readonly log: Logger
+  /** each task's cgroup with its limits (none without `cgroupRoot`) */
+  private readonly cgroups?: TaskCgroups
 
   constructor (private readonly components: ExecutorComponents, private readonly init: ExecutorInit) {
     super()
     this.log = components.logger
+    if (init.cgroupRoot !== undefined) this.cgroups = new TaskCgroups(components.logger, { nodeName: init.nodeName, root: init.cgroupRoot })
     this.queue = new AdmissionQueue(init.queueLimit)
     this.ledger = new ResourceLedger(components.gpus, { slots: init.slots, memoryBytes: init.memoryBytes })
     this.retained = new RetainedJobs(init.maxRetainedLogBytes, job => { if (this.jobs.get(job.task.id) === job) this.jobs.delete(job.task.id) })
@@ -58,12 +65,20 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
   start (): void {
     const reaped = reapOrphans(this.init.nodeId)
     if (reaped > 0) this.log.warn({ processes: reaped }, 'killed task processes left behind by an earlier run of this node')
+    this.cgroups?.setup()
     this.processes.start()
+    const root = this.init.scratchDir
+    if (root !== undefined) {
+      const sweep = (): void => { sweepScratch(root, this.init.scratchRetentionMs ?? 0, new Set([...this.jobs.keys()].map(id => scratchPath('', id)))) }
+      sweep()
+      this.sweeper = setInterval(sweep, SCRATCH_SWEEP_INTERVAL_MS).unref()
+    }
   }
 
   /** Stops every task (TERM, KILL after the grace period); their attempts are reported lost, so they run elsewhere. */
   async stop (): Promise<void> {
     this.stopped = true
+    clearInterval(this.sweeper)
     for (let job = this.queue.shift(); job !== undefined; job = this.queue.shift()) {
       this.finish(job, { status: 'failed', lost: true, error: `executor ${this.init.nodeName} stopped before the task started` })
     }
@@ -75,6 +90,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
       this.on('task:state', check)
     })))
     this.processes.stop()
+    this.cgroups?.close()
   }
 
   setDraining (draining: boolean): void {
@@ -97,6 +113,8 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
 
   get slots (): number { return this.init.slots }
   get memoryBytes (): number { return this.init.memoryBytes }
+  /** whether tasks' memory limits and CPU quotas are enforced here (cgroups), and why not */
+  limits (): LimitsStatus { return this.cgroups?.status() ?? { enforced: false, cgroup: null, reason: 'cgroups are not used by this executor' } }
   taskTypes (): string[] { return Object.keys(this.init.taskTypes) }
 
   /**
@@ -114,14 +132,18 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
     const why = this.cannotEverRun(task.spec)
     if (why !== undefined) throw new UnsatisfiableError(`node ${this.init.nodeName} cannot run it: ${why}`)
     if (this.queue.full && !this.ledger.fits(task.spec)) throw new UnavailableError(`node ${this.init.nodeName}'s queue is full (${this.init.queueLimit} tasks)`)
-    const job = prepareJob(task, { nodeId: this.init.nodeId, nodeName: this.init.nodeName, taskTypes: this.init.taskTypes, maxLogBytes: this.init.maxLogBytes })
+    const job = prepareJob(task, { nodeId: this.init.nodeId, nodeName: this.init.nodeName, taskTypes: this.init.taskTypes, maxLogBytes: this.init.maxLogBytes, maxStdinBufferBytes: STDIN_BUFFER_MAX_BYTES })
     if (watcher !== undefined) job.watchers.add(watcher)
     this.jobs.set(task.id, job)
     this.queue.push(job)
     this.dispatch()
     const queued = this.queue.has(job)
-    // a task that waits here is recorded as pending on this node (one that started reports when it spawns)
-    if (queued) this.emitState(job)
+    // a task that waits here is recorded as pending on this node, with why (`get` shows it; one that started
+    // reports when it spawns)
+    if (queued) {
+      job.state = { ...job.state, reason: this.queueReason(job) }
+      this.emitState(job)
+    }
     return { queued }
   }
 
@@ -184,6 +206,25 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
     return true
   }
 
+  /**
+   * Bytes for a task's open stdin (`end`: then close it), answered once taken: held while it waits to start (up to
+   * STDIN_BUFFER_MAX_BYTES), else handed to its process as fast as it reads. `open` false: that attempt takes no more.
+   */
+  async writeStdin (id: string, attempt: number, data: Uint8Array, end: boolean): Promise<{ open: boolean }> {
+    const job = this.jobs.get(id)
+    if (job === undefined) throw new NotFoundError(`this node has no task ${id}`)
+    const feed = job.task.attempt === attempt ? job.stdin : undefined
+    if (feed === undefined || !feed.open) return { open: false }
+    const open = await feed.write(data)
+    if (end) feed.end()
+    return { open: open && feed.open }
+  }
+
+  /** Closes the open stdin of the tasks submitted through `origin` (it is gone: nobody can send the rest). */
+  closeStdinFrom (origin: string): void {
+    for (const job of this.jobs.values()) if (job.task.origin === origin) job.stdin?.end()
+  }
+
   // ---- internals ----
 
   private cannotEverRun (spec: TaskSpec): string | undefined {
@@ -197,6 +238,25 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
   private dispatch (): void {
     if (this.stopped) return
     this.queue.drain(job => this.ledger.fits(job.task.spec), job => { this.startJob(job) })
+    // what still waits may wait for something else now (fewer ahead, another resource): its record says so
+    for (const job of this.queue.list()) {
+      const reason = this.queueReason(job)
+      if (reason !== job.state.reason) { job.state = { ...job.state, reason }; this.emitState(job) }
+    }
+  }
+
+  /** Why a queued task waits here, like squeue's pending reason: how many are ahead, which resource it lacks now. */
+  private queueReason (job: Job): string {
+    const s = job.task.spec
+    const ahead = this.queue.ahead(job)
+    const lacks: string[] = []
+    const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`
+    if (this.ledger.freeSlots < s.cpus) lacks.push(`${plural(s.cpus, 'CPU slot')} (${this.ledger.freeSlots} of ${this.init.slots} free)`)
+    if (this.ledger.freeGpus < s.gpus) lacks.push(`${plural(s.gpus, 'GPU')} (${this.ledger.freeGpus} of ${this.components.gpus().length} free)`)
+    if (this.ledger.freeMemoryBytes < s.memory) lacks.push(`${Math.ceil(s.memory / 1048576)} MiB of memory (${Math.floor(this.ledger.freeMemoryBytes / 1048576)} of ${Math.floor(this.init.memoryBytes / 1048576)} MiB free)`)
+    const where = ahead > 0 ? `queued behind ${plural(ahead, 'task')} on ${this.init.nodeName}` : `queued on ${this.init.nodeName}`
+    const why = `${where} (${this.running.size} running); waiting for ${lacks.length > 0 ? lacks.join(', ') : 'the tasks ahead to start'}`
+    return why.slice(0, TASK_REASON_MAX_CHARS)
   }
 
   private startJob (job: Job): void {
@@ -204,6 +264,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
     job.held = held
     this.running.add(job)
     exposeGpus(job, held.gpus, this.components.gpus().length > 0)
+    if (job.cwd === undefined) this.chooseCwd(job)
     if (job.cwd !== undefined && !isDirectory(job.cwd)) {
       this.release(job)
       this.finish(job, { status: 'failed', exitCode: 126, error: `cannot start ${job.argv[0] ?? ''}: working directory ${job.cwd} does not exist` })
@@ -218,7 +279,8 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
     spawnTask(job, this.processes, {
       spawned: pid => {
         const gpus = held.gpus
-        job.state = { ...job.state, status: 'running', startedAt: Date.now(), pid, gpus }
+        const { reason: _waited, ...state } = job.state
+        job.state = { ...state, status: 'running', startedAt: Date.now(), pid, gpus }
         this.emitState(job)
         job.watchers.broadcast({ k: 'started', at: job.state.startedAt as number, pid, gpus })
         armTimeout(job, this.init.killGraceMs)
@@ -228,7 +290,21 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
         job.watchers.broadcast({ k: 'out', s: stream, d: data, o: chunk.offset })
       },
       ended: end => { this.exited(job, end) }
-    })
+    }, this.cgroups)
+  }
+
+  /** No directory given: the caller's when it exists here (as Slurm does), else the task's scratch directory. */
+  private chooseCwd (job: Job): void {
+    const wanted = job.task.spec.cwdDefault
+    if (wanted !== undefined && isDirectory(wanted)) { job.cwd = wanted; return }
+    if (this.init.scratchDir === undefined) return
+    try {
+      job.scratch = makeScratch(this.init.scratchDir, job.task.id)
+      job.cwd = job.scratch
+      job.env.GRID_SCRATCH_DIR = job.scratch
+    } catch (err) {
+      this.log.warn({ err, task: job.task.id }, 'cannot create the task\'s scratch directory; it runs in the daemon\'s')
+    }
   }
 
   private exited (job: Job, end: ProcessEnd): void {
@@ -251,9 +327,12 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
 
   private finish (job: Job, patch: Partial<ExecAspect>): void {
     const now = Date.now()
-    job.state = { ...job.state, ...patch, finishedAt: now }
+    const { reason: _waited, ...state } = job.state
+    job.state = { ...state, ...patch, finishedAt: now }
     if (job.state.status === 'completed') this.doneCount++
     else if (job.state.lost !== true && (job.state.status === 'failed' || job.state.status === 'timeout')) this.failedCount++
+    job.stdin?.close()
+    if (job.scratch !== undefined) markScratchEnded(job.scratch)
     this.emitState(job)
     job.watchers.done(job.state)
     this.retained.add(job)

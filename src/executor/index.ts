@@ -2,7 +2,8 @@
  * executor: this machine's resources and the processes that run on it.
  *
  * Owns CPU slots, memory, GPUs (read with nvidia-smi), the admission queue, spawning in process groups (through the
- * spawner, for tasks and warm workers alike), timeouts, cancellation and bounded output capture. It must not know
+ * spawner, for tasks and warm workers alike), each task's cgroup (its memory limit and CPU quota, where cgroups can
+ * be written), timeouts, cancellation and bounded output capture. It must not know
  * about peers or routing: tasks hands it admitted work.
  */
 import type { Logger } from 'pino'
@@ -27,6 +28,15 @@ export interface ExecutorInit {
   taskTypes: Record<string, TaskTypeConfig>
   /** environment every task starts from */
   baseEnv: NodeJS.ProcessEnv
+  /** where tasks without a directory of their own run (`<dataDir>/scratch`); without it, in the daemon's */
+  scratchDir?: string
+  /** a scratch directory is removed this long after its task ended (the task-record retention) */
+  scratchRetentionMs?: number
+  /**
+   * where task cgroups go (each task's memory limit and CPU quota): '' under gridd's own cgroup, a cgroup path such
+   * as /grid, or 'off'. Without it (unit tests) tasks get no cgroup
+   */
+  cgroupRoot?: string
 }
 
 export interface ExecutorComponents {
@@ -112,7 +122,8 @@ export { exitCodeOf, outcomeOf, parseResult, type OutcomeContext, type ProcessEn
 export { ResourceLedger, type LedgerCapacity, type ResourceHold, type ResourceNeed } from './ledger.ts'
 export { AdmissionQueue, type Queued } from './admission-queue.ts'
 export { reapOrphans } from './reaper.ts'
-export { ProcessHost, Child, type ChildSpec, type ChildHandlers, type ProcessHostComponents, type ProcessHostEvents } from './process-host.ts'
+export { TaskCgroups, type LimitsStatus } from './cgroup.ts'
+export { ProcessHost, Child, type ChildSpec, type ChildHandlers, type ProcessHostComponents, type ProcessHostEvents, type ProcessHostInit } from './process-host.ts'
 export { Spawner, spawnerMain, type SpawnRequest, type SpawnerRequest, type SpawnerEvent } from './spawner.ts'
 export { STDIN_HIGH_WATER_BYTES } from './constants.ts'
 export { WorkerPool } from './worker-pool.ts'

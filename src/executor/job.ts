@@ -1,12 +1,13 @@
 /**
  * A task as the executor holds it (a job): what to run, from its spec and the node's task types, and how it is going.
  */
-import type { ExecAspect, TaskSpec } from '../../proto/index.ts'
+import { TYPE_HELD_ENV, type ExecAspect, type TaskSpec } from '../../proto/index.ts'
 import { InvalidArgumentError, type NodeId } from '../interface/index.ts'
 import type { ResourceHold } from './ledger.ts'
 import type { StopReason } from './outcome.ts'
 import { OutputLog } from './output-log.ts'
 import type { Child } from './process-host.ts'
+import { StdinFeed } from './stdin-feed.ts'
 import { TaskWatchers } from './watchers.ts'
 
 export interface TaskTypeConfig {
@@ -29,7 +30,12 @@ export interface Job {
   /** the spec's, for the admission queue */
   priority: number
   argv: string[]
+  /** where it runs: the one given (the type's, else the spec's), else chosen when it starts (executor.ts) */
   cwd: string | undefined
+  /** its scratch directory, when it runs there */
+  scratch?: string
+  /** its open stdin, streamed by its client (the first attempt of a task submitted with stdin) */
+  stdin?: StdinFeed
   /** the task's additions to the base environment (the spawner holds the base) */
   env: Record<string, string>
   /** a typed task's payload (a JSON line) for its stdin */
@@ -53,6 +59,8 @@ export interface JobContext {
   nodeName: string
   taskTypes: Record<string, TaskTypeConfig>
   maxLogBytes: number
+  /** stdin held for a task that waits to start, at most */
+  maxStdinBufferBytes: number
 }
 
 /** A new job for a task, pending: its command line, directory, environment and stdin. */
@@ -65,11 +73,13 @@ export function prepareJob (task: ExecTask, ctx: JobContext): Job {
   if (spec.type !== undefined) {
     const t = ctx.taskTypes[spec.type] as TaskTypeConfig
     argv = [...t.command, ...(spec.command ?? [])]
-    cwd ??= t.cwd
-    env = { ...t.env }
+    // the type's own settings win over the caller's, and the caller never decides how its program is found or loaded
+    cwd = t.cwd ?? spec.cwd
+    env = { ...Object.fromEntries(Object.entries(spec.env).filter(([k]) => !TYPE_HELD_ENV.test(k))), ...t.env }
     input = JSON.stringify(spec.payload ?? null) + '\n'
   } else if (spec.command !== undefined) {
     argv = spec.command
+    env = { ...spec.env }
   } else {
     throw new InvalidArgumentError('task has neither a command nor a type')
   }
@@ -78,9 +88,11 @@ export function prepareJob (task: ExecTask, ctx: JobContext): Job {
     priority: spec.priority,
     argv,
     cwd,
-    env: { ...env, ...spec.env, GRID_TASK_ID: task.id, GRID_NODE_ID: ctx.nodeId, GRID_NODE_NAME: ctx.nodeName, GRID_ATTEMPT: String(task.attempt) },
+    env: { ...env, GRID_TASK_ID: task.id, GRID_NODE_ID: ctx.nodeId, GRID_NODE_NAME: ctx.nodeName, GRID_ATTEMPT: String(task.attempt) },
     input,
     typed: spec.type !== undefined,
+    // stdin is not replayed: a later attempt's is empty
+    ...(spec.stdin === true && spec.type === undefined && task.attempt === 1 ? { stdin: new StdinFeed(ctx.maxStdinBufferBytes) } : {}),
     state: { attempt: task.attempt, node: ctx.nodeId, nodeName: ctx.nodeName, status: 'pending', queuedAt: Date.now() },
     log: new OutputLog(ctx.maxLogBytes),
     // the origin's backpressure pauses the process's output

@@ -1,9 +1,12 @@
 /**
- * How a task's process ended, as the task's status: exit code, signal, a spawn that failed, a stop the executor
- * asked for (timeout, cancel, shutdown) or a spawner that died; and the shell's exit code for a finished task.
+ * How a task's process ended, as the task's status: exit code, signal, a spawn that failed, the kernel's kill for
+ * memory, a stop the executor asked for (timeout, cancel, shutdown) or a spawner that died; and the shell's exit
+ * code for a finished task.
  */
 import { constants as osConstants } from 'node:os'
 import type { ExecAspect } from '../../proto/index.ts'
+import { formatDurationExact } from '../interface/index.ts'
+import { oomReason } from './cgroup-limits.ts'
 
 /** Why the executor is stopping a task, when it is. */
 export type StopReason = 'timeout' | 'cancelled' | 'shutdown'
@@ -16,6 +19,8 @@ export interface ProcessEnd {
   spawnError?: { code: string, message: string }
   /** it went away with the node's spawner: the attempt is lost, not failed */
   lostReason?: string
+  /** the kernel killed it (or a process of it) for going over its memory limit */
+  oom?: { limitBytes: number }
 }
 
 /** The task the process belonged to, as far as its outcome goes. */
@@ -39,9 +44,13 @@ export function outcomeOf (task: OutcomeContext, end: ProcessEnd): Partial<ExecA
     patch.status = 'failed'
     patch.exitCode = notFound ? 127 : 126
     patch.error = `cannot start ${task.command}: ${notFound ? 'command not found' : end.spawnError.message}`
+  } else if (end.oom !== undefined) {
+    patch.status = 'failed'
+    patch.oom = true
+    patch.error = oomReason(end.oom.limitBytes)
   } else if (task.stopping === 'timeout') {
     patch.status = 'timeout'
-    patch.error = `timed out after ${task.timeoutMs ?? 0}ms`
+    patch.error = `timed out after ${formatDurationExact(task.timeoutMs ?? 0)}`
   } else if (task.stopping === 'cancelled') {
     patch.status = 'cancelled'
     patch.error = 'cancelled'

@@ -25,6 +25,9 @@ export interface Usage {
   slots: number
   freeSlots: number
   freeGpus: number
+  /** memory offered to tasks and not held by one, bytes (absent: the machine's) */
+  memoryBytes?: number
+  freeMemoryBytes?: number
 }
 
 export class LocalResources implements Startable {
@@ -110,6 +113,8 @@ export class LocalResources implements Startable {
       gpuUtilizationPercent: gpus.length === 0 ? 0 : Math.round(gpus.reduce((s, g) => s + g.utilizationPercent, 0) / gpus.length),
       gpuMemoryUsedMiB: gpus.reduce((s, g) => s + g.memoryUsedMiB, 0),
       gpuMemoryTotalMiB: gpus.reduce((s, g) => s + g.memoryTotalMiB, 0),
+      ...(u.memoryBytes === undefined ? {} : { taskMemoryMiB: Math.floor(u.memoryBytes / 1048576) }),
+      ...(u.freeMemoryBytes === undefined ? {} : { taskMemoryFreeMiB: Math.floor(u.freeMemoryBytes / 1048576) }),
       done: u.done ?? 0,
       failed: u.failed ?? 0
     }

@@ -1,8 +1,11 @@
 /**
  * A task's process: started through the spawner with the task's command, directory, environment (its GPUs) and
- * stdin; stopped with TERM, then KILL after the grace period; its timeout. How it ended goes to `ended`, once.
+ * stdin, inside its own cgroup (its memory limit and CPU quota) where limits are enforced; stopped with TERM, then
+ * KILL after the grace period; its timeout. How it ended (killed for memory included) goes to `ended`, once.
  */
-import { statSync } from 'node:fs'
+import { accessSync, constants as fsConstants, statSync } from 'node:fs'
+import { delimiter, isAbsolute, join, resolve } from 'node:path'
+import type { TaskCgroup, TaskCgroups } from './cgroup.ts'
 import type { Job } from './job.ts'
 import type { ProcessEnd, StopReason } from './outcome.ts'
 import type { ProcessHost } from './process-host.ts'
@@ -21,18 +24,47 @@ export function exposeGpus (job: Job, gpus: string[], nodeHasGpus: boolean): voi
   job.env.CUDA_DEVICE_ORDER = 'PCI_BUS_ID'
 }
 
-/** Asks the spawner for the task's process (the caller checks `processes.running` first). */
-export function spawnTask (job: Job, processes: ProcessHost, hooks: TaskProcessHooks): void {
-  job.child = processes.spawn({ argv: job.argv, env: job.env, ...(job.cwd === undefined ? {} : { cwd: job.cwd }), ...(job.input === undefined ? {} : { input: job.input }) }, {
+/**
+ * Asks the spawner for the task's process (the caller checks `processes.running` first), in a cgroup of its own with
+ * its limits when `cgroups` enforces them: the cgroup exists before the process, which joins it before its program
+ * runs, and goes when the process has ended.
+ */
+export function spawnTask (job: Job, processes: ProcessHost, hooks: TaskProcessHooks, cgroups?: TaskCgroups): void {
+  let argv = job.argv
+  let cgroup: TaskCgroup | undefined
+  if (cgroups?.status().enforced === true) {
+    // the wrapper's exec would turn a missing program into sh's exit 127: say it as a spawn without a wrapper does
+    const missing = cannotExec(argv[0] ?? '', job.env.PATH ?? process.env.PATH ?? '', job.cwd)
+    if (missing !== undefined) { hooks.ended({ code: null, signal: null, spawnError: missing }); return }
+    try {
+      cgroup = cgroups.create(job.task.id, job.task.attempt, { memoryBytes: job.task.spec.memory, cpus: job.task.spec.cpus })
+    } catch (err) {
+      hooks.ended({ code: null, signal: null, spawnError: { code: 'ECGROUP', message: `cannot create its cgroup: ${(err as Error).message}` } })
+      return
+    }
+    if (cgroup !== undefined) argv = cgroup.wrap(argv)
+  }
+  const ended = (end: ProcessEnd): void => {
+    if (cgroup !== undefined) {
+      const oom = end.lostReason === undefined && end.code !== 0 && cgroup.oomKilled()
+      cgroup.remove()
+      if (oom) end = { ...end, oom: { limitBytes: cgroup.memoryLimitBytes } }
+    }
+    hooks.ended(end)
+  }
+  job.child = processes.spawn({ argv, env: job.env, ...(job.cwd === undefined ? {} : { cwd: job.cwd }), ...(job.input === undefined ? {} : { input: job.input }), ...(job.stdin === undefined ? {} : { stdin: 'pipe' as const }) }, {
+    // an open stdin gets what its client sent so far, then the rest as it comes (stdin-feed.ts)
+    drain: () => { job.stdin?.drained() },
     spawned: pid => {
+      if (job.stdin !== undefined && job.child !== undefined) job.stdin.attach(job.child)
       hooks.spawned(pid)
       // a cancel or timeout that came before the process existed
       if (job.stopping !== undefined) job.child?.kill('SIGTERM')
     },
     output: hooks.output,
-    error: spawnError => { hooks.ended({ code: null, signal: null, spawnError }) },
-    exit: (code, signal) => { hooks.ended({ code, signal }) },
-    lost: () => { hooks.ended({ code: null, signal: null, lostReason: 'the task spawner of this node died' }) }
+    error: spawnError => { ended({ code: null, signal: null, spawnError }) },
+    exit: (code, signal) => { ended({ code, signal }) },
+    lost: () => { ended({ code: null, signal: null, lostReason: 'the task spawner of this node died' }) }
   })
 }
 
@@ -65,4 +97,22 @@ export function isDirectory (path: string): boolean {
   } catch {
     return false
   }
+}
+
+/** Why `cmd` could not be executed (as execvp would find it on `path`), or undefined when it can. */
+export function cannotExec (cmd: string, path: string, cwd: string | undefined): { code: string, message: string } | undefined {
+  const candidates = cmd.includes('/')
+    ? [isAbsolute(cmd) ? cmd : resolve(cwd ?? process.cwd(), cmd)]
+    : path.split(delimiter).map(d => join(d === '' ? (cwd ?? process.cwd()) : resolve(cwd ?? process.cwd(), d), cmd))
+  let denied = false
+  for (const c of candidates) {
+    try {
+      if (!statSync(c).isFile()) { denied = true; continue }
+      accessSync(c, fsConstants.X_OK)
+      return undefined
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EACCES') denied = true
+    }
+  }
+  return denied ? { code: 'EACCES', message: `spawn ${cmd} EACCES` } : { code: 'ENOENT', message: `spawn ${cmd} ENOENT` }
 }

@@ -26,6 +26,9 @@ export interface LoadReport {
   cpus: number
   memTotalMiB: number
   memFreeMiB: number
+  /** memory the executor offers to tasks (`--task-memory`, else the machine's RAM), and how much of it no task holds */
+  taskMemoryMiB?: number
+  taskMemoryFreeMiB?: number
   running: number
   queued: number
   /** Task slots in all (CPU slots the executor hands out). */

@@ -4,13 +4,15 @@
  * randomness and this node's recent dispatches come in through the context, so every decision is testable.
  */
 import type { RehomeReason, Strategy } from '../../proto/index.ts'
-import type { NodeId } from '../interface/index.ts'
+import type { MemberState, NodeId } from '../interface/index.ts'
 
 /** What routing knows of a node: static facts (registry) and load (last heartbeat). */
 export interface Candidate {
   id: NodeId
   name: string
   alive: boolean
+  /** what the failure detector believes (alive when absent and `alive`, else dead): says why a node cannot take it now */
+  state?: MemberState
   draining: boolean
   region: string
   labels: Record<string, string>
@@ -20,6 +22,7 @@ export interface Candidate {
   /** totals */
   slots: number
   gpus: number
+  /** memory the node offers to tasks (its `--task-memory`, else the machine's RAM) */
   memoryMiB: number
   /** now, as last reported */
   freeSlots: number
@@ -76,7 +79,11 @@ export interface SessionPlan {
 
 export type RouteResult =
   | { ok: true, candidates: NodeId[], strategy: Strategy, session?: SessionPlan }
-  | { ok: false, reason: string }
+  /**
+   * No node can take it now. `wait`: a node known to the cluster could run it but is draining, suspect or dead (the
+   * task waits for it, with `reason`); otherwise no known node could ever run it (`reason` names the requirement).
+   */
+  | { ok: false, reason: string, wait?: true }
 
 interface Filter {
   /** says what no node meets, given the best any node offers */
@@ -102,7 +109,7 @@ const FILTERS: Filter[] = [
   },
   {
     test: (n, r) => n.memoryMiB * MIB >= r.memory,
-    explain: (r, ns) => `no node has ${Math.ceil(r.memory / MIB)} MiB of memory (the most any alive node has is ${Math.max(0, ...ns.map(n => n.memoryMiB))} MiB)`
+    explain: (r, ns) => `no node offers ${Math.ceil(r.memory / MIB)} MiB of memory to tasks (the most any node offers is ${Math.max(0, ...ns.map(n => n.memoryMiB))} MiB)`
   },
   {
     test: (n, r) => r.strategy === 'capability' || r.require.every(c => n.capabilities.includes(c)),
@@ -126,24 +133,46 @@ const FILTERS: Filter[] = [
   }
 ]
 
-/** Orders every alive node that could run the task, first choice first; or says which requirement nobody meets. */
+/**
+ * Orders every alive node that could run the task, first choice first. When none can take it now, says whether a
+ * draining, suspect or dead node could (the task waits, and the reason names that node), or which requirement no
+ * node known to the cluster meets (the task fails at once).
+ */
 export function route (nodes: Candidate[], req: Requirements, ctx: RouteContext): RouteResult {
   const alive = nodes.filter(n => n.alive)
   if (req.node !== undefined) return explicit(alive, nodes, req)
   const open = alive.filter(n => !n.draining)
-  if (open.length === 0) return { ok: false, reason: alive.length === 0 ? 'no node is alive' : 'every alive node is draining' }
-  let feasible = open
-  for (const f of FILTERS) {
-    const next = feasible.filter(n => f.test(n, req))
-    if (next.length === 0) {
-      // name the requirement nobody meets, looking at all open nodes (not only those earlier filters kept)
-      const culprit = FILTERS.find(g => !open.some(n => g.test(n, req))) ?? f
-      const combined = culprit === f && open.some(n => f.test(n, req))
-      return { ok: false, reason: combined ? `no single node meets every requirement (${describe(req)})` : culprit.explain(req, open) }
-    }
-    feasible = next
+  const feasible = open.filter(n => fitsStatically(n, req))
+  if (feasible.length > 0) return rank(feasible, req, ctx, nodes)
+  // nodes that left (or are leaving) said goodbye: they are not waited for
+  const known = nodes.filter(n => stateOf(n) !== 'left' && (n.alive || stateOf(n) !== 'alive'))
+  const fitting = known.filter(n => fitsStatically(n, req))
+  if (fitting.length > 0) return { ok: false, wait: true, reason: unavailable(fitting) }
+  if (known.length === 0) return { ok: false, reason: 'no node is alive' }
+  // name the requirement nobody meets, looking at every known node (not only those earlier filters kept)
+  const culprit = FILTERS.find(g => !known.some(n => g.test(n, req)))
+  return { ok: false, reason: culprit === undefined ? `no single node meets every requirement (${describe(req)})` : culprit.explain(req, known) }
+}
+
+function fitsStatically (n: Candidate, req: Requirements): boolean {
+  return FILTERS.every(f => f.test(n, req))
+}
+
+function stateOf (n: Candidate): MemberState {
+  return n.state ?? (n.alive ? 'alive' : 'dead')
+}
+
+/** Why the nodes that could run a task cannot take it now: each one's state (draining, suspect, dead). */
+function unavailable (fitting: Candidate[]): string {
+  const why = (n: Candidate): string => n.alive ? 'draining' : stateOf(n)
+  if (fitting.length === 1) {
+    const n = fitting[0] as Candidate
+    return `the only node that can run it, ${n.name}, is ${why(n)}`
   }
-  return rank(feasible, req, ctx, nodes)
+  const byWhy = new Map<string, string[]>()
+  for (const n of fitting) byWhy.set(why(n), [...(byWhy.get(why(n)) ?? []), n.name])
+  const shown = [...byWhy].map(([w, names]) => `${w} (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''})`)
+  return `the ${fitting.length} nodes that can run it are ${shown.join(', ')}`
 }
 
 function explicit (alive: Candidate[], all: Candidate[], req: Requirements): RouteResult {

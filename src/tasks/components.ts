@@ -18,7 +18,7 @@ export type TaskRpc = Pick<RpcService, 'request' | 'handle'>
 export type TaskMembers = Pick<Membership, 'view' | 'state' | 'on' | 'off' | 'setSelfState'>
 
 /** The local executor: admission, watching, cancelling, usage. */
-export type TaskExecutor = Pick<Executor, 'admit' | 'watch' | 'unwatch' | 'get' | 'cancel' | 'usage' | 'typeOf' | 'setDraining' | 'on'>
+export type TaskExecutor = Pick<Executor, 'admit' | 'watch' | 'unwatch' | 'get' | 'cancel' | 'usage' | 'typeOf' | 'setDraining' | 'on' | 'writeStdin' | 'closeStdinFrom'>
 
 /** The replicated store as task records use it. */
 export type TaskStore = Pick<StateStore, 'selfId' | 'set' | 'entryOf' | 'lookupAll' | 'groupAll' | 'setCollector' | 'on' | 'off'>
@@ -35,7 +35,7 @@ export interface TasksComponents {
   /** this node's warm workers: drained along with the executor */
   pool?: Pick<WorkerPool, 'setDraining' | 'list'>
   /** warm workers: typed tasks whose type has a worker go there instead of a new process */
-  workers?: Pick<WorkerService, 'isWorkerType' | 'call'>
+  workers?: Pick<WorkerService, 'isWorkerType' | 'cannotServe' | 'call'>
   logger: Logger
   registry: Registry
 }

@@ -8,7 +8,7 @@
  */
 import type { Logger } from 'pino'
 import {
-  TaskAttach, TaskCancel, TaskRun,
+  TASK_REASON_MAX_CHARS, TaskAttach, TaskCancel, TaskRun,
   type CoordAspect, type ExecAspect, type RehomeReason, type TaskEvent, type TaskOffer, type TaskSpec, type TaskStreamEvent
 } from '../../proto/index.ts'
 import { CancelledError, UnavailableError, toGridError, type NodeId } from '../interface/index.ts'
@@ -46,6 +46,8 @@ export interface Coordinated {
   session?: SessionPlan & { refused?: { reason: RehomeReason, message: string } }
   /** ends the current wait early (a cancel arrived) */
   waker?: () => void
+  /** hears that an executor took the attempt, or that the task ended (the stdin writer waits for either) */
+  onPlaced?: () => void
   abort: AbortController
 }
 
@@ -147,6 +149,7 @@ export class Coordinator {
             }
             const wait = backoffMs(misses++, ROUTE_RETRY_BASE_MS, ROUTE_RETRY_CAP_MS)
             if (misses === 1) this.log.info({ task: co.id, reason, attempt: co.coord.attempt }, 'task waits for a node that can run it')
+            this.waitingFor(co, reason)
             co.sink?.push({ type: 'waiting', id: co.id, reason, delayMs: wait })
             await this.wait(co, wait)
             continue
@@ -157,7 +160,11 @@ export class Coordinator {
         }
         if (outcome === undefined || outcome.kind === 'refused') {
           // every candidate refused (queues full, draining): the task stays pending and routing runs again
-          await this.wait(co, backoffMs(refusals++, 250, REFUSED_RETRY_CAP_MS))
+          const wait = backoffMs(refusals++, 250, REFUSED_RETRY_CAP_MS)
+          const reason = `every node that can run it refused it now${outcome === undefined ? '' : `: ${outcome.reason}`}`
+          this.waitingFor(co, reason)
+          co.sink?.push({ type: 'waiting', id: co.id, reason, delayMs: wait })
+          await this.wait(co, wait)
           continue
         }
         refusals = 0
@@ -183,6 +190,7 @@ export class Coordinator {
     } finally {
       this.ledger.ended(co.id)
       if (this.coordinated.get(co.id) === co) this.coordinated.delete(co.id)
+      co.onPlaced?.()
     }
   }
 
@@ -223,8 +231,8 @@ export class Coordinator {
           done: result => { resolve(this.classify(co, result)) }
         }
         try {
-          const { queued } = admitOffer(this.c, offer, watcher)
-          this.placed(co, node, this.init.nodeName, queued)
+          const { queued, reason } = admitOffer(this.c, offer, watcher)
+          this.placed(co, node, this.init.nodeName, queued, reason)
         } catch (err) {
           resolve(refused(err))
         }
@@ -236,7 +244,7 @@ export class Coordinator {
         timeoutMs: runDeadline(co.spec),
         signal: co.abort.signal,
         onEvent: ev => {
-          if (ev.k === 'admitted') { admitted = true; this.placed(co, node, ev.nodeName, ev.queued); return }
+          if (ev.k === 'admitted') { admitted = true; this.placed(co, node, ev.nodeName, ev.queued, ev.reason); return }
           this.forward(co, node, ev)
         }
       })
@@ -281,12 +289,19 @@ export class Coordinator {
     return { kind: 'done', result }
   }
 
-  private placed (co: Coordinated, node: NodeId, nodeName: string, queued: boolean): void {
+  private placed (co: Coordinated, node: NodeId, nodeName: string, queued: boolean, reason?: string): void {
     co.executor = node
     co.placed = true
-    this.log.debug({ task: co.id, peer: node, nodeName, attempt: co.coord.attempt, queued }, 'task placed')
+    co.onPlaced?.()
+    this.log.debug({ task: co.id, peer: node, nodeName, attempt: co.coord.attempt, queued, reason }, 'task placed')
     if (co.coord.attempt === 1) this.m.dispatch.observe((Date.now() - co.submittedAt) / 1000)
-    co.sink?.push({ type: 'placed', id: co.id, node, nodeName, attempt: co.coord.attempt, queued })
+    // from here the executor's record says why it waits, if it does
+    if (co.coord.reason !== undefined) {
+      const { reason: _waited, ...coord } = co.coord
+      co.coord = coord
+      this.records.writeCoord(co.id, co.coord)
+    }
+    co.sink?.push({ type: 'placed', id: co.id, node, nodeName, attempt: co.coord.attempt, queued, ...(queued && reason !== undefined ? { reason } : {}) })
     this.rehomeIfMoved(co, node, nodeName)
     // a cancel that arrived while the offer was in flight
     if (co.cancelRequested) void this.cancelOn(node, co.id)
@@ -355,6 +370,14 @@ export class Coordinator {
     co.sink?.close()
   }
 
+  /** The task waits before any node took it: its record says why (written when the reason changes). */
+  private waitingFor (co: Coordinated, reason: string): void {
+    const r = reason.slice(0, TASK_REASON_MAX_CHARS)
+    if (co.coord.reason === r) return
+    co.coord = { ...co.coord, reason: r }
+    this.records.writeCoord(co.id, co.coord)
+  }
+
   /** Waits `ms`, or less if a cancel wakes the task. */
   private async wait (co: Coordinated, ms: number): Promise<void> {
     await new Promise<void>(resolve => {
@@ -389,7 +412,7 @@ export class Coordinator {
  * Admits an offer on this node's executor. An offer marked `startNow` (a session's owner, asked while another node
  * could start the task at once) is refused rather than queued when it cannot start now.
  */
-export function admitOffer (c: Pick<TasksComponents, 'executor'>, offer: TaskOffer, watcher: Watcher): { queued: boolean } {
+export function admitOffer (c: Pick<TasksComponents, 'executor'>, offer: TaskOffer, watcher: Watcher): { queued: boolean, reason?: string } {
   if (offer.startNow === true) {
     const u = c.executor.usage()
     const s = offer.spec
@@ -398,5 +421,8 @@ export function admitOffer (c: Pick<TasksComponents, 'executor'>, offer: TaskOff
       throw new UnavailableError(`full (${busy})`, { details: { full: true } })
     }
   }
-  return c.executor.admit({ id: offer.id, spec: offer.spec, attempt: offer.attempt, origin: offer.origin, coordinator: offer.coordinator }, watcher)
+  const { queued } = c.executor.admit({ id: offer.id, spec: offer.spec, attempt: offer.attempt, origin: offer.origin, coordinator: offer.coordinator }, watcher)
+  // a task that waits in the queue says why (what is ahead of it, which resource it lacks)
+  const reason = queued ? c.executor.get?.(offer.id)?.state.reason : undefined
+  return reason === undefined ? { queued } : { queued, reason }
 }

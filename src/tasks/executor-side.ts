@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino'
 import {
-  FINAL_STATUSES, NodeDrain, TaskAttach, TaskCancel, TaskLogs, TaskRun,
+  FINAL_STATUSES, NodeDrain, TaskAttach, TaskCancel, TaskLogs, TaskRun, TaskStdin,
   type CoordAspect, type ExecAspect, type TaskEvent, type TaskOffer
 } from '../../proto/index.ts'
 import { CancelledError, NotFoundError } from '../interface/index.ts'
@@ -35,6 +35,11 @@ export class ExecutorSide {
     c.rpc.handle(TaskCancel, req => ({ found: this.c.executor.cancel(req.id), status: this.c.executor.get(req.id)?.state.status ?? 'unknown' }))
     c.rpc.handle(TaskLogs, async (req, ctx) => await this.serveLogs(req.id, req.follow, ctx))
     c.rpc.handle(NodeDrain, req => setDraining(req.drain))
+    c.rpc.handle(TaskStdin, async req => await this.c.executor.writeStdin(req.id, req.attempt, req.data, req.end))
+    // a task's stdin comes through its origin only: when the origin is gone, the task's stdin ends
+    c.members.on('member:state', t => {
+      if (t.to === 'dead' || t.to === 'left') this.c.executor.closeStdinFrom(t.id)
+    })
     c.executor.on('task:state', (id, state) => {
       try { this.onExecState(id, state) } catch (err) { this.log.error({ err, task: id }, 'recording a task state failed') }
     })
@@ -61,14 +66,14 @@ export class ExecutorSide {
         drain: async () => { await ctx.drain() },
         done: resolve
       }
-      let queued: boolean
+      let admitted: { queued: boolean, reason?: string }
       try {
-        ({ queued } = admitOffer(this.c, offer, watcher))
+        admitted = admitOffer(this.c, offer, watcher)
       } catch (err) {
         reject(err)
         return
       }
-      ctx.emit({ k: 'admitted', queued, node: this.c.peerId, nodeName: this.init.nodeName })
+      ctx.emit({ k: 'admitted', queued: admitted.queued, node: this.c.peerId, nodeName: this.init.nodeName, ...(admitted.reason === undefined ? {} : { reason: admitted.reason }) })
       ready = true
       for (const ev of early) ctx.emit(ev)
       ctx.signal.addEventListener('abort', () => {

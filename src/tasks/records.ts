@@ -137,8 +137,14 @@ export function toRecord (id: string, a: Aspects): TaskRecord | undefined {
     startedAt: iso(startedAt),
     finishedAt: iso(finishedAt),
     durationMs: startedAt !== undefined && finishedAt !== undefined ? finishedAt - startedAt : null,
-    cancelRequested: a.cancelRequested
+    cancelRequested: a.cancelRequested,
+    oom: final && e?.oom === true
   }
   if (e?.result !== undefined && status === 'completed') r.result = e.result
+  // why it waits: in an executor's queue (its record says), else for a node that can take it (the coordinator's)
+  if (status === 'pending') {
+    const reason = (e?.lost === true ? undefined : e?.reason) ?? c?.reason
+    if (reason !== undefined) r.reason = reason
+  }
   return r
 }

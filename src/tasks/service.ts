@@ -18,6 +18,7 @@ import { EventQueue } from './event-queue.ts'
 import { ExecutorSide } from './executor-side.ts'
 import { TaskRecords, isFinalStatus, statusOf } from './records.ts'
 import { normalizeSpec, type SubmitOptions } from './spec.ts'
+import { StdinRelay, type StdinWrite } from './stdin-relay.ts'
 import { Takeover } from './takeover.ts'
 import { newTaskId } from './task-ids.ts'
 import { taskMetrics } from './task-metrics.ts'
@@ -39,6 +40,7 @@ export class TaskService implements Startable {
   private readonly coordinator: Coordinator
   private readonly takeover: Takeover
   private readonly executorSide: ExecutorSide
+  private readonly stdin: StdinRelay
   private readonly metrics: ReturnType<typeof taskMetrics>
 
   constructor (private readonly c: TasksComponents, private readonly init: TasksInit) {
@@ -50,6 +52,7 @@ export class TaskService implements Startable {
     this.takeover = new Takeover(c, this.coordinator, this.records, m, this.log)
     // registers the executor-side RPC handlers and turns executor state into records
     this.executorSide = new ExecutorSide(c, init, this.records, m, this.log, drain => this.setDraining(drain))
+    this.stdin = new StdinRelay(c, this.coordinator.coordinated, id => { const a = this.records.aspects(id); return a.coord !== undefined || a.exec !== undefined })
   }
 
   /** Marks what this node ran before a restart as lost, and resumes coordinating what it coordinated. */
@@ -67,10 +70,17 @@ export class TaskService implements Startable {
 
   /** Checks, routes and records a task, and starts coordinating it. Unsatisfiable specs fail here, before any record. */
   submit (body: unknown): { id: string, opts: SubmitOptions, events?: EventQueue<ClientEvent> } {
-    const { spec, opts } = normalizeSpec(body, nameOrId => requireNode(this.c.members.view(), this.c.nodeRegistry, nameOrId))
-    if (spec.type !== undefined && this.c.workers?.isWorkerType(spec.type) === true) return this.submitToWorker(spec, opts)
+    const { spec, opts } = normalizeSpec(body, nameOrId => this.namedNode(nameOrId))
+    if (spec.type !== undefined && this.c.workers?.isWorkerType(spec.type) === true) {
+      // a worker type goes to a warm worker, never to a one-shot process of the worker's program
+      const why = spec.node === undefined ? this.c.workers.cannotServe(spec.type) : undefined
+      if (why !== undefined) throw new UnsatisfiableError(why)
+      return this.submitToWorker(spec, opts)
+    }
     const routed = this.coordinator.route(spec)
-    if (!routed.ok) throw new UnsatisfiableError(`no node can run this task: ${routed.reason}`)
+    // a task that a draining, suspect or dead node could run waits for it (the coordinator says why); one that no
+    // node known to the cluster could ever run fails here
+    if (!routed.ok && routed.wait !== true) throw new UnsatisfiableError(`no node can run this task: ${routed.reason}`)
     const self = this.c.peerId
     const id = newTaskId()
     const coord: CoordAspect = { spec, origin: self, originName: this.init.nodeName, coordinator: self, attempt: 1, createdAt: Date.now() }
@@ -122,7 +132,45 @@ export class TaskService implements Startable {
   list (filter: { status?: string, node?: string } = {}): TaskRecord[] {
     let node: NodeId | undefined
     if (filter.node !== undefined) node = resolveNode(this.c.members.view(), this.c.nodeRegistry, filter.node) ?? filter.node
-    return this.records.list().filter(r => (filter.status === undefined || r.status === filter.status) && (node === undefined || r.node === node || r.nodeName === filter.node))
+    const list = this.records.list()
+    // a node nobody knows (and no record names): a mistake, not an empty answer
+    if (filter.node !== undefined && node === filter.node && !list.some(r => r.node === node || r.nodeName === filter.node)) {
+      this.namedNode(filter.node)
+    }
+    return list.filter(r => (filter.status === undefined || r.status === filter.status) && (node === undefined || r.node === node || r.nodeName === filter.node))
+  }
+
+  /** The node a user named; an unknown or ambiguous name is the user's mistake (INVALID_ARGUMENT, exit 2). */
+  private namedNode (nameOrId: string): NodeId {
+    try {
+      return requireNode(this.c.members.view(), this.c.nodeRegistry, nameOrId)
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new InvalidArgumentError(err.message, { cause: err })
+      throw err
+    }
+  }
+
+  /**
+   * The client of a task's stream went away before the task ended (as ssh does when its connection drops): the task
+   * is cancelled, so it does not wait or run for nobody. Detached tasks never get here.
+   */
+  async abandoned (id: string): Promise<void> {
+    // coordination over (the exit is on its way to the client, which may close first), or a warm worker's request
+    // (it keeps no record and ends with its call): nothing to cancel
+    if (!this.coordinator.coordinated.has(id)) return
+    const a = this.records.aspects(id)
+    if ((a.coord === undefined && a.exec === undefined) || isFinalStatus(statusOf(a))) return
+    this.log.info({ task: id }, 'the client of a task went away; cancelling the task')
+    try {
+      await this.cancel(id)
+    } catch (err) {
+      if (!(err instanceof ConflictError)) this.log.warn({ err, task: id }, 'cancelling an abandoned task failed')
+    }
+  }
+
+  /** Bytes for the stdin of a task submitted here with `stdin: true` (stdin-relay.ts); `open` false: it takes no more. */
+  async writeStdin (id: string, w: StdinWrite, signal?: AbortSignal): Promise<{ id: string, open: boolean }> {
+    return { id, ...(await this.stdin.write(id, w, signal)) }
   }
 
   /** Cancels a task wherever it runs. */
@@ -194,6 +242,6 @@ function logEvent (id: string, node: NodeId, attempt: number, ev: TaskEvent): Cl
     case 'out': return { type: 'output', stream: ev.s === 1 ? 'stdout' : 'stderr', offset: ev.o, data: ev.d }
     case 'gap': return { type: 'gap', bytes: ev.bytes }
     case 'started': return { type: 'started', id, node, attempt, pid: ev.pid, gpus: ev.gpus }
-    case 'admitted': return { type: 'placed', id, node: ev.node, nodeName: ev.nodeName, attempt, queued: ev.queued }
+    case 'admitted': return { type: 'placed', id, node: ev.node, nodeName: ev.nodeName, attempt, queued: ev.queued, ...(ev.reason === undefined ? {} : { reason: ev.reason }) }
   }
 }

@@ -3,7 +3,7 @@
  * field that is wrong, before anything is recorded or run.
  */
 import Type from 'typebox'
-import { STRATEGIES, TASK_PAYLOAD_MAX_BYTES, taskSpec, validator, type Strategy, type TaskSpec } from '../../proto/index.ts'
+import { STRATEGIES, TASK_PAYLOAD_MAX_BYTES, TYPE_HELD_ENV, taskSpec, validator, type Strategy, type TaskSpec } from '../../proto/index.ts'
 import { InvalidArgumentError, TooLargeError, parseDuration, parseSize } from '../interface/index.ts'
 
 /** The body of POST /v1/tasks. Durations and sizes may be strings ("30s", "4GiB") or numbers (ms, bytes). */
@@ -24,6 +24,10 @@ export const SubmitRequestSchema = Type.Object({
   retryOnFailure: Type.Optional(Type.Boolean()),
   env: Type.Optional(Type.Record(Type.String(), Type.String())),
   cwd: Type.Optional(Type.String()),
+  /** where to run when no cwd is given, if it exists on the executor (gridctl: the caller's directory) */
+  cwdDefault: Type.Optional(Type.String()),
+  /** the client streams the task's stdin to POST /v1/tasks/ID/stdin (else the task's stdin is empty) */
+  stdin: Type.Optional(Type.Boolean()),
   strategy: Type.Optional(Type.String()),
   node: Type.Optional(Type.String()),
   /** answer with the task id at once instead of streaming its output */
@@ -51,6 +55,11 @@ export function normalizeSpec (body: unknown, resolveNode: (nameOrId: string) =>
   if (b.payload !== undefined) {
     const bytes = Buffer.byteLength(JSON.stringify(b.payload) ?? '')
     if (bytes > TASK_PAYLOAD_MAX_BYTES) throw new TooLargeError(`invalid task: payload is ${bytes} bytes; the limit is ${TASK_PAYLOAD_MAX_BYTES} bytes of JSON`)
+  }
+  if (b.stdin === true && b.type !== undefined) throw new InvalidArgumentError('invalid task: stdin is not for typed tasks (a typed task\'s stdin is its payload)')
+  if (b.type !== undefined && b.env !== undefined) {
+    const held = Object.keys(b.env).filter(k => TYPE_HELD_ENV.test(k))
+    if (held.length > 0) throw new InvalidArgumentError(`invalid task: a typed task cannot set ${held.join(', ')}: how the type's program is found and loaded is its configuration's`)
   }
   let memory = 0
   if (b.memory !== undefined) {
@@ -87,6 +96,8 @@ export function normalizeSpec (body: unknown, resolveNode: (nameOrId: string) =>
   if (b.session !== undefined) spec.session = b.session
   if (timeoutMs !== undefined) spec.timeoutMs = timeoutMs
   if (b.cwd !== undefined) spec.cwd = b.cwd
+  if (b.cwdDefault !== undefined) spec.cwdDefault = b.cwdDefault
+  if (b.stdin === true) spec.stdin = true
   if (b.node !== undefined) spec.node = resolveNode(b.node)
   taskSpec.parseUser(spec, 'task')
   const opts: SubmitOptions = { detach: b.detach ?? false, encoding: b.encoding ?? 'utf8' }

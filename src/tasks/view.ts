@@ -30,6 +30,7 @@ export function candidates (members: MemberView[], registry: RegistryReader): Ca
       id: m.id,
       name: nodeName(m.id, m, r),
       alive: m.state === 'alive' && m.selfState !== 'leaving',
+      state: m.state,
       draining: isDraining(m, r),
       region: r?.region ?? '',
       labels: r?.labels ?? {},
@@ -37,10 +38,11 @@ export function candidates (members: MemberView[], registry: RegistryReader): Ca
       types: r?.taskTypes ?? [],
       slots: load?.slots ?? 0,
       gpus: load?.gpus ?? r?.gpus.length ?? 0,
-      memoryMiB: load?.memTotalMiB ?? 0,
+      // what the executor offers to tasks (--task-memory), not the machine's RAM (older nodes report only that)
+      memoryMiB: load?.taskMemoryMiB ?? load?.memTotalMiB ?? 0,
       freeSlots: load?.freeSlots ?? 0,
       freeGpus: load?.freeGpus ?? 0,
-      memFreeMiB: load?.memFreeMiB ?? 0,
+      memFreeMiB: load?.taskMemoryFreeMiB ?? load?.memFreeMiB ?? 0,
       running: load?.running ?? 0,
       queued: load?.queued ?? 0
     })

@@ -119,9 +119,33 @@ export class WorkerService implements Startable {
     this.loop?.stop()
   }
 
-  /** True when some alive node hosts warm workers of this type. */
+  /** True when this node's configuration makes the type a warm-worker type, or some alive node hosts its workers. */
   isWorkerType (type: string): boolean {
-    return this.hosts(type).length > 0
+    return this.c.pool.has(type) || this.hosts(type).length > 0
+  }
+
+  /**
+   * Why no request of a worker type can be served now: no alive, open node hosts its workers (undefined when one
+   * does). Says what a worker needs and why the nodes that could host one cannot.
+   */
+  cannotServe (type: string): string | undefined {
+    if (this.hosts(type).length > 0) return undefined
+    const need = this.c.pool.need(type)
+    const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`
+    const needs = need === undefined
+      ? ''
+      : ` needs ${[need.gpus > 0 ? plural(need.gpus, 'GPU') : '', need.cpus > 0 ? plural(need.cpus, 'CPU slot') : '', need.memory > 0 ? `${Math.ceil(need.memory / 1048576)} MiB` : ''].filter(x => x !== '').join(', ') || 'nothing'},`
+    const why: string[] = []
+    const here = this.c.pool.cannotHost(type)
+    if (need !== undefined && here !== undefined) why.push(`${this.nodeName}: ${here}`)
+    for (const v of this.c.membership.view()) {
+      const r = this.c.nodeRegistry.get(v.id)?.value
+      if (v.id === this.c.mesh.peerId || r === undefined || !(r.workerTypes ?? []).includes(type)) continue
+      why.push(`${r.name} hosts them but is ${v.state !== 'alive' ? v.state : 'draining'}`)
+    }
+    const detail = why.length > 0 ? ` (${why.slice(0, 5).join('; ')})` : ''
+    const missing = need !== undefined && need.gpus > 0 ? `no alive node has ${need.gpus === 1 ? 'a GPU for one' : `${need.gpus} GPUs for one`}` : 'no alive node can host one'
+    return `worker type ${type}${needs} and ${missing}${detail}`
   }
 
   /** Sends requests to a worker of the type; every payload gets its own outcome. */

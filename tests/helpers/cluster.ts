@@ -146,7 +146,7 @@ export class Gridd {
   }
 
   /** Runs gridctl against this node. */
-  async ctl (args: string[], opts: { env?: Record<string, string>, input?: string, timeoutMs?: number } = {}): Promise<CtlResult> {
+  async ctl (args: string[], opts: { env?: Record<string, string>, input?: string, timeoutMs?: number, cwd?: string } = {}): Promise<CtlResult> {
     return await runCtl(['--socket', this.socket, ...args], opts)
   }
 
@@ -201,9 +201,9 @@ export class Gridd {
   }
 }
 
-export async function runCtl (args: string[], opts: { env?: Record<string, string>, input?: string, timeoutMs?: number } = {}): Promise<CtlResult> {
+export async function runCtl (args: string[], opts: { env?: Record<string, string>, input?: string, timeoutMs?: number, cwd?: string } = {}): Promise<CtlResult> {
   return await new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [GRIDCTL, ...args], { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] })
+    const p = spawn(process.execPath, [GRIDCTL, ...args], { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'], ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }) })
     let stdout = ''
     let stderr = ''
     p.stdout.on('data', (d: Buffer) => { stdout += d.toString() })

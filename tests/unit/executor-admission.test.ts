@@ -52,6 +52,20 @@ describe('executor - admission', () => {
     expect(await t.ended('next')).toMatchObject({ status: 'completed', exitCode: 0 })
   })
 
+  it('says why a queued task waits: how many are ahead and which resource it lacks, and drops the reason once it runs', async () => {
+    t = testExecutor({ slots: 1 })
+    t.executor.start()
+    t.executor.admit(task('blocker', { command: SLEEP }))
+    t.executor.admit(task('second'))
+    t.executor.admit(task('third'))
+    expect(t.executor.get('second')?.state.reason).toBe('queued on unit (1 running); waiting for 1 CPU slot (0 of 1 free)')
+    expect(t.executor.get('third')?.state.reason).toBe('queued behind 1 task on unit (1 running); waiting for 1 CPU slot (0 of 1 free)')
+    await t.running('blocker')
+    t.executor.cancel('blocker')
+    expect(await t.ended('third')).toMatchObject({ status: 'completed' })
+    expect(t.executor.get('third')?.state.reason).toBeUndefined()
+  })
+
   it('starts queued tasks by priority, in arrival order within a priority', async () => {
     t = testExecutor({ slots: 1 })
     t.executor.start()

@@ -20,6 +20,8 @@ describe('executor - outcome of a process', () => {
   it('says what the executor stopped it for: timeout, cancel, shutdown (lost)', () => {
     const end = { code: null, signal: 'SIGTERM' as const }
     expect(outcomeOf({ ...CTX, timeoutMs: 50, stopping: 'timeout' }, end)).toMatchObject({ status: 'timeout', error: 'timed out after 50ms' })
+    // as the user wrote it (--timeout 2s), not in milliseconds
+    expect(outcomeOf({ ...CTX, timeoutMs: 2000, stopping: 'timeout' }, end)).toMatchObject({ error: 'timed out after 2s' })
     expect(outcomeOf({ ...CTX, stopping: 'cancelled' }, end)).toMatchObject({ status: 'cancelled', error: 'cancelled' })
     expect(outcomeOf({ ...CTX, stopping: 'shutdown' }, end)).toMatchObject({ status: 'failed', lost: true, error: 'executor n1 stopped while the task ran' })
   })

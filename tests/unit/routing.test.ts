@@ -42,7 +42,26 @@ describe('routing - feasibility', () => {
   it('never places on dead or draining nodes', () => {
     const nodes = [node('a', { alive: false }), node('b', { draining: true }), node('c', { freeSlots: 0 })]
     expect(route(nodes, req(), ctx())).toMatchObject({ ok: true, candidates: ['c'] })
-    expect(route([node('b', { draining: true })], req(), ctx())).toEqual({ ok: false, reason: 'every alive node is draining' })
+    expect(route([node('b', { draining: true })], req(), ctx())).toEqual({ ok: false, wait: true, reason: 'the only node that can run it, b, is draining' })
+  })
+
+  it('waits, saying why, when only a draining, suspect or dead node could run the task', () => {
+    const nodes = [node('a'), node('r7', { draining: true, labels: { rack: 'r7' } }), node('gpu', { alive: false, state: 'dead', capabilities: ['cuda'] })]
+    expect(route(nodes, req({ labels: { rack: 'r7' } }), ctx())).toEqual({ ok: false, wait: true, reason: 'the only node that can run it, r7, is draining' })
+    expect(route(nodes, req({ require: ['cuda'] }), ctx())).toEqual({ ok: false, wait: true, reason: 'the only node that can run it, gpu, is dead' })
+    const two = [node('a'), node('s', { alive: false, state: 'suspect', capabilities: ['cuda'] }), node('d', { draining: true, capabilities: ['cuda'] })]
+    expect(route(two, req({ require: ['cuda'] }), ctx())).toEqual({ ok: false, wait: true, reason: 'the 2 nodes that can run it are suspect (s), draining (d)' })
+  })
+
+  it('fails at once when no node known to the cluster could ever run the task, and never waits for nodes that left', () => {
+    const nodes = [node('a'), node('gone', { alive: false, state: 'left', labels: { rack: 'r7' } }), node('d', { alive: false, state: 'dead' })]
+    expect(route(nodes, req({ labels: { rack: 'r7' } }), ctx())).toEqual({ ok: false, reason: 'no node has label rack=r7' })
+  })
+
+  it('checks memory against what each node offers to tasks', () => {
+    const nodes = [node('a', { memoryMiB: 1024 })]
+    expect(route(nodes, req({ memory: 2 * 1024 ** 3 }), ctx())).toEqual({ ok: false, reason: 'no node offers 2048 MiB of memory to tasks (the most any node offers is 1024 MiB)' })
+    expect(route(nodes, req({ memory: 1024 ** 3 }), ctx())).toMatchObject({ ok: true, candidates: ['a'] })
   })
 
   it('places typed tasks only on nodes that define the type', () => {

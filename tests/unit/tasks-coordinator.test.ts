@@ -164,8 +164,19 @@ describe('tasks - coordinator', () => {
     h.states.set('a', 'suspect')
     setTimeout(() => { h.states.set('a', 'alive') }, 300)
     const events = await h.submit(spec())
-    expect(events.find(e => e.type === 'waiting')).toMatchObject({ reason: 'no node can run it now: no node is alive' })
+    expect(events.find(e => e.type === 'waiting')).toMatchObject({ reason: 'no node can run it now: the only node that can run it, a, is suspect' })
     expect(exitOf(events)).toMatchObject({ status: 'completed', nodeName: 'a', attempts: 1 })
+  })
+
+  it('says why it waits, in the stream and in the record, while every node refuses it, and forgets the reason once placed', async () => {
+    const h = harness({ a: 'full' })
+    let whileWaiting: string | undefined
+    setTimeout(() => { whileWaiting = h.records.list()[0]?.reason; h.behaviour.a = 'accept' }, 150)
+    const events = await h.submit(spec())
+    expect(events.find(e => e.type === 'waiting')).toMatchObject({ reason: 'every node that can run it refused it now: full (2 running, 0 queued, 0 slots free)' })
+    expect(whileWaiting).toBe('every node that can run it refused it now: full (2 running, 0 queued, 0 slots free)')
+    expect(exitOf(events)).toMatchObject({ status: 'completed', nodeName: 'a' })
+    expect(h.records.own(h.records.list()[0]?.id ?? '').c?.reason).toBeUndefined()
   })
 
   it('forgets a dispatch once the task has ended, so the next routing sees the node free', async () => {

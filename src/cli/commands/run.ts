@@ -1,7 +1,8 @@
 import type { TaskStreamEvent } from '../../../proto/task-stream.ts'
-import { ProtocolError, parseDuration, parseSize } from '../../interface/index.ts'
+import { DaemonUnreachableError, ProtocolError, parseDuration, parseSize } from '../../interface/index.ts'
 import { UsageError, type Command } from '../command.ts'
 import { printObject } from '../output.ts'
+import { callerDirectory, pumpStdin } from '../stdin-pump.ts'
 
 const kv = (list: string[], flag: string): Record<string, string> => Object.fromEntries(list.map(x => {
   const i = x.indexOf('=')
@@ -18,8 +19,9 @@ const num = (v: unknown, flag: string, integer: boolean): number | undefined => 
 
 export const runCommand: Command = {
   name: 'run',
+  trailingCommand: true,
   summary: 'Runs a command (or a configured task type) on the best node of the cluster, streaming its output; exits with its exit code.',
-  usage: 'run [--node N] [--strategy S] [--session ID] [--gpus N] [--cpus N] [--memory SIZE] [--require CAP]... [--label K=V]... [--region R] [--priority P] [--timeout D] [--retries N] [--retry-on-failure] [--env K=V]... [--cwd DIR] [--detach] -- CMD ARGS... | run --type NAME [--payload JSON] [...]',
+  usage: 'run [--node N] [--strategy S] [--session ID] [--gpus N] [--cpus N] [--memory SIZE] [--require CAP]... [--label K=V]... [--region R] [--priority P] [--timeout D] [--retries N] [--retry-on-failure] [--env K=V]... [--cwd DIR] [--no-stdin] [--detach] -- CMD ARGS... | run --type NAME [--payload JSON] [...]',
   options: {
     node: { type: 'string' },
     strategy: { type: 'string' },
@@ -36,6 +38,7 @@ export const runCommand: Command = {
     'retry-on-failure': { type: 'boolean' },
     env: { type: 'string', multiple: true },
     cwd: { type: 'string' },
+    'no-stdin': { type: 'boolean' },
     type: { type: 'string' },
     payload: { type: 'string' },
     detach: { type: 'boolean', short: 'd' },
@@ -56,7 +59,8 @@ export const runCommand: Command = {
     retries: 'times to run it again elsewhere if its node dies (default 3)',
     'retry-on-failure': 'also retry when the program itself fails',
     env: 'K=V environment variable (repeatable)',
-    cwd: 'working directory on the node',
+    cwd: 'working directory on the node (default: this directory when it exists there, else the task\'s scratch directory)',
+    'no-stdin': 'do not send stdin to the task (it reads EOF at once); stdin from a terminal is never sent',
     type: 'a task type from the nodes\' configuration (its JSON payload goes to stdin)',
     payload: 'JSON for a typed task',
     detach: 'print the task id and return at once',
@@ -98,6 +102,13 @@ export const runCommand: Command = {
     if (Array.isArray(v.require)) body.require = v.require
     if (Array.isArray(v.label)) body.labels = kv(v.label as string[], '--label')
     if (Array.isArray(v.env)) body.env = kv(v.env as string[], '--env')
+    // where it runs unless --cwd says: this directory, when the node has it (as Slurm does)
+    const here = typeof v.cwd === 'string' ? undefined : callerDirectory(ctx.env)
+    if (here !== undefined) body.cwdDefault = here
+    // stdin streams to the task (as with ssh or docker run -i) unless --no-stdin, a typed task (its payload is its
+    // stdin), --detach, or a terminal (reading one would steal the shell's keys, and stop a background job)
+    const sendStdin = v['no-stdin'] !== true && v.type === undefined && v.detach !== true && process.stdin.isTTY !== true
+    if (sendStdin) body.stdin = true
 
     if (v.detach === true) {
       const r = await ctx.client.post<{ id: string }>('/tasks', { ...body, detach: true }, ctx.signal)
@@ -118,6 +129,8 @@ export const runCommand: Command = {
       void ctx.client.post(`/tasks/${id}/cancel`, undefined).catch((err: Error) => { ctx.err.write(`gridctl: cancel failed: ${err.message}\n`) })
     }
     ctx.signal.addEventListener('abort', onInterrupt, { once: true })
+    // stops sending stdin when the task has ended
+    const stdinDone = new AbortController()
     const verbose = v.verbose === true
     const json = ctx.format === 'json'
     let sawOutput = false
@@ -126,8 +139,12 @@ export const runCommand: Command = {
       for await (const ev of ctx.client.stream<TaskStreamEvent>('POST', '/tasks', { ...body, encoding: 'base64' }, stream.signal)) {
         if (json && ev.type !== 'output') ctx.err.write(JSON.stringify(ev) + '\n')
         switch (ev.type) {
-          case 'accepted': id = ev.id; if (ctx.signal.aborted) onInterrupt(); break
-          case 'placed': if (verbose) ctx.err.write(`gridctl: task ${ev.id} ${ev.attempt > 1 ? `(attempt ${ev.attempt}) ` : ''}placed on ${ev.nodeName}${ev.queued ? ' (queued there)' : ''}\n`); break
+          case 'accepted':
+            id = ev.id
+            if (ctx.signal.aborted) onInterrupt()
+            if (sendStdin) void pumpStdin(ctx.client, id, process.stdin, stdinDone.signal, err => { ctx.err.write(`gridctl: the task's stdin stopped: ${err.message}\n`) })
+            break
+          case 'placed': if (verbose) ctx.err.write(`gridctl: task ${ev.id} ${ev.attempt > 1 ? `(attempt ${ev.attempt}) ` : ''}placed on ${ev.nodeName}${ev.queued ? ` (${ev.reason ?? 'queued there'})` : ''}\n`); break
           case 'rehomed': if (verbose) ctx.err.write(`gridctl: session ${ev.session} moved ${ev.fromName === null ? '' : `from ${ev.fromName} `}to ${ev.toName}: ${ev.message}\n`); break
           case 'output': {
             sawOutput = true
@@ -147,7 +164,12 @@ export const runCommand: Command = {
           }
         }
       }
+    } catch (err) {
+      // the daemon went away mid-stream: say so, and that the task does not depend on it
+      if (err instanceof DaemonUnreachableError && id !== undefined) throw new DaemonUnreachableError(`${err.message}; task ${id} goes on in the cluster (a task outlives the daemon it was started through): follow it with gridctl logs ${id} -f, or gridctl task ${id}, once a daemon answers`, { cause: err })
+      throw err
     } finally {
+      stdinDone.abort()
       ctx.signal.removeEventListener('abort', onInterrupt)
     }
     if (stream.signal.aborted) return 130

@@ -37,7 +37,8 @@ export const tasksCommand: Command = {
       { header: 'exit', value: t => t.exitCode, right: true },
       { header: 'age', value: t => ago(now - Date.parse(t.createdAt)), right: true },
       { header: 'duration', value: t => t.durationMs === null ? null : formatDuration(t.durationMs), right: true },
-      { header: 'command', value: command }
+      { header: 'command', value: command },
+      { header: 'reason', value: t => t.reason === undefined ? null : (t.reason.length > 70 ? t.reason.slice(0, 67) + '...' : t.reason) }
     ])
     return 0
   }
@@ -53,6 +54,7 @@ export const taskCommand: Command = {
     const fields: Array<[string, unknown]> = [
       ['id', t.id],
       ['status', t.status],
+      ...(t.reason === undefined ? [] : [['reason', t.reason] as [string, unknown]]),
       ['command', t.command === null ? null : t.command.join(' ')],
       ['type', t.type],
       ['node', t.node === null ? null : `${t.nodeName ?? '?'} (${t.node})`],

@@ -32,7 +32,8 @@ export function statusRoute (deps: ControlDeps): Route {
         swarmKeyFingerprint: deps.swarmKeyFingerprint,
         metrics: deps.metricsStatus(),
         connections: deps.mesh.connections().length,
-        counts: { ...counts, total: view.length }
+        counts: { ...counts, total: view.length },
+        limits: deps.limits()
       }
       return { json: body }
     }

@@ -1,5 +1,6 @@
 import { encodeStreamEvent, type StreamEncoding } from '../../../proto/index.ts'
 import { TASK_STATUS_SET } from '../../interface/index.ts'
+import { parseStdinBody } from '../../tasks/index.ts'
 import { findNode } from '../cluster-view.ts'
 import type { ControlDeps } from '../deps.ts'
 import { QUERY_LIMIT_MAX, queryChoice, queryFlag, queryInteger, queryString } from '../query.ts'
@@ -18,6 +19,8 @@ export function taskRoutes (deps: ControlDeps): Route[] {
       handler: async req => {
         const { id, opts, events } = tasks.submit(await req.body())
         if (events === undefined) return { status: 201, json: { id } }
+        // a client that goes away before the exit (killed, connection dropped) takes its task with it, as ssh does
+        req.signal.addEventListener('abort', () => { void tasks.abandoned(id) }, { once: true })
         return { stream: mapStream(events, ev => encodeStreamEvent(ev, opts.encoding)) }
       }
     },
@@ -36,6 +39,12 @@ export function taskRoutes (deps: ControlDeps): Route[] {
       }
     },
     { method: 'GET', path: '/tasks/:id', handler: req => ({ json: tasks.get(req.params.id as string) }) },
+    {
+      // a piece of the stdin of a task submitted here with stdin: true, answered once its executor took it
+      method: 'POST',
+      path: '/tasks/:id/stdin',
+      handler: async req => ({ json: await tasks.writeStdin(req.params.id as string, parseStdinBody(await req.body()), req.signal) })
+    },
     { method: 'POST', path: '/tasks/:id/cancel', handler: async req => ({ json: await tasks.cancel(req.params.id as string) }) },
     {
       method: 'GET',

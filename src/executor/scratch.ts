@@ -1,0 +1,42 @@
+/**
+ * Tasks' scratch directories: `<dataDir>/scratch/<task id>`, where a task runs when it names no directory and the
+ * one its caller ran in does not exist on this node. A directory is kept for the task-record retention after its
+ * task ended (its mtime is set at the end), then removed by a sweep; the sweep never touches a task that is here.
+ */
+import { mkdirSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs'
+import { join } from 'node:path'
+
+/** The scratch directory of a task (its id made safe as one path component). */
+export function scratchPath (root: string, taskId: string): string {
+  return join(root, taskId.replace(/[^A-Za-z0-9_-]/g, '_'))
+}
+
+/** Creates it (and the root) if needed; the path. */
+export function makeScratch (root: string, taskId: string): string {
+  const dir = scratchPath(root, taskId)
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  return dir
+}
+
+/** The task ended: its retention counts from now. */
+export function markScratchEnded (dir: string): void {
+  const now = new Date()
+  try { utimesSync(dir, now, now) } catch {}
+}
+
+/** Removes scratch directories older than `retentionMs` that belong to no task in `keep`; how many went. */
+export function sweepScratch (root: string, retentionMs: number, keep: ReadonlySet<string>, now = Date.now()): number {
+  let names: string[]
+  try { names = readdirSync(root) } catch { return 0 }
+  let removed = 0
+  for (const name of names) {
+    if (keep.has(name)) continue
+    const dir = join(root, name)
+    try {
+      if (now - statSync(dir).mtimeMs <= retentionMs) continue
+      rmSync(dir, { recursive: true, force: true })
+      removed++
+    } catch {}
+  }
+  return removed
+}
