@@ -2,8 +2,10 @@
  * Replicated state on the wire: Yjs updates of per-writer documents (pushed by their writer to its peers), state-vector
  * catch-up (RPC), and the shapes of the entries those documents hold.
  *
- * Every node writes only its own document (one per writer, in generations); entries are `{v, h, d?, x?}`: the value,
- * its hybrid-logical-clock stamp `[ms, counter]`, a deletion mark, an expiry time.
+ * Every node writes only its own document (one per writer, in generations); entries are
+ * `{value, stamp, deleted?, expiresAt?}`: the value, its hybrid-logical-clock stamp `[ms, counter]`, a deletion mark,
+ * an expiry time (ms since the epoch). Documents persisted by the previous release hold one-letter entries: those are
+ * read through `legacy-entries.ts` only.
  */
 import Type, { type Static } from 'typebox'
 import { LoadSchema, NodeNameSchema } from './membership.ts'
@@ -49,13 +51,18 @@ export type SyncResponse = Static<typeof SyncResponseSchema>
 export const StateSync = method('state.sync', SyncRequestSchema, SyncResponseSchema)
 export const StatePush = method('state.push', StateUpdateSchema, Type.Null())
 
-/** The envelope of every entry in a writer document's maps. */
+/** A hybrid-logical-clock stamp: `[ms, counter]`. */
+export const StampSchema = Type.Tuple([Ms, Type.Integer({ minimum: 0 })])
+
+/** The envelope of every entry in a writer document's maps (the only form written). */
 export const EntrySchema = Type.Object({
-  v: Type.Unknown(),
-  h: Type.Tuple([Ms, Type.Integer({ minimum: 0 })]),
-  d: Type.Optional(Type.Literal(1)),
-  x: Type.Optional(Ms)
-})
+  value: Type.Unknown(),
+  stamp: StampSchema,
+  /** a deletion mark: the key is gone cluster-wide (value is null) */
+  deleted: Type.Optional(Type.Literal(true)),
+  /** ms since the epoch; the entry is gone on every node from then on */
+  expiresAt: Type.Optional(Ms)
+}, { additionalProperties: false })
 export type Entry = Static<typeof EntrySchema>
 export const entry = validator(EntrySchema)
 

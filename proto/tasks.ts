@@ -39,6 +39,12 @@ export const TaskSpecSchema = Type.Object({
   /** JSON given to a typed task on its stdin */
   payload: Type.Optional(Type.Unknown()),
   cpus: Type.Number({ minimum: 0, maximum: 4096 }),
+  /**
+   * the caller named `cpus` (--cpus): the task is held to that many CPUs by a cgroup quota. Without it `cpus` is a
+   * reservation for placement only, and the task runs unconfined (as in Kubernetes without limits), which also keeps
+   * the cgroup's cost off the many tasks that name no limit
+   */
+  cpuLimit: Type.Optional(Type.Boolean()),
   gpus: Type.Integer({ minimum: 0, maximum: 64 }),
   /** bytes */
   memory: Type.Integer({ minimum: 0 }),
@@ -110,11 +116,14 @@ export type ExecAspect = Static<typeof ExecAspectSchema>
 /** Somebody asked to cancel the task. */
 export const CancelAspectSchema = Type.Object({ at: Type.Number(), by: Id })
 
-/** One writer's entry for a task in the replicated `tasks` collection: the aspects it is responsible for. */
+/**
+ * One writer's entry for a task in the replicated `tasks` collection: the aspects it is responsible for. Entries of
+ * the previous release (`{c, e, x}`) are read through `legacy-entries.ts` only.
+ */
 export const TaskEntrySchema = Type.Object({
-  c: Type.Optional(CoordAspectSchema),
-  e: Type.Optional(ExecAspectSchema),
-  x: Type.Optional(CancelAspectSchema)
+  coord: Type.Optional(CoordAspectSchema),
+  exec: Type.Optional(ExecAspectSchema),
+  cancel: Type.Optional(CancelAspectSchema)
 })
 export type TaskEntry = Static<typeof TaskEntrySchema>
 export const taskEntry = validator(TaskEntrySchema)

@@ -6,7 +6,7 @@
  * only and tells the peers. It writes only this node's own document: it must never change another writer's.
  */
 import type { Logger } from 'pino'
-import { COLLECTIONS, STATE_BATCH_MAX_BYTES, type CollectionName, type Entry } from '../../proto/index.ts'
+import { COLLECTIONS, STATE_BATCH_MAX_BYTES, upgradeEntry, type CollectionName, type Entry } from '../../proto/index.ts'
 import type { NodeId } from '../interface/index.ts'
 import { repeat } from '../util/index.ts'
 import { compareStamps, type Stamp } from './hlc.ts'
@@ -85,12 +85,12 @@ export class Maintenance {
       const mark = `${c}\u0000${key}`
       if (doc.writer !== this.c.selfId) {
         const mine = this.c.writers.own.get(c, key)
-        if (e !== undefined && mine !== undefined && compareStamps(e.h, mine.h) > 0) this.shadowed.add(mark)
+        if (e !== undefined && mine !== undefined && compareStamps(e.stamp, mine.stamp) > 0) this.shadowed.add(mark)
       } else if (origin === ORIGIN_LOCAL) {
         // this node wrote (or removed) the key: what an older entry of ours was shadowed by says nothing about this
         // one (which is newer than anything seen, unless a peer's clock runs too far ahead to be followed)
         const mine = this.c.writers.own.get(c, key)
-        if (mine !== undefined && this.newerElsewhere(c, key, mine.h)) this.shadowed.add(mark)
+        if (mine !== undefined && this.newerElsewhere(c, key, mine.stamp)) this.shadowed.add(mark)
         else this.shadowed.delete(mark)
       }
     }
@@ -108,10 +108,10 @@ export class Maintenance {
     this.shadowed.clear()
     for (const c of COLLECTIONS) {
       const collector = this.collectors.get(c)
-      for (const [key, e] of own.map(c)) {
-        if (e.x !== undefined && e.x <= now) drop.push([c, key])
-        else if (e.d === 1 && now - e.h[0] > minAge && !this.olderElsewhere(c, key, e.h)) drop.push([c, key])
-        else if (collector !== undefined && e.d !== 1 && collector(key, e, now)) drop.push([c, key])
+      for (const [key, e] of own.entries(c)) {
+        if (e.expiresAt !== undefined && e.expiresAt <= now) drop.push([c, key])
+        else if (e.deleted === true && now - e.stamp[0] > minAge && !this.olderElsewhere(c, key, e.stamp)) drop.push([c, key])
+        else if (collector !== undefined && e.deleted !== true && collector(key, e, now)) drop.push([c, key])
       }
     }
     if (drop.length > 0 || shadowed.length > 0) {
@@ -123,7 +123,7 @@ export class Maintenance {
         // may have written the key again, or the newer writer may have been dropped
         for (const [c, key] of shadowed) {
           const e = own.get(c, key)
-          if (e !== undefined && this.newerElsewhere(c, key, e.h)) own.map(c).delete(key)
+          if (e !== undefined && this.newerElsewhere(c, key, e.stamp)) own.map(c).delete(key)
         }
       }, ORIGIN_LOCAL)
     }
@@ -137,7 +137,7 @@ export class Maintenance {
     const old = this.c.writers.own
     const next = this.c.writers.newDoc(this.c.selfId, old.gen + 1)
     next.doc.transact(() => {
-      for (const c of COLLECTIONS) for (const [key, e] of old.map(c)) next.map(c).set(key, e)
+      for (const c of COLLECTIONS) for (const [key, e] of old.map(c)) next.map(c).set(key, upgradeEntry(c, e) ?? e)
     }, ORIGIN_LOAD)
     this.c.writers.replaceOwn(next)
     const full = next.encode()
@@ -154,7 +154,7 @@ export class Maintenance {
     for (const [w, slot] of this.c.writers) {
       if (w === this.c.selfId) continue
       const e = slot.current.get(c, key) ?? slot.previous?.get(c, key)
-      if (e !== undefined && compareStamps(e.h, h) > 0) return true
+      if (e !== undefined && compareStamps(e.stamp, h) > 0) return true
     }
     return false
   }
@@ -164,7 +164,7 @@ export class Maintenance {
     for (const [w, slot] of this.c.writers) {
       if (w === this.c.selfId) continue
       const e = slot.current.get(c, key)
-      if (e !== undefined && e.d !== 1 && compareStamps(e.h, h) < 0) return true
+      if (e !== undefined && e.deleted !== true && compareStamps(e.stamp, h) < 0) return true
     }
     return false
   }
@@ -176,7 +176,7 @@ export class Maintenance {
       const slot = this.c.writers.get(id)
       if (slot === undefined) continue
       const reg = slot.current.get('registry', id)
-      if (reg === undefined || compareStamps(reg.h, f.stamp) < 0) this.c.dropWriter(id)
+      if (reg === undefined || compareStamps(reg.stamp, f.stamp) < 0) this.c.dropWriter(id)
     }
   }
 }

@@ -72,7 +72,7 @@ export class MergedView {
   entryOf<T = unknown> (writer: NodeId, collection: CollectionName, key: string): StoredEntry<T> | undefined {
     const slot = this.writers.get(writer)
     const e = slot?.current.get(collection, key) ?? slot?.previous?.get(collection, key)
-    return e === undefined || e.d === 1 ? undefined : toStored<T>(key, e, writer)
+    return e === undefined || e.deleted === true ? undefined : toStored<T>(key, e, writer)
   }
 
   /** Each writer's entries of a collection: its current generation's, then its previous one's for keys it lacks. */
@@ -80,7 +80,7 @@ export class MergedView {
     for (const [w, slot] of this.writers) {
       const docs = slot.previous === undefined ? [slot.current] : [slot.current, slot.previous]
       for (const doc of docs) {
-        for (const [key, e] of doc.map(collection)) {
+        for (const [key, e] of doc.entries(collection)) {
           if (doc !== slot.current && slot.current.get(collection, key) !== undefined) continue
           fn(w, key, e)
         }
@@ -91,17 +91,17 @@ export class MergedView {
 
 /** Last writer wins: the newer stamp, then the higher writer id. */
 function wins (a: Entry, aw: NodeId, b: Entry, bw: NodeId): boolean {
-  const c = compareStamps(a.h, b.h)
+  const c = compareStamps(a.stamp, b.stamp)
   return c > 0 || (c === 0 && aw > bw)
 }
 
 /** Neither a deletion mark nor expired. */
 function live (e: Entry, now: number): boolean {
-  return e.d !== 1 && (e.x === undefined || e.x > now)
+  return e.deleted !== true && (e.expiresAt === undefined || e.expiresAt > now)
 }
 
 function toStored<T> (key: string, e: Entry, writer: NodeId): StoredEntry<T> {
-  const s: StoredEntry<T> = { key, value: e.v as T, writer, stamp: [e.h[0], e.h[1]] }
-  if (e.x !== undefined) s.expiresAt = e.x
+  const s: StoredEntry<T> = { key, value: e.value as T, writer, stamp: [e.stamp[0], e.stamp[1]] }
+  if (e.expiresAt !== undefined) s.expiresAt = e.expiresAt
   return s
 }

@@ -102,6 +102,10 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
   load (): { docs: number, truncatedBytes: number } {
     const loaded = this.files.load()
     for (const rec of [...loaded.snapshot, ...loaded.wal]) this.docs.apply(rec, ORIGIN_LOAD)
+    // entries this node wrote before its upgrade are rewritten named now (logged and pushed as local writes), so its
+    // own document holds one form from here on; other writers' replicas are rewritten by their writers
+    const upgraded = this.docs.own.upgradeLegacy(ORIGIN_LOCAL)
+    if (upgraded > 0) this.log.info({ entries: upgraded }, 'rewrote this node\'s entries of the previous release in the named form')
     if (loaded.truncatedBytes > 0) this.log.warn({ bytes: loaded.truncatedBytes }, 'cut a torn tail off the state log (writes of the last moment before a crash)')
     this.log.info({ writers: this.docs.size, entries: this.docs.own.size(), snapshot: loaded.snapshot.length, logRecords: loaded.wal.length }, 'state loaded')
     return { docs: this.docs.size, truncatedBytes: loaded.truncatedBytes }
@@ -135,8 +139,8 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
   /** Writes an entry; `ttlMs` makes it expire on every node at the same moment. Returns its stamp. */
   set (collection: CollectionName, key: string, value: unknown, opts: { ttlMs?: number | null } = {}): Stamp {
     const h = this.clock.now()
-    const e: Entry = { v: value, h }
-    if (opts.ttlMs !== undefined && opts.ttlMs !== null) e.x = Date.now() + opts.ttlMs
+    const e: Entry = { value, stamp: h }
+    if (opts.ttlMs !== undefined && opts.ttlMs !== null) e.expiresAt = Date.now() + opts.ttlMs
     const own = this.docs.own
     own.doc.transact(() => { own.map(collection).set(key, e) }, ORIGIN_LOCAL)
     return h
@@ -145,7 +149,7 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
   /** Deletes a key cluster-wide (a deletion mark that wins over older entries). False if nobody has it. */
   delete (collection: CollectionName, key: string): boolean {
     if (this.lookup(collection, key) === undefined) return false
-    const e: Entry = { v: null, h: this.clock.now(), d: 1 }
+    const e: Entry = { value: null, stamp: this.clock.now(), deleted: true }
     const own = this.docs.own
     own.doc.transact(() => { own.map(collection).set(key, e) }, ORIGIN_LOCAL)
     return true
@@ -233,7 +237,7 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
 
   private onChange (doc: WriterDoc, c: CollectionName, key: string, origin: Origin): void {
     const e = doc.get(c, key)
-    if (origin !== ORIGIN_LOCAL && e !== undefined) this.clock.observe(e.h)
+    if (origin !== ORIGIN_LOCAL && e !== undefined) this.clock.observe(e.stamp)
     this.maintenance.noteChange(doc, c, key, e, origin)
     this.emitSafe('change', { collection: c, key, writer: doc.writer, local: origin === ORIGIN_LOCAL })
   }

@@ -2,9 +2,10 @@
  * One writer's document (one generation of it): a Y.Doc with one top-level Y.Map per collection. Only the writer
  * changes it; every other node holds a replica. Overwrites leave small tombstones in Yjs; the writer starts a new
  * generation (live entries only) when they outgrow the live data, so the document stays bounded under churn.
+ * Entries are read decoded (`get`, `entries`): one-letter entries of the previous release come out named.
  */
 import * as Y from 'yjs'
-import { COLLECTIONS, entry as entryValidator, type CollectionName, type Entry } from '../../proto/index.ts'
+import { COLLECTIONS, decodeEntry, rawEntry, upgradeEntry, type CollectionName, type Entry, type RawEntry } from '../../proto/index.ts'
 import { ProtocolError, type NodeId } from '../interface/index.ts'
 
 /** Transaction origins: what came from the network is neither re-broadcast nor stored twice. */
@@ -18,23 +19,49 @@ export const MAX_KEY_LENGTH = 256
 
 export class WriterDoc {
   readonly doc = new Y.Doc({ gc: true })
-  private readonly maps: Record<CollectionName, Y.Map<Entry>>
+  private readonly maps: Record<CollectionName, Y.Map<RawEntry>>
   /** Overwritten or deleted entries since this generation began: the garbage Yjs keeps as tombstones. */
   garbage = 0
 
   constructor (readonly writer: NodeId, readonly gen: number) {
-    this.maps = Object.fromEntries(COLLECTIONS.map(c => [c, this.doc.getMap<Entry>(c)])) as Record<CollectionName, Y.Map<Entry>>
+    this.maps = Object.fromEntries(COLLECTIONS.map(c => [c, this.doc.getMap<RawEntry>(c)])) as Record<CollectionName, Y.Map<RawEntry>>
     this.doc.on('afterTransaction', tr => {
       for (const ranges of tr.deleteSet.clients.values()) for (const r of ranges) this.garbage += r.len
     })
   }
 
-  map (c: CollectionName): Y.Map<Entry> {
+  /** The collection as stored (entries in either form): for writes, deletions and copying raw entries. */
+  map (c: CollectionName): Y.Map<RawEntry> {
     return this.maps[c]
   }
 
   get (c: CollectionName, key: string): Entry | undefined {
-    return this.maps[c].get(key)
+    const raw = this.maps[c].get(key)
+    return raw === undefined ? undefined : decodeEntry(raw)
+  }
+
+  /** Every entry of a collection, decoded. */
+  * entries (c: CollectionName): IterableIterator<[string, Entry]> {
+    for (const [key, raw] of this.maps[c]) yield [key, decodeEntry(raw)]
+  }
+
+  /**
+   * Rewrites the previous release's one-letter entries in the named form, keeping stamps, expiry and deletion marks
+   * (so no entry wins or loses by it), in one transaction with `origin`; returns how many it rewrote. Only the writer
+   * calls this, on its own document.
+   */
+  upgradeLegacy (origin: Origin): number {
+    let n = 0
+    this.doc.transact(() => {
+      for (const c of COLLECTIONS) {
+        const m = this.maps[c]
+        for (const [key, raw] of [...m]) {
+          const named = upgradeEntry(c, raw)
+          if (named !== undefined) { m.set(key, named); n++ }
+        }
+      }
+    }, origin)
+    return n
   }
 
   /** Live entries in all collections (tombstone entries included: they are live until collected). */
@@ -74,7 +101,7 @@ export function isEmptyUpdate (u: Uint8Array): boolean {
 
 /**
  * Checks an update from a peer before it touches a document: it must decode, insert only plain entries
- * (`{v, h, d?, x?}`) into our collections under bounded keys, and nothing else (no text, no nested types).
+ * (`{value, stamp, deleted?, expiresAt?}`, or the previous release's `{v, h, d?, x?}`) into our collections under bounded keys, and nothing else (no text, no nested types).
  * Throws ProtocolError naming the first problem.
  */
 export function checkUpdate (update: Uint8Array): void {
@@ -96,7 +123,7 @@ export function checkUpdate (update: Uint8Array): void {
     if (c instanceof Y.ContentDeleted) continue
     if (!(c instanceof Y.ContentAny)) throw new ProtocolError(`update carries ${c.constructor.name}, not plain entries`)
     for (const v of c.getContent()) {
-      if (!entryValidator.check(v)) throw new ProtocolError(`update carries a malformed entry: ${entryValidator.problems(v, 2).join('; ')}`)
+      if (!rawEntry.check(v)) throw new ProtocolError(`update carries a malformed entry: ${rawEntry.problems(v, 2).join('; ')}`)
     }
   }
 }

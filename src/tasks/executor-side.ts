@@ -5,8 +5,8 @@
  */
 import type { Logger } from 'pino'
 import {
-  FINAL_STATUSES, NodeDrain, TaskAttach, TaskCancel, TaskLogs, TaskRun, TaskStdin,
-  type CoordAspect, type ExecAspect, type TaskEvent, type TaskOffer
+  FINAL_STATUSES, NodeDrain, decodeTaskEntry, TaskAttach, TaskCancel, TaskLogs, TaskRun, TaskStdin,
+  type ExecAspect, type TaskEvent, type TaskOffer
 } from '../../proto/index.ts'
 import { CancelledError, NotFoundError } from '../interface/index.ts'
 import type { Watcher } from '../executor/index.ts'
@@ -43,13 +43,13 @@ export class ExecutorSide {
     c.executor.on('task:state', (id, state) => {
       try { this.onExecState(id, state) } catch (err) { this.log.error({ err, task: id }, 'recording a task state failed') }
     })
-    c.store.setCollector('tasks', (_key, entry, now) => this.collectable(entry.v, now))
+    c.store.setCollector('tasks', (_key, entry, now) => this.collectable(entry.value, now))
   }
 
   /** What this node ran before a restart and no longer runs is lost: its record says so, and the coordinator retries. */
   markLostAfterRestart (): void {
     for (const id of this.records.all().keys()) {
-      const own = this.records.own(id).e
+      const own = this.records.own(id).exec
       if (own !== undefined && !isFinalStatus(own.status) && this.c.executor.get(id) === undefined) {
         this.records.writeExec(id, { ...own, status: 'failed', lost: true, error: `executor ${this.init.nodeName} restarted while the task ran`, finishedAt: Date.now() })
       }
@@ -136,10 +136,10 @@ export class ExecutorSide {
 
   /** This node's own task entries that may go: finished longer ago than the retention period. */
   private collectable (value: unknown, now: number): boolean {
-    const v = value as { c?: CoordAspect, e?: ExecAspect }
-    const finished = v.e?.finishedAt ?? v.c?.finishedAt
-    if (finished === undefined) return false
-    const finalHere = (v.e !== undefined && FINAL_STATUSES.has(v.e.status)) || v.c?.final !== undefined
+    const v = decodeTaskEntry(value)
+    const finished = v?.exec?.finishedAt ?? v?.coord?.finishedAt
+    if (v === undefined || finished === undefined) return false
+    const finalHere = (v.exec !== undefined && FINAL_STATUSES.has(v.exec.status)) || v.coord?.final !== undefined
     return finalHere && now - finished > this.init.retentionMs
   }
 }

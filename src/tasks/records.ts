@@ -3,9 +3,10 @@
  * for: the coordinator's (spec, attempt, a final verdict of its own), the executor's (how its attempt went), a
  * canceller's request. Nobody overwrites another's aspect, so concurrent writers never lose each other's news;
  * the record everyone shows is the merge: the coordinator with the highest attempt, and that attempt's execution.
+ * Entries are `{coord, exec, cancel}`; the previous release's `{c, e, x}` are read through proto's `decodeTaskEntry`.
  */
 import {
-  FINAL_STATUSES, taskEntry,
+  FINAL_STATUSES, decodeTaskEntry,
   type CoordAspect, type ExecAspect, type TaskEntry, type TaskRecord, type TaskStatus
 } from '../../proto/index.ts'
 import type { NodeId } from '../interface/index.ts'
@@ -27,24 +28,24 @@ export class TaskRecords {
 
   /** This node's own entry for a task (the aspects it wrote). */
   own (id: string): TaskEntry {
-    const e = this.store.entryOf<TaskEntry>(this.store.selfId, 'tasks', id)
-    return e !== undefined && taskEntry.check(e.value) ? e.value : {}
+    const e = this.store.entryOf(this.store.selfId, 'tasks', id)
+    return (e === undefined ? undefined : decodeTaskEntry(e.value)) ?? {}
   }
 
-  writeCoord (id: string, c: CoordAspect): void {
-    this.store.set('tasks', id, { ...this.own(id), c })
+  writeCoord (id: string, coord: CoordAspect): void {
+    this.store.set('tasks', id, { ...this.own(id), coord } satisfies TaskEntry)
   }
 
-  writeExec (id: string, e: ExecAspect): void {
-    this.store.set('tasks', id, { ...this.own(id), e })
+  writeExec (id: string, exec: ExecAspect): void {
+    this.store.set('tasks', id, { ...this.own(id), exec } satisfies TaskEntry)
   }
 
   writeCancel (id: string): void {
-    this.store.set('tasks', id, { ...this.own(id), x: { at: Date.now(), by: this.store.selfId } })
+    this.store.set('tasks', id, { ...this.own(id), cancel: { at: Date.now(), by: this.store.selfId } } satisfies TaskEntry)
   }
 
   aspects (id: string): Aspects {
-    return merge(this.store.lookupAll<TaskEntry>('tasks', id))
+    return merge(this.store.lookupAll('tasks', id))
   }
 
   get (id: string): TaskRecord | undefined {
@@ -54,7 +55,7 @@ export class TaskRecords {
   /** Every task known, newest first. */
   list (): TaskRecord[] {
     const out: TaskRecord[] = []
-    for (const [id, entries] of this.store.groupAll<TaskEntry>('tasks')) {
+    for (const [id, entries] of this.store.groupAll('tasks')) {
       const r = toRecord(id, merge(entries))
       if (r !== undefined) out.push(r)
     }
@@ -64,23 +65,24 @@ export class TaskRecords {
   /** Every task with its aspects (for takeover after a node's death, and restart recovery). */
   all (): Map<string, Aspects> {
     const out = new Map<string, Aspects>()
-    for (const [id, entries] of this.store.groupAll<TaskEntry>('tasks')) out.set(id, merge(entries))
+    for (const [id, entries] of this.store.groupAll('tasks')) out.set(id, merge(entries))
     return out
   }
 }
 
-export function merge (entries: Array<StoredEntry<TaskEntry>>): Aspects {
+/** Merges every writer's stored entry for one task (either form; malformed ones are skipped). */
+export function merge (entries: StoredEntry[]): Aspects {
   let coord: { aspect: CoordAspect, writer: NodeId, stamp: StoredEntry['stamp'] } | undefined
   const execs: Array<{ aspect: ExecAspect, writer: NodeId, stamp: StoredEntry['stamp'] }> = []
   let cancelRequested = false
   for (const e of entries) {
-    if (!taskEntry.check(e.value)) continue
-    const v = e.value
-    if (v.c !== undefined && (coord === undefined || v.c.attempt > coord.aspect.attempt || (v.c.attempt === coord.aspect.attempt && compareStamps(e.stamp, coord.stamp) > 0))) {
-      coord = { aspect: v.c, writer: e.writer, stamp: e.stamp }
+    const v = decodeTaskEntry(e.value)
+    if (v === undefined) continue
+    if (v.coord !== undefined && (coord === undefined || v.coord.attempt > coord.aspect.attempt || (v.coord.attempt === coord.aspect.attempt && compareStamps(e.stamp, coord.stamp) > 0))) {
+      coord = { aspect: v.coord, writer: e.writer, stamp: e.stamp }
     }
-    if (v.e !== undefined) execs.push({ aspect: v.e, writer: e.writer, stamp: e.stamp })
-    if (v.x !== undefined) cancelRequested = true
+    if (v.exec !== undefined) execs.push({ aspect: v.exec, writer: e.writer, stamp: e.stamp })
+    if (v.cancel !== undefined) cancelRequested = true
   }
   execs.sort((a, b) => b.aspect.attempt - a.aspect.attempt || compareStamps(b.stamp, a.stamp))
   const attempt = coord?.aspect.attempt

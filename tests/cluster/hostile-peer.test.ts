@@ -6,6 +6,11 @@ import { Cluster, waitFor } from '../helpers/cluster.ts'
 import { fetchMetrics, metricValue } from '../helpers/metrics.ts'
 import { Rogue } from '../helpers/rogue.ts'
 
+/** A session value as the sessions collection holds it. */
+function session (value: unknown): Record<string, unknown> {
+  return { value, owner: null, createdAt: Date.now(), updatedAt: Date.now(), ttlMs: null }
+}
+
 function yUpdate (build: (doc: Y.Doc) => void): Uint8Array {
   const doc = new Y.Doc()
   build(doc)
@@ -33,22 +38,35 @@ describe('a member that sends garbage is dropped, and the daemons run on', () =>
     const n1 = c.node('n1').id
     await rogue.rpcNotify(n1, 'state.push', [
       { w: 1, g: 'x' },
-      { w: c.node('n2').id, g: 0, u: yUpdate(d => d.getMap('sessions').set('spoof', { v: 1, h: [1, 0] })) },
+      { w: c.node('n2').id, g: 0, u: yUpdate(d => d.getMap('sessions').set('spoof', { value: session('spoofed'), stamp: [Date.now(), 0] })) },
       { w: rogue.id, g: 0, u: new Uint8Array([1, 2, 3, 250, 251, 252]) },
       { w: rogue.id, g: 0, u: yUpdate(d => d.getText('evil').insert(0, 'x')) },
       { w: rogue.id, g: 0, u: yUpdate(d => d.getMap('sessions').set('nested', new Y.Map())) },
-      { w: rogue.id, g: 0, u: yUpdate(d => d.getMap('sessions').set('no-stamp', { v: 'x' })) }
+      { w: rogue.id, g: 0, u: yUpdate(d => d.getMap('sessions').set('no-stamp', { value: session('x') })) },
+      // half named, half one-letter: neither form
+      { w: rogue.id, g: 0, u: yUpdate(d => d.getMap('sessions').set('mixed-envelope', { value: session('x'), h: [Date.now(), 0] })) }
     ])
     await waitFor('n1 to count the rejections', async () => {
       const t = await metrics('n1')
       return metricValue(t, 'grid_state_updates_rejected_total', { reason: 'not-writer' }) >= 1 &&
-        metricValue(t, 'grid_state_updates_rejected_total', { reason: 'bad-update' }) >= 4 &&
+        metricValue(t, 'grid_state_updates_rejected_total', { reason: 'bad-update' }) >= 5 &&
         metricValue(t, 'grid_mesh_rpc_invalid_frames_total') >= 1
     })
     expect(metricValue(await metrics('n2'), 'grid_state_updates_rejected_total')).toBe(0)
-    const sessions = await c.node('n1').api.get<SessionEntry[]>('/sessions')
-    expect(sessions.map(s => s.id)).not.toContain('spoof')
+    const sessions = (await c.node('n1').api.get<SessionEntry[]>('/sessions')).map(s => s.id)
+    expect(sessions).not.toContain('spoof')
+    expect(sessions).not.toContain('no-stamp')
+    expect(sessions).not.toContain('mixed-envelope')
     expect(c.node('n1').logEvents().some(e => e.msg === 'dropped an invalid state update from a peer (logged once a minute per peer)')).toBe(true)
+  })
+
+  it('reads a writer\'s entry in the previous release\'s one-letter form, as a node restarted on old data relays it', async () => {
+    const rejected = metricValue(await metrics('n1'), 'grid_state_updates_rejected_total')
+    await rogue.pushOwnEntry(c.node('n1').id, 'sessions', 'legacy-entry', session('from the old release'), { legacy: true })
+    await waitFor('n1 to show the legacy entry', async () => (await c.node('n1').api.get<SessionEntry[]>('/sessions')).some(s => s.id === 'legacy-entry'))
+    const entry = (await c.node('n1').api.get<SessionEntry[]>('/sessions')).find(s => s.id === 'legacy-entry')
+    expect(entry?.value).toBe('from the old release')
+    expect(metricValue(await metrics('n1'), 'grid_state_updates_rejected_total')).toBe(rejected)
   })
 
   it('drops a peer\'s broken catch-up answers, also after the peer half-closed a stream it opened', async () => {

@@ -69,10 +69,14 @@ export class Rogue {
     await stream.close().catch(() => {})
   }
 
-  /** Pushes one entry of the rogue's own document (as its writer, generation 0), stamped now. */
-  async pushOwnEntry (peer: string, collection: string, key: string, value: unknown): Promise<void> {
+  /**
+   * Pushes one entry of the rogue's own document (as its writer, generation 0), stamped now: in the named form, or
+   * `legacy` in the previous release's one-letter form (`{v, h}`).
+   */
+  async pushOwnEntry (peer: string, collection: string, key: string, value: unknown, opts: { legacy?: boolean } = {}): Promise<void> {
     const doc = new Y.Doc()
-    doc.getMap(collection).set(key, { v: value, h: [Date.now(), 0] })
+    const stamp = [Date.now(), 0]
+    doc.getMap(collection).set(key, opts.legacy === true ? { v: value, h: stamp } : { value, stamp })
     await this.rpcNotify(peer, 'state.push', [{ w: this.id, g: 0, u: Y.encodeStateAsUpdate(doc) }])
   }
 

@@ -113,12 +113,12 @@ describe('node names - one pattern wherever a name enters', () => {
     const nodes = new NodeRegistry(s, { logger: pino({ level: 'silent' }), registry })
     const push = mesh.notifyHandlers.get('state.push') as Notify
     const doc = new Y.Doc()
-    doc.getMap('registry').set('rogue', { v: facts('fine'), h: [Date.now(), 0] })
+    doc.getMap('registry').set('rogue', { value: facts('fine'), stamp: [Date.now(), 0] })
     push({ w: 'rogue', g: 0, u: Y.encodeStateAsUpdate(doc) }, 'rogue')
     await waitFor('the good entry to be read', () => nodes.get('rogue')?.value.name === 'fine')
     // an overwrite carries no collection name in the update: the check runs on the applied entry
     const sv = Y.encodeStateVector(doc)
-    doc.getMap('registry').set('rogue', { v: facts(ESC_NAME), h: [Date.now() + 1, 0] })
+    doc.getMap('registry').set('rogue', { value: facts(ESC_NAME), stamp: [Date.now() + 1, 0] })
     push({ w: 'rogue', g: 0, u: Y.encodeStateAsUpdate(doc, sv) }, 'rogue')
     const invalid = async (): Promise<number> => (await registry.getSingleMetric('grid_state_registry_entries_invalid_total')?.get())?.values[0]?.value ?? 0
     await waitFor('the bad entry to be counted', async () => await invalid() === 1)

@@ -118,9 +118,9 @@ async function counter (registry: Registry, name: string, labels: Record<string,
 }
 
 /** A Yjs update that writes one plain entry into a collection, as some writer's document would. */
-function entryUpdate (collection: string, key: string, v: unknown): Uint8Array {
+function entryUpdate (collection: string, key: string, value: unknown): Uint8Array {
   const d = new Y.Doc()
-  d.getMap(collection).set(key, { v, h: [Date.now(), 0] })
+  d.getMap(collection).set(key, { value, stamp: [Date.now(), 0] })
   return Y.encodeStateAsUpdate(d)
 }
 
@@ -294,7 +294,7 @@ describe('state store - collection', () => {
     const a = node(net, 'node-a').store
     const b = node(net, 'node-b').store
     net.connect('node-a', 'node-b')
-    a.setCollector('tasks', (key, e) => key.startsWith('done-') && (e.v as { status: string }).status === 'done')
+    a.setCollector('tasks', (key, e) => key.startsWith('done-') && (e.value as { status: string }).status === 'done')
     a.set('tasks', 'done-1', { status: 'done' })
     a.set('tasks', 'live-1', { status: 'running' })
     await b.syncFrom('node-a')

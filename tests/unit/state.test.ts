@@ -86,8 +86,11 @@ describe('state - checking peers\' updates', () => {
     return Y.encodeStateAsUpdate(d)
   }
 
-  it('accepts plain entries', () => {
+  it('accepts plain entries, named or in the previous release\'s one-letter form', () => {
+    expect(() => { checkUpdate(entryUpdate({ value: { x: 1 }, stamp: [1, 0] })) }).not.toThrow()
+    expect(() => { checkUpdate(entryUpdate({ value: null, stamp: [1, 0], deleted: true, expiresAt: 5 })) }).not.toThrow()
     expect(() => { checkUpdate(entryUpdate({ v: { x: 1 }, h: [1, 0] })) }).not.toThrow()
+    expect(() => { checkUpdate(entryUpdate({ v: null, h: [1, 0], d: 1, x: 5 })) }).not.toThrow()
   })
 
   it('refuses garbage, unknown collections, nested types and malformed entries', () => {
@@ -98,9 +101,14 @@ describe('state - checking peers\' updates', () => {
     const nested = new Y.Doc()
     nested.getMap('sessions').set('k', new Y.Map())
     expect(() => { checkUpdate(Y.encodeStateAsUpdate(nested)) }).toThrow(/carries ContentType/)
+    expect(() => { checkUpdate(entryUpdate({ value: 1 })) }).toThrow(/malformed entry/)
     expect(() => { checkUpdate(entryUpdate({ v: 1 })) }).toThrow(/malformed entry/)
+    // one form or the other, not a mix of both
+    expect(() => { checkUpdate(entryUpdate({ value: 1, h: [1, 0] })) }).toThrow(/malformed entry/)
+    expect(() => { checkUpdate(entryUpdate({ value: 1, stamp: [1, 0], d: 1 })) }).toThrow(/malformed entry/)
+    expect(() => { checkUpdate(entryUpdate({ value: 1, stamp: [1, 0], deleted: 1 })) }).toThrow(/malformed entry/)
     const list = new Y.Doc()
-    list.getArray('sessions').push([{ v: 1, h: [1, 0] }])
+    list.getArray('sessions').push([{ value: 1, stamp: [1, 0] }])
     expect(() => { checkUpdate(Y.encodeStateAsUpdate(list)) }).toThrow(/as a list/)
   })
 })

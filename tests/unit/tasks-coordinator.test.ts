@@ -176,7 +176,7 @@ describe('tasks - coordinator', () => {
     expect(events.find(e => e.type === 'waiting')).toMatchObject({ reason: 'every node that can run it refused it now: full (2 running, 0 queued, 0 slots free)' })
     expect(whileWaiting).toBe('every node that can run it refused it now: full (2 running, 0 queued, 0 slots free)')
     expect(exitOf(events)).toMatchObject({ status: 'completed', nodeName: 'a' })
-    expect(h.records.own(h.records.list()[0]?.id ?? '').c?.reason).toBeUndefined()
+    expect(h.records.own(h.records.list()[0]?.id ?? '').coord?.reason).toBeUndefined()
   })
 
   it('forgets a dispatch once the task has ended, so the next routing sees the node free', async () => {
