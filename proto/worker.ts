@@ -37,7 +37,14 @@ const Outcome = Type.Union([
 ])
 export type WorkerOutcome = Static<typeof Outcome>
 
-/** RPC `worker.call`: requests for one worker type (and session) on the node that hosts it. */
+/** Longest waiting reason a worker.call event carries. */
+export const WORKER_WAIT_REASON_MAX_CHARS = 500
+
+/**
+ * RPC `worker.call`: requests for one worker type (and session) on the node that hosts it. While a request of the
+ * batch waits (queued, or for a new worker's first answer) for more than a moment, the host streams why, like
+ * squeue's pending reason: an event `{waiting}` at first and whenever the reason changes. A fast batch has none.
+ */
 export const WorkerCall = method('worker.call', Type.Object({
   type: Type.String({ minLength: 1, maxLength: 63 }),
   session: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
@@ -48,7 +55,7 @@ export const WorkerCall = method('worker.call', Type.Object({
   node: Type.String(),
   nodeName: Type.String(),
   results: Type.Array(Outcome)
-}))
+}), Type.Object({ waiting: Type.String({ minLength: 1, maxLength: WORKER_WAIT_REASON_MAX_CHARS }) }))
 
 /** RPC `worker.close`: end a session's worker on the node that hosts it. */
 export const WorkerClose = method('worker.close', Type.Object({ session: Type.String({ minLength: 1, maxLength: 256 }) }), Type.Object({ closed: Type.Integer({ minimum: 0 }) }))

@@ -137,6 +137,7 @@ export class Daemon {
         reserve: need => executor.reserve(need),
         unreserve: held => { executor.unreserve(held) },
         cannotEverHold: need => executor.cannotEverHold(need),
+        free: () => { const u = executor.usage(); return { slots: u.freeSlots, gpus: u.freeGpus, memoryBytes: u.freeMemoryBytes, totalGpus: resources.gpus().length } },
         // workers are forked by the same spawner as tasks, and die with the daemon like them
         processes: executor.processes
       }, {

@@ -11,6 +11,7 @@ import type { ExecAspect } from '../../proto/index.ts'
 import type { GpuInfo, NodeId } from '../interface/index.ts'
 import type { TaskTypeConfig } from './job.ts'
 import type { ProcessHost } from './process-host.ts'
+import type { FreeResources } from './worker-waits.ts'
 
 export interface ExecutorInit {
   nodeId: NodeId
@@ -74,6 +75,8 @@ export interface WorkerPoolComponents {
   reserve: (need: { cpus: number, gpus: number, memory: number }) => { gpus: string[] } | undefined
   unreserve: (held: { cpus: number, gpus: string[], memory: number }) => void
   cannotEverHold: (need: { cpus: number, gpus: number, memory: number }) => string | undefined
+  /** what of the node is free now, for waiting reasons (without it a reason says "waiting for resources") */
+  free?: () => FreeResources
   /** the spawner to start workers through (the executor's `processes`); without it the pool runs one of its own */
   processes?: ProcessHost
 }
@@ -109,6 +112,9 @@ export interface WorkerRequest {
   retries: number
 }
 
+/** A request that waits (queued, or for a new worker's first answer): `reason()` says why now, undefined once not. */
+export interface WorkerWait { reason: () => string | undefined }
+
 export interface WorkerPoolEvents {
   'worker:state': [WorkerInfo & { running: boolean }]
 }
@@ -127,3 +133,4 @@ export { ProcessHost, Child, type ChildSpec, type ChildHandlers, type ProcessHos
 export { Spawner, spawnerMain, type SpawnRequest, type SpawnerRequest, type SpawnerEvent } from './spawner.ts'
 export { STDIN_HIGH_WATER_BYTES } from './constants.ts'
 export { WorkerPool } from './worker-pool.ts'
+export type { FreeResources } from './worker-waits.ts'

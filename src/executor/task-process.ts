@@ -32,12 +32,15 @@ export function exposeGpus (job: Job, gpus: string[], nodeHasGpus: boolean): voi
 export function spawnTask (job: Job, processes: ProcessHost, hooks: TaskProcessHooks, cgroups?: TaskCgroups): void {
   let argv = job.argv
   let cgroup: TaskCgroup | undefined
-  if (cgroups?.status().enforced === true) {
+  // limits are what the task named: a memory limit for --memory, a CPU quota for an explicit --cpus; a task that
+  // names neither runs without a cgroup (creating and removing one costs more than a short task's whole run)
+  const limits = { memoryBytes: job.task.spec.memory, cpus: job.task.spec.cpuLimit === true ? job.task.spec.cpus : 0 }
+  if (cgroups?.status().enforced === true && (limits.memoryBytes > 0 || limits.cpus > 0)) {
     // the wrapper's exec would turn a missing program into sh's exit 127: say it as a spawn without a wrapper does
     const missing = cannotExec(argv[0] ?? '', job.env.PATH ?? process.env.PATH ?? '', job.cwd)
     if (missing !== undefined) { hooks.ended({ code: null, signal: null, spawnError: missing }); return }
     try {
-      cgroup = cgroups.create(job.task.id, job.task.attempt, { memoryBytes: job.task.spec.memory, cpus: job.task.spec.cpus })
+      cgroup = cgroups.create(job.task.id, job.task.attempt, limits)
     } catch (err) {
       hooks.ended({ code: null, signal: null, spawnError: { code: 'ECGROUP', message: `cannot create its cgroup: ${(err as Error).message}` } })
       return

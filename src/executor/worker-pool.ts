@@ -21,8 +21,9 @@ import { AdmissionQueue } from './admission-queue.ts'
 import { WORKER_START_RETRY_MS } from './constants.ts'
 import { ProcessHost } from './process-host.ts'
 import { parseReply, workerFailure as fail } from './worker-replies.ts'
-import type { WorkerInfo, WorkerPoolComponents, WorkerPoolEvents, WorkerPoolInit, WorkerRequest, WorkerTypeConfig } from './index.ts'
+import type { WorkerInfo, WorkerPoolComponents, WorkerPoolEvents, WorkerPoolInit, WorkerRequest, WorkerTypeConfig, WorkerWait } from './index.ts'
 import { crashBackoffMs, startWorker, stopWorker, workerInfo, type Pending, type Proc, type WorkerEnd } from './worker-process.ts'
+import { blockedBy, queuedReason, startingReason } from './worker-waits.ts'
 
 interface Group {
   key: string
@@ -113,8 +114,12 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Starta
     return n
   }
 
-  /** Sends one request to a worker of the type (the session's own, when given); resolves with its outcome. */
-  async request (req: WorkerRequest): Promise<WorkerOutcome> {
+  /**
+   * Sends one request to a worker of the type (the session's own, when given); resolves with its outcome. When it
+   * cannot go to a worker that has answered before (it is queued, or its worker is new), `onWaiting` gets a handle
+   * that says why it waits; a request a warm worker takes at once costs nothing more.
+   */
+  async request (req: WorkerRequest, onWaiting?: (w: WorkerWait) => void): Promise<WorkerOutcome> {
     const t = this.init.types[req.type]
     if (t === undefined) throw new UnsatisfiableError(`node ${this.init.nodeName} has no worker type ${req.type} (types: ${this.types().join(', ') || 'none'})`)
     if (this.stopped || this.draining) throw new UnavailableError(`node ${this.init.nodeName} is ${this.stopped ? 'stopping' : 'draining'}`)
@@ -127,10 +132,28 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Starta
       this.groups.set(key, g)
     }
     if (g.queue.full) throw new UnavailableError(`node ${this.init.nodeName}'s queue for ${req.type} workers is full (${this.init.queueLimit} requests)`)
+    const group = g
     return await new Promise<WorkerOutcome>(resolve => {
-      g.queue.push({ req, priority: req.priority, resolve, attempts: 0 })
-      this.pump(g)
+      const p: Pending = { req, priority: req.priority, resolve, attempts: 0 }
+      group.queue.push(p)
+      this.pump(group)
+      if (onWaiting !== undefined && (p.proc === undefined || p.proc.served === 0)) onWaiting({ reason: () => this.whyWaits(group, p) })
     })
+  }
+
+  /** Why a request waits now (undefined when it does not: a worker that has answered before has it, or it is done). */
+  private whyWaits (g: Group, p: Pending): string | undefined {
+    const ahead = g.queue.ahead(p)
+    if (ahead < 0) {
+      const proc = p.proc
+      if (proc === undefined || ![...proc.inflight.values()].includes(p)) return undefined
+      return startingReason(proc, this.init.nodeName, Date.now())
+    }
+    const t = this.init.types[g.type] as WorkerTypeConfig
+    const free = this.c.free?.()
+    const blocked = blockedBy({ procs: g.procs, session: g.session, draining: this.draining || this.stopped, nextStartAt: g.nextStartAt, spawnerRunning: this.processes.running, free }, t)
+    const procs = [...this.groups.values()].flatMap(x => [...x.procs])
+    return queuedReason({ nodeName: this.init.nodeName, type: g.type, session: g.session, config: t, ahead, blocked, procs, ...(free === undefined ? {} : { free }) })
   }
 
   /** Hands queued requests to workers with room, starting workers while resources allow. */
@@ -181,6 +204,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Starta
   private send (proc: Proc, p: Pending, t: WorkerTypeConfig): void {
     const id = String(proc.nextId++)
     proc.inflight.set(id, p)
+    p.proc = proc
     clearTimeout(proc.idle)
     p.attempts++
     p.timer = setTimeout(() => {

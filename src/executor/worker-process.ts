@@ -19,6 +19,8 @@ export interface Pending {
   resolve: (o: WorkerOutcome) => void
   attempts: number
   timer?: NodeJS.Timeout
+  /** the worker it was last sent to */
+  proc?: Proc
 }
 
 export interface Proc {

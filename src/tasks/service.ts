@@ -111,7 +111,8 @@ export class TaskService implements Startable {
       ...(spec.session === undefined ? {} : { session: spec.session }),
       ...(spec.node === undefined ? {} : { node: spec.node })
     }
-    workers.call(req).then(res => {
+    // a request that waits (for a GPU, behind others, for a new worker) says why, in the task stream's words
+    workers.call(req, { onWaiting: reason => { q.push({ type: 'waiting', id, reason, delayMs: 0 }) } }).then(res => {
       q.push({ type: 'placed', id, node: res.node, nodeName: res.nodeName, attempt: 1, queued: false })
       const o = res.results[0] as WorkerOutcome
       if (o.ok) q.push({ type: 'exit', id, status: 'completed', exitCode: 0, code: 0, signal: null, error: null, node: res.node, nodeName: res.nodeName, attempts: 1, result: o.result })

@@ -79,6 +79,7 @@ export function normalizeSpec (body: unknown, resolveNode: (nameOrId: string) =>
   const strategy = (b.strategy ?? (b.session !== undefined ? 'affinity' : 'least-loaded')) as Strategy
   const spec: TaskSpec = {
     cpus: b.cpus ?? DEFAULTS.cpus,
+    ...(b.cpus === undefined ? {} : { cpuLimit: true }),
     gpus: b.gpus ?? DEFAULTS.gpus,
     memory,
     require: b.require ?? [],

@@ -16,12 +16,13 @@ import {
 import {
   GridError, NotFoundError, UnsatisfiableError, toGridError, type NodeId, type Startable
 } from '../interface/index.ts'
-import type { WorkerInfo, WorkerPool } from '../executor/index.ts'
+import type { WorkerInfo, WorkerPool, WorkerWait } from '../executor/index.ts'
 import type { Membership } from '../membership/index.ts'
 import type { Mesh } from '../mesh/index.ts'
 import { boundedLoadHash } from '../routing/index.ts'
 import type { NodeRegistry, Sessions } from '../state/index.ts'
-import { repeat } from '../util/index.ts'
+import { LogLimiter, repeat } from '../util/index.ts'
+import { WaitWatch } from './worker-waits.ts'
 
 export interface WorkerCallRequest {
   type: string
@@ -31,6 +32,11 @@ export interface WorkerCallRequest {
   timeoutMs: number
   priority: number
   retries: number
+}
+
+export interface WorkerCallOptions {
+  /** why the requests wait, when they wait more than a moment (at first, and whenever the reason changes) */
+  onWaiting?: (reason: string) => void
 }
 
 export interface WorkerCallResult {
@@ -57,7 +63,7 @@ interface Batch {
   priority: number
   retries: number
   payloads: unknown[]
-  waiters: Array<{ from: number, count: number, resolve: (r: WorkerCallResult) => void, reject: (e: Error) => void }>
+  waiters: Array<{ from: number, count: number, resolve: (r: WorkerCallResult) => void, reject: (e: Error) => void, onWaiting?: (reason: string) => void }>
 }
 
 /** How often a session's record is refreshed with its worker's counters (start and stop are written at once). */
@@ -70,6 +76,8 @@ export class WorkerService implements Startable {
   /** worker.call RPCs in flight, per node: a request to an idle node goes at once, others wait a tick to batch */
   private readonly inflight = new Map<NodeId, number>()
   private turn = 0
+  /** "worker request waiting" is logged once per call, and once per type, session and reason in a while */
+  private readonly waitLog = new LogLimiter(10_000)
   private readonly dirtySessions = new Map<string, WorkerInfo & { running: boolean }>()
   private loop?: { stop: () => void }
   private readonly m: { requests: Counter<'type' | 'outcome'>, seconds: Histogram<'type' | 'where'>, rpcBatch: Histogram }
@@ -95,9 +103,15 @@ export class WorkerService implements Startable {
         for (const t of pool.types()) this.set({ type: t }, counts.get(t) ?? 0)
       }
     })
-    c.mesh.rpc.handle(WorkerCall, async req => {
-      const results = await Promise.all(req.payloads.map(async payload => await this.local({ type: req.type, ...(req.session === undefined ? {} : { session: req.session }), payload, timeoutMs: req.timeoutMs, priority: req.priority, retries: 0 })))
-      return { node: c.mesh.peerId, nodeName: this.nodeName, results }
+    c.mesh.rpc.handle(WorkerCall, async (req, ctx) => {
+      // the caller hears why the batch waits, if it does (ctx.emit throws once the caller is gone: the watch ends)
+      const watch = new WaitWatch(waiting => { ctx.emit({ waiting }) })
+      try {
+        const results = await Promise.all(req.payloads.map(async payload => await this.local({ type: req.type, ...(req.session === undefined ? {} : { session: req.session }), payload, timeoutMs: req.timeoutMs, priority: req.priority, retries: 0 }, watch.add)))
+        return { node: c.mesh.peerId, nodeName: this.nodeName, results }
+      } finally {
+        watch.stop()
+      }
     })
     c.mesh.rpc.handle(WorkerClose, async req => ({ closed: await c.pool.closeSession(req.session) }))
     c.pool.on('worker:state', w => {
@@ -149,17 +163,24 @@ export class WorkerService implements Startable {
   }
 
   /** Sends requests to a worker of the type; every payload gets its own outcome. */
-  async call (req: WorkerCallRequest): Promise<WorkerCallResult> {
+  async call (req: WorkerCallRequest, opts: WorkerCallOptions = {}): Promise<WorkerCallResult> {
     let node = this.choose(req)
+    let logged = false
+    const onWaiting = (reason: string): void => {
+      // once per call (a wait episode), and not for every caller of a crowd waiting for the same thing
+      if (!logged && this.waitLog.allow(`${req.type}\u0000${req.session ?? ''}\u0000${reason}`)) this.log.info({ type: req.type, session: req.session, node, reason }, 'worker request waiting')
+      logged = true
+      opts.onWaiting?.(reason)
+    }
     try {
-      return await this.send(node, req)
+      return await this.send(node, req, onWaiting)
     } catch (err) {
       const e = toGridError(err)
       // the node went away, drains, or cannot host the worker: place the session elsewhere and try once more
       if (req.node !== undefined || !['PEER_UNREACHABLE', 'UNAVAILABLE', 'UNSATISFIABLE', 'TIMEOUT'].includes(e.code)) throw e
       this.log.info({ type: req.type, session: req.session, node, err: e.message }, 'worker node refused or unreachable; placing again')
       node = this.choose(req, node)
-      return await this.send(node, req)
+      return await this.send(node, req, onWaiting)
     }
   }
 
@@ -212,24 +233,29 @@ export class WorkerService implements Startable {
     return home
   }
 
-  private async send (node: NodeId, req: WorkerCallRequest): Promise<WorkerCallResult> {
+  private async send (node: NodeId, req: WorkerCallRequest, onWaiting: (reason: string) => void): Promise<WorkerCallResult> {
     const started = performance.now()
     const where = node === this.c.mesh.peerId ? 'local' : 'remote'
     let res: WorkerCallResult
     if (where === 'local') {
-      const results = await Promise.all(req.payloads.map(async payload => await this.local({ type: req.type, ...(req.session === undefined ? {} : { session: req.session }), payload, timeoutMs: req.timeoutMs, priority: req.priority, retries: req.retries })))
-      res = { node, nodeName: this.nodeName, results }
+      const watch = new WaitWatch(onWaiting)
+      try {
+        const results = await Promise.all(req.payloads.map(async payload => await this.local({ type: req.type, ...(req.session === undefined ? {} : { session: req.session }), payload, timeoutMs: req.timeoutMs, priority: req.priority, retries: req.retries }, watch.add)))
+        res = { node, nodeName: this.nodeName, results }
+      } finally {
+        watch.stop()
+      }
     } else {
-      res = await this.enqueue(node, req)
+      res = await this.enqueue(node, req, onWaiting)
     }
     this.m.seconds.observe({ type: req.type, where }, (performance.now() - started) / 1000)
     return res
   }
 
-  private async local (r: { type: string, session?: string, payload: unknown, timeoutMs: number, priority: number, retries: number }): Promise<WorkerOutcome> {
+  private async local (r: { type: string, session?: string, payload: unknown, timeoutMs: number, priority: number, retries: number }, onWaiting: (w: WorkerWait) => void): Promise<WorkerOutcome> {
     let out: WorkerOutcome
     try {
-      out = await this.c.pool.request(r)
+      out = await this.c.pool.request(r, onWaiting)
     } catch (err) {
       const e = toGridError(err)
       // refusals travel back as errors, so the caller can place the request elsewhere
@@ -241,7 +267,7 @@ export class WorkerService implements Startable {
   }
 
   /** Requests to the same node in the same tick go in one RPC. */
-  private async enqueue (node: NodeId, req: WorkerCallRequest): Promise<WorkerCallResult> {
+  private async enqueue (node: NodeId, req: WorkerCallRequest, onWaiting: (reason: string) => void): Promise<WorkerCallResult> {
     const key = `${node}\u0000${req.type}\u0000${req.session ?? ''}\u0000${req.timeoutMs}\u0000${req.priority}\u0000${req.retries}`
     return await new Promise<WorkerCallResult>((resolve, reject) => {
       let b = this.batches.get(key)
@@ -251,7 +277,7 @@ export class WorkerService implements Startable {
         if (req.session !== undefined) b.session = req.session
         this.batches.set(key, b)
       }
-      b.waiters.push({ from: b.payloads.length, count: req.payloads.length, resolve, reject })
+      b.waiters.push({ from: b.payloads.length, count: req.payloads.length, resolve, reject, onWaiting })
       b.payloads.push(...req.payloads)
       if ((this.inflight.get(node) ?? 0) === 0) {
         // nothing on its way to that node: no reason to wait for company
@@ -278,7 +304,9 @@ export class WorkerService implements Startable {
       if (n === 0) this.inflight.delete(b.node)
       else this.inflight.set(b.node, n)
     }
-    this.c.mesh.rpc.request(b.node, WorkerCall, body, { timeoutMs: b.timeoutMs + 5_000 }).finally(done).then(res => {
+    // a batch is answered as one: each of its callers waits for what the batch waits for
+    const onEvent = (ev: { waiting: string }): void => { for (const w of b.waiters) w.onWaiting?.(ev.waiting) }
+    this.c.mesh.rpc.request(b.node, WorkerCall, body, { timeoutMs: b.timeoutMs + 5_000, onEvent }).finally(done).then(res => {
       for (const w of b.waiters) w.resolve({ node: res.node, nodeName: res.nodeName, results: res.results.slice(w.from, w.from + w.count) })
     }, (err: unknown) => {
       const e = err instanceof GridError ? err : toGridError(err)

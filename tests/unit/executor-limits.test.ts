@@ -37,7 +37,7 @@ withCgroups(`executor - limits enforced with cgroups (${limits.cgroup ?? limits.
   it('holds a CPU-bound task to its quota', async () => {
     const t = start()
     const w = recorder()
-    t.executor.admit(task('spin', { command: ['sh', '-c', 'timeout 2 sh -c "while :; do :; done"; times'], cpus: 0.2 }), w)
+    t.executor.admit(task('spin', { command: ['sh', '-c', 'timeout 2 sh -c "while :; do :; done"; times'], cpus: 0.2, cpuLimit: true }), w)
     expect(await w.result).toMatchObject({ status: 'completed' })
     // 2 s of wall time at 0.2 of a core: about 0.4 CPU-seconds, far below the 2 an unlimited loop takes
     expect(childCpuSeconds(w.stdout())).toBeLessThan(1.2)

@@ -155,7 +155,7 @@ export const runCommand: Command = {
           }
           case 'gap': ctx.err.write(`gridctl: [${ev.bytes} bytes of output skipped: this client fell behind]\n`); break
           case 'retry': ctx.err.write(`gridctl: task ${ev.id}: ${ev.reason}; running it again (attempt ${ev.attempt})\n`); break
-          case 'waiting': if (!verbose && waited) break; waited = true; ctx.err.write(`gridctl: task ${ev.id}: ${ev.reason}; waiting for one (next look in ${Math.round(ev.delayMs / 100) / 10} s)\n`); break
+          case 'waiting': if (!verbose && waited) break; waited = true; ctx.err.write(ev.delayMs > 0 ? `gridctl: task ${ev.id}: ${ev.reason}; waiting for one (next look in ${Math.round(ev.delayMs / 100) / 10} s)\n` : `gridctl: task ${ev.id}: ${ev.reason}\n`); break
           case 'exit': {
             // a warm worker answers with a result rather than output: print it as JSON
             if (!sawOutput && ev.result !== undefined) ctx.out.write(JSON.stringify(ev.result) + '\n')
