@@ -4,25 +4,26 @@ import type { GridConfig } from '../config/index.ts'
 import type { LocalResources } from '../executor/index.ts'
 import type { Membership } from '../membership/index.ts'
 import type { Mesh } from '../mesh/index.ts'
-import type { ForgottenNodes, NodeRegistry, SelfRegistration, Sessions, StateStore } from '../state/index.ts'
+import type { ForgottenNodes, NodeRegistry, Sessions } from '../state/index.ts'
 import type { TaskService, WorkerService } from '../tasks/index.ts'
 
-/** What the endpoints use, handed over by the composition root. */
+/**
+ * What the endpoints use, handed over by the composition root: each module as the few calls control makes (the
+ * components pattern), never a whole class, so control cannot reach into a module's internals.
+ */
 export interface ControlDeps {
   config: GridConfig
   registry: Registry
   version: string
   startedAt: number
-  mesh: Mesh
-  membership: Membership
-  resources: LocalResources
-  state: StateStore
-  nodeRegistry: NodeRegistry
-  sessions: Sessions
-  forgotten: ForgottenNodes
-  selfRegistration: SelfRegistration
-  tasks: TaskService
-  workers: WorkerService
+  mesh: Pick<Mesh, 'peerId' | 'addrs' | 'connections' | 'isConnected' | 'join'>
+  membership: Pick<Membership, 'view' | 'getSelfState' | 'forget'>
+  resources: Pick<LocalResources, 'gpus'>
+  nodeRegistry: Pick<NodeRegistry, 'get' | 'list'>
+  sessions: Pick<Sessions, 'list' | 'require' | 'put' | 'remove'>
+  forgotten: Pick<ForgottenNodes, 'forget'>
+  tasks: Pick<TaskService, 'submit' | 'get' | 'list' | 'cancel' | 'logs' | 'drain' | 'abandoned' | 'writeStdin'>
+  workers: Pick<WorkerService, 'call' | 'close'>
   swarmKeyFingerprint: string | null
   metricsStatus: () => { enabled: boolean, listen: string | null, error: string | null }
   /** whether task limits are enforced on this node (cgroups) */

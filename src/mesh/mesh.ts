@@ -104,7 +104,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
     handshakeFailures: Counter<'direction'>
   }
 
-  private constructor (readonly libp2p: MeshLibp2p, private readonly components: MeshComponents, private readonly init: MeshInit) {
+  private constructor (private readonly libp2p: MeshLibp2p, private readonly components: MeshComponents, private readonly init: MeshInit) {
     super()
     this.log = components.logger
     this.peerId = libp2p.peerId.toString()
