@@ -70,9 +70,22 @@ export const TaskSpecSchema = Type.Object({
 export type TaskSpec = Static<typeof TaskSpecSchema>
 export const taskSpec = validator(TaskSpecSchema)
 
-/** The coordinator's part of a task record: the spec and the attempt it is on. */
+const { env: _env, ...specFieldsButEnv } = TaskSpecSchema.properties
+/**
+ * The spec as a task record keeps it: the environment's names only (`envNames`), never its values, which travel in
+ * the offer to the executor and stay in the coordinating node's memory (a record is replicated to every node's WAL).
+ * `env` is read from the previous release's records only, never written.
+ */
+export const StoredSpecSchema = Type.Object({
+  ...specFieldsButEnv,
+  envNames: Type.Optional(Type.Array(EnvName)),
+  env: Type.Optional(TaskSpecSchema.properties.env)
+}, { additionalProperties: false })
+export type StoredSpec = Static<typeof StoredSpecSchema>
+
+/** The coordinator's part of a task record: the spec (without env values) and the attempt it is on. */
 export const CoordAspectSchema = Type.Object({
-  spec: TaskSpecSchema,
+  spec: StoredSpecSchema,
   origin: Id,
   originName: Type.String({ maxLength: 63 }),
   coordinator: Id,
@@ -109,7 +122,9 @@ export const ExecAspectSchema = Type.Object({
   /** the kernel killed it for going over its memory limit (its cgroup's) */
   oom: Type.Optional(Type.Boolean()),
   /** why a pending attempt waits in this node's queue (what is ahead of it, which resource it lacks) */
-  reason: Type.Optional(Type.String({ maxLength: TASK_REASON_MAX_CHARS }))
+  reason: Type.Optional(Type.String({ maxLength: TASK_REASON_MAX_CHARS })),
+  /** the authenticated peer that offered the attempt to this executor (its coordinator; this node for a local one) */
+  offeredBy: Type.Optional(Id)
 })
 export type ExecAspect = Static<typeof ExecAspectSchema>
 
@@ -160,6 +175,10 @@ export interface TaskRecord {
   /** why a pending task waits (squeue's pending reason): queued behind others on a node, or for a node that can run it */
   reason?: string
   result?: unknown
+  /** the names of the variables its spec set (their values are never kept in the record) */
+  envNames: string[]
+  /** the authenticated peer that offered its current attempt to the executor (null before one did) */
+  offeredBy: string | null
 }
 
 /** The task as it travels to an executor. */

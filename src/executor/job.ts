@@ -23,6 +23,8 @@ export interface ExecTask {
   spec: TaskSpec
   origin: NodeId
   coordinator: NodeId
+  /** the authenticated peer that offered it (recorded in its execution aspect) */
+  offeredBy?: NodeId
 }
 
 export interface Job {
@@ -93,7 +95,7 @@ export function prepareJob (task: ExecTask, ctx: JobContext): Job {
     typed: spec.type !== undefined,
     // stdin is not replayed: a later attempt's is empty
     ...(spec.stdin === true && spec.type === undefined && task.attempt === 1 ? { stdin: new StdinFeed(ctx.maxStdinBufferBytes) } : {}),
-    state: { attempt: task.attempt, node: ctx.nodeId, nodeName: ctx.nodeName, status: 'pending', queuedAt: Date.now() },
+    state: { attempt: task.attempt, node: ctx.nodeId, nodeName: ctx.nodeName, status: 'pending', queuedAt: Date.now(), ...(task.offeredBy === undefined ? {} : { offeredBy: task.offeredBy }) },
     log: new OutputLog(ctx.maxLogBytes),
     // the origin's backpressure pauses the process's output
     watchers: new TaskWatchers({ pause: () => { job.child?.pause() }, resume: () => { job.child?.resume() } })

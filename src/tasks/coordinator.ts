@@ -19,7 +19,7 @@ import { backoffMs, delay } from '../util/index.ts'
 import type { TasksComponents, TasksInit } from './components.ts'
 import { DispatchLedger } from './dispatch-ledger.ts'
 import type { EventQueue } from './event-queue.ts'
-import { TaskRecords, isFinalStatus, statusOf } from './records.ts'
+import { TaskRecords, isFinalStatus, statusOf, storedSpec } from './records.ts'
 import type { TaskMetrics } from './task-metrics.ts'
 import { candidates } from './view.ts'
 
@@ -48,6 +48,11 @@ export interface Coordinated {
   waker?: () => void
   /** hears that an executor took the attempt, or that the task ended (the stdin writer waits for either) */
   onPlaced?: () => void
+  /**
+   * the names of the variables its spec set whose values this node never had: it took the task over from a record,
+   * which keeps names only; it cannot place the task again (a running attempt needs no env and goes on)
+   */
+  envLost?: string[]
   abort: AbortController
 }
 
@@ -88,10 +93,26 @@ export class Coordinator {
     private readonly log: Logger
   ) {}
 
+  /**
+   * Starts keeping a task's coordination. The spec's env values (a submission's) stay here, in memory, and go out
+   * with each offer; a record holds their names only, so a task taken over from one has none (`envLost`).
+   */
   track (id: string, coord: CoordAspect): Coordinated {
-    const co: Coordinated = { id, spec: coord.spec, coord, placed: false, cancelRequested: false, offset: 0, submittedAt: Date.now(), abort: new AbortController() }
+    const { env, envNames, ...rest } = coord.spec
+    const spec: TaskSpec = { ...rest, env: env ?? {} }
+    const stored = storedSpec(coord.spec)
+    const co: Coordinated = { id, spec, coord: { ...coord, spec: stored }, placed: false, cancelRequested: false, offset: 0, submittedAt: Date.now(), abort: new AbortController() }
+    if (env === undefined && envNames !== undefined && envNames.length > 0) co.envLost = envNames
     this.coordinated.set(id, co)
     return co
+  }
+
+  /** Why a task taken over without its env values cannot be placed again, or undefined when it can. */
+  private envLostReason (co: Coordinated): string | undefined {
+    if (co.envLost === undefined) return undefined
+    const names = co.envLost.join(', ')
+    const why = co.coord.origin === this.c.peerId ? 'which restarted' : 'which died'
+    return `its environment (${names.length > 1024 ? `${names.slice(0, 1024)}...` : names}) was held only by its origin ${co.coord.originName}, ${why}; resubmit it`
   }
 
   route (spec: TaskSpec): RouteResult {
@@ -136,6 +157,8 @@ export class Coordinator {
         pending = undefined
         if (outcome === undefined) {
           if (co.cancelRequested) { this.finalize(co, 'cancelled', 'cancelled before it started'); return }
+          const envLost = this.envLostReason(co)
+          if (envLost !== undefined) { this.finalize(co, 'failed', `cannot place it: ${envLost}`); return }
           routed ??= this.route(co.spec)
           if (!routed.ok) {
             // the nodes that could run it are dead, suspect or draining right now (a failover while another is
@@ -170,6 +193,8 @@ export class Coordinator {
         refusals = 0
         if (outcome.kind === 'done') { this.complete(co, outcome.result); return }
         if (co.cancelRequested) { this.finalize(co, 'cancelled', `cancelled (${outcome.reason})`); return }
+        const envLost = this.envLostReason(co)
+        if (envLost !== undefined) { this.finalize(co, 'failed', `cannot run it again (${outcome.reason}): ${envLost}`.slice(0, 4096)); return }
         if (co.coord.attempt >= co.spec.retries + 1) {
           this.finalize(co, 'failed', `gave up after ${co.coord.attempt} attempt${co.coord.attempt === 1 ? '' : 's'}: ${outcome.reason}`)
           return
@@ -231,7 +256,7 @@ export class Coordinator {
           done: result => { resolve(this.classify(co, result)) }
         }
         try {
-          const { queued, reason } = admitOffer(this.c, offer, watcher)
+          const { queued, reason } = admitOffer(this.c, offer, watcher, this.c.peerId)
           this.placed(co, node, this.init.nodeName, queued, reason)
         } catch (err) {
           resolve(refused(err))
@@ -412,7 +437,7 @@ export class Coordinator {
  * Admits an offer on this node's executor. An offer marked `startNow` (a session's owner, asked while another node
  * could start the task at once) is refused rather than queued when it cannot start now.
  */
-export function admitOffer (c: Pick<TasksComponents, 'executor'>, offer: TaskOffer, watcher: Watcher): { queued: boolean, reason?: string } {
+export function admitOffer (c: Pick<TasksComponents, 'executor'>, offer: TaskOffer, watcher: Watcher, offeredBy?: NodeId): { queued: boolean, reason?: string } {
   if (offer.startNow === true) {
     const u = c.executor.usage()
     const s = offer.spec
@@ -421,7 +446,7 @@ export function admitOffer (c: Pick<TasksComponents, 'executor'>, offer: TaskOff
       throw new UnavailableError(`full (${busy})`, { details: { full: true } })
     }
   }
-  const { queued } = c.executor.admit({ id: offer.id, spec: offer.spec, attempt: offer.attempt, origin: offer.origin, coordinator: offer.coordinator }, watcher)
+  const { queued } = c.executor.admit({ id: offer.id, spec: offer.spec, attempt: offer.attempt, origin: offer.origin, coordinator: offer.coordinator, ...(offeredBy === undefined ? {} : { offeredBy }) }, watcher)
   // a task that waits in the queue says why (what is ahead of it, which resource it lacks)
   const reason = queued ? c.executor.get?.(offer.id)?.state.reason : undefined
   return reason === undefined ? { queued } : { queued, reason }

@@ -68,7 +68,8 @@ export class ExecutorSide {
       }
       let admitted: { queued: boolean, reason?: string }
       try {
-        admitted = admitOffer(this.c, offer, watcher)
+        // the authenticated sender, whoever the offer says it comes from: a task sent by an outside key holder shows as such
+        admitted = admitOffer(this.c, offer, watcher, ctx.peer)
       } catch (err) {
         reject(err)
         return

@@ -7,7 +7,7 @@
  */
 import {
   FINAL_STATUSES, decodeTaskEntry,
-  type CoordAspect, type ExecAspect, type TaskEntry, type TaskRecord, type TaskStatus
+  type CoordAspect, type ExecAspect, type StoredSpec, type TaskEntry, type TaskRecord, type TaskStatus
 } from '../../proto/index.ts'
 import type { NodeId } from '../interface/index.ts'
 import { compareStamps, type StateStore, type StoredEntry } from '../state/index.ts'
@@ -32,8 +32,9 @@ export class TaskRecords {
     return (e === undefined ? undefined : decodeTaskEntry(e.value)) ?? {}
   }
 
+  /** Writes the coordinator's aspect; a spec's env values never go into it, its names do (`envNames`). */
   writeCoord (id: string, coord: CoordAspect): void {
-    this.store.set('tasks', id, { ...this.own(id), coord } satisfies TaskEntry)
+    this.store.set('tasks', id, { ...this.own(id), coord: { ...coord, spec: storedSpec(coord.spec) } } satisfies TaskEntry)
   }
 
   writeExec (id: string, exec: ExecAspect): void {
@@ -68,6 +69,19 @@ export class TaskRecords {
     for (const [id, entries] of this.store.groupAll('tasks')) out.set(id, merge(entries))
     return out
   }
+}
+
+/** A spec as a record keeps it: `env` replaced by the names of its variables. */
+export function storedSpec (spec: StoredSpec): StoredSpec {
+  if (spec.env === undefined) return spec
+  const { env, ...rest } = spec
+  const names = Object.keys(env)
+  return names.length === 0 && rest.envNames === undefined ? rest : { ...rest, envNames: rest.envNames ?? names }
+}
+
+/** The names of the variables a recorded spec set. */
+export function envNamesOf (spec: StoredSpec): string[] {
+  return spec.envNames ?? Object.keys(spec.env ?? {})
 }
 
 /** Merges every writer's stored entry for one task (either form; malformed ones are skipped). */
@@ -140,7 +154,9 @@ export function toRecord (id: string, a: Aspects): TaskRecord | undefined {
     finishedAt: iso(finishedAt),
     durationMs: startedAt !== undefined && finishedAt !== undefined ? finishedAt - startedAt : null,
     cancelRequested: a.cancelRequested,
-    oom: final && e?.oom === true
+    oom: final && e?.oom === true,
+    envNames: c === undefined ? [] : envNamesOf(c.spec),
+    offeredBy: e?.lost === true ? null : (e?.offeredBy ?? null)
   }
   if (e?.result !== undefined && status === 'completed') r.result = e.result
   // why it waits: in an executor's queue (its record says), else for a node that can take it (the coordinator's)

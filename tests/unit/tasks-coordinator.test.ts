@@ -186,6 +186,48 @@ describe('tasks - coordinator', () => {
   })
 })
 
+describe('tasks - secrets in a task\'s environment', () => {
+  it('writes the names of its env into the coordinator aspect, never the values, and offers the values to the executor', async () => {
+    const h = harness({ a: 'die', b: 'accept' })
+    // a dies mid-task: the retry rewrites the coordinator aspect, and the second offer still carries the values
+    const events = await h.submit(spec({ strategy: 'round-robin', retries: 2, env: { SECRET_TOKEN: 's3cr3t-value-xyz', MODE: 'fast' } }))
+    expect(exitOf(events)).toMatchObject({ status: 'completed', attempts: 2 })
+    const id = h.records.list()[0]?.id ?? ''
+    const coord = h.records.own(id).coord
+    expect(coord?.attempt).toBe(2)
+    expect(coord?.spec.envNames).toEqual(['SECRET_TOKEN', 'MODE'])
+    expect(coord?.spec.env).toBeUndefined()
+    expect(JSON.stringify(h.records.own(id))).not.toContain('s3cr3t-value-xyz')
+    expect(h.records.get(id)?.envNames).toEqual(['SECRET_TOKEN', 'MODE'])
+    expect(h.offers.map(o => o.offer.spec.env.SECRET_TOKEN)).toEqual(['s3cr3t-value-xyz', 's3cr3t-value-xyz'])
+  })
+
+  it('fails a task taken over from its record when it had env values and must be placed, naming the variables', async () => {
+    const h = harness({ a: 'accept' })
+    const { env: _values, ...rest } = spec({ env: { SECRET_TOKEN: 'x', MODE: 'y' } })
+    const co = h.coordinator.track('t-orphan', { spec: { ...rest, envNames: ['SECRET_TOKEN', 'MODE'] }, origin: 'gone', originName: 'n1', coordinator: 'self', attempt: 1, createdAt: Date.now() })
+    co.sink = new EventQueue<ClientEvent>()
+    await h.coordinator.drive(co)
+    const events: ClientEvent[] = []
+    for await (const ev of co.sink) events.push(ev)
+    expect(exitOf(events)).toMatchObject({ status: 'failed', code: 1 })
+    expect(exitOf(events).error).toBe('cannot place it: its environment (SECRET_TOKEN, MODE) was held only by its origin n1, which died; resubmit it')
+    expect(h.offers).toEqual([])
+  })
+
+  it('places a task taken over from its record as before when it had no env', async () => {
+    const h = harness({ a: 'accept' })
+    const { env: _none, ...rest } = spec()
+    const co = h.coordinator.track('t-plain', { spec: rest, origin: 'gone', originName: 'n1', coordinator: 'self', attempt: 1, createdAt: Date.now() })
+    co.sink = new EventQueue<ClientEvent>()
+    await h.coordinator.drive(co)
+    const events: ClientEvent[] = []
+    for await (const ev of co.sink) events.push(ev)
+    expect(exitOf(events)).toMatchObject({ status: 'completed', nodeName: 'a' })
+    expect(h.offers[0]?.offer.spec.env).toEqual({})
+  })
+})
+
 describe('tasks - dispatch ledger', () => {
   it('counts what was sent after the last report and has not ended', () => {
     let now = 1_000

@@ -59,6 +59,7 @@ export const taskCommand: Command = {
       ['type', t.type],
       ['node', t.node === null ? null : `${t.nodeName ?? '?'} (${t.node})`],
       ['origin', `${t.originName} (${t.origin})`],
+      ...(t.offeredBy === null || t.offeredBy === undefined ? [] : [['offered by', t.offeredBy] as [string, unknown]]),
       ['attempts', t.attempts],
       ['exit code', t.exitCode],
       ['signal', t.signal],
@@ -66,6 +67,8 @@ export const taskCommand: Command = {
       ['resources', `cpus ${t.cpus}, gpus ${t.gpus}${t.gpuIds.length > 0 ? ` (${t.gpuIds.join(',')})` : ''}, memory ${t.memory}`],
       ['priority', t.priority],
       ['session', t.session],
+      // names only: a record never holds the values
+      ...((t.envNames ?? []).length === 0 ? [] : [['env', (t.envNames ?? []).join(', ')] as [string, unknown]]),
       ['created', t.createdAt],
       ['started', t.startedAt],
       ['finished', t.finishedAt],
