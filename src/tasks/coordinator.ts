@@ -11,7 +11,7 @@ import {
   TASK_REASON_MAX_CHARS, TaskAttach, TaskCancel, TaskRun,
   type CoordAspect, type ExecAspect, type RehomeReason, type TaskEvent, type TaskOffer, type TaskSpec, type TaskStreamEvent
 } from '../../proto/index.ts'
-import { CancelledError, UnavailableError, toGridError, type NodeId } from '../interface/index.ts'
+import { CancelledError, toGridError, type NodeId } from '../interface/index.ts'
 import type { Watcher } from '../executor/index.ts'
 import { exitCodeOf } from '../executor/index.ts'
 import { route, type RouteResult, type SessionPlan } from '../routing/index.ts'
@@ -19,6 +19,7 @@ import { backoffMs, delay } from '../util/index.ts'
 import type { TasksComponents, TasksInit } from './components.ts'
 import { DispatchLedger } from './dispatch-ledger.ts'
 import type { EventQueue } from './event-queue.ts'
+import { admitOffer } from './admission.ts'
 import { TaskRecords, isFinalStatus, statusOf, storedSpec } from './records.ts'
 import type { TaskMetrics } from './task-metrics.ts'
 import { candidates } from './view.ts'
@@ -431,23 +432,4 @@ export class Coordinator {
   private nameOf (node: NodeId): string {
     return this.c.nodeRegistry.get(node)?.value.name ?? node
   }
-}
-
-/**
- * Admits an offer on this node's executor. An offer marked `startNow` (a session's owner, asked while another node
- * could start the task at once) is refused rather than queued when it cannot start now.
- */
-export function admitOffer (c: Pick<TasksComponents, 'executor'>, offer: TaskOffer, watcher: Watcher, offeredBy?: NodeId): { queued: boolean, reason?: string } {
-  if (offer.startNow === true) {
-    const u = c.executor.usage()
-    const s = offer.spec
-    if (u.queued > 0 || u.freeSlots < s.cpus || u.freeGpus < s.gpus || u.freeMemoryBytes < s.memory) {
-      const busy = `${u.running} running, ${u.queued} queued, ${u.freeSlots} slot${u.freeSlots === 1 ? '' : 's'} free`
-      throw new UnavailableError(`full (${busy})`, { details: { full: true } })
-    }
-  }
-  const { queued } = c.executor.admit({ id: offer.id, spec: offer.spec, attempt: offer.attempt, origin: offer.origin, coordinator: offer.coordinator, ...(offeredBy === undefined ? {} : { offeredBy }) }, watcher)
-  // a task that waits in the queue says why (what is ahead of it, which resource it lacks)
-  const reason = queued ? c.executor.get?.(offer.id)?.state.reason : undefined
-  return reason === undefined ? { queued } : { queued, reason }
 }

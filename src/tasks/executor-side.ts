@@ -12,7 +12,7 @@ import { CancelledError, NotFoundError } from '../interface/index.ts'
 import type { Watcher } from '../executor/index.ts'
 import type { RpcContext } from '../mesh/index.ts'
 import type { TasksComponents, TasksInit } from './components.ts'
-import { admitOffer } from './coordinator.ts'
+import { admitOffer } from './admission.ts'
 import { isFinalStatus, type TaskRecords } from './records.ts'
 import type { TaskMetrics } from './task-metrics.ts'
 

@@ -1,0 +1,27 @@
+/**
+ * Admission of an offered task into this node's executor, for the local path (coordinator.ts) and the RPC path
+ * (executor-side.ts) alike: one place decides whether an offer that must start now may queue.
+ */
+import type { TaskOffer } from '../../proto/index.ts'
+import { UnavailableError, type NodeId } from '../interface/index.ts'
+import type { Watcher } from '../executor/index.ts'
+import type { TasksComponents } from './components.ts'
+
+/**
+ * Admits an offer on this node's executor. An offer marked `startNow` (a session's owner, asked while another node
+ * could start the task at once) is refused rather than queued when it cannot start now.
+ */
+export function admitOffer (c: Pick<TasksComponents, 'executor'>, offer: TaskOffer, watcher: Watcher, offeredBy?: NodeId): { queued: boolean, reason?: string } {
+  if (offer.startNow === true) {
+    const u = c.executor.usage()
+    const s = offer.spec
+    if (u.queued > 0 || u.freeSlots < s.cpus || u.freeGpus < s.gpus || u.freeMemoryBytes < s.memory) {
+      const busy = `${u.running} running, ${u.queued} queued, ${u.freeSlots} slot${u.freeSlots === 1 ? '' : 's'} free`
+      throw new UnavailableError(`full (${busy})`, { details: { full: true } })
+    }
+  }
+  const { queued } = c.executor.admit({ id: offer.id, spec: offer.spec, attempt: offer.attempt, origin: offer.origin, coordinator: offer.coordinator, ...(offeredBy === undefined ? {} : { offeredBy }) }, watcher)
+  // a task that waits in the queue says why (what is ahead of it, which resource it lacks)
+  const reason = queued ? c.executor.get?.(offer.id)?.state.reason : undefined
+  return reason === undefined ? { queued } : { queued, reason }
+}
