@@ -1,7 +1,9 @@
+import { spawnSync } from 'node:child_process'
 import { statSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Cluster, runCtl } from '../helpers/cluster.ts'
+import { GRIDCTL, ROOT } from '../helpers/paths.ts'
 
 describe('gridctl - against real daemons', () => {
   let c: Cluster
@@ -95,5 +97,17 @@ describe('gridctl - against real daemons', () => {
     const again = await runCtl(['keygen', file])
     expect(again.code).toBe(1)
     expect(again.stderr).toMatch(/exists; pass --force/)
+  })
+  it('loads only what a command needs: no libp2p, typebox or ssh2 for a request on the socket', () => {
+    // every gridctl call pays for what it loads before it sends anything (974 modules, 0.3-0.7 s, before this test)
+    const hook = join(ROOT, 'tests/helpers/count-modules.mjs')
+    for (const args of [['--version'], ['--socket', c.node('n1').socket, 'status'], ['--socket', c.node('n1').socket, 'run', '--', 'true']]) {
+      const file = join(c.root, `modules-${args.length}.json`)
+      const r = spawnSync(process.execPath, ['--import', hook, GRIDCTL, ...args], { env: { ...process.env, GRID_MODULE_COUNT_FILE: file }, encoding: 'utf8', timeout: 60_000 })
+      expect(r.status, r.stderr).toBe(0)
+      const counted = JSON.parse(readFileSync(file, 'utf8')) as { total: number, byPackage: Record<string, number> }
+      expect(Object.keys(counted.byPackage).filter(p => p !== '(own)' && p !== 'node:'), args.join(' ')).toEqual([])
+      expect(counted.total, args.join(' ')).toBeLessThan(60)
+    }
   })
 })

@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs'
-import { newSwarmKey, parseSwarmKey } from '../../../proto/index.ts'
 import { ConflictError } from '../../interface/index.ts'
 import { writeFileAtomic } from '../../util/index.ts'
 import { requirePositionals, type Command } from '../command.ts'
@@ -15,6 +14,8 @@ export const keygenCommand: Command = {
   async run (ctx, args) {
     const [file] = requirePositionals(args, ['FILE']) as [string]
     if (existsSync(file) && args.values.force !== true) throw new ConflictError(`${file} exists; pass --force to replace it (nodes using the old key will no longer connect)`)
+    // loaded here, not at start-up: @libp2p/pnet is only needed by this command
+    const { newSwarmKey, parseSwarmKey } = await import('../../../proto/swarm-key.ts')
     const key = newSwarmKey()
     writeFileAtomic(file, key, 0o600)
     const { fingerprint } = parseSwarmKey(key, file)

@@ -1,6 +1,6 @@
-import { request } from 'node:http'
-import { API_PREFIX } from '../../../proto/index.ts'
+import { API_PREFIX } from '../../../proto/api.ts'
 import { DaemonUnreachableError } from '../../interface/index.ts'
+import { request } from '../client.ts'
 import { requirePositionals, type Command } from '../command.ts'
 
 export const metricsCommand: Command = {
