@@ -71,7 +71,11 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
     const root = this.init.scratchDir
     const user = this.init.taskUser
     if (root !== undefined && user !== undefined) {
-      prepareScratchRoot(root, user.gid)
+      try {
+        prepareScratchRoot(root, user.gid)
+      } catch (err) {
+        throw new InvalidConfigError([`executor.taskUser: cannot make ${root}, where ${user.name}'s tasks' scratch directories go, in its group: ${(err as Error).message}`], { cause: err })
+      }
       if (!userCanEnter(user, root)) throw new InvalidConfigError([`executor.taskUser: ${user.name} cannot enter ${root}, where its tasks' scratch directories go (a directory above it is closed to it): open the way (chmod o+x), or move the data dir`])
     }
     if (root !== undefined) {
