@@ -31,8 +31,9 @@ describe.skipIf(!root)(`task user - tasks run as executor.taskUser, not as gridd
   afterAll(async () => { await c?.destroy() })
 
   it('runs a task as the user, with its groups and HOME, its output captured', async () => {
-    const r = await n1.ctl(['run', '--', 'sh', '-c', 'id -u; id -g; id -G; echo "USER=$USER"; test -d "$HOME" && echo home ok'])
-    expect(r.stdout).toBe(`${id('-u')}\n${id('-g')}\n${id('-G')}\nUSER=nobody\nhome ok\n`)
+    const r = await n1.ctl(['run', '--', 'sh', '-c', 'id -u; id -g; id -G; echo "USER=$USER"; test -d "$HOME" && echo home ok; umask; grep CapEff /proc/self/status'])
+    // umask 007: what it leaves in its scratch directory stays removable by gridd, through the group; no capabilities
+    expect(r.stdout).toBe(`${id('-u')}\n${id('-g')}\n${id('-G')}\nUSER=nobody\nhome ok\n0007\nCapEff:\t0000000000000000\n`)
     expect(r.code).toBe(0)
   })
 
