@@ -9,7 +9,7 @@ import type { GridConfig } from './config/index.ts'
 import { ControlServer, StatsSampler, routes, type ControlDeps } from './control/index.ts'
 import { availableParallelism, totalmem } from 'node:os'
 import { join } from 'node:path'
-import { Executor, LocalResources, WorkerPool, type WorkerTypeConfig } from './executor/index.ts'
+import { Executor, LocalResources, WorkerPool, resolveTaskUser, type WorkerTypeConfig } from './executor/index.ts'
 import type { Startable } from './interface/index.ts'
 import { Membership } from './membership/index.ts'
 import { Mesh, loadOrCreateIdentity, loadSwarmKey, type SwarmKey } from './mesh/index.ts'
@@ -52,6 +52,8 @@ export class Daemon {
   static async create (config: GridConfig, opts: DaemonOptions): Promise<Daemon> {
     const logger = opts.logger
     const registry = opts.registry ?? createRegistry({ node: config.name }, VERSION)
+    // a task user that is unknown, or that gridd cannot switch to, fails the start here, not the first task
+    const taskUser = config.executor.taskUser === '' ? undefined : resolveTaskUser(config.executor.taskUser)
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
     chmodSync(config.dataDir, 0o700)
     const lock = lockDataDir(config.dataDir)
@@ -66,6 +68,7 @@ export class Daemon {
         logger.warn({ path: swarmKey.path }, 'the swarm key file can be read by group or others; chmod 600 it')
       }
       if (identity.created) logger.info({ path: identity.path }, 'created a new node identity')
+      if (taskUser !== undefined) logger.info({ user: taskUser.name, uid: taskUser.uid, gid: taskUser.gid }, 'tasks and warm workers run as the task user')
 
       const resources = new LocalResources({ logger: logger.child({ component: 'resources' }), registry }, { nvidiaSmi: config.nvidiaSmi })
       const mesh = await Mesh.create({ logger: logger.child({ component: 'mesh' }), registry }, {
@@ -111,9 +114,11 @@ export class Daemon {
         maxRetainedLogBytes: config.executor.retainedLogBytes,
         taskTypes: Object.fromEntries(Object.entries(config.tasks).map(([k, v]) => [k, { command: v.command, ...(v.env === undefined ? {} : { env: v.env }), ...(v.cwd === undefined ? {} : { cwd: v.cwd }) }])),
         baseEnv: process.env,
-        scratchDir: join(config.dataDir, 'scratch'),
+        // a task user cannot enter the data dir (0700): its tasks' scratch directories are beside it
+        scratchDir: taskUser === undefined ? join(config.dataDir, 'scratch') : `${config.dataDir}-scratch`,
         scratchRetentionMs: config.taskRetentionMs,
-        cgroupRoot: config.executor.cgroupRoot
+        cgroupRoot: config.executor.cgroupRoot,
+        ...(taskUser === undefined ? {} : { taskUser })
       })
       const workerTypes: Record<string, WorkerTypeConfig> = {}
       for (const [name, t] of Object.entries(config.tasks)) {

@@ -55,6 +55,8 @@ export interface GridConfig {
     retainedLogBytes: number
     /** where task cgroups go: '' under gridd's own cgroup, a cgroup path (/grid), or 'off' (limits not enforced) */
     cgroupRoot: string
+    /** the user tasks and warm workers run as ('' : gridd's own); checked at start (executor/task-user.ts) */
+    taskUser: string
   }
   /** how long finished task records are kept */
   taskRetentionMs: number
@@ -117,6 +119,7 @@ export function defaults (): Record<string, unknown> {
     'executor.maxLogBytes': '4MiB',
     'executor.retainedLogBytes': '256MiB',
     'executor.cgroupRoot': '',
+    'executor.taskUser': '',
     taskRetention: '24h',
     'control.maxConnections': 512,
     'sessions.maxPerWriter': 10_000,
@@ -131,6 +134,7 @@ function sanitizeHostname (h: string): string {
 }
 
 const path = str({ min: 1, max: 4096 })
+const taskUser = str({ max: 64, pattern: /^(|[A-Za-z_][A-Za-z0-9_.-]*\$?|\d+)$/, patternHelp: 'must be a user name (as in grid-task) or a uid, or empty (tasks run as gridd\'s user)' })
 const cgroupRoot = str({ max: 4096, pattern: /^(|off|\/[^\0]*)$/, patternHelp: 'must be a cgroup path starting with "/", or off' })
 
 export const FIELDS: FieldDef[] = [
@@ -164,6 +168,7 @@ export const FIELDS: FieldDef[] = [
   { key: 'executor.maxLogBytes', env: 'GRID_MAX_LOG_BYTES', convert: size(1024, 2 ** 40), help: 'output kept per task (default 4MiB; older output is dropped)' },
   { key: 'executor.retainedLogBytes', env: 'GRID_RETAINED_LOG_BYTES', convert: size(0, 2 ** 44), help: 'output kept for finished tasks, all together (default 256MiB)' },
   { key: 'executor.cgroupRoot', env: 'GRID_CGROUP_ROOT', flag: 'cgroup-root', convert: cgroupRoot, help: 'cgroup that task cgroups go under, as in /grid, or off (default: gridd\'s own cgroup)' },
+  { key: 'executor.taskUser', env: 'GRID_TASK_USER', flag: 'task-user', convert: taskUser, help: 'user tasks and warm workers run as, so they cannot read gridd\'s data dir; needs root or CAP_SETUID, CAP_SETGID, CAP_KILL (default: gridd\'s own)' },
   { key: 'taskRetention', env: 'GRID_TASK_RETENTION', flag: 'task-retention', convert: duration(1000, 365 * 86_400_000), help: 'how long finished task records are kept (default 24h)' },
   { key: 'control.maxConnections', env: 'GRID_CONTROL_MAX_CONNECTIONS', convert: int(8, 100_000), help: 'connections the control socket keeps open at once; at the cap the longest-idle one is closed (default 512)' },
   { key: 'sessions.maxPerWriter', env: 'GRID_SESSIONS_MAX', convert: int(1, 10_000_000), help: 'sessions this node may hold (written through it); a put past it is TOO_LARGE (default 10000)' },

@@ -100,7 +100,8 @@ export function loadConfig (sources: ConfigSources = {}): GridConfig {
       killGraceMs: get('executor.killGrace'),
       maxLogBytes: get('executor.maxLogBytes'),
       retainedLogBytes: get('executor.retainedLogBytes'),
-      cgroupRoot: get('executor.cgroupRoot')
+      cgroupRoot: get('executor.cgroupRoot'),
+      taskUser: get('executor.taskUser')
     },
     taskRetentionMs: get('taskRetention'),
     control: { maxConnections: get('control.maxConnections') },

@@ -39,6 +39,8 @@ export const STOP_WAIT_S = 30
 /** systemd names, fixed so that a hand install and a deployed one look the same. */
 export const UNIT_NAME = 'gridd.service'
 export const SERVICE_USER = 'grid'
+/** The user the unit's tasks and warm workers run as (executor.taskUser), so they cannot read gridd's data dir. */
+export const TASK_USER = 'grid-task'
 export const SYSTEMD_CONFIG_DIR = '/etc/grid'
 export const SYSTEMD_UNIT_FILE = `/etc/systemd/system/${UNIT_NAME}`
 export const SYSUSERS_FILE = '/etc/sysusers.d/grid.conf'

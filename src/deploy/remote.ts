@@ -4,7 +4,7 @@
  * key: it travels by SFTP only.
  */
 import {
-  SERVICE_USER, STOP_WAIT_S, SYSTEMD_CONFIG_DIR, SYSTEMD_UNIT_FILE, SYSUSERS_FILE, TMPFILES_FILE, UNIT_NAME
+  SERVICE_USER, STOP_WAIT_S, SYSTEMD_CONFIG_DIR, SYSTEMD_UNIT_FILE, SYSUSERS_FILE, TASK_USER, TMPFILES_FILE, UNIT_NAME
 } from './constants.ts'
 import { RemoteCommandError } from './errors.ts'
 import type { Layout } from './layout.ts'
@@ -151,8 +151,11 @@ export function installScript (layout: Layout, staging: string, items: InstallIt
     const sysusers = items.find(i => i.dest === SYSUSERS_FILE)
     if (sysusers !== undefined) lines.push(`put ${shq(sysusers.staged)} ${shq(sysusers.dest)} ${sysusers.mode} ''`)
     lines.push(
-      `if ! id -u ${SERVICE_USER} >/dev/null 2>&1; then`,
-      `  if command -v systemd-sysusers >/dev/null 2>&1; then systemd-sysusers ${SYSUSERS_FILE}; else useradd --system --user-group --home-dir /var/lib/grid --no-create-home --shell /usr/sbin/nologin ${SERVICE_USER}; fi`,
+      `if ! id -u ${SERVICE_USER} >/dev/null 2>&1 || ! id -u ${TASK_USER} >/dev/null 2>&1; then`,
+      `  if command -v systemd-sysusers >/dev/null 2>&1; then systemd-sysusers ${SYSUSERS_FILE}; else`,
+      `    id -u ${SERVICE_USER} >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/grid --no-create-home --shell /usr/sbin/nologin ${SERVICE_USER}`,
+      `    id -u ${TASK_USER} >/dev/null 2>&1 || useradd --system --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin ${TASK_USER}`,
+      '  fi',
       'fi'
     )
     const tmpfiles = items.find(i => i.dest === TMPFILES_FILE)

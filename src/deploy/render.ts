@@ -4,7 +4,7 @@
  * YAML config. Everything here is deterministic, so that a second deploy finds the same bytes and changes nothing.
  */
 import { stringify } from 'yaml'
-import { DEFAULT_PREFIX, SERVICE_USER, SYSTEMD_CONFIG_DIR } from './constants.ts'
+import { DEFAULT_PREFIX, SERVICE_USER, SYSTEMD_CONFIG_DIR, TASK_USER } from './constants.ts'
 import type { Layout } from './layout.ts'
 import { GRIDD_NODE_FLAGS } from '../version.ts'
 
@@ -21,10 +21,18 @@ Wants=network-online.target
 Type=exec
 User=${SERVICE_USER}
 Group=${SERVICE_USER}
+# Tasks and warm workers run as ${TASK_USER} (executor.taskUser), so they cannot read gridd's data dir (node key,
+# swarm key, state): gridd starts each one through setpriv, which needs CAP_SETUID and CAP_SETGID, and signals them
+# (cancel, timeout, stop), which needs CAP_KILL; they get no capability themselves. Their scratch directories are in
+# /var/lib/grid-scratch, shared through the ${TASK_USER} group, which gridd is in. A drop-in with
+# Environment=GRID_TASK_USER= runs them as ${SERVICE_USER} again (and the capabilities can then go).
+Environment=GRID_TASK_USER=${TASK_USER}
+SupplementaryGroups=${TASK_USER}
+AmbientCapabilities=CAP_SETUID CAP_SETGID CAP_KILL
 ExecStart=${prefix}/bin/gridd --config ${SYSTEMD_CONFIG_DIR}/gridd.yaml
-# gridd's data dir is $STATE_DIRECTORY (/var/lib/grid); its control socket goes in $RUNTIME_DIRECTORY (/run/grid),
-# where members of the grid group can use it (the socket is 0660)
-StateDirectory=grid
+# gridd's data dir is $STATE_DIRECTORY (/var/lib/grid, the first one; grid-scratch holds tasks' scratch directories);
+# its control socket goes in $RUNTIME_DIRECTORY (/run/grid), where members of the grid group can use it (0660)
+StateDirectory=grid grid-scratch
 StateDirectoryMode=0700
 RuntimeDirectory=grid
 RuntimeDirectoryMode=0750
@@ -59,12 +67,15 @@ RestrictRealtime=yes
 LockPersonality=yes
 SystemCallArchitectures=native
 # Cheap for a daemon that spawns tasks (every line here also binds the tasks; checked with sh, python3 and Node):
-# no capabilities at all (gridd and its tasks run as an unprivileged user); no new namespaces (no containers or
+# no capabilities but the three that start and stop tasks as ${TASK_USER} (gridd runs as an unprivileged user, its
+# tasks as another, with none); no new namespaces (no containers or
 # sandboxes inside tasks); IP, Unix and netlink (interface lists) sockets only; the system-service system calls,
 # where any other (ptrace, mount, perf_event_open, bpf...) fails with EPERM instead of killing the task; other
-# users' processes invisible in /proc; the user's SysV IPC removed at stop; mounts of its own (the host's still
-# propagate in). \`systemd-analyze security gridd.service\` scores about 2 (was 7.0); a unit test keeps it under 5.
-CapabilityBoundingSet=
+# users' processes invisible in /proc (${TASK_USER}'s too: gridd never reads theirs; if gridd and its spawner die at
+# once, systemd kills what is left in the unit before a restart); the user's SysV IPC removed at stop; mounts of its
+# own (the host's still propagate in). \`systemd-analyze security gridd.service\` scores 2.8 (2.3 without the task
+# user's capabilities and groups, 7.0 before any of this); a unit test keeps it under 5.
+CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_KILL
 RestrictNamespaces=yes
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
 SystemCallFilter=@system-service
@@ -78,9 +89,11 @@ WantedBy=multi-user.target
 `
 }
 
-/** The user and group gridd runs as (sysusers.d(5)). */
-export const SYSUSERS_CONF = `# The user and group gridd.service runs as (systemd-sysusers; see sysusers.d(5)).
+/** The user and group gridd runs as, and the one its tasks run as (sysusers.d(5)). */
+export const SYSUSERS_CONF = `# The user and group gridd.service runs as, and the one its tasks and warm workers run as (executor.taskUser), with
+# no home: a task's HOME is its working directory (systemd-sysusers; see sysusers.d(5)).
 u ${SERVICE_USER} - "Grid cluster daemon" /var/lib/grid
+u ${TASK_USER} - "Grid tasks" /nonexistent
 `
 
 /** /etc/grid: gridd.yaml (root:grid 0640) and swarm.key (grid:grid 0600) live there (tmpfiles.d(5)). */

@@ -23,6 +23,8 @@ export interface ChildSpec {
   stdin?: 'pipe'
   /** 'direct': stdin (open, for `write` and `end`) and stdout are one socket to this process, not via the spawner */
   stdio?: 'direct'
+  /** wraps the command line that runs it (as the task user, when there is one), run still as gridd (a cgroup's join) */
+  wrap?: (argv: string[]) => string[]
 }
 
 /** What a child's owner hears about it. Exactly one of `error`, `exit` and `lost` ends it. */

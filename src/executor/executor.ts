@@ -13,7 +13,7 @@
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import { TASK_REASON_MAX_CHARS, TASK_RESULT_MAX_BYTES, type ExecAspect, type TaskSpec } from '../../proto/index.ts'
-import { NotFoundError, UnavailableError, UnsatisfiableError, type Startable } from '../interface/index.ts'
+import { InvalidConfigError, NotFoundError, UnavailableError, UnsatisfiableError, type Startable } from '../interface/index.ts'
 import { AdmissionQueue } from './admission-queue.ts'
 import { isFinal, prepareJob, type ExecTask, type Job } from './job.ts'
 import { ResourceLedger, type ResourceHold, type ResourceNeed } from './ledger.ts'
@@ -22,7 +22,8 @@ import { ProcessHost } from './process-host.ts'
 import { reapOrphans } from './reaper.ts'
 import { TaskCgroups, type LimitsStatus } from './cgroup.ts'
 import { RetainedJobs } from './retained-jobs.ts'
-import { makeScratch, markScratchEnded, scratchPath, sweepScratch } from './scratch.ts'
+import { makeScratch, markScratchEnded, prepareScratchRoot, scratchPath, sweepScratch } from './scratch.ts'
+import { userCanEnter } from './task-user.ts'
 import { SCRATCH_SWEEP_INTERVAL_MS, STDIN_BUFFER_MAX_BYTES } from './constants.ts'
 import { armTimeout, clearTaskTimers, exposeGpus, isDirectory, spawnTask, stopTask } from './task-process.ts'
 import type { Watcher } from './watchers.ts'
@@ -54,7 +55,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
     this.retained = new RetainedJobs(init.maxRetainedLogBytes, job => { if (this.jobs.get(job.task.id) === job) this.jobs.delete(job.task.id) })
     // a plain copy: reading process.env key by key is slow, and tasks are spawned often
     const baseEnv = Object.fromEntries(Object.entries(init.baseEnv).filter((e): e is [string, string] => e[1] !== undefined))
-    this.processes = new ProcessHost({ logger: components.logger }, baseEnv)
+    this.processes = new ProcessHost({ logger: components.logger }, baseEnv, init.taskUser === undefined ? {} : { user: init.taskUser })
     this.processes.on('spawner:exit', code => {
       if (this.stopped) return
       const tasks = [...this.running].filter(j => j.child !== undefined && !j.child.ended).length
@@ -68,6 +69,15 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
     this.cgroups?.setup()
     this.processes.start()
     const root = this.init.scratchDir
+    const user = this.init.taskUser
+    if (root !== undefined && user !== undefined) {
+      try {
+        prepareScratchRoot(root, user.gid)
+      } catch (err) {
+        throw new InvalidConfigError([`executor.taskUser: cannot make ${root}, where ${user.name}'s tasks' scratch directories go, in its group: ${(err as Error).message}`], { cause: err })
+      }
+      if (!userCanEnter(user, root)) throw new InvalidConfigError([`executor.taskUser: ${user.name} cannot enter ${root}, where its tasks' scratch directories go (a directory above it is closed to it): open the way (chmod o+x), or move the data dir`])
+    }
     if (root !== undefined) {
       const sweep = (): void => { sweepScratch(root, this.init.scratchRetentionMs ?? 0, new Set([...this.jobs.keys()].map(id => scratchPath('', id)))) }
       sweep()
@@ -271,6 +281,13 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
       this.dispatch()
       return
     }
+    const user = this.init.taskUser
+    if (job.cwd !== undefined && user !== undefined && !userCanEnter(user, job.cwd)) {
+      this.release(job)
+      this.finish(job, { status: 'failed', exitCode: 126, error: `cannot start ${job.argv[0] ?? ''}: the task user ${user.name} cannot enter working directory ${job.cwd}` })
+      this.dispatch()
+      return
+    }
     if (!this.processes.running) {
       this.release(job)
       this.finish(job, { status: 'failed', lost: true, error: `executor ${this.init.nodeName} cannot start processes right now (its spawner is restarting)` })
@@ -293,13 +310,17 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
     }, this.cgroups)
   }
 
-  /** No directory given: the caller's when it exists here (as Slurm does), else the task's scratch directory. */
+  /**
+   * No directory given: the caller's when it exists here (as Slurm does) and the task user (if any) may enter it,
+   * else the task's scratch directory.
+   */
   private chooseCwd (job: Job): void {
     const wanted = job.task.spec.cwdDefault
-    if (wanted !== undefined && isDirectory(wanted)) { job.cwd = wanted; return }
+    const user = this.init.taskUser
+    if (wanted !== undefined && isDirectory(wanted) && (user === undefined || userCanEnter(user, wanted))) { job.cwd = wanted; return }
     if (this.init.scratchDir === undefined) return
     try {
-      job.scratch = makeScratch(this.init.scratchDir, job.task.id)
+      job.scratch = makeScratch(this.init.scratchDir, job.task.id, user?.gid)
       job.cwd = job.scratch
       job.env.GRID_SCRATCH_DIR = job.scratch
     } catch (err) {

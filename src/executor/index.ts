@@ -3,14 +3,15 @@
  *
  * Owns CPU slots, memory, GPUs (read with nvidia-smi), the admission queue, spawning in process groups (through the
  * spawner, for tasks and warm workers alike), each task's cgroup (its memory limit and CPU quota, where cgroups can
- * be written), timeouts, cancellation and bounded output capture. It must not know
- * about peers or routing: tasks hands it admitted work.
+ * be written), the user tasks run as (executor.taskUser), timeouts, cancellation and bounded output capture. It
+ * must not know about peers or routing: tasks hands it admitted work.
  */
 import type { Logger } from 'pino'
 import type { ExecAspect } from '../../proto/index.ts'
 import type { GpuInfo, NodeId } from '../interface/index.ts'
 import type { TaskTypeConfig } from './job.ts'
 import type { ProcessHost } from './process-host.ts'
+import type { TaskUser } from './task-user.ts'
 import type { FreeResources } from './worker-waits.ts'
 
 export interface ExecutorInit {
@@ -38,6 +39,8 @@ export interface ExecutorInit {
    * as /grid, or 'off'. Without it (unit tests) tasks get no cgroup
    */
   cgroupRoot?: string
+  /** tasks and warm workers run as this user (resolveTaskUser); without it, as gridd */
+  taskUser?: TaskUser
 }
 
 export interface ExecutorComponents {
@@ -132,5 +135,6 @@ export { TaskCgroups, type LimitsStatus } from './cgroup.ts'
 export { ProcessHost, Child, type ChildSpec, type ChildHandlers, type ProcessHostComponents, type ProcessHostEvents, type ProcessHostInit } from './process-host.ts'
 export { Spawner, spawnerMain, type SpawnRequest, type SpawnerRequest, type SpawnerEvent } from './spawner.ts'
 export { STDIN_HIGH_WATER_BYTES } from './constants.ts'
+export { resolveTaskUser, runAs, missingCapabilities, userCanEnter, type TaskUser, type TaskUserSystem } from './task-user.ts'
 export { WorkerPool } from './worker-pool.ts'
 export type { FreeResources } from './worker-waits.ts'

@@ -3,14 +3,18 @@
  * worker). Hands out the spawner's slots, routes its events to each child's handlers, and starts the spawner again
  * (with backoff) when it dies; each child it had hears once that it is lost (`lost`). Children with direct stdio
  * (child.ts) get their connection from the stdio server (stdio-server.ts), matched by the hello the spawner sends.
+ * With a task user (task-user.ts) every child runs as that user, and the spawner gives them a umask that leaves what
+ * they create group-writable (gridd, in that group, removes their scratch directories).
  */
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import { UnavailableError } from '../interface/index.ts'
 import { Child, type ChildHandlers, type ChildSpec } from './child.ts'
 import { SPAWNER_RESTART_BASE_MS, SPAWNER_RESTART_CAP_MS, SPAWNER_RESTART_RESET_MS, STDIO_CONNECT_TIMEOUT_MS } from './constants.ts'
+import { cannotExec } from './exec-path.ts'
 import { Spawner, type SpawnerEvent } from './spawner.ts'
 import { StdioServer } from './stdio-server.ts'
+import { runAs, type TaskUser } from './task-user.ts'
 
 export { Child, type ChildHandlers, type ChildSpec }
 
@@ -21,7 +25,12 @@ export interface ProcessHostComponents {
 export interface ProcessHostInit {
   /** how long a child with direct stdio may take to connect (STDIO_CONNECT_TIMEOUT_MS) */
   stdioConnectTimeoutMs?: number
+  /** every child runs as this user (executor.taskUser); without it, as gridd */
+  user?: TaskUser
 }
+
+/** Children of a task user: what they create is group-writable (their group is gridd's way in), not other-readable. */
+export const TASK_USER_UMASK = 0o007
 
 export interface ProcessHostEvents {
   /** the spawner died; `children` it had are lost (each hears `lost` right after) */
@@ -36,6 +45,8 @@ export class ProcessHost extends EventEmitter<ProcessHostEvents> {
   private restarts = 0
   private stopped = true
   private readonly connectTimeoutMs: number
+  /** the user children run as (none: gridd's) */
+  readonly user: TaskUser | undefined
   private readonly guard = (event: string, fn: () => void): void => {
     // a handler that throws must not take the spawner's pipe (and every other child) or a socket down with it
     try {
@@ -48,6 +59,7 @@ export class ProcessHost extends EventEmitter<ProcessHostEvents> {
   constructor (private readonly components: ProcessHostComponents, private readonly baseEnv: Record<string, string>, init: ProcessHostInit = {}) {
     super()
     this.connectTimeoutMs = init.stdioConnectTimeoutMs ?? STDIO_CONNECT_TIMEOUT_MS
+    this.user = init.user
     this.stdio = new StdioServer(components.logger, this.connectTimeoutMs)
     this.spawner.on('event', e => { this.onEvent(e) })
     this.spawner.on('exit', code => { this.onExit(code) })
@@ -56,12 +68,14 @@ export class ProcessHost extends EventEmitter<ProcessHostEvents> {
   /** False while the spawner is not there (before start, after stop, restarting after a crash). */
   get running (): boolean { return this.spawner.running }
 
+  private get umask (): number | undefined { return this.user === undefined ? undefined : TASK_USER_UMASK }
+
   /** The Unix socket children's direct stdio connects to (opened by the first such child); undefined before. */
   get stdioPath (): string | undefined { return this.stdio.listening }
 
   start (): void {
     this.stopped = false
-    this.spawner.start(this.baseEnv)
+    this.spawner.start(this.baseEnv, this.umask)
   }
 
   /** The spawner kills every child it still has, and exits; the stdio socket and its directory go. */
@@ -74,10 +88,21 @@ export class ProcessHost extends EventEmitter<ProcessHostEvents> {
   /** Starts a child; its handlers hear how it goes. Throws UnavailableError when the spawner is not running. */
   spawn (spec: ChildSpec, handlers: ChildHandlers): Child {
     if (!this.running) throw new UnavailableError('the spawner is not running')
-    const { stdio, input, stdin, ...rest } = spec
+    const { stdio, input, stdin, wrap, ...command } = spec
     const direct = stdio === 'direct'
     const child = new Child(this.nextSlot++, this.spawner, handlers, direct, this.guard)
     this.children.set(child.slot, child)
+    let rest: { argv: string[], env: Record<string, string>, cwd?: string } = command
+    if (this.user !== undefined) {
+      // setpriv would exec a missing program's sh into exit 127: said as a spawn error instead
+      const missing = cannotExec(rest.argv[0] ?? '', rest.env.PATH ?? this.baseEnv.PATH ?? '', rest.cwd)
+      if (missing !== undefined) {
+        setImmediate(() => { this.fail(child, missing) })
+        return child
+      }
+      rest = runAs(this.user, rest.argv, rest.env, rest.cwd)
+    }
+    if (wrap !== undefined) rest = { ...rest, argv: wrap(rest.argv) }
     if (!direct) {
       this.spawner.send({ op: 'spawn', slot: child.slot, ...rest, ...(input === undefined ? {} : { input }), ...(stdin === undefined ? {} : { stdin }) })
       return child
@@ -152,7 +177,7 @@ export class ProcessHost extends EventEmitter<ProcessHostEvents> {
     const wait = Math.min(SPAWNER_RESTART_CAP_MS, SPAWNER_RESTART_BASE_MS * 2 ** this.restarts++)
     setTimeout(() => {
       if (this.stopped) return
-      this.spawner.start(this.baseEnv)
+      this.spawner.start(this.baseEnv, this.umask)
       setTimeout(() => { this.restarts = 0 }, SPAWNER_RESTART_RESET_MS).unref()
     }, wait).unref()
   }

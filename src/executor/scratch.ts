@@ -2,8 +2,11 @@
  * Tasks' scratch directories: `<dataDir>/scratch/<task id>`, where a task runs when it names no directory and the
  * one its caller ran in does not exist on this node. A directory is kept for the task-record retention after its
  * task ended (its mtime is set at the end), then removed by a sweep; the sweep never touches a task that is here.
+ *
+ * With a task user the root is outside gridd's data dir (which that user cannot enter) and shared through the task
+ * user's group: the root 0710 (the group may only pass through), each task's directory 0770, both in that group.
  */
-import { mkdirSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs'
+import { chmodSync, chownSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs'
 import { join } from 'node:path'
 
 /** The scratch directory of a task (its id made safe as one path component). */
@@ -11,11 +14,23 @@ export function scratchPath (root: string, taskId: string): string {
   return join(root, taskId.replace(/[^A-Za-z0-9_-]/g, '_'))
 }
 
-/** Creates it (and the root) if needed; the path. */
-export function makeScratch (root: string, taskId: string): string {
+/** Creates it (and the root) if needed, shared with `group` (the task user's) when given; the path. */
+export function makeScratch (root: string, taskId: string, group?: number): string {
   const dir = scratchPath(root, taskId)
   mkdirSync(dir, { recursive: true, mode: 0o700 })
+  if (group !== undefined) share(dir, group, 0o770)
   return dir
+}
+
+/** The root of a task user's scratch directories: made if needed, in `group`, which may only pass through it. */
+export function prepareScratchRoot (root: string, group: number): void {
+  mkdirSync(root, { recursive: true, mode: 0o700 })
+  share(root, group, 0o710)
+}
+
+function share (dir: string, group: number, mode: number): void {
+  chownSync(dir, -1, group)
+  chmodSync(dir, mode)
 }
 
 /** The task ended: its retention counts from now. */

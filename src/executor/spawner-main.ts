@@ -32,7 +32,7 @@ export function spawnerMain (cp: typeof ChildProcesses, net: typeof Net): void {
   process.stdin.on('end', () => { killAll(); process.exit(0) })
   process.stdin.on('error', () => { killAll(); process.exit(0) })
   for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, () => { killAll(); process.exit(0) })
-  interface Req { op: string, slot: number, argv?: string[], cwd?: string, env?: Record<string, string>, input?: string, stdin?: string, connect?: { path: string, hello: string }, signal?: NodeJS.Signals, data?: string }
+  interface Req { op: string, slot: number, argv?: string[], cwd?: string, env?: Record<string, string>, input?: string, stdin?: string, connect?: { path: string, hello: string }, signal?: NodeJS.Signals, data?: string, umask?: number }
   let buf = ''
   process.stdin.setEncoding('utf8')
   process.stdin.on('data', (chunk: string) => {
@@ -43,7 +43,7 @@ export function spawnerMain (cp: typeof ChildProcesses, net: typeof Net): void {
       buf = buf.slice(nl + 1)
       if (line === '') continue
       const req = JSON.parse(line) as Req
-      if (req.op === 'env') baseEnv = req.env ?? {}
+      if (req.op === 'env') { baseEnv = req.env ?? {}; if (req.umask !== undefined) process.umask(req.umask) }
       else if (req.op === 'spawn') { if (req.connect !== undefined) connect(req, req.connect); else start(req) } else if (req.op === 'kill') {
         const pending = connecting.get(req.slot)
         if (pending !== undefined) {

@@ -8,8 +8,8 @@
  * to the daemon's group does not take it down before it has done so.
  *
  * Protocol: the daemon writes newline-delimited JSON requests to the spawner's stdin, the first one `env` (the base
- * environment), then `spawn`, `kill`, `pause`/`resume` (the child's output), `write` (base64 bytes for an open stdin)
- * and `end` (close it). A spawn's stdin is /dev/null, or `input` written then closed, or with `stdin: 'pipe'` kept
+ * environment, and the children's umask if given), then `spawn`, `kill`, `pause`/`resume` (the child's output),
+ * `write` (base64 bytes for an open stdin) and `end` (close it). A spawn's stdin is /dev/null, or `input` written then closed, or with `stdin: 'pipe'` kept
  * open (`input`, when given, written first) for `write` and `end`. With `connect` (direct stdio) the spawner first
  * connects to the daemon's Unix socket at `connect.path` and writes the line `connect.hello`, then forks the child
  * with that connection as its stdin and stdout and closes its own copy: the child's requests and replies never pass
@@ -60,8 +60,11 @@ export class Spawner extends EventEmitter<{ event: [SpawnerEvent], exit: [code: 
 
   get running (): boolean { return this.child !== undefined }
 
-  /** Starts the spawner; `baseEnv` is the environment every child starts from (sent once, not with each child). */
-  start (baseEnv: Record<string, string>): void {
+  /**
+   * Starts the spawner; `baseEnv` is the environment every child starts from (sent once, not with each child),
+   * `umask` the one children get (without it, gridd's).
+   */
+  start (baseEnv: Record<string, string>, umask?: number): void {
     const child = spawn(process.execPath, ['--input-type=module', '--max-old-space-size=64', '-e', `import * as cp from 'node:child_process'; import * as net from 'node:net'; (${spawnerMain.toString()})(cp, net)`], {
       stdio: ['pipe', 'pipe', 'inherit'],
       detached: true,
@@ -71,7 +74,7 @@ export class Spawner extends EventEmitter<{ event: [SpawnerEvent], exit: [code: 
     this.pending = []
     this.pendingBytes = 0
     child.stdin?.on('error', () => {})
-    child.stdin?.write(JSON.stringify({ op: 'env', slot: 0, env: baseEnv }) + '\n')
+    child.stdin?.write(JSON.stringify({ op: 'env', slot: 0, env: baseEnv, ...(umask === undefined ? {} : { umask }) }) + '\n')
     child.stdout?.on('data', (d: Buffer) => { this.onData(d) })
     child.once('exit', code => {
       this.child = undefined

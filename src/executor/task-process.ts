@@ -3,12 +3,13 @@
  * stdin, inside its own cgroup (its memory limit and CPU quota) where limits are enforced; stopped with TERM, then
  * KILL after the grace period; its timeout. How it ended (killed for memory included) goes to `ended`, once.
  */
-import { accessSync, constants as fsConstants, statSync } from 'node:fs'
-import { delimiter, isAbsolute, join, resolve } from 'node:path'
+import { cannotExec } from './exec-path.ts'
 import type { TaskCgroup, TaskCgroups } from './cgroup.ts'
 import type { Job } from './job.ts'
 import type { ProcessEnd, StopReason } from './outcome.ts'
 import type { ProcessHost } from './process-host.ts'
+
+export { cannotExec, isDirectory } from './exec-path.ts'
 
 export interface TaskProcessHooks {
   /** it runs, as `pid` */
@@ -30,7 +31,7 @@ export function exposeGpus (job: Job, gpus: string[], nodeHasGpus: boolean): voi
  * runs, and goes when the process has ended.
  */
 export function spawnTask (job: Job, processes: ProcessHost, hooks: TaskProcessHooks, cgroups?: TaskCgroups): void {
-  let argv = job.argv
+  const argv = job.argv
   let cgroup: TaskCgroup | undefined
   // limits are what the task named: a memory limit for --memory, a CPU quota for an explicit --cpus; a task that
   // names neither runs without a cgroup (creating and removing one costs more than a short task's whole run)
@@ -45,8 +46,10 @@ export function spawnTask (job: Job, processes: ProcessHost, hooks: TaskProcessH
       hooks.ended({ code: null, signal: null, spawnError: { code: 'ECGROUP', message: `cannot create its cgroup: ${(err as Error).message}` } })
       return
     }
-    if (cgroup !== undefined) argv = cgroup.wrap(argv)
   }
+  // the cgroup is joined by gridd's shell, before the switch to the task user (process-host.ts) that runs inside it
+  const joined = cgroup
+  const wrap = joined === undefined ? {} : { wrap: (a: string[]) => joined.wrap(a) }
   const ended = (end: ProcessEnd): void => {
     if (cgroup !== undefined) {
       const oom = end.lostReason === undefined && end.code !== 0 && cgroup.oomKilled()
@@ -55,7 +58,7 @@ export function spawnTask (job: Job, processes: ProcessHost, hooks: TaskProcessH
     }
     hooks.ended(end)
   }
-  job.child = processes.spawn({ argv, env: job.env, ...(job.cwd === undefined ? {} : { cwd: job.cwd }), ...(job.input === undefined ? {} : { input: job.input }), ...(job.stdin === undefined ? {} : { stdin: 'pipe' as const }) }, {
+  job.child = processes.spawn({ argv, env: job.env, ...(job.cwd === undefined ? {} : { cwd: job.cwd }), ...(job.input === undefined ? {} : { input: job.input }), ...(job.stdin === undefined ? {} : { stdin: 'pipe' as const }), ...wrap }, {
     // an open stdin gets what its client sent so far, then the rest as it comes (stdin-feed.ts)
     drain: () => { job.stdin?.drained() },
     spawned: pid => {
@@ -91,31 +94,4 @@ export function stopTask (job: Job, why: StopReason, killGraceMs: number): void 
 export function clearTaskTimers (job: Job): void {
   clearTimeout(job.timeout)
   clearTimeout(job.kill)
-}
-
-/** Can a process start in it? */
-export function isDirectory (path: string): boolean {
-  try {
-    return statSync(path).isDirectory()
-  } catch {
-    return false
-  }
-}
-
-/** Why `cmd` could not be executed (as execvp would find it on `path`), or undefined when it can. */
-export function cannotExec (cmd: string, path: string, cwd: string | undefined): { code: string, message: string } | undefined {
-  const candidates = cmd.includes('/')
-    ? [isAbsolute(cmd) ? cmd : resolve(cwd ?? process.cwd(), cmd)]
-    : path.split(delimiter).map(d => join(d === '' ? (cwd ?? process.cwd()) : resolve(cwd ?? process.cwd(), d), cmd))
-  let denied = false
-  for (const c of candidates) {
-    try {
-      if (!statSync(c).isFile()) { denied = true; continue }
-      accessSync(c, fsConstants.X_OK)
-      return undefined
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EACCES') denied = true
-    }
-  }
-  return denied ? { code: 'EACCES', message: `spawn ${cmd} EACCES` } : { code: 'ENOENT', message: `spawn ${cmd} ENOENT` }
 }

@@ -59,7 +59,7 @@ describe('systemd - the unit gridctl deploy installs', () => {
   it('runs as grid with a state and a runtime directory, restarts on failure and outwaits the graceful leave', () => {
     const s = settings(readFileSync(UNIT, 'utf8'))
     expect(s.get('User')).toEqual(['grid'])
-    expect(s.get('StateDirectory')).toEqual(['grid'])
+    expect(s.get('StateDirectory')).toEqual(['grid grid-scratch'])
     expect(s.get('RuntimeDirectory')).toEqual(['grid'])
     expect(s.get('Restart')).toEqual(['on-failure'])
     expect(s.get('KillMode')).toEqual(['mixed'])
@@ -76,7 +76,12 @@ describe('systemd - the unit gridctl deploy installs', () => {
     // a system call outside @system-service fails with EPERM in a task; without this line it would kill the task
     expect(s.get('SystemCallFilter')).toEqual(['@system-service'])
     expect(s.get('SystemCallErrorNumber')).toEqual(['EPERM'])
-    expect(s.get('CapabilityBoundingSet')).toEqual([''])
+    // tasks run as grid-task (executor.taskUser): setpriv needs CAP_SETUID and CAP_SETGID, signals to them CAP_KILL,
+    // the shared scratch directories the grid-task group; nothing else
+    expect(s.get('Environment')).toEqual(['GRID_TASK_USER=grid-task'])
+    expect(s.get('CapabilityBoundingSet')).toEqual(['CAP_SETUID CAP_SETGID CAP_KILL'])
+    expect(s.get('AmbientCapabilities')).toEqual(['CAP_SETUID CAP_SETGID CAP_KILL'])
+    expect(s.get('SupplementaryGroups')).toEqual(['grid-task'])
   })
 
   describe.skipIf(ANALYZE === undefined && !REQUIRE)(`systemd-analyze verify${ANALYZE === undefined ? ' (skipped: systemd-analyze is not installed)' : ''}`, () => {
@@ -128,13 +133,14 @@ describe('systemd - the unit gridctl deploy installs', () => {
   const notRoot = process.getuid?.() !== 0
   const noTools = SYSUSERS_BIN === undefined || TMPFILES_BIN === undefined
   describe.skipIf(notRoot || (noTools && !REQUIRE))(`sysusers and tmpfiles, applied to a scratch root${notRoot ? ' (skipped: needs root)' : noTools && !REQUIRE ? ' (skipped: systemd-sysusers or systemd-tmpfiles is not installed)' : ''}`, () => {
-    it('create the grid user and /etc/grid owned by root:grid with mode 0750', () => {
+    it('create the grid and grid-task users and /etc/grid owned by root:grid with mode 0750', () => {
       expect(noTools, 'GRID_TEST_REQUIRE_TOOLS=1 but systemd-sysusers or systemd-tmpfiles is missing (apt-get install systemd)').toBe(false)
       const r = join(root, 'sysroot')
       mkdirSync(join(r, 'etc'), { recursive: true })
       execFileSync(SYSUSERS_BIN as string, [`--root=${r}`, SYSUSERS], { stdio: 'pipe' })
       const passwd = readFileSync(join(r, 'etc/passwd'), 'utf8')
       expect(passwd).toMatch(/^grid:x:\d+:\d+:Grid cluster daemon:\/var\/lib\/grid:/m)
+      expect(passwd).toMatch(/^grid-task:x:\d+:\d+:Grid tasks:\/nonexistent:/m)
       const gid = Number(/^grid:x:(\d+):/m.exec(readFileSync(join(r, 'etc/group'), 'utf8'))?.[1])
       copyFileSync(TMPFILES, join(root, 'grid.tmpfiles.conf'))
       execFileSync(TMPFILES_BIN as string, [`--root=${r}`, '--create', join(root, 'grid.tmpfiles.conf')], { stdio: 'pipe' })
