@@ -10,8 +10,13 @@ export const RPC_PROTOCOL = '/grid/rpc/2.0.0'
 /** Our private Kademlia DHT: its own protocol id so it never joins (or answers) the public IPFS DHT. */
 export const DHT_PROTOCOL = '/grid/kad/1.0.0'
 
-/** Gossip topics are namespaced by cluster name, so two clusters sharing a swarm key still do not mix. */
-export const heartbeatTopic = (cluster: string): string => `grid/${cluster}/heartbeat/1`
+/**
+ * Gossip topics are namespaced by cluster name, so two clusters sharing a swarm key still do not mix. Version 2:
+ * messages are signed by their author (gossipsub StrictSign), and version 1 sent them unsigned; each side drops the
+ * other's as invalid, so a new topic keeps a mixed cluster from penalising its own members: old and new daemons
+ * simply do not hear each other's heartbeats.
+ */
+export const heartbeatTopic = (cluster: string): string => `grid/${cluster}/heartbeat/2`
 
 /** The DHT rendezvous key every member provides: sha256 of this string. */
 export const rendezvousKey = (cluster: string): string => `grid/${cluster}/members/1`

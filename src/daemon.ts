@@ -95,7 +95,8 @@ export class Daemon {
         mesh,
         logger: logger.child({ component: 'membership' }),
         registry,
-        load: () => resources.load()
+        load: () => resources.load(),
+        isRegistered: id => nodeRegistry.get(id) !== undefined
       }, {
         cluster: config.cluster,
         name: config.name,

@@ -38,6 +38,8 @@ export interface GridConfig {
     indirectProbes: number
     /** How long a suspect may refute before it is declared dead. */
     suspicionTimeoutMs: number
+    /** How long a dead or left member stays in the member table. */
+    deadMemberExpiryMs: number
   }
   mesh: {
     maxConnections: number
@@ -109,6 +111,7 @@ export function defaults (): Record<string, unknown> {
     'membership.probeTimeout': '1s',
     'membership.indirectProbes': 3,
     'membership.suspicionTimeout': '4s',
+    'membership.deadMemberExpiry': '24h',
     'mesh.maxConnections': 200,
     'mesh.dialConcurrency': 4,
     'mesh.rendezvousInterval': '10s',
@@ -158,6 +161,7 @@ export const FIELDS: FieldDef[] = [
   { key: 'membership.probeTimeout', env: 'GRID_PROBE_TIMEOUT', convert: duration(50, 60_000), help: 'deadline of a direct or indirect probe (default 1s)' },
   { key: 'membership.indirectProbes', env: 'GRID_INDIRECT_PROBES', convert: int(0, 16), help: 'peers asked to probe a suspect before it is declared dead (default 3)' },
   { key: 'membership.suspicionTimeout', env: 'GRID_SUSPICION_TIMEOUT', convert: duration(100, 600_000), help: 'how long a suspect may refute before it is declared dead (default 4s)' },
+  { key: 'membership.deadMemberExpiry', env: 'GRID_DEAD_MEMBER_EXPIRY', convert: duration(1000, 365 * 86_400_000), help: 'how long a dead or left member stays in the member table (default 24h)' },
   { key: 'mesh.maxConnections', env: 'GRID_MAX_CONNECTIONS', convert: int(4, 10_000), help: 'most open peer connections (default 200)' },
   { key: 'mesh.dialConcurrency', env: 'GRID_DIAL_CONCURRENCY', convert: int(1, 64), help: 'peers dialled at once when joining (default 4)' },
   { key: 'mesh.rendezvousInterval', env: 'GRID_RENDEZVOUS_INTERVAL', convert: duration(1000, 3_600_000), help: 'how often the DHT is asked for other members (default 10s)' },

@@ -86,7 +86,8 @@ export function loadConfig (sources: ConfigSources = {}): GridConfig {
       suspectAfterMissed: get('membership.suspectAfterMissed'),
       probeTimeoutMs: get('membership.probeTimeout'),
       indirectProbes: get('membership.indirectProbes'),
-      suspicionTimeoutMs: get('membership.suspicionTimeout')
+      suspicionTimeoutMs: get('membership.suspicionTimeout'),
+      deadMemberExpiryMs: get('membership.deadMemberExpiry')
     },
     mesh: {
       maxConnections: get('mesh.maxConnections'),

@@ -31,3 +31,22 @@ export const INDIRECT_PROBE_SLACK_MS = 500
 export const HEARTBEAT_JITTER = 0.05
 export const TICK_JITTER = 0.1
 export const PROBE_JITTER = 0.2
+
+/**
+ * How far ahead of the receiver's clock, in seconds, a member's incarnation may be. An incarnation starts at its
+ * process's start time in seconds and a refutation raises it by one only while that stays within the node's own clock
+ * (heartbeats.ts), so a live node's incarnation is never ahead of its clock: the allowance is for clocks set apart.
+ * A day covers a hardware clock kept in local time (up to 14 h off) with room to spare, keeps every incarnation far
+ * from 2^53, and bounds how long a node whose clock was corrected backwards is outranked by its own past: a day.
+ */
+export const INCARNATION_AHEAD_MAX_S = 86_400
+
+/**
+ * How long a dead or left member stays in the table (config `membership.deadMemberExpiry`): long enough that an
+ * operator sees who went away overnight in `gridctl nodes`, short enough that made-up or long-gone members do not
+ * pile up for ever. A member in the node registry comes back on its next heartbeat.
+ */
+export const DEAD_MEMBER_EXPIRY_MS = 24 * 3_600_000
+
+/** A refused membership message (wrong author, unknown author, implausible incarnation) is logged at most this often per reason. */
+export const REFUSED_LOG_EVERY_MS = 60_000

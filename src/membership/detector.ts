@@ -10,14 +10,20 @@
  * - Missed heartbeats get a peer probed; an unanswered direct probe makes it suspect (a peer that answers stays
  *   alive, however late its heartbeats). A suspect that does not come back within the suspicion timeout is dead. A node never declares itself dead; it refutes a suspicion or death
  *   notice about itself by raising its incarnation.
- * - Notices from others apply only at or above the incarnation we know: an old suspicion cannot undo a refutation.
+ * - A notice applies only at exactly the incarnation we know for its subject: an old suspicion cannot undo a
+ *   refutation, and one naming a future incarnation cannot pre-empt the subject's next refutation.
+ * - An incarnation is taken only when plausible: at most this node's clock in seconds plus `incarnationAheadMaxS`
+ *   (incarnations start at a process's start time in seconds and never run ahead of the subject's own clock).
  * - A `left` heartbeat (graceful leave) is final until the node sends a fresh heartbeat again.
+ * - Dead and left members are dropped from the table `memberExpiryMs` after they became so (tick returns them);
+ *   a later heartbeat adds them back.
  * - Local health (Lifeguard): while this node itself is slow (its event loop lags, so heartbeats it receives are
  *   handled late), the caller raises a multiplier that stretches both the missed-heartbeat and the suspicion
  *   deadlines: a starved node must not accuse healthy peers.
  */
 import type { Heartbeat, Notice } from '../../proto/index.ts'
 import type { LoadReport, MemberState, MemberView, NodeId, SelfState } from '../interface/index.ts'
+import { DEAD_MEMBER_EXPIRY_MS, INCARNATION_AHEAD_MAX_S } from './constants.ts'
 
 export interface DetectorOptions {
   heartbeatIntervalMs: number
@@ -25,6 +31,10 @@ export interface DetectorOptions {
   suspicionTimeoutMs: number
   /** How many state changes each member keeps in its history. */
   historyLength?: number
+  /** How far ahead of this node's clock (in seconds) an incarnation may be; INCARNATION_AHEAD_MAX_S by default. */
+  incarnationAheadMaxS?: number
+  /** How long a dead or left member stays in the table; DEAD_MEMBER_EXPIRY_MS by default. */
+  memberExpiryMs?: number
   now?: () => number
 }
 
@@ -66,9 +76,19 @@ export class FailureDetector {
   private readonly historyLength: number
   private multiplier = 1
 
+  private readonly aheadMaxS: number
+  private readonly expiryMs: number
+
   constructor (readonly selfId: NodeId, private readonly opts: DetectorOptions) {
     this.now = opts.now ?? Date.now
     this.historyLength = opts.historyLength ?? 20
+    this.aheadMaxS = opts.incarnationAheadMaxS ?? INCARNATION_AHEAD_MAX_S
+    this.expiryMs = opts.memberExpiryMs ?? DEAD_MEMBER_EXPIRY_MS
+  }
+
+  /** Whether an incarnation is one a live node could hold: not beyond this node's clock plus the allowance. */
+  plausibleIncarnation (inc: number): boolean {
+    return inc <= Math.floor(this.now() / 1000) + this.aheadMaxS
   }
 
   /** How long without a heartbeat before a peer is probed (and suspected if the probe goes unanswered). */
@@ -88,7 +108,7 @@ export class FailureDetector {
 
   /** Applies a heartbeat from a peer; returns the transition it caused, if any. */
   onHeartbeat (hb: Heartbeat): Transition | undefined {
-    if (hb.id === this.selfId) return undefined
+    if (hb.id === this.selfId || !this.plausibleIncarnation(hb.inc)) return undefined
     const now = this.now()
     let m = this.members.get(hb.id)
     if (m === undefined) {
@@ -114,7 +134,7 @@ export class FailureDetector {
   onNotice (n: Notice): Transition | 'refute' | undefined {
     if (n.id === this.selfId) return 'refute'
     const m = this.members.get(n.id)
-    if (m === undefined || n.inc < m.incarnation) return undefined
+    if (m === undefined || n.inc !== m.incarnation) return undefined
     const by = this.members.get(n.by)?.name ?? n.by
     if (n.kind === 'suspect' && m.state === 'alive') return this.transition(m, 'suspect', `suspected by ${by}`)
     if (n.kind === 'dead' && (m.state === 'alive' || m.state === 'suspect')) return this.transition(m, 'dead', `declared dead by ${by}`)
@@ -141,7 +161,7 @@ export class FailureDetector {
     if (m === undefined) return undefined
     m.rttMs = rttMs
     m.reachedAt = this.now()
-    if (incarnation !== undefined && incarnation > m.incarnation) { m.incarnation = incarnation; m.seq = 0 }
+    if (incarnation !== undefined && incarnation > m.incarnation && this.plausibleIncarnation(incarnation)) { m.incarnation = incarnation; m.seq = 0 }
     if (m.state === 'suspect') return this.transition(m, 'alive', 'answered a probe')
     return undefined
   }
@@ -149,13 +169,20 @@ export class FailureDetector {
   /**
    * Checks the clocks: alive peers silent for too long are returned in `overdue`, for the caller to probe (SWIM: a
    * failed probe, not a late heartbeat, makes a suspect; a peer that answers is alive and not overdue again for
-   * another `suspectAfterMs`); suspects past the suspicion timeout become dead.
+   * another `suspectAfterMs`); suspects past the suspicion timeout become dead; dead and left members past the
+   * expiry are removed and returned in `expired`.
    */
-  tick (): { overdue: Overdue[], dead: Transition[] } {
+  tick (): { overdue: Overdue[], dead: Transition[], expired: MemberView[] } {
     const now = this.now()
     const overdue: Overdue[] = []
     const dead: Transition[] = []
+    const expired: MemberView[] = []
     for (const m of this.members.values()) {
+      if ((m.state === 'dead' || m.state === 'left') && now - m.since >= this.expiryMs) {
+        expired.push(this.toView(m))
+        this.members.delete(m.id)
+        continue
+      }
       if (m.state === 'alive' && now - Math.max(m.lastSeen, m.reachedAt ?? 0) > this.suspectAfterMs) {
         overdue.push({ id: m.id, reason: `no heartbeat for ${Math.round((now - m.lastSeen) / 100) / 10}s` })
       } else if (m.state === 'suspect' && now - m.since > this.suspicionTimeoutMs) {
@@ -163,7 +190,7 @@ export class FailureDetector {
         if (t !== undefined) dead.push(t)
       }
     }
-    return { overdue, dead }
+    return { overdue, dead, expired }
   }
 
   get (id: NodeId): MemberView | undefined {

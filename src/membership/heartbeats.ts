@@ -2,6 +2,10 @@
  * The gossip side of membership, on the cluster's heartbeat topic: this node's heartbeats (incarnation, sequence,
  * state, load, version), its suspicion and death notices, and what it makes of everyone else's. A notice about this
  * node is refuted by raising the incarnation and sending a heartbeat at once.
+ *
+ * Who may say what (issue 17): gossip is signed (the mesh hands us the signer as `author`), a heartbeat is taken only
+ * from the node it describes and a notice only from the node that names itself as its sender, and only from authors
+ * this node is connected to or finds in the node registry; anything else is dropped before it is relayed.
  */
 import type { Logger } from 'pino'
 import {
@@ -9,9 +13,9 @@ import {
   type Heartbeat, type MembershipMessage, type Notice
 } from '../../proto/index.ts'
 import type { LoadReport, NodeId, SelfState } from '../interface/index.ts'
-import type { GossipVerdict } from '../mesh/index.ts'
-import { repeat } from '../util/index.ts'
-import { HEARTBEAT_JITTER } from './constants.ts'
+import type { GossipSource, GossipVerdict } from '../mesh/index.ts'
+import { LogLimiter, repeat } from '../util/index.ts'
+import { HEARTBEAT_JITTER, REFUSED_LOG_EVERY_MS } from './constants.ts'
 import type { FailureDetector, Transition } from './detector.ts'
 import type { MembershipMetrics } from './membership-metrics.ts'
 import type { MembershipMesh } from './types.ts'
@@ -23,6 +27,8 @@ export interface HeartbeatsComponents {
   metrics: MembershipMetrics
   health: { raise: (why: string) => void }
   load: () => LoadReport
+  /** Whether a node is in the node registry: with a connection, what makes a message's author one worth hearing. */
+  isRegistered: (id: NodeId) => boolean
   /** Told every state change a message caused. */
   announce: (t: Transition) => void
 }
@@ -37,6 +43,7 @@ export interface HeartbeatsInit {
 export class Heartbeats {
   private readonly log: Logger
   private readonly topic: string
+  private readonly refusedLog = new LogLimiter(REFUSED_LOG_EVERY_MS)
   private inc = Math.floor(Date.now() / 1000)
   private seq = 0
   private state: SelfState = 'alive'
@@ -113,23 +120,37 @@ export class Heartbeats {
   }
 
   /**
-   * Heartbeats and notices travel through other members (the mesh relays them), so their author is taken on trust
-   * among members (the swarm key is the boundary): a stale heartbeat changes nothing (incarnation and sequence), and
-   * a false suspicion or death notice is refuted by its subject, which raises its incarnation.
+   * Heartbeats and notices travel through other members (the mesh relays them), signed by their author. A message
+   * that speaks for someone other than its signer is rejected (no honest relay forwards one, so the peer that
+   * delivered it is penalised). One from an author this node neither is connected to nor finds in the registry, or
+   * a heartbeat whose incarnation is beyond this node's clock plus a day, is ignored: not used, not relayed, no
+   * penalty (another member may know the author, or keep a different clock).
    */
-  private validate (data: Uint8Array, _from: NodeId): GossipVerdict {
+  private validate (data: Uint8Array, from: GossipSource): GossipVerdict {
     const invalid = this.components.metrics.invalid
     if (data.byteLength > HEARTBEAT_MAX_BYTES) { invalid.inc(); return 'reject' }
     let msg: unknown
     try { msg = decode(data) } catch { invalid.inc(); return 'reject' }
     if (!membershipMessage.check(msg)) { invalid.inc(); return 'reject' }
+    const { author } = from
+    if ((msg.t === 'hb' ? msg.id : msg.by) !== author) return this.refuse('not-author', msg, from, 'reject')
+    if (!this.components.mesh.isConnected(author) && !this.components.isRegistered(author)) return this.refuse('unknown-author', msg, from, 'ignore')
+    if (msg.t === 'hb' && !this.components.detector.plausibleIncarnation(msg.inc)) return this.refuse('incarnation-ahead', msg, from, 'ignore')
     return 'accept'
   }
 
-  private onMessage (data: Uint8Array, from: NodeId): void {
+  private refuse (reason: string, msg: MembershipMessage, from: GossipSource, verdict: GossipVerdict): GossipVerdict {
+    this.components.metrics.refused.inc({ reason })
+    if (this.refusedLog.allow(reason)) {
+      this.log.warn({ reason, kind: msg.t, subject: msg.id, inc: msg.inc, author: from.author, via: from.via }, 'refused a membership message (logged once a minute per reason)')
+    }
+    return verdict
+  }
+
+  private onMessage (data: Uint8Array, from: GossipSource): void {
     const msg = decode(data) as MembershipMessage // validated by validate() before delivery
     if (msg.t === 'hb') { this.onHeartbeat(msg); return }
-    this.onNotice(msg, from)
+    this.onNotice(msg, from.via)
   }
 
   private onHeartbeat (hb: Heartbeat): void {
@@ -154,9 +175,15 @@ export class Heartbeats {
     this.components.announce(r)
   }
 
+  /**
+   * Refutes a notice about this node that names its current incarnation (one naming another is old, or made up):
+   * the incarnation goes up by one from this node's own value, never from the notice's, and only while it stays within
+   * this node's clock in seconds, so it never runs ahead of the clock and a restarted process (its incarnation is
+   * its start time) always outranks the old one. Past that, the heartbeat sent now refutes with a higher sequence.
+   */
   private refute (n: Notice, from: NodeId): void {
-    if (n.inc < this.inc) return // already refuted
-    this.inc = Math.max(this.inc, n.inc) + 1
+    if (n.inc !== this.inc) return
+    if (this.inc + 1 <= Math.floor(Date.now() / 1000)) this.inc += 1
     this.components.metrics.refutations.inc()
     // being suspected is a hint that this node is slow (Lifeguard)
     this.components.health.raise(`suspected by ${n.by}`)

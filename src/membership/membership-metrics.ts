@@ -9,6 +9,8 @@ export interface MembershipMetrics {
   heartbeatsSent: Counter
   heartbeatsReceived: Counter
   invalid: Counter
+  refused: Counter<'reason'>
+  expired: Counter
   suspicions: Counter<'source'>
   deaths: Counter<'source'>
   refutations: Counter
@@ -53,6 +55,8 @@ export function createMembershipMetrics (registry: Registry, sources: Membership
     heartbeatsSent: new Counter({ name: 'grid_membership_heartbeats_sent_total', help: 'Heartbeats published', registers: [r] }),
     heartbeatsReceived: new Counter({ name: 'grid_membership_heartbeats_received_total', help: 'Heartbeats received from peers', registers: [r] }),
     invalid: new Counter({ name: 'grid_membership_invalid_messages_total', help: 'Membership messages dropped as invalid', registers: [r] }),
+    refused: new Counter({ name: 'grid_membership_messages_refused_total', help: 'Well-formed membership messages not used, by reason (not-author: speaks for another node than its signer; unknown-author: signer neither connected nor registered; incarnation-ahead: beyond this node\'s clock plus a day)', labelNames: ['reason'], registers: [r] }),
+    expired: new Counter({ name: 'grid_membership_members_expired_total', help: 'Dead or left members dropped from the member table after membership.deadMemberExpiry', registers: [r] }),
     suspicions: new Counter({ name: 'grid_membership_suspicions_total', help: 'Peers this node began to suspect, by source (local: its own evidence; notice: another member)', labelNames: ['source'], registers: [r] }),
     deaths: new Counter({ name: 'grid_membership_deaths_total', help: 'Peers this node marked dead, by source', labelNames: ['source'], registers: [r] }),
     refutations: new Counter({ name: 'grid_membership_refutations_total', help: 'Suspicions or death notices about this node that it refuted', registers: [r] }),
@@ -63,5 +67,6 @@ export function createMembershipMetrics (registry: Registry, sources: Membership
   }
   for (const source of ['local', 'notice']) { m.suspicions.inc({ source }, 0); m.deaths.inc({ source }, 0) }
   for (const to of MEMBER_STATES) m.transitions.inc({ to }, 0)
+  for (const reason of ['not-author', 'unknown-author', 'incarnation-ahead']) m.refused.inc({ reason }, 0)
   return m
 }

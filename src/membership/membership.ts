@@ -36,7 +36,8 @@ export class Membership extends EventEmitter<MembershipEvents> implements Member
     this.detector = new FailureDetector(mesh.peerId, {
       heartbeatIntervalMs: init.heartbeatIntervalMs,
       suspectAfterMissed: init.suspectAfterMissed,
-      suspicionTimeoutMs: init.suspicionTimeoutMs
+      suspicionTimeoutMs: init.suspicionTimeoutMs,
+      memberExpiryMs: init.deadMemberExpiryMs
     })
     const detector = this.detector
     this.health = new LocalHealth({ logger, detector, eventLoopLag: components.eventLoopLag }, { intervalMs: init.heartbeatIntervalMs })
@@ -47,7 +48,7 @@ export class Membership extends EventEmitter<MembershipEvents> implements Member
     })
     const announce = (t: Transition): void => { this.announce(t) }
     this.heartbeats = new Heartbeats(
-      { mesh, logger, detector, metrics: this.metrics, health: this.health, load: components.load, announce },
+      { mesh, logger, detector, metrics: this.metrics, health: this.health, load: components.load, isRegistered: components.isRegistered, announce },
       { cluster: init.cluster, name: init.name, version: init.version, heartbeatIntervalMs: init.heartbeatIntervalMs }
     )
     this.prober = new Prober(
@@ -143,7 +144,7 @@ export class Membership extends EventEmitter<MembershipEvents> implements Member
   }
 
   private tick (): void {
-    const { overdue, dead } = this.detector.tick()
+    const { overdue, dead, expired } = this.detector.tick()
     // late heartbeats on a busy machine are common; a probe that goes unanswered is what makes a suspect
     for (const o of overdue) void this.prober.investigate(o.id, o.reason)
     for (const t of dead) {
@@ -155,6 +156,12 @@ export class Membership extends EventEmitter<MembershipEvents> implements Member
       void this.heartbeats.notify('dead', t).then(async () => {
         if (this.running && this.detector.state(t.id) === 'dead') await this.components.mesh.hangUp(t.id)
       })
+    }
+    for (const v of expired) {
+      this.metrics.expired.inc()
+      // one that is not in the registry is not dialled either; a registered one is, slowly, and its heartbeat adds it back
+      if (!this.components.isRegistered(v.id)) this.components.mesh.forget(v.id)
+      this.log.info({ peer: v.id, name: v.name, state: v.state, since: new Date(v.since).toISOString() }, 'member expired from the member table')
     }
   }
 

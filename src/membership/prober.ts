@@ -112,7 +112,8 @@ export class Prober {
       const results = await Promise.all(helpers.map(async h => await this.askToProbe(h, id)))
       const reached = results.find(r => r.ok)
       if (reached !== undefined) {
-        const t = detector.onProbeSuccess(id, reached.rttMs ?? 0, reached.inc)
+        // the helper's word on the target's incarnation is not taken: only the target itself speaks for that
+        const t = detector.onProbeSuccess(id, reached.rttMs ?? 0)
         if (t !== undefined) announce(t)
         return
       }

@@ -19,6 +19,8 @@ export interface MembershipInit {
   probeTimeoutMs: number
   indirectProbes: number
   suspicionTimeoutMs: number
+  /** How long a dead or left member stays in the member table (config membership.deadMemberExpiry). */
+  deadMemberExpiryMs: number
 }
 
 export interface MembershipEvents {
@@ -78,6 +80,8 @@ export interface MembershipComponents {
   registry: Registry
   /** This node's current load, for its heartbeats. */
   load: () => LoadReport
+  /** Whether a node is in the node registry: gossip is heard only from authors connected to us or registered. */
+  isRegistered: (id: NodeId) => boolean
   /** Where local health reads the event-loop delay; the process's own by default (tests pass a fixed one). */
   eventLoopLag?: LagSampler
 }

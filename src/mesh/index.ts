@@ -6,7 +6,7 @@
  * subscribe with validation, and request/response with deadlines and size limits. It must not interpret what other
  * modules send: payloads are bytes (gossip) or schema-checked messages (RPC).
  */
-export { Mesh, type MeshInit, type MeshComponents, type MeshEvents, type GossipHandler, type GossipValidator, type GossipVerdict } from './mesh.ts'
+export { Mesh, type MeshInit, type MeshComponents, type MeshEvents, type GossipHandler, type GossipValidator, type GossipVerdict, type GossipSource } from './mesh.ts'
 export {
   RpcService, type RpcContext, type RpcHandler, type NotifyHandler, type RequestOptions, type RpcNetwork, type RpcComponents, type RpcInit
 } from './rpc.ts'

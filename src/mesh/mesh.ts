@@ -7,6 +7,7 @@
  *   a few at a time, with jitter and per-peer backoff, up to the connection cap.
  */
 import { EventEmitter } from 'node:events'
+import type { Message } from '@libp2p/gossipsub'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { parsePeerId } from './peer-id-cache.ts'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
@@ -47,14 +48,19 @@ export interface MeshEvents {
   'peer:disconnect': [NodeId]
 }
 
-/** `from` is the peer that delivered the message: its author, or a member relaying it. */
-export type GossipHandler = (data: Uint8Array, from: NodeId) => void
+/**
+ * Who a gossip message comes from. `author` is the peer that signed it (gossipsub's StrictSign: the library checked
+ * the signature, so no relay can forge it); `via` is the peer that delivered it to us: the author, or a member
+ * relaying it.
+ */
+export interface GossipSource { author: NodeId, via: NodeId }
+export type GossipHandler = (data: Uint8Array, from: GossipSource) => void
 /**
  * Decides a gossip message's fate: `accept` (deliver and forward), `ignore` (neither, no penalty: a relayed copy
  * we only take first-hand) or `reject` (neither, and the sender is penalised: it is malformed).
  */
 export type GossipVerdict = 'accept' | 'ignore' | 'reject'
-export type GossipValidator = (data: Uint8Array, from: NodeId) => GossipVerdict
+export type GossipValidator = (data: Uint8Array, from: GossipSource) => GossipVerdict
 
 interface KnownPeer {
   attempts: number
@@ -191,7 +197,9 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
     this.handlers.set(topic, { handler, validate })
     const pubsub = this.libp2p.services.pubsub
     pubsub.topicValidators.set(topic, (peer, msg) => {
-      const verdict = validate(msg.data, peer.toString())
+      // StrictSign: gossipsub drops unsigned messages before this; one that got here unsigned has no author to trust
+      const verdict = msg.type === 'signed' ? validate(msg.data, { author: msg.from.toString(), via: peer.toString() }) : 'reject'
+
       if (verdict !== 'accept') this.metrics.gossipRejected.inc({ topic })
       return verdict as never
     })
@@ -286,13 +294,13 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
     this.emit('peer:disconnect', id)
   }
 
-  private readonly onGossip = (evt: CustomEvent<{ propagationSource: PeerId, msg: { topic: string, data: Uint8Array } }>): void => {
+  private readonly onGossip = (evt: CustomEvent<{ propagationSource: PeerId, msg: Message }>): void => {
     const { propagationSource, msg } = evt.detail
     const h = this.handlers.get(msg.topic)
-    if (h === undefined) return
+    if (h === undefined || msg.type !== 'signed') return
     this.metrics.gossipIn.inc({ topic: msg.topic }, msg.data.byteLength)
     try {
-      h.handler(msg.data, propagationSource.toString())
+      h.handler(msg.data, { author: msg.from.toString(), via: propagationSource.toString() })
     } catch (err) {
       this.log.error({ err, topic: msg.topic }, 'gossip handler failed')
     }

@@ -90,11 +90,12 @@ export async function createMeshNode (opts: NodeOptions): Promise<MeshLibp2p> {
         ignoreDuplicatePublishError: true,
         emitSelf: false,
         fallbackToFloodsub: false,
-        // no per-message signatures: every connection is already authenticated (swarm key, then Noise), and signing
-        // and checking each message cost half of a daemon's CPU under load (measured; see the README). Modules that
-        // need to know a message's author accept it only from the peer that delivered it (state updates), or trust
-        // members and let the subject refute (membership notices).
-        globalSignaturePolicy: 'StrictNoSign',
+        // every message is signed by its author and checked by each receiver (the library does both): the only
+        // topic is the heartbeat topic, and membership accepts a heartbeat or notice only from the node it speaks for
+        // (issue 17). Without signatures a relay could forge any member's heartbeat. The cost, one signature a second
+        // per node and a check per node per message, is measured in the README (Membership, signed heartbeats).
+        // State updates are not gossiped (they travel on the RPC streams), so this does not touch them.
+        globalSignaturePolicy: 'StrictSign',
         maxInboundDataLength: HEARTBEAT_MAX_BYTES + 1024,
         scoreParams: {
           // many daemons share one IP on a test machine or behind a NAT; colocation must not empty the mesh

@@ -15,6 +15,15 @@ export class Rogue {
 
   get id (): string { return this.node.peerId.toString() }
 
+  /** Where other rogues dial this one (a second identity relayed through the first). */
+  get addrs (): string[] { return this.node.getMultiaddrs().map(a => a.toString()) }
+
+  /** A well-formed heartbeat (signed by this rogue when published), about whoever `fields.id` names. */
+  static heartbeat (fields: { id: string, name?: string, inc: number, seq?: number, state?: string }): Record<string, unknown> {
+    const load = { cpu: 0, cpus: 1, memTotalMiB: 1, memFreeMiB: 1, running: 0, queued: 0, slots: 1, freeSlots: 1, gpus: 0, freeGpus: 0, gpuUtilizationPercent: 0, gpuMemoryUsedMiB: 0, gpuMemoryTotalMiB: 0 }
+    return { t: 'hb', name: 'rogue', seq: 1, state: 'alive', load, ver: 'rogue', ts: Date.now(), ...fields }
+  }
+
   static async start (swarmKeyPath: string): Promise<Rogue> {
     const { psk } = parseSwarmKey(readFileSync(swarmKeyPath), swarmKeyPath)
     const node = await createMeshNode({
@@ -49,6 +58,13 @@ export class Rogue {
 
   async publish (topic: string, value: unknown): Promise<void> {
     await this.publishRaw(topic, encode(value))
+  }
+
+  /** Publishes many messages, a batch at a time (each signed by this rogue). */
+  async flood (topic: string, values: unknown[], batch = 500): Promise<void> {
+    for (let i = 0; i < values.length; i += batch) {
+      await Promise.all(values.slice(i, i + batch).map(async v => { await this.publish(topic, v) }))
+    }
   }
 
   /** Opens an RPC stream to a peer and writes raw bytes; resolves with how the stream ended. */

@@ -77,11 +77,15 @@ describe('membership - failure detector', () => {
     expect(d.onHeartbeat(hb('a', 10, 6))).toMatchObject({ from: 'suspect', to: 'alive' })
   })
 
-  it('accepts notices at or above the known incarnation only', () => {
+  it('applies a notice only at exactly the incarnation it knows for the subject', () => {
     d.onHeartbeat(hb('a', 10, 1))
     d.onHeartbeat(hb('b', 10, 1))
     expect(d.onNotice({ t: 'notice', kind: 'suspect', id: 'a', inc: 9, by: 'b' })).toBeUndefined()
+    // one naming a later incarnation (up to 2^53) would otherwise outlive every refutation
+    expect(d.onNotice({ t: 'notice', kind: 'dead', id: 'a', inc: Number.MAX_SAFE_INTEGER, by: 'b' })).toBeUndefined()
+    expect(d.onNotice({ t: 'notice', kind: 'suspect', id: 'a', inc: 11, by: 'b' })).toBeUndefined()
     expect(d.state('a')).toBe('alive')
+    expect(d.incarnation('a')).toBe(10)
     expect(d.onNotice({ t: 'notice', kind: 'suspect', id: 'a', inc: 10, by: 'b' })).toMatchObject({ to: 'suspect', reason: 'suspected by b' })
     expect(d.onNotice({ t: 'notice', kind: 'dead', id: 'a', inc: 10, by: 'b' })).toMatchObject({ from: 'suspect', to: 'dead' })
   })
@@ -104,8 +108,48 @@ describe('membership - failure detector', () => {
     d.onHeartbeat(hb('a', 10, 1))
     expect(d.onHeartbeat(hb('a', 10, 2, 'left'))).toMatchObject({ to: 'left', reason: 'announced it is leaving' })
     vi.advanceTimersByTime(60_000)
-    expect(d.tick()).toEqual({ overdue: [], dead: [] })
+    expect(d.tick()).toEqual({ overdue: [], dead: [], expired: [] })
     expect(d.onHeartbeat(hb('a', 70, 1))).toMatchObject({ from: 'left', to: 'alive' })
+  })
+
+  it('refuses an incarnation beyond its clock in seconds plus a day, from a heartbeat or a probe answer', () => {
+    const nowS = Math.floor(Date.now() / 1000)
+    expect(d.plausibleIncarnation(nowS + 86_400)).toBe(true)
+    expect(d.plausibleIncarnation(nowS + 86_401)).toBe(false)
+    expect(d.onHeartbeat(hb('a', Number.MAX_SAFE_INTEGER, 1, 'left'))).toBeUndefined()
+    expect(d.list()).toHaveLength(0)
+    d.onHeartbeat(hb('a', 10, 1))
+    expect(d.onHeartbeat(hb('a', nowS + 86_401, 1, 'left'))).toBeUndefined()
+    d.onProbeSuccess('a', 1, Number.MAX_SAFE_INTEGER)
+    expect(d.incarnation('a')).toBe(10)
+    // its own next heartbeat still counts
+    expect(d.onHeartbeat(hb('a', 10, 2, 'left'))).toMatchObject({ to: 'left' })
+  })
+
+  it('drops dead and left members from the table after the expiry, and takes them back on a heartbeat', () => {
+    const e = new FailureDetector('self', { heartbeatIntervalMs: 1000, suspectAfterMissed: 3, suspicionTimeoutMs: 4000, memberExpiryMs: 60_000 })
+    e.onHeartbeat(hb('a', 10, 1))
+    e.onHeartbeat(hb('b', 10, 1))
+    e.onHeartbeat(hb('c', 10, 1))
+    e.declareDead('a', 'test')
+    e.onHeartbeat(hb('b', 10, 2, 'left'))
+    vi.advanceTimersByTime(59_000)
+    e.onHeartbeat(hb('c', 10, 2))
+    expect(e.tick().expired).toEqual([])
+    vi.advanceTimersByTime(1_000)
+    e.onHeartbeat(hb('c', 10, 3))
+    expect(e.tick().expired.map(v => [v.id, v.state]).sort()).toEqual([['a', 'dead'], ['b', 'left']])
+    expect(e.list().map(v => v.id)).toEqual(['c'])
+    expect(e.onHeartbeat(hb('a', 70, 1))).toMatchObject({ from: null, to: 'alive' })
+  })
+
+  it('keeps dead members for 24 hours by default', () => {
+    d.onHeartbeat(hb('a', 10, 1))
+    d.declareDead('a', 'test')
+    vi.advanceTimersByTime(24 * 3_600_000 - 1)
+    expect(d.tick().expired).toEqual([])
+    vi.advanceTimersByTime(1)
+    expect(d.tick().expired.map(v => v.id)).toEqual(['a'])
   })
 
   it('clears a suspicion when the peer answers a probe', () => {

@@ -8,7 +8,7 @@ import { pino, type Logger } from 'pino'
 import { vi } from 'vitest'
 import { decode, encode, type MembershipMessage, type MethodDef, type RequestOf, type ResponseOf } from '../../proto/index.ts'
 import { TimeoutError, type LoadReport, type NodeId } from '../../src/interface/index.ts'
-import type { GossipHandler, GossipValidator, GossipVerdict } from '../../src/mesh/index.ts'
+import type { GossipHandler, GossipSource, GossipValidator, GossipVerdict } from '../../src/mesh/index.ts'
 import type { LagSampler, MembershipMesh, MembershipMeshEvents, MembershipRpc } from '../../src/membership/index.ts'
 
 export const LOAD: LoadReport = { cpu: 0, cpus: 2, memTotalMiB: 1000, memFreeMiB: 500, running: 0, queued: 0, slots: 2, freeSlots: 2, gpus: 0, freeGpus: 0, gpuUtilizationPercent: 0, gpuMemoryUsedMiB: 0, gpuMemoryTotalMiB: 0 }
@@ -89,12 +89,17 @@ export class StubMesh implements MembershipMesh {
     this.events.emit(event, peer)
   }
 
-  /** Delivers a gossip message as the mesh would: validated first, handled only if accepted. */
-  deliver (msg: unknown, from: NodeId = 'relay'): GossipVerdict {
-    return this.deliverBytes(encode(msg), from)
+  /**
+   * Delivers a gossip message as the mesh would: validated first, handled only if accepted. Its author (the signer)
+   * is, unless given, the node it speaks for: a heartbeat's `id`, a notice's `by`.
+   */
+  deliver (msg: unknown, from: Partial<GossipSource> = {}): GossipVerdict {
+    const m = msg as { t?: string, id?: unknown, by?: unknown }
+    const speaker = m.t === 'notice' ? m.by : m.id
+    return this.deliverBytes(encode(msg), { author: from.author ?? (typeof speaker === 'string' ? speaker : 'nobody'), via: from.via ?? 'relay' })
   }
 
-  deliverBytes (data: Uint8Array, from: NodeId = 'relay'): GossipVerdict {
+  deliverBytes (data: Uint8Array, from: GossipSource = { author: 'nobody', via: 'relay' }): GossipVerdict {
     if (this.gossip === undefined) throw new Error('nothing subscribed')
     const verdict = this.gossip.validate(data, from)
     if (verdict === 'accept') this.gossip.handler(data, from)

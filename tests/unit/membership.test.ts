@@ -18,7 +18,8 @@ const INIT = {
   suspectAfterMissed: 3,
   probeTimeoutMs: 50,
   indirectProbes: 1,
-  suspicionTimeoutMs: 400
+  suspicionTimeoutMs: 400,
+  deadMemberExpiryMs: 60_000
 }
 
 function hb (id: string, inc: number, seq: number, state: Heartbeat['state'] = 'alive'): Heartbeat {
@@ -34,6 +35,7 @@ describe('membership - heartbeats and probes against a stub mesh', () => {
   let registry: Registry
   let m: Membership
   let seen: Transition[]
+  let registered: Set<string>
   const states = (id: string): string[] => seen.filter(t => t.id === id).map(t => t.to)
 
   beforeEach(async () => {
@@ -41,7 +43,8 @@ describe('membership - heartbeats and probes against a stub mesh', () => {
     vi.setSystemTime(START_MS)
     mesh = new StubMesh(SELF)
     registry = new Registry()
-    m = new Membership({ mesh, logger: memoryLogger().logger, registry, load: () => LOAD, eventLoopLag: new FixedLag() }, INIT)
+    registered = new Set([A, B])
+    m = new Membership({ mesh, logger: memoryLogger().logger, registry, load: () => LOAD, isRegistered: id => registered.has(id), eventLoopLag: new FixedLag() }, INIT)
     seen = []
     // consumers depend on the narrow surface
     const surface: MemberStates = m
@@ -124,6 +127,8 @@ describe('membership - heartbeats and probes against a stub mesh', () => {
 
   it('refutes a suspicion about itself by raising its incarnation, and ignores a notice older than that', async () => {
     await advanceUntil(() => mesh.heartbeats().length > 0)
+    // a refutation never takes the incarnation past this node's clock in seconds: let a second pass
+    await vi.advanceTimersByTimeAsync(1000)
     const inc = m.get(SELF)?.incarnation ?? 0
     mesh.deliver(notice('suspect', SELF, inc))
     await advanceUntil(() => mesh.heartbeats().some(h => h.inc > inc))
@@ -152,6 +157,71 @@ describe('membership - heartbeats and probes against a stub mesh', () => {
     mesh.deliver(hb(A, 10, 2, 'left'))
     expect(m.state(A)).toBe('left')
     expect(mesh.learned.at(-1)).toEqual({ peer: A, left: true })
+  })
+
+  it('takes a heartbeat only from the node it describes, and a notice only from the node that names itself its sender', async () => {
+    mesh.deliver(hb(A, 10, 1))
+    // B signs a heartbeat saying A left, at the highest incarnation there is
+    expect(mesh.deliver(hb(A, Number.MAX_SAFE_INTEGER, 1, 'left'), { author: B })).toBe('reject')
+    // B signs a death notice in A's name
+    expect(mesh.deliver(notice('dead', A, 10, A), { author: B })).toBe('reject')
+    expect(m.state(A)).toBe('alive')
+    expect(m.get(A)?.incarnation).toBe(10)
+    expect(await registry.getSingleMetricAsString('grid_membership_messages_refused_total')).toMatch(/reason="not-author"} 2$/m)
+    // a notice B signs as itself is B's own word: it applies, and A may refute it
+    expect(mesh.deliver(notice('suspect', A, 10, B))).toBe('accept')
+    expect(m.state(A)).toBe('suspect')
+  })
+
+  it('ignores gossip from authors neither connected nor registered: a flood of made-up ids leaves no member', async () => {
+    for (let i = 0; i < 1000; i++) expect(mesh.deliver(hb(`made-up-${i}`, 10, 1))).toBe('ignore')
+    expect(mesh.deliver(notice('suspect', A, 10, 'made-up-0'))).toBe('ignore')
+    expect(m.view().map(v => v.id)).toEqual([SELF])
+    expect(mesh.learned).toEqual([])
+    expect(await registry.getSingleMetricAsString('grid_membership_messages_refused_total')).toMatch(/reason="unknown-author"} 1001$/m)
+    // a peer connected to this node is heard before the registry has its entry
+    mesh.connected.add('newcomer')
+    expect(mesh.deliver(hb('newcomer', 10, 1))).toBe('accept')
+    expect(m.state('newcomer')).toBe('alive')
+  })
+
+  it('ignores a heartbeat whose incarnation is beyond its clock plus a day', async () => {
+    expect(mesh.deliver(hb(A, Math.floor(START_MS / 1000) + 86_401, 1))).toBe('ignore')
+    expect(m.state(A)).toBeUndefined()
+    expect(await registry.getSingleMetricAsString('grid_membership_messages_refused_total')).toMatch(/reason="incarnation-ahead"} 1$/m)
+  })
+
+  it('refutes only a notice at its own incarnation, raising it by one from its own value and never past its clock', async () => {
+    await advanceUntil(() => mesh.heartbeats().length > 0)
+    const inc = m.get(SELF)?.incarnation ?? 0
+    // forged notices at incarnations it never had change nothing: no refutation, no overflow
+    mesh.deliver(notice('dead', SELF, Number.MAX_SAFE_INTEGER))
+    mesh.deliver(notice('suspect', SELF, inc + 5))
+    expect(m.get(SELF)?.incarnation).toBe(inc)
+    expect(await registry.getSingleMetricAsString('grid_membership_refutations_total')).toMatch(/ 0$/m)
+    // one at its incarnation within the second it started: refuted by a heartbeat, the incarnation stays at its clock
+    const sent = mesh.heartbeats().length
+    mesh.deliver(notice('suspect', SELF, inc))
+    await advanceUntil(() => mesh.heartbeats().length > sent)
+    expect(mesh.heartbeats().at(-1)?.inc).toBe(inc)
+    await vi.advanceTimersByTimeAsync(3000)
+    mesh.deliver(notice('dead', SELF, inc))
+    mesh.deliver(notice('dead', SELF, inc))
+    expect(m.get(SELF)?.incarnation).toBe(inc + 1)
+    expect(await registry.getSingleMetricAsString('grid_membership_refutations_total')).toMatch(/ 2$/m)
+  })
+
+  it('drops a dead member after the expiry, logs it, and stops dialling it unless it is registered', async () => {
+    mesh.deliver(hb(A, 10, 1))
+    mesh.deliver(hb(B, 20, 1))
+    mesh.deliver(notice('dead', A, 10, B))
+    mesh.deliver(hb(B, 20, 2, 'left'))
+    registered.delete(A)
+    await vi.advanceTimersByTimeAsync(INIT.deadMemberExpiryMs + 500)
+    expect(m.state(A)).toBeUndefined()
+    expect(m.state(B)).toBeUndefined()
+    expect(mesh.forgotten).toEqual([A])
+    expect(await registry.getSingleMetricAsString('grid_membership_members_expired_total')).toMatch(/ 2$/m)
   })
 
   it('announces left when it stops', async () => {
