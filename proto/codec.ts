@@ -48,6 +48,9 @@ export class FrameDecoder {
     this.maxBytes = maxBytes
   }
 
+  /** Bytes held of the frame not yet whole (0 between frames). */
+  get buffered (): number { return this.buffer.byteLength }
+
   /**
    * Yields each whole frame's decoded value; throws ProtocolError on an oversized or broken frame. What is buffered
    * between calls is at most one incomplete frame (its declared length is checked as soon as its prefix is in).
@@ -132,6 +135,9 @@ export class RpcFrameDecoder {
   constructor (maxBytes: number) {
     this.inner = new FrameDecoder(maxBytes)
   }
+
+  /** Bytes held of the frame not yet whole (0 between frames). */
+  get buffered (): number { return this.inner.buffered }
 
   * push (chunk: Uint8Array | Uint8ArrayList): Generator<Frame> {
     for (const raw of this.inner.push(chunk)) yield rpcFrameFromWire(raw)
