@@ -19,6 +19,7 @@ import { rendezvousKey } from '../../proto/index.ts'
 import { InvalidArgumentError, PeerUnreachableError, type NodeId, type Startable } from '../interface/index.ts'
 import { LogLimiter, backoffMs, jitter, repeat } from '../util/index.ts'
 import { explainListenError } from './listen-error.ts'
+import { InboundGuard } from './inbound-guard.ts'
 import { createMeshNode, type MeshLibp2p } from './node.ts'
 import { RpcService } from './rpc.ts'
 import type { SwarmKey } from './swarm-key.ts'
@@ -130,7 +131,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
       announce: init.announce,
       maxConnections: init.maxConnections,
       version: init.version,
-      onUpgradeFailure: info => mesh?.onUpgradeFailure(info)
+      onUpgradeFailure: info => mesh?.onUpgradeFailure(info),
+      inboundGuard: new InboundGuard(components.logger.child({ component: 'mesh' }))
     })
     mesh = new Mesh(libp2p, components, init)
     return mesh
