@@ -50,7 +50,7 @@ export async function createMeshNode (opts: NodeOptions): Promise<MeshLibp2p> {
     start: false,
     privateKey: opts.privateKey,
     nodeInfo: { name: 'gridd', version: opts.version },
-    logger: upgradeFailureLogger(opts.onUpgradeFailure),
+    logger: upgradeFailureLogger(opts.onUpgradeFailure, opts.inboundGuard),
     addresses: { listen: opts.listen, announce: opts.announce },
     transports: [tcp()],
     ...(opts.psk === null ? {} : { connectionProtector: preSharedKey({ psk: opts.psk }) }),
@@ -124,12 +124,19 @@ function gaterOf (guard: InboundGuard): ConnectionGater {
 
 /**
  * libp2p logs through the `debug` module (silent unless DEBUG is set). We keep that, and also report the errors a
- * user must see: a failed connection upgrade is what a wrong swarm key looks like from the other side.
+ * user must see: a failed connection upgrade is what a wrong swarm key looks like from the other side, and the
+ * connection manager's refusals of inbound connections go to the inbound guard's rate-limited line.
  */
-function upgradeFailureLogger (onFailure: NodeOptions['onUpgradeFailure']): ComponentLogger {
+function upgradeFailureLogger (onFailure: NodeOptions['onUpgradeFailure'], guard?: InboundGuard): ComponentLogger {
   const base = defaultLogger()
   const wrap = (inner: Libp2pLogger): Libp2pLogger => {
-    const log = ((formatter: unknown, ...args: unknown[]) => { inner(formatter, ...args) }) as Libp2pLogger
+    const log = ((formatter: unknown, ...args: unknown[]) => {
+      inner(formatter, ...args)
+      // the connection manager's refusals ('connection from %a refused - <why>') are debug lines: the guard counts them
+      if (guard !== undefined && typeof formatter === 'string' && formatter.startsWith('connection from %a refused')) {
+        try { guard.refusedByLibp2p(String(args[0]), formatter.slice(formatter.indexOf(' - ') + 3).replace(/ %s$/, '')) } catch {}
+      }
+    }) as Libp2pLogger
     log.error = (formatter: unknown, ...args: unknown[]) => {
       inner.error(formatter, ...args)
       if (typeof formatter === 'string' && formatter.startsWith('failed to upgrade')) {

@@ -4,11 +4,12 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { describe, expect, it } from 'vitest'
 import { InboundGuard } from '../../src/mesh/inbound-guard.ts'
 
-/** Just what the guard uses of a connection: its address, abort, and the close event. */
-function conn (port: number): MultiaddrConnection & { aborted: boolean } {
+/** Just what the guard uses of a connection: its address, its socket's byte count, abort, and the close event. */
+function conn (port: number, bytesRead = 0): MultiaddrConnection & { aborted: boolean } {
   const e = new EventEmitter()
   const c = {
     remoteAddr: multiaddr(`/ip4/127.0.0.1/tcp/${port}`),
+    socket: { bytesRead },
     aborted: false,
     abort () { c.aborted = true; e.emit('close') },
     addEventListener (name: string, fn: () => void) { e.once(name, fn) }
@@ -35,7 +36,20 @@ describe('mesh - inbound guard', () => {
     expect(guard.size).toBe(3)
   })
 
-  it('refuses a new connection while every pending one is still within its grace time', () => {
+  it('never evicts a connection that has sent its handshake bytes, and evicts the oldest silent one instead', () => {
+    let now = 0
+    const guard = new InboundGuard({ warn: () => {} } as never, 3, 500, () => now)
+    const talking = conn(1, 24)
+    const silent = [conn(2), conn(3)]
+    for (const c of [talking, ...silent]) guard.denyInboundConnection(c)
+    now = 1_000
+    expect(guard.denyInboundConnection(conn(4))).toBe(false)
+    expect(talking.aborted).toBe(false)
+    expect(silent[0]?.aborted).toBe(true)
+    expect(silent[1]?.aborted).toBe(false)
+  })
+
+  it('refuses a new connection while every pending one is within its grace time or talking', () => {
     let now = 0
     const guard = new InboundGuard({ warn: () => {} } as never, 2, 1_000, () => now)
     const first = [conn(1), conn(2)]
