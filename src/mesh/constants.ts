@@ -11,6 +11,13 @@ export const RPC_PARTIAL_FRAME_TIMEOUT_MS = 5_000
  */
 export const RPC_PEER_PARTIAL_SLACK_BYTES = 1024 * 1024
 /**
+ * Whole frames' worth of incomplete frames this node holds from all peers together (4 x 16 MiB): many identities
+ * (a key holder can make any number) each holding one stay within it. Past it, the stream that brought the excess is
+ * reset if its own frame is over RPC_PEER_PARTIAL_SLACK_BYTES (smaller frames always pass), which fails like a lost
+ * stream: its requests fail, a state push lost so is filled in by catch-up.
+ */
+export const RPC_PARTIAL_FRAMES_TOTAL = 4
+/**
  * Bytes queued for sending on one stream beyond what the peer's window takes, above two whole frames: past it the
  * stream is reset (libp2p's maxWriteBufferLength; yamux's default is unbounded, so a peer that stopped reading grew
  * this node's memory without end). Senders that stream (events) wait for the drain well before it.

@@ -9,7 +9,7 @@ import {
   CancelledError, NotFoundError, PeerUnreachableError, ProtocolError, TimeoutError, errorFromWire, toGridError,
   type NodeId
 } from '../interface/index.ts'
-import { RPC_WRITE_BUFFER_SLACK_BYTES } from './constants.ts'
+import { RPC_PEER_PARTIAL_SLACK_BYTES, RPC_WRITE_BUFFER_SLACK_BYTES } from './constants.ts'
 import type { ChannelHost, RpcContext } from './rpc-types.ts'
 
 interface Pending {
@@ -49,8 +49,9 @@ export class Channel {
 
   get inflight (): number { return this.pending.size }
 
-  /** Bytes held of an incomplete frame from the peer. */
-  get partialBytes (): number { return this.closed ? 0 : this.decoder.buffered }
+  /** Bytes held of an incomplete frame from the peer (as last told to the host's node-wide count). */
+  get partialBytes (): number { return this.held }
+  private held = 0
 
   /**
    * Open for new frames. A stream whose write side has closed (its connection is going away, e.g. a duplicate
@@ -148,11 +149,19 @@ export class Channel {
     }
   }
 
+  private hold (bytes: number): void {
+    if (bytes === this.held) return
+    this.host.partialBytesChanged(bytes - this.held)
+    this.held = bytes
+  }
+
   /**
    * An incomplete frame must be whole within the host's deadline (a new one begins its own), and the peer's
-   * incomplete frames on all its streams together must stay under the host's cap: else this stream is reset.
+   * incomplete frames on all its streams together must stay under the host's cap, and all peers' together under the
+ * node's: else this stream is reset.
    */
   private watchPartial (frameEnded: boolean): void {
+    this.hold(this.decoder.buffered)
     if (this.decoder.buffered === 0) {
       clearTimeout(this.partialTimer)
       this.partialTimer = undefined
@@ -160,6 +169,10 @@ export class Channel {
     }
     if (this.host.peerPartialBytes(this.peer) > this.host.maxPartialBytesPerPeer) {
       throw new ProtocolError(`incomplete frames from ${this.peer} hold over ${this.host.maxPartialBytesPerPeer} bytes across its streams`)
+    }
+    // frames up to the slack always pass (small requests and answers split across chunks); larger ones share the cap
+    if (this.held > RPC_PEER_PARTIAL_SLACK_BYTES && this.host.partialBytesHeld > this.host.maxPartialBytesTotal) {
+      throw new ProtocolError(`incomplete frames from all peers hold over ${this.host.maxPartialBytesTotal} bytes on this node`)
     }
     if (frameEnded || this.partialTimer === undefined) {
       clearTimeout(this.partialTimer)
@@ -285,6 +298,7 @@ export class Channel {
     if (this.closed) return
     this.closed = true
     clearTimeout(this.partialTimer)
+    this.hold(0)
     if (error?.name === 'StreamBufferError') this.host.cutOff(this.peer, error)
     const message = `stream to ${this.peer} closed${error === undefined ? '' : ` (${error.message})`}`
     const reason = new PeerUnreachableError(message, { cause: error })

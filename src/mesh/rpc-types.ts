@@ -40,6 +40,10 @@ export interface ChannelHost {
   /** The most bytes of incomplete frames one peer may have this node hold, all its streams together. */
   readonly maxPartialBytesPerPeer: number
   peerPartialBytes(peer: NodeId): number
+  /** The most bytes of incomplete frames this node holds from all peers together. */
+  readonly maxPartialBytesTotal: number
+  readonly partialBytesHeld: number
+  partialBytesChanged(delta: number): void
   /** Takes a serving slot for the peer: a function that gives it back, or the BUSY error to answer with. */
   admit(peer: NodeId, h: RegisteredHandler): (() => void) | GridError
   badFrame(peer: NodeId, err: unknown): void

@@ -14,7 +14,7 @@ import { Counter, Histogram } from 'prom-client'
 import { RPC_MAX_FRAME_BYTES, RPC_PROTOCOL, type EventOf, type MethodDef, type RequestOf, type ResponseOf } from '../../proto/index.ts'
 import { BusyError, PeerUnreachableError, TimeoutError, UnavailableError, toGridError, type GridError, type NodeId } from '../interface/index.ts'
 import { LogLimiter } from '../util/index.ts'
-import { RPC_PARTIAL_FRAME_TIMEOUT_MS, RPC_PEER_PARTIAL_SLACK_BYTES, RPC_SERVING_PER_PEER_MAX } from './constants.ts'
+import { RPC_PARTIAL_FRAME_TIMEOUT_MS, RPC_PARTIAL_FRAMES_TOTAL, RPC_PEER_PARTIAL_SLACK_BYTES, RPC_SERVING_PER_PEER_MAX } from './constants.ts'
 import { Channel, wasNotSent } from './rpc-channel.ts'
 import type { ChannelHost, HandleOptions, NotifyHandler, RegisteredHandler, RegisteredNotify, RpcHandler } from './rpc-types.ts'
 
@@ -54,6 +54,8 @@ export interface RpcInit {
   maxServingPerPeer?: number
   /** Bytes of incomplete frames one peer may have this node hold (one whole frame + RPC_PEER_PARTIAL_SLACK_BYTES). */
   maxPartialBytesPerPeer?: number
+  /** Bytes of incomplete frames this node holds from all peers (RPC_PARTIAL_FRAMES_TOTAL frames). */
+  maxPartialBytesTotal?: number
 }
 
 /** A BUSY refusal suggests the caller waits this long before it tries again. */
@@ -74,6 +76,8 @@ export class RpcService implements ChannelHost {
   readonly serveSeconds: Histogram<'method'>
   readonly partialFrameTimeoutMs: number
   readonly maxPartialBytesPerPeer: number
+  readonly maxPartialBytesTotal: number
+  partialBytesHeld = 0
   private readonly maxServingPerPeer: number
   /** Requests served now, per peer: in all, and by method. */
   private readonly servingNow = new Map<NodeId, { all: number, byMethod: Map<string, number> }>()
@@ -97,6 +101,7 @@ export class RpcService implements ChannelHost {
     this.openTimeoutMs = init.openTimeoutMs ?? 5_000
     this.partialFrameTimeoutMs = init.partialFrameTimeoutMs ?? RPC_PARTIAL_FRAME_TIMEOUT_MS
     this.maxPartialBytesPerPeer = init.maxPartialBytesPerPeer ?? this.maxFrameBytes + RPC_PEER_PARTIAL_SLACK_BYTES
+    this.maxPartialBytesTotal = init.maxPartialBytesTotal ?? this.maxFrameBytes * RPC_PARTIAL_FRAMES_TOTAL
     this.maxServingPerPeer = init.maxServingPerPeer ?? RPC_SERVING_PER_PEER_MAX
     const r = components.registry
     this.requests = new Counter({ name: 'grid_mesh_rpc_requests_total', help: 'RPC requests sent to peers, by method and outcome', labelNames: ['method', 'outcome'], registers: [r] })
@@ -149,6 +154,8 @@ export class RpcService implements ChannelHost {
     for (const c of this.channels.get(peer) ?? []) n += c.partialBytes
     return n
   }
+
+  partialBytesChanged (delta: number): void { this.partialBytesHeld += delta }
 
   cutOff (peer: NodeId, err: Error): void {
     this.cutOffs.inc({ reason: 'write-buffer' })

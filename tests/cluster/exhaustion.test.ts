@@ -79,6 +79,12 @@ describe('a key holder cannot exhaust a daemon, and key-less connections cannot 
       const rss = sampleRss(n1)
       try {
         await rogue.followLogsWithoutReading(n1.id, id)
+        // meanwhile a follower that reads, from another node, gets a task's output to its end
+        const counted = await n1.ctl(['run', '--detach', '--node', 'n1', '--', 'sh', '-c', 'sleep 1; seq 1 100000'])
+        expect(counted.code, counted.stderr).toBe(0)
+        const followed = await n2(c).ctl(['logs', '-f', counted.stdout.trim()], { timeoutMs: 120_000 })
+        expect(followed.code, followed.stderr).toBe(0)
+        expect(followed.stdout.trimEnd().split('\n').at(-1)).toBe('100000')
         const t = await finished(n1, id, 180_000)
         expect(t.status).toBe('completed')
         await runEcho(n1, 'n1', 'still serving')

@@ -131,3 +131,28 @@ describe('executor - follower watcher', () => {
     expect(sent.at(-1)).toMatchObject({ k: 'out' })
   })
 })
+
+describe('mesh - rpc limits, node-wide', () => {
+  it('resets a large incomplete frame that takes the node over its cap for all peers, and lets small frames pass', async () => {
+    const net = new MemoryNetwork()
+    try {
+      const server = await net.node({ maxFrameBytes: 4 * 1024 * 1024, maxPartialBytesTotal: 3 * 1024 * 1024 })
+      server.rpc.handle(Echo, req => ({ text: req.text }))
+      const peers = await Promise.all([1, 2, 3].map(async () => await net.node()))
+      const [p1, p2, p3] = peers as [MemoryNode, MemoryNode, MemoryNode]
+      const s1 = await p1.dialProtocol(server.peerId, RPC_PROTOCOL)
+      s1.send(partialFrame(3_000_000, 2_000_000))
+      await new Promise(resolve => setTimeout(resolve, 20))
+      const s2 = await p2.dialProtocol(server.peerId, RPC_PROTOCOL)
+      const closed = new Promise<void>(resolve => { s2.addEventListener('close', () => { resolve() }) })
+      s2.send(partialFrame(3_000_000, 1_500_000)) // 3.5 MB held in all, over 3 MiB
+      await closed
+      expect(s1.status).toBe('open')
+      expect(server.logs.some(l => String(l.err).includes('from all peers'))).toBe(true)
+      // a small request from a third peer is served meanwhile
+      expect(await p3.rpc.request(server.id, Echo, { text: 'small' })).toEqual({ text: 'small' })
+    } finally {
+      await net.stop()
+    }
+  })
+})
