@@ -3,8 +3,13 @@
  * peer that behaves is never near it, and a peer that does not is cut off before it costs much memory or CPU.
  */
 
-/** A frame begun must be whole within this, else its stream is reset: a 16 MiB frame takes 0.2 s on loopback. */
+/**
+ * A frame begun must be whole within this, plus its declared size at RPC_PARTIAL_FRAME_MIN_BYTES_PER_S, else its
+ * stream is reset: a 16 MiB frame may take 5 + 16 s (0.2 s on loopback), a small one 5 s. Memory is bounded by the
+ * caps below; the deadline frees what a stalled frame holds.
+ */
 export const RPC_PARTIAL_FRAME_TIMEOUT_MS = 5_000
+export const RPC_PARTIAL_FRAME_MIN_BYTES_PER_S = 1024 * 1024
 /**
  * Bytes of incomplete frames held for one peer across all its streams, beyond one whole frame: with 8 streams per
  * connection, each holding a 16 MiB frame begun, one identity held 1 GiB. A peer sends one big frame at a time.

@@ -9,7 +9,7 @@ import {
   CancelledError, NotFoundError, PeerUnreachableError, ProtocolError, TimeoutError, errorFromWire, toGridError,
   type NodeId
 } from '../interface/index.ts'
-import { RPC_PEER_PARTIAL_SLACK_BYTES, RPC_WRITE_BUFFER_SLACK_BYTES } from './constants.ts'
+import { RPC_PARTIAL_FRAME_MIN_BYTES_PER_S, RPC_PEER_PARTIAL_SLACK_BYTES, RPC_WRITE_BUFFER_SLACK_BYTES } from './constants.ts'
 import type { ChannelHost, RpcContext } from './rpc-types.ts'
 
 interface Pending {
@@ -176,7 +176,7 @@ export class Channel {
     }
     if (frameEnded || this.partialTimer === undefined) {
       clearTimeout(this.partialTimer)
-      const held = this.host.partialFrameTimeoutMs
+      const held = this.host.partialFrameTimeoutMs + Math.ceil(this.decoder.expected / RPC_PARTIAL_FRAME_MIN_BYTES_PER_S * 1000)
       this.partialTimer = setTimeout(() => {
         const err = new ProtocolError(`a frame begun ${held} ms ago is still incomplete (${this.decoder.buffered} bytes)`)
         this.host.badFrame(this.peer, err)

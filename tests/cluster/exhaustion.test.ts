@@ -50,8 +50,8 @@ describe('a key holder cannot exhaust a daemon, and key-less connections cannot 
         await waitFor('n1 to reset every rogue stream at least once', () => holds.reduce((a, h) => a + h.resets(), 0) >= 64, { timeoutMs: 90_000 })
         await runEcho(n1, 'n1', 'valid on n1')
         await runEcho(n2(c), 'n1', 'valid from n2')
-        // held for at least three times the 5 s deadline for a frame begun
-        await waitFor('the attack to have lasted 15 s', () => performance.now() - since > 15_000 && holds.reduce((a, h) => a + h.resets(), 0) >= 128, { timeoutMs: 90_000, intervalMs: 500 })
+        // held past the deadline of a 16 MiB frame begun (5 s + 1 s per MiB)
+        await waitFor('the attack to have lasted 25 s', () => performance.now() - since > 25_000 && holds.reduce((a, h) => a + h.resets(), 0) >= 128, { timeoutMs: 90_000, intervalMs: 500 })
       } finally {
         for (const h of holds) h.stop()
         rss.stop()
