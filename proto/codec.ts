@@ -43,10 +43,17 @@ const MAX_PREFIX_BYTES = 7
 export class FrameDecoder {
   private readonly buffer = new Uint8ArrayList()
   private readonly maxBytes: number
+  private declared = 0
 
   constructor (maxBytes: number) {
     this.maxBytes = maxBytes
   }
+
+  /** Bytes held of the frame not yet whole (0 between frames). */
+  get buffered (): number { return this.buffer.byteLength }
+
+  /** The declared size of the frame not yet whole, once its prefix is in (else 0). */
+  get expected (): number { return this.declared }
 
   /**
    * Yields each whole frame's decoded value; throws ProtocolError on an oversized or broken frame. What is buffered
@@ -56,11 +63,12 @@ export class FrameDecoder {
     this.buffer.append(chunk)
     while (this.buffer.byteLength > 0) {
       const prefix = this.readPrefix()
-      if (prefix === undefined) return
+      if (prefix === undefined) { this.declared = 0; return }
       const end = prefix.bytes + prefix.length
-      if (this.buffer.byteLength < end) return
+      if (this.buffer.byteLength < end) { this.declared = prefix.length; return }
       const body = this.buffer.subarray(prefix.bytes, end)
       this.buffer.consume(end)
+      this.declared = 0
       if (prefix.length > 0) yield decode(body)
     }
   }
@@ -132,6 +140,12 @@ export class RpcFrameDecoder {
   constructor (maxBytes: number) {
     this.inner = new FrameDecoder(maxBytes)
   }
+
+  /** Bytes held of the frame not yet whole (0 between frames). */
+  get buffered (): number { return this.inner.buffered }
+
+  /** The declared size of the frame not yet whole, once its prefix is in (else 0). */
+  get expected (): number { return this.inner.expected }
 
   * push (chunk: Uint8Array | Uint8ArrayList): Generator<Frame> {
     for (const raw of this.inner.push(chunk)) yield rpcFrameFromWire(raw)

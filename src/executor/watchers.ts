@@ -16,6 +16,39 @@ export interface Watcher {
   primary: boolean
 }
 
+/** Where a follower's events go: `send` is false once its buffer is full, `drain` resolves when it can take more. */
+export interface FollowerSink {
+  send(ev: TaskEvent): boolean
+  drain(): Promise<void>
+}
+
+/**
+ * A `logs -f` follower over a sink with back-pressure. Once the sink is full, output is skipped (its bytes counted)
+ * until the sink drains; then one `gap` event says how much was missed, and the output goes on from there. What it
+ * holds is at most what the sink took before it said full: a follower that never reads costs the task nothing and
+ * this node no memory. Events other than output are few and small (started, exit) and are always passed on.
+ */
+export function followerWatcher (sink: FollowerSink, done: (result: ExecAspect) => void): Watcher {
+  let behind = false
+  let skipped = 0
+  return {
+    primary: false,
+    event: ev => {
+      if (behind && ev.k === 'out') { skipped += ev.d.byteLength; return true }
+      if (sink.send(ev) || behind) return true
+      behind = true
+      void sink.drain().then(() => {
+        behind = false
+        if (skipped > 0) sink.send({ k: 'gap', bytes: skipped })
+        skipped = 0
+      }, () => {})
+      return true
+    },
+    drain: async () => {},
+    done
+  }
+}
+
 /** How watchers slow a task down: stop reading its output, read it again. */
 export interface OutputFlow {
   pause: () => void

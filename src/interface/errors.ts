@@ -31,6 +31,8 @@ export const ERRORS = {
   DAEMON_UNREACHABLE: { status: 503, exit: 1 },
   /** The daemon is starting or stopping and cannot serve this now. */
   UNAVAILABLE: { status: 503, exit: 1 },
+  /** A peer has too many requests in flight here (a per-peer cap); the caller may retry after `details.retryAfterMs`. */
+  BUSY: { status: 503, exit: 1 },
   /** The swarm key file is missing or malformed. */
   SWARM_KEY: { status: 500, exit: 1 },
   /** The request was cancelled by its caller. */
@@ -81,6 +83,7 @@ const ERROR_NAMES: Record<ErrorCode, string> = {
   PROTOCOL: 'ProtocolError',
   DAEMON_UNREACHABLE: 'DaemonUnreachableError',
   UNAVAILABLE: 'UnavailableError',
+  BUSY: 'BusyError',
   SWARM_KEY: 'SwarmKeyError',
   CANCELLED: 'CancelledError',
   INTERNAL: 'InternalError'
@@ -106,6 +109,7 @@ export class PeerUnreachableError extends GridError { constructor (m: string, o?
 export class ProtocolError extends GridError { constructor (m: string, o?: Options) { super('PROTOCOL', m, o) } }
 export class DaemonUnreachableError extends GridError { constructor (m: string, o?: Options) { super('DAEMON_UNREACHABLE', m, o) } }
 export class UnavailableError extends GridError { constructor (m: string, o?: Options) { super('UNAVAILABLE', m, o) } }
+export class BusyError extends GridError { constructor (m: string, o?: Options) { super('BUSY', m, o) } }
 export class SwarmKeyError extends GridError { constructor (m: string, o?: Options) { super('SWARM_KEY', m, o) } }
 export class CancelledError extends GridError { constructor (m: string, o?: Options) { super('CANCELLED', m, o) } }
 export class InternalError extends GridError { constructor (m: string, o?: Options) { super('INTERNAL', m, o) } }
@@ -129,6 +133,7 @@ export const ERROR_CLASSES = {
   PROTOCOL: ProtocolError,
   DAEMON_UNREACHABLE: DaemonUnreachableError,
   UNAVAILABLE: UnavailableError,
+  BUSY: BusyError,
   SWARM_KEY: SwarmKeyError,
   CANCELLED: CancelledError,
   INTERNAL: InternalError

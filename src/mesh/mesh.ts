@@ -20,6 +20,7 @@ import { rendezvousKey } from '../../proto/index.ts'
 import { InvalidArgumentError, PeerUnreachableError, type NodeId, type Startable } from '../interface/index.ts'
 import { LogLimiter, backoffMs, jitter, repeat } from '../util/index.ts'
 import { explainListenError } from './listen-error.ts'
+import { InboundGuard } from './inbound-guard.ts'
 import { createMeshNode, type MeshLibp2p } from './node.ts'
 import { RpcService } from './rpc.ts'
 import type { SwarmKey } from './swarm-key.ts'
@@ -136,7 +137,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
       announce: init.announce,
       maxConnections: init.maxConnections,
       version: init.version,
-      onUpgradeFailure: info => mesh?.onUpgradeFailure(info)
+      onUpgradeFailure: info => mesh?.onUpgradeFailure(info),
+      inboundGuard: new InboundGuard(components.logger.child({ component: 'mesh' }))
     })
     mesh = new Mesh(libp2p, components, init)
     return mesh
@@ -417,8 +419,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
     const all = [e, ...(e.errors ?? [])].map(x => `${x.name}: ${x.message}`).join('; ')
     if (/ECONNREFUSED/.test(all)) return `connection refused: nothing listens there (${e.message})`
     if (/EHOSTUNREACH|ENETUNREACH/.test(all)) return `host unreachable (${e.message})`
-    if (/EncryptionFailed|ECONNRESET|decrypt|handshake|noise|pnet|psk/i.test(all)) return `handshake failed: the peer uses a different swarm key, or is not a grid node (${e.message})`
-    if (/abort|timeout|timed out/i.test(all)) return `no answer in time: the address is not reachable, or the peer uses a different swarm key (${e.message})`
+    if (/EncryptionFailed|ECONNRESET|decrypt|handshake|noise|pnet|psk/i.test(all)) return `handshake failed: the peer uses a different swarm key, is not a grid node, or closed the connection before the handshake because too many were waiting for theirs (its log says so: 'inbound connections are being dropped') (${e.message})`
+    if (/abort|timeout|timed out/i.test(all)) return `no answer in time: the address is not reachable, the peer uses a different swarm key, or it is refusing connections (${e.message})`
     return all
   }
 }

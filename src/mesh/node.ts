@@ -6,7 +6,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { identify, type Identify } from '@libp2p/identify'
-import type { ComponentLogger, Libp2p, Logger as Libp2pLogger, PrivateKey } from '@libp2p/interface'
+import type { ComponentLogger, ConnectionGater, Libp2p, Logger as Libp2pLogger, PrivateKey } from '@libp2p/interface'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { defaultLogger } from '@libp2p/logger'
 import { ping, type Ping } from '@libp2p/ping'
@@ -14,6 +14,7 @@ import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { DHT_PROTOCOL, HEARTBEAT_MAX_BYTES, RPC_MAX_FRAME_BYTES } from '../../proto/index.ts'
+import { INBOUND_PENDING_MAX, INBOUND_UPGRADE_TIMEOUT_MS, type InboundGuard } from './inbound-guard.ts'
 import { guardSwarmKeyCipher } from './pnet-guard.ts'
 
 export interface MeshServices {
@@ -36,6 +37,8 @@ export interface NodeOptions {
   version: string
   /** Called for libp2p's own error logs about failed connection upgrades (wrong swarm key, not a grid node). */
   onUpgradeFailure: (info: { direction: string, remoteAddr: string, error: string }) => void
+  /** Keeps inbound connections that have not finished their handshake few (inbound-guard.ts). */
+  inboundGuard?: InboundGuard
 }
 
 /** Timeouts and limits chosen for a cluster on a LAN (the reasons are in shared/LIBP2P-FACTS.md). */
@@ -47,7 +50,7 @@ export async function createMeshNode (opts: NodeOptions): Promise<MeshLibp2p> {
     start: false,
     privateKey: opts.privateKey,
     nodeInfo: { name: 'gridd', version: opts.version },
-    logger: upgradeFailureLogger(opts.onUpgradeFailure),
+    logger: upgradeFailureLogger(opts.onUpgradeFailure, opts.inboundGuard),
     addresses: { listen: opts.listen, announce: opts.announce },
     transports: [tcp()],
     ...(opts.psk === null ? {} : { connectionProtector: preSharedKey({ psk: opts.psk }) }),
@@ -66,9 +69,14 @@ export async function createMeshNode (opts: NodeOptions): Promise<MeshLibp2p> {
       // every node of a cluster may sit behind one address (one test machine, one NAT): the default of 5 new
       // connections per second per IP refuses a cluster that starts at once; the swarm key already gates who connects
       inboundConnectionThreshold: 200,
-      maxIncomingPendingConnections: 64,
+      // above the guard's own cap, which evicts silent connections first: libp2p refuses a new one outright when this
+      // is reached, whoever it comes from
+      maxIncomingPendingConnections: INBOUND_PENDING_MAX * 2,
+      // a connection that has not finished swarm key, Noise and yamux by then is dropped (libp2p's default: 10 s)
+      inboundUpgradeTimeout: INBOUND_UPGRADE_TIMEOUT_MS,
       maxParallelDials: 64
     },
+    ...(opts.inboundGuard === undefined ? {} : { connectionGater: gaterOf(opts.inboundGuard) }),
     // off: membership's SWIM probes already ping every peer in turn and measure the round trip, and the monitor's
     // habit of aborting a connection whose ping is late, then re-dialling (Noise handshakes, identify), fed a storm
     // that kept a 20-daemon test machine saturated. Membership is the failure detector; it hangs up on dead peers.
@@ -108,14 +116,28 @@ export async function createMeshNode (opts: NodeOptions): Promise<MeshLibp2p> {
   })
 }
 
+function gaterOf (guard: InboundGuard): ConnectionGater {
+  return {
+    denyInboundConnection: conn => guard.denyInboundConnection(conn),
+    denyInboundEncryptedConnection: (peer, conn) => guard.denyInboundEncryptedConnection(peer, conn)
+  }
+}
+
 /**
  * libp2p logs through the `debug` module (silent unless DEBUG is set). We keep that, and also report the errors a
- * user must see: a failed connection upgrade is what a wrong swarm key looks like from the other side.
+ * user must see: a failed connection upgrade is what a wrong swarm key looks like from the other side, and the
+ * connection manager's refusals of inbound connections go to the inbound guard's rate-limited line.
  */
-function upgradeFailureLogger (onFailure: NodeOptions['onUpgradeFailure']): ComponentLogger {
+function upgradeFailureLogger (onFailure: NodeOptions['onUpgradeFailure'], guard?: InboundGuard): ComponentLogger {
   const base = defaultLogger()
   const wrap = (inner: Libp2pLogger): Libp2pLogger => {
-    const log = ((formatter: unknown, ...args: unknown[]) => { inner(formatter, ...args) }) as Libp2pLogger
+    const log = ((formatter: unknown, ...args: unknown[]) => {
+      inner(formatter, ...args)
+      // the connection manager's refusals ('connection from %a refused - <why>') are debug lines: the guard counts them
+      if (guard !== undefined && typeof formatter === 'string' && formatter.startsWith('connection from %a refused')) {
+        try { guard.refusedByLibp2p(String(args[0]), formatter.slice(formatter.indexOf(' - ') + 3).replace(/ %s$/, '')) } catch {}
+      }
+    }) as Libp2pLogger
     log.error = (formatter: unknown, ...args: unknown[]) => {
       inner.error(formatter, ...args)
       if (typeof formatter === 'string' && formatter.startsWith('failed to upgrade')) {

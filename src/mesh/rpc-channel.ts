@@ -9,6 +9,7 @@ import {
   CancelledError, NotFoundError, PeerUnreachableError, ProtocolError, TimeoutError, errorFromWire, toGridError,
   type NodeId
 } from '../interface/index.ts'
+import { RPC_PARTIAL_FRAME_MIN_BYTES_PER_S, RPC_PEER_PARTIAL_SLACK_BYTES, RPC_WRITE_BUFFER_SLACK_BYTES } from './constants.ts'
 import type { ChannelHost, RpcContext } from './rpc-types.ts'
 
 interface Pending {
@@ -31,18 +32,26 @@ export class Channel {
   private nextId = 1
   /** The request being written now, if any: it has not left while its write has not returned. */
   private sending: number | undefined
+  /** Resets the stream when the frame begun last is not whole in time. */
+  private partialTimer: NodeJS.Timeout | undefined
   closed = false
 
   constructor (readonly stream: Stream, private readonly host: ChannelHost, peer: NodeId, readonly outbound: boolean) {
     this.peer = peer
     this.decoder = new RpcFrameDecoder(host.maxFrameBytes)
     stream.maxReadBufferLength = host.maxFrameBytes * 2 + 64
+    // a peer that stops reading: what we queue for it beyond its window is bounded, then the stream is reset
+    stream.maxWriteBufferLength = host.maxFrameBytes * 2 + RPC_WRITE_BUFFER_SLACK_BYTES
     stream.addEventListener('message', evt => { this.onData(evt.data) })
     stream.addEventListener('close', evt => { this.onClose(evt.error) })
     stream.addEventListener('remoteCloseWrite', () => { this.onRemoteCloseWrite() })
   }
 
   get inflight (): number { return this.pending.size }
+
+  /** Bytes held of an incomplete frame from the peer (as last told to the host's node-wide count). */
+  get partialBytes (): number { return this.held }
+  private held = 0
 
   /**
    * Open for new frames. A stream whose write side has closed (its connection is going away, e.g. a duplicate
@@ -126,11 +135,54 @@ export class Channel {
 
   private onData (chunk: Parameters<RpcFrameDecoder['push']>[0]): void {
     this.host.bytesIn.inc(chunk.byteLength)
+    let whole = false
     try {
-      for (const f of this.decoder.push(chunk)) this.onFrame(f)
+      for (const f of this.decoder.push(chunk)) {
+        whole = true
+        this.onFrame(f)
+      }
+      if (this.closed) return
+      this.watchPartial(whole)
     } catch (err) {
       this.host.badFrame(this.peer, err)
       this.stream.abort(err instanceof Error ? err : new ProtocolError(String(err)))
+    }
+  }
+
+  private hold (bytes: number): void {
+    if (bytes === this.held) return
+    this.host.partialBytesChanged(bytes - this.held)
+    this.held = bytes
+  }
+
+  /**
+   * An incomplete frame must be whole within the host's deadline (a new one begins its own), and the peer's
+   * incomplete frames on all its streams together must stay under the host's cap, and all peers' together under the
+ * node's: else this stream is reset.
+   */
+  private watchPartial (frameEnded: boolean): void {
+    this.hold(this.decoder.buffered)
+    if (this.decoder.buffered === 0) {
+      clearTimeout(this.partialTimer)
+      this.partialTimer = undefined
+      return
+    }
+    if (this.host.peerPartialBytes(this.peer) > this.host.maxPartialBytesPerPeer) {
+      throw new ProtocolError(`incomplete frames from ${this.peer} hold over ${this.host.maxPartialBytesPerPeer} bytes across its streams`)
+    }
+    // frames up to the slack always pass (small requests and answers split across chunks); larger ones share the cap
+    if (this.held > RPC_PEER_PARTIAL_SLACK_BYTES && this.host.partialBytesHeld > this.host.maxPartialBytesTotal) {
+      throw new ProtocolError(`incomplete frames from all peers hold over ${this.host.maxPartialBytesTotal} bytes on this node`)
+    }
+    if (frameEnded || this.partialTimer === undefined) {
+      clearTimeout(this.partialTimer)
+      const held = this.host.partialFrameTimeoutMs + Math.ceil(this.decoder.expected / RPC_PARTIAL_FRAME_MIN_BYTES_PER_S * 1000)
+      this.partialTimer = setTimeout(() => {
+        const err = new ProtocolError(`a frame begun ${held} ms ago is still incomplete (${this.decoder.buffered} bytes)`)
+        this.host.badFrame(this.peer, err)
+        this.stream.abort(err)
+      }, held)
+      this.partialTimer.unref()
     }
   }
 
@@ -180,6 +232,12 @@ export class Channel {
       this.trySend({ type: 'error', id, error: new NotFoundError(`unknown method ${name}`).toWire() })
       return
     }
+    const release = this.host.admit(this.peer, h)
+    if (typeof release !== 'function') {
+      this.host.served.inc({ method: name, outcome: release.code })
+      this.trySend({ type: 'error', id, error: release.toWire() })
+      return
+    }
     const ctrl = new AbortController()
     this.serving.set(id, ctrl)
     const signal = AbortSignal.any([ctrl.signal, AbortSignal.timeout(deadlineMs)])
@@ -205,6 +263,7 @@ export class Channel {
         this.trySend({ type: 'error', id, error: e.toWire() })
         if (e.code === 'INTERNAL') this.host.log.error({ err, method: name, peer: this.peer }, 'rpc handler failed')
       } finally {
+        release()
         this.serving.delete(id)
         this.host.serveSeconds.observe({ method: name }, (performance.now() - started) / 1000)
         this.closeWhenIdle()
@@ -238,6 +297,9 @@ export class Channel {
   private onClose (error?: Error): void {
     if (this.closed) return
     this.closed = true
+    clearTimeout(this.partialTimer)
+    this.hold(0)
+    if (error?.name === 'StreamBufferError') this.host.cutOff(this.peer, error)
     const message = `stream to ${this.peer} closed${error === undefined ? '' : ` (${error.message})`}`
     const reason = new PeerUnreachableError(message, { cause: error })
     for (const [id, p] of [...this.pending]) p.reject(id === this.sending ? notSent(new PeerUnreachableError(message, { cause: error })) : reason)

@@ -12,12 +12,13 @@ import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import { Counter, Histogram } from 'prom-client'
 import { RPC_MAX_FRAME_BYTES, RPC_PROTOCOL, type EventOf, type MethodDef, type RequestOf, type ResponseOf } from '../../proto/index.ts'
-import { PeerUnreachableError, TimeoutError, UnavailableError, toGridError, type NodeId } from '../interface/index.ts'
+import { BusyError, PeerUnreachableError, TimeoutError, UnavailableError, toGridError, type GridError, type NodeId } from '../interface/index.ts'
 import { LogLimiter } from '../util/index.ts'
+import { RPC_PARTIAL_FRAME_TIMEOUT_MS, RPC_PARTIAL_FRAMES_TOTAL, RPC_PEER_PARTIAL_SLACK_BYTES, RPC_SERVING_PER_PEER_MAX } from './constants.ts'
 import { Channel, wasNotSent } from './rpc-channel.ts'
-import type { ChannelHost, NotifyHandler, RegisteredHandler, RegisteredNotify, RpcHandler } from './rpc-types.ts'
+import type { ChannelHost, HandleOptions, NotifyHandler, RegisteredHandler, RegisteredNotify, RpcHandler } from './rpc-types.ts'
 
-export type { RpcContext, RpcHandler, NotifyHandler } from './rpc-types.ts'
+export type { RpcContext, RpcHandler, NotifyHandler, HandleOptions } from './rpc-types.ts'
 
 export interface RequestOptions<M extends MethodDef> {
   timeoutMs?: number
@@ -47,7 +48,18 @@ export interface RpcInit {
   maxFrameBytes?: number
   /** Time to open a stream (dial included) before a request gives up on the peer. */
   openTimeoutMs?: number
+  /** How long a frame begun may stay incomplete (RPC_PARTIAL_FRAME_TIMEOUT_MS). */
+  partialFrameTimeoutMs?: number
+  /** Requests one peer may have served at once (RPC_SERVING_PER_PEER_MAX). */
+  maxServingPerPeer?: number
+  /** Bytes of incomplete frames one peer may have this node hold (one whole frame + RPC_PEER_PARTIAL_SLACK_BYTES). */
+  maxPartialBytesPerPeer?: number
+  /** Bytes of incomplete frames this node holds from all peers (RPC_PARTIAL_FRAMES_TOTAL frames). */
+  maxPartialBytesTotal?: number
 }
+
+/** A BUSY refusal suggests the caller waits this long before it tries again. */
+const BUSY_RETRY_AFTER_MS = 1_000
 
 /** Every version of our RPC protocol starts so: what a peer of another version lists in identify. */
 const RPC_PROTOCOL_FAMILY = RPC_PROTOCOL.slice(0, RPC_PROTOCOL.lastIndexOf('/') + 1)
@@ -62,6 +74,14 @@ export class RpcService implements ChannelHost {
   readonly bytesOut: Counter
   readonly served: Counter<'method' | 'outcome'>
   readonly serveSeconds: Histogram<'method'>
+  readonly partialFrameTimeoutMs: number
+  readonly maxPartialBytesPerPeer: number
+  readonly maxPartialBytesTotal: number
+  partialBytesHeld = 0
+  private readonly maxServingPerPeer: number
+  /** Requests served now, per peer: in all, and by method. */
+  private readonly servingNow = new Map<NodeId, { all: number, byMethod: Map<string, number> }>()
+  private readonly cutOffs: Counter<'reason'>
   private readonly requests: Counter<'method' | 'outcome'>
   private readonly invalidFrames: Counter
   private readonly notifications: Counter<'method'>
@@ -79,19 +99,67 @@ export class RpcService implements ChannelHost {
     this.maxFrameBytes = init.maxFrameBytes ?? RPC_MAX_FRAME_BYTES
     this.defaultTimeoutMs = init.defaultTimeoutMs ?? 10_000
     this.openTimeoutMs = init.openTimeoutMs ?? 5_000
+    this.partialFrameTimeoutMs = init.partialFrameTimeoutMs ?? RPC_PARTIAL_FRAME_TIMEOUT_MS
+    this.maxPartialBytesPerPeer = init.maxPartialBytesPerPeer ?? this.maxFrameBytes + RPC_PEER_PARTIAL_SLACK_BYTES
+    this.maxPartialBytesTotal = init.maxPartialBytesTotal ?? this.maxFrameBytes * RPC_PARTIAL_FRAMES_TOTAL
+    this.maxServingPerPeer = init.maxServingPerPeer ?? RPC_SERVING_PER_PEER_MAX
     const r = components.registry
     this.requests = new Counter({ name: 'grid_mesh_rpc_requests_total', help: 'RPC requests sent to peers, by method and outcome', labelNames: ['method', 'outcome'], registers: [r] })
     this.served = new Counter({ name: 'grid_mesh_rpc_served_total', help: 'RPC requests served for peers, by method and outcome', labelNames: ['method', 'outcome'], registers: [r] })
     this.serveSeconds = new Histogram({ name: 'grid_mesh_rpc_serve_seconds', help: 'Time to serve an RPC request', labelNames: ['method'], buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [r] })
     this.invalidFrames = new Counter({ name: 'grid_mesh_rpc_invalid_frames_total', help: 'Malformed or oversized frames received; each reset its stream', registers: [r] })
     this.notifications = new Counter({ name: 'grid_mesh_rpc_notifications_total', help: 'One-way notifications sent to peers, by method', labelNames: ['method'], registers: [r] })
+    this.cutOffs = new Counter({ name: 'grid_mesh_rpc_refusals_total', help: 'Requests refused BUSY (a per-peer cap) and streams reset for a peer that stopped reading, by reason', labelNames: ['reason'], registers: [r] })
     this.bytesIn = new Counter({ name: 'grid_mesh_stream_received_bytes_total', help: 'Bytes received on RPC streams', registers: [r] })
     this.bytesOut = new Counter({ name: 'grid_mesh_stream_sent_bytes_total', help: 'Bytes sent on RPC streams', registers: [r] })
   }
 
-  handle<M extends MethodDef> (method: M, fn: RpcHandler<M>): void {
+  handle<M extends MethodDef> (method: M, fn: RpcHandler<M>, opts: HandleOptions = {}): void {
     if (this.handlers.has(method.name)) throw new Error(`handler for ${method.name} registered twice`)
-    this.handlers.set(method.name, { method, fn: fn as unknown as RpcHandler<MethodDef> })
+    this.handlers.set(method.name, { method, fn: fn as unknown as RpcHandler<MethodDef>, maxInflightPerPeer: opts.maxInflightPerPeer })
+  }
+
+  /**
+   * A serving slot for one request of the peer's: refused BUSY past the peer's cap in all, or the method's own. The
+   * refusal is answered at once (no handler runs), so a peer that floods requests costs a frame decode each.
+   */
+  admit (peer: NodeId, h: RegisteredHandler): (() => void) | GridError {
+    const name = h.method.name
+    const now = this.servingNow.get(peer) ?? { all: 0, byMethod: new Map<string, number>() }
+    const mine = now.byMethod.get(name) ?? 0
+    const cap = h.maxInflightPerPeer
+    if (now.all >= this.maxServingPerPeer || (cap !== undefined && mine >= cap)) {
+      const which = now.all >= this.maxServingPerPeer ? `${this.maxServingPerPeer} requests` : `${cap ?? 0} ${name} requests`
+      this.cutOffs.inc({ reason: 'busy' })
+      if (this.limiter.allow(`busy:${peer}`)) this.log.warn({ peer, method: name, serving: now.all, cap: which }, 'peer has too many requests in flight here; refusing more with BUSY (logged once a minute per peer)')
+      return new BusyError(`${peer} already has ${which} in flight on this node; retry later`, { details: { retryAfterMs: BUSY_RETRY_AFTER_MS } })
+    }
+    now.all++
+    now.byMethod.set(name, mine + 1)
+    this.servingNow.set(peer, now)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      now.all--
+      const left = (now.byMethod.get(name) ?? 1) - 1
+      if (left === 0) now.byMethod.delete(name)
+      else now.byMethod.set(name, left)
+      if (now.all === 0 && this.servingNow.get(peer) === now) this.servingNow.delete(peer)
+    }
+  }
+
+  peerPartialBytes (peer: NodeId): number {
+    let n = 0
+    for (const c of this.channels.get(peer) ?? []) n += c.partialBytes
+    return n
+  }
+
+  partialBytesChanged (delta: number): void { this.partialBytesHeld += delta }
+
+  cutOff (peer: NodeId, err: Error): void {
+    this.cutOffs.inc({ reason: 'write-buffer' })
+    if (this.limiter.allow(`cut-off:${peer}`)) this.log.warn({ peer, err: err.message }, 'peer stopped reading an RPC stream; stream reset (logged once a minute per peer)')
   }
 
   handlerFor (name: string): RegisteredHandler | undefined { return this.handlers.get(name) }

@@ -9,7 +9,7 @@ import {
   type ExecAspect, type TaskEvent, type TaskOffer
 } from '../../proto/index.ts'
 import { CancelledError, NotFoundError } from '../interface/index.ts'
-import type { Watcher } from '../executor/index.ts'
+import { followerWatcher, type Watcher } from '../executor/index.ts'
 import type { RpcContext } from '../mesh/index.ts'
 import type { TasksComponents, TasksInit } from './components.ts'
 import { admitOffer } from './admission.ts'
@@ -99,12 +99,11 @@ export class ExecutorSide {
     const job = this.c.executor.get(id)
     if (job === undefined) return { found: false, truncatedBytes: 0 }
     await new Promise<void>(resolve => {
-      const watcher: Watcher = {
-        primary: false,
-        event: ev => { try { ctx.emit(ev) } catch {} return true },
-        drain: async () => {},
-        done: () => { resolve() }
-      }
+      // a follower that falls behind skips ahead (a gap event), so one that never reads holds no output here
+      const watcher = followerWatcher({
+        send: ev => { try { return ctx.emit(ev) } catch { return true } },
+        drain: async () => { await ctx.drain() }
+      }, () => { resolve() })
       this.c.executor.watch(id, 0, watcher)
       if (!follow) { this.c.executor.unwatch(id, watcher); resolve(); return }
       ctx.signal.addEventListener('abort', () => { this.c.executor.unwatch(id, watcher); resolve() }, { once: true })

@@ -3,9 +3,11 @@
  * that publishes malformed gossip and writes garbage frames, to show a daemon drops them and runs on.
  */
 import { readFileSync } from 'node:fs'
+import { connect, type Socket } from 'node:net'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
+import * as varint from 'uint8-varint'
 import * as Y from 'yjs'
 import { RPC_PROTOCOL, RpcFrameDecoder, encode, encodeRpcFrame, parseSwarmKey, type Frame } from '../../proto/index.ts'
 import { createMeshNode, type MeshLibp2p } from '../../src/mesh/node.ts'
@@ -124,6 +126,51 @@ export class Rogue {
     }, { force: true })
   }
 
+  /**
+   * Holds `streams` RPC streams to a peer, each with a frame begun that declares `declared` bytes and brings all but
+   * the last of them, and opens a fresh one whenever one is reset (a sustained attack), until `stop`. `resets` counts
+   * the streams the peer reset.
+   */
+  holdPartialFrames (peer: string, opts: { streams: number, declared: number }): { resets: () => number, stop: () => void } {
+    const id = this.peerIdOf(peer)
+    const prefix = varint.encode(opts.declared)
+    const body = new Uint8Array(opts.declared - 1)
+    const open = new Set<Stream>()
+    let stopped = false
+    let resets = 0
+    const one = async (): Promise<void> => {
+      if (stopped) return
+      let stream: Stream
+      try {
+        stream = await this.node.dialProtocol(id, RPC_PROTOCOL)
+      } catch {
+        setTimeout(() => { void one() }, 200)
+        return
+      }
+      open.add(stream)
+      stream.addEventListener('close', () => {
+        open.delete(stream)
+        resets++
+        if (!stopped) setTimeout(() => { void one() }, 100)
+      })
+      try { stream.send(prefix); stream.send(body) } catch {}
+    }
+    for (let i = 0; i < opts.streams; i++) void one()
+    return {
+      resets: () => resets,
+      stop: () => { stopped = true; for (const s of open) s.abort(new Error('rogue stops')) }
+    }
+  }
+
+  /** Asks a peer to follow a task's output (task.logs, follow) and never reads what comes back. */
+  async followLogsWithoutReading (peer: string, taskId: string): Promise<Stream> {
+    const stream = await this.node.dialProtocol(this.peerIdOf(peer), RPC_PROTOCOL)
+    stream.send(encodeRpcFrame({ type: 'request', id: 1, method: 'task.logs', data: { id: taskId, follow: true }, deadlineMs: 2_147_483_647 }, 1 << 24))
+    // no more window updates: the peer's sends to us stop at its window, the rest is its to hold
+    stream.pause()
+    return stream
+  }
+
   private peerIdOf (peer: string): ReturnType<typeof this.node.getPeers>[number] {
     const p = this.node.getPeers().find(x => x.toString() === peer)
     if (p === undefined) throw new Error(`rogue is not connected to ${peer}`)
@@ -132,6 +179,33 @@ export class Rogue {
 
   async stop (): Promise<void> {
     await this.node.stop()
+  }
+}
+
+/**
+ * A client without the swarm key: `count` plain TCP connections to a port that send nothing, each opened again
+ * `reopenMs` after the server closes it (a sustained hold), until `stop`.
+ */
+export function holdIdleSockets (port: number, count: number, reopenMs = 2_000): { open: () => number, closed: () => number, stop: () => void } {
+  const sockets = new Set<Socket>()
+  let stopped = false
+  let closed = 0
+  const one = (): void => {
+    if (stopped) return
+    const s = connect({ host: '127.0.0.1', port })
+    sockets.add(s)
+    s.on('error', () => {})
+    s.on('close', () => {
+      sockets.delete(s)
+      closed++
+      if (!stopped) setTimeout(one, reopenMs)
+    })
+  }
+  for (let i = 0; i < count; i++) one()
+  return {
+    open: () => sockets.size,
+    closed: () => closed,
+    stop: () => { stopped = true; for (const s of sockets) s.destroy() }
   }
 }
 

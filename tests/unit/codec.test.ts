@@ -101,3 +101,18 @@ describe('interface - units', () => {
     expect(parseSize('lots')).toBeUndefined()
   })
 })
+
+describe('proto - frame decoder, a frame begun', () => {
+  it('tells how much of a frame begun it holds and the frame\'s declared size, and nothing between frames', () => {
+    const dec = new FrameDecoder(1 << 20)
+    const framed = encodeFrame({ text: 'x'.repeat(1000) }, 1 << 20)
+    expect([...dec.push(framed.subarray(0, 1))]).toEqual([])
+    expect(dec.expected).toBe(0) // the prefix is not whole yet
+    expect([...dec.push(framed.subarray(1, 500))]).toEqual([])
+    expect(dec.buffered).toBe(500)
+    expect(dec.expected).toBe(framed.byteLength - 2)
+    expect([...dec.push(framed.subarray(500))]).toHaveLength(1)
+    expect(dec.buffered).toBe(0)
+    expect(dec.expected).toBe(0)
+  })
+})

@@ -1,0 +1,36 @@
+/**
+ * The RPC service's limits on what one peer may make this node hold (issue 17, finding 4). Each is sized so that a
+ * peer that behaves is never near it, and a peer that does not is cut off before it costs much memory or CPU.
+ */
+
+/**
+ * A frame begun must be whole within this, plus its declared size at RPC_PARTIAL_FRAME_MIN_BYTES_PER_S, else its
+ * stream is reset: a 16 MiB frame may take 5 + 16 s (0.2 s on loopback), a small one 5 s. Memory is bounded by the
+ * caps below; the deadline frees what a stalled frame holds.
+ */
+export const RPC_PARTIAL_FRAME_TIMEOUT_MS = 5_000
+export const RPC_PARTIAL_FRAME_MIN_BYTES_PER_S = 1024 * 1024
+/**
+ * Bytes of incomplete frames held for one peer across all its streams, beyond one whole frame: with 8 streams per
+ * connection, each holding a 16 MiB frame begun, one identity held 1 GiB. A peer sends one big frame at a time.
+ */
+export const RPC_PEER_PARTIAL_SLACK_BYTES = 1024 * 1024
+/**
+ * Whole frames' worth of incomplete frames this node holds from all peers together (4 x 16 MiB): many identities
+ * (a key holder can make any number) each holding one stay within it. Past it, the stream that brought the excess is
+ * reset if its own frame is over RPC_PEER_PARTIAL_SLACK_BYTES (smaller frames always pass), which fails like a lost
+ * stream: its requests fail, a state push lost so is filled in by catch-up.
+ */
+export const RPC_PARTIAL_FRAMES_TOTAL = 4
+/**
+ * Bytes queued for sending on one stream beyond what the peer's window takes, above two whole frames: past it the
+ * stream is reset (libp2p's maxWriteBufferLength; yamux's default is unbounded, so a peer that stopped reading grew
+ * this node's memory without end). Senders that stream (events) wait for the drain well before it.
+ */
+export const RPC_WRITE_BUFFER_SLACK_BYTES = 1024 * 1024
+/**
+ * Requests one peer may have this node serve at once (long-lived ones included: a task.run lasts as long as its task,
+ * so this is above an executor's queue limit plus its slots). Past it a request is refused BUSY, which the caller
+ * may retry; a method may set a lower cap of its own (`handle(..., { maxInflightPerPeer })`).
+ */
+export const RPC_SERVING_PER_PEER_MAX = 4096
