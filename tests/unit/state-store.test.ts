@@ -12,12 +12,13 @@ import { pino } from 'pino'
 import { Registry } from 'prom-client'
 import { afterEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { StatePush, type MethodDef, type SyncResponse } from '../../proto/index.ts'
+import { StatePush, type MethodDef, type StateUpdate, type SyncResponse } from '../../proto/index.ts'
 import { UnavailableError, type NodeId } from '../../src/interface/index.ts'
 import { StateStore, type StateInit, type StateMesh, type StateRpc } from '../../src/state/index.ts'
 import { waitFor } from '../helpers/cluster.ts'
+import { stubSigner } from '../helpers/state-signer.ts'
 
-type Handler = (req: unknown) => unknown
+type Handler = (req: unknown, ctx: { peer: NodeId }) => unknown
 type NotifyHandler = (data: unknown, peer: NodeId) => void
 
 /** An in-memory network: which nodes are connected, and the RPC between them. */
@@ -73,7 +74,7 @@ class StubMesh extends EventEmitter<{ 'peer:connect': [NodeId] }> implements Sta
         const handler = target(peer).handlers.get(method.name)
         if (handler === undefined) throw new UnavailableError(`${peer} does not serve ${method.name}`)
         await new Promise(resolve => setImmediate(resolve))
-        return structuredClone(await handler(structuredClone(data))) as never
+        return structuredClone(await handler(structuredClone(data), { peer: peerId })) as never
       },
       hasChannel: peer => net.connected(peerId, peer) && !this.full.has(peer),
       ensureChannel: async () => {}
@@ -105,7 +106,7 @@ function node (net: StubNet, id: NodeId, init: Partial<StateInit> = {}): Node {
   dirs.push(dataDir)
   const mesh = net.mesh(id)
   const registry = new Registry()
-  const store = new StateStore({ mesh, logger: pino({ level: 'silent' }), registry }, { cluster: 'grid', dataDir, ...init })
+  const store = new StateStore({ mesh, logger: pino({ level: 'silent' }), registry, signer: stubSigner() }, { cluster: 'grid', dataDir, ...init })
   store.load()
   stores.push(store)
   return { store, mesh, registry }
@@ -166,15 +167,13 @@ describe('state store - catch-up', () => {
     net.connect('node-a', 'node-b')
     await a.store.syncFrom('node-b')
     const serve = a.mesh.handlers.get('state.sync') as Handler
-    const first = await serve({ docs: {}, maxBytes: 1024 }) as SyncResponse
+    const first = await serve({ docs: {}, maxBytes: 1024 }, { peer: 'node-c' }) as SyncResponse
     expect(first.updates).toHaveLength(1)
     expect(first.more).toBe(true)
     expect(Object.keys(first.gens).sort()).toEqual(['node-a', 'node-b'])
     // asking again with what it got: the rest, and no more
     const got = first.updates[0] as SyncResponse['updates'][number]
-    const d = new Y.Doc()
-    Y.applyUpdate(d, got.u)
-    const second = await serve({ docs: { [got.w]: { g: got.g, sv: Y.encodeStateVector(d) } }, maxBytes: 1024 }) as SyncResponse
+    const second = await serve({ docs: { [got.w]: { g: got.g, n: (got.n ?? 0) + 1 } }, maxBytes: 1024 }, { peer: 'node-c' }) as SyncResponse
     expect(second.updates.map(u => u.w)).toEqual(['node-a', 'node-b'].filter(w => w !== got.w))
     expect(second.more).toBe(false)
   })
@@ -217,19 +216,21 @@ describe('state store - replication', () => {
     expect(await counter(a.registry, 'grid_state_pushes_total', { outcome: 'nudged' })).toBeGreaterThan(0)
   })
 
-  it('drops an update pushed by a peer that is not its writer, and one that does not decode', async () => {
+  it('drops an update pushed by a peer that is not its writer, one that does not decode, one unsigned and one whose signature does not match', async () => {
     const net = new StubNet()
     const b = node(net, 'node-b')
     node(net, 'node-a')
     net.connect('node-a', 'node-b')
-    b.mesh.deliver(StatePush, { w: 'node-c', g: 0, u: entryUpdate('sessions', 'forged', 1) }, 'node-a')
-    b.mesh.deliver(StatePush, { w: 'node-a', g: 0, u: new Uint8Array([1, 2, 3, 250]) }, 'node-a')
-    expect(b.store.lookup('sessions', 'forged')).toBeUndefined()
+    const signed = (w: NodeId, n: number, u: Uint8Array): StateUpdate => ({ w, g: 0, n, u, s: stubSigner().sign(w, 0, n, u) })
+    b.mesh.deliver(StatePush, signed('node-c', 0, entryUpdate('sessions', 'forged', 1)), 'node-a')
+    b.mesh.deliver(StatePush, signed('node-a', 0, new Uint8Array([1, 2, 3, 250])), 'node-a')
+    b.mesh.deliver(StatePush, { w: 'node-a', g: 0, u: entryUpdate('sessions', 'unsigned', 1) }, 'node-a')
+    b.mesh.deliver(StatePush, { ...signed('node-a', 0, entryUpdate('sessions', 'tampered', 1)), u: entryUpdate('sessions', 'tampered', 2) }, 'node-a')
+    for (const key of ['forged', 'unsigned', 'tampered']) expect(b.store.lookup('sessions', key)).toBeUndefined()
     expect(b.store.writers()).toEqual(['node-b'])
-    expect(await counter(b.registry, 'grid_state_updates_rejected_total', { reason: 'not-writer' })).toBe(1)
-    expect(await counter(b.registry, 'grid_state_updates_rejected_total', { reason: 'bad-update' })).toBe(1)
-    // the peer's own, well-formed update still goes in
-    b.mesh.deliver(StatePush, { w: 'node-a', g: 0, u: entryUpdate('sessions', 'fine', 1) }, 'node-a')
+    for (const reason of ['not-writer', 'bad-update', 'unsigned', 'bad-signature']) expect(await counter(b.registry, 'grid_state_updates_rejected_total', { reason })).toBe(1)
+    // the peer's own, well-formed and signed update still goes in
+    b.mesh.deliver(StatePush, signed('node-a', 0, entryUpdate('sessions', 'fine', 1)), 'node-a')
     expect(b.store.lookup('sessions', 'fine')?.writer).toBe('node-a')
   })
 })
@@ -366,8 +367,9 @@ describe('state store - collection', () => {
     for (let i = 0; i < 2_000; i++) a.set('sessions', `s-${i % 100}`, { i })
     a.delete('sessions', 's-7')
     await b.syncFrom('node-a')
+    const gen = a.stats().ownGeneration
     await a.regenerate()
-    expect(a.stats().ownGeneration).toBe(1)
+    expect(a.stats().ownGeneration).toBe(gen + 1)
     a.set('sessions', 'after', 1)
     await b.syncFrom('node-a')
     const read = (s: StateStore): Array<[string, unknown]> => [...s.entries('sessions')].map(([k, e]) => [k, e.value] as [string, unknown]).sort()
@@ -386,6 +388,8 @@ describe('state store - collection', () => {
     net.connect('node-a', 'node-c')
     c.set('registry', 'node-c', { name: 'c' })
     c.set('sessions', 'from-c', 1)
+    // a forget counts from a registered member only
+    a.set('registry', 'node-a', { name: 'a' })
     await a.syncFrom('node-c')
     await b.syncFrom('node-a')
     expect(b.writers().sort()).toEqual(['node-a', 'node-b', 'node-c'])
