@@ -1,24 +1,35 @@
 /**
  * A misbehaving cluster member for tests: a real libp2p node built like gridd's (same swarm key, same protocols)
- * that publishes malformed gossip and writes garbage frames, to show a daemon drops them and runs on.
+ * that publishes malformed gossip and writes garbage frames, to show a daemon drops them and runs on. It holds its
+ * own key, so it can sign state records as itself (a member gone bad) but never as another writer.
  */
 import { readFileSync } from 'node:fs'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { Stream } from '@libp2p/interface'
+import type { PrivateKey, Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import * as Y from 'yjs'
 import { RPC_PROTOCOL, RpcFrameDecoder, encode, encodeRpcFrame, parseSwarmKey, type Frame } from '../../proto/index.ts'
 import { createMeshNode, type MeshLibp2p } from '../../src/mesh/node.ts'
+import { Ed25519RecordSigner } from '../../src/state/index.ts'
 
 export class Rogue {
-  private constructor (readonly node: MeshLibp2p) {}
+  private readonly signer: Ed25519RecordSigner
+  /** the next sequence number of the rogue's own records, in RECORD_GEN */
+  private seq = 0
+  /** the generation of the rogue's own document (numbered by the clock, as a daemon's first one) */
+  readonly gen = Date.now()
+
+  private constructor (readonly node: MeshLibp2p, key: PrivateKey) {
+    this.signer = new Ed25519RecordSigner(key)
+  }
 
   get id (): string { return this.node.peerId.toString() }
 
   static async start (swarmKeyPath: string): Promise<Rogue> {
     const { psk } = parseSwarmKey(readFileSync(swarmKeyPath), swarmKeyPath)
+    const key = await generateKeyPair('Ed25519')
     const node = await createMeshNode({
-      privateKey: await generateKeyPair('Ed25519'),
+      privateKey: key,
       psk,
       listen: ['/ip4/127.0.0.1/tcp/0'],
       announce: [],
@@ -27,7 +38,7 @@ export class Rogue {
       onUpgradeFailure: () => {}
     })
     await node.start()
-    return new Rogue(node)
+    return new Rogue(node, key)
   }
 
   async connect (addr: string): Promise<void> {
@@ -69,15 +80,28 @@ export class Rogue {
     await stream.close().catch(() => {})
   }
 
-  /**
-   * Pushes one entry of the rogue's own document (as its writer, generation 0), stamped now: in the named form, or
-   * `legacy` in the previous release's one-letter form (`{v, h}`).
-   */
-  async pushOwnEntry (peer: string, collection: string, key: string, value: unknown, opts: { legacy?: boolean } = {}): Promise<void> {
+  /** A state record signed with the rogue's key: as itself by default; as any `w` (a forgery no node may take). */
+  signed (u: Uint8Array, opts: { w?: string, g?: number, n?: number } = {}): { w: string, g: number, n: number, u: Uint8Array, s: Uint8Array } {
+    const w = opts.w ?? this.id
+    const g = opts.g ?? this.gen
+    const n = opts.n ?? this.seq++
+    return { w, g, n, u, s: this.signer.sign(w, g, n, u) }
+  }
+
+  /** A Yjs update of one entry, stamped `stampMs` (now by default), named or in the previous release's form. */
+  static entryUpdate (collection: string, key: string, value: unknown, opts: { legacy?: boolean, stampMs?: number } = {}): Uint8Array {
     const doc = new Y.Doc()
-    const stamp = [Date.now(), 0]
+    const stamp = [opts.stampMs ?? Date.now(), 0]
     doc.getMap(collection).set(key, opts.legacy === true ? { v: value, h: stamp } : { value, stamp })
-    await this.rpcNotify(peer, 'state.push', [{ w: this.id, g: 0, u: Y.encodeStateAsUpdate(doc) }])
+    return Y.encodeStateAsUpdate(doc)
+  }
+
+  /**
+   * Pushes one entry of the rogue's own document, signed (as its writer), stamped now or `stampMs`: in the named
+   * form, or `legacy` in the previous release's one-letter form (`{v, h}`).
+   */
+  async pushOwnEntry (peer: string, collection: string, key: string, value: unknown, opts: { legacy?: boolean, stampMs?: number } = {}): Promise<void> {
+    await this.rpcNotify(peer, 'state.push', [this.signed(Rogue.entryUpdate(collection, key, value, opts))])
   }
 
   /** Sends one RPC request frame and returns the first frame that comes back. */
