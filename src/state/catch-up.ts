@@ -5,8 +5,10 @@
  * any size is served, and no answer comes near the RPC frame limit). Every record passes intake (signature, content,
  * stamps) before it is applied, whoever relayed it. It runs on every new connection, every few seconds with a random
  * peer (anti-entropy), and whenever replication sees a gap; concurrent requests for the same peer are merged. It also
- * answers peers' catch-up requests, one at a time per peer (another arriving meanwhile is answered busy), and the
- * answer to a repeated request is reused for a moment. It must not push: replication does that.
+ * answers peers' catch-up requests, one at a time per peer and at most SERVE_BYTES_PER_SEC of records a second to
+ * each; a request arriving meanwhile, or the same request again within SERVE_REPEAT_MS with nothing new held since,
+ * is answered busy with a time to retry after (a peer asking in a loop costs a small error frame, not megabytes), and
+ * this node's own catch-up waits that long and asks again. It must not push: replication does that.
  */
 import type { Logger } from 'pino'
 import { STATE_SYNC_CHUNK_BYTES, StateSync, type SyncResponse } from '../../proto/index.ts'
@@ -40,8 +42,20 @@ export const DEFAULT_ANTI_ENTROPY_INTERVAL_MS = 5_000
 const SYNC_TIMEOUT_MS = 15_000
 /** A catch-up stops after this many rounds (of STATE_SYNC_CHUNK_BYTES: 1 GiB) even if the peer says there is more; the next one resumes. */
 const SYNC_MAX_ROUNDS = 256
-/** An answer is reused for an identical request from the same peer this long (a peer asking in a loop costs little). */
-const SERVE_CACHE_MS = 1_000
+/** The same request from the same peer within this long, nothing new held since, is answered busy (it has the answer). */
+const SERVE_REPEAT_MS = 1_000
+/**
+ * Records served to one peer per second at most: after an answer of B bytes, the next waits B / this. A catch-up's
+ * rounds are spaced by the requester applying each answer (far longer), so only a peer asking in a flood waits.
+ */
+const SERVE_BYTES_PER_SEC = 64 * 1024 * 1024
+/** A busy answer tells the peer to retry after this long at least... */
+const BUSY_RETRY_MIN_MS = 20
+/** ...and this node waits at most this long on one before asking again (at most BUSY_RETRIES times in a catch-up). */
+const BUSY_RETRY_MAX_MS = 1_000
+const BUSY_RETRIES = 20
+/** Peers whose last answer is remembered (the oldest is forgotten past it). */
+const SERVED_MAX_PEERS = 4096
 /** A new connection is caught up from this soon (jittered), once its streams are likely open. */
 const CONNECT_SYNC_DELAY_MS = 100
 
@@ -52,8 +66,8 @@ export class CatchUp {
   private running = false
   /** Peers whose catch-up request is being answered now. */
   private readonly serving = new Set<NodeId>()
-  /** The last answer to each peer, by request, for SERVE_CACHE_MS. */
-  private readonly served = new Map<NodeId, { key: string, version: number, at: number, res: SyncResponse }>()
+  /** The last answer to each peer: its request, what this node held then, when, and when the next may be served. */
+  private readonly served = new Map<NodeId, { key: string, version: number, at: number, until: number }>()
 
   constructor (private readonly c: CatchUpComponents, private readonly init: CatchUpInit) {
     c.mesh.rpc.handle(StateSync, async (req, ctx) => await this.serveFor(ctx.peer, req.docs, req.maxBytes ?? STATE_SYNC_CHUNK_BYTES))
@@ -86,11 +100,20 @@ export class CatchUp {
 
   /** One catch-up with a peer: send what we hold, apply what comes back, repeat while it says there is more. */
   async syncFrom (peer: NodeId): Promise<void> {
+    let busy = 0
     try {
       for (let round = 0; round < SYNC_MAX_ROUNDS; round++) {
         const docs: DocSummaries = {}
         for (const [w, slot] of this.c.writers) docs[w] = { g: slot.log.gen, n: slot.log.next }
-        const res: SyncResponse = await this.c.mesh.rpc.request(peer, StateSync, { docs, maxBytes: STATE_SYNC_CHUNK_BYTES }, { timeoutMs: SYNC_TIMEOUT_MS })
+        let res: SyncResponse
+        try {
+          res = await this.c.mesh.rpc.request(peer, StateSync, { docs, maxBytes: STATE_SYNC_CHUNK_BYTES }, { timeoutMs: SYNC_TIMEOUT_MS })
+        } catch (err) {
+          const retryAfterMs = busyRetryMs(err)
+          if (retryAfterMs === undefined || ++busy > BUSY_RETRIES) throw err
+          await new Promise(resolve => setTimeout(resolve, Math.min(BUSY_RETRY_MAX_MS, retryAfterMs)))
+          continue
+        }
         let added = 0
         for (const u of res.updates) {
           const rec = this.c.intake.check(u, peer)
@@ -114,20 +137,24 @@ export class CatchUp {
     }
   }
 
-  /** Answers one peer's catch-up: one at a time per peer; a repeated request within SERVE_CACHE_MS, nothing new held since, gets the same answer. */
+  /** Answers one peer's catch-up, one at a time and at most SERVE_BYTES_PER_SEC; otherwise busy, with when to retry. */
   private async serveFor (peer: NodeId, docs: DocSummaries, maxBytes: number): Promise<SyncResponse> {
-    if (this.serving.has(peer)) throw new UnavailableError('busy: a catch-up request from this peer is being answered already; ask again when it is done')
+    const now = Date.now()
+    const last = this.served.get(peer)
+    if (this.serving.has(peer)) throw busyError('a catch-up request from this peer is being answered already', BUSY_RETRY_MIN_MS)
+    if (last !== undefined && now < last.until) throw busyError('this peer was just sent a catch-up answer', last.until - now)
+    this.c.outbox.seal()
+    const key = JSON.stringify([docs, maxBytes])
+    const version = this.c.writers.version
+    if (last !== undefined && last.key === key && last.version === version && now - last.at < SERVE_REPEAT_MS) {
+      throw busyError('this peer asked the same a moment ago, and nothing new came since', SERVE_REPEAT_MS - (now - last.at))
+    }
     this.serving.add(peer)
     try {
-      this.c.outbox.seal()
-      const key = JSON.stringify([docs, maxBytes])
-      const now = Date.now()
-      const version = this.c.writers.version
-      const hit = this.served.get(peer)
-      if (hit !== undefined && hit.key === key && hit.version === version && now - hit.at < SERVE_CACHE_MS) return hit.res
       const res = this.serveSync(docs, maxBytes)
-      this.served.set(peer, { key, version, at: now, res })
-      setTimeout(() => { if (this.served.get(peer)?.res === res) this.served.delete(peer) }, SERVE_CACHE_MS).unref()
+      const bytes = res.updates.reduce((n, u) => n + u.u.byteLength, 0)
+      this.served.set(peer, { key, version, at: now, until: now + Math.ceil(bytes * 1000 / SERVE_BYTES_PER_SEC) })
+      if (this.served.size > SERVED_MAX_PEERS) this.served.delete(this.served.keys().next().value as NodeId)
       // the answer goes out before this peer's next request is taken
       await new Promise(resolve => setImmediate(resolve))
       return res
@@ -171,4 +198,17 @@ export class CatchUp {
     if (peers.length === 0) return
     this.syncSoon(peers[Math.floor(Math.random() * peers.length)] as NodeId)
   }
+}
+
+/** A busy answer to a catch-up request, saying when to ask again. */
+function busyError (why: string, retryAfterMs: number): UnavailableError {
+  return new UnavailableError(`busy: ${why}; ask again in ${Math.max(BUSY_RETRY_MIN_MS, retryAfterMs)} ms`, { details: { busy: true, retryAfterMs: Math.max(BUSY_RETRY_MIN_MS, retryAfterMs) } })
+}
+
+/** How long to wait before asking again, when `err` is a peer's busy answer; undefined for any other error. */
+function busyRetryMs (err: unknown): number | undefined {
+  const e = toGridError(err)
+  if (e.code !== 'UNAVAILABLE' || typeof e.details !== 'object' || e.details === null) return undefined
+  const d = e.details as { busy?: unknown, retryAfterMs?: unknown }
+  return d.busy === true && typeof d.retryAfterMs === 'number' ? d.retryAfterMs : undefined
 }

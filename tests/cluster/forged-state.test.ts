@@ -123,4 +123,27 @@ describe('catch-up of a document bigger than an RPC frame', () => {
     expect(metricValue(t, 'grid_state_syncs_total', { outcome: 'TOO_LARGE' })).toBe(0)
     expect((await c.node('n2').api.get<SessionEntry>('/sessions/big-7')).value).toBe(`7:${value}`)
   }, 600_000)
+
+  it('answers a flood of catch-up requests on one stream mostly busy, and gridctl stays answered', async () => {
+    const rogue = await Rogue.start(c.swarmKey)
+    try {
+      await rogue.connect(c.node('n1').addrs[0] as string)
+      const cpu = async (): Promise<number> => metricValue(await fetchMetrics(c.node('n1').socket), 'grid_process_cpu_seconds_total')
+      const quiet = Date.now()
+      await c.node('n1').ctl(['status'])
+      const quietMs = Date.now() - quiet
+      const cpu0 = await cpu()
+      const t0 = Date.now()
+      const [tally, status] = await Promise.all([
+        rogue.rpcFlood(c.node('n1').id, 'state.sync', { docs: {} }, 100, 120_000),
+        (async () => { await new Promise(resolve => setTimeout(resolve, 200)); const t = Date.now(); const r = await c.node('n1').ctl(['status']); return { code: r.code, ms: Date.now() - t } })()
+      ])
+      console.log(`100 catch-up requests on one stream: ${JSON.stringify(tally)} in ${((Date.now() - t0) / 1000).toFixed(1)} s, ${(await cpu() - cpu0).toFixed(2)} CPU-s on n1; gridctl status meanwhile: ${status.ms} ms (${quietMs} ms before)`)
+      expect(status.code).toBe(0)
+      expect(tally.UNAVAILABLE ?? 0).toBeGreaterThanOrEqual(90)
+      expect(tally.result ?? 0).toBeGreaterThanOrEqual(1)
+    } finally {
+      await rogue.stop()
+    }
+  }, 300_000)
 })

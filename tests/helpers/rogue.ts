@@ -117,6 +117,27 @@ export class Rogue {
     })
   }
 
+  /** Sends `count` requests at once on one RPC stream; resolves with how many came back as results and as each error code. */
+  async rpcFlood (peer: string, m: string, d: unknown, count: number, timeoutMs = 60_000): Promise<Record<string, number>> {
+    const stream: Stream = await this.node.dialProtocol(this.peerIdOf(peer), RPC_PROTOCOL)
+    const dec = new RpcFrameDecoder(1 << 25)
+    const tally: Record<string, number> = {}
+    let answered = 0
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error(`${answered} of ${count} answered: ${JSON.stringify(tally)}`)) }, timeoutMs)
+      stream.addEventListener('message', evt => {
+        for (const f of dec.push(evt.data)) {
+          const k = f.type === 'result' ? 'result' : f.type === 'error' ? f.error.code : f.type
+          tally[k] = (tally[k] ?? 0) + 1
+          if (f.type === 'result' || f.type === 'error') answered++
+          if (answered === count) { clearTimeout(timer); resolve(tally); void stream.close().catch(() => {}) }
+        }
+      })
+      stream.addEventListener('close', evt => { clearTimeout(timer); reject(evt.error ?? new Error(`closed after ${answered} answers`)) })
+      for (let id = 1; id <= count; id++) stream.send(encodeRpcFrame({ type: 'request', id, method: m, data: d, deadlineMs: timeoutMs }, 1 << 24))
+    })
+  }
+
   /** Answers every RPC request on the given method with `answer` (a peer that lies in catch-up). */
   async answerRpc (m: string, answer: unknown): Promise<void> {
     await this.node.handle(RPC_PROTOCOL, stream => {

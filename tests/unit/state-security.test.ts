@@ -188,7 +188,29 @@ describe('state - catch-up of big documents', () => {
     const serve = net.meshes.get('node-a')?.handlers.get('state.sync') as Handler
     const results = await Promise.allSettled([serve({ docs: {} }, { peer: 'node-x' }), serve({ docs: {} }, { peer: 'node-x' }), serve({ docs: {} }, { peer: 'node-y' })])
     expect(results.map(r => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
-    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'UNAVAILABLE' })
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'UNAVAILABLE', details: { busy: true } })
+    // the same request again at once: busy too (it has the answer), saying when to ask again
+    await expect(serve({ docs: {} }, { peer: 'node-y' })).rejects.toMatchObject({ code: 'UNAVAILABLE', details: { busy: true, retryAfterMs: expect.any(Number) } })
+  })
+
+  it('waits out a busy answer and completes its catch-up', async () => {
+    const net = new StubNet()
+    const a = node(net, 'node-a').store
+    const b = node(net, 'node-b')
+    for (let i = 0; i < 3; i++) a.set('sessions', `k${i}`, i)
+    const mesh = net.meshes.get('node-a')
+    const serve = mesh?.handlers.get('state.sync') as Handler
+    let calls = 0
+    mesh?.handlers.set('state.sync', async (req, ctx) => {
+      // the first answer is busy, as when another request from this peer is being answered
+      if (calls++ === 0) { await Promise.allSettled([serve(req, ctx), serve(req, ctx)]) }
+      return await serve(req, ctx)
+    })
+    net.connect('node-a', 'node-b')
+    await b.store.syncFrom('node-a')
+    expect(b.store.entries('sessions').size).toBe(3)
+    const m = await b.registry.getSingleMetric('grid_state_syncs_total')?.get()
+    expect(m?.values.find(v => v.labels.outcome === 'ok')?.value).toBe(1)
   })
 })
 

@@ -100,7 +100,7 @@ describe('state store - catch-up', () => {
     expect(Object.keys(first.gens).sort()).toEqual(['node-a', 'node-b'])
     // asking again with what it got: the rest, and no more
     const got = first.updates[0] as SyncResponse['updates'][number]
-    const second = await serve({ docs: { [got.w]: { g: got.g, n: (got.n ?? 0) + 1 } }, maxBytes: 1024 }, { peer: 'node-c' }) as SyncResponse
+    const second = await serve({ docs: { [got.w]: { g: got.g, n: (got.n ?? 0) + 1 } }, maxBytes: 1024 }, { peer: 'node-d' }) as SyncResponse
     expect(second.updates.map(u => u.w)).toEqual(['node-a', 'node-b'].filter(w => w !== got.w))
     expect(second.more).toBe(false)
   })
