@@ -39,6 +39,8 @@ export interface Loaded {
   wal: DocRecord[]
   /** Bytes cut from a torn or corrupt log tail. */
   truncatedBytes: number
+  /** The snapshot was written by a graceful stop and nothing was logged after it: every record is on disk. */
+  clean: boolean
 }
 
 export class StateFiles {
@@ -62,10 +64,12 @@ export class StateFiles {
   load (): Loaded {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 })
     let snapshot: DocRecord[] = []
+    let cleanSnapshot = false
     if (existsSync(this.snapshotPath)) {
       const bytes = readFileSync(this.snapshotPath)
       this.snapshotBytes = bytes.byteLength
-      const body = packr.unpack(bytes) as { version?: number, docs?: DocRecord[], records?: DocRecord[] }
+      const body = packr.unpack(bytes) as { version?: number, docs?: DocRecord[], records?: DocRecord[], clean?: boolean }
+      cleanSnapshot = body.clean === true
       if (body.version === SNAPSHOT_VERSION && Array.isArray(body.records)) snapshot = body.records
       else if (body.version === LEGACY_SNAPSHOT_VERSION && Array.isArray(body.docs)) snapshot = body.docs.map(d => ({ w: d.w, g: d.g, u: d.u }))
       else throw new Error(`${this.snapshotPath} is not a snapshot of version ${SNAPSHOT_VERSION} or ${LEGACY_SNAPSHOT_VERSION}`)
@@ -97,7 +101,7 @@ export class StateFiles {
       }
       this.walBytes = off
     }
-    return { snapshot, wal, truncatedBytes }
+    return { snapshot, wal, truncatedBytes, clean: cleanSnapshot && wal.length === 0 && truncatedBytes === 0 }
   }
 
   /** Appends a batch of updates as one frame and fsyncs it. Calls are serialised. */
@@ -137,12 +141,15 @@ export class StateFiles {
     return this.walBytes > Math.max(4 * 1024 * 1024, this.snapshotBytes * 2)
   }
 
-  /** Replaces the snapshot with `records` (every signed record of the current generations) and empties the log. */
-  async compact (records: DocRecord[]): Promise<void> {
+  /**
+   * Replaces the snapshot with `records` (every signed record of the current generations) and empties the log;
+   * `clean` (a graceful stop only) marks that nothing will be written after it.
+   */
+  async compact (records: DocRecord[], opts: { clean?: boolean } = {}): Promise<void> {
     const run = async (): Promise<void> => {
       clearTimeout(this.syncTimer)
       this.syncTimer = undefined
-      const bytes = packr.pack({ version: SNAPSHOT_VERSION, records })
+      const bytes = packr.pack({ version: SNAPSHOT_VERSION, records, clean: opts.clean === true })
       writeFileAtomic(this.snapshotPath, bytes, 0o600)
       this.snapshotBytes = bytes.byteLength
       await this.wal?.close()

@@ -118,6 +118,10 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
       // this node's own entries of the previous release (named from here on) begin a new, signed generation
       const records = this.maintenance.startGeneration()
       this.log.info({ records: ownUnsigned, generation: this.docs.own.gen, signed: records.length }, 'signed this node\'s state of the previous release in a new generation')
+    } else if (this.docs.ownLog.size > 0 && !loaded.clean) {
+      // after a crash the last records this node signed may be lost here and held by peers: a new generation, so no
+      // sequence number is signed twice for different updates (a graceful stop leaves a clean snapshot: no need)
+      this.maintenance.startGeneration()
     } else if (this.docs.ownLog.size === 0) {
       // nothing of its own on disk (a new node, or state lost while the identity stayed): a generation no peer can
       // hold records of yet, so nothing it writes now is taken for a record peers already have
@@ -149,7 +153,7 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
     this.outbox.stop()
     this.replication.stop()
     await this.outbox.flush()
-    await this.files.compact(this.docs.records())
+    await this.files.compact(this.docs.records(), { clean: true })
     await this.files.close()
   }
 
