@@ -183,7 +183,8 @@ export class Maintenance {
    */
   startGeneration (): SignedRecord[] {
     const old = this.c.writers.own
-    const next = this.c.writers.newDoc(this.c.selfId, Math.max(old.gen + 1, this.c.writers.ownLog.gen + 1))
+    // numbered by the clock (and above the last): never one a peer may hold from before a crash here
+    const next = this.c.writers.newDoc(this.c.selfId, Math.max(old.gen + 1, Date.now()))
     const parts: Uint8Array[] = []
     next.doc.on('update', (u: Uint8Array, origin: unknown) => { if (origin === ORIGIN_LOAD) parts.push(u) })
     let chunk: Array<[CollectionName, string, RawEntry]> = []

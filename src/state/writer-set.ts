@@ -108,6 +108,8 @@ export class WriterSet {
    * starting, replacing or ignoring a generation as the record says. A record held already is not applied again.
    */
   apply (rec: SignedRecord, origin: Origin): Applied {
+    // this node is the only writer of its document: its own records from peers are old news (or from before a crash)
+    if (rec.w === this.c.selfId && origin !== ORIGIN_LOAD) return { added: false, needSync: false }
     let slot = this.slots.get(rec.w)
     if (slot === undefined) {
       slot = { current: this.newDoc(rec.w, rec.g), log: new RecordLog(rec.g) }

@@ -296,7 +296,7 @@ describe('state store - collection', () => {
     await b.syncFrom('node-a')
     const gen = a.stats().ownGeneration
     await a.regenerate()
-    expect(a.stats().ownGeneration).toBe(gen + 1)
+    expect(a.stats().ownGeneration).toBeGreaterThan(gen)
     a.set('sessions', 'after', 1)
     await b.syncFrom('node-a')
     const read = (s: StateStore): Array<[string, unknown]> => [...s.entries('sessions')].map(([k, e]) => [k, e.value] as [string, unknown]).sort()
