@@ -33,5 +33,16 @@ export const HEARTBEAT_MAX_BYTES = 8 * 1024
 /** Largest batch of state updates pushed at once; larger local changes are sent as several (or fetched by catch-up). */
 export const STATE_BATCH_MAX_BYTES = 512 * 1024
 
+/**
+ * Largest signed state record (one writer update): a writer never makes a bigger one (an entry is at most
+ * STATE_ENTRY_MAX_BYTES and a new generation's snapshot is split), and a peer's bigger one is refused. Together with
+ * STATE_SYNC_CHUNK_BYTES it keeps every catch-up answer far below RPC_MAX_FRAME_BYTES, whatever a document's size.
+ */
+export const STATE_RECORD_MAX_BYTES = 4 * 1024 * 1024
+/** Largest entry value a node writes (as JSON): a record holds at least one whole entry. */
+export const STATE_ENTRY_MAX_BYTES = 2 * 1024 * 1024
+/** A catch-up answer carries at most this many bytes of records (or one record, if alone bigger); `more` asks again. */
+export const STATE_SYNC_CHUNK_BYTES = 4 * 1024 * 1024
+
 /** Version of the wire contracts in this file; carried in heartbeats so mixed versions can be seen. */
 export const WIRE_VERSION = 1

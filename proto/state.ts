@@ -27,24 +27,33 @@ export type CollectionName = typeof COLLECTIONS[number]
 export const StateUpdateSchema = Type.Object({
   w: NodeId,
   g: Gen,
-  u: Bytes
+  u: Bytes,
+  /** the record's sequence number in its generation (absent on a nudge: an empty update asking for catch-up) */
+  n: Type.Optional(Gen),
+  /** the writer's signature over (w, g, n, u) with its libp2p key (absent on a nudge; refused on anything else) */
+  s: Type.Optional(Bytes)
 })
 export type StateUpdate = Static<typeof StateUpdateSchema>
 
-/** One writer document as a peer holds it: generation and Yjs state vector. */
-export const DocSummarySchema = Type.Object({ g: Gen, sv: Bytes })
+/**
+ * One writer document as a peer holds it: generation and `n`, the lowest sequence number of that generation's signed
+ * records it lacks (it holds every record below). `sv` (a Yjs state vector) was sent by the previous release.
+ */
+export const DocSummarySchema = Type.Object({ g: Gen, n: Type.Optional(Gen), sv: Type.Optional(Bytes) })
 export type DocSummary = Static<typeof DocSummarySchema>
 
 /** RPC `state.sync`: "here is what I hold; send what I lack" (y-protocols' step 1; the answer is step 2). */
 export const SyncRequestSchema = Type.Object({
   docs: Type.Record(Type.String(), DocSummarySchema),
-  /** answer with at most this many bytes of updates; `more` says to ask again */
+  /** answer with at most this many bytes of records (capped at STATE_SYNC_CHUNK_BYTES); `more` says to ask again */
   maxBytes: Type.Optional(Type.Integer({ minimum: 1024 }))
 })
 export const SyncResponseSchema = Type.Object({
-  updates: Type.Array(Type.Object({ w: NodeId, g: Gen, u: Bytes })),
+  updates: Type.Array(StateUpdateSchema),
   /** the generation the responder holds of every writer document */
   gens: Type.Record(Type.String(), Gen),
+  /** the `n` the responder holds of each of those generations (every record below it) */
+  next: Type.Optional(Type.Record(Type.String(), Gen)),
   more: Type.Boolean()
 })
 export type SyncResponse = Static<typeof SyncResponseSchema>

@@ -14,7 +14,7 @@ import type { Startable } from './interface/index.ts'
 import { Membership } from './membership/index.ts'
 import { Mesh, loadOrCreateIdentity, loadSwarmKey, type SwarmKey } from './mesh/index.ts'
 import { MetricsServer, createRegistry } from './metrics/index.ts'
-import { ForgottenNodes, NodeRegistry, SelfRegistration, Sessions, StateStore } from './state/index.ts'
+import { Ed25519RecordSigner, ForgottenNodes, NodeRegistry, SelfRegistration, Sessions, StateStore } from './state/index.ts'
 import { TaskService, WorkerService } from './tasks/index.ts'
 import { lockDataDir } from './util/index.ts'
 import { GRIDD_NODE_FLAGS, VERSION } from './version.ts'
@@ -83,7 +83,7 @@ export class Daemon {
         swarmKey,
         version: VERSION
       })
-      const state = new StateStore({ mesh, logger: logger.child({ component: 'state' }), registry }, {
+      const state = new StateStore({ mesh, logger: logger.child({ component: 'state' }), registry, signer: new Ed25519RecordSigner(identity.key) }, {
         cluster: config.cluster,
         dataDir: config.dataDir
       })
@@ -103,6 +103,7 @@ export class Daemon {
         version: VERSION,
         ...config.membership
       })
+      state.setMembers(membership)
       const slots = config.executor.slots > 0 ? config.executor.slots : availableParallelism()
       const executor = new Executor({ logger: logger.child({ component: 'executor' }), gpus: () => resources.gpus() }, {
         nodeId: mesh.peerId,

@@ -21,7 +21,7 @@ export interface ControlDeps {
   resources: Pick<LocalResources, 'gpus'>
   nodeRegistry: Pick<NodeRegistry, 'get' | 'list'>
   sessions: Pick<Sessions, 'list' | 'require' | 'put' | 'remove'>
-  forgotten: Pick<ForgottenNodes, 'forget'>
+  forgotten: Pick<ForgottenNodes, 'forget' | 'isWriter'>
   tasks: Pick<TaskService, 'submit' | 'get' | 'list' | 'cancel' | 'logs' | 'drain' | 'abandoned' | 'writeStdin'>
   workers: Pick<WorkerService, 'call' | 'close'>
   swarmKeyFingerprint: string | null

@@ -196,6 +196,11 @@ export class ForgottenNodes {
     this.store.set('forgotten', id, { at: Date.now(), by: this.store.selfId })
   }
 
+  /** True when this node holds documents written by `id` (a member, or a writer that never registered). */
+  isWriter (id: NodeId): boolean {
+    return this.store.writers().includes(id)
+  }
+
   /** When this node was forgotten: the stamp to outrun by writing the registry entry again. */
   isForgotten (id: NodeId): boolean {
     const e = this.store.lookup('forgotten', id)

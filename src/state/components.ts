@@ -8,11 +8,12 @@ import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import type { MethodDef, RequestOf, ResponseOf } from '../../proto/index.ts'
 import type { NodeId } from '../interface/index.ts'
+import type { RecordSigner } from './signing.ts'
 
 /** Request/response and notifications between this node and one peer. */
 export interface StateRpc {
-  /** Serves a method for peers. */
-  handle<M extends MethodDef> (method: M, fn: (req: RequestOf<M>) => Promise<ResponseOf<M>> | ResponseOf<M>): void
+  /** Serves a method for peers; `ctx.peer` is the authenticated caller. */
+  handle<M extends MethodDef> (method: M, fn: (req: RequestOf<M>, ctx: { peer: NodeId }) => Promise<ResponseOf<M>> | ResponseOf<M>): void
   /** Receives a one-way notification; `peer` is the authenticated sender. */
   onNotify<M extends MethodDef> (method: M, fn: (data: RequestOf<M>, peer: NodeId) => void): void
   /** Sends a notification on an open stream to the peer (never dials); false when none is open or it is full. */
@@ -37,6 +38,8 @@ export interface StateMesh {
 
 export interface StateComponents {
   mesh: StateMesh
+  /** signs this node's records with its identity key and verifies peers' (Ed25519RecordSigner in the daemon) */
+  signer: RecordSigner
   logger: Logger
   registry: Registry
 }

@@ -2,22 +2,24 @@
  * What waits to leave this node: this node's own updates, for its peers, and every applied update (local, pushed or
  * fetched), for the write-ahead log. A write after a quiet spell is flushed within a couple of ms; under load,
  * batches are spaced by how much the last one carried, so the messages to peers stay few whatever the write rate.
- * A flush hands merged batches to `publish` and appends to the log. It must not choose peers or read documents
- * beyond this node's current generation.
+ * A flush signs each merged batch as this node's next record (kept in its own record log, for catch-up), hands it to
+ * `publish` and appends it to the log. It must not choose peers or read documents beyond this node's current generation.
  */
 import type { Logger } from 'pino'
 import * as Y from 'yjs'
-import { STATE_BATCH_MAX_BYTES, type StateUpdate } from '../../proto/index.ts'
+import { STATE_BATCH_MAX_BYTES, STATE_RECORD_MAX_BYTES, type StateUpdate } from '../../proto/index.ts'
 import type { NodeId } from '../interface/index.ts'
 import type { LogLimiter } from '../util/index.ts'
 import type { StateMetrics } from './metrics.ts'
 import type { DocRecord, StateFiles } from './persistence.ts'
+import type { RecordSigner, SignedRecord } from './signing.ts'
 import { EMPTY_UPDATE } from './writer-doc.ts'
 import type { WriterSet } from './writer-set.ts'
 
 export interface OutboxComponents {
   selfId: NodeId
-  writers: Pick<WriterSet, 'own'>
+  writers: Pick<WriterSet, 'own' | 'ownLog' | 'appendOwn'>
+  signer: Pick<RecordSigner, 'sign'>
   files: Pick<StateFiles, 'append'>
   /** Sends one batch of this node's updates to its peers. */
   publish: (msg: StateUpdate) => Promise<void>
@@ -39,8 +41,10 @@ const PUSH_SPACING_PER_UPDATE_MS = 5
 const PUSH_MAX_SPACING_MS = 100
 
 export class Outbox {
-  private outbox: Uint8Array[] = []
+  private outbox: Array<{ u: Uint8Array, gen: number }> = []
   private walQueue: DocRecord[] = []
+  /** this node's records signed and not yet flushed */
+  private sealed: SignedRecord[] = []
   private flushTimer?: NodeJS.Timeout
   private lastFlushAt = 0
   private lastBatchSize = 0
@@ -60,8 +64,7 @@ export class Outbox {
 
   /** A local write to this node's document at generation `gen`: for the peers and the log. */
   local (update: Uint8Array, gen: number): void {
-    this.outbox.push(update)
-    this.walQueue.push({ w: this.c.selfId, g: gen, u: update })
+    this.outbox.push({ u: update, gen })
     this.c.metrics.applied.inc({ source: 'local' })
     this.scheduleFlush()
   }
@@ -69,6 +72,15 @@ export class Outbox {
   /** An update from a peer, applied here: for the log only (it is never pushed on). */
   received (rec: DocRecord): void {
     this.walQueue.push(rec)
+  }
+
+  /** Signs `u` as this node's next record of generation `gen` and keeps it in its record log. */
+  signOwn (gen: number, u: Uint8Array): SignedRecord {
+    if (u.byteLength > STATE_RECORD_MAX_BYTES) this.c.log.error({ bytes: u.byteLength }, 'a state record is over STATE_RECORD_MAX_BYTES; peers will refuse it')
+    const n = this.c.writers.ownLog.next
+    const rec: SignedRecord = { w: this.c.selfId, g: gen, n, u, s: this.c.signer.sign(this.c.selfId, gen, n, u) }
+    this.c.writers.appendOwn(rec)
+    return rec
   }
 
   scheduleFlush (): void {
@@ -80,21 +92,33 @@ export class Outbox {
     this.flushTimer = setTimeout(() => { void this.flush() }, wait)
   }
 
+  /**
+   * Signs the local updates waiting so far into this node's next records (kept in its record log, so catch-up serves
+   * them at once); the next flush pushes and logs them.
+   */
+  seal (): void {
+    if (this.outbox.length === 0) return
+    const gen = this.c.writers.own.gen
+    // updates of an older generation are in the snapshot that began this one (regeneration copies the document)
+    const updates = this.outbox.filter(x => x.gen === gen).map(x => x.u)
+    this.outbox = []
+    for (const u of batches(updates, STATE_BATCH_MAX_BYTES)) this.sealed.push(this.signOwn(gen, u))
+  }
+
   /** Waits until every local write so far has been pushed to peers and logged. */
   async flush (): Promise<void> {
     clearTimeout(this.flushTimer)
     this.flushTimer = undefined
     this.lastFlushAt = Date.now()
-    this.lastBatchSize = this.outbox.length
-    const outbox = this.outbox
-    const wal = this.walQueue
-    this.outbox = []
+    this.lastBatchSize = this.outbox.length + this.sealed.length
+    this.seal()
+    const signed = this.sealed
+    this.sealed = []
+    const wal = [...this.walQueue, ...signed]
     this.walQueue = []
-    const own = this.c.writers.own
-    if (outbox.length > 0 && this.running) {
-      for (const batch of batches(outbox, STATE_BATCH_MAX_BYTES)) {
-        await this.c.publish({ w: this.c.selfId, g: own.gen, u: batch })
-      }
+    if (this.running) {
+      // a record too big for a push goes as a nudge: peers fetch it by catch-up
+      for (const rec of signed) await this.c.publish(rec.u.byteLength <= STATE_BATCH_MAX_BYTES * 2 ? rec : { w: rec.w, g: rec.g, u: EMPTY_UPDATE })
     }
     try {
       await this.c.files.append(wal)
@@ -104,13 +128,16 @@ export class Outbox {
   }
 }
 
-/** Groups updates into merged batches of at most `max` bytes; a batch still larger goes as an empty update (a nudge: peers fetch it by catch-up). */
+/** Merging costs more than linearly in the number of updates: a batch merges at most this many. */
+const BATCH_MAX_UPDATES = 256
+
+/** Groups updates into merged batches of at most `max` bytes and BATCH_MAX_UPDATES updates (an update larger than `max` goes alone). */
 function batches (updates: Uint8Array[], max: number): Uint8Array[] {
   const out: Uint8Array[] = []
   let group: Uint8Array[] = []
   let size = 0
   for (const u of updates) {
-    if (group.length > 0 && size + u.byteLength > max) {
+    if (group.length > 0 && (size + u.byteLength > max || group.length >= BATCH_MAX_UPDATES)) {
       out.push(group.length === 1 ? group[0] as Uint8Array : Y.mergeUpdates(group))
       group = []
       size = 0
@@ -119,5 +146,5 @@ function batches (updates: Uint8Array[], max: number): Uint8Array[] {
     size += u.byteLength
   }
   if (group.length > 0) out.push(group.length === 1 ? group[0] as Uint8Array : Y.mergeUpdates(group))
-  return out.flatMap(u => u.byteLength > max ? [EMPTY_UPDATE] : [u])
+  return out
 }

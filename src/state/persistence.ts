@@ -1,8 +1,14 @@
 /**
  * Crash-safe persistence of the writer documents in the data directory, with plain files:
  *
- * - `state/snapshot.bin`: every document's full state (msgpack), replaced atomically (temp file, fsync, rename);
- * - `state/wal.log`: every update since the snapshot, appended as frames `[u32 length][u32 crc32][msgpack body]`.
+ * - `state/snapshot.bin`: every signed record of every document's current generation (msgpack), replaced
+ *   atomically (temp file, fsync, rename);
+ * - `state/wal.log`: every signed record since the snapshot, appended as frames `[u32 length][u32 crc32][msgpack body]`.
+ *
+ * Records keep their writer's signature, so what this node serves after a restart is still signed. The previous
+ * release's files (snapshot version 1: each document's unsigned full state; log records without `n` and `s`) load
+ * as unsigned records: the store keeps this node's own (and re-signs them in a new generation) and drops other
+ * writers' (fetched again, signed, from peers).
  *
  * Each batch is written at once (a kill -9 loses nothing already written: it is in the page cache) and fsynced at
  * most once a second (group commit: a machine crash loses at most that second). A torn or corrupt tail frame is cut
@@ -17,10 +23,13 @@ import { crc32 } from 'node:zlib'
 import { Packr } from 'msgpackr'
 import { writeFileAtomic } from '../util/index.ts'
 
-export interface DocRecord { w: string, g: number, u: Uint8Array }
+/** A record as stored: signed (`n`, `s`), or unsigned from the previous release. */
+export interface DocRecord { w: string, g: number, u: Uint8Array, n?: number, s?: Uint8Array }
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true })
-const SNAPSHOT_VERSION = 1
+/** 2: signed records; 1: the previous release's unsigned full states (read, never written). */
+const SNAPSHOT_VERSION = 2
+const LEGACY_SNAPSHOT_VERSION = 1
 const HEADER_BYTES = 8
 /** fsync of the log at most this often (group commit) */
 const SYNC_INTERVAL_MS = 1_000
@@ -30,6 +39,8 @@ export interface Loaded {
   wal: DocRecord[]
   /** Bytes cut from a torn or corrupt log tail. */
   truncatedBytes: number
+  /** The snapshot was written by a graceful stop and nothing was logged after it: every record is on disk. */
+  clean: boolean
 }
 
 export class StateFiles {
@@ -53,12 +64,15 @@ export class StateFiles {
   load (): Loaded {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 })
     let snapshot: DocRecord[] = []
+    let cleanSnapshot = false
     if (existsSync(this.snapshotPath)) {
       const bytes = readFileSync(this.snapshotPath)
       this.snapshotBytes = bytes.byteLength
-      const body = packr.unpack(bytes) as { version?: number, docs?: DocRecord[] }
-      if (body.version !== SNAPSHOT_VERSION || !Array.isArray(body.docs)) throw new Error(`${this.snapshotPath} is not a snapshot of version ${SNAPSHOT_VERSION}`)
-      snapshot = body.docs
+      const body = packr.unpack(bytes) as { version?: number, docs?: DocRecord[], records?: DocRecord[], clean?: boolean }
+      cleanSnapshot = body.clean === true
+      if (body.version === SNAPSHOT_VERSION && Array.isArray(body.records)) snapshot = body.records
+      else if (body.version === LEGACY_SNAPSHOT_VERSION && Array.isArray(body.docs)) snapshot = body.docs.map(d => ({ w: d.w, g: d.g, u: d.u }))
+      else throw new Error(`${this.snapshotPath} is not a snapshot of version ${SNAPSHOT_VERSION} or ${LEGACY_SNAPSHOT_VERSION}`)
     }
     const wal: DocRecord[] = []
     let truncatedBytes = 0
@@ -87,7 +101,7 @@ export class StateFiles {
       }
       this.walBytes = off
     }
-    return { snapshot, wal, truncatedBytes }
+    return { snapshot, wal, truncatedBytes, clean: cleanSnapshot && wal.length === 0 && truncatedBytes === 0 }
   }
 
   /** Appends a batch of updates as one frame and fsyncs it. Calls are serialised. */
@@ -127,12 +141,15 @@ export class StateFiles {
     return this.walBytes > Math.max(4 * 1024 * 1024, this.snapshotBytes * 2)
   }
 
-  /** Replaces the snapshot with `docs` (every document's full state) and empties the log. */
-  async compact (docs: DocRecord[]): Promise<void> {
+  /**
+   * Replaces the snapshot with `records` (every signed record of the current generations) and empties the log;
+   * `clean` (a graceful stop only) marks that nothing will be written after it.
+   */
+  async compact (records: DocRecord[], opts: { clean?: boolean } = {}): Promise<void> {
     const run = async (): Promise<void> => {
       clearTimeout(this.syncTimer)
       this.syncTimer = undefined
-      const bytes = packr.pack({ version: SNAPSHOT_VERSION, docs })
+      const bytes = packr.pack({ version: SNAPSHOT_VERSION, records, clean: opts.clean === true })
       writeFileAtomic(this.snapshotPath, bytes, 0o600)
       this.snapshotBytes = bytes.byteLength
       await this.wal?.close()

@@ -3,18 +3,18 @@
  * copy each; the connection proves the writer). A peer whose stream is full or not open yet misses one: the gap it
  * sees in our next push starts its catch-up, and if no push follows soon it is nudged (an empty update, which also
  * starts a catch-up), so a lone missed write waits milliseconds, not an anti-entropy round. A peer's push is taken
- * only from its writer, checked, applied with the remote origin (never pushed on) and queued for the log; a gap
- * asks catch-up to run. It must not fetch state itself: catch-up does that.
+ * only from its writer, its signature and content checked (intake), applied with the remote origin (never pushed on)
+ * and queued for the log; a gap asks catch-up to run. It must not fetch state itself: catch-up does that.
  */
 import type { Logger } from 'pino'
-import { STATE_BATCH_MAX_BYTES, StatePush, type StateUpdate } from '../../proto/index.ts'
+import { StatePush, type StateUpdate } from '../../proto/index.ts'
 import type { NodeId } from '../interface/index.ts'
 import { jitter, type LogLimiter } from '../util/index.ts'
 import type { StateMesh } from './components.ts'
 import type { UpdateIntake } from './intake.ts'
 import type { StateMetrics } from './metrics.ts'
 import type { Outbox } from './outbox.ts'
-import { EMPTY_UPDATE, ORIGIN_REMOTE } from './writer-doc.ts'
+import { EMPTY_UPDATE, ORIGIN_REMOTE, isEmptyUpdate } from './writer-doc.ts'
 import type { WriterSet } from './writer-set.ts'
 
 export interface ReplicationComponents {
@@ -99,12 +99,16 @@ export class Replication {
       if (this.c.limiter.allow(`not-writer:${from}`)) this.c.log.warn({ peer: from, writer: msg.w }, 'dropped a state update pushed by a peer that is not its writer (logged once a minute per peer)')
       return
     }
-    if (msg.u.byteLength > STATE_BATCH_MAX_BYTES * 2) { this.c.intake.reject('too-large', from); return }
-    if (!this.c.intake.check(msg.u, from)) return
-    const needSync = this.c.writers.apply(msg, ORIGIN_REMOTE)
-    this.c.outbox.received(msg)
-    this.c.metrics.applied.inc({ source: 'push' })
-    this.c.outbox.scheduleFlush()
+    // a nudge (an empty, unsigned update from the writer itself): it has something we missed
+    if (msg.s === undefined && isEmptyUpdate(msg.u)) { this.c.syncSoon(from); return }
+    const rec = this.c.intake.check(msg, from)
+    if (rec === undefined) return
+    const { added, needSync } = this.c.writers.apply(rec, ORIGIN_REMOTE)
+    if (added) {
+      this.c.outbox.received(rec)
+      this.c.metrics.applied.inc({ source: 'push' })
+      this.c.outbox.scheduleFlush()
+    }
     if (needSync) this.c.syncSoon(from)
   }
 }

@@ -9,25 +9,28 @@
  * - replication.ts: pushes to connected peers, nudges for the ones that missed a push, and peers' pushes;
  * - catch-up.ts: state-vector catch-up (`state.sync`) on connection, on a gap and every few seconds;
  * - maintenance.ts: collection, new generations when tombstones pile up, and dropping forgotten nodes;
- * - intake.ts: the check every peer's update passes first; persistence.ts: the snapshot and the log on disk.
+ * - intake.ts: the check every peer's record passes first (signature, content, stamps); signing.ts: signing and
+ *   verifying records; record-log.ts: the signed records held per writer; persistence.ts: snapshot and log on disk.
  *
  * It must not read or write another writer's document except through those parts, and never leaks a Y.Doc.
  */
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
-import type { CollectionName, Entry } from '../../proto/index.ts'
-import type { NodeId, Startable } from '../interface/index.ts'
+import { STATE_ENTRY_MAX_BYTES, type CollectionName, type Entry } from '../../proto/index.ts'
+import { TooLargeError, type NodeId, type Startable } from '../interface/index.ts'
 import { LogLimiter } from '../util/index.ts'
 import { CatchUp, type CatchUpInit } from './catch-up.ts'
 import type { StateComponents } from './components.ts'
 import { HybridClock, type Stamp } from './hlc.ts'
 import { UpdateIntake } from './intake.ts'
-import { Maintenance, type Collector, type MaintenanceInit } from './maintenance.ts'
+import { Maintenance, type Collector, type ForgetWitness, type MaintenanceInit } from './maintenance.ts'
 import { MergedView, type StoredEntry } from './merged-view.ts'
 import { createStateMetrics } from './metrics.ts'
 import { Outbox, type OutboxInit } from './outbox.ts'
 import { StateFiles } from './persistence.ts'
+import { RecordLog } from './record-log.ts'
 import { Replication } from './replication.ts'
+import type { SignedRecord } from './signing.ts'
 import { ORIGIN_LOAD, ORIGIN_LOCAL, type Origin, type WriterDoc } from './writer-doc.ts'
 import { WriterSet } from './writer-set.ts'
 
@@ -68,7 +71,7 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
 
   constructor (components: StateComponents, init: StateInit) {
     super()
-    const { mesh } = components
+    const { mesh, signer } = components
     const selfId = this.selfId = mesh.peerId
     const log = this.log = components.logger
     const files = this.files = new StateFiles(init.dataDir)
@@ -91,24 +94,49 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
       }
     })
     const view = this.view = new MergedView(docs)
-    const intake = new UpdateIntake({ log, limiter, metrics })
-    const outbox = this.outbox = new Outbox({ selfId, writers: docs, files, publish: async msg => { await this.replication.publish(msg) }, metrics, log, limiter }, init)
+    const intake = new UpdateIntake({ log, limiter, metrics, signer })
+    const outbox = this.outbox = new Outbox({ selfId, writers: docs, signer, files, publish: async msg => { await this.replication.publish(msg) }, metrics, log, limiter }, init)
     const replication = this.replication = new Replication({ selfId, mesh, writers: docs, outbox, intake, metrics, log, limiter, syncSoon: peer => { this.catchUp.syncSoon(peer) } })
     this.catchUp = new CatchUp({ mesh, writers: docs, outbox, intake, metrics, log }, init)
     this.maintenance = new Maintenance({ selfId, writers: docs, view, outbox, replication, files, metrics, log, dropWriter: w => this.dropWriter(w) }, init)
   }
 
-  /** Loads the documents from disk, so the node has its state before it sees any peer. */
+  /**
+   * Loads the documents from disk, so the node has its state before it sees any peer. Records of the previous
+   * release (unsigned) are kept for this node's own document, which then starts a new generation signed here; other
+   * writers' are dropped (catch-up fetches them again, signed by their writers).
+   */
   load (): { docs: number, truncatedBytes: number } {
     const loaded = this.files.load()
-    for (const rec of [...loaded.snapshot, ...loaded.wal]) this.docs.apply(rec, ORIGIN_LOAD)
-    // entries this node wrote before its upgrade are rewritten named now (logged and pushed as local writes), so its
-    // own document holds one form from here on; other writers' replicas are rewritten by their writers
-    const upgraded = this.docs.own.upgradeLegacy(ORIGIN_LOCAL)
-    if (upgraded > 0) this.log.info({ entries: upgraded }, 'rewrote this node\'s entries of the previous release in the named form')
+    let ownUnsigned = 0
+    let dropped = 0
+    for (const rec of [...loaded.snapshot, ...loaded.wal]) {
+      if (rec.n !== undefined && rec.s !== undefined) this.docs.apply(rec as SignedRecord, ORIGIN_LOAD)
+      else if (rec.w === this.selfId) { this.docs.applyOwnUnsigned(rec); ownUnsigned++ } else dropped++
+    }
+    if (ownUnsigned > 0) {
+      // this node's own entries of the previous release (named from here on) begin a new, signed generation
+      const records = this.maintenance.startGeneration()
+      this.log.info({ records: ownUnsigned, generation: this.docs.own.gen, signed: records.length }, 'signed this node\'s state of the previous release in a new generation')
+    } else if (this.docs.ownLog.size > 0 && !loaded.clean) {
+      // after a crash the last records this node signed may be lost here and held by peers: a new generation, so no
+      // sequence number is signed twice for different updates (a graceful stop leaves a clean snapshot: no need)
+      this.maintenance.startGeneration()
+    } else if (this.docs.ownLog.size === 0) {
+      // nothing of its own on disk (a new node, or state lost while the identity stayed): a generation no peer can
+      // hold records of yet, so nothing it writes now is taken for a record peers already have
+      const gen = Date.now()
+      this.docs.replaceOwn(this.docs.newDoc(this.selfId, gen), new RecordLog(gen))
+    }
+    if (dropped > 0) this.log.info({ records: dropped }, 'dropped unsigned state records of other writers (from the previous release); they are fetched again from peers, signed')
     if (loaded.truncatedBytes > 0) this.log.warn({ bytes: loaded.truncatedBytes }, 'cut a torn tail off the state log (writes of the last moment before a crash)')
     this.log.info({ writers: this.docs.size, entries: this.docs.own.size(), snapshot: loaded.snapshot.length, logRecords: loaded.wal.length }, 'state loaded')
     return { docs: this.docs.size, truncatedBytes: loaded.truncatedBytes }
+  }
+
+  /** Membership's view of the nodes, for forgets (one about a node alive or suspect here is ignored). */
+  setMembers (members: ForgetWitness): void {
+    this.maintenance.setMembers(members)
   }
 
   async start (): Promise<void> {
@@ -125,7 +153,7 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
     this.outbox.stop()
     this.replication.stop()
     await this.outbox.flush()
-    await this.files.compact(this.docs.records())
+    await this.files.compact(this.docs.records(), { clean: true })
     await this.files.close()
   }
 
@@ -138,6 +166,8 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
 
   /** Writes an entry; `ttlMs` makes it expire on every node at the same moment. Returns its stamp. */
   set (collection: CollectionName, key: string, value: unknown, opts: { ttlMs?: number | null } = {}): Stamp {
+    const bytes = Buffer.byteLength(JSON.stringify(value) ?? '')
+    if (bytes > STATE_ENTRY_MAX_BYTES) throw new TooLargeError(`a ${collection} entry of ${bytes} bytes is over the state's limit of ${STATE_ENTRY_MAX_BYTES} bytes (STATE_ENTRY_MAX_BYTES); make it smaller`)
     const h = this.clock.now()
     const e: Entry = { value, stamp: h }
     if (opts.ttlMs !== undefined && opts.ttlMs !== null) e.expiresAt = Date.now() + opts.ttlMs

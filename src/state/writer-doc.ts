@@ -102,9 +102,10 @@ export function isEmptyUpdate (u: Uint8Array): boolean {
 /**
  * Checks an update from a peer before it touches a document: it must decode, insert only plain entries
  * (`{value, stamp, deleted?, expiresAt?}`, or the previous release's `{v, h, d?, x?}`) into our collections under bounded keys, and nothing else (no text, no nested types).
- * Throws ProtocolError naming the first problem.
+ * Throws ProtocolError naming the first problem; returns the latest stamp (ms) of the entries it carries (0 if none).
  */
-export function checkUpdate (update: Uint8Array): void {
+export function checkUpdate (update: Uint8Array): { maxStampMs: number } {
+  let maxStampMs = 0
   let decoded: ReturnType<typeof Y.decodeUpdate>
   try {
     decoded = Y.decodeUpdate(update)
@@ -124,6 +125,8 @@ export function checkUpdate (update: Uint8Array): void {
     if (!(c instanceof Y.ContentAny)) throw new ProtocolError(`update carries ${c.constructor.name}, not plain entries`)
     for (const v of c.getContent()) {
       if (!rawEntry.check(v)) throw new ProtocolError(`update carries a malformed entry: ${rawEntry.problems(v, 2).join('; ')}`)
+      maxStampMs = Math.max(maxStampMs, decodeEntry(v).stamp[0])
     }
   }
+  return { maxStampMs }
 }

@@ -12,13 +12,20 @@ import type { NodeId } from '../interface/index.ts'
 import type { LogLimiter } from '../util/index.ts'
 import type { StateMetrics } from './metrics.ts'
 import type { DocRecord } from './persistence.ts'
+import { RecordLog } from './record-log.ts'
+import type { SignedRecord } from './signing.ts'
 import { ORIGIN_LOAD, ORIGIN_LOCAL, WriterDoc, isEmptyUpdate, type Origin } from './writer-doc.ts'
 
 export interface Slot {
   current: WriterDoc
   /** the previous generation, read as a fallback until the new one is known to be complete */
   previous?: WriterDoc
+  /** the signed records of the current generation held here (what catch-up serves and the log persists) */
+  log: RecordLog
 }
+
+/** What applying a record did: `added` (new here: to be logged), `needSync` (the replica lacks something). */
+export interface Applied { added: boolean, needSync: boolean }
 
 export interface WriterSetHooks {
   /** A key changed in a collection of one of the documents (whatever the origin). */
@@ -41,9 +48,16 @@ const DOCUMENT_BYTES_CACHE_MS = 5_000
 export class WriterSet {
   private readonly slots = new Map<NodeId, Slot>()
   private docBytesCache = { at: 0, bytes: 0 }
+  /** Goes up whenever a record is kept or a document replaced or dropped: what catch-up serves may have changed. */
+  version = 0
 
   constructor (private readonly c: WriterSetComponents) {
-    this.slots.set(c.selfId, { current: this.newDoc(c.selfId, 0) })
+    this.slots.set(c.selfId, { current: this.newDoc(c.selfId, 0), log: new RecordLog(0) })
+  }
+
+  /** The signed records of this node's own current generation. */
+  get ownLog (): RecordLog {
+    return (this.slots.get(this.c.selfId) as Slot).log
   }
 
   /** This node's own document (current generation). */
@@ -89,42 +103,71 @@ export class WriterSet {
     return d
   }
 
-  /** Applies one writer update at its generation; returns true when the replica needs a catch-up. */
-  apply (rec: DocRecord, origin: Origin): boolean {
+  /**
+   * Applies one signed record (verified by intake, or read from this node's disk) at its generation and keeps it:
+   * starting, replacing or ignoring a generation as the record says. A record held already is not applied again.
+   */
+  apply (rec: SignedRecord, origin: Origin): Applied {
+    // this node is the only writer of its document: its own records from peers are old news (or from before a crash)
+    if (rec.w === this.c.selfId && origin !== ORIGIN_LOAD) return { added: false, needSync: false }
     let slot = this.slots.get(rec.w)
     if (slot === undefined) {
-      slot = { current: this.newDoc(rec.w, rec.g) }
+      slot = { current: this.newDoc(rec.w, rec.g), log: new RecordLog(rec.g) }
       this.slots.set(rec.w, slot)
     } else if (rec.g > slot.current.gen) {
       slot.previous = origin === ORIGIN_LOAD ? undefined : slot.current
       if (origin === ORIGIN_LOAD) slot.current.doc.destroy()
       slot.current = this.newDoc(rec.w, rec.g)
+      slot.log = new RecordLog(rec.g)
     } else if (rec.g < slot.current.gen) {
-      return false
+      return { added: false, needSync: false }
     }
+    if (slot.log.has(rec.n)) return { added: false, needSync: false }
     try {
       slot.current.apply(rec.u, origin)
     } catch (err) {
       this.c.metrics.rejected.inc({ reason: 'apply-failed' })
       if (this.c.limiter.allow(`apply:${rec.w}`)) this.c.log.warn({ writer: rec.w, err }, 'a state update failed to apply; catching up instead')
-      return true
+      return { added: false, needSync: true }
     }
+    slot.log.add(rec)
+    this.version++
     if (origin === ORIGIN_LOAD) this.c.metrics.applied.inc({ source: 'load' })
-    return slot.previous !== undefined || isEmptyUpdate(rec.u) || slot.current.incomplete()
+    return { added: true, needSync: slot.previous !== undefined || slot.log.hasGap() || slot.current.incomplete() }
+  }
+
+  /** Applies an unsigned update of this node's own document from a data directory of the previous release. */
+  applyOwnUnsigned (rec: DocRecord): void {
+    const slot = this.slots.get(this.c.selfId) as Slot
+    if (rec.g > slot.current.gen) {
+      slot.current.doc.destroy()
+      slot.current = this.newDoc(rec.w, rec.g)
+      slot.log = new RecordLog(rec.g)
+    } else if (rec.g < slot.current.gen) return
+    slot.current.apply(rec.u, ORIGIN_LOAD)
+  }
+
+  /** Keeps a record this node signed for its own current generation (its update is in the document already). */
+  appendOwn (rec: SignedRecord): void {
+    this.ownLog.add(rec)
+    this.version++
   }
 
   /** A peer holding generation `gen` of the writer gave us everything it has: once complete, the previous one goes. */
-  completeGeneration (writer: NodeId, gen: number): void {
+  completeGeneration (writer: NodeId, gen: number, next: number): void {
     const slot = this.slots.get(writer)
-    if (slot?.previous !== undefined && slot.current.gen === gen && !slot.current.incomplete()) {
+    if (slot?.previous !== undefined && slot.current.gen === gen && slot.log.next >= next && !slot.current.incomplete()) {
       slot.previous.doc.destroy()
       slot.previous = undefined
     }
   }
 
-  /** Makes `next` (a new generation from `newDoc`) this node's own document. */
-  replaceOwn (next: WriterDoc): void {
-    (this.slots.get(this.c.selfId) as Slot).current = next
+  /** Makes `next` (a new generation from `newDoc`) this node's own document, with the signed records of its snapshot. */
+  replaceOwn (next: WriterDoc, log: RecordLog): void {
+    const slot = this.slots.get(this.c.selfId) as Slot
+    slot.current = next
+    slot.log = log
+    this.version++
   }
 
   /** Drops a writer's documents (never this node's); false if there were none. */
@@ -132,13 +175,14 @@ export class WriterSet {
     if (writer === this.c.selfId || !this.slots.has(writer)) return false
     const slot = this.slots.get(writer) as Slot
     this.slots.delete(writer)
+    this.version++
     for (const doc of [slot.current, slot.previous]) doc?.doc.destroy()
     return true
   }
 
-  /** Every document's full state, current generations only (what a snapshot holds). */
-  records (): DocRecord[] {
-    return [...this.slots.entries()].map(([w, s]) => ({ w, g: s.current.gen, u: s.current.encode() }))
+  /** Every signed record of the current generations (what a snapshot holds). */
+  records (): SignedRecord[] {
+    return [...this.slots.values()].flatMap(s => s.log.all())
   }
 
   /** Sum of the encoded sizes of every document held (cached for a few seconds). */

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino'
 import {
-  FINAL_STATUSES, NodeDrain, decodeTaskEntry, TaskAttach, TaskCancel, TaskLogs, TaskRun, TaskStdin,
+  FINAL_STATUSES, NodeDrain, TaskAttach, TaskCancel, TaskLogs, TaskRun, TaskStdin,
   type ExecAspect, type TaskEvent, type TaskOffer
 } from '../../proto/index.ts'
 import { CancelledError, NotFoundError } from '../interface/index.ts'
@@ -14,6 +14,7 @@ import type { RpcContext } from '../mesh/index.ts'
 import type { TasksComponents, TasksInit } from './components.ts'
 import { admitOffer } from './admission.ts'
 import { isFinalStatus, type TaskRecords } from './records.ts'
+import { RecordRetention } from './retention.ts'
 import type { TaskMetrics } from './task-metrics.ts'
 
 /** Tasks that end sooner leave one executor record (the final one) instead of two; `running` shows this much late. */
@@ -43,7 +44,8 @@ export class ExecutorSide {
     c.executor.on('task:state', (id, state) => {
       try { this.onExecState(id, state) } catch (err) { this.log.error({ err, task: id }, 'recording a task state failed') }
     })
-    c.store.setCollector('tasks', (_key, entry, now) => this.collectable(entry.value, now))
+    const retention = new RecordRetention(init.retentionMs, init.maxRecords)
+    c.store.setCollector('tasks', (key, entry, now) => retention.collectable(key, entry.value, now))
   }
 
   /** What this node ran before a restart and no longer runs is lost: its record says so, and the coordinator retries. */
@@ -132,14 +134,5 @@ export class ExecutorSide {
       const now = this.c.executor.get(id)?.state
       if (now !== undefined && !FINAL_STATUSES.has(now.status)) this.records.writeExec(id, now)
     }, EXEC_WRITE_DELAY_MS))
-  }
-
-  /** This node's own task entries that may go: finished longer ago than the retention period. */
-  private collectable (value: unknown, now: number): boolean {
-    const v = decodeTaskEntry(value)
-    const finished = v?.exec?.finishedAt ?? v?.coord?.finishedAt
-    if (v === undefined || finished === undefined) return false
-    const finalHere = (v.exec !== undefined && FINAL_STATUSES.has(v.exec.status)) || v.coord?.final !== undefined
-    return finalHere && now - finished > this.init.retentionMs
   }
 }

@@ -1,19 +1,29 @@
 /**
  * A misbehaving cluster member for tests: a real libp2p node built like gridd's (same swarm key, same protocols)
- * that publishes malformed gossip and writes garbage frames, to show a daemon drops them and runs on.
+ * that publishes malformed gossip and writes garbage frames, to show a daemon drops them and runs on. It holds its
+ * own key, so it can sign state records as itself (a member gone bad) but never as another writer.
  */
 import { readFileSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { Stream } from '@libp2p/interface'
+import type { PrivateKey, Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import * as varint from 'uint8-varint'
 import * as Y from 'yjs'
 import { RPC_PROTOCOL, RpcFrameDecoder, encode, encodeRpcFrame, parseSwarmKey, type Frame } from '../../proto/index.ts'
 import { createMeshNode, type MeshLibp2p } from '../../src/mesh/node.ts'
+import { Ed25519RecordSigner } from '../../src/state/index.ts'
 
 export class Rogue {
-  private constructor (readonly node: MeshLibp2p) {}
+  private readonly signer: Ed25519RecordSigner
+  /** the next sequence number of the rogue's own records, in RECORD_GEN */
+  private seq = 0
+  /** the generation of the rogue's own document (numbered by the clock, as a daemon's first one) */
+  readonly gen = Date.now()
+
+  private constructor (readonly node: MeshLibp2p, key: PrivateKey) {
+    this.signer = new Ed25519RecordSigner(key)
+  }
 
   get id (): string { return this.node.peerId.toString() }
 
@@ -28,8 +38,9 @@ export class Rogue {
 
   static async start (swarmKeyPath: string): Promise<Rogue> {
     const { psk } = parseSwarmKey(readFileSync(swarmKeyPath), swarmKeyPath)
+    const key = await generateKeyPair('Ed25519')
     const node = await createMeshNode({
-      privateKey: await generateKeyPair('Ed25519'),
+      privateKey: key,
       psk,
       listen: ['/ip4/127.0.0.1/tcp/0'],
       announce: [],
@@ -38,7 +49,7 @@ export class Rogue {
       onUpgradeFailure: () => {}
     })
     await node.start()
-    return new Rogue(node)
+    return new Rogue(node, key)
   }
 
   async connect (addr: string): Promise<void> {
@@ -87,15 +98,28 @@ export class Rogue {
     await stream.close().catch(() => {})
   }
 
-  /**
-   * Pushes one entry of the rogue's own document (as its writer, generation 0), stamped now: in the named form, or
-   * `legacy` in the previous release's one-letter form (`{v, h}`).
-   */
-  async pushOwnEntry (peer: string, collection: string, key: string, value: unknown, opts: { legacy?: boolean } = {}): Promise<void> {
+  /** A state record signed with the rogue's key: as itself by default; as any `w` (a forgery no node may take). */
+  signed (u: Uint8Array, opts: { w?: string, g?: number, n?: number } = {}): { w: string, g: number, n: number, u: Uint8Array, s: Uint8Array } {
+    const w = opts.w ?? this.id
+    const g = opts.g ?? this.gen
+    const n = opts.n ?? this.seq++
+    return { w, g, n, u, s: this.signer.sign(w, g, n, u) }
+  }
+
+  /** A Yjs update of one entry, stamped `stampMs` (now by default), named or in the previous release's form. */
+  static entryUpdate (collection: string, key: string, value: unknown, opts: { legacy?: boolean, stampMs?: number } = {}): Uint8Array {
     const doc = new Y.Doc()
-    const stamp = [Date.now(), 0]
+    const stamp = [opts.stampMs ?? Date.now(), 0]
     doc.getMap(collection).set(key, opts.legacy === true ? { v: value, h: stamp } : { value, stamp })
-    await this.rpcNotify(peer, 'state.push', [{ w: this.id, g: 0, u: Y.encodeStateAsUpdate(doc) }])
+    return Y.encodeStateAsUpdate(doc)
+  }
+
+  /**
+   * Pushes one entry of the rogue's own document, signed (as its writer), stamped now or `stampMs`: in the named
+   * form, or `legacy` in the previous release's one-letter form (`{v, h}`).
+   */
+  async pushOwnEntry (peer: string, collection: string, key: string, value: unknown, opts: { legacy?: boolean, stampMs?: number } = {}): Promise<void> {
+    await this.rpcNotify(peer, 'state.push', [this.signed(Rogue.entryUpdate(collection, key, value, opts))])
   }
 
   /** Sends one RPC request frame and returns the first frame that comes back. */
@@ -108,6 +132,27 @@ export class Rogue {
       })
       stream.addEventListener('close', evt => { reject(evt.error ?? new Error('closed')) })
       stream.send(encodeRpcFrame({ type: 'request', id: 1, method: m, data: d, deadlineMs: 5000 }, 1 << 24))
+    })
+  }
+
+  /** Sends `count` requests at once on one RPC stream; resolves with how many came back as results and as each error code. */
+  async rpcFlood (peer: string, m: string, d: unknown, count: number, timeoutMs = 60_000): Promise<Record<string, number>> {
+    const stream: Stream = await this.node.dialProtocol(this.peerIdOf(peer), RPC_PROTOCOL)
+    const dec = new RpcFrameDecoder(1 << 25)
+    const tally: Record<string, number> = {}
+    let answered = 0
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error(`${answered} of ${count} answered: ${JSON.stringify(tally)}`)) }, timeoutMs)
+      stream.addEventListener('message', evt => {
+        for (const f of dec.push(evt.data)) {
+          const k = f.type === 'result' ? 'result' : f.type === 'error' ? f.error.code : f.type
+          tally[k] = (tally[k] ?? 0) + 1
+          if (f.type === 'result' || f.type === 'error') answered++
+          if (answered === count) { clearTimeout(timer); resolve(tally); void stream.close().catch(() => {}) }
+        }
+      })
+      stream.addEventListener('close', evt => { clearTimeout(timer); reject(evt.error ?? new Error(`closed after ${answered} answers`)) })
+      for (let id = 1; id <= count; id++) stream.send(encodeRpcFrame({ type: 'request', id, method: m, data: d, deadlineMs: timeoutMs }, 1 << 24))
     })
   }
 

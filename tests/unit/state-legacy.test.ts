@@ -16,6 +16,7 @@ import type { Mesh } from '../../src/mesh/index.ts'
 import { StateStore } from '../../src/state/index.ts'
 import { StateFiles } from '../../src/state/persistence.ts'
 import { TaskRecords } from '../../src/tasks/records.ts'
+import { stubSigner } from '../helpers/state-signer.ts'
 
 const SELF = '12D3KooWself'
 const OTHER = '12D3KooWother'
@@ -50,7 +51,7 @@ async function dataDir (docs: Record<string, (d: Y.Doc) => void>): Promise<strin
 }
 
 function open (d: string): StateStore {
-  const s = new StateStore({ mesh: loneMesh(SELF), logger: pino({ level: 'silent' }), registry: new Registry() }, { cluster: 'grid', dataDir: d })
+  const s = new StateStore({ mesh: loneMesh(SELF), logger: pino({ level: 'silent' }), registry: new Registry(), signer: stubSigner() }, { cluster: 'grid', dataDir: d })
   s.load()
   stores.push(s)
   return s
@@ -72,7 +73,7 @@ const coord = (attempt: number): CoordAspect => ({
 const exec = (attempt: number, status: ExecAspect['status']): ExecAspect => ({ attempt, node: OTHER, nodeName: 'other', status, queuedAt: T, startedAt: T + 1, finishedAt: T + 2, exitCode: 0 })
 
 describe('state - entries of the previous release', () => {
-  it('reads one-letter entries, its own and another writer\'s, with their stamps, expiry and deletion marks', async () => {
+  it('reads its own one-letter entries with their stamps, expiry and deletion marks, and drops other writers\' unsigned ones', async () => {
     const d = await dataDir({
       [SELF]: doc => {
         const m = doc.getMap('sessions')
@@ -90,15 +91,16 @@ describe('state - entries of the previous release', () => {
     })
     const s = open(d)
     expect(s.lookup('sessions', 'plain')).toMatchObject({ value: session('old'), writer: SELF, stamp: [T, 3] })
-    expect(s.lookup('sessions', 'theirs')).toMatchObject({ value: session('replica'), writer: OTHER, stamp: [T, 1] })
+    // another writer's records of the previous release are unsigned: dropped, to be fetched again signed
+    expect(s.lookup('sessions', 'theirs')).toBeUndefined()
+    expect(s.writers()).toEqual([SELF])
     expect(s.lookup('sessions', 'expiring', T)?.expiresAt).toBe(T + 60_000)
     expect(s.lookup('sessions', 'expiring', T + 60_000)).toBeUndefined()
-    expect(s.lookup('sessions', 'shadowed')).toBeUndefined()
-    expect(s.lookup('sessions', 'expired')).toBeUndefined()
-    expect([...s.entries('sessions').keys()].sort()).toEqual(['expiring', 'plain', 'theirs'])
+    expect(s.lookup('sessions', 'shadowed')).toMatchObject({ value: session('older') })
+    expect([...s.entries('sessions').keys()].sort()).toEqual(['expiring', 'plain', 'shadowed'])
   })
 
-  it('rewrites its own one-letter entries named at load, keeping their stamps, and leaves other writers\' documents alone', async () => {
+  it('rewrites its own one-letter entries named at load in a new signed generation, keeping their stamps', async () => {
     const d = await dataDir({
       [SELF]: doc => {
         doc.getMap('sessions').set('mine', { v: session('a'), h: [T, 7], x: T + 60_000 })
@@ -113,14 +115,15 @@ describe('state - entries of the previous release', () => {
       mine: { value: session('a'), stamp: [T, 7], expiresAt: T + 60_000 },
       deleted: { value: null, stamp: [T, 8], deleted: true }
     })
-    expect(persisted(d, OTHER, 'sessions')).toEqual({ theirs: { v: session('b'), h: [T, 1] } })
+    expect(persisted(d, OTHER, 'sessions')).toEqual({})
+    expect(new StateFiles(d).load().snapshot.every(r => r.s !== undefined)).toBe(true)
     // and a second start on the rewritten directory reads the same
     expect(open(d).lookup('sessions', 'mine')).toMatchObject({ value: session('a'), stamp: [T, 7], expiresAt: T + 60_000 })
   })
 
   it('writes only the named form from now on, and reads a document mixing both forms', async () => {
     const d = await dataDir({
-      [OTHER]: doc => {
+      [SELF]: doc => {
         doc.getMap('sessions').set('old', { v: session('legacy'), h: [T, 0] })
         doc.getMap('sessions').set('new', { value: session('named'), stamp: [T, 1] })
         doc.getMap('sessions').set('contested', { v: session('older legacy'), h: [T, 2] })
@@ -136,7 +139,7 @@ describe('state - entries of the previous release', () => {
     await s.stop()
     stores.splice(0)
     const mine = persisted(d, SELF, 'sessions')
-    expect(Object.keys(mine).sort()).toEqual(['contested', 'old', 'written'])
+    expect(Object.keys(mine).sort()).toEqual(['contested', 'new', 'old', 'written'])
     expect(mine.written).toEqual({ value: session('here'), stamp: expect.any(Array), expiresAt: expect.any(Number) })
     expect(mine.old).toEqual({ value: null, stamp: expect.any(Array), deleted: true })
     expect(mine.contested).toEqual({ value: session('newer named'), stamp: expect.any(Array) })
@@ -162,34 +165,33 @@ describe('state - entries of the previous release', () => {
 })
 
 describe('task records - entries of the previous release', () => {
-  it('merges one-letter task entries with named ones, and rewrites its own named', async () => {
+  it('reads its own one-letter task entries merged with named ones, and rewrites them named', async () => {
     const d = await dataDir({
-      // this node coordinated the task and asked to cancel it; the other node ran it, before the upgrade
-      [SELF]: doc => { doc.getMap('tasks').set('t1', { v: { c: coord(2), x: { at: T, by: SELF } }, h: [T, 0] }) },
-      [OTHER]: doc => {
-        doc.getMap('tasks').set('t1', { v: { e: exec(2, 'completed') }, h: [T, 1] })
-        doc.getMap('tasks').set('t2', { value: { exec: exec(1, 'running') }, stamp: [T, 2] })
-        doc.getMap('tasks').set('t3', { v: { e: exec(1, 'failed') }, h: [T, 3] })
-      }
+      // this node coordinated the task and asked to cancel it, and ran another, before the upgrade
+      [SELF]: doc => {
+        doc.getMap('tasks').set('t1', { v: { c: coord(2), x: { at: T, by: SELF } }, h: [T, 0] })
+        doc.getMap('tasks').set('t3', { v: { c: coord(1), e: exec(1, 'failed') }, h: [T, 3] })
+      },
+      [OTHER]: doc => { doc.getMap('tasks').set('t2', { value: { exec: exec(1, 'running') }, stamp: [T, 2] }) }
     })
     const s = open(d)
     const records = new TaskRecords(s)
-    expect(records.get('t1')).toMatchObject({ status: 'completed', attempts: 2, node: OTHER, coordinator: SELF, cancelRequested: true, command: ['true'] })
-    expect(records.get('t2')).toMatchObject({ status: 'running', node: OTHER })
+    expect(records.get('t1')).toMatchObject({ attempts: 2, coordinator: SELF, cancelRequested: true, command: ['true'] })
+    expect(records.get('t2')).toBeUndefined()
     expect(records.get('t3')).toMatchObject({ status: 'failed' })
-    expect(records.list().map(r => r.id).sort()).toEqual(['t1', 't2', 't3'])
+    expect(records.list().map(r => r.id).sort()).toEqual(['t1', 't3'])
     expect(records.own('t1')).toEqual({ coord: coord(2), cancel: { at: T, by: SELF } })
     records.writeExec('t3', exec(1, 'failed'))
     await s.stop()
     stores.splice(0)
     const mine = persisted(d, SELF, 'tasks')
     expect(mine.t1).toEqual({ value: { coord: coord(2), cancel: { at: T, by: SELF } }, stamp: [T, 0] })
-    expect(mine.t3?.value).toEqual({ exec: exec(1, 'failed') })
+    expect(mine.t3?.value).toEqual({ coord: coord(1), exec: exec(1, 'failed') })
   })
 
   it('skips a task entry that is malformed in the form it is in', async () => {
     const d = await dataDir({
-      [OTHER]: doc => {
+      [SELF]: doc => {
         doc.getMap('tasks').set('bad-legacy', { v: { c: { attempt: 'one' } }, h: [T, 0] })
         doc.getMap('tasks').set('bad-named', { value: { coord: { attempt: 'one' } }, stamp: [T, 0] })
       }

@@ -6,12 +6,13 @@ import { pino } from 'pino'
 import { Registry } from 'prom-client'
 import { afterEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { membershipMessage, registryValue, type RegistryValue } from '../../proto/index.ts'
+import { membershipMessage, registryValue, type RegistryValue, type StateUpdate } from '../../proto/index.ts'
 import { NAME_PATTERN } from '../../src/config/fields.ts'
 import { loadConfig } from '../../src/config/index.ts'
 import { InvalidConfigError, TooLargeError, type NodeId } from '../../src/interface/index.ts'
 import { NodeRegistry, Sessions, StateStore, type StateMesh } from '../../src/state/index.ts'
 import { waitFor } from '../helpers/cluster.ts'
+import { stubSigner } from '../helpers/state-signer.ts'
 
 type Notify = (data: unknown, peer: NodeId) => void
 
@@ -43,7 +44,7 @@ function store (): { store: StateStore, mesh: LoneMesh, registry: Registry } {
   dirs.push(dataDir)
   const mesh = new LoneMesh('self-node')
   const registry = new Registry()
-  const s = new StateStore({ mesh, logger: pino({ level: 'silent' }), registry }, { cluster: 'grid', dataDir })
+  const s = new StateStore({ mesh, logger: pino({ level: 'silent' }), registry, signer: stubSigner() }, { cluster: 'grid', dataDir })
   s.load()
   stores.push(s)
   return { store: s, mesh, registry }
@@ -114,12 +115,13 @@ describe('node names - one pattern wherever a name enters', () => {
     const push = mesh.notifyHandlers.get('state.push') as Notify
     const doc = new Y.Doc()
     doc.getMap('registry').set('rogue', { value: facts('fine'), stamp: [Date.now(), 0] })
-    push({ w: 'rogue', g: 0, u: Y.encodeStateAsUpdate(doc) }, 'rogue')
+    const signed = (n: number, u: Uint8Array): StateUpdate => ({ w: 'rogue', g: 0, n, u, s: stubSigner().sign('rogue', 0, n, u) })
+    push(signed(0, Y.encodeStateAsUpdate(doc)), 'rogue')
     await waitFor('the good entry to be read', () => nodes.get('rogue')?.value.name === 'fine')
     // an overwrite carries no collection name in the update: the check runs on the applied entry
     const sv = Y.encodeStateVector(doc)
     doc.getMap('registry').set('rogue', { value: facts(ESC_NAME), stamp: [Date.now() + 1, 0] })
-    push({ w: 'rogue', g: 0, u: Y.encodeStateAsUpdate(doc, sv) }, 'rogue')
+    push(signed(1, Y.encodeStateAsUpdate(doc, sv)), 'rogue')
     const invalid = async (): Promise<number> => (await registry.getSingleMetric('grid_state_registry_entries_invalid_total')?.get())?.values[0]?.value ?? 0
     await waitFor('the bad entry to be counted', async () => await invalid() === 1)
     expect(nodes.get('rogue')).toBeUndefined()

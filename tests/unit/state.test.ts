@@ -9,6 +9,7 @@ import * as Y from 'yjs'
 import type { Mesh } from '../../src/mesh/index.ts'
 import { HybridClock, StateStore, checkUpdate, compareStamps } from '../../src/state/index.ts'
 import { StateFiles } from '../../src/state/persistence.ts'
+import { stubSigner } from '../helpers/state-signer.ts'
 
 const dir = (): string => mkdtempSync(join(tmpdir(), 'grid-state-'))
 
@@ -26,7 +27,7 @@ function loneMesh (id: string): Mesh {
 }
 
 function store (id = '12D3KooWtest', dataDir = dir()): StateStore {
-  return new StateStore({ mesh: loneMesh(id), logger: pino({ level: 'silent' }), registry: new Registry() }, { cluster: 'grid', dataDir })
+  return new StateStore({ mesh: loneMesh(id), logger: pino({ level: 'silent' }), registry: new Registry(), signer: stubSigner() }, { cluster: 'grid', dataDir })
 }
 
 describe('state - persistence', () => {

@@ -46,7 +46,7 @@ const getCommand: Command = {
 
 const forgetCommand: Command = {
   name: 'forget',
-  summary: 'Removes a dead or departed node from the cluster\'s records on every node.',
+  summary: 'Removes a dead or departed node (or any writer of state, by its full peer id) from the cluster\'s records on every node.',
   usage: 'nodes forget ID|NAME',
   async run (ctx, args) {
     const [id] = requirePositionals(args, ['ID|NAME'])
