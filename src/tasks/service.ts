@@ -5,12 +5,13 @@
  */
 import type { Logger } from 'pino'
 import {
-  NodeDrain, TaskLogs, type CoordAspect, type TaskEvent, type TaskRecord, type TaskSpec, type TaskStatus, type WorkerOutcome
+  NodeDrain, TaskLogs, type CoordAspect, type ExecAspect, type TaskEvent, type TaskRecord, type TaskSpec, type TaskStatus, type WorkerOutcome
 } from '../../proto/index.ts'
 import {
   ConflictError, InvalidArgumentError, NotFoundError, UnsatisfiableError, toGridError,
   type NodeId, type Startable
 } from '../interface/index.ts'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Watcher } from '../executor/index.ts'
 import type { TasksComponents, TasksInit } from './components.ts'
 import { Coordinator, type ClientEvent } from './coordinator.ts'
@@ -33,6 +34,8 @@ export const WORKER_DEFAULT_TIMEOUT_MS = 5 * 60_000
 const CLIENT_HIGH_WATER = 1 << 20
 const CLIENT_HARD_LIMIT = 32 << 20
 const MAX_TIMER_MS = 2_147_483_647
+/** How often `logs -f` of a task not started yet looks for its first execution. */
+const LOGS_START_POLL_MS = 200
 
 export class TaskService implements Startable {
   readonly records: TaskRecords
@@ -193,7 +196,29 @@ export class TaskService implements Startable {
     const a = this.records.aspects(id)
     const e = a.exec?.aspect ?? a.execs[0]?.aspect
     if (a.coord === undefined && e === undefined) throw new NotFoundError(`no task ${id}`)
-    if (e === undefined) throw new NotFoundError(`task ${id} has not started anywhere yet`)
+    if (e === undefined) {
+      if (!follow || a.coord?.aspect.final !== undefined) throw new NotFoundError(`task ${id} has not started anywhere yet`)
+      return this.logsOnceStarted(id, signal)
+    }
+    return this.logsOf(id, e, follow, signal)
+  }
+
+  /**
+   * `logs -f` of a task no node has started yet (just submitted with --detach, or queued for placement): waits for its
+   * first execution, then follows it; a task that ends without starting (cancelled, unplaceable) ends the stream.
+   */
+  private async * logsOnceStarted (id: string, signal: AbortSignal): AsyncIterable<ClientEvent> {
+    while (!signal.aborted) {
+      const a = this.records.aspects(id)
+      const e = a.exec?.aspect ?? a.execs[0]?.aspect
+      if (e !== undefined) { yield * this.logsOf(id, e, true, signal); return }
+      if (a.coord === undefined) throw new NotFoundError(`no task ${id}`)
+      if (a.coord.aspect.final !== undefined) throw new NotFoundError(`task ${id} ended (${a.coord.aspect.final}) without starting anywhere`)
+      await sleep(LOGS_START_POLL_MS, undefined, { signal }).catch(() => {})
+    }
+  }
+
+  private logsOf (id: string, e: ExecAspect, follow: boolean, signal: AbortSignal): AsyncIterable<ClientEvent> {
     const q = new EventQueue<ClientEvent>(CLIENT_HIGH_WATER, CLIENT_HARD_LIMIT, ev => (ev.type === 'output' ? ev.data.byteLength + 64 : 64))
     // a follower that falls behind skips ahead (the queue counts what it dropped)
     const push = (ev: TaskEvent): void => { q.push(logEvent(id, e.node, e.attempt, ev), true) }

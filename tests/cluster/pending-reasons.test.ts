@@ -108,6 +108,20 @@ describe('pending reasons - every wait says why, and what can never run fails at
     expect(client.out()).toBe('on r7\n')
   })
 
+  it('follows with logs -f, from another node, a detached task that has not started yet, from its first line', async () => {
+    expect((await n1.ctl(['drain', 'n2'])).code).toBe(0)
+    await waitFor('n1 to see n2 draining', async () => (await n1.nodes()).find(n => n.name === 'n2')?.drain === true)
+    const run = await n1.ctl(['run', '--detach', '--label', 'rack=r7', '--', 'sh', '-c', 'echo first; echo last'])
+    expect(run.code, run.stderr).toBe(0)
+    const id = run.stdout.trim()
+    const follower = background(n3, ['logs', '-f', id])
+    await waitFor('n3 to know the task', async () => (await n3.ctl(['task', id])).code === 0)
+    expect((await task(n1, id)).status).toBe('pending')
+    expect((await n1.ctl(['undrain', 'n2'])).code).toBe(0)
+    expect(await follower.code).toBe(0)
+    expect(follower.out()).toBe('first\nlast\n')
+  })
+
   it('fails at once when no node known to the cluster could ever run the task', async () => {
     const r = await n1.ctl(['run', '--label', 'rack=r9', '--', 'true'])
     expect(r.code).toBe(2)
