@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest'
+import type { ItemRun } from '../../proto/index.ts'
+import type { MemberView } from '../../src/interface/index.ts'
+import { broadcastTargets, fitParallel, runStrategy } from '../../src/jobs/index.ts'
+import { needsRun } from '../../src/jobs/driver.ts'
+import { ahead } from '../../src/jobs/records.ts'
+import { MAX_PARALLEL_DEFAULT_CAP, QUEUED_RUNS_PER_NODE } from '../../src/jobs/placement.ts'
+
+const member = (id: string, slots: number, gpus = 0): MemberView => ({ id, state: 'alive', load: { slots, gpus } } as unknown as MemberView)
+
+describe('jobs - placement', () => {
+  it('runs round-robin, random and least-loaded as the routing strategies of those names; map-reduce and broadcast least-loaded', () => {
+    expect(runStrategy('round-robin')).toBe('round-robin')
+    expect(runStrategy('random')).toBe('random')
+    expect(runStrategy('least-loaded')).toBe('least-loaded')
+    expect(runStrategy('map-reduce')).toBe('least-loaded')
+    expect(runStrategy('broadcast')).toBe('least-loaded')
+  })
+
+  it('broadcast targets every eligible node once, in name order', () => {
+    const names: Record<string, string> = { p1: 'zeta', p2: 'alpha', p3: 'mid' }
+    expect(broadcastTargets(['p1', 'p2', 'p3', 'p2'], id => names[id] ?? id)).toEqual(['p2', 'p3', 'p1'])
+  })
+
+  it('fits as many runs as the eligible nodes hold, plus a few queued each, at least one', () => {
+    const members = [member('a', 4), member('b', 2), member('c', 8, 2)]
+    expect(fitParallel(['a', 'b'], members, { cpus: 1, gpus: 0 })).toBe(4 + 2 + 2 * QUEUED_RUNS_PER_NODE)
+    expect(fitParallel(['a', 'b'], members, { cpus: 2, gpus: 0 })).toBe(2 + 1 + 2 * QUEUED_RUNS_PER_NODE)
+    expect(fitParallel(['c'], members, { cpus: 1, gpus: 1 })).toBe(2 + QUEUED_RUNS_PER_NODE)
+    // a node whose load has not been heard of yet holds one
+    expect(fitParallel(['x'], members, { cpus: 1, gpus: 0 })).toBe(1 + QUEUED_RUNS_PER_NODE)
+    expect(fitParallel([], members, { cpus: 1, gpus: 0 })).toBe(1)
+    expect(fitParallel(['a'], [member('a', 100_000)], { cpus: 1, gpus: 0 })).toBe(MAX_PARALLEL_DEFAULT_CAP)
+  })
+})
+
+describe('jobs - progress', () => {
+  const run = (status: ItemRun['status'], n: number, round?: number): ItemRun => ({ status, run: n, ...(round === undefined ? {} : { round }) })
+
+  it('merges writers\' progress to the most advanced run: a later run, else a final status over running', () => {
+    expect(ahead(run('running', 1), null)).toBe(true)
+    expect(ahead(run('completed', 1), run('running', 1))).toBe(true)
+    expect(ahead(run('running', 1), run('completed', 1))).toBe(false)
+    expect(ahead(run('running', 2), run('failed', 1))).toBe(true)
+    expect(ahead(run('failed', 1), run('running', 2))).toBe(false)
+  })
+
+  it('never runs a succeeded or running item again; a retry round runs the ones that did not succeed before it', () => {
+    expect(needsRun(null, 0)).toBe(true)
+    expect(needsRun(run('completed', 1), 0)).toBe(false)
+    expect(needsRun(run('running', 1), 0)).toBe(false)
+    expect(needsRun(run('failed', 1), 0)).toBe(false)
+    expect(needsRun(run('failed', 1), 1)).toBe(true)
+    expect(needsRun(run('cancelled', 2), 1)).toBe(true)
+    expect(needsRun(run('failed', 2, 1), 1)).toBe(false)
+    expect(needsRun(run('completed', 1), 1)).toBe(false)
+  })
+})
