@@ -50,6 +50,8 @@ export const JobDocSchema = Type.Object({
   createdAt: Ms,
   /** how many times `gridctl job retry` ran it again */
   retries: Type.Optional(Type.Integer({ minimum: 0 })),
+  /** when the last `job retry` began: a cancel mark older than this was for an earlier round */
+  retriedAt: Type.Optional(Ms),
   final: Type.Optional(FinalStatus),
   answer: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   error: Type.Optional(Type.String({ maxLength: 4096 })),

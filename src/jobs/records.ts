@@ -105,15 +105,17 @@ export function ahead (a: ItemRun, b: ItemRun | null): boolean {
 
 export function mergeDoc (entries: StoredEntry[]): MergedDoc | undefined {
   let best: StoredEntry<JobEntry> | undefined
-  let cancelRequested = false
+  const cancels: number[] = []
   for (const e of entries) {
     if (!jobEntry.check(e.value)) continue
-    if (e.value.cancel !== undefined) cancelRequested = true
+    if (e.value.cancel !== undefined) cancels.push(e.value.cancel.at)
     if (e.value.doc === undefined) continue
     if (best === undefined || compareStamps(e.stamp, best.stamp) > 0) best = e as StoredEntry<JobEntry>
   }
   if (best?.value.doc === undefined) return undefined
-  return { doc: best.value.doc, writer: best.writer, cancelRequested }
+  // a cancel of an earlier round (before a job retry) does not cancel this one
+  const since = best.value.doc.retriedAt ?? 0
+  return { doc: best.value.doc, writer: best.writer, cancelRequested: cancels.some(at => at >= since) }
 }
 
 export function statusOfJob (doc: JobDoc, runs: Array<ItemRun | null>): JobStatus {

@@ -157,7 +157,7 @@ export class JobService implements Startable {
     const retrying = runs.filter(r => r?.status !== 'completed').length
     if (retrying === 0 && m.doc.strategy !== 'map-reduce') throw new ConflictError(`every run of job ${id} succeeded; there is nothing to retry`)
     const { final: _f, answer: _a, error: _e, finishedAt: _t, ...open } = m.doc
-    const doc: JobDoc = { ...open, retries: (m.doc.retries ?? 0) + 1, driver: this.c.peerId, driverName: this.init.nodeName }
+    const doc: JobDoc = { ...open, retries: (m.doc.retries ?? 0) + 1, retriedAt: Date.now(), driver: this.c.peerId, driverName: this.init.nodeName }
     this.records.writeDoc(id, doc)
     this.resume(id, doc, false)
     return { id, retrying }

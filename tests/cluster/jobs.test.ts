@@ -1,8 +1,20 @@
+import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { JobRecord, TaskRecord } from '../../proto/index.ts'
 import { Cluster, type Gridd, waitFor } from '../helpers/cluster.ts'
+import { GRIDCTL } from '../helpers/paths.ts'
+
+async function runCommand (cmd: string, args: string[]): Promise<{ code: number, stdout: string }> {
+  return await new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+    let stdout = ''
+    p.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    p.on('error', reject)
+    p.on('close', code => { resolve({ code: code ?? 1, stdout }) })
+  })
+}
 
 function lines (path: string): string[] {
   return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(l => l !== '') : []
@@ -131,6 +143,36 @@ describe('jobs - one command over 3 daemons', () => {
       expect(r.stderr).toMatch(msg)
     }
     expect((await n1.api.get<JobRecord[]>('/jobs')).length).toBe(before)
+  })
+
+  it('job retry runs again only the items that did not succeed, keeping the rest', async () => {
+    const fixed = join(c.root, 'fixed')
+    const log = join(c.root, 'retry-runs')
+    const r = await n1.ctl(['distribute', '--count', '4', '--', 'sh', '-c', `if [ -f ${fixed} ] || [ "$GRID_ITEM" -lt 2 ]; then echo "$GRID_ITEM" >> ${log}; echo ok; else exit 3; fi`], { timeoutMs: 110_000 })
+    expect(r.code).toBe(1)
+    const id = /job (j\w+) failed/.exec(r.stdout)?.[1] as string
+    writeFileSync(fixed, '')
+    const retry = await n2.ctl(['job', 'retry', id, '-o', 'json'])
+    expect(retry.code).toBe(0)
+    expect(JSON.parse(retry.stdout)).toEqual({ id, retrying: 2 })
+    const done = await waitFor('the retried job to complete', async () => {
+      const j = await n1.api.get<JobRecord>(`/jobs/${id}`)
+      return j.status === 'completed' ? j : undefined
+    })
+    expect(done).toMatchObject({ succeeded: 4, failed: 0, driverName: 'n2' })
+    expect(lines(log).sort()).toEqual(['0', '1', '2', '3'])
+    expect((await n1.ctl(['job', 'retry', id])).code).toBe(1)
+  })
+
+  it('draws a progress bar in place on a terminal, then the summary', async () => {
+    const cmd = `${process.execPath} ${GRIDCTL} --socket ${n1.socket} distribute --count 5 --max-parallel 1 -- sh -c 'sleep 0.3; echo $GRID_ITEM'`
+    const r = await runCommand('script', ['-qfec', cmd, '/dev/null'])
+    expect(r.code).toBe(0)
+    const redraws = r.stdout.match(/\r\x1b\[K\[[#-]{30}\] \d\/5 done, \d running, 0 failed, [\d.]+\/s/g) ?? []
+    expect(redraws.length).toBeGreaterThanOrEqual(3)
+    expect(r.stdout).toMatch(/completed: 5 succeeded, 0 failed, 0 cancelled of 5/)
+    // no line per run on a terminal: the bar stands for them
+    expect(r.stdout).not.toMatch(/\[\d\] n\d completed/)
   })
 
   it('jobs, job and job cancel answer from another node; the cancel ends every run', async () => {
