@@ -100,8 +100,8 @@ async function main (): Promise<void> {
     const lost = FO_N - counts.size
     const rerun = [...counts.values()].filter(n => n > 1).length
     table(`${FO_N} items of 50 ms on one node, the origin killed a third of the way`, ['run', 'seconds', 'status', 'lost', 're-run'], [
-      ['no failure (driven by n2)', fmt(calm.secs), calm.job.status, 0, 0],
-      ['origin n1 killed (after the kill, at least)', fmt(secs), done.status, lost, rerun]
+      ['no failure (driven by n2)', fmt(calm.secs), calm.job.status, '0', '0'],
+      ['origin n1 killed', fmt(secs), done.status, String(lost), String(rerun)]
     ])
   })
 }

@@ -20,8 +20,8 @@ export interface JobsComponents {
   resolveNode: (nameOrId: string) => NodeId | undefined
   /** a node's name, for records */
   nameOf: (id: NodeId) => string
-  /** worker types are not distributed yet: a job of one is refused */
-  workers?: Pick<WorkerService, 'isWorkerType'>
+  /** warm workers: a job of a worker type sends its items to them as batched requests */
+  workers?: Pick<WorkerService, 'isWorkerType' | 'cannotServe' | 'call'>
   logger: Logger
   registry: Registry
 }

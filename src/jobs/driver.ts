@@ -28,6 +28,10 @@ const ADOPT_POLL_MS = 500
 const ADOPT_MISSING_MS = 5_000
 /** After a cancel, the runs cancelled are waited for this long before the job is recorded cancelled anyway. */
 const CANCEL_WAIT_MS = 30_000
+/** Items of a warm-worker type per request (a /v1/call batch). */
+export const WORKER_BATCH_ITEMS = 100
+/** A warm-worker item without a --timeout of its own is deemed stuck after this long (as tasks' worker requests). */
+const WORKER_ITEM_TIMEOUT_MS = 5 * 60_000
 /** The runs still going after a cancel are asked to stop again this often. */
 const CANCEL_AGAIN_MS = 2_000
 
@@ -47,7 +51,7 @@ export class JobDriver {
   private readonly log: Logger
 
   constructor (
-    private readonly c: Pick<JobsComponents, 'tasks' | 'peerId' | 'resolveNode'>,
+    private readonly c: Pick<JobsComponents, 'tasks' | 'peerId' | 'resolveNode' | 'workers'>,
     private readonly records: JobRecords,
     readonly id: string,
     private doc: JobDoc,
@@ -57,7 +61,9 @@ export class JobDriver {
     runs: Array<ItemRun | null>,
     log: Logger,
     /** the client's stream (a submission that did not detach) */
-    readonly sink?: EventQueue<JobStreamEvent>
+    readonly sink?: EventQueue<JobStreamEvent>,
+    /** its type has warm workers: items go to them as batched requests, not as tasks */
+    private readonly worker = false
   ) {
     this.runs = runs
     this.log = log.child({ job: id })
@@ -79,10 +85,14 @@ export class JobDriver {
     this.flushTimer = setInterval(() => { this.flush() }, JOB_FLUSH_MS)
     this.flushTimer.unref()
     try {
+      const resend: number[] = []
       for (let i = 0; i < this.runs.length; i++) {
         const r = this.runs[i]
-        if (r?.status === 'running') this.adopt(i, r.run)
+        if (r?.status !== 'running') continue
+        // a warm worker's request has no record to follow: it is sent again; a task's run is followed to its end
+        if (this.worker) { this.runs[i] = { ...r, run: r.run + 1 }; this.markDirty(i); resend.push(i) } else this.adopt(i, r.run)
       }
+      if (resend.length > 0) { this.flush(); this.startAll(resend) }
       await this.mapPhase()
       if (this.stopped) return
       if (this.doc.strategy === 'map-reduce' && !this.cancelRequested) await this.reducePhase()
@@ -115,7 +125,7 @@ export class JobDriver {
           this.markDirty(i)
         }
         this.flush()
-        for (const i of starting) this.start(i)
+        this.startAll(starting)
         continue
       }
       if (this.inflight.size === 0 && this.cursor >= this.runs.length) return
@@ -123,8 +133,46 @@ export class JobDriver {
     }
   }
 
+  /** Starts runs: a warm-worker type's as batched requests to its workers, any other's as one task each. */
+  private startAll (indices: number[]): void {
+    if (this.c.workers === undefined || !this.worker) { for (const i of indices) this.start(i); return }
+    for (let k = 0; k < indices.length; k += WORKER_BATCH_ITEMS) this.startBatch(indices.slice(k, k + WORKER_BATCH_ITEMS))
+  }
+
+  /**
+   * Items of a warm-worker type as one batched request (the /v1/call fast path), spread over the workers of the
+   * cluster; each item's result (as JSON text, a string as it is) is its stdout. A batch in flight when its driver
+   * dies is sent again by the successor (no record of it exists): worker items run at least once.
+   */
+  private startBatch (indices: number[]): void {
+    const workers = this.c.workers as NonNullable<JobsComponents['workers']>
+    for (const i of indices) this.inflight.set(i, { taskId: runTaskId(this.id, i, (this.runs[i] as ItemRun).run), run: (this.runs[i] as ItemRun).run })
+    const runsOf = indices.map(i => (this.runs[i] as ItemRun).run)
+    const req = {
+      type: this.spec.type as string,
+      payloads: indices.map(i => this.items[i] ?? null),
+      timeoutMs: this.spec.timeoutMs ?? WORKER_ITEM_TIMEOUT_MS,
+      priority: this.spec.priority,
+      retries: this.spec.retries,
+      ...(this.spec.session === undefined ? {} : { session: this.spec.session }),
+      ...(this.spec.node === undefined ? {} : { node: this.spec.node })
+    }
+    workers.call(req).then(res => {
+      indices.forEach((i, k) => {
+        const o = res.results[k]
+        const base = { node: res.node, nodeName: res.nodeName, attempts: 1 }
+        if (o?.ok === true) this.ended(i, runsOf[k] as number, { ...base, status: 'completed', exitCode: 0, stdout: capped(itemText(o.result ?? null)) })
+        else this.ended(i, runsOf[k] as number, { ...base, status: 'failed', exitCode: null, error: o === undefined ? 'no reply' : `${o.code}: ${o.error}`.slice(0, 4096) })
+      })
+    }, (err: unknown) => {
+      const error = toGridError(err).message.slice(0, 4096)
+      indices.forEach((i, k) => { this.ended(i, runsOf[k] as number, { status: 'failed', error }) })
+    })
+  }
+
   /** Starts item i's run as a task, and reads its stream. */
   private start (i: number): void {
+    if (this.worker) { this.startBatch([i]); return }
     const r = this.runs[i] as ItemRun
     const taskId = runTaskId(this.id, i, r.run)
     const item = this.items[i] ?? null
@@ -405,6 +453,12 @@ export function needsRun (r: ItemRun | null, round: number): boolean {
   if (r === null) return true
   if (r.status === 'running' || r.status === 'completed') return false
   return (r.round ?? 0) < round
+}
+
+/** Text cut to JOB_RESULT_STDOUT_MAX_BYTES. */
+function capped (text: string): string {
+  if (text.length * 3 <= JOB_RESULT_STDOUT_MAX_BYTES) return text
+  return Buffer.from(text).subarray(0, JOB_RESULT_STDOUT_MAX_BYTES).toString('utf8')
 }
 
 /** The first JOB_RESULT_STDOUT_MAX_BYTES of a stream, as text. */

@@ -12,7 +12,7 @@ import type { ChangeEvent } from '../state/index.ts'
 import { EventQueue, newTaskId, successor } from '../tasks/index.ts'
 import { repeat } from '../util/index.ts'
 import type { JobsComponents, JobsInit } from './components.ts'
-import { JobDriver } from './driver.ts'
+import { JobDriver, WORKER_BATCH_ITEMS } from './driver.ts'
 import { broadcastTargets, fitParallel } from './placement.ts'
 import { JobRecords, statusOfJob } from './records.ts'
 import { normalizeJob } from './request.ts'
@@ -23,6 +23,8 @@ const CLIENT_HIGH_WATER = 1 << 20
 const CLIENT_HARD_LIMIT = 32 << 20
 /** Jobs whose driver is gone are looked for this often (besides at each death). */
 const ORPHAN_SWEEP_MS = 5_000
+/** A warm-worker job's default: this many batches in flight per node hosting the type. */
+const WORKER_BATCHES_PER_NODE = 4
 
 export class JobService implements Startable {
   readonly records: JobRecords
@@ -62,8 +64,12 @@ export class JobService implements Startable {
       return id
     })
     const spec = req.spec
-    if (spec.type !== undefined && this.c.workers?.isWorkerType(spec.type) === true) {
-      throw new InvalidArgumentError(`${spec.type} is served by warm workers; distributing items to warm workers is not supported yet (send them with gridctl run --type or POST /v1/call)`)
+    const worker = this.isWorkerJob(spec)
+    if (worker) {
+      // as gridctl run --type: a worker type never degrades to one-shot processes of the worker's program
+      const why = spec.node === undefined ? this.c.workers?.cannotServe(spec.type as string) : undefined
+      if (why !== undefined) throw new UnsatisfiableError(why)
+      if (req.strategy === 'broadcast' || req.strategy === 'map-reduce') throw new InvalidArgumentError(`invalid job: ${spec.type ?? ''} is served by warm workers, whose items are spread over the workers as batched requests; ${req.strategy} is for commands and one-shot task types`)
     }
     const routed = this.c.tasks.eligible(spec)
     if (!routed.ok && routed.wait !== true) throw new UnsatisfiableError(`no node can run this job's runs: ${routed.reason}`)
@@ -82,7 +88,7 @@ export class JobService implements Startable {
       strategy: req.strategy,
       aggregate: req.aggregate,
       spec: envNames.length === 0 ? specNoEnv : { ...specNoEnv, envNames },
-      maxParallel: req.maxParallel ?? fitParallel(eligible, this.c.members.view(), spec),
+      maxParallel: req.maxParallel ?? (worker ? WORKER_BATCH_ITEMS * WORKER_BATCHES_PER_NODE * Math.max(1, eligible.length) : fitParallel(eligible, this.c.members.view(), spec)),
       total: items.length,
       origin: this.c.peerId,
       originName: this.init.nodeName,
@@ -101,7 +107,7 @@ export class JobService implements Startable {
   }
 
   private drive (id: string, doc: JobDoc, spec: TaskSpec, items: unknown[], runs: Array<ItemRun | null>, sink?: EventQueue<JobStreamEvent>): JobDriver {
-    const d = new JobDriver(this.c, this.records, id, doc, spec, items, runs, this.log, sink)
+    const d = new JobDriver(this.c, this.records, id, doc, spec, items, runs, this.log, sink, this.isWorkerJob(spec))
     this.drivers.set(id, d)
     void d.drive().finally(() => { if (this.drivers.get(id) === d) this.drivers.delete(id) })
     return d
@@ -120,6 +126,10 @@ export class JobService implements Startable {
     const runs = this.records.runs(id, doc.total)
     const d = this.drive(id, doc, spec, items, runs)
     if (cancelRequested) d.requestCancel()
+  }
+
+  private isWorkerJob (spec: Pick<TaskSpec, 'type'>): boolean {
+    return spec.type !== undefined && this.c.workers?.isWorkerType(spec.type) === true
   }
 
   list (filter: { status?: string } = {}): JobRecord[] {

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { JobRecord, TaskRecord } from '../../proto/index.ts'
 import { Cluster, type Gridd, waitFor } from '../helpers/cluster.ts'
-import { GRIDCTL } from '../helpers/paths.ts'
+import { GRIDCTL, ROOT } from '../helpers/paths.ts'
 
 async function runCommand (cmd: string, args: string[]): Promise<{ code: number, stdout: string }> {
   return await new Promise((resolve, reject) => {
@@ -226,4 +227,38 @@ describe('jobs - the origin dies mid-job', () => {
     const onN3 = JSON.parse((await c.node('n3').ctl(['job', id, '-o', 'json'])).stdout) as JobRecord
     expect(onN3.status).toBe('completed')
   })
+})
+
+describe('jobs - a warm-worker type', () => {
+  let c: Cluster
+  afterAll(async () => { await c?.destroy() })
+
+  it('sends the items to the warm workers of the cluster as batched requests, each result its stdout', async () => {
+    c = await Cluster.start(3, { args: () => ['--config', workerConfig(), '--slots', '4'] })
+    await c.converged()
+    // every node's registry entry (the worker types it hosts) has reached n1 once calls go round all three
+    await waitFor('n1 to send worker calls to every node', async () => {
+      const seen = new Set<string>()
+      for (let i = 0; i < 3; i++) seen.add((await c.node('n1').api.post<{ nodeName: string }>('/call', { type: 'nodeecho', payload: i })).nodeName)
+      return seen.size === 3
+    })
+    const file = join(c.root, 'items.json')
+    const items = Array.from({ length: 250 }, (_, i) => ({ n: i }))
+    writeFileSync(file, JSON.stringify(items))
+    const { code, job } = await jobJson(c.node('n1'), ['--type', 'nodeecho', '--items', file])
+    expect(code).toBe(0)
+    expect(job).toMatchObject({ status: 'completed', total: 250, succeeded: 250, type: 'nodeecho' })
+    const results = job.results ?? []
+    expect(results.map(r => (JSON.parse(r.stdout) as { echo: unknown }).echo)).toEqual(items)
+    // spread over the workers of the cluster (batches of 100 go round the hosts), and no task was made for them
+    expect(new Set(results.map(r => r.nodeName)).size).toBeGreaterThanOrEqual(2)
+    const tasks = await c.node('n1').api.get<TaskRecord[]>('/tasks')
+    expect(tasks.filter(t => t.id.startsWith(`${job.id}.`))).toEqual([])
+  })
+
+  function workerConfig (): string {
+    const file = join(tmpdir(), `grid-jobs-workers-${process.pid}.yaml`)
+    writeFileSync(file, `tasks:\n  nodeecho:\n    command: [${process.execPath}, ${join(ROOT, 'examples/workers/echo_worker.mjs')}]\n    worker: {concurrency: 8, cpus: 0}\n`)
+    return file
+  }
 })
