@@ -3,25 +3,31 @@
  * (bare child_process.spawn of `true` at the same concurrency, on this one machine), each daemon's peak RSS during the
  * job, and the origin killed mid-job: the extra makespan, items lost, items that succeeded and ran again.
  *
- *   npm run bench -- jobs [--items N] [--conc N] [--failover-items N]
+ * Then W items through warm workers (an echo worker in Node, on every node).
+ *
+ *   npm run bench -- jobs [--items N] [--conc N] [--failover-items N] [--worker-items N]
  */
 import { spawn } from 'node:child_process'
-import { readFileSync, existsSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { JobRecord } from '../proto/index.ts'
+import { ROOT } from '../tests/helpers/paths.ts'
 import { fmt, rssBytes, sleep, startCluster, table, waitFor, withCluster, type Cluster, type Gridd } from './lib.ts'
 
 const { values } = parseArgs({
   options: {
     items: { type: 'string', default: '10000' },
     conc: { type: 'string', default: '24' },
-    'failover-items': { type: 'string', default: '600' }
+    'failover-items': { type: 'string', default: '600' },
+    'worker-items': { type: 'string', default: '100000' }
   }
 })
 const N = Number(values.items)
 const CONC = Number(values.conc)
 const FO_N = Number(values['failover-items'])
+const W_N = Number(values['worker-items'])
 
 async function spawnTrue (): Promise<void> {
   await new Promise<void>((resolve, reject) => {
@@ -68,7 +74,9 @@ const lines = (p: string): string[] => existsSync(p) ? readFileSync(p, 'utf8').s
 
 async function main (): Promise<void> {
   const bareSecs = await bare(N, CONC)
-  const c = await startCluster(3, { args: () => ['--slots', String(Math.max(1, Math.round(CONC / 3)))] })
+  const cfg = join(tmpdir(), `grid-bench-jobs-${process.pid}.yaml`)
+  writeFileSync(cfg, `tasks:\n  nodeecho:\n    command: [${process.execPath}, ${join(ROOT, 'examples/workers/echo_worker.mjs')}]\n    worker: {concurrency: 64, cpus: 0}\n`)
+  const c = await startCluster(3, { args: () => ['--config', cfg, '--slots', String(Math.max(1, Math.round(CONC / 3)))] })
   await withCluster(c, async () => {
     await c.converged()
     const n1 = c.node('n1')
@@ -78,6 +86,13 @@ async function main (): Promise<void> {
       ['gridctl distribute', fmt(grid.secs), fmt(N / grid.secs, 0), `${fmt((bareSecs / grid.secs) * 100, 0)} %`]
     ])
     table('daemon RSS during the job (peak)', ['node', 'MiB'], peakMiB.map((m, i) => [`n${i + 1}`, fmt(m, 0)]))
+
+    if (W_N > 0) {
+      const w = await peakRss(c, async () => await distribute(n1, ['--type', 'nodeecho', '--count', String(W_N)]))
+      table(`${W_N} items through warm workers (echo, 3 nodes)`, ['seconds', 'items/s', 'peak RSS n1 / n2 / n3 (MiB)'], [
+        [fmt(w.result.secs), fmt(W_N / w.result.secs, 0), w.peakMiB.map(m => fmt(m, 0)).join(' / ')]
+      ])
+    }
 
     // the origin killed mid-job: items of 50 ms on n2 and n3, driven by n1
     const ran = join(c.root, 'fo-ran')

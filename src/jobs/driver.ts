@@ -85,6 +85,9 @@ export class JobDriver {
     this.flushTimer = setInterval(() => { this.flush() }, JOB_FLUSH_MS)
     this.flushTimer.unref()
     try {
+      // a job taken over may have its first success already
+      const won = this.runs.findIndex(r => r?.status === 'completed' && (r.round ?? 0) >= (this.doc.retries ?? 0))
+      if (won >= 0) this.firstSuccess = won
       const resend: number[] = []
       for (let i = 0; i < this.runs.length; i++) {
         const r = this.runs[i]
@@ -111,7 +114,7 @@ export class JobDriver {
     const round = this.doc.retries ?? 0
     for (;;) {
       if (this.stopped) return
-      if (this.cancelRequested || decidedEarly(this.doc.aggregate, this.count('completed'))) { await this.cancelRest(); return }
+      if (this.cancelRequested || decidedEarly(this.doc.aggregate, this.firstSuccess === undefined ? 0 : 1)) { await this.cancelRest(); return }
       const starting: number[] = []
       while (this.inflight.size + starting.length < this.doc.maxParallel && this.cursor < this.runs.length) {
         const i = this.cursor++

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import type { ItemRun } from '../../proto/index.ts'
+import type { ItemRun, JobDoc } from '../../proto/index.ts'
 import type { MemberView } from '../../src/interface/index.ts'
 import { broadcastTargets, fitParallel, runStrategy } from '../../src/jobs/index.ts'
 import { needsRun } from '../../src/jobs/driver.ts'
-import { ahead } from '../../src/jobs/records.ts'
+import { ahead, mergeDoc } from '../../src/jobs/records.ts'
 import { MAX_PARALLEL_DEFAULT_CAP, QUEUED_RUNS_PER_NODE } from '../../src/jobs/placement.ts'
 
 const member = (id: string, slots: number, gpus = 0): MemberView => ({ id, state: 'alive', load: { slots, gpus } } as unknown as MemberView)
@@ -54,5 +54,27 @@ describe('jobs - progress', () => {
     expect(needsRun(run('cancelled', 2), 1)).toBe(true)
     expect(needsRun(run('failed', 2, 1), 1)).toBe(false)
     expect(needsRun(run('completed', 1), 1)).toBe(false)
+  })
+})
+
+describe('jobs - the job document', () => {
+  const doc = (over: Partial<JobDoc> = {}): JobDoc => ({
+    strategy: 'least-loaded', aggregate: 'all-success', spec: { cpus: 1, gpus: 0, memory: 0, require: [], labels: {}, priority: 50, retries: 3, retryOnFailure: false, strategy: 'least-loaded', command: ['true'] },
+    maxParallel: 4, total: 2, origin: 'o', originName: 'n1', driver: 'o', driverName: 'n1', createdAt: 1, ...over
+  })
+  const entry = (writer: string, ms: number, value: unknown): { key: string, writer: string, stamp: [number, number], value: unknown } => ({ key: 'j1', writer, stamp: [ms, 0], value })
+
+  it('shows the newest document (a successor\'s over its dead origin\'s), and a cancel mark from any writer', () => {
+    const m = mergeDoc([entry('o', 10, { doc: doc() }), entry('s', 20, { doc: doc({ driver: 's', driverName: 'n2' }) }), entry('x', 5, { cancel: { at: 30, by: 'x' } })])
+    expect(m?.doc.driverName).toBe('n2')
+    expect(m?.writer).toBe('s')
+    expect(m?.cancelRequested).toBe(true)
+  })
+
+  it('does not let a cancel from before a job retry cancel the retried round, and skips malformed entries', () => {
+    const m = mergeDoc([entry('o', 10, { doc: doc({ retries: 1, retriedAt: 50 }) }), entry('x', 5, { cancel: { at: 30, by: 'x' } }), entry('bad', 99, { doc: { nope: true } })])
+    expect(m?.cancelRequested).toBe(false)
+    expect(m?.doc.retries).toBe(1)
+    expect(mergeDoc([entry('x', 5, { cancel: { at: 30, by: 'x' } })])).toBeUndefined()
   })
 })

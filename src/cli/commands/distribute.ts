@@ -52,7 +52,7 @@ export const distributeCommand: Command = {
   },
   async run (ctx, args) {
     const v = args.values
-    const body = taskBody(v, args.positionals, ctx.env)
+    const body = taskBody(v, args.positionals, ctx.env, 'distribute')
     const strategy = typeof v.strategy === 'string' ? v.strategy : 'least-loaded'
     if (!(JOB_STRATEGIES as readonly string[]).includes(strategy)) throw new UsageError(`--strategy must be one of ${JOB_STRATEGIES.join(', ')}, got ${JSON.stringify(strategy)}`)
     body.strategy = strategy

@@ -65,7 +65,7 @@ export const RUN_OPTION_HELP: Record<string, string> = {
 }
 
 /** The POST /v1/tasks body those flags say (and the command line after --). */
-export function taskBody (v: ParsedArgs['values'], positionals: string[], env: NodeJS.ProcessEnv): Record<string, unknown> {
+export function taskBody (v: ParsedArgs['values'], positionals: string[], env: NodeJS.ProcessEnv, command = 'run'): Record<string, unknown> {
   const body: Record<string, unknown> = {}
   if (typeof v.type === 'string') {
     body.type = v.type
@@ -74,7 +74,7 @@ export function taskBody (v: ParsedArgs['values'], positionals: string[], env: N
       try { body.payload = JSON.parse(v.payload) } catch (err) { throw new UsageError(`--payload is not JSON (${(err as Error).message})`) }
     }
   } else {
-    if (positionals.length === 0) throw new UsageError('missing command: gridctl run [flags] -- CMD ARGS...')
+    if (positionals.length === 0) throw new UsageError(`missing command: gridctl ${command} [flags] -- CMD ARGS...`)
     if (v.payload !== undefined) throw new UsageError('--payload needs --type')
     body.command = positionals
   }
