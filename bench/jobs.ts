@@ -21,7 +21,8 @@ const { values } = parseArgs({
     items: { type: 'string', default: '10000' },
     conc: { type: 'string', default: '24' },
     'failover-items': { type: 'string', default: '600' },
-    'worker-items': { type: 'string', default: '100000' }
+    'worker-items': { type: 'string', default: '100000' },
+    'max-parallel': { type: 'string' }
   }
 })
 const N = Number(values.items)
@@ -35,6 +36,17 @@ async function spawnTrue (): Promise<void> {
     p.on('exit', code => { code === 0 ? resolve() : reject(new Error(`exit ${code ?? '?'}`)) })
     p.on('error', reject)
   })
+}
+
+/** GNU parallel running `true` N times, CONC at once (when it is installed). */
+async function gnuParallel (n: number, conc: number): Promise<number | undefined> {
+  const t0 = performance.now()
+  const code = await new Promise<number | null>(resolve => {
+    const p = spawn('sh', ['-c', `seq ${n} | parallel -j ${conc} true`], { stdio: ['ignore', 'ignore', 'ignore'] })
+    p.on('error', () => { resolve(null) })
+    p.on('exit', resolve)
+  })
+  return code === 0 ? (performance.now() - t0) / 1000 : undefined
 }
 
 async function bare (n: number, conc: number): Promise<number> {
@@ -73,28 +85,34 @@ async function distribute (n: Gridd, args: string[]): Promise<{ secs: number, jo
 const lines = (p: string): string[] => existsSync(p) ? readFileSync(p, 'utf8').split('\n').filter(l => l !== '') : []
 
 async function main (): Promise<void> {
-  const bareSecs = await bare(N, CONC)
+  const bareSecs = N > 0 ? await bare(N, CONC) : 0
+  const parallelSecs = N > 0 ? await gnuParallel(N, CONC) : undefined
   const cfg = join(tmpdir(), `grid-bench-jobs-${process.pid}.yaml`)
   writeFileSync(cfg, `tasks:\n  nodeecho:\n    command: [${process.execPath}, ${join(ROOT, 'examples/workers/echo_worker.mjs')}]\n    worker: {concurrency: 64, cpus: 0}\n`)
   const c = await startCluster(3, { args: () => ['--config', cfg, '--slots', String(Math.max(1, Math.round(CONC / 3)))] })
   await withCluster(c, async () => {
     await c.converged()
     const n1 = c.node('n1')
+    if (N > 0) {
     const { result: grid, peakMiB } = await peakRss(c, async () => await distribute(n1, ['--count', String(N), '--', 'true']))
     table(`${N} items of true (3 nodes on one machine, ${CONC} at once)`, ['how', 'seconds', 'items/s', 'vs bare spawn'], [
       ['bare spawn of true', fmt(bareSecs), fmt(N / bareSecs, 0), '100 %'],
+      ...(parallelSecs === undefined ? [] : [['GNU parallel (one node)', fmt(parallelSecs), fmt(N / parallelSecs, 0), `${fmt((bareSecs / parallelSecs) * 100, 0)} %`]]),
       ['gridctl distribute', fmt(grid.secs), fmt(N / grid.secs, 0), `${fmt((bareSecs / grid.secs) * 100, 0)} %`]
     ])
+    if (parallelSecs !== undefined) console.log(`Grid's rate is ${fmt((parallelSecs / grid.secs) * 100, 0)} % of GNU parallel's (goal: at least 90 %)`)
     table('daemon RSS during the job (peak)', ['node', 'MiB'], peakMiB.map((m, i) => [`n${i + 1}`, fmt(m, 0)]))
+    }
 
     if (W_N > 0) {
-      const w = await peakRss(c, async () => await distribute(n1, ['--type', 'nodeecho', '--count', String(W_N)]))
+      const w = await peakRss(c, async () => await distribute(n1, ['--type', 'nodeecho', '--count', String(W_N), ...(values['max-parallel'] === undefined ? [] : ['--max-parallel', values['max-parallel']])]))
       table(`${W_N} items through warm workers (echo, 3 nodes)`, ['seconds', 'items/s', 'peak RSS n1 / n2 / n3 (MiB)'], [
         [fmt(w.result.secs), fmt(W_N / w.result.secs, 0), w.peakMiB.map(m => fmt(m, 0)).join(' / ')]
       ])
     }
 
-    // the origin killed mid-job: items of 50 ms on n2 and n3, driven by n1
+    if (FO_N === 0) return
+    // the origin killed mid-job: items of 50 ms on n2, driven by n1
     const ran = join(c.root, 'fo-ran')
     const script = `echo "$GRID_ITEM_INDEX" >> ${ran}-$GRID_NODE_NAME; sleep 0.05`
     const calm = await distribute(c.node('n2'), ['--count', String(FO_N), '--node', 'n2', '--', 'sh', '-c', 'sleep 0.05'])
