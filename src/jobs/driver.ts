@@ -13,7 +13,7 @@ import {
 } from '../../proto/index.ts'
 import { toGridError, type NodeId } from '../interface/index.ts'
 import type { ClientEvent, EventQueue } from '../tasks/index.ts'
-import { delay } from '../util/index.ts'
+import { backoffMs, delay } from '../util/index.ts'
 import { decidedEarly, verdict, type RunOutcome } from './aggregate.ts'
 import type { JobsComponents } from './components.ts'
 import { resultOf, toJobRecord, type JobRecords } from './records.ts'
@@ -32,6 +32,8 @@ const CANCEL_WAIT_MS = 30_000
 export const WORKER_BATCH_ITEMS = 100
 /** A warm-worker item without a --timeout of its own is deemed stuck after this long (as tasks' worker requests). */
 const WORKER_ITEM_TIMEOUT_MS = 5 * 60_000
+/** Items the workers refused for now are sent again after a backoff of up to this long. */
+const WORKER_REFUSED_RETRY_CAP_MS = 5_000
 /** The runs still going after a cancel are asked to stop again this often. */
 const CANCEL_AGAIN_MS = 2_000
 
@@ -147,9 +149,15 @@ export class JobDriver {
    * cluster; each item's result (as JSON text, a string as it is) is its stdout. A batch in flight when its driver
    * dies is sent again by the successor (no record of it exists): worker items run at least once.
    */
-  private startBatch (indices: number[]): void {
+  private startBatch (indices: number[], refusals = 0): void {
     const workers = this.c.workers as NonNullable<JobsComponents['workers']>
     for (const i of indices) this.inflight.set(i, { taskId: runTaskId(this.id, i, (this.runs[i] as ItemRun).run), run: (this.runs[i] as ItemRun).run })
+    // refused for now (the workers' queues are full, the node drains): sent again after a backoff, as tasks' offers are
+    const again = (which: number[]): void => {
+      if (which.length === 0) return
+      if (this.cancelRequested || this.stopped) { which.forEach(i => { this.ended(i, (this.runs[i] as ItemRun).run, { status: 'cancelled' }) }); return }
+      setTimeout(() => { this.startBatch(which, refusals + 1) }, backoffMs(refusals, 250, WORKER_REFUSED_RETRY_CAP_MS)).unref()
+    }
     const runsOf = indices.map(i => (this.runs[i] as ItemRun).run)
     const req = {
       type: this.spec.type as string,
@@ -161,14 +169,19 @@ export class JobDriver {
       ...(this.spec.node === undefined ? {} : { node: this.spec.node })
     }
     workers.call(req).then(res => {
+      const refused: number[] = []
       indices.forEach((i, k) => {
         const o = res.results[k]
         const base = { node: res.node, nodeName: res.nodeName, attempts: 1 }
         if (o?.ok === true) this.ended(i, runsOf[k] as number, { ...base, status: 'completed', exitCode: 0, stdout: capped(itemText(o.result ?? null)) })
+        else if (o?.code === 'UNAVAILABLE') refused.push(i)
         else this.ended(i, runsOf[k] as number, { ...base, status: 'failed', exitCode: null, error: o === undefined ? 'no reply' : `${o.code}: ${o.error}`.slice(0, 4096) })
       })
+      again(refused)
     }, (err: unknown) => {
-      const error = toGridError(err).message.slice(0, 4096)
+      const e = toGridError(err)
+      if (e.code === 'UNAVAILABLE') { again(indices); return }
+      const error = e.message.slice(0, 4096)
       indices.forEach((i, k) => { this.ended(i, runsOf[k] as number, { status: 'failed', error }) })
     })
   }
