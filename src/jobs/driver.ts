@@ -51,6 +51,8 @@ export class JobDriver {
   private lastProgress = 0
   private flushTimer?: NodeJS.Timeout
   private readonly log: Logger
+  /** where each item's previous run failed (a job retry's runs go elsewhere first) */
+  private readonly failedOn = new Map<number, NodeId>()
 
   constructor (
     private readonly c: Pick<JobsComponents, 'tasks' | 'peerId' | 'resolveNode' | 'workers'>,
@@ -120,7 +122,11 @@ export class JobDriver {
       const starting: number[] = []
       while (this.inflight.size + starting.length < this.doc.maxParallel && this.cursor < this.runs.length) {
         const i = this.cursor++
-        if (needsRun(this.runs[i] ?? null, round)) starting.push(i)
+        const prev = this.runs[i] ?? null
+        if (needsRun(prev, round)) {
+          if (prev?.status === 'failed' && prev.node !== undefined) this.failedOn.set(i, prev.node)
+          starting.push(i)
+        }
       }
       if (starting.length > 0) {
         // each run is recorded before its task exists, in the same writer document: whoever sees the task sees
@@ -193,6 +199,9 @@ export class JobDriver {
     const taskId = runTaskId(this.id, i, r.run)
     const item = this.items[i] ?? null
     const spec: TaskSpec = { ...this.spec, payload: item, job: { id: this.id, index: i } }
+    // a run again (job retry) goes first to a node where the item's last run did not fail
+    const failedOn = this.failedOn.get(i)
+    if (failedOn !== undefined) spec.avoid = [failedOn]
     if (this.doc.strategy === 'broadcast') {
       const node = this.c.resolveNode(itemText(item))
       if (node === undefined) { this.ended(i, r.run, { status: 'failed', error: `node ${itemText(item)} is no longer in the cluster` }); return }

@@ -152,6 +152,7 @@ describe('jobs - one command over 3 daemons', () => {
     const r = await n1.ctl(['distribute', '--count', '4', '--', 'sh', '-c', `if [ -f ${fixed} ] || [ "$GRID_ITEM" -lt 2 ]; then echo "$GRID_ITEM" >> ${log}; echo ok; else exit 3; fi`], { timeoutMs: 110_000 })
     expect(r.code).toBe(1)
     const id = /job (j\w+) failed/.exec(r.stdout)?.[1] as string
+    const before = await n1.api.get<JobRecord>(`/jobs/${id}`)
     writeFileSync(fixed, '')
     const retry = await n2.ctl(['job', 'retry', id, '-o', 'json'])
     expect(retry.code).toBe(0)
@@ -162,6 +163,8 @@ describe('jobs - one command over 3 daemons', () => {
     })
     expect(done).toMatchObject({ succeeded: 4, failed: 0, driverName: 'n2' })
     expect(lines(log).sort()).toEqual(['0', '1', '2', '3'])
+    // each item run again went to a node where it had not failed (GNU parallel's rule)
+    for (const i of [2, 3]) expect(done.results?.[i]?.nodeName).not.toBe(before.results?.[i]?.nodeName)
     expect((await n1.ctl(['job', 'retry', id])).code).toBe(1)
   })
 

@@ -5,6 +5,7 @@ import { broadcastTargets, fitParallel, runStrategy } from '../../src/jobs/index
 import { needsRun } from '../../src/jobs/driver.ts'
 import { ahead, mergeDoc } from '../../src/jobs/records.ts'
 import { MAX_PARALLEL_DEFAULT_CAP, QUEUED_RUNS_PER_NODE } from '../../src/jobs/placement.ts'
+import { route, type Candidate, type Requirements, type RouteContext } from '../../src/routing/index.ts'
 
 const member = (id: string, slots: number, gpus = 0): MemberView => ({ id, state: 'alive', load: { slots, gpus } } as unknown as MemberView)
 
@@ -76,5 +77,28 @@ describe('jobs - the job document', () => {
     expect(m?.cancelRequested).toBe(false)
     expect(m?.doc.retries).toBe(1)
     expect(mergeDoc([entry('x', 5, { cancel: { at: 30, by: 'x' } })])).toBeUndefined()
+  })
+})
+
+describe('jobs - a retried run prefers a node where it has not failed', () => {
+  const node = (id: string): Candidate => ({ id, name: id, alive: true, draining: false, region: 'eu', labels: {}, capabilities: [], types: [], slots: 4, gpus: 0, memoryMiB: 16384, freeSlots: 4, freeGpus: 0, memFreeMiB: 16000, running: 0, queued: 0 })
+  const req = (over: Partial<Requirements> = {}): Requirements => ({ cpus: 1, gpus: 0, memory: 0, require: [], labels: {}, strategy: 'least-loaded', ...over })
+  const ctx = (over: Partial<RouteContext> = {}): RouteContext => ({ origin: { id: 'a', region: 'eu' }, recentlySent: () => 0, random: Math.random, turn: 0, ...over })
+  const nodes = [node('a'), node('b'), node('c')]
+  const first = (r: ReturnType<typeof route>): string | undefined => (r.ok ? r.candidates[0] : undefined)
+
+  it('ranks the nodes where it failed after every other, for each strategy', () => {
+    for (let i = 0; i < 50; i++) {
+      expect(first(route(nodes, req(), ctx({ avoid: new Set(['a', 'b']), random: Math.random })))).toBe('c')
+      expect(first(route(nodes, req({ strategy: 'random' }), ctx({ avoid: new Set(['c']) })))).not.toBe('c')
+    }
+    const r = route(nodes, req({ strategy: 'round-robin' }), ctx({ turn: 0, avoid: new Set(['a']) }))
+    expect(r.ok && r.candidates).toEqual(['b', 'c', 'a'])
+  })
+
+  it('still runs it where it failed when no other node can, and names a node given explicitly as it is', () => {
+    const r = route(nodes, req(), ctx({ avoid: new Set(['a', 'b', 'c']) }))
+    expect(r.ok && [...r.candidates].sort()).toEqual(['a', 'b', 'c'])
+    expect(first(route(nodes, req({ node: 'a' }), ctx({ avoid: new Set(['a']) })))).toBe('a')
   })
 })
