@@ -179,6 +179,21 @@ describe('jobs - one command over 3 daemons', () => {
     expect(r.stdout).not.toMatch(/\[\d\] n\d completed/)
   })
 
+  it('cancels the job on Ctrl-C, exiting 130 with every run ended', async () => {
+    const marker = join(c.root, 'ctrl-c')
+    const p = spawn(process.execPath, [GRIDCTL, '--socket', n1.socket, 'distribute', '--count', '3', '--max-parallel', '3', '--', 'sh', '-c', `echo x >> ${marker}; sleep 100`], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    p.stdout.on('data', d => { out += String(d) })
+    await waitFor('the three runs to start', () => lines(marker).length === 3)
+    p.kill('SIGINT')
+    const code = await new Promise<number | null>(resolve => p.on('close', resolve))
+    expect(code).toBe(130)
+    const id = /job (j\w+) cancelled/.exec(out)?.[1] as string
+    expect(out).toMatch(/cancelled: 0 succeeded, 0 failed, 3 cancelled of 3/)
+    expect((await n1.api.get<JobRecord>(`/jobs/${id}`)).status).toBe('cancelled')
+    await waitFor('every run\'s task to have ended', async () => (await n1.api.get<TaskRecord[]>('/tasks')).filter(t => t.id.startsWith(`${id}.`) && ['pending', 'running'].includes(t.status)).length === 0)
+  })
+
   it('jobs, job and job cancel answer from another node; the cancel ends every run', async () => {
     const r = await n1.ctl(['distribute', '--detach', '--count', '3', '--max-parallel', '3', '--', 'sleep', '100'])
     expect(r.code).toBe(0)
