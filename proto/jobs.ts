@@ -25,6 +25,8 @@ export const JOB_RESULT_STDOUT_MAX_BYTES = 64 * 1024
 export const JOB_CHUNK_ITEMS = 64
 /** Largest item, as JSON text (it travels in its run's spec and on its stdin). */
 export const JOB_ITEM_MAX_BYTES = 64 * 1024
+/** Largest POST /v1/jobs body (its items included): a million short items fit; other endpoints take 4 MiB. */
+export const JOB_REQUEST_MAX_BYTES = 32 * 1024 * 1024
 /** Longest `--reduce` command line. */
 export const JOB_REDUCE_MAX_CHARS = 65_536
 

@@ -25,7 +25,7 @@ export interface ControlDeps {
   forgotten: Pick<ForgottenNodes, 'forget'>
   tasks: Pick<TaskService, 'submit' | 'get' | 'list' | 'cancel' | 'logs' | 'drain' | 'abandoned' | 'writeStdin'>
   workers: Pick<WorkerService, 'call' | 'close'>
-  jobs: Pick<JobService, 'submit' | 'list' | 'get' | 'cancel' | 'retry'>
+  jobs: Pick<JobService, 'submit' | 'list' | 'get' | 'summary' | 'cancel' | 'retry'>
   swarmKeyFingerprint: string | null
   metricsStatus: () => { enabled: boolean, listen: string | null, error: string | null }
   /** whether task limits are enforced on this node (cgroups) */

@@ -317,15 +317,11 @@ export class JobDriver {
     this.wake()
   }
 
-  /** Cancels every run in flight and waits for them; items not started are recorded cancelled. */
+  /**
+   * Cancels every run in flight and waits for them. Items not started are written nowhere: once the job has its
+   * verdict, an item without a run counts as cancelled (a million-item job cancelled early writes nothing per item).
+   */
   private async cancelRest (): Promise<void> {
-    const round = this.doc.retries ?? 0
-    for (let i = 0; i < this.runs.length; i++) {
-      if (!this.inflight.has(i) && needsRun(this.runs[i] ?? null, round)) {
-        this.runs[i] = { status: 'cancelled', run: (this.runs[i]?.run ?? 0) + 1, ...(round > 0 ? { round } : {}) }
-        this.markDirty(i)
-      }
-    }
     this.cursor = this.runs.length
     const deadline = Date.now() + CANCEL_WAIT_MS
     let asked = 0

@@ -128,8 +128,10 @@ export function toJobRecord (id: string, doc: JobDoc, runs: Array<ItemRun | null
   let failed = 0
   let cancelled = 0
   let running = 0
+  // a job with its verdict never starts an item that has no run: it was cancelled (first-success, a cancel)
+  const ended = doc.final !== undefined
   for (const r of runs) {
-    if (r === null) continue
+    if (r === null) { if (ended) cancelled++; continue }
     if (r.status === 'completed') succeeded++
     else if (r.status === 'failed') failed++
     else if (r.status === 'cancelled') cancelled++
@@ -159,17 +161,17 @@ export function toJobRecord (id: string, doc: JobDoc, runs: Array<ItemRun | null
     createdAt: new Date(doc.createdAt).toISOString(),
     finishedAt: doc.finishedAt === undefined ? null : new Date(doc.finishedAt).toISOString()
   }
-  if (items !== undefined) rec.results = runs.map((r, index) => resultOf(index, items[index] ?? null, r))
+  if (items !== undefined) rec.results = runs.map((r, index) => resultOf(index, items[index] ?? null, r, ended))
   return rec
 }
 
-export function resultOf (index: number, item: unknown, r: ItemRun | null): JobResult {
+export function resultOf (index: number, item: unknown, r: ItemRun | null, ended = false): JobResult {
   const out: JobResult = {
     index,
     item,
     node: r?.node ?? null,
     nodeName: r?.nodeName ?? null,
-    status: r?.status ?? 'pending',
+    status: r?.status ?? (ended ? 'cancelled' : 'pending'),
     exitCode: r?.exitCode ?? null,
     stdout: r?.stdout ?? '',
     attempts: r?.attempts ?? 0

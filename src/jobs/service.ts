@@ -14,7 +14,7 @@ import { repeat } from '../util/index.ts'
 import type { JobsComponents, JobsInit } from './components.ts'
 import { JobDriver, WORKER_BATCH_ITEMS } from './driver.ts'
 import { broadcastTargets, fitParallel } from './placement.ts'
-import { JobRecords, statusOfJob } from './records.ts'
+import { JobRecords } from './records.ts'
 import { normalizeJob } from './request.ts'
 
 export type { JobsComponents, JobsInit } from './components.ts'
@@ -147,12 +147,18 @@ export class JobService implements Startable {
     return r
   }
 
+  /** One job without its per-item results. */
+  summary (id: string): JobRecord {
+    const r = this.records.record(id, false)
+    if (r === undefined) throw new NotFoundError(`no job ${id}`)
+    return r
+  }
+
   /** Cancels a job from any node: the mark reaches its driver, which cancels every run. */
   cancel (id: string): { id: string, status: 'cancelling' } {
     const m = this.records.doc(id)
     if (m === undefined) throw new NotFoundError(`no job ${id}`)
-    const status = statusOfJob(m.doc, this.records.runs(id, m.doc.total))
-    if (m.doc.final !== undefined) throw new ConflictError(`job ${id} already ${status}`)
+    if (m.doc.final !== undefined) throw new ConflictError(`job ${id} already ${m.doc.final}`)
     this.records.writeCancel(id)
     this.drivers.get(id)?.requestCancel()
     return { id, status: 'cancelling' }

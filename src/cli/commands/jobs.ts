@@ -54,7 +54,7 @@ const jobCancelCommand: Command = {
     if (args.values['no-wait'] !== true) {
       const deadline = Date.now() + 60_000
       while (Date.now() < deadline && !ctx.signal.aborted) {
-        j = await ctx.client.get<JobRecord>(`/jobs/${encodeURIComponent(id)}`, ctx.signal)
+        j = await ctx.client.get<JobRecord>(`/jobs/${encodeURIComponent(id)}?results=0`, ctx.signal)
         if (j.finishedAt !== null) break
         await new Promise(resolve => setTimeout(resolve, 200))
       }

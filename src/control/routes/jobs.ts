@@ -1,6 +1,6 @@
-import { JOB_STATUSES } from '../../../proto/index.ts'
+import { JOB_REQUEST_MAX_BYTES, JOB_STATUSES } from '../../../proto/index.ts'
 import type { ControlDeps } from '../deps.ts'
-import { QUERY_LIMIT_MAX, queryChoice, queryInteger } from '../query.ts'
+import { QUERY_LIMIT_MAX, queryChoice, queryFlag, queryInteger } from '../query.ts'
 import type { Route } from '../server.ts'
 
 /** POST /v1/jobs (NDJSON: accepted, progress, result, done), GET /v1/jobs, GET /v1/jobs/ID, cancel and retry. */
@@ -10,12 +10,13 @@ export function jobRoutes (deps: ControlDeps): Route[] {
     {
       method: 'POST',
       path: '/jobs',
+      maxBodyBytes: JOB_REQUEST_MAX_BYTES,
       handler: async req => {
         const { id, events } = jobs.submit(await req.body())
         if (events === undefined) return { status: 201, json: { id } }
         // a client that goes away before the end takes its job with it (Ctrl-C in gridctl cancels it explicitly)
         req.signal.addEventListener('abort', () => {
-          try { if (jobs.get(id).finishedAt === null) jobs.cancel(id) } catch { /* it ended meanwhile */ }
+          try { if (jobs.summary(id).finishedAt === null) jobs.cancel(id) } catch { /* it ended meanwhile */ }
         }, { once: true })
         return { stream: events }
       }
@@ -30,7 +31,12 @@ export function jobRoutes (deps: ControlDeps): Route[] {
         return { json: limit === undefined ? list : list.slice(0, limit) }
       }
     },
-    { method: 'GET', path: '/jobs/:id', handler: req => ({ json: jobs.get(req.params.id as string) }) },
+    {
+      // ?results=0: the job without its per-item results (a large job's are large)
+      method: 'GET',
+      path: '/jobs/:id',
+      handler: req => ({ json: req.query.has('results') && !queryFlag(req.query, 'results') ? jobs.summary(req.params.id as string) : jobs.get(req.params.id as string) })
+    },
     { method: 'POST', path: '/jobs/:id/cancel', handler: req => ({ json: jobs.cancel(req.params.id as string) }) },
     { method: 'POST', path: '/jobs/:id/retry', handler: req => ({ json: jobs.retry(req.params.id as string) }) }
   ]
