@@ -8,13 +8,14 @@
  */
 import type { Logger } from 'pino'
 import {
-  JOB_CHUNK_ITEMS, JOB_RESULT_STDOUT_MAX_BYTES, TASK_STDIN_CHUNK_MAX_BYTES, itemText, reduceTaskId, runTaskId,
+  JOB_CHUNK_ITEMS, TASK_STDIN_CHUNK_MAX_BYTES, itemText, reduceTaskId, runTaskId,
   type ItemRun, type JobDoc, type JobStreamEvent, type TaskRecord, type TaskSpec
 } from '../../proto/index.ts'
 import { toGridError, type NodeId } from '../interface/index.ts'
 import type { ClientEvent, EventQueue } from '../tasks/index.ts'
 import { backoffMs, delay } from '../util/index.ts'
 import { decidedEarly, verdict, type RunOutcome } from './aggregate.ts'
+import { Capture, capped } from './capture.ts'
 import type { JobsComponents } from './components.ts'
 import { resultOf, toJobRecord, type JobRecords } from './records.ts'
 
@@ -474,27 +475,4 @@ export function needsRun (r: ItemRun | null, round: number): boolean {
   if (r === null) return true
   if (r.status === 'running' || r.status === 'completed') return false
   return (r.round ?? 0) < round
-}
-
-/** Text cut to JOB_RESULT_STDOUT_MAX_BYTES. */
-function capped (text: string): string {
-  if (text.length * 3 <= JOB_RESULT_STDOUT_MAX_BYTES) return text
-  return Buffer.from(text).subarray(0, JOB_RESULT_STDOUT_MAX_BYTES).toString('utf8')
-}
-
-/** The first JOB_RESULT_STDOUT_MAX_BYTES of a stream, as text. */
-class Capture {
-  private readonly parts: Uint8Array[] = []
-  private bytes = 0
-
-  add (d: Uint8Array): void {
-    if (this.bytes >= JOB_RESULT_STDOUT_MAX_BYTES) return
-    const take = d.byteLength <= JOB_RESULT_STDOUT_MAX_BYTES - this.bytes ? d : d.subarray(0, JOB_RESULT_STDOUT_MAX_BYTES - this.bytes)
-    this.parts.push(take)
-    this.bytes += take.byteLength
-  }
-
-  text (): string {
-    return Buffer.concat(this.parts).toString('utf8')
-  }
 }

@@ -32,3 +32,18 @@ describe('jobs - aggregation', () => {
     expect(verdict('majority', [ok(0, 'B'), ok(1, 'A'), ok(2, 'A'), ok(3, 'B')], 4).answer).toBe('B')
   })
 })
+
+describe('jobs - a result keeps the first 64 KiB of stdout', () => {
+  it('cuts a stream and a text at JOB_RESULT_STDOUT_MAX_BYTES', async () => {
+    const { Capture, capped } = await import('../../src/jobs/capture.ts')
+    const c = new Capture()
+    c.add(Buffer.from('a'.repeat(40_000)))
+    c.add(Buffer.from('b'.repeat(40_000)))
+    c.add(Buffer.from('c'))
+    const t = c.text()
+    expect(t.length).toBe(64 * 1024)
+    expect(t.endsWith('b')).toBe(true)
+    expect(capped('short')).toBe('short')
+    expect(Buffer.byteLength(capped('x'.repeat(100_000)))).toBe(64 * 1024)
+  })
+})
