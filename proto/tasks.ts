@@ -65,7 +65,14 @@ export const TaskSpecSchema = Type.Object({
   stdin: Type.Optional(Type.Boolean()),
   strategy: Type.Enum(STRATEGIES),
   /** run on this node (peer id), whatever the strategy */
-  node: Type.Optional(Id)
+  node: Type.Optional(Id),
+  /**
+   * a run of a job (src/jobs): the executor sets GRID_JOB_ID, GRID_ITEM_INDEX and GRID_ITEM (the item is `payload`)
+   * and gives a command task its item on stdin (a typed one gets its payload there as always)
+   */
+  job: Type.Optional(Type.Object({ id: Id, index: Type.Integer({ minimum: 0 }) }, { additionalProperties: false })),
+  /** nodes to try last: where this work already failed (a job's item on its earlier run) */
+  avoid: Type.Optional(Type.Array(Id, { maxItems: 64 }))
 }, { additionalProperties: false })
 export type TaskSpec = Static<typeof TaskSpecSchema>
 export const taskSpec = validator(TaskSpecSchema)

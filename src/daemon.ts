@@ -15,7 +15,8 @@ import { Membership } from './membership/index.ts'
 import { Mesh, loadOrCreateIdentity, loadSwarmKey, type SwarmKey } from './mesh/index.ts'
 import { MetricsServer, createRegistry } from './metrics/index.ts'
 import { Ed25519RecordSigner, ForgottenNodes, NodeRegistry, SelfRegistration, Sessions, StateStore } from './state/index.ts'
-import { TaskService, WorkerService } from './tasks/index.ts'
+import { TaskService, WorkerService, nodeName as nodeNameOf, resolveNode } from './tasks/index.ts'
+import { JobService } from './jobs/index.ts'
 import { lockDataDir } from './util/index.ts'
 import { GRIDD_NODE_FLAGS, VERSION } from './version.ts'
 
@@ -173,6 +174,18 @@ export class Daemon {
         logger: logger.child({ component: 'tasks' }),
         registry
       }, { nodeName: config.name, region: config.region, retentionMs: config.taskRetentionMs })
+      // jobs: one command over the cluster; their runs are tasks
+      const jobs = new JobService({
+        peerId: mesh.peerId,
+        tasks,
+        members: membership,
+        store: state,
+        resolveNode: n => resolveNode(membership.view(), nodeRegistry, n),
+        nameOf: id => nodeNameOf(id, membership.view().find(m => m.id === id), nodeRegistry.get(id)?.value),
+        workers,
+        logger: logger.child({ component: 'jobs' }),
+        registry
+      }, { nodeName: config.name, retentionMs: config.taskRetentionMs })
       const selfRegistration = new SelfRegistration({ store: state, registry: nodeRegistry, forgotten, logger: logger.child({ component: 'registry' }) }, () => ({
         name: config.name,
         addrs: mesh.addrs(),
@@ -207,6 +220,7 @@ export class Daemon {
         { name: 'executor', part: executor },
         { name: 'workers', part: pool },
         { name: 'tasks', part: tasks },
+        { name: 'jobs', part: jobs },
         { name: 'worker-service', part: workers },
         { name: 'registration', part: selfRegistration },
         { name: 'metrics', part: metrics },
@@ -225,6 +239,7 @@ export class Daemon {
         sessions,
         forgotten,
         tasks,
+        jobs,
         workers,
         swarmKeyFingerprint: swarmKey?.fingerprint ?? null,
         metricsStatus: () => metrics.status(),

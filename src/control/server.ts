@@ -50,6 +50,8 @@ export interface Route {
   /** Path under /v1 with `:name` parameters, e.g. `/nodes/:id`. */
   path: string
   handler: ApiHandler
+  /** the largest JSON body this endpoint takes, when it is not the server's `maxBodyBytes` */
+  maxBodyBytes?: number
 }
 
 export interface ControlServerInit {
@@ -168,7 +170,7 @@ export class ControlServer implements Startable {
         path: url.pathname,
         params: match.params,
         query: url.searchParams,
-        body: async () => await readJsonBody(req, this.maxBodyBytes),
+        body: async () => await readJsonBody(req, match.route.maxBodyBytes ?? this.maxBodyBytes),
         signal: ctrl.signal
       })
       if ('json' in result) {

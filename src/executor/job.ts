@@ -1,7 +1,7 @@
 /**
  * A task as the executor holds it (a job): what to run, from its spec and the node's task types, and how it is going.
  */
-import { TYPE_HELD_ENV, type ExecAspect, type TaskSpec } from '../../proto/index.ts'
+import { TYPE_HELD_ENV, itemText, type ExecAspect, type TaskSpec } from '../../proto/index.ts'
 import { InvalidArgumentError, type NodeId } from '../interface/index.ts'
 import type { ResourceHold } from './ledger.ts'
 import type { StopReason } from './outcome.ts'
@@ -82,6 +82,8 @@ export function prepareJob (task: ExecTask, ctx: JobContext): Job {
   } else if (spec.command !== undefined) {
     argv = spec.command
     env = { ...spec.env }
+    // a job's run: its item on stdin (as GNU parallel's --pipe gives it), a line
+    if (spec.job !== undefined && spec.payload !== undefined) input = itemText(spec.payload) + '\n'
   } else {
     throw new InvalidArgumentError('task has neither a command nor a type')
   }
@@ -90,7 +92,7 @@ export function prepareJob (task: ExecTask, ctx: JobContext): Job {
     priority: spec.priority,
     argv,
     cwd,
-    env: { ...env, GRID_TASK_ID: task.id, GRID_NODE_ID: ctx.nodeId, GRID_NODE_NAME: ctx.nodeName, GRID_ATTEMPT: String(task.attempt) },
+    env: { ...env, ...(spec.job === undefined ? {} : { GRID_JOB_ID: spec.job.id, GRID_ITEM_INDEX: String(spec.job.index), GRID_ITEM: itemText(spec.payload ?? null) }), GRID_TASK_ID: task.id, GRID_NODE_ID: ctx.nodeId, GRID_NODE_NAME: ctx.nodeName, GRID_ATTEMPT: String(task.attempt) },
     input,
     typed: spec.type !== undefined,
     // stdin is not replayed: a later attempt's is empty

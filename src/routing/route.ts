@@ -57,6 +57,8 @@ export interface RouteContext {
   random: () => number
   /** a counter the caller increments per decision, for `round-robin` */
   turn: number
+  /** nodes where this task (or a job's item) already failed: ranked after every other (GNU parallel's rule) */
+  avoid?: ReadonlySet<NodeId>
 }
 
 /**
@@ -143,7 +145,7 @@ export function route (nodes: Candidate[], req: Requirements, ctx: RouteContext)
   if (req.node !== undefined) return explicit(alive, nodes, req)
   const open = alive.filter(n => !n.draining)
   const feasible = open.filter(n => fitsStatically(n, req))
-  if (feasible.length > 0) return rank(feasible, req, ctx, nodes)
+  if (feasible.length > 0) return preferOthers(rank(feasible, req, ctx, nodes), ctx.avoid)
   // nodes that left (or are leaving) said goodbye: they are not waited for
   const known = nodes.filter(n => stateOf(n) !== 'left' && (n.alive || stateOf(n) !== 'alive'))
   const fitting = known.filter(n => fitsStatically(n, req))
@@ -152,6 +154,12 @@ export function route (nodes: Candidate[], req: Requirements, ctx: RouteContext)
   // name the requirement nobody meets, looking at every known node (not only those earlier filters kept)
   const culprit = FILTERS.find(g => !known.some(n => g.test(n, req)))
   return { ok: false, reason: culprit === undefined ? `no single node meets every requirement (${describe(req)})` : culprit.explain(req, known) }
+}
+
+/** A retry goes first to a node where it has not failed, when there is one (a session keeps its owner first). */
+function preferOthers (r: RouteResult, avoid: ReadonlySet<NodeId> | undefined): RouteResult {
+  if (!r.ok || avoid === undefined || avoid.size === 0 || r.session !== undefined) return r
+  return { ...r, candidates: [...r.candidates.filter(n => !avoid.has(n)), ...r.candidates.filter(n => avoid.has(n))] }
 }
 
 function fitsStatically (n: Candidate, req: Requirements): boolean {

@@ -54,6 +54,8 @@ export interface Coordinated {
    * which keeps names only; it cannot place the task again (a running attempt needs no env and goes on)
    */
   envLost?: string[]
+  /** the nodes where an attempt of it failed or was lost: its next attempt goes elsewhere when it can */
+  failedOn?: Set<NodeId>
   abort: AbortController
 }
 
@@ -116,7 +118,7 @@ export class Coordinator {
     return `its environment (${names.length > 1024 ? `${names.slice(0, 1024)}...` : names}) was held only by its origin ${co.coord.originName}, ${why}; resubmit it`
   }
 
-  route (spec: TaskSpec): RouteResult {
+  route (spec: TaskSpec, failedOn?: ReadonlySet<NodeId>): RouteResult {
     const sessionOwner = spec.session === undefined ? undefined : (this.c.sessions.get(spec.session)?.owner ?? null)
     const now = Date.now()
     if (this.view === undefined || now - this.view.at > VIEW_TTL_MS) {
@@ -139,7 +141,8 @@ export class Coordinator {
       sessionOwner,
       recentlySent: id => this.ledger.unreported(id, reportedAt.get(id) ?? 0),
       random: Math.random,
-      turn: this.turn++
+      turn: this.turn++,
+      ...(spec.avoid === undefined && failedOn === undefined ? {} : { avoid: new Set([...(spec.avoid ?? []), ...(failedOn ?? [])]) })
     })
     this.m.routing.inc({ strategy: spec.node !== undefined ? 'node' : spec.strategy, outcome: r.ok ? 'placed' : 'unsatisfiable' })
     return r
@@ -160,7 +163,7 @@ export class Coordinator {
           if (co.cancelRequested) { this.finalize(co, 'cancelled', 'cancelled before it started'); return }
           const envLost = this.envLostReason(co)
           if (envLost !== undefined) { this.finalize(co, 'failed', `cannot place it: ${envLost}`); return }
-          routed ??= this.route(co.spec)
+          routed ??= this.route(co.spec, co.failedOn)
           if (!routed.ok) {
             // the nodes that could run it are dead, suspect or draining right now (a failover while another is
             // briefly suspect): the task stays pending and is routed again; it fails only after waiting a long while
@@ -201,6 +204,8 @@ export class Coordinator {
           return
         }
         const wait = backoffMs(co.coord.attempt - 1, RETRY_BASE_MS, RETRY_CAP_MS)
+        // the next attempt prefers a node where this one did not fail (GNU parallel's rule)
+        if (co.executor !== undefined) (co.failedOn ??= new Set()).add(co.executor)
         co.coord = { ...co.coord, attempt: co.coord.attempt + 1 }
         co.placed = false
         co.offset = 0

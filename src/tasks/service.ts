@@ -13,6 +13,7 @@ import {
 } from '../interface/index.ts'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Watcher } from '../executor/index.ts'
+import type { RouteResult } from '../routing/index.ts'
 import type { TasksComponents, TasksInit } from './components.ts'
 import { Coordinator, type ClientEvent } from './coordinator.ts'
 import { EventQueue } from './event-queue.ts'
@@ -80,22 +81,35 @@ export class TaskService implements Startable {
       if (why !== undefined) throw new UnsatisfiableError(why)
       return this.submitToWorker(spec, opts)
     }
+    const { id, events } = this.submitSpec(spec, newTaskId(), opts.detach)
+    return events === undefined ? { id, opts } : { id, opts, events }
+  }
+
+  /**
+   * Records and coordinates a task whose spec is complete and checked (submit's, or a job's run, src/jobs): the same
+   * routing, records and coordination. `id` names it; unless `detach`, its events come back as a task stream.
+   */
+  submitSpec (spec: TaskSpec, id: string, detach: boolean): { id: string, events?: EventQueue<ClientEvent> } {
     const routed = this.coordinator.route(spec)
     // a task that a draining, suspect or dead node could run waits for it (the coordinator says why); one that no
     // node known to the cluster could ever run fails here
     if (!routed.ok && routed.wait !== true) throw new UnsatisfiableError(`no node can run this task: ${routed.reason}`)
     const self = this.c.peerId
-    const id = newTaskId()
     const coord: CoordAspect = { spec, origin: self, originName: this.init.nodeName, coordinator: self, attempt: 1, createdAt: Date.now() }
     this.records.writeCoord(id, coord)
     this.metrics.submitted.inc({ type: spec.type ?? 'command' })
     const co = this.coordinator.track(id, coord)
-    if (!opts.detach) {
+    if (!detach) {
       co.sink = new EventQueue<ClientEvent>(CLIENT_HIGH_WATER, CLIENT_HARD_LIMIT, e => (e.type === 'output' ? e.data.byteLength + 64 : 128))
       co.sink.push({ type: 'accepted', id })
     }
     void this.coordinator.drive(co, routed)
-    return co.sink === undefined ? { id, opts } : { id, opts, events: co.sink }
+    return co.sink === undefined ? { id } : { id, events: co.sink }
+  }
+
+  /** Where a spec could run now, ranked by its strategy (every eligible alive node), or why no node can. */
+  eligible (spec: TaskSpec): RouteResult {
+    return this.coordinator.route(spec)
   }
 
   /** A typed task whose type has warm workers: one request to a worker, answered in the same event stream. */

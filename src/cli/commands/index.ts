@@ -7,6 +7,8 @@ import { keygenCommand } from './keygen.ts'
 import { metricsCommand } from './metrics.ts'
 import { nodesCommand } from './nodes.ts'
 import { runCommand } from './run.ts'
+import { distributeCommand } from './distribute.ts'
+import { jobCommand, jobsCommand } from './jobs.ts'
 import { cancelCommand, drainCommand, logsCommand, taskCommand, tasksCommand, undrainCommand } from './tasks.ts'
 import { sessionsCommand } from './sessions.ts'
 import { statusCommand } from './status.ts'
@@ -15,6 +17,9 @@ import { statsCommand, watchCommand } from './watch.ts'
 /** Every gridctl command, in the order `gridctl --help` lists them. */
 export const COMMANDS: Command[] = [
   runCommand,
+  distributeCommand,
+  jobsCommand,
+  jobCommand,
   tasksCommand,
   taskCommand,
   logsCommand,

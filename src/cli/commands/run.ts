@@ -1,6 +1,6 @@
 import type { TaskStreamEvent } from '../../../proto/task-stream.ts'
 import { DaemonUnreachableError, ProtocolError, parseDuration, parseSize } from '../../interface/index.ts'
-import { UsageError, type Command } from '../command.ts'
+import { UsageError, type Command, type ParsedArgs } from '../command.ts'
 import { printObject } from '../output.ts'
 import { callerDirectory, pumpStdin } from '../stdin-pump.ts'
 
@@ -17,94 +17,105 @@ const num = (v: unknown, flag: string, integer: boolean): number | undefined => 
   return n
 }
 
+/** The flags `run` shares with `distribute` (placement, resources, retries, env, cwd). */
+export const RUN_OPTIONS = {
+  node: { type: 'string' },
+  strategy: { type: 'string' },
+  session: { type: 'string' },
+  gpus: { type: 'string' },
+  cpus: { type: 'string' },
+  memory: { type: 'string' },
+  require: { type: 'string', multiple: true },
+  label: { type: 'string', multiple: true },
+  region: { type: 'string' },
+  priority: { type: 'string' },
+  timeout: { type: 'string' },
+  retries: { type: 'string' },
+  'retry-on-failure': { type: 'boolean' },
+  env: { type: 'string', multiple: true },
+  cwd: { type: 'string' },
+  'no-stdin': { type: 'boolean' },
+  type: { type: 'string' },
+  payload: { type: 'string' },
+  detach: { type: 'boolean', short: 'd' },
+  verbose: { type: 'boolean', short: 'v' }
+} satisfies NonNullable<Command['options']>
+
+export const RUN_OPTION_HELP: Record<string, string> = {
+  node: 'run on this node (name or id)',
+  strategy: 'least-loaded (default), round-robin, random, capability, region, affinity (default with --session)',
+  session: 'the session whose owner node should run it',
+  gpus: 'GPUs, exclusively (CUDA_VISIBLE_DEVICES is set to them)',
+  cpus: 'CPU slots (default 1)',
+  memory: 'memory to reserve, as in 512MiB or 8G',
+  require: 'a capability the node must offer (repeatable)',
+  label: 'K=V label the node must have (repeatable)',
+  region: 'the region the node must be in',
+  priority: '0-100, higher first (default 50)',
+  timeout: 'stop it after this long (TERM, then KILL), as in 30s or 2h; exit 124',
+  retries: 'times to run it again elsewhere if its node dies (default 3)',
+  'retry-on-failure': 'also retry when the program itself fails',
+  env: 'K=V environment variable (repeatable)',
+  cwd: 'working directory on the node (default: this directory when it exists there, else the task\'s scratch directory)',
+  'no-stdin': 'do not send stdin to the task (it reads EOF at once); stdin from a terminal is never sent',
+  type: 'a task type from the nodes\' configuration (its JSON payload goes to stdin)',
+  payload: 'JSON for a typed task',
+  detach: 'print the task id and return at once',
+  verbose: 'say where it runs and report retries'
+}
+
+/** The POST /v1/tasks body those flags say (and the command line after --). */
+export function taskBody (v: ParsedArgs['values'], positionals: string[], env: NodeJS.ProcessEnv, command = 'run'): Record<string, unknown> {
+  const body: Record<string, unknown> = {}
+  if (typeof v.type === 'string') {
+    body.type = v.type
+    if (positionals.length > 0) body.command = positionals
+    if (typeof v.payload === 'string') {
+      try { body.payload = JSON.parse(v.payload) } catch (err) { throw new UsageError(`--payload is not JSON (${(err as Error).message})`) }
+    }
+  } else {
+    if (positionals.length === 0) throw new UsageError(`missing command: gridctl ${command} [flags] -- CMD ARGS...`)
+    if (v.payload !== undefined) throw new UsageError('--payload needs --type')
+    body.command = positionals
+  }
+  for (const k of ['node', 'strategy', 'session', 'region', 'cwd'] as const) if (typeof v[k] === 'string') body[k] = v[k]
+  const cpus = num(v.cpus, '--cpus', false)
+  if (cpus !== undefined) body.cpus = cpus
+  const gpus = num(v.gpus, '--gpus', true)
+  if (gpus !== undefined) body.gpus = gpus
+  const priority = num(v.priority, '--priority', true)
+  if (priority !== undefined) body.priority = priority
+  const retries = num(v.retries, '--retries', true)
+  if (retries !== undefined) body.retries = retries
+  if (typeof v.memory === 'string') {
+    const bytes = parseSize(v.memory)
+    if (bytes === undefined) throw new UsageError(`--memory ${JSON.stringify(v.memory)} is not a size (as in 512MiB or 8G)`)
+    body.memory = bytes
+  }
+  if (typeof v.timeout === 'string') {
+    if (parseDuration(v.timeout) === undefined) throw new UsageError(`--timeout ${JSON.stringify(v.timeout)} is not a duration (as in 30s, 10m, 2h)`)
+    body.timeout = v.timeout
+  }
+  if (v['retry-on-failure'] === true) body.retryOnFailure = true
+  if (Array.isArray(v.require)) body.require = v.require
+  if (Array.isArray(v.label)) body.labels = kv(v.label as string[], '--label')
+  if (Array.isArray(v.env)) body.env = kv(v.env as string[], '--env')
+  // where it runs unless --cwd says: this directory, when the node has it (as Slurm does)
+  const here = typeof v.cwd === 'string' ? undefined : callerDirectory(env)
+  if (here !== undefined) body.cwdDefault = here
+  return body
+}
+
 export const runCommand: Command = {
   name: 'run',
   trailingCommand: true,
   summary: 'Runs a command (or a configured task type) on the best node of the cluster, streaming its output; exits with its exit code.',
   usage: 'run [--node N] [--strategy S] [--session ID] [--gpus N] [--cpus N] [--memory SIZE] [--require CAP]... [--label K=V]... [--region R] [--priority P] [--timeout D] [--retries N] [--retry-on-failure] [--env K=V]... [--cwd DIR] [--no-stdin] [--detach] -- CMD ARGS... | run --type NAME [--payload JSON] [...]',
-  options: {
-    node: { type: 'string' },
-    strategy: { type: 'string' },
-    session: { type: 'string' },
-    gpus: { type: 'string' },
-    cpus: { type: 'string' },
-    memory: { type: 'string' },
-    require: { type: 'string', multiple: true },
-    label: { type: 'string', multiple: true },
-    region: { type: 'string' },
-    priority: { type: 'string' },
-    timeout: { type: 'string' },
-    retries: { type: 'string' },
-    'retry-on-failure': { type: 'boolean' },
-    env: { type: 'string', multiple: true },
-    cwd: { type: 'string' },
-    'no-stdin': { type: 'boolean' },
-    type: { type: 'string' },
-    payload: { type: 'string' },
-    detach: { type: 'boolean', short: 'd' },
-    verbose: { type: 'boolean', short: 'v' }
-  },
-  optionHelp: {
-    node: 'run on this node (name or id)',
-    strategy: 'least-loaded (default), round-robin, random, capability, region, affinity (default with --session)',
-    session: 'the session whose owner node should run it',
-    gpus: 'GPUs, exclusively (CUDA_VISIBLE_DEVICES is set to them)',
-    cpus: 'CPU slots (default 1)',
-    memory: 'memory to reserve, as in 512MiB or 8G',
-    require: 'a capability the node must offer (repeatable)',
-    label: 'K=V label the node must have (repeatable)',
-    region: 'the region the node must be in',
-    priority: '0-100, higher first (default 50)',
-    timeout: 'stop it after this long (TERM, then KILL), as in 30s or 2h; exit 124',
-    retries: 'times to run it again elsewhere if its node dies (default 3)',
-    'retry-on-failure': 'also retry when the program itself fails',
-    env: 'K=V environment variable (repeatable)',
-    cwd: 'working directory on the node (default: this directory when it exists there, else the task\'s scratch directory)',
-    'no-stdin': 'do not send stdin to the task (it reads EOF at once); stdin from a terminal is never sent',
-    type: 'a task type from the nodes\' configuration (its JSON payload goes to stdin)',
-    payload: 'JSON for a typed task',
-    detach: 'print the task id and return at once',
-    verbose: 'say where it runs and report retries'
-  },
+  options: RUN_OPTIONS,
+  optionHelp: RUN_OPTION_HELP,
   async run (ctx, args) {
     const v = args.values
-    const body: Record<string, unknown> = {}
-    if (typeof v.type === 'string') {
-      body.type = v.type
-      if (args.positionals.length > 0) body.command = args.positionals
-      if (typeof v.payload === 'string') {
-        try { body.payload = JSON.parse(v.payload) } catch (err) { throw new UsageError(`--payload is not JSON (${(err as Error).message})`) }
-      }
-    } else {
-      if (args.positionals.length === 0) throw new UsageError('missing command: gridctl run [flags] -- CMD ARGS...')
-      if (v.payload !== undefined) throw new UsageError('--payload needs --type')
-      body.command = args.positionals
-    }
-    for (const k of ['node', 'strategy', 'session', 'region', 'cwd'] as const) if (typeof v[k] === 'string') body[k] = v[k]
-    const cpus = num(v.cpus, '--cpus', false)
-    if (cpus !== undefined) body.cpus = cpus
-    const gpus = num(v.gpus, '--gpus', true)
-    if (gpus !== undefined) body.gpus = gpus
-    const priority = num(v.priority, '--priority', true)
-    if (priority !== undefined) body.priority = priority
-    const retries = num(v.retries, '--retries', true)
-    if (retries !== undefined) body.retries = retries
-    if (typeof v.memory === 'string') {
-      const bytes = parseSize(v.memory)
-      if (bytes === undefined) throw new UsageError(`--memory ${JSON.stringify(v.memory)} is not a size (as in 512MiB or 8G)`)
-      body.memory = bytes
-    }
-    if (typeof v.timeout === 'string') {
-      if (parseDuration(v.timeout) === undefined) throw new UsageError(`--timeout ${JSON.stringify(v.timeout)} is not a duration (as in 30s, 10m, 2h)`)
-      body.timeout = v.timeout
-    }
-    if (v['retry-on-failure'] === true) body.retryOnFailure = true
-    if (Array.isArray(v.require)) body.require = v.require
-    if (Array.isArray(v.label)) body.labels = kv(v.label as string[], '--label')
-    if (Array.isArray(v.env)) body.env = kv(v.env as string[], '--env')
-    // where it runs unless --cwd says: this directory, when the node has it (as Slurm does)
-    const here = typeof v.cwd === 'string' ? undefined : callerDirectory(ctx.env)
-    if (here !== undefined) body.cwdDefault = here
+    const body = taskBody(v, args.positionals, ctx.env)
     // stdin streams to the task (as with ssh or docker run -i) unless --no-stdin, a typed task (its payload is its
     // stdin), --detach, or a terminal (reading one would steal the shell's keys, and stop a background job)
     const sendStdin = v['no-stdin'] !== true && v.type === undefined && v.detach !== true && process.stdin.isTTY !== true

@@ -1,0 +1,159 @@
+/**
+ * Jobs on the wire: one command distributed over the cluster (gridctl distribute). A job's state lives in the
+ * replicated `jobs` collection, compactly: one entry for the job (its document, a cancel mark), its items in chunks
+ * written once, and its runs' progress in chunks rewritten in batches, never one record per item. Each run is a task
+ * (proto/tasks.ts) whose id says its job, item and run number.
+ */
+import Type, { type Static } from 'typebox'
+import { StoredSpecSchema } from './tasks.ts'
+import { validator } from './validate.ts'
+
+export const JOB_STRATEGIES = ['broadcast', 'round-robin', 'random', 'least-loaded', 'map-reduce'] as const
+export type JobStrategy = typeof JOB_STRATEGIES[number]
+export const JOB_AGGREGATES = ['all-success', 'first-success', 'majority'] as const
+export type JobAggregate = typeof JOB_AGGREGATES[number]
+export const JOB_STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'] as const
+export type JobStatus = typeof JOB_STATUSES[number]
+/** A run's status in a job's results. */
+export type RunStatus = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled'
+
+/** Most items one job may have. */
+export const JOB_ITEMS_MAX = 1_000_000
+/** Most bytes of one run's stdout a job keeps (the rest is in `gridctl logs` of the run's task). */
+export const JOB_RESULT_STDOUT_MAX_BYTES = 64 * 1024
+/** Items per chunk entry (items and progress alike): small enough that a chunk of full results stays a few MiB. */
+export const JOB_CHUNK_ITEMS = 64
+/** Largest item, as JSON text (it travels in its run's spec and on its stdin). */
+export const JOB_ITEM_MAX_BYTES = 64 * 1024
+/** Largest POST /v1/jobs body (its items included): a million short items fit; other endpoints take 4 MiB. */
+export const JOB_REQUEST_MAX_BYTES = 32 * 1024 * 1024
+/** Longest `--reduce` command line. */
+export const JOB_REDUCE_MAX_CHARS = 65_536
+
+const Id = Type.String({ minLength: 1, maxLength: 128 })
+const Ms = Type.Number({ minimum: 0 })
+const FinalStatus = Type.Union([Type.Literal('completed'), Type.Literal('failed'), Type.Literal('cancelled')])
+
+/** What the driver of a job writes about it: the request, who drives it, and the verdict once there is one. */
+export const JobDocSchema = Type.Object({
+  strategy: Type.Enum(JOB_STRATEGIES),
+  aggregate: Type.Enum(JOB_AGGREGATES),
+  /** every run's spec before its item (env values never: their names only, as in task records) */
+  spec: StoredSpecSchema,
+  reduce: Type.Optional(Type.String({ maxLength: JOB_REDUCE_MAX_CHARS })),
+  /** most runs of the job at once across the cluster */
+  maxParallel: Type.Integer({ minimum: 1 }),
+  total: Type.Integer({ minimum: 0, maximum: JOB_ITEMS_MAX }),
+  origin: Id,
+  originName: Type.String({ maxLength: 63 }),
+  /** the node driving it now (the origin, or its successor) */
+  driver: Id,
+  driverName: Type.String({ maxLength: 63 }),
+  createdAt: Ms,
+  /** how many times `gridctl job retry` ran it again */
+  retries: Type.Optional(Type.Integer({ minimum: 0 })),
+  /** when the last `job retry` began: a cancel mark older than this was for an earlier round */
+  retriedAt: Type.Optional(Ms),
+  final: Type.Optional(FinalStatus),
+  answer: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  error: Type.Optional(Type.String({ maxLength: 4096 })),
+  finishedAt: Type.Optional(Ms),
+  /** the reduce run's task id, once it started */
+  reduceTask: Type.Optional(Id)
+})
+export type JobDoc = Static<typeof JobDocSchema>
+
+/** How one item's latest run went, as its driver last wrote it. Absent: the item has not started. */
+export const ItemRunSchema = Type.Object({
+  status: Type.Union([Type.Literal('running'), FinalStatus]),
+  /** the run number (1, then more for `job retry` or a run whose task never started) */
+  run: Type.Integer({ minimum: 1 }),
+  /** the `job retry` round it ran in (0, absent, for the first) */
+  round: Type.Optional(Type.Integer({ minimum: 0 })),
+  node: Type.Optional(Id),
+  nodeName: Type.Optional(Type.String({ maxLength: 63 })),
+  exitCode: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+  attempts: Type.Optional(Type.Integer({ minimum: 0 })),
+  stdout: Type.Optional(Type.String()),
+  error: Type.Optional(Type.String({ maxLength: 4096 }))
+})
+export type ItemRun = Static<typeof ItemRunSchema>
+
+/**
+ * One writer's entry in the `jobs` collection. Key `ID`: `{doc?, cancel?}`; key `ID/items/N`: `{items}` (chunk N of
+ * the items); key `ID/runs/N`: `{runs}` (chunk N's progress, null for an item not started).
+ */
+export const JobEntrySchema = Type.Object({
+  doc: Type.Optional(JobDocSchema),
+  cancel: Type.Optional(Type.Object({ at: Ms, by: Id })),
+  items: Type.Optional(Type.Array(Type.Unknown(), { maxItems: JOB_CHUNK_ITEMS })),
+  runs: Type.Optional(Type.Array(Type.Union([ItemRunSchema, Type.Null()]), { maxItems: JOB_CHUNK_ITEMS }))
+}, { additionalProperties: false })
+export type JobEntry = Static<typeof JobEntrySchema>
+export const jobEntry = validator(JobEntrySchema)
+
+/** One run's result, as `gridctl job ID -o json` and the `result` event show it. */
+export interface JobResult {
+  index: number
+  item: unknown
+  node: string | null
+  nodeName: string | null
+  status: RunStatus
+  exitCode: number | null
+  stdout: string
+  attempts: number
+  error?: string
+}
+
+/** A job as `gridctl job ID` (and `distribute -o json`) shows it; `gridctl jobs` lists them without `results`. */
+export interface JobRecord {
+  id: string
+  strategy: JobStrategy
+  aggregate: JobAggregate
+  status: JobStatus
+  total: number
+  succeeded: number
+  failed: number
+  cancelled: number
+  running: number
+  pending: number
+  answer: string | null
+  error: string | null
+  command: string[] | null
+  type: string | null
+  reduce: string | null
+  maxParallel: number
+  origin: string
+  originName: string
+  driver: string
+  driverName: string
+  createdAt: string
+  finishedAt: string | null
+  results?: JobResult[]
+}
+
+/** The events of `POST /v1/jobs` (NDJSON, one a line). */
+export type JobStreamEvent =
+  | { type: 'accepted', id: string, total: number }
+  | { type: 'progress', done: number, running: number, failed: number, total: number }
+  | ({ type: 'result' } & JobResult)
+  | { type: 'done', job: JobRecord }
+
+/** Keys of a job's entries in the `jobs` collection. */
+export const jobKeys = {
+  doc: (id: string): string => id,
+  items: (id: string, chunk: number): string => `${id}/items/${chunk}`,
+  runs: (id: string, chunk: number): string => `${id}/runs/${chunk}`,
+  /** the job id of any of its keys */
+  jobOf: (key: string): string => key.split('/', 1)[0] as string,
+  isDoc: (key: string): boolean => !key.includes('/')
+}
+
+/** The task id of one run of one item (`ID.INDEX.RUN`), and of the reduce (`ID.reduce.RUN`). */
+export const runTaskId = (job: string, index: number, run: number): string => `${job}.${index}.${run}`
+export const reduceTaskId = (job: string, run: number): string => `${job}.reduce.${run}`
+
+/** An item as its run sees it in GRID_ITEM and on stdin: a string as it is, any other JSON value as JSON text. */
+export function itemText (item: unknown): string {
+  return typeof item === 'string' ? item : (JSON.stringify(item) ?? 'null')
+}

@@ -1,0 +1,190 @@
+import { readFileSync } from 'node:fs'
+import { JOB_AGGREGATES, JOB_STRATEGIES, type JobRecord, type JobStreamEvent } from '../../../proto/index.ts'
+import { DaemonUnreachableError, GridError, ProtocolError } from '../../interface/index.ts'
+import { parseItems } from '../../jobs/items.ts'
+import { UsageError, type Command, type CommandContext } from '../command.ts'
+import { bar, clip, printObject, safeText } from '../output.ts'
+import { RUN_OPTIONS, RUN_OPTION_HELP, taskBody } from './run.ts'
+
+const { payload: _p, 'no-stdin': _n, verbose: _v, strategy: _s, ...runFlags } = RUN_OPTIONS
+const { payload: _ph, 'no-stdin': _nh, verbose: _vh, strategy: _sh, ...runHelp } = RUN_OPTION_HELP
+
+/** Reads all of stdin (for --items -). */
+async function readStdin (): Promise<string> {
+  const parts: Buffer[] = []
+  for await (const d of process.stdin) parts.push(d as Buffer)
+  return Buffer.concat(parts).toString('utf8')
+}
+
+/** The exit code of a job's final status: 0 completed, 1 failed, 130 cancelled. */
+export function jobExitCode (status: string): number {
+  return status === 'completed' ? 0 : status === 'cancelled' ? 130 : 1
+}
+
+export function jobSummary (j: JobRecord, elapsedMs?: number): string {
+  const took = elapsedMs === undefined ? '' : ` in ${(elapsedMs / 1000).toFixed(1)} s`
+  return `job ${j.id} ${j.status}: ${j.succeeded} succeeded, ${j.failed} failed, ${j.cancelled} cancelled of ${j.total}${took}${j.status === 'completed' || j.error === null ? '' : ` (${safeText(j.error)})`}`
+}
+
+export const distributeCommand: Command = {
+  name: 'distribute',
+  trailingCommand: true,
+  summary: 'Runs one command over the cluster: once per item (or per node with broadcast), gathering the results; exits 0 when the job succeeded.',
+  usage: 'distribute [--strategy S] [--items FILE|-] [--count N] [--aggregate A] [--reduce \'SHELL CMD\'] [--max-parallel N] [--detach] [placement and run flags of run] -- CMD [ARGS...] | distribute --type NAME --items FILE ...',
+  options: {
+    strategy: { type: 'string' },
+    items: { type: 'string' },
+    count: { type: 'string' },
+    aggregate: { type: 'string' },
+    reduce: { type: 'string' },
+    'max-parallel': { type: 'string' },
+    ...runFlags
+  },
+  optionHelp: {
+    strategy: `${JOB_STRATEGIES.join(', ')} (default least-loaded)`,
+    items: 'a file of items (a JSON array, or one item per line), or - for stdin',
+    count: 'N runs, items 0 to N-1',
+    aggregate: `${JOB_AGGREGATES.join(', ')} (default all-success)`,
+    reduce: 'map-reduce: a shell command that gets every result on stdin as JSON lines; its stdout is the answer',
+    'max-parallel': 'at most this many runs at once across the cluster (default: as many as fit)',
+    ...runHelp,
+    detach: 'print the job id and return at once'
+  },
+  async run (ctx, args) {
+    const v = args.values
+    const body = taskBody(v, args.positionals, ctx.env, 'distribute')
+    const strategy = typeof v.strategy === 'string' ? v.strategy : 'least-loaded'
+    if (!(JOB_STRATEGIES as readonly string[]).includes(strategy)) throw new UsageError(`--strategy must be one of ${JOB_STRATEGIES.join(', ')}, got ${JSON.stringify(strategy)}`)
+    body.strategy = strategy
+    if (typeof v.aggregate === 'string') {
+      if (!(JOB_AGGREGATES as readonly string[]).includes(v.aggregate)) throw new UsageError(`--aggregate must be one of ${JOB_AGGREGATES.join(', ')}, got ${JSON.stringify(v.aggregate)}`)
+      body.aggregate = v.aggregate
+    }
+    if (typeof v.reduce === 'string') {
+      if (strategy !== 'map-reduce') throw new UsageError('--reduce is only for --strategy map-reduce')
+      body.reduce = v.reduce
+    } else if (strategy === 'map-reduce') throw new UsageError('--strategy map-reduce needs --reduce \'SHELL CMD\'')
+    if (typeof v.items === 'string' && typeof v.count === 'string') throw new UsageError('give --items or --count, not both')
+    if (strategy === 'broadcast' && (v.items !== undefined || v.count !== undefined)) throw new UsageError('broadcast runs once on every eligible node: it takes no --items and no --count')
+    if (typeof v.count === 'string') {
+      if (!/^\d+$/.test(v.count) || Number(v.count) < 1) throw new UsageError(`--count must be a whole number of 1 or more, got ${JSON.stringify(v.count)}`)
+      body.count = Number(v.count)
+    }
+    if (typeof v['max-parallel'] === 'string') {
+      if (!/^\d+$/.test(v['max-parallel']) || Number(v['max-parallel']) < 1) throw new UsageError(`--max-parallel must be a whole number of 1 or more, got ${JSON.stringify(v['max-parallel'])}`)
+      body.maxParallel = Number(v['max-parallel'])
+    }
+    if (strategy !== 'broadcast' && v.items === undefined && v.count === undefined) throw new UsageError(`the ${strategy} strategy needs --items FILE (or -) or --count N`)
+    if (typeof v.items === 'string') {
+      const source = v.items === '-' ? 'stdin' : v.items
+      let text: string
+      try {
+        text = v.items === '-' ? await readStdin() : readFileSync(v.items, 'utf8')
+      } catch (err) {
+        throw new UsageError(`--items ${source}: ${(err as Error).message}`)
+      }
+      try {
+        body.items = parseItems(text, `--items ${source}`)
+      } catch (err) {
+        throw new UsageError((err as Error).message)
+      }
+    }
+    if (v.detach === true) {
+      const r = await ctx.client.post<{ id: string }>('/jobs', { ...body, detach: true }, ctx.signal)
+      if (ctx.format === 'json') ctx.out.write(JSON.stringify({ id: r.id }) + '\n')
+      else if (ctx.format === 'markdown') printObject(ctx.out, ctx.format, [['id', r.id]], r)
+      else ctx.out.write(r.id + '\n')
+      return 0
+    }
+    return await follow(ctx, body)
+  }
+}
+
+/** Streams the job: a progress bar on a terminal, a line per finished run otherwise, one JSON document with -o json. */
+async function follow (ctx: CommandContext, body: Record<string, unknown>): Promise<number> {
+  const stream = new AbortController()
+  let id: string | undefined
+  let cancelling = false
+  const onInterrupt = (): void => {
+    if (cancelling || id === undefined) { stream.abort(); return }
+    cancelling = true
+    ctx.err.write(`${ctx.tty ? '\r\x1b[K' : ''}gridctl: cancelling job ${id}...\n`)
+    void ctx.client.post(`/jobs/${id}/cancel`, undefined).catch((err: Error) => { ctx.err.write(`gridctl: cancel failed: ${err.message}\n`) })
+  }
+  ctx.signal.addEventListener('abort', onInterrupt, { once: true })
+  const json = ctx.format === 'json'
+  const bar = ctx.tty && !json ? new ProgressBar(ctx) : undefined
+  const started = Date.now()
+  try {
+    for await (const ev of ctx.client.stream<JobStreamEvent>('POST', '/jobs', body, stream.signal)) {
+      switch (ev.type) {
+        case 'accepted':
+          id = ev.id
+          if (ctx.signal.aborted) onInterrupt()
+          bar?.draw({ done: 0, running: 0, failed: 0, total: ev.total })
+          break
+        case 'progress': bar?.draw(ev); break
+        case 'result':
+          if (json || bar !== undefined) break
+          ctx.out.write(resultLine(ev) + '\n')
+          break
+        case 'done': {
+          const j = ev.job
+          bar?.clear()
+          if (json) {
+            ctx.out.write(JSON.stringify(j, null, 2) + '\n')
+          } else {
+            ctx.out.write(jobSummary(j, Date.now() - started) + '\n')
+            if (j.answer !== null && j.answer !== '') ctx.out.write(j.answer.endsWith('\n') ? j.answer : j.answer + '\n')
+          }
+          if (j.status === 'failed' && json) ctx.err.write(`gridctl: job ${j.id} failed: ${j.error ?? ''}\n`)
+          return jobExitCode(j.status)
+        }
+      }
+    }
+  } catch (err) {
+    bar?.clear()
+    if (err instanceof DaemonUnreachableError && id !== undefined) throw new DaemonUnreachableError(`${err.message}; job ${id} goes on in the cluster (a successor drives it if its node died): gridctl job ${id}`, { cause: err })
+    if (err instanceof GridError) throw err
+    throw err
+  } finally {
+    ctx.signal.removeEventListener('abort', onInterrupt)
+  }
+  if (stream.signal.aborted) return 130
+  throw new ProtocolError(`the daemon ended the stream without the job's end${id === undefined ? '' : `; job ${id} may still run: gridctl job ${id}`}`)
+}
+
+/** One finished run, on one line, safe for any terminal: index, node, status, exit code, the start of its stdout. */
+export function resultLine (r: Extract<JobStreamEvent, { type: 'result' }>): string {
+  const out = r.stdout.trim().split('\n', 1)[0] ?? ''
+  const shown = out === '' ? '' : `: ${clip(safeText(out), 200)}`
+  return `[${r.index}] ${r.nodeName ?? '-'} ${r.status}${r.exitCode === null ? '' : ` exit ${r.exitCode}`}${r.status === 'completed' || r.error === undefined ? '' : ` (${clip(safeText(r.error), 200)})`}${shown}`
+}
+
+/** done / total, running, failed, rate and ETA, redrawn in place on one terminal line. */
+class ProgressBar {
+  private readonly started = Date.now()
+  private drawn = false
+
+  constructor (private readonly ctx: CommandContext) {}
+
+  draw (p: { done: number, running: number, failed: number, total: number }): void {
+    const secs = (Date.now() - this.started) / 1000
+    const rate = secs > 0 ? p.done / secs : 0
+    const eta = rate > 0 && p.done < p.total ? `, ETA ${formatSecs((p.total - p.done) / rate)}` : ''
+    const line = `${bar(p.total === 0 ? 0 : p.done / p.total, 30)} ${p.done}/${p.total} done, ${p.running} running, ${p.failed} failed, ${rate.toFixed(1)}/s${eta}`
+    this.ctx.out.write(`\r\x1b[K${clip(line, this.ctx.columns?.())}`)
+    this.drawn = true
+  }
+
+  clear (): void {
+    if (this.drawn) this.ctx.out.write('\r\x1b[K')
+    this.drawn = false
+  }
+}
+
+function formatSecs (s: number): string {
+  if (s < 60) return `${Math.ceil(s)}s`
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.ceil(s % 60)).padStart(2, '0')}s`
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
+}

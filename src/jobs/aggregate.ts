@@ -1,0 +1,68 @@
+/**
+ * Aggregation: a job's verdict from its runs' results (pure). `all-success` succeeds when every run succeeded;
+ * `first-success` as soon as one did (the driver then cancels the rest); `majority` when more than half of all runs
+ * printed the same trimmed stdout, which is the answer. A failed run is a non-zero exit, a timeout, or a run whose
+ * node died past its retries; a cancelled run is not a success either.
+ */
+import type { JobAggregate, RunStatus } from '../../proto/index.ts'
+
+export interface RunOutcome {
+  index: number
+  status: RunStatus
+  exitCode: number | null
+  stdout: string
+  error?: string
+}
+
+export interface Verdict {
+  status: 'completed' | 'failed'
+  answer: string | null
+  error?: string
+}
+
+/** Whether the job's verdict is known before every run ended: first-success once one run succeeded. */
+export function decidedEarly (aggregate: JobAggregate, succeeded: number): boolean {
+  return aggregate === 'first-success' && succeeded > 0
+}
+
+/** Why a run did not succeed, in a few words. */
+export function runError (r: RunOutcome): string {
+  if (r.error !== undefined && r.error !== '') return r.error
+  if (r.status === 'cancelled') return 'cancelled'
+  return r.exitCode === null ? r.status : `exit code ${r.exitCode}`
+}
+
+/**
+ * The verdict over every result (in index order; `firstSuccess` is the index of the run that succeeded first, for
+ * first-success's answer). `total` counts every run the job has, finished or not.
+ */
+export function verdict (aggregate: JobAggregate, results: RunOutcome[], total: number, firstSuccess?: number): Verdict {
+  const ok = results.filter(r => r.status === 'completed')
+  const bad = results.filter(r => r.status !== 'completed')
+  const firstBad = bad[0]
+  const firstErr = firstBad === undefined ? '' : `; the first: item ${firstBad.index}: ${runError(firstBad)}`
+  switch (aggregate) {
+    case 'all-success':
+      if (ok.length === total) return { status: 'completed', answer: null }
+      return { status: 'failed', answer: null, error: `${total - ok.length} of ${total} runs did not succeed${firstErr}` }
+    case 'first-success': {
+      const first = ok.find(r => r.index === firstSuccess) ?? ok[0]
+      if (first !== undefined) return { status: 'completed', answer: first.stdout.trim() }
+      return { status: 'failed', answer: null, error: `none of the ${total} runs succeeded${firstErr}` }
+    }
+    case 'majority': {
+      const counts = new Map<string, { n: number, first: number }>()
+      for (const r of ok) {
+        const k = r.stdout.trim()
+        const c = counts.get(k)
+        if (c === undefined) counts.set(k, { n: 1, first: r.index })
+        else c.n++
+      }
+      let best: [string, { n: number, first: number }] | undefined
+      for (const e of counts) if (best === undefined || e[1].n > best[1].n || (e[1].n === best[1].n && e[1].first < best[1].first)) best = e
+      if (best !== undefined && best[1].n * 2 > total) return { status: 'completed', answer: best[0] }
+      const shown = best === undefined ? 'no run succeeded' : `the most common answer, ${JSON.stringify(best[0].length > 80 ? best[0].slice(0, 77) + '...' : best[0])}, came from ${best[1].n}`
+      return { status: 'failed', answer: best?.[0] ?? null, error: `no answer came from more than half of the ${total} runs (${shown})${firstErr}` }
+    }
+  }
+}

@@ -1,0 +1,478 @@
+/**
+ * The driver of one job, on the node that drives it (its origin, or the successor that took it over). It starts the
+ * job's runs as tasks (the tasks service's routing, admission, retries, timeouts and records), at most maxParallel
+ * at once, records each run before its task exists and each result in the job's progress chunks (batched), applies
+ * the aggregation (first-success cancels the rest), runs map-reduce's reduce with every result on its stdin, and
+ * writes the verdict. Runs it did not start (taken over) it follows through their task records. It must not place
+ * runs itself (tasks' routing does) nor run processes.
+ */
+import type { Logger } from 'pino'
+import {
+  JOB_CHUNK_ITEMS, TASK_STDIN_CHUNK_MAX_BYTES, itemText, reduceTaskId, runTaskId,
+  type ItemRun, type JobDoc, type JobStreamEvent, type TaskRecord, type TaskSpec
+} from '../../proto/index.ts'
+import { toGridError, type NodeId } from '../interface/index.ts'
+import type { ClientEvent, EventQueue } from '../tasks/index.ts'
+import { backoffMs, delay } from '../util/index.ts'
+import { decidedEarly, verdict, type RunOutcome } from './aggregate.ts'
+import { Capture, capped } from './capture.ts'
+import type { JobsComponents } from './components.ts'
+import { resultOf, toJobRecord, type JobRecords } from './records.ts'
+
+/** Progress chunks are written at most this often (every result in between goes in the same write). */
+export const JOB_FLUSH_MS = 250
+/** `progress` events go to the client at most this often. */
+export const JOB_PROGRESS_EVERY_MS = 250
+/** A run taken over is looked up in the task records this often. */
+const ADOPT_POLL_MS = 500
+/** A run taken over whose task record has not arrived after this long never started: it is started again. */
+const ADOPT_MISSING_MS = 5_000
+/** After a cancel, the runs cancelled are waited for this long before the job is recorded cancelled anyway. */
+const CANCEL_WAIT_MS = 30_000
+/** Items of a warm-worker type per request (a /v1/call batch). */
+export const WORKER_BATCH_ITEMS = 100
+/** A warm-worker item without a --timeout of its own is deemed stuck after this long (as tasks' worker requests). */
+const WORKER_ITEM_TIMEOUT_MS = 5 * 60_000
+/** Items the workers refused for now are sent again after a backoff of up to this long. */
+const WORKER_REFUSED_RETRY_CAP_MS = 5_000
+/** The runs still going after a cancel are asked to stop again this often. */
+const CANCEL_AGAIN_MS = 2_000
+
+interface Inflight { taskId: string, run: number }
+
+export class JobDriver {
+  private readonly runs: Array<ItemRun | null>
+  private readonly inflight = new Map<number, Inflight>()
+  private readonly dirty = new Set<number>()
+  private cursor = 0
+  private cancelRequested = false
+  private stopped = false
+  private firstSuccess?: number
+  private wakeUp?: () => void
+  private lastProgress = 0
+  private flushTimer?: NodeJS.Timeout
+  private readonly log: Logger
+  /** where each item's previous run failed (a job retry's runs go elsewhere first) */
+  private readonly failedOn = new Map<number, NodeId>()
+
+  constructor (
+    private readonly c: Pick<JobsComponents, 'tasks' | 'peerId' | 'resolveNode' | 'workers'>,
+    private readonly records: JobRecords,
+    readonly id: string,
+    private doc: JobDoc,
+    /** every run's spec (with the env values, when this node has them) */
+    private readonly spec: TaskSpec,
+    private readonly items: unknown[],
+    runs: Array<ItemRun | null>,
+    log: Logger,
+    /** the client's stream (a submission that did not detach) */
+    readonly sink?: EventQueue<JobStreamEvent>,
+    /** its type has warm workers: items go to them as batched requests, not as tasks */
+    private readonly worker = false
+  ) {
+    this.runs = runs
+    this.log = log.child({ job: id })
+  }
+
+  /** Asks the job to end: every run is cancelled, and the job is recorded cancelled. */
+  requestCancel (): void {
+    this.cancelRequested = true
+    this.wake()
+  }
+
+  /** The node stops: the driver stops here without a verdict (a successor or this node's restart goes on). */
+  stop (): void {
+    this.stopped = true
+    this.wake()
+  }
+
+  async drive (): Promise<void> {
+    this.flushTimer = setInterval(() => { this.flush() }, JOB_FLUSH_MS)
+    this.flushTimer.unref()
+    try {
+      // a job taken over may have its first success already
+      const won = this.runs.findIndex(r => r?.status === 'completed' && (r.round ?? 0) >= (this.doc.retries ?? 0))
+      if (won >= 0) this.firstSuccess = won
+      const resend: number[] = []
+      for (let i = 0; i < this.runs.length; i++) {
+        const r = this.runs[i]
+        if (r?.status !== 'running') continue
+        // a warm worker's request has no record to follow: it is sent again; a task's run is followed to its end
+        if (this.worker) { this.runs[i] = { ...r, run: r.run + 1 }; this.markDirty(i); resend.push(i) } else this.adopt(i, r.run)
+      }
+      if (resend.length > 0) { this.flush(); this.startAll(resend) }
+      await this.mapPhase()
+      if (this.stopped) return
+      if (this.doc.strategy === 'map-reduce' && !this.cancelRequested) await this.reducePhase()
+      if (this.stopped) return
+      this.finish()
+    } catch (err) {
+      this.log.error({ err }, 'driving a job failed')
+      this.sink?.close(toGridError(err))
+    } finally {
+      clearInterval(this.flushTimer)
+      this.flush()
+    }
+  }
+
+  private async mapPhase (): Promise<void> {
+    const round = this.doc.retries ?? 0
+    for (;;) {
+      if (this.stopped) return
+      if (this.cancelRequested || decidedEarly(this.doc.aggregate, this.firstSuccess === undefined ? 0 : 1)) { await this.cancelRest(); return }
+      const starting: number[] = []
+      while (this.inflight.size + starting.length < this.doc.maxParallel && this.cursor < this.runs.length) {
+        const i = this.cursor++
+        const prev = this.runs[i] ?? null
+        if (needsRun(prev, round)) {
+          if (prev?.status === 'failed' && prev.node !== undefined) this.failedOn.set(i, prev.node)
+          starting.push(i)
+        }
+      }
+      if (starting.length > 0) {
+        // each run is recorded before its task exists, in the same writer document: whoever sees the task sees
+        // the run, so a successor never starts an item whose task it cannot find
+        for (const i of starting) {
+          this.runs[i] = { status: 'running', run: (this.runs[i]?.run ?? 0) + 1, ...(round > 0 ? { round } : {}) }
+          this.markDirty(i)
+        }
+        this.flush()
+        this.startAll(starting)
+        continue
+      }
+      if (this.inflight.size === 0 && this.cursor >= this.runs.length) return
+      await this.sleep(1_000)
+    }
+  }
+
+  /** Starts runs: a warm-worker type's as batched requests to its workers, any other's as one task each. */
+  private startAll (indices: number[]): void {
+    if (this.c.workers === undefined || !this.worker) { for (const i of indices) this.start(i); return }
+    for (let k = 0; k < indices.length; k += WORKER_BATCH_ITEMS) this.startBatch(indices.slice(k, k + WORKER_BATCH_ITEMS))
+  }
+
+  /**
+   * Items of a warm-worker type as one batched request (the /v1/call fast path), spread over the workers of the
+   * cluster; each item's result (as JSON text, a string as it is) is its stdout. A batch in flight when its driver
+   * dies is sent again by the successor (no record of it exists): worker items run at least once.
+   */
+  private startBatch (indices: number[], refusals = 0): void {
+    const workers = this.c.workers as NonNullable<JobsComponents['workers']>
+    for (const i of indices) this.inflight.set(i, { taskId: runTaskId(this.id, i, (this.runs[i] as ItemRun).run), run: (this.runs[i] as ItemRun).run })
+    // refused for now (the workers' queues are full, the node drains): sent again after a backoff, as tasks' offers are
+    const again = (which: number[]): void => {
+      if (which.length === 0) return
+      if (this.cancelRequested || this.stopped) { which.forEach(i => { this.ended(i, (this.runs[i] as ItemRun).run, { status: 'cancelled' }) }); return }
+      setTimeout(() => { this.startBatch(which, refusals + 1) }, backoffMs(refusals, 250, WORKER_REFUSED_RETRY_CAP_MS)).unref()
+    }
+    const runsOf = indices.map(i => (this.runs[i] as ItemRun).run)
+    const req = {
+      type: this.spec.type as string,
+      payloads: indices.map(i => this.items[i] ?? null),
+      timeoutMs: this.spec.timeoutMs ?? WORKER_ITEM_TIMEOUT_MS,
+      priority: this.spec.priority,
+      retries: this.spec.retries,
+      ...(this.spec.session === undefined ? {} : { session: this.spec.session }),
+      ...(this.spec.node === undefined ? {} : { node: this.spec.node })
+    }
+    workers.call(req).then(res => {
+      const refused: number[] = []
+      indices.forEach((i, k) => {
+        const o = res.results[k]
+        const base = { node: res.node, nodeName: res.nodeName, attempts: 1 }
+        if (o?.ok === true) this.ended(i, runsOf[k] as number, { ...base, status: 'completed', exitCode: 0, stdout: capped(itemText(o.result ?? null)) })
+        else if (o?.code === 'UNAVAILABLE') refused.push(i)
+        else this.ended(i, runsOf[k] as number, { ...base, status: 'failed', exitCode: null, error: o === undefined ? 'no reply' : `${o.code}: ${o.error}`.slice(0, 4096) })
+      })
+      again(refused)
+    }, (err: unknown) => {
+      const e = toGridError(err)
+      if (e.code === 'UNAVAILABLE') { again(indices); return }
+      const error = e.message.slice(0, 4096)
+      indices.forEach((i, k) => { this.ended(i, runsOf[k] as number, { status: 'failed', error }) })
+    })
+  }
+
+  /** Starts item i's run as a task, and reads its stream. */
+  private start (i: number): void {
+    if (this.worker) { this.startBatch([i]); return }
+    const r = this.runs[i] as ItemRun
+    const taskId = runTaskId(this.id, i, r.run)
+    const item = this.items[i] ?? null
+    const spec: TaskSpec = { ...this.spec, payload: item, job: { id: this.id, index: i } }
+    // a run again (job retry) goes first to a node where the item's last run did not fail
+    const failedOn = this.failedOn.get(i)
+    if (failedOn !== undefined) spec.avoid = [failedOn]
+    if (this.doc.strategy === 'broadcast') {
+      const node = this.c.resolveNode(itemText(item))
+      if (node === undefined) { this.ended(i, r.run, { status: 'failed', error: `node ${itemText(item)} is no longer in the cluster` }); return }
+      spec.node = node
+    }
+    let events: EventQueue<ClientEvent> | undefined
+    try {
+      events = this.c.tasks.submitSpec(spec, taskId, false).events
+    } catch (err) {
+      this.ended(i, r.run, { status: 'failed', error: toGridError(err).message })
+      return
+    }
+    this.inflight.set(i, { taskId, run: r.run })
+    void this.follow(i, r.run, events as EventQueue<ClientEvent>)
+  }
+
+  /** Reads a run's task stream: stdout (kept up to its limit), then the exit. */
+  private async follow (i: number, run: number, events: AsyncIterable<ClientEvent>): Promise<void> {
+    const out = new Capture()
+    try {
+      for await (const ev of events) {
+        if (ev.type === 'output' && ev.stream === 'stdout') out.add(ev.data)
+        else if (ev.type === 'exit') {
+          this.ended(i, run, {
+            status: ev.status === 'completed' ? 'completed' : ev.status === 'cancelled' ? 'cancelled' : 'failed',
+            exitCode: ev.exitCode,
+            attempts: ev.attempts,
+            stdout: out.text(),
+            ...(ev.node === null ? {} : { node: ev.node }),
+            ...(ev.nodeName === null ? {} : { nodeName: ev.nodeName }),
+            ...(ev.status === 'completed' ? {} : { error: ev.error ?? (ev.status === 'timeout' ? 'timed out' : ev.status) })
+          })
+          return
+        }
+      }
+      if (!this.stopped) this.ended(i, run, { status: 'failed', error: 'the run\'s task stream ended without an exit', stdout: out.text() })
+    } catch (err) {
+      if (!this.stopped) this.ended(i, run, { status: 'failed', error: toGridError(err).message, stdout: out.text() })
+    }
+  }
+
+  /** Follows a run this driver did not start (taken over) through its task record until it ends. */
+  private adopt (i: number, run: number): void {
+    const taskId = runTaskId(this.id, i, run)
+    this.inflight.set(i, { taskId, run })
+    void (async () => {
+      const since = Date.now()
+      for (;;) {
+        if (this.stopped) return
+        const rec = this.taskRecord(taskId)
+        if (rec === undefined && Date.now() - since > ADOPT_MISSING_MS) { this.restart(i, run, 'its task was never recorded'); return }
+        if (rec !== undefined && ['completed', 'failed', 'timeout', 'cancelled'].includes(rec.status)) {
+          // a run whose task never started anywhere (its origin died first) starts again; one that ran is counted
+          if (rec.status !== 'completed' && rec.startedAt === null && !this.cancelRequested) { this.restart(i, run, rec.error ?? rec.status); return }
+          const stdout = await this.stdoutOf(taskId)
+          this.ended(i, run, {
+            status: rec.status === 'completed' ? 'completed' : rec.status === 'cancelled' ? 'cancelled' : 'failed',
+            exitCode: rec.exitCode,
+            attempts: rec.attempts,
+            stdout,
+            ...(rec.node === null ? {} : { node: rec.node }),
+            ...(rec.nodeName === null ? {} : { nodeName: rec.nodeName }),
+            ...(rec.status === 'completed' ? {} : { error: rec.error ?? rec.status })
+          })
+          return
+        }
+        if (this.cancelRequested && rec !== undefined) await this.cancelTask(taskId)
+        await delay(ADOPT_POLL_MS)
+      }
+    })()
+  }
+
+  private restart (i: number, run: number, why: string): void {
+    if (this.inflight.get(i)?.run !== run) return
+    this.inflight.delete(i)
+    this.log.info({ index: i, run, why }, 'starting a job\'s run again: its task never ran')
+    const round = this.doc.retries ?? 0
+    this.runs[i] = { status: 'running', run: run + 1, ...(round > 0 ? { round } : {}) }
+    this.markDirty(i)
+    this.flush()
+    if (this.cancelRequested) { this.ended(i, run + 1, { status: 'cancelled' }); return }
+    this.start(i)
+  }
+
+  private taskRecord (id: string): TaskRecord | undefined {
+    try { return this.c.tasks.get(id) } catch { return undefined }
+  }
+
+  /** The stdout of a task that ended, from its executor (best effort: empty when it is gone). */
+  private async stdoutOf (taskId: string): Promise<string> {
+    const out = new Capture()
+    const ac = new AbortController()
+    const t = setTimeout(() => { ac.abort() }, 10_000)
+    try {
+      for await (const ev of this.c.tasks.logs(taskId, false, ac.signal)) if (ev.type === 'output' && ev.stream === 'stdout') out.add(ev.data)
+    } catch { /* its node is gone, or keeps it no longer */ } finally { clearTimeout(t) }
+    return out.text()
+  }
+
+  /** A run ended: record it, tell the client, wake the loop. */
+  private ended (i: number, run: number, res: Omit<ItemRun, 'run'>): void {
+    const cur = this.inflight.get(i)
+    if (cur !== undefined && cur.run !== run) return
+    this.inflight.delete(i)
+    const round = this.doc.retries ?? 0
+    const r: ItemRun = { ...res, run, ...(round > 0 ? { round } : {}) }
+    if (r.stdout !== undefined && r.stdout === '') delete r.stdout
+    this.runs[i] = r
+    this.markDirty(i)
+    if (r.status === 'completed' && this.firstSuccess === undefined) this.firstSuccess = i
+    this.sink?.push({ type: 'result', ...resultOf(i, this.items[i] ?? null, r) }, true)
+    this.progress(false)
+    this.wake()
+  }
+
+  /**
+   * Cancels every run in flight and waits for them. Items not started are written nowhere: once the job has its
+   * verdict, an item without a run counts as cancelled (a million-item job cancelled early writes nothing per item).
+   */
+  private async cancelRest (): Promise<void> {
+    this.cursor = this.runs.length
+    const deadline = Date.now() + CANCEL_WAIT_MS
+    let asked = 0
+    while (this.inflight.size > 0 && Date.now() < deadline && !this.stopped) {
+      // asked again while they run: a cancel that reaches an executor as it forks the process can go unheard there
+      if (Date.now() - asked >= CANCEL_AGAIN_MS) {
+        asked = Date.now()
+        for (const { taskId } of [...this.inflight.values()]) await this.cancelTask(taskId)
+      }
+      await this.sleep(250)
+    }
+    for (const [i, f] of [...this.inflight]) this.ended(i, f.run, { status: 'cancelled', error: 'cancelled; its end was not heard of in time' })
+  }
+
+  private async cancelTask (taskId: string): Promise<void> {
+    try { await this.c.tasks.cancel(taskId) } catch { /* it ended meanwhile, or is not recorded yet */ }
+  }
+
+  /** map-reduce: the reduce runs once, as a task, with every result on its stdin as JSON lines; its stdout is the answer. */
+  private async reducePhase (): Promise<void> {
+    const run = this.doc.reduceTask === undefined ? 1 : Number(this.doc.reduceTask.split('.').pop()) + 1
+    const taskId = reduceTaskId(this.id, run)
+    this.doc = { ...this.doc, reduceTask: taskId }
+    this.records.writeDoc(this.id, this.doc)
+    const { type: _t, payload: _p, job: _j, node: _n, command: _c, ...rest } = this.spec
+    const spec: TaskSpec = { ...rest, command: ['sh', '-c', this.doc.reduce ?? 'cat'], retries: 0, stdin: true }
+    let events: EventQueue<ClientEvent> | undefined
+    try {
+      events = this.c.tasks.submitSpec(spec, taskId, false).events
+    } catch (err) {
+      this.reduceResult = { ok: false, stdout: '', error: `the reduce could not start: ${toGridError(err).message}` }
+      return
+    }
+    const feed = this.feedReduce(taskId)
+    const out = new Capture()
+    let exit: Extract<ClientEvent, { type: 'exit' }> | undefined
+    try {
+      for await (const ev of events as EventQueue<ClientEvent>) {
+        if (ev.type === 'output' && ev.stream === 'stdout') out.add(ev.data)
+        else if (ev.type === 'exit') exit = ev
+      }
+    } catch (err) {
+      this.reduceResult = { ok: false, stdout: out.text(), error: `the reduce failed: ${toGridError(err).message}` }
+      return
+    }
+    await feed.catch(() => {})
+    this.reduceResult = exit?.status === 'completed'
+      ? { ok: true, stdout: out.text() }
+      : { ok: false, stdout: out.text(), error: `the reduce ${exit?.status ?? 'failed'}: ${exit?.error ?? (exit?.exitCode === null || exit === undefined ? 'no exit status' : `exit code ${exit.exitCode}`)}` }
+  }
+
+  private reduceResult?: { ok: boolean, stdout: string, error?: string }
+
+  /** Every result as a JSON line `{index, item, status, exitCode, stdout}`, in index order, to the reduce's stdin. */
+  private async feedReduce (taskId: string): Promise<void> {
+    let buf: string[] = []
+    let bytes = 0
+    const send = async (end: boolean): Promise<boolean> => {
+      const data = Buffer.from(buf.join(''))
+      buf = []
+      bytes = 0
+      const r = await this.c.tasks.writeStdin(taskId, { data, end })
+      return r.open
+    }
+    for (let i = 0; i < this.runs.length; i++) {
+      const r = this.runs[i] ?? null
+      const line = JSON.stringify({ index: i, item: this.items[i] ?? null, status: r?.status ?? 'pending', exitCode: r?.exitCode ?? null, stdout: r?.stdout ?? '' }) + '\n'
+      buf.push(line)
+      bytes += Buffer.byteLength(line)
+      if (bytes >= TASK_STDIN_CHUNK_MAX_BYTES / 2 && !(await send(false))) return
+    }
+    await send(true)
+  }
+
+  /** The verdict: written into the job's document, and sent to the client with the whole job. */
+  private finish (): void {
+    const outcomes: RunOutcome[] = []
+    this.runs.forEach((r, index) => {
+      if (r !== null && r.status !== 'running') outcomes.push({ index, status: r.status, exitCode: r.exitCode ?? null, stdout: r.stdout ?? '', ...(r.error === undefined ? {} : { error: r.error }) })
+    })
+    let v = verdict(this.doc.aggregate, outcomes, this.runs.length, this.firstSuccess)
+    if (this.cancelRequested) v = { status: 'failed', answer: v.answer, error: 'cancelled' }
+    if (this.doc.strategy === 'map-reduce' && this.reduceResult !== undefined) {
+      const rr = this.reduceResult
+      v = !rr.ok
+        ? { status: 'failed', answer: rr.stdout, error: rr.error ?? 'the reduce failed' }
+        : { ...v, answer: rr.stdout }
+    }
+    const status = this.cancelRequested ? 'cancelled' : v.status
+    this.doc = { ...this.doc, final: status, answer: v.answer, finishedAt: Date.now(), ...(v.error === undefined || status === 'cancelled' ? {} : { error: v.error.slice(0, 4096) }) }
+    if (status === 'cancelled') this.doc.error = 'cancelled'
+    this.flush()
+    this.records.writeDoc(this.id, this.doc)
+    this.log.info({ status, total: this.runs.length, succeeded: this.count('completed'), failed: this.count('failed'), cancelled: this.count('cancelled') }, 'job ended')
+    this.progress(true)
+    this.sink?.push({ type: 'done', job: toJobRecord(this.id, this.doc, this.runs, this.items) })
+    this.sink?.close()
+  }
+
+  private count (status: ItemRun['status']): number {
+    let n = 0
+    for (const r of this.runs) if (r?.status === status) n++
+    return n
+  }
+
+  private progress (force: boolean): void {
+    if (this.sink === undefined) return
+    const now = Date.now()
+    if (!force && now - this.lastProgress < JOB_PROGRESS_EVERY_MS) return
+    this.lastProgress = now
+    let done = 0
+    let failed = 0
+    for (const r of this.runs) {
+      if (r === null || r.status === 'running') continue
+      done++
+      if (r.status !== 'completed') failed++
+    }
+    this.sink.push({ type: 'progress', done, running: this.inflight.size, failed, total: this.runs.length }, true)
+  }
+
+  private markDirty (i: number): void {
+    this.dirty.add(Math.floor(i / JOB_CHUNK_ITEMS))
+  }
+
+  /** Writes the progress chunks that changed since the last write. */
+  private flush (): void {
+    for (const n of this.dirty) this.records.writeRuns(this.id, n, this.runs.slice(n * JOB_CHUNK_ITEMS, (n + 1) * JOB_CHUNK_ITEMS))
+    this.dirty.clear()
+  }
+
+  private wake (): void {
+    this.wakeUp?.()
+  }
+
+  private async sleep (ms: number): Promise<void> {
+    await new Promise<void>(resolve => {
+      const t = setTimeout(done, ms)
+      this.wakeUp = done
+      function done (): void { clearTimeout(t); resolve() }
+    })
+    this.wakeUp = undefined
+  }
+
+  /** The node driving it (for records and logs). */
+  get driver (): NodeId { return this.c.peerId }
+}
+
+/** Whether an item needs a run now: never started, or (after `job retry`, round > 0) not succeeded before this round. */
+export function needsRun (r: ItemRun | null, round: number): boolean {
+  if (r === null) return true
+  if (r.status === 'running' || r.status === 'completed') return false
+  return (r.round ?? 0) < round
+}
