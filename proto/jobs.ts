@@ -7,24 +7,10 @@
 import Type, { type Static } from 'typebox'
 import { StoredSpecSchema } from './tasks.ts'
 import { validator } from './validate.ts'
+import { JOB_AGGREGATES, JOB_CHUNK_ITEMS, JOB_ITEMS_MAX, JOB_STRATEGIES, type JobAggregate, type JobStatus, type JobStrategy, type RunStatus } from './job-names.ts'
 
-export const JOB_STRATEGIES = ['broadcast', 'round-robin', 'random', 'least-loaded', 'map-reduce'] as const
-export type JobStrategy = typeof JOB_STRATEGIES[number]
-export const JOB_AGGREGATES = ['all-success', 'first-success', 'majority'] as const
-export type JobAggregate = typeof JOB_AGGREGATES[number]
-export const JOB_STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'] as const
-export type JobStatus = typeof JOB_STATUSES[number]
-/** A run's status in a job's results. */
-export type RunStatus = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled'
+export * from './job-names.ts'
 
-/** Most items one job may have. */
-export const JOB_ITEMS_MAX = 1_000_000
-/** Most bytes of one run's stdout a job keeps (the rest is in `gridctl logs` of the run's task). */
-export const JOB_RESULT_STDOUT_MAX_BYTES = 64 * 1024
-/** Items per chunk entry (items and progress alike): small enough that a chunk of full results stays a few MiB. */
-export const JOB_CHUNK_ITEMS = 64
-/** Largest item, as JSON text (it travels in its run's spec and on its stdin). */
-export const JOB_ITEM_MAX_BYTES = 64 * 1024
 /** Largest POST /v1/jobs body (its items included): a million short items fit; other endpoints take 4 MiB. */
 export const JOB_REQUEST_MAX_BYTES = 32 * 1024 * 1024
 /** Longest `--reduce` command line. */

@@ -2,7 +2,7 @@
  * A job's items as a user gives them (`--items FILE` or `-`): a JSON array, or else one item per line. Pure: the CLI
  * parses a file with it before anything is sent, and the daemon checks what it is sent with `checkItems`.
  */
-import { JOB_ITEMS_MAX, JOB_ITEM_MAX_BYTES } from '../../proto/index.ts'
+import { JOB_ITEMS_MAX, JOB_ITEM_MAX_BYTES } from '../../proto/job-names.ts'
 import { InvalidArgumentError } from '../interface/index.ts'
 
 /**

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
-import { JOB_AGGREGATES, JOB_STRATEGIES, type JobRecord, type JobStreamEvent } from '../../../proto/index.ts'
+import { JOB_AGGREGATES, JOB_STRATEGIES } from '../../../proto/job-names.ts'
+import type { JobRecord, JobStreamEvent } from '../../../proto/index.ts'
 import { DaemonUnreachableError, GridError, ProtocolError } from '../../interface/index.ts'
 import { parseItems } from '../../jobs/items.ts'
 import { UsageError, type Command, type CommandContext } from '../command.ts'

@@ -1,4 +1,5 @@
-import { JOB_STATUSES, type JobRecord } from '../../../proto/index.ts'
+import { JOB_STATUSES } from '../../../proto/job-names.ts'
+import type { JobRecord } from '../../../proto/index.ts'
 import { UsageError, requirePositionals, type Command } from '../command.ts'
 import { ago, printList, printObject } from '../output.ts'
 
