@@ -4,8 +4,8 @@ import type { JobRecord, JobStreamEvent } from '../../../proto/index.ts'
 import { DaemonUnreachableError, GridError, ProtocolError } from '../../interface/index.ts'
 import { parseItems } from '../../jobs/items.ts'
 import { UsageError, type Command, type CommandContext } from '../command.ts'
-import { bar, clip, printObject, safeText } from '../output.ts'
-import { RUN_OPTIONS, RUN_OPTION_HELP, taskBody } from './run.ts'
+import { bar, clip, safeText } from '../output.ts'
+import { RUN_OPTIONS, RUN_OPTION_HELP, submitDetached, taskBody } from './run.ts'
 
 const { payload: _p, 'no-stdin': _n, verbose: _v, strategy: _s, ...runFlags } = RUN_OPTIONS
 const { payload: _ph, 'no-stdin': _nh, verbose: _vh, strategy: _sh, ...runHelp } = RUN_OPTION_HELP
@@ -90,13 +90,7 @@ export const distributeCommand: Command = {
         throw new UsageError((err as Error).message)
       }
     }
-    if (v.detach === true) {
-      const r = await ctx.client.post<{ id: string }>('/jobs', { ...body, detach: true }, ctx.signal)
-      if (ctx.format === 'json') ctx.out.write(JSON.stringify({ id: r.id }) + '\n')
-      else if (ctx.format === 'markdown') printObject(ctx.out, ctx.format, [['id', r.id]], r)
-      else ctx.out.write(r.id + '\n')
-      return 0
-    }
+    if (v.detach === true) return await submitDetached(ctx, '/jobs', body)
     return await follow(ctx, body)
   }
 }

@@ -1,6 +1,6 @@
 import type { TaskStreamEvent } from '../../../proto/task-stream.ts'
 import { DaemonUnreachableError, ProtocolError, parseDuration, parseSize } from '../../interface/index.ts'
-import { UsageError, type Command, type ParsedArgs } from '../command.ts'
+import { UsageError, type Command, type CommandContext, type ParsedArgs } from '../command.ts'
 import { printObject } from '../output.ts'
 import { callerDirectory, pumpStdin } from '../stdin-pump.ts'
 
@@ -121,13 +121,7 @@ export const runCommand: Command = {
     const sendStdin = v['no-stdin'] !== true && v.type === undefined && v.detach !== true && process.stdin.isTTY !== true
     if (sendStdin) body.stdin = true
 
-    if (v.detach === true) {
-      const r = await ctx.client.post<{ id: string }>('/tasks', { ...body, detach: true }, ctx.signal)
-      if (ctx.format === 'json') ctx.out.write(JSON.stringify({ id: r.id }) + '\n')
-      else if (ctx.format === 'markdown') printObject(ctx.out, ctx.format, [['id', r.id]], r)
-      else ctx.out.write(r.id + '\n')
-      return 0
-    }
+    if (v.detach === true) return await submitDetached(ctx, '/tasks', body)
 
     // Ctrl-C cancels the task (and we keep reading until it has ended); a second Ctrl-C leaves at once
     const stream = new AbortController()
@@ -187,4 +181,13 @@ export const runCommand: Command = {
     // a protocol failure, not the user's mistake: exit 1, saying whether the task may go on
     throw new ProtocolError(`the daemon ended the stream without the task's exit status${id === undefined ? '' : `; task ${id} may still run: gridctl task ${id}`}`)
   }
+}
+
+/** `--detach`: submits and prints only the new id (`{"id"}` with -o json), for run, distribute and the like. */
+export async function submitDetached (ctx: CommandContext, path: string, body: Record<string, unknown>): Promise<number> {
+  const r = await ctx.client.post<{ id: string }>(path, { ...body, detach: true }, ctx.signal)
+  if (ctx.format === 'json') ctx.out.write(JSON.stringify({ id: r.id }) + '\n')
+  else if (ctx.format === 'markdown') printObject(ctx.out, ctx.format, [['id', r.id]], r)
+  else ctx.out.write(r.id + '\n')
+  return 0
 }
