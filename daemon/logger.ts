@@ -25,7 +25,8 @@ export async function createLogger (config: Pick<GridConfig, 'logLevel' | 'logFo
   // loaded only for people: JSON logging (services, tests) never pays for it
   const { default: pretty } = await import('pino-pretty')
   const stream: DestinationStream = pretty({
-    colorize: stdoutIsTTY,
+    // colours for a terminal, unless NO_COLOR is set (no-color.org)
+    colorize: stdoutIsTTY && (process.env.NO_COLOR ?? '') === '',
     translateTime: 'SYS:HH:MM:ss.l',
     // the line is ours (readableLine): pino-pretty would take an event's own name and pid for the logger's
     ignore: 'pid,hostname,name,node,component,caller',

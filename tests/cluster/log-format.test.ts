@@ -20,7 +20,7 @@ describe('logs - readable on a terminal, JSON elsewhere', () => {
     c = new Cluster()
     n1 = await c.add('n1')
     n2 = await c.add('n2', { args: ['--log-format', 'pretty'] })
-    n3 = await c.add('n3', { terminal: true })
+    n3 = await c.add('n3', { terminal: true, env: { NO_COLOR: '' } })
     await c.converged()
   })
   afterAll(async () => { await c?.destroy() })
@@ -70,13 +70,18 @@ describe('logs - the format can be chosen', () => {
   beforeAll(() => { c = new Cluster() })
   afterAll(async () => { await c?.destroy() })
 
-  it('writes JSON on a terminal with logFormat: json in the config file, and refuses an unknown format', async () => {
+  it('writes JSON on a terminal with logFormat: json in the config file, plain lines with NO_COLOR, and refuses an unknown format', async () => {
     const cfg = join(c.root, 'json.yaml')
     writeFileSync(cfg, 'logFormat: json\n')
     const n = await c.add('j1', { terminal: true, args: ['--config', cfg] })
     await waitFor('j1 to log that its mesh started', () => n.log().includes('mesh started'))
     const lines = plain(n.log())
     expect(lines.filter(l => !isJsonObject(l))).toEqual([])
+    // NO_COLOR: readable, without colours
+    const nc = await c.add('nc', { terminal: true, env: { NO_COLOR: '1' } })
+    await waitFor('nc to log that its mesh started', () => nc.log().includes('mesh started'))
+    expect(nc.log()).not.toMatch(/\x1b\[/)
+    expect(plain(nc.log()).find(l => l.includes('mesh started'))).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: nc mesh: mesh started /)
     const bad = new Gridd({ name: 'bad', root: c.root, args: ['--log-format', 'fancy'], noWait: true })
     await bad.start()
     expect((await bad.waitExit()).code).toBe(2)
