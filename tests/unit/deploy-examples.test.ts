@@ -5,7 +5,7 @@
  * gridd's own configuration. No Docker, cluster or network needed.
  */
 import { spawnSync } from 'node:child_process'
-import { chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { Ajv } from 'ajv'
@@ -230,6 +230,12 @@ describe('deploy examples - Dockerfile and entrypoint', () => {
     for (const m of text.matchAll(/^COPY (?:--chmod=\S+ )?(deploy\/\S+) /gm)) expect(() => readFileSync(join(ROOT, m[1] as string))).not.toThrow()
     const known = griddEnv()
     for (const m of text.matchAll(/\b(GRID_[A-Z0-9_]+)=/g)) expect(known, m[1]).toContain(m[1])
+
+    // COPY keeps the file's mode: the entrypoint must be executable in the tree
+    expect(statSync(ENTRYPOINT).mode & 0o111).toBe(0o111)
+    // the host's node_modules and build output never enter the context (npm ci makes the image's own)
+    const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n')
+    for (const p of ['node_modules', 'dist', '.git', '*.swarm.key', 'deploy/swarm.key']) expect(ignored).toContain(p)
   })
 
   it('bootstraps from the other addresses of BOOTSTRAP_DNS, not its own, and passes gridd its arguments', () => {
