@@ -5,11 +5,12 @@
  * Exit codes: 0 stopped cleanly; 1 failed at start or at run time; 2 bad flags or configuration.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { pino, type Logger } from 'pino'
+import type { Logger } from 'pino'
 import { FIELDS, loadConfig, type GridConfig } from '../src/config/index.ts'
 import { Daemon } from '../src/daemon.ts'
 import { GridError, InvalidConfigError } from '../src/interface/index.ts'
 import { VERSION } from '../src/version.ts'
+import { createLogger } from './logger.ts'
 
 const EXIT_OK = 0
 const EXIT_FAILURE = 1
@@ -62,16 +63,6 @@ function parseFlags (argv: string[]): { configFile?: string, flags: Record<strin
   return out
 }
 
-function createLogger (config: GridConfig): Logger {
-  return pino({
-    level: config.logLevel,
-    base: { node: config.name },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    // secrets and task environments never reach the logs
-    redact: { paths: ['psk', 'swarmKeyBytes', '*.psk', 'env', '*.env', '*.*.env', 'token', '*.token', 'authorization', '*.authorization'], censor: '[redacted]' }
-  })
-}
-
 export async function main (): Promise<number> {
   let parsed: ReturnType<typeof parseFlags>
   try {
@@ -94,7 +85,7 @@ export async function main (): Promise<number> {
     throw err
   }
 
-  const logger = createLogger(config)
+  const logger = await createLogger(config)
   let daemon: Daemon
   try {
     daemon = await Daemon.create(config, { logger })

@@ -7,6 +7,9 @@ import {
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = typeof LOG_LEVELS[number]
+/** How gridd writes its log: readable lines (pino-pretty) or one JSON object per line. */
+export const LOG_FORMATS = ['pretty', 'json'] as const
+export type LogFormat = typeof LOG_FORMATS[number]
 
 /** The validated, frozen configuration of one gridd. Durations are in ms. */
 export interface GridConfig {
@@ -27,6 +30,8 @@ export interface GridConfig {
   labels: Record<string, string>
   capabilities: string[]
   logLevel: LogLevel
+  /** null: pretty when stdout is a terminal, else json (decided by the process, daemon/gridd-main.ts) */
+  logFormat: LogFormat | null
   nvidiaSmi: string
   /** HOST:PORT of the Prometheus endpoint, or null when off. */
   metricsListen: string | null
@@ -154,6 +159,7 @@ export const FIELDS: FieldDef[] = [
   { key: 'labels', env: 'GRID_LABELS', flag: 'label', multiple: true, convert: labels, help: 'K=V label, repeatable' },
   { key: 'capabilities', env: 'GRID_CAPABILITIES', flag: 'capability', multiple: true, convert: list(capability, { max: 128 }), help: 'capability this node offers (as in cuda, nvme), repeatable' },
   { key: 'logLevel', env: 'GRID_LOG_LEVEL', flag: 'log-level', convert: oneOf(LOG_LEVELS), help: `log level: ${LOG_LEVELS.join(', ')} (default info)` },
+  { key: 'logFormat', env: 'GRID_LOG_FORMAT', flag: 'log-format', convert: oneOf(LOG_FORMATS), help: 'log format: pretty (readable lines) or json (one JSON object per line) (default: pretty on a terminal, else json)' },
   { key: 'nvidiaSmi', env: 'GRID_NVIDIA_SMI', flag: 'nvidia-smi', convert: path, help: 'nvidia-smi executable used to find GPUs (default nvidia-smi on PATH)' },
   { key: 'metricsListen', env: 'GRID_METRICS_LISTEN', flag: 'metrics-listen', convert: listenAddress, help: 'HOST:PORT of the Prometheus endpoint, or off (default 127.0.0.1:9464)' },
   { key: 'membership.heartbeatInterval', env: 'GRID_HEARTBEAT_INTERVAL', flag: 'heartbeat-interval', convert: duration(100, 60_000), help: 'how often this node gossips its heartbeat (default 1s)' },

@@ -6,5 +6,5 @@
  * result is frozen. It must not read anything after start, nor know how the values are used.
  */
 export { loadConfig, type ConfigSources } from './load.ts'
-export { FIELDS, DEFAULT_CONFIG_FILE, DEFAULT_LISTEN, LOG_LEVELS, type GridConfig, type LogLevel } from './config.ts'
+export { FIELDS, DEFAULT_CONFIG_FILE, DEFAULT_LISTEN, LOG_FORMATS, LOG_LEVELS, type GridConfig, type LogFormat, type LogLevel } from './config.ts'
 export type { FieldDef, TaskTypeDef, WorkerDef } from './fields.ts'

@@ -79,6 +79,7 @@ export function loadConfig (sources: ConfigSources = {}): GridConfig {
     labels: get('labels'),
     capabilities: [...new Set(get<string[]>('capabilities'))],
     logLevel: get('logLevel'),
+    logFormat: get<GridConfig['logFormat'] | undefined>('logFormat') ?? null,
     nvidiaSmi: get('nvidiaSmi'),
     metricsListen: get('metricsListen'),
     membership: {

@@ -64,6 +64,8 @@ export interface GriddOptions {
   env?: Record<string, string>
   /** Don't wait for the control socket (for daemons expected to fail at start). */
   noWait?: boolean
+  /** Run it on a pseudo-terminal (util-linux script), as a person's shell would; the log is what the terminal shows. */
+  terminal?: boolean
 }
 
 export interface CtlResult { code: number, stdout: string, stderr: string }
@@ -103,7 +105,9 @@ export class Gridd {
     this.exitInfo = undefined
     // the daemon runs with the Node flags its launchers give it (GRID_TEST_NODE_FLAGS overrides them, for A/B runs)
     const flags = process.env.GRID_TEST_NODE_FLAGS !== undefined ? process.env.GRID_TEST_NODE_FLAGS.split(' ').filter(f => f !== '') : GRIDD_NODE_FLAGS
-    const proc = spawn(process.execPath, [LIFELINE, this.logFile, process.execPath, ...flags, GRIDD, ...this.args()], {
+    const argv = [process.execPath, ...flags, GRIDD, ...this.args()]
+    const cmd = this.opts.terminal === true ? ['script', '-qefc', argv.map(a => `'${a.replace(/'/g, "'\\''")}'`).join(' '), '/dev/null'] : argv
+    const proc = spawn(process.execPath, [LIFELINE, this.logFile, ...cmd], {
       stdio: ['pipe', 'pipe', 'inherit'],
       env: { ...process.env, GRID_LOG_LEVEL: process.env.GRID_TEST_LOG_LEVEL ?? 'debug', ...this.opts.env }
     })

@@ -1,5 +1,6 @@
 import type { Command } from '../command.ts'
 import { clusterCommand } from './cluster.ts'
+import { completionCommand } from './completion.ts'
 import { deployCommand } from './deploy.ts'
 import { healthCommand } from './health.ts'
 import { joinCommand } from './join.ts'
@@ -32,6 +33,7 @@ export const COMMANDS: Command[] = [
   drainCommand,
   undrainCommand,
   sessionsCommand,
+  completionCommand,
   joinCommand,
   deployCommand,
   clusterCommand,
