@@ -45,6 +45,11 @@ export type TaskStreamEvent<Data = string> =
     attempts: number
     /** a typed task's (or warm worker's) JSON result */
     result?: unknown
+    /**
+     * `--fetch`: the files the task wrote that matched, as a manifest blob in the origin's sync cache (read with
+     * POST /v1/sync/blobs/read); null when none matched; `error` when they could not be brought back
+     */
+    fetched?: { manifest: string | null, files: number, bytes: number, error?: string }
   }
 
 export type TaskStreamType = TaskStreamEvent['type']

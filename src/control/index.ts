@@ -14,6 +14,7 @@ import { getNodeRoute, listNodesRoute } from './routes/nodes.ts'
 import { sessionRoutes } from './routes/sessions.ts'
 import { statusRoute } from './routes/status.ts'
 import { taskRoutes } from './routes/tasks.ts'
+import { syncRoutes } from './routes/sync.ts'
 import type { Route } from './server.ts'
 import type { StatsSampler } from './stats.ts'
 
@@ -35,6 +36,7 @@ export function routes (deps: ControlDeps, stats: StatsSampler): Route[] {
     ...sessionRoutes(deps),
     closeSessionRoute(deps),
     callRoute(deps),
-    ...taskRoutes(deps)
+    ...taskRoutes(deps),
+    ...syncRoutes(deps)
   ]
 }

@@ -3,6 +3,7 @@ import { DaemonUnreachableError, ProtocolError, parseDuration, parseSize } from 
 import { UsageError, type Command } from '../command.ts'
 import { printObject } from '../output.ts'
 import { callerDirectory, pumpStdin } from '../stdin-pump.ts'
+import { uploadTree, writeFetched } from '../sync-client.ts'
 
 const kv = (list: string[], flag: string): Record<string, string> => Object.fromEntries(list.map(x => {
   const i = x.indexOf('=')
@@ -21,7 +22,7 @@ export const runCommand: Command = {
   name: 'run',
   trailingCommand: true,
   summary: 'Runs a command (or a configured task type) on the best node of the cluster, streaming its output; exits with its exit code.',
-  usage: 'run [--node N] [--strategy S] [--session ID] [--gpus N] [--cpus N] [--memory SIZE] [--require CAP]... [--label K=V]... [--region R] [--priority P] [--timeout D] [--retries N] [--retry-on-failure] [--env K=V]... [--cwd DIR] [--no-stdin] [--detach] -- CMD ARGS... | run --type NAME [--payload JSON] [...]',
+  usage: 'run [--node N] [--strategy S] [--session ID] [--gpus N] [--cpus N] [--memory SIZE] [--require CAP]... [--label K=V]... [--region R] [--priority P] [--timeout D] [--retries N] [--retry-on-failure] [--env K=V]... [--cwd DIR] [--sync DIR [--sync-exclude GLOB]... [--sync-max SIZE] [--fetch PATH]...] [--no-stdin] [--detach] -- CMD ARGS... | run --type NAME [--payload JSON] [...]',
   options: {
     node: { type: 'string' },
     strategy: { type: 'string' },
@@ -38,6 +39,10 @@ export const runCommand: Command = {
     'retry-on-failure': { type: 'boolean' },
     env: { type: 'string', multiple: true },
     cwd: { type: 'string' },
+    sync: { type: 'string' },
+    'sync-exclude': { type: 'string', multiple: true },
+    'sync-max': { type: 'string' },
+    fetch: { type: 'string', multiple: true },
     'no-stdin': { type: 'boolean' },
     type: { type: 'string' },
     payload: { type: 'string' },
@@ -60,6 +65,10 @@ export const runCommand: Command = {
     'retry-on-failure': 'also retry when the program itself fails',
     env: 'K=V environment variable (repeatable)',
     cwd: 'working directory on the node (default: this directory when it exists there, else the task\'s scratch directory)',
+    sync: 'ship this directory with the task: it runs in a fresh copy of it (only files the node lacks are sent)',
+    'sync-exclude': 'leave these out of --sync (gitignore syntax, repeatable; .gridignore or .gitignore are read too)',
+    'sync-max': 'refuse a --sync tree larger than this (default 2GiB)',
+    fetch: 'after the task, copy the files it wrote that match this (relative to the --sync DIR, globs allowed) back into DIR (repeatable)',
     'no-stdin': 'do not send stdin to the task (it reads EOF at once); stdin from a terminal is never sent',
     type: 'a task type from the nodes\' configuration (its JSON payload goes to stdin)',
     payload: 'JSON for a typed task',
@@ -107,6 +116,22 @@ export const runCommand: Command = {
     if (here !== undefined) body.cwdDefault = here
     // stdin streams to the task (as with ssh or docker run -i) unless --no-stdin, a typed task (its payload is its
     // stdin), --detach, or a terminal (reading one would steal the shell's keys, and stop a background job)
+    // --sync: DIR hashed (bad input exits 2 here, before anything is sent), and what the daemon lacks uploaded
+    const fetch = Array.isArray(v.fetch) ? v.fetch as string[] : []
+    if (fetch.length > 0 && typeof v.sync !== 'string') throw new UsageError('--fetch needs --sync DIR (its paths are relative to DIR)')
+    if (fetch.length > 0 && v.detach === true) throw new UsageError('--fetch cannot be used with --detach (the files come back when the task ends)')
+    let synced: Awaited<ReturnType<typeof uploadTree>> | undefined
+    if (typeof v.sync === 'string') {
+      let maxBytes: number | undefined
+      if (typeof v['sync-max'] === 'string') {
+        maxBytes = parseSize(v['sync-max'])
+        if (maxBytes === undefined) throw new UsageError(`--sync-max ${JSON.stringify(v['sync-max'])} is not a size (as in 500MiB or 4G)`)
+      }
+      synced = await uploadTree(ctx.client, v.sync, { excludes: Array.isArray(v['sync-exclude']) ? v['sync-exclude'] as string[] : [], ...(maxBytes === undefined ? {} : { maxBytes }), fetch, err: ctx.err as NodeJS.WritableStream & { isTTY?: boolean }, signal: ctx.signal })
+      body.sync = synced.body
+      delete body.cwdDefault
+      if (v.verbose === true) ctx.err.write(`gridctl: synced ${synced.root}: ${synced.files} files, ${synced.bytes} bytes; ${synced.sentBlobs} blobs (${synced.sentBytes} bytes) were new to this node\n`)
+    }
     const sendStdin = v['no-stdin'] !== true && v.type === undefined && v.detach !== true && process.stdin.isTTY !== true
     if (sendStdin) body.stdin = true
 
@@ -160,6 +185,14 @@ export const runCommand: Command = {
             // a warm worker answers with a result rather than output: print it as JSON
             if (!sawOutput && ev.result !== undefined) ctx.out.write(JSON.stringify(ev.result) + '\n')
             if (ev.status !== 'completed' && ev.error !== null) ctx.err.write(`gridctl: task ${ev.id} ${ev.status}: ${ev.error}\n`)
+            if (synced !== undefined && ev.fetched !== undefined) {
+              if (ev.fetched.error !== undefined) { ctx.err.write(`gridctl: --fetch: the task's files could not be brought back: ${ev.fetched.error}\n`); return ev.code === 0 ? 1 : ev.code }
+              if (ev.fetched.manifest === null) ctx.err.write(`gridctl: --fetch: the task wrote no file matching ${fetch.join(', ')}\n`)
+              else {
+                const w = await writeFetched(ctx.client, synced.root, ev.fetched.manifest, ctx.signal)
+                if (verbose) ctx.err.write(`gridctl: --fetch: ${w.written} files written to ${synced.root} (${w.unchanged} unchanged)\n`)
+              }
+            }
             return ev.code
           }
         }
