@@ -19,6 +19,8 @@ export type TaskStreamEvent<Data = string> =
   | { type: 'accepted', id: string }
   /** an executor took this attempt: running now, or queued there behind other tasks (`reason` says what it waits for) */
   | { type: 'placed', id: string, node: string, nodeName: string, attempt: number, queued: boolean, reason?: string }
+  /** `--sync`: bytes of the task's tree sent so far to the node about to run it, of those it lacked (at most 4 a second) */
+  | { type: 'sync', id: string, node: string, nodeName: string, sentBytes: number, totalBytes: number }
   /** the attempt's process started */
   | { type: 'started', id: string, node: string, attempt: number, pid: number, gpus: string[] }
   /** output bytes at `offset` in the task's log */

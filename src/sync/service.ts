@@ -98,14 +98,14 @@ export class SyncService {
   }
 
   /** Makes `peer` hold the tree of `sync` (the manifest and the files it lacks), sent from this node's cache. */
-  async push (peer: NodeId, sync: TaskSync, signal?: AbortSignal): Promise<void> {
+  async push (peer: NodeId, sync: TaskSync, signal?: AbortSignal, progress?: (sent: number, total: number) => void): Promise<void> {
     const started = Date.now()
     const m = await this.manifestOf(sync.manifest)
     const blobs = blobsOf(m)
     const manifestSize = encodeManifest(m).byteLength
     const unpin = this.cache.pin([...blobs.keys(), sync.manifest])
     try {
-      const files = await pushBlobs(this.c.rpc, peer, this.cache, blobs, { ...(signal === undefined ? {} : { signal }) })
+      const files = await pushBlobs(this.c.rpc, peer, this.cache, blobs, { ...(signal === undefined ? {} : { signal }), ...(progress === undefined ? {} : { progress }) })
       const man = await pushBlobs(this.c.rpc, peer, this.cache, new Map([[sync.manifest, manifestSize]]), { ...(signal === undefined ? {} : { signal }) })
       this.m.sent.inc({ kind: 'file' }, files.sentBytes)
       this.m.sent.inc({ kind: 'manifest' }, man.sentBytes)

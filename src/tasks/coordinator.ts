@@ -57,6 +57,8 @@ export interface Coordinated {
   abort: AbortController
 }
 
+/** How often the client hears how a synced tree's transfer goes (`sync` events). */
+const SYNC_PROGRESS_INTERVAL_MS = 250
 /** The routing view is rebuilt at most this often (the dispatch ledger corrects it in between). */
 const VIEW_TTL_MS = 100
 const RETRY_BASE_MS = 100
@@ -252,7 +254,7 @@ export class Coordinator {
     let syncDir: string | undefined
     try {
       if (node === this.c.peerId) syncDir = await layoutSynced(this.c, offer)
-      else if (co.spec.sync !== undefined && this.c.sync !== undefined) await this.c.sync.push(node, co.spec.sync, co.abort.signal)
+      else if (co.spec.sync !== undefined && this.c.sync !== undefined) await this.c.sync.push(node, co.spec.sync, co.abort.signal, this.syncProgress(co, node))
     } catch (err) {
       this.log.warn({ err, task: co.id, peer: node }, 'cannot ready the synced tree on the node; offering the task to the next')
       return refused(err)
@@ -288,6 +290,17 @@ export class Coordinator {
       if (!admitted) return refused(err)
       if (!this.running) return { kind: 'retry', reason: 'coordinator stopping' }
       return await this.reattach(co, node)
+    }
+  }
+
+  /** `sync` events for the client while a tree goes to `node`: at most every 250 ms, and the last one. */
+  private syncProgress (co: Coordinated, node: NodeId): (sent: number, total: number) => void {
+    let last = 0
+    return (sent, total) => {
+      const now = Date.now()
+      if (sent < total && now - last < SYNC_PROGRESS_INTERVAL_MS) return
+      last = now
+      co.sink?.push({ type: 'sync', id: co.id, node, nodeName: this.nameOf(node), sentBytes: sent, totalBytes: total })
     }
   }
 

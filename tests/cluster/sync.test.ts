@@ -120,6 +120,16 @@ describe('run --sync: the code ships with the task', () => {
     expect(metricValue(await fetchMetrics(n1.socket), 'grid_sync_blobs_refused_total')).toBeGreaterThanOrEqual(1)
   })
 
+  it('tells the client how the transfer to the executor goes (sync events)', async () => {
+    const fresh = tempDir('grid-sync-fresh-')
+    writeFileSync(join(fresh, 'weights.bin'), randomBytes(2 * 1024 * 1024))
+    const r = await n1.ctl(['-o', 'json', 'run', '--node', 'n2', '--sync', fresh, '--', 'true'])
+    expect(r.code).toBe(0)
+    const events = r.stderr.split('\n').filter(l => l.startsWith('{')).map(l => JSON.parse(l) as { type: string, sentBytes?: number, totalBytes?: number, nodeName?: string })
+    const last = events.filter(e => e.type === 'sync').at(-1)
+    expect(last).toMatchObject({ nodeName: 'n2', sentBytes: 2 * 1024 * 1024, totalBytes: 2 * 1024 * 1024 })
+  })
+
   it('shows the cache size in gridctl stats', async () => {
     const r = await n1.ctl(['stats'])
     expect(r.code).toBe(0)

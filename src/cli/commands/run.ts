@@ -4,6 +4,7 @@ import { UsageError, type Command } from '../command.ts'
 import { printObject } from '../output.ts'
 import { callerDirectory, pumpStdin } from '../stdin-pump.ts'
 import { uploadTree, writeFetched } from '../sync-client.ts'
+import { SYNC_PROGRESS_MIN_BYTES } from '../../sync/constants.ts'
 
 const kv = (list: string[], flag: string): Record<string, string> => Object.fromEntries(list.map(x => {
   const i = x.indexOf('=')
@@ -169,6 +170,13 @@ export const runCommand: Command = {
             if (ctx.signal.aborted) onInterrupt()
             if (sendStdin) void pumpStdin(ctx.client, id, process.stdin, stdinDone.signal, err => { ctx.err.write(`gridctl: the task's stdin stopped: ${err.message}\n`) })
             break
+          case 'sync': {
+            // a large tree on its way to the node: progress on a terminal
+            const tty = (ctx.err as { isTTY?: boolean }).isTTY === true
+            if (!tty || ev.totalBytes < SYNC_PROGRESS_MIN_BYTES) break
+            ctx.err.write(`\rgridctl: sending the tree to ${ev.nodeName}: ${(ev.sentBytes / 1048576).toFixed(1)} of ${(ev.totalBytes / 1048576).toFixed(1)} MiB${ev.sentBytes >= ev.totalBytes ? '\n' : ''}`)
+            break
+          }
           case 'placed': if (verbose) ctx.err.write(`gridctl: task ${ev.id} ${ev.attempt > 1 ? `(attempt ${ev.attempt}) ` : ''}placed on ${ev.nodeName}${ev.queued ? ` (${ev.reason ?? 'queued there'})` : ''}\n`); break
           case 'rehomed': if (verbose) ctx.err.write(`gridctl: session ${ev.session} moved ${ev.fromName === null ? '' : `from ${ev.fromName} `}to ${ev.toName}: ${ev.message}\n`); break
           case 'output': {
