@@ -27,7 +27,7 @@ const mib = (b: number): string => (b / 1048576).toFixed(1)
 
 /** Hashes `dir`, uploads what the daemon lacks, and gives the task's `sync`. */
 export async function uploadTree (client: ApiClient, dir: string, opts: BuildOptions & { fetch?: string[], err: NodeJS.WritableStream & { isTTY?: boolean }, signal?: AbortSignal }): Promise<SyncUpload> {
-  const built = await buildManifest(dir, opts)
+  const built = await buildManifest(dir, { ...opts, hashCache: true })
   const where = new Map<string, ManifestFile>()
   for (const e of built.manifest.entries) if (isFile(e) && !where.has(e.sha256)) where.set(e.sha256, e)
   const manifestBytes = encodeManifest(built.manifest)

@@ -13,6 +13,8 @@ export const SYNC_CACHE_DEFAULT_BYTES = 10 * 1024 ** 3
 export const SYNC_CHUNK_BYTES = 1024 * 1024
 /** Piece requests in flight to one peer at once: enough to hide the round trip, few enough to share the stream. */
 export const SYNC_LANES = 4
+/** Manifests remembered per peer as bases for sending the next one as a difference (sync.manifest). */
+export const SYNC_DELTA_BASES_PER_PEER = 8
 /** A blob that arrives with the wrong content is sent again this many times before the sync fails. */
 export const SYNC_RESEND_MAX = 2
 /** A partly received blob that gets no piece for this long is dropped (its sender went away). */

@@ -4,7 +4,7 @@
  * a directory, a file that cannot be read, a link that points out of DIR, a tree over `maxBytes`.
  */
 import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
+import { createReadStream, type Stats } from 'node:fs'
 import { lstat, readdir, readlink, realpath, stat } from 'node:fs/promises'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import type { Manifest, ManifestEntry } from '../../proto/index.ts'
@@ -12,12 +12,15 @@ import { InvalidArgumentError } from '../interface/index.ts'
 import { SYNC_FS_CONCURRENCY, SYNC_MAX_DEFAULT_BYTES } from './constants.ts'
 import { loadExcludes, type Excludes } from './excludes.ts'
 import { mapLimit } from './pool.ts'
+import { HashCache, hashCacheFile } from './hash-cache.ts'
 
 export interface BuildOptions {
   /** `--sync-exclude` patterns (gitignore syntax) */
   excludes?: readonly string[]
   /** refuse a tree whose files add up to more (`--sync-max`) */
   maxBytes?: number
+  /** remember hashes across builds (gridctl: true, in the user's cache directory): unchanged files are not read */
+  hashCache?: boolean
 }
 
 export interface BuiltManifest {
@@ -42,7 +45,7 @@ export async function buildManifest (dir: string, opts: BuildOptions = {}): Prom
     throw bad(`--sync ${dir}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such directory' : (err as Error).message}`, err)
   }
   const excludes = loadExcludes(root, opts.excludes)
-  const files: Array<{ rel: string, abs: string, mode: number, size: number }> = []
+  const files: Array<{ rel: string, abs: string, mode: number, size: number, st: Stats }> = []
   const links: ManifestEntry[] = []
   let bytes = 0
   const walk = async (absDir: string, relDir: string): Promise<void> => {
@@ -67,13 +70,19 @@ export async function buildManifest (dir: string, opts: BuildOptions = {}): Prom
         try { st = await lstat(abs) } catch (err) { throw bad(`--sync: cannot read ${abs}: ${(err as Error).message}`, err) }
         bytes += st.size
         if (bytes > maxBytes) throw bad(`--sync ${dir}: the tree is over --sync-max (${maxBytes} bytes) at ${abs}; leave large files out with --sync-exclude or .gridignore, or raise --sync-max`)
-        files.push({ rel, abs, mode: st.mode & 0o7777, size: st.size })
+        files.push({ rel, abs, mode: st.mode & 0o7777, size: st.size, st })
       }
       // sockets, fifos and devices are not content: left out
     }
   }
   await walk(root, '')
-  const hashed = await mapLimit(files, SYNC_FS_CONCURRENCY, async f => ({ path: f.rel, mode: f.mode, size: f.size, sha256: await hashFile(f.abs) }))
+  const cache = new HashCache(opts.hashCache === true ? hashCacheFile(root) : undefined)
+  const hashed = await mapLimit(files, SYNC_FS_CONCURRENCY, async f => {
+    const sha256 = cache.lookup(f.rel, f.st) ?? await hashFile(f.abs)
+    cache.remember(f.rel, f.st, sha256)
+    return { path: f.rel, mode: f.mode, size: f.size, sha256 }
+  })
+  cache.save()
   return { manifest: { version: 1, entries: [...hashed, ...links] }, root, files: files.length, bytes, ignoreFile: excludes.file }
 }
 

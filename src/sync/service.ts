@@ -7,16 +7,18 @@ import { readFile } from 'node:fs/promises'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import {
-  SYNC_PIECE_BATCH_MAX_BYTES, syncSubmit, SyncCollect, SyncGet, SyncMissing, SyncPut,
-  type BlobPiece, type BlobRange, type Manifest, type TaskSync
+  SYNC_PIECE_BATCH_MAX_BYTES, syncSubmit, SyncCollect, SyncGet, SyncManifestDelta, SyncMissing, SyncPut,
+  type BlobPiece, type BlobRange, type Manifest, type ManifestEntry, type TaskSync
 } from '../../proto/index.ts'
-import { InvalidArgumentError, NotFoundError, TooLargeError, type NodeId } from '../interface/index.ts'
+import { InvalidArgumentError, NotFoundError, ProtocolError, TooLargeError, type NodeId } from '../interface/index.ts'
 import type { RpcService } from '../mesh/index.ts'
 import { BlobCache } from './blob-cache.ts'
 import { BlobReceiver } from './blob-receiver.ts'
 import { collectFiles } from './collect.ts'
 import { layoutTree } from './layout.ts'
-import { blobsOf, checkManifest, decodeManifest, encodeManifest, isFile } from './manifest-codec.ts'
+import { blobsOf, checkManifest, decodeManifest, encodeManifest, isFile, sha256Hex } from './manifest-codec.ts'
+import { applyDelta, deltaBytes, diffManifests } from './manifest-delta.ts'
+import { SYNC_CHUNK_BYTES, SYNC_DELTA_BASES_PER_PEER } from './constants.ts'
 import { syncMetrics, type SyncMetrics } from './sync-metrics.ts'
 import { pullBlobs, pullWhole, pushBlobs } from './transfer.ts'
 
@@ -43,6 +45,8 @@ export class SyncService {
   private readonly receiver: BlobReceiver
   private readonly m: SyncMetrics
   private readonly log: Logger
+  /** the manifests this node last sent each peer, newest first: bases for sending the next as a difference */
+  private readonly sentTo = new Map<NodeId, string[]>()
 
   constructor (private readonly c: SyncComponents, private readonly init: SyncInit) {
     this.log = c.logger.child({ component: 'sync' })
@@ -57,6 +61,7 @@ export class SyncService {
       return { data }
     })
     c.rpc.handle(SyncCollect, async req => await this.collect(req.id, req.patterns))
+    c.rpc.handle(SyncManifestDelta, async req => await this.takeDelta(req))
   }
 
   start (): void { this.cache.open() }
@@ -106,15 +111,50 @@ export class SyncService {
     const unpin = this.cache.pin([...blobs.keys(), sync.manifest])
     try {
       const files = await pushBlobs(this.c.rpc, peer, this.cache, blobs, { ...(signal === undefined ? {} : { signal }), ...(progress === undefined ? {} : { progress }) })
-      const man = await pushBlobs(this.c.rpc, peer, this.cache, new Map([[sync.manifest, manifestSize]]), { ...(signal === undefined ? {} : { signal }) })
+      const manifestSent = await this.pushManifest(peer, sync.manifest, m, manifestSize, signal)
       this.m.sent.inc({ kind: 'file' }, files.sentBytes)
-      this.m.sent.inc({ kind: 'manifest' }, man.sentBytes)
+      this.m.sent.inc({ kind: 'manifest' }, manifestSent)
       this.m.saved.inc(files.savedBytes)
       this.m.seconds.observe({ phase: 'transfer' }, (Date.now() - started) / 1000)
       this.log.debug({ peer, manifest: sync.manifest, sentBlobs: files.sentBlobs, sentBytes: files.sentBytes, savedBytes: files.savedBytes, ms: Date.now() - started }, 'synced tree sent')
     } finally {
       unpin()
     }
+  }
+
+  /**
+   * The manifest to `peer`: nothing if it has it; else as its difference from the latest one this node sent it that
+   * it still has (a changed file costs its entry), else whole. Bytes sent.
+   */
+  private async pushManifest (peer: NodeId, hash: string, m: Manifest, size: number, signal?: AbortSignal): Promise<number> {
+    const opts = { ...(signal === undefined ? {} : { signal }), timeoutMs: 60_000 }
+    let sent = 0
+    const { missing } = await this.c.rpc.request(peer, SyncMissing, { hashes: [hash] }, opts)
+    if (missing.length > 0) {
+      const bases = (this.sentTo.get(peer) ?? []).filter(h => h !== hash && this.cache.has(h))
+      const theirs = bases.length === 0 ? [] : (await this.c.rpc.request(peer, SyncMissing, { hashes: bases }, opts)).missing
+      const base = bases.find(b => !theirs.includes(b))
+      if (base !== undefined) {
+        const d = diffManifests(await this.manifestOf(base), m)
+        const bytes = deltaBytes(d)
+        if (bytes < size / 2 && bytes <= SYNC_CHUNK_BYTES && (await this.c.rpc.request(peer, SyncManifestDelta, { hash, base, ...d }, opts)).ok) sent = bytes
+      }
+      if (sent === 0) sent = (await pushBlobs(this.c.rpc, peer, this.cache, new Map([[hash, size]]), opts)).sentBytes
+    }
+    const list = [hash, ...(this.sentTo.get(peer) ?? []).filter(h => h !== hash)].slice(0, SYNC_DELTA_BASES_PER_PEER)
+    this.sentTo.set(peer, list)
+    return sent
+  }
+
+  /** `sync.manifest`: rebuilds a manifest from a base this node has and a difference, checked against its hash. */
+  private async takeDelta (req: { hash: string, base: string, removed: string[], upserted: ManifestEntry[] }): Promise<{ ok: boolean }> {
+    if (this.cache.has(req.hash)) return { ok: true }
+    if (!this.cache.has(req.base)) return { ok: false }
+    const next = checkManifest(applyDelta(await this.manifestOf(req.base), req), true)
+    const bytes = encodeManifest(next)
+    if (sha256Hex(bytes) !== req.hash) throw new ProtocolError(`the manifest rebuilt from ${req.base} and its difference does not match ${req.hash}`)
+    await this.cache.putBuffer(bytes)
+    return { ok: true }
   }
 
   /** Lays out `sync`'s tree for task `id` (a fresh directory); its path. NOT_FOUND when a blob is missing here. */

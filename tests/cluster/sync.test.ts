@@ -27,9 +27,9 @@ describe('run --sync: the code ships with the task', () => {
   let c: Cluster
   let n1: Gridd
   let dir: string
-  const sent = async (n: Gridd): Promise<{ file: number, saved: number }> => {
+  const sent = async (n: Gridd): Promise<{ file: number, manifest: number, saved: number }> => {
     const t = await fetchMetrics(n.socket)
-    return { file: metricValue(t, 'grid_sync_bytes_sent_total', { kind: 'file' }), saved: metricValue(t, 'grid_sync_bytes_saved_total') }
+    return { file: metricValue(t, 'grid_sync_bytes_sent_total', { kind: 'file' }), manifest: metricValue(t, 'grid_sync_bytes_sent_total', { kind: 'manifest' }), saved: metricValue(t, 'grid_sync_bytes_saved_total') }
   }
   beforeAll(async () => {
     c = new Cluster()
@@ -59,6 +59,9 @@ describe('run --sync: the code ships with the task', () => {
     const after = await sent(n1)
     expect(after.file - before.file).toBe(Buffer.byteLength('dataset-v2, longer'))
     expect(after.saved - before.saved).toBeGreaterThan(3 * 1024 * 1024)
+    // the manifest went as its difference from the last one n2 got: the changed entry, not all 55
+    expect(after.manifest - before.manifest).toBeGreaterThan(0)
+    expect(after.manifest - before.manifest).toBeLessThan(400)
   })
 
   it('leaves out the defaults, .gridignore\'s patterns and --sync-exclude\'s', async () => {
