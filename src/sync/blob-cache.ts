@@ -18,6 +18,8 @@ export class BlobCache {
   private readonly index = new Map<string, number>()
   private readonly pins = new Map<string, number>()
   private total = 0
+  /** the fan-out directories known to exist */
+  private readonly dirs = new Set<string>()
 
   constructor (readonly root: string, private readonly maxBytes: number, private readonly log: Pick<Logger, 'info' | 'warn'>) {}
 
@@ -74,11 +76,12 @@ export class BlobCache {
   tmpPath (hash: string): string { return join(this.root, 'tmp', `${hash}.${randomBytes(6).toString('hex')}`) }
 
   /** Moves a complete, checked temporary file into place: from now it is visible. */
-  async commit (tmp: string, hash: string, size: number): Promise<void> {
+  async commit (tmp: string, hash: string, size: number, readOnly = false): Promise<void> {
     if (this.index.has(hash)) { await unlink(tmp).catch(() => {}); return }
     const dest = this.blobPath(hash)
-    mkdirSync(join(this.root, 'blobs', hash.slice(0, 2)), { recursive: true, mode: 0o700 })
-    await chmod(tmp, 0o444)
+    const dir = hash.slice(0, 2)
+    if (!this.dirs.has(dir)) { mkdirSync(join(this.root, 'blobs', dir), { recursive: true, mode: 0o700 }); this.dirs.add(dir) }
+    if (!readOnly) await chmod(tmp, 0o444)
     await rename(tmp, dest)
     this.index.set(hash, size)
     this.total += size
@@ -86,12 +89,13 @@ export class BlobCache {
   }
 
   /** Stores a blob held in memory (a manifest), checked against its hash. */
-  async putBuffer (data: Uint8Array): Promise<string> {
-    const hash = sha256Hex(data)
+  async putBuffer (data: Uint8Array, checkedHash?: string): Promise<string> {
+    const hash = checkedHash ?? sha256Hex(data)
     if (this.index.has(hash)) { this.path(hash); return hash }
     const tmp = this.tmpPath(hash)
-    await writeFile(tmp, data, { mode: 0o600 })
-    await this.commit(tmp, hash, data.byteLength)
+    // created read-only: the one write is through the descriptor that created it
+    await writeFile(tmp, data, { mode: 0o444 })
+    await this.commit(tmp, hash, data.byteLength, true)
     return hash
   }
 

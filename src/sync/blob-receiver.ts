@@ -58,6 +58,8 @@ export class BlobReceiver {
     const refused: string[] = []
     let bytes = 0
     let mine = this.partial.get(source)
+    // blobs whole in one piece (most files) are checked, then written side by side
+    const writes: Array<Promise<unknown>> = []
     for (const p of pieces) {
       bytes += p.data.byteLength
       if (p.offset + p.data.byteLength > p.size) throw new InvalidArgumentError(`blob ${p.hash}: a piece at ${p.offset} of ${p.data.byteLength} bytes runs past its size ${p.size}`)
@@ -68,7 +70,7 @@ export class BlobReceiver {
         if (p.data.byteLength === p.size) {
           // whole in one piece: check it first, then write it
           if (!this.matches(p.hash, createHash('sha256').update(p.data))) { this.refuse(source, p.hash, refused); continue }
-          await this.cache.putBuffer(p.data)
+          writes.push(this.cache.putBuffer(p.data, p.hash))
           continue
         }
         if (mine === undefined) { mine = new Map(); this.partial.set(source, mine) }
@@ -98,6 +100,7 @@ export class BlobReceiver {
       }
       await this.cache.commit(part.tmp, p.hash, part.size)
     }
+    await Promise.all(writes)
     return { refused, bytes }
   }
 
