@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Cluster, tempDir, type Gridd } from '../helpers/cluster.ts'
@@ -137,5 +137,32 @@ describe('run --sync: the code ships with the task', () => {
     const r = await n1.ctl(['stats'])
     expect(r.code).toBe(0)
     expect(r.stdout).toMatch(/sync cache [0-9.]+ MiB of 10240 MiB \(\d+ blobs, this node\)/)
+  })
+})
+
+const asRoot = process.getuid?.() === 0
+describe.skipIf(!asRoot)(`run --sync with executor.taskUser: the tree is the task user's to use${asRoot ? '' : ' (skipped: needs root)'}`, () => {
+  let c: Cluster
+  let n1: Gridd
+  beforeAll(async () => {
+    c = new Cluster()
+    chmodSync(c.root, 0o755)
+    const cfg = join(c.root, 'gridd.yaml')
+    writeFileSync(cfg, 'executor:\n  taskUser: nobody\n')
+    n1 = await c.add('n1', { args: ['--config', cfg] })
+    await c.add('n2', { args: ['--config', cfg] })
+    await c.converged()
+  })
+  afterAll(async () => { await c?.destroy() })
+
+  it('lets the task user read, run, change and add files in its tree, and fetches what it wrote', async () => {
+    const dir = project()
+    const r = await n1.ctl(['run', '--node', 'n2', '--sync', dir, '--fetch', 'out.txt', '--', 'sh', '-c', 'id -un; ./train.sh && echo more >> data/in.txt && cat data/in.txt && echo made > out.txt'])
+    expect(r.stderr).toBe('')
+    expect(r).toMatchObject({ code: 0, stdout: 'nobody\ntraining on dataset-v1\ndataset-v1more\n' })
+    expect(readFileSync(join(dir, 'out.txt'), 'utf8')).toBe('made\n')
+    // its change stayed in its tree: a second task sees the file as synced
+    const again = await n1.ctl(['run', '--node', 'n2', '--sync', dir, '--', 'cat', 'data/in.txt'])
+    expect(again).toMatchObject({ code: 0, stdout: 'dataset-v1' })
   })
 })
