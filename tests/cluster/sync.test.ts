@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Cluster, tempDir, type Gridd } from '../helpers/cluster.ts'
+import { Cluster, tempDir, waitFor, type Gridd } from '../helpers/cluster.ts'
+import { finished } from '../helpers/tasks.ts'
 import { fetchMetrics, metricValue } from '../helpers/metrics.ts'
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex')
@@ -164,5 +165,39 @@ describe.skipIf(!asRoot)(`run --sync with executor.taskUser: the tree is the tas
     // its change stayed in its tree: a second task sees the file as synced
     const again = await n1.ctl(['run', '--node', 'n2', '--sync', dir, '--', 'cat', 'data/in.txt'])
     expect(again).toMatchObject({ code: 0, stdout: 'dataset-v1' })
+  })
+})
+
+describe('run --sync: a retry on another node sends only what that node lacks', () => {
+  let c: Cluster
+  let n1: Gridd
+  beforeAll(async () => {
+    c = new Cluster()
+    n1 = await c.add('n1')
+    await c.add('n2', { args: ['--label', 'role=w'] })
+    await c.add('n3', { args: ['--label', 'role=w'] })
+    await c.converged()
+  })
+  afterAll(async () => { await c?.destroy() })
+
+  it('runs attempt 2 on the node that has the tree already without sending its files again', async () => {
+    const dir = project()
+    const tree = (await n1.ctl(['run', '--node', 'n3', '--sync', dir, '--', 'true']))
+    expect(tree.code).toBe(0)
+    // attempt 1 goes to n2 (n3 is draining), which dies while it runs; n3, open again, has every blob
+    expect((await n1.ctl(['drain', 'n3'])).code).toBe(0)
+    await waitFor('n1 to see n3 draining', async () => (await n1.nodes()).find(n => n.name === 'n3')?.drain === true)
+    const marker = join(c.root, 'attempt-1')
+    const r = await n1.ctl(['run', '--detach', '--label', 'role=w', '--sync', dir, '--', 'sh', '-c', `if [ "$GRID_ATTEMPT" = 1 ]; then echo "$GRID_NODE_NAME" > ${marker}; sleep 300; fi; ./train.sh`])
+    const id = r.stdout.trim()
+    await waitFor('attempt 1 to run', () => existsSync(marker))
+    expect(readFileSync(marker, 'utf8')).toBe('n2\n')
+    expect((await n1.ctl(['undrain', 'n3'])).code).toBe(0)
+    await waitFor('n1 to see n3 open again', async () => (await n1.nodes()).find(n => n.name === 'n3')?.drain === false)
+    const before = metricValue(await fetchMetrics(n1.socket), 'grid_sync_bytes_sent_total', { kind: 'file' })
+    await c.node('n2').kill()
+    const done = await finished(n1, id, 90_000)
+    expect(done).toMatchObject({ status: 'completed', nodeName: 'n3', attempts: 2 })
+    expect(metricValue(await fetchMetrics(n1.socket), 'grid_sync_bytes_sent_total', { kind: 'file' })).toBe(before)
   })
 })
