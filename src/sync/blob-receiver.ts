@@ -1,8 +1,8 @@
 /**
  * Blobs arriving in pieces (from a peer's `sync.put`, or the local client's uploads) into the cache: each blob's
  * pieces are written in order to a temporary file while hashed, and the blob is committed only once whole and its
- * hash matches; a mismatch drops it and names it as refused, so the sender sends it again. A source's pieces are taken
- * one request at a time, in arrival order. A partial blob that stalls past SYNC_PARTIAL_TTL_MS is dropped.
+ * hash matches; a mismatch drops it and names it as refused, so the sender sends it again. A source's requests that carry
+ * parts of larger blobs are taken one at a time, in arrival order; requests of whole blobs go side by side. A partial blob that stalls past SYNC_PARTIAL_TTL_MS is dropped.
  */
 import { createHash, type Hash } from 'node:crypto'
 import { open, unlink, type FileHandle } from 'node:fs/promises'
@@ -42,8 +42,12 @@ export class BlobReceiver {
     for (const [source] of this.partial) void this.dropSource(source)
   }
 
-  /** Takes `pieces` from `source`, after that source's earlier requests. */
+  /**
+   * Takes `pieces` from `source`, after that source's earlier requests when any piece is part of a larger blob (their
+   * order matters); requests of whole blobs only (small files) go side by side.
+   */
   async receive (source: string, pieces: readonly BlobPiece[]): Promise<ReceiveResult> {
+    if (pieces.every(p => p.offset === 0 && p.data.byteLength === p.size)) return await this.take(source, pieces)
     const prev = this.queues.get(source) ?? Promise.resolve()
     const run = prev.catch(() => {}).then(async () => await this.take(source, pieces))
     this.queues.set(source, run)
