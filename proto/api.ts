@@ -110,6 +110,8 @@ export interface StatsResponse {
   }
   sessions: number
   workers: number
+  /** this node's blob cache of synced trees (`--sync`): bytes held, blobs, and its bound (executor.syncCacheSize) */
+  syncCache?: { bytes: number, blobs: number, limitBytes: number }
   perNode: Array<{
     id: string
     name: string

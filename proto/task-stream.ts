@@ -19,6 +19,8 @@ export type TaskStreamEvent<Data = string> =
   | { type: 'accepted', id: string }
   /** an executor took this attempt: running now, or queued there behind other tasks (`reason` says what it waits for) */
   | { type: 'placed', id: string, node: string, nodeName: string, attempt: number, queued: boolean, reason?: string }
+  /** `--sync`: bytes of the task's tree sent so far to the node about to run it, of those it lacked (at most 4 a second) */
+  | { type: 'sync', id: string, node: string, nodeName: string, sentBytes: number, totalBytes: number }
   /** the attempt's process started */
   | { type: 'started', id: string, node: string, attempt: number, pid: number, gpus: string[] }
   /** output bytes at `offset` in the task's log */
@@ -45,6 +47,11 @@ export type TaskStreamEvent<Data = string> =
     attempts: number
     /** a typed task's (or warm worker's) JSON result */
     result?: unknown
+    /**
+     * `--fetch`: the files the task wrote that matched, as a manifest blob in the origin's sync cache (read with
+     * POST /v1/sync/blobs/read); null when none matched; `error` when they could not be brought back
+     */
+    fetched?: { manifest: string | null, files: number, bytes: number, error?: string }
   }
 
 export type TaskStreamType = TaskStreamEvent['type']

@@ -5,6 +5,7 @@
 import Type, { type Static } from 'typebox'
 import { method } from './rpc.ts'
 import { Bytes, validator } from './validate.ts'
+import { TaskSyncSchema } from './sync.ts'
 
 export const TASK_STATUSES = ['pending', 'running', 'completed', 'failed', 'timeout', 'cancelled'] as const
 export type TaskStatus = typeof TASK_STATUSES[number]
@@ -63,6 +64,8 @@ export const TaskSpecSchema = Type.Object({
   cwdDefault: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
   /** the first attempt's stdin stays open for `task.stdin` (the client streams it); else stdin is empty */
   stdin: Type.Optional(Type.Boolean()),
+  /** it runs in a fresh directory laid out from this manifest (`gridctl run --sync DIR`; proto/sync.ts) */
+  sync: Type.Optional(TaskSyncSchema),
   strategy: Type.Enum(STRATEGIES),
   /** run on this node (peer id), whatever the strategy */
   node: Type.Optional(Id),

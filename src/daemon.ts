@@ -9,7 +9,7 @@ import type { GridConfig } from './config/index.ts'
 import { ControlServer, StatsSampler, routes, type ControlDeps } from './control/index.ts'
 import { availableParallelism, totalmem } from 'node:os'
 import { join } from 'node:path'
-import { Executor, LocalResources, WorkerPool, resolveTaskUser, type WorkerTypeConfig } from './executor/index.ts'
+import { Executor, LocalResources, WorkerPool, resolveTaskUser, scratchPath, type WorkerTypeConfig } from './executor/index.ts'
 import type { Startable } from './interface/index.ts'
 import { Membership } from './membership/index.ts'
 import { Mesh, loadOrCreateIdentity, loadSwarmKey, type SwarmKey } from './mesh/index.ts'
@@ -17,6 +17,7 @@ import { MetricsServer, createRegistry } from './metrics/index.ts'
 import { Ed25519RecordSigner, ForgottenNodes, NodeRegistry, SelfRegistration, Sessions, StateStore } from './state/index.ts'
 import { TaskService, WorkerService, nodeName as nodeNameOf, resolveNode } from './tasks/index.ts'
 import { JobService } from './jobs/index.ts'
+import { SyncService } from './sync/index.ts'
 import { lockDataDir } from './util/index.ts'
 import { GRIDD_NODE_FLAGS, VERSION } from './version.ts'
 
@@ -105,6 +106,14 @@ export class Daemon {
         ...config.membership
       })
       state.setMembers(membership)
+      const scratchDir = taskUser === undefined ? join(config.dataDir, 'scratch') : `${config.dataDir}-scratch`
+      // synced trees (--sync): blobs in the data dir, each attempt's tree as its scratch directory
+      const sync = new SyncService({ rpc: mesh.rpc, logger, registry }, {
+        cacheDir: join(config.dataDir, 'sync-cache'),
+        cacheMaxBytes: config.executor.syncCacheSize,
+        treeOf: id => scratchPath(scratchDir, id),
+        ...(taskUser === undefined ? {} : { taskGroup: taskUser.gid })
+      })
       const slots = config.executor.slots > 0 ? config.executor.slots : availableParallelism()
       const executor = new Executor({ logger: logger.child({ component: 'executor' }), gpus: () => resources.gpus() }, {
         nodeId: mesh.peerId,
@@ -118,7 +127,7 @@ export class Daemon {
         taskTypes: Object.fromEntries(Object.entries(config.tasks).map(([k, v]) => [k, { command: v.command, ...(v.env === undefined ? {} : { env: v.env }), ...(v.cwd === undefined ? {} : { cwd: v.cwd }) }])),
         baseEnv: process.env,
         // a task user cannot enter the data dir (0700): its tasks' scratch directories are beside it
-        scratchDir: taskUser === undefined ? join(config.dataDir, 'scratch') : `${config.dataDir}-scratch`,
+        scratchDir,
         scratchRetentionMs: config.taskRetentionMs,
         cgroupRoot: config.executor.cgroupRoot,
         ...(taskUser === undefined ? {} : { taskUser })
@@ -171,6 +180,7 @@ export class Daemon {
         executor,
         pool,
         workers,
+        sync,
         logger: logger.child({ component: 'tasks' }),
         registry
       }, { nodeName: config.name, region: config.region, retentionMs: config.taskRetentionMs })
@@ -218,6 +228,7 @@ export class Daemon {
         { name: 'state', part: state },
         { name: 'membership', part: membership },
         { name: 'executor', part: executor },
+        { name: 'sync', part: sync },
         { name: 'workers', part: pool },
         { name: 'tasks', part: tasks },
         { name: 'jobs', part: jobs },
@@ -243,7 +254,8 @@ export class Daemon {
         workers,
         swarmKeyFingerprint: swarmKey?.fingerprint ?? null,
         metricsStatus: () => metrics.status(),
-        limits: () => executor.limits()
+        limits: () => executor.limits(),
+        sync
       }
       const stats = new StatsSampler(controlDeps)
       parts.splice(parts.length - 1, 0, { name: 'stats', part: stats })

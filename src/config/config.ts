@@ -64,6 +64,8 @@ export interface GridConfig {
     cgroupRoot: string
     /** the user tasks and warm workers run as ('' : gridd's own); checked at start (executor/task-user.ts) */
     taskUser: string
+    /** bytes of synced files (`gridctl run --sync`) this node's blob cache keeps; least recently used go first */
+    syncCacheSize: number
   }
   /** how long finished task records are kept */
   taskRetentionMs: number
@@ -128,6 +130,7 @@ export function defaults (): Record<string, unknown> {
     'executor.retainedLogBytes': '256MiB',
     'executor.cgroupRoot': '',
     'executor.taskUser': '',
+    'executor.syncCacheSize': '10GiB',
     taskRetention: '24h',
     'control.maxConnections': 512,
     'sessions.maxPerWriter': 10_000,
@@ -179,6 +182,7 @@ export const FIELDS: FieldDef[] = [
   { key: 'executor.retainedLogBytes', env: 'GRID_RETAINED_LOG_BYTES', convert: size(0, 2 ** 44), help: 'output kept for finished tasks, all together (default 256MiB)' },
   { key: 'executor.cgroupRoot', env: 'GRID_CGROUP_ROOT', flag: 'cgroup-root', convert: cgroupRoot, help: 'cgroup that task cgroups go under, as in /grid, or off (default: gridd\'s own cgroup)' },
   { key: 'executor.taskUser', env: 'GRID_TASK_USER', flag: 'task-user', convert: taskUser, help: 'user tasks and warm workers run as, so they cannot read gridd\'s data dir; needs root or CAP_SETUID, CAP_SETGID, CAP_KILL (default: gridd\'s own)' },
+  { key: 'executor.syncCacheSize', env: 'GRID_SYNC_CACHE_SIZE', convert: size(1024 * 1024, 2 ** 50), help: 'bytes of synced files (gridctl run --sync) kept in this node\'s blob cache; least recently used go first (default 10GiB)' },
   { key: 'taskRetention', env: 'GRID_TASK_RETENTION', flag: 'task-retention', convert: duration(1000, 365 * 86_400_000), help: 'how long finished task records are kept (default 24h)' },
   { key: 'control.maxConnections', env: 'GRID_CONTROL_MAX_CONNECTIONS', convert: int(8, 100_000), help: 'connections the control socket keeps open at once; at the cap the longest-idle one is closed (default 512)' },
   { key: 'sessions.maxPerWriter', env: 'GRID_SESSIONS_MAX', convert: int(1, 10_000_000), help: 'sessions this node may hold (written through it); a put past it is TOO_LARGE (default 10000)' },

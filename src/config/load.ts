@@ -102,6 +102,7 @@ export function loadConfig (sources: ConfigSources = {}): GridConfig {
       killGraceMs: get('executor.killGrace'),
       maxLogBytes: get('executor.maxLogBytes'),
       retainedLogBytes: get('executor.retainedLogBytes'),
+      syncCacheSize: get('executor.syncCacheSize'),
       cgroupRoot: get('executor.cgroupRoot'),
       taskUser: get('executor.taskUser')
     },

@@ -7,6 +7,7 @@ import type { Mesh } from '../mesh/index.ts'
 import type { ForgottenNodes, NodeRegistry, Sessions } from '../state/index.ts'
 import type { TaskService, WorkerService } from '../tasks/index.ts'
 import type { JobService } from '../jobs/index.ts'
+import type { SyncService } from '../sync/index.ts'
 
 /**
  * What the endpoints use, handed over by the composition root: each module as the few calls control makes (the
@@ -28,6 +29,8 @@ export interface ControlDeps {
   jobs: Pick<JobService, 'submit' | 'list' | 'get' | 'summary' | 'cancel' | 'retry'>
   swarmKeyFingerprint: string | null
   metricsStatus: () => { enabled: boolean, listen: string | null, error: string | null }
+  /** synced trees: the client's uploads and manifests, the cache's size (absent: this node takes no --sync) */
+  sync?: Pick<SyncService, 'accept' | 'missing' | 'put' | 'read' | 'stats'>
   /** whether task limits are enforced on this node (cgroups) */
   limits: () => LimitsStatus
 }

@@ -78,6 +78,7 @@ export class StatsSampler implements Startable {
         failedPerSecond: secs < 0.5 || old === undefined ? null : Math.max(0, (totals.failed - old.failed) / secs)
       },
       sessions: sessions.length,
+      ...(deps.sync === undefined ? {} : { syncCache: deps.sync.stats() }),
       workers: sessions.filter(s => s.worker !== undefined && s.worker !== null).length,
       perNode: nodes.map(n => ({
         id: n.id,

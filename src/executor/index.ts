@@ -131,6 +131,7 @@ export { exitCodeOf, outcomeOf, parseResult, type OutcomeContext, type ProcessEn
 export { ResourceLedger, type LedgerCapacity, type ResourceHold, type ResourceNeed } from './ledger.ts'
 export { AdmissionQueue, type Queued } from './admission-queue.ts'
 export { reapOrphans } from './reaper.ts'
+export { scratchPath } from './scratch.ts'
 export { TaskCgroups, type LimitsStatus } from './cgroup.ts'
 export { ProcessHost, Child, type ChildSpec, type ChildHandlers, type ProcessHostComponents, type ProcessHostEvents, type ProcessHostInit } from './process-host.ts'
 export { Spawner, spawnerMain, type SpawnRequest, type SpawnerRequest, type SpawnerEvent } from './spawner.ts'

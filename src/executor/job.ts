@@ -25,6 +25,8 @@ export interface ExecTask {
   coordinator: NodeId
   /** the authenticated peer that offered it (recorded in its execution aspect) */
   offeredBy?: NodeId
+  /** its tree, laid out from a synced manifest (`--sync`): its cwd (unless its type names one), named by GRID_SYNC_DIR */
+  syncDir?: string
 }
 
 export interface Job {
@@ -87,8 +89,12 @@ export function prepareJob (task: ExecTask, ctx: JobContext): Job {
   } else {
     throw new InvalidArgumentError('task has neither a command nor a type')
   }
+  if (task.syncDir !== undefined && (spec.type === undefined || ctx.taskTypes[spec.type]?.cwd === undefined)) cwd = task.syncDir
+  if (task.syncDir !== undefined) env = { ...env, GRID_SYNC_DIR: task.syncDir }
   const job: Job = {
     task,
+    // a synced tree is its scratch directory: kept for the retention after it ends, then swept
+    ...(task.syncDir === undefined ? {} : { scratch: task.syncDir }),
     priority: spec.priority,
     argv,
     cwd,

@@ -11,7 +11,7 @@ import type { TasksComponents } from './components.ts'
  * Admits an offer on this node's executor. An offer marked `startNow` (a session's owner, asked while another node
  * could start the task at once) is refused rather than queued when it cannot start now.
  */
-export function admitOffer (c: Pick<TasksComponents, 'executor'>, offer: TaskOffer, watcher: Watcher, offeredBy?: NodeId): { queued: boolean, reason?: string } {
+export function admitOffer (c: Pick<TasksComponents, 'executor'>, offer: TaskOffer, watcher: Watcher, offeredBy?: NodeId, syncDir?: string): { queued: boolean, reason?: string } {
   if (offer.startNow === true) {
     const u = c.executor.usage()
     const s = offer.spec
@@ -20,8 +20,15 @@ export function admitOffer (c: Pick<TasksComponents, 'executor'>, offer: TaskOff
       throw new UnavailableError(`full (${busy})`, { details: { full: true } })
     }
   }
-  const { queued } = c.executor.admit({ id: offer.id, spec: offer.spec, attempt: offer.attempt, origin: offer.origin, coordinator: offer.coordinator, ...(offeredBy === undefined ? {} : { offeredBy }) }, watcher)
+  const { queued } = c.executor.admit({ id: offer.id, spec: offer.spec, attempt: offer.attempt, origin: offer.origin, coordinator: offer.coordinator, ...(offeredBy === undefined ? {} : { offeredBy }), ...(syncDir === undefined ? {} : { syncDir }) }, watcher)
   // a task that waits in the queue says why (what is ahead of it, which resource it lacks)
   const reason = queued ? c.executor.get?.(offer.id)?.state.reason : undefined
   return reason === undefined ? { queued } : { queued, reason }
+}
+
+/** A synced task's fresh tree on this node (laid out from the cache, which the coordinator filled); else undefined. */
+export async function layoutSynced (c: Pick<TasksComponents, 'sync'>, offer: TaskOffer): Promise<string | undefined> {
+  if (offer.spec.sync === undefined) return undefined
+  if (c.sync === undefined) throw new UnavailableError('this node cannot run synced tasks (no sync cache)')
+  return await c.sync.layout(offer.id, offer.spec.sync)
 }

@@ -10,6 +10,7 @@ import type { Membership } from '../membership/index.ts'
 import type { RpcService } from '../mesh/index.ts'
 import type { NodeRegistry, Sessions, StateStore } from '../state/index.ts'
 import type { WorkerService } from './worker-router.ts'
+import type { SyncService } from '../sync/index.ts'
 
 /** Requests to peers and handlers for theirs. */
 export type TaskRpc = Pick<RpcService, 'request' | 'handle'>
@@ -36,6 +37,8 @@ export interface TasksComponents {
   pool?: Pick<WorkerPool, 'setDraining' | 'list'>
   /** warm workers: typed tasks whose type has a worker go there instead of a new process */
   workers?: Pick<WorkerService, 'isWorkerType' | 'cannotServe' | 'call'>
+  /** synced trees (`--sync`): sent to an executor before the offer, laid out before admission, `--fetch` brought back */
+  sync?: Pick<SyncService, 'push' | 'layout' | 'fetchFrom'>
   logger: Logger
   registry: Registry
 }

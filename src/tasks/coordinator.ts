@@ -19,7 +19,7 @@ import { backoffMs, delay } from '../util/index.ts'
 import type { TasksComponents, TasksInit } from './components.ts'
 import { DispatchLedger } from './dispatch-ledger.ts'
 import type { EventQueue } from './event-queue.ts'
-import { admitOffer } from './admission.ts'
+import { admitOffer, layoutSynced } from './admission.ts'
 import { TaskRecords, isFinalStatus, statusOf, storedSpec } from './records.ts'
 import type { TaskMetrics } from './task-metrics.ts'
 import { candidates } from './view.ts'
@@ -59,6 +59,8 @@ export interface Coordinated {
   abort: AbortController
 }
 
+/** How often the client hears how a synced tree's transfer goes (`sync` events). */
+const SYNC_PROGRESS_INTERVAL_MS = 250
 /** The routing view is rebuilt at most this often (the dispatch ledger corrects it in between). */
 const VIEW_TTL_MS = 100
 const RETRY_BASE_MS = 100
@@ -253,6 +255,15 @@ export class Coordinator {
       const e = toGridError(err)
       return { kind: 'refused', reason: e.message, full: e.code === 'UNAVAILABLE' && (e.details as { full?: boolean } | undefined)?.full === true }
     }
+    // a synced tree: what the executor lacks goes first (here: laid out from this node's own cache)
+    let syncDir: string | undefined
+    try {
+      if (node === this.c.peerId) syncDir = await layoutSynced(this.c, offer)
+      else if (co.spec.sync !== undefined && this.c.sync !== undefined) await this.c.sync.push(node, co.spec.sync, co.abort.signal, this.syncProgress(co, node))
+    } catch (err) {
+      this.log.warn({ err, task: co.id, peer: node }, 'cannot ready the synced tree on the node; offering the task to the next')
+      return refused(err)
+    }
     if (node === this.c.peerId) {
       return await new Promise<Outcome>(resolve => {
         const watcher: Watcher = {
@@ -262,7 +273,7 @@ export class Coordinator {
           done: result => { resolve(this.classify(co, result)) }
         }
         try {
-          const { queued, reason } = admitOffer(this.c, offer, watcher, this.c.peerId)
+          const { queued, reason } = admitOffer(this.c, offer, watcher, this.c.peerId, syncDir)
           this.placed(co, node, this.init.nodeName, queued, reason)
         } catch (err) {
           resolve(refused(err))
@@ -284,6 +295,17 @@ export class Coordinator {
       if (!admitted) return refused(err)
       if (!this.running) return { kind: 'retry', reason: 'coordinator stopping' }
       return await this.reattach(co, node)
+    }
+  }
+
+  /** `sync` events for the client while a tree goes to `node`: at most every 250 ms, and the last one. */
+  private syncProgress (co: Coordinated, node: NodeId): (sent: number, total: number) => void {
+    let last = 0
+    return (sent, total) => {
+      const now = Date.now()
+      if (sent < total && now - last < SYNC_PROGRESS_INTERVAL_MS) return
+      last = now
+      co.sink?.push({ type: 'sync', id: co.id, node, nodeName: this.nameOf(node), sentBytes: sent, totalBytes: total })
     }
   }
 
@@ -380,8 +402,20 @@ export class Coordinator {
       attempts: co.coord.attempt
     }
     if (result.result !== undefined) exit.result = result.result
-    co.sink?.push(exit)
-    co.sink?.close()
+    const fetch = co.spec.sync?.fetch
+    if (fetch !== undefined && this.c.sync !== undefined && co.sink !== undefined && exit.type === 'exit') {
+      // --fetch: the files the task wrote come to this node's cache before the client hears the end
+      const sink = co.sink
+      void this.c.sync.fetchFrom(result.node, result.node === this.c.peerId, co.id, result.attempt, fetch)
+        .then(f => { exit.fetched = f }, (err: Error) => {
+          this.log.warn({ err, task: co.id, peer: result.node }, 'cannot bring the task\'s --fetch files back')
+          exit.fetched = { manifest: null, files: 0, bytes: 0, error: err.message }
+        })
+        .finally(() => { sink.push(exit); sink.close() })
+    } else {
+      co.sink?.push(exit)
+      co.sink?.close()
+    }
     // the executor records the result; if its record does not arrive (it died just after answering), write it here
     setTimeout(() => {
       const a = this.records.aspects(co.id)

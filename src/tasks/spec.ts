@@ -3,7 +3,7 @@
  * field that is wrong, before anything is recorded or run.
  */
 import Type from 'typebox'
-import { STRATEGIES, TASK_PAYLOAD_MAX_BYTES, TYPE_HELD_ENV, taskSpec, validator, type Strategy, type TaskSpec } from '../../proto/index.ts'
+import { STRATEGIES, TaskSyncSchema, TASK_PAYLOAD_MAX_BYTES, TYPE_HELD_ENV, taskSpec, validator, type Strategy, type TaskSpec } from '../../proto/index.ts'
 import { InvalidArgumentError, TooLargeError, parseDuration, parseSize } from '../interface/index.ts'
 
 /** The body of POST /v1/tasks. Durations and sizes may be strings ("30s", "4GiB") or numbers (ms, bytes). */
@@ -28,6 +28,8 @@ export const SubmitRequestSchema = Type.Object({
   cwdDefault: Type.Optional(Type.String()),
   /** the client streams the task's stdin to POST /v1/tasks/ID/stdin (else the task's stdin is empty) */
   stdin: Type.Optional(Type.Boolean()),
+  /** a synced tree to run in (the control route turns the client's `{manifest, fetch}` into this, proto/sync.ts) */
+  sync: Type.Optional(TaskSyncSchema),
   strategy: Type.Optional(Type.String()),
   node: Type.Optional(Type.String()),
   /** answer with the task id at once instead of streaming its output */
@@ -99,6 +101,7 @@ export function normalizeSpec (body: unknown, resolveNode: (nameOrId: string) =>
   if (b.cwd !== undefined) spec.cwd = b.cwd
   if (b.cwdDefault !== undefined) spec.cwdDefault = b.cwdDefault
   if (b.stdin === true) spec.stdin = true
+  if (b.sync !== undefined) spec.sync = b.sync
   if (b.node !== undefined) spec.node = resolveNode(b.node)
   taskSpec.parseUser(spec, 'task')
   const opts: SubmitOptions = { detach: b.detach ?? false, encoding: b.encoding ?? 'utf8' }

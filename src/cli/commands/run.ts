@@ -3,6 +3,8 @@ import { DaemonUnreachableError, ProtocolError, parseDuration, parseSize } from 
 import { UsageError, type Command, type CommandContext, type ParsedArgs } from '../command.ts'
 import { printObject } from '../output.ts'
 import { callerDirectory, pumpStdin } from '../stdin-pump.ts'
+import type { uploadTree } from '../sync-client.ts'
+import { SYNC_PROGRESS_MIN_BYTES } from '../../sync/constants.ts'
 
 const kv = (list: string[], flag: string): Record<string, string> => Object.fromEntries(list.map(x => {
   const i = x.indexOf('=')
@@ -64,6 +66,21 @@ export const RUN_OPTION_HELP: Record<string, string> = {
   verbose: 'say where it runs and report retries'
 }
 
+/** `run`'s own flags for shipping a directory with the task (distribute and workflows do not take them yet). */
+const SYNC_OPTIONS = {
+  sync: { type: 'string' },
+  'sync-exclude': { type: 'string', multiple: true },
+  'sync-max': { type: 'string' },
+  fetch: { type: 'string', multiple: true }
+} satisfies NonNullable<Command['options']>
+
+const SYNC_OPTION_HELP: Record<string, string> = {
+  sync: 'ship this directory with the task: it runs in a fresh copy of it (only files the node lacks are sent)',
+  'sync-exclude': 'leave these out of --sync (gitignore syntax, repeatable; .gridignore or .gitignore are read too)',
+  'sync-max': 'refuse a --sync tree larger than this (default 2GiB)',
+  fetch: 'after the task, copy the files it wrote that match this (relative to the --sync DIR, globs allowed) back into DIR (repeatable)'
+}
+
 /** The POST /v1/tasks body those flags say (and the command line after --). */
 export function taskBody (v: ParsedArgs['values'], positionals: string[], env: NodeJS.ProcessEnv, command = 'run'): Record<string, unknown> {
   const body: Record<string, unknown> = {}
@@ -110,14 +127,32 @@ export const runCommand: Command = {
   name: 'run',
   trailingCommand: true,
   summary: 'Runs a command (or a configured task type) on the best node of the cluster, streaming its output; exits with its exit code.',
-  usage: 'run [--node N] [--strategy S] [--session ID] [--gpus N] [--cpus N] [--memory SIZE] [--require CAP]... [--label K=V]... [--region R] [--priority P] [--timeout D] [--retries N] [--retry-on-failure] [--env K=V]... [--cwd DIR] [--no-stdin] [--detach] -- CMD ARGS... | run --type NAME [--payload JSON] [...]',
-  options: RUN_OPTIONS,
-  optionHelp: RUN_OPTION_HELP,
+  usage: 'run [--node N] [--strategy S] [--session ID] [--gpus N] [--cpus N] [--memory SIZE] [--require CAP]... [--label K=V]... [--region R] [--priority P] [--timeout D] [--retries N] [--retry-on-failure] [--env K=V]... [--cwd DIR] [--sync DIR [--sync-exclude GLOB]... [--sync-max SIZE] [--fetch PATH]...] [--no-stdin] [--detach] -- CMD ARGS... | run --type NAME [--payload JSON] [...]',
+  options: { ...RUN_OPTIONS, ...SYNC_OPTIONS },
+  optionHelp: { ...RUN_OPTION_HELP, ...SYNC_OPTION_HELP },
   async run (ctx, args) {
     const v = args.values
     const body = taskBody(v, args.positionals, ctx.env)
     // stdin streams to the task (as with ssh or docker run -i) unless --no-stdin, a typed task (its payload is its
     // stdin), --detach, or a terminal (reading one would steal the shell's keys, and stop a background job)
+    // --sync: DIR hashed (bad input exits 2 here, before anything is sent), and what the daemon lacks uploaded
+    const fetch = Array.isArray(v.fetch) ? v.fetch as string[] : []
+    if (fetch.length > 0 && typeof v.sync !== 'string') throw new UsageError('--fetch needs --sync DIR (its paths are relative to DIR)')
+    if (fetch.length > 0 && v.detach === true) throw new UsageError('--fetch cannot be used with --detach (the files come back when the task ends)')
+    let synced: Awaited<ReturnType<typeof uploadTree>> | undefined
+    if (typeof v.sync === 'string') {
+      let maxBytes: number | undefined
+      if (typeof v['sync-max'] === 'string') {
+        maxBytes = parseSize(v['sync-max'])
+        if (maxBytes === undefined) throw new UsageError(`--sync-max ${JSON.stringify(v['sync-max'])} is not a size (as in 500MiB or 4G)`)
+      }
+      // loaded only for --sync: hashing and the manifest's schema are not every run's start-up cost
+      const { uploadTree } = await import('../sync-client.ts')
+      synced = await uploadTree(ctx.client, v.sync, { excludes: Array.isArray(v['sync-exclude']) ? v['sync-exclude'] as string[] : [], ...(maxBytes === undefined ? {} : { maxBytes }), fetch, err: ctx.err as NodeJS.WritableStream & { isTTY?: boolean }, signal: ctx.signal })
+      body.sync = synced.body
+      delete body.cwdDefault
+      if (v.verbose === true) ctx.err.write(`gridctl: synced ${synced.root}: ${synced.files} files, ${synced.bytes} bytes; ${synced.sentBlobs} blobs (${synced.sentBytes} bytes) were new to this node\n`)
+    }
     const sendStdin = v['no-stdin'] !== true && v.type === undefined && v.detach !== true && process.stdin.isTTY !== true
     if (sendStdin) body.stdin = true
 
@@ -149,6 +184,13 @@ export const runCommand: Command = {
             if (ctx.signal.aborted) onInterrupt()
             if (sendStdin) void pumpStdin(ctx.client, id, process.stdin, stdinDone.signal, err => { ctx.err.write(`gridctl: the task's stdin stopped: ${err.message}\n`) })
             break
+          case 'sync': {
+            // a large tree on its way to the node: progress on a terminal
+            const tty = (ctx.err as { isTTY?: boolean }).isTTY === true
+            if (!tty || ev.totalBytes < SYNC_PROGRESS_MIN_BYTES) break
+            ctx.err.write(`\rgridctl: sending the tree to ${ev.nodeName}: ${(ev.sentBytes / 1048576).toFixed(1)} of ${(ev.totalBytes / 1048576).toFixed(1)} MiB${ev.sentBytes >= ev.totalBytes ? '\n' : ''}`)
+            break
+          }
           case 'placed': if (verbose) ctx.err.write(`gridctl: task ${ev.id} ${ev.attempt > 1 ? `(attempt ${ev.attempt}) ` : ''}placed on ${ev.nodeName}${ev.queued ? ` (${ev.reason ?? 'queued there'})` : ''}\n`); break
           case 'rehomed': if (verbose) ctx.err.write(`gridctl: session ${ev.session} moved ${ev.fromName === null ? '' : `from ${ev.fromName} `}to ${ev.toName}: ${ev.message}\n`); break
           case 'output': {
@@ -165,6 +207,15 @@ export const runCommand: Command = {
             // a warm worker answers with a result rather than output: print it as JSON
             if (!sawOutput && ev.result !== undefined) ctx.out.write(JSON.stringify(ev.result) + '\n')
             if (ev.status !== 'completed' && ev.error !== null) ctx.err.write(`gridctl: task ${ev.id} ${ev.status}: ${ev.error}\n`)
+            if (synced !== undefined && ev.fetched !== undefined) {
+              if (ev.fetched.error !== undefined) { ctx.err.write(`gridctl: --fetch: the task's files could not be brought back: ${ev.fetched.error}\n`); return ev.code === 0 ? 1 : ev.code }
+              if (ev.fetched.manifest === null) ctx.err.write(`gridctl: --fetch: the task wrote no file matching ${fetch.join(', ')}\n`)
+              else {
+                const { writeFetched } = await import('../sync-client.ts')
+                const w = await writeFetched(ctx.client, synced.root, ev.fetched.manifest, ctx.signal)
+                if (verbose) ctx.err.write(`gridctl: --fetch: ${w.written} files written to ${synced.root} (${w.unchanged} unchanged)\n`)
+              }
+            }
             return ev.code
           }
         }

@@ -44,6 +44,8 @@ export function renderStats (s: StatsResponse, opts: { header?: string, width?: 
   return lines.map(l => clip(l, opts.width))
 }
 
+const mib = (b: number): string => `${Math.round(b / 1048576 * 10) / 10} MiB`
+
 export const statsCommand: Command = {
   name: 'stats',
   summary: 'The cluster\'s figures once, summed over its nodes: nodes by state, slots, GPUs, tasks, throughput, sessions.',
@@ -51,8 +53,9 @@ export const statsCommand: Command = {
   async run (ctx, args) {
     requirePositionals(args, [])
     const s = await ctx.client.get<StatsResponse>('/stats', ctx.signal)
+    const cache = s.syncCache === undefined ? [] : [`sync cache ${mib(s.syncCache.bytes)} of ${mib(s.syncCache.limitBytes)} (${s.syncCache.blobs} blobs, this node)`]
     if (ctx.format === 'table') {
-      ctx.out.write(renderStats(s).join('\n') + '\n')
+      ctx.out.write([...renderStats(s), ...cache].join('\n') + '\n')
       return 0
     }
     printObject(ctx.out, ctx.format, [
@@ -61,7 +64,8 @@ export const statsCommand: Command = {
       ['gpus', `${s.gpus.free}/${s.gpus.total} free, utilisation ${s.gpus.utilizationPercent}%`],
       ['tasks', `${s.tasks.running} running, ${s.tasks.queued} queued, ${s.tasks.done} done, ${s.tasks.failed} failed`],
       ['throughput', `${rate(s.tasks.donePerSecond)} done/s, ${rate(s.tasks.failedPerSecond)} failed/s`],
-      ['sessions', `${s.sessions} (${s.workers} with warm workers)`]
+      ['sessions', `${s.sessions} (${s.workers} with warm workers)`],
+      ...(s.syncCache === undefined ? [] : [['sync cache', cache[0] as string] as [string, string]])
     ], s)
     return 0
   }

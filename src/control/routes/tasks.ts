@@ -17,7 +17,10 @@ export function taskRoutes (deps: ControlDeps): Route[] {
       method: 'POST',
       path: '/tasks',
       handler: async req => {
-        const { id, opts, events } = tasks.submit(await req.body())
+        const body = await req.body()
+        // a synced tree: the manifest is stored as a blob, and the spec carries its hash (the files were uploaded first)
+        if (body !== null && typeof body === 'object' && 'sync' in body && deps.sync !== undefined) (body as { sync: unknown }).sync = await deps.sync.accept((body as { sync: unknown }).sync)
+        const { id, opts, events } = tasks.submit(body)
         if (events === undefined) return { status: 201, json: { id } }
         // a client that goes away before the exit (killed, connection dropped) takes its task with it, as ssh does
         req.signal.addEventListener('abort', () => { void tasks.abandoned(id) }, { once: true })

@@ -1,0 +1,139 @@
+/**
+ * bench/sync: `gridctl run --sync` of a generated tree (default 200 MB in 10,000 files) from n1 to n3 of 3 real
+ * daemons on this machine: a run without --sync (the baseline), the first sync, a second after one changed file, and
+ * a third with nothing changed. Reports wall time, what the run added over the baseline, and the bytes n1 sent to n3
+ * (grid_sync_bytes_sent_total) against the bytes changed.
+ *
+ * With --rsync, the same three transfers by rsync over ssh to a local sshd (rsync -a --delete), side by side.
+ *
+ *   npm run bench -- sync [--files N] [--mb N] [--runs N] [--rsync]
+ */
+import { execFileSync, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { connect } from 'node:net'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { fetchMetrics, metricValue } from '../tests/helpers/metrics.ts'
+import { type Gridd, fmt, median, startCluster, table, withCluster } from './lib.ts'
+import { freePort, tempDir, waitFor } from '../tests/helpers/cluster.ts'
+
+const { values } = parseArgs({ options: { files: { type: 'string', default: '10000' }, mb: { type: 'string', default: '200' }, runs: { type: 'string', default: '5' }, rsync: { type: 'boolean', default: false } } })
+const FILES = Number(values.files)
+const BYTES = Number(values.mb) * 1e6
+const RUNS = Number(values.runs)
+
+function generate (): string {
+  const dir = tempDir('grid-bench-sync-')
+  const per = Math.floor(BYTES / FILES)
+  for (let i = 0; i < FILES; i++) {
+    const sub = join(dir, `d${Math.floor(i / 100)}`)
+    if (i % 100 === 0) mkdirSync(sub)
+    writeFileSync(join(sub, `f${i}.bin`), randomBytes(per))
+  }
+  return dir
+}
+
+async function sentBytes (n: Gridd): Promise<number> {
+  const t = await fetchMetrics(n.socket)
+  return metricValue(t, 'grid_sync_bytes_sent_total')
+}
+
+/** Seconds the sending node spent on transfers and the executor on layouts, so far (grid_sync_seconds sums). */
+async function phases (n1: Gridd, n3: Gridd): Promise<{ transfer: number, layout: number }> {
+  return {
+    transfer: metricValue(await fetchMetrics(n1.socket), 'grid_sync_seconds_sum', { phase: 'transfer' }),
+    layout: metricValue(await fetchMetrics(n3.socket), 'grid_sync_seconds_sum', { phase: 'layout' })
+  }
+}
+
+async function timedRun (n1: Gridd, args: string[]): Promise<number> {
+  const t0 = performance.now()
+  const r = await n1.ctl(['run', '--node', 'n3', ...args, '--', 'true'], { timeoutMs: 600_000 })
+  if (r.code !== 0) throw new Error(`gridctl run ${args.join(' ')}: exit ${r.code}: ${r.stderr}`)
+  return performance.now() - t0
+}
+
+/** sshd on a free local port, this user's key authorized (as the deploy tests start one). */
+async function startSshd (): Promise<{ ssh: string, stop: () => void }> {
+  const root = tempDir('grid-bench-sshd-')
+  try { mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }) } catch {}
+  for (const k of ['host', 'client']) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(root, k)], { stdio: 'pipe' })
+  writeFileSync(join(root, 'authorized_keys'), execFileSync('cat', [join(root, 'client.pub')]), { mode: 0o600 })
+  const port = await freePort()
+  writeFileSync(join(root, 'sshd_config'), [`Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${join(root, 'host')}`, `PidFile ${join(root, 'sshd.pid')}`, `AuthorizedKeysFile ${join(root, 'authorized_keys')}`, 'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'StrictModes no', 'UsePAM no', ''].join('\n'))
+  const p = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(root, 'sshd_config')], { stdio: 'ignore' })
+  await waitFor('sshd to listen', async () => await new Promise<boolean>(resolve => { const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true) }); s.on('error', () => { resolve(false) }) }))
+  return { ssh: `ssh -i ${join(root, 'client')} -p ${port} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR`, stop: () => { p.kill('SIGKILL') } }
+}
+
+function rsync (ssh: string, src: string, dest: string): { ms: number, sent: number } {
+  const t0 = performance.now()
+  const out = execFileSync('rsync', ['-a', '--delete', '--stats', '-e', ssh, `${src}/`, `root@127.0.0.1:${dest}/`], { encoding: 'utf8' })
+  const ms = performance.now() - t0
+  const sent = Number((/Total bytes sent: ([\d,]+)/.exec(out)?.[1] ?? '0').replace(/,/g, ''))
+  return { ms, sent }
+}
+
+const c = await startCluster(3)
+await withCluster(c, async () => {
+  await c.converged()
+  const n1 = c.node('n1')
+  const t0 = performance.now()
+  const dir = generate()
+  console.log(`generated ${FILES} files, ${fmt(BYTES / 1e6, 0)} MB in ${fmt((performance.now() - t0) / 1000, 1)} s`)
+  const base: number[] = []
+  for (let i = 0; i < RUNS; i++) base.push(await timedRun(n1, []))
+  const n3 = c.node('n3')
+  const s0 = await sentBytes(n1)
+  const p0 = await phases(n1, n3)
+  const first = await timedRun(n1, ['--sync', dir])
+  const s1 = await sentBytes(n1)
+  const p1 = await phases(n1, n3)
+  const second: number[] = []
+  const secondSent: number[] = []
+  const unchanged: number[] = []
+  for (let i = 0; i < RUNS; i++) {
+    const changed = randomBytes(Math.floor(BYTES / FILES))
+    writeFileSync(join(dir, 'd0', 'f0.bin'), changed)
+    const before = await sentBytes(n1)
+    second.push(await timedRun(n1, ['--sync', dir]))
+    secondSent.push(await sentBytes(n1) - before)
+    unchanged.push(await timedRun(n1, ['--sync', dir]))
+  }
+  const p2 = await phases(n1, n3)
+  const ms = (x: number): string => fmt(x * 1000, 0)
+  table('where the time went (ms): n1 sending to n3, n3 laying the tree out', ['runs', 'transfer', 'layout'], [
+    ['first sync', ms(p1.transfer - p0.transfer), ms(p1.layout - p0.layout)],
+    [`${2 * RUNS} later runs, per run`, ms((p2.transfer - p1.transfer) / (2 * RUNS)), ms((p2.layout - p1.layout) / (2 * RUNS))]
+  ])
+  const per = Math.floor(BYTES / FILES)
+  const b = median(base)
+  if (values.rsync) {
+    const sshd = await startSshd()
+    try {
+      const dest = tempDir('grid-bench-rsync-dest-')
+      const r1 = rsync(sshd.ssh, dir, dest)
+      const r2: Array<{ ms: number, sent: number }> = []
+      const r3: Array<{ ms: number, sent: number }> = []
+      for (let i = 0; i < RUNS; i++) {
+        writeFileSync(join(dir, 'd0', 'f0.bin'), randomBytes(per))
+        r2.push(rsync(sshd.ssh, dir, dest))
+        r3.push(rsync(sshd.ssh, dir, dest))
+      }
+      table(`rsync -a --delete over ssh to a local sshd: the same tree (medians of ${RUNS}; ms)`, ['run', 'wall ms', 'bytes sent', 'throughput'], [
+        ['first', fmt(r1.ms, 0), String(r1.sent), `${fmt(BYTES / 1e6 / (r1.ms / 1000), 0)} MB/s`],
+        ['after 1 changed file', fmt(median(r2.map(r => r.ms)), 0), `${median(r2.map(r => r.sent))} (${fmt(median(r2.map(r => r.sent)) / per, 2)}x the changed bytes)`, '-'],
+        ['nothing changed', fmt(median(r3.map(r => r.ms)), 0), String(median(r3.map(r => r.sent))), '-']
+      ])
+    } finally {
+      sshd.stop()
+    }
+  }
+  table(`sync: ${FILES} files, ${fmt(BYTES / 1e6, 0)} MB, n1 -> n3 (medians of ${RUNS}; ms)`, ['run', 'wall ms', 'added over a plain run', 'bytes sent n1 -> n3', 'throughput'], [
+    ['plain run (no --sync)', fmt(b, 0), '-', '-', '-'],
+    ['first sync', fmt(first, 0), fmt(first - b, 0), String(s1 - s0), `${fmt(BYTES / 1e6 / ((first - b) / 1000), 0)} MB/s`],
+    ['after 1 changed file', fmt(median(second), 0), fmt(median(second) - b, 0), `${median(secondSent)} (${fmt(median(secondSent) / per, 2)}x the changed bytes, manifest included)`, '-'],
+    ['nothing changed', fmt(median(unchanged), 0), fmt(median(unchanged) - b, 0), '0', '-']
+  ])
+})

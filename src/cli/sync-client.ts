@@ -1,0 +1,129 @@
+/**
+ * gridctl run's side of `--sync DIR` and `--fetch PATH`: the manifest of DIR (bad input exits 2 before anything is
+ * sent), the blobs the local daemon lacks uploaded in bounded pieces (with progress on a terminal for large
+ * transfers), and after the task, the files it wrote that match `--fetch` written back into DIR.
+ */
+import { open, realpath, rename, chmod, mkdir, writeFile } from 'node:fs/promises'
+import { dirname, join, sep } from 'node:path'
+import { SYNC_MISSING_BATCH_MAX, SYNC_PIECE_BATCH_MAX_BYTES, SYNC_PIECES_MAX, type Manifest, type ManifestFile } from '../../proto/index.ts'
+import { ProtocolError } from '../interface/index.ts'
+import { buildManifest, hashFile, type BuildOptions } from '../sync/manifest.ts'
+import { decodeManifest, encodeManifest, isFile, sha256Hex } from '../sync/manifest-codec.ts'
+import { SYNC_LANES, SYNC_PROGRESS_MIN_BYTES } from '../sync/constants.ts'
+import { mapLimit } from '../sync/pool.ts'
+import type { ApiClient } from './client.ts'
+
+export interface SyncUpload {
+  /** the `sync` of the POST /v1/tasks body */
+  body: { manifest: string, fetch?: string[] }
+  root: string
+  files: number
+  bytes: number
+  sentBlobs: number
+  sentBytes: number
+}
+
+const mib = (b: number): string => (b / 1048576).toFixed(1)
+
+/** Hashes `dir`, uploads what the daemon lacks, and gives the task's `sync`. */
+export async function uploadTree (client: ApiClient, dir: string, opts: BuildOptions & { fetch?: string[], err: NodeJS.WritableStream & { isTTY?: boolean }, signal?: AbortSignal }): Promise<SyncUpload> {
+  const built = await buildManifest(dir, { ...opts, hashCache: true })
+  const where = new Map<string, ManifestFile>()
+  for (const e of built.manifest.entries) if (isFile(e) && !where.has(e.sha256)) where.set(e.sha256, e)
+  const manifestBytes = encodeManifest(built.manifest)
+  const manifestHash = sha256Hex(manifestBytes)
+  const hashes = [...where.keys(), manifestHash]
+  const missing: string[] = []
+  for (let i = 0; i < hashes.length; i += SYNC_MISSING_BATCH_MAX) {
+    const r = await client.post<{ missing: string[] }>('/sync/missing', { hashes: hashes.slice(i, i + SYNC_MISSING_BATCH_MAX) }, opts.signal)
+    missing.push(...r.missing)
+  }
+  const sizeOf = (h: string): number => h === manifestHash ? manifestBytes.byteLength : where.get(h)?.size ?? 0
+  const total = missing.reduce((s, h) => s + sizeOf(h), 0)
+  const show = opts.err.isTTY === true && total >= SYNC_PROGRESS_MIN_BYTES
+  let sent = 0
+  const readPiece = async (h: string, offset: number, length: number): Promise<Buffer> => {
+    if (h === manifestHash) return manifestBytes.subarray(offset, offset + length)
+    const fh = await open(join(built.root, (where.get(h) as ManifestFile).path), 'r')
+    try {
+      const buf = Buffer.alloc(length)
+      const { bytesRead } = await fh.read(buf, 0, length, offset)
+      return buf.subarray(0, bytesRead)
+    } finally { await fh.close() }
+  }
+  // requests of at most SYNC_PIECE_BATCH_MAX_BYTES: small files together, large ones piece by piece (in order)
+  const batches: Array<Array<{ hash: string, offset: number, length: number }>> = []
+  let cur: Array<{ hash: string, offset: number, length: number }> = []
+  let curBytes = 0
+  const flush = (): void => { if (cur.length > 0) batches.push(cur); cur = []; curBytes = 0 }
+  const large: string[] = []
+  for (const h of missing) {
+    const size = sizeOf(h)
+    if (size > SYNC_PIECE_BATCH_MAX_BYTES / 2) { large.push(h); continue }
+    if (curBytes + size > SYNC_PIECE_BATCH_MAX_BYTES || cur.length >= SYNC_PIECES_MAX) flush()
+    cur.push({ hash: h, offset: 0, length: size })
+    curBytes += size
+  }
+  flush()
+  const upload = async (ranges: Array<{ hash: string, offset: number, length: number }>): Promise<void> => {
+    const pieces = await Promise.all(ranges.map(async r => ({ hash: r.hash, size: sizeOf(r.hash), offset: r.offset, data: (await readPiece(r.hash, r.offset, r.length)).toString('base64') })))
+    const res = await client.post<{ refused: string[] }>('/sync/blobs', { pieces }, opts.signal)
+    if (res.refused.length > 0) {
+      const h = res.refused[0] as string
+      throw new ProtocolError(`--sync: ${h === manifestHash ? 'the manifest' : join(built.root, where.get(h)?.path ?? h)} changed while it was being sent (its content no longer matches its hash); run again`)
+    }
+    sent += ranges.reduce((s, r) => s + r.length, 0)
+    if (show) opts.err.write(`\rgridctl: syncing ${built.root}: ${mib(sent)} of ${mib(total)} MiB`)
+  }
+  type Job = { kind: 'batch', ranges: Array<{ hash: string, offset: number, length: number }> } | { kind: 'large', hash: string }
+  const jobs: Job[] = [...large.map(h => ({ kind: 'large' as const, hash: h })), ...batches.map(b => ({ kind: 'batch' as const, ranges: b }))]
+  await mapLimit(jobs, SYNC_LANES, async j => {
+    if (j.kind === 'batch') { await upload(j.ranges); return }
+    const size = sizeOf(j.hash)
+    for (let off = 0; off < size; off += SYNC_PIECE_BATCH_MAX_BYTES) await upload([{ hash: j.hash, offset: off, length: Math.min(SYNC_PIECE_BATCH_MAX_BYTES, size - off) }])
+  })
+  if (show) opts.err.write('\n')
+  const body: SyncUpload['body'] = { manifest: manifestHash }
+  if (opts.fetch !== undefined && opts.fetch.length > 0) body.fetch = opts.fetch
+  return { body, root: built.root, files: built.files, bytes: built.bytes, sentBlobs: missing.length, sentBytes: total }
+}
+
+async function readBlob (client: ApiClient, hash: string, size: number | undefined, signal?: AbortSignal): Promise<Buffer> {
+  const parts: Buffer[] = []
+  for (let off = 0; ; off += SYNC_PIECE_BATCH_MAX_BYTES) {
+    const length = size === undefined ? SYNC_PIECE_BATCH_MAX_BYTES : Math.min(SYNC_PIECE_BATCH_MAX_BYTES, size - off)
+    if (size !== undefined && length <= 0) break
+    const r = await client.post<{ data: string[] }>('/sync/blobs/read', { ranges: [{ hash, offset: off, length }] }, signal)
+    const d = Buffer.from(r.data[0] ?? '', 'base64')
+    parts.push(d)
+    if (d.byteLength < SYNC_PIECE_BATCH_MAX_BYTES) break
+  }
+  const all = Buffer.concat(parts)
+  if (sha256Hex(all) !== hash) throw new ProtocolError(`--fetch: blob ${hash} came back with other content`)
+  return all
+}
+
+/** Writes the fetched files (manifest `hash` in the local daemon's cache) into `root`; how many were written. */
+export async function writeFetched (client: ApiClient, root: string, hash: string, signal?: AbortSignal): Promise<{ written: number, unchanged: number }> {
+  const m: Manifest = decodeManifest(await readBlob(client, hash, undefined, signal), true)
+  const real = await realpath(root)
+  let written = 0
+  let unchanged = 0
+  for (const e of m.entries) {
+    if (!isFile(e)) continue
+    const dest = join(real, e.path)
+    await mkdir(dirname(dest), { recursive: true })
+    // never write through a link out of the directory
+    const parent = await realpath(dirname(dest))
+    if (parent !== real && !parent.startsWith(real + sep)) throw new ProtocolError(`--fetch: ${e.path} would be written outside ${real}`)
+    const same = await hashFile(dest).then(h => h === e.sha256, () => false)
+    if (same) { unchanged++; continue }
+    const data = await readBlob(client, e.sha256, e.size, signal)
+    const tmp = `${dest}.grid-fetch-${process.pid}`
+    await writeFile(tmp, data, { mode: e.mode & 0o777 })
+    await chmod(tmp, e.mode & 0o777)
+    await rename(tmp, dest)
+    written++
+  }
+  return { written, unchanged }
+}

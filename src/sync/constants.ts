@@ -1,0 +1,27 @@
+/** Defaults and limits of directory sync (`gridctl run --sync DIR`), each with why. */
+
+/** Left out of every synced tree: version control, dependencies that are rebuilt per machine, caches, Grid's own. */
+export const SYNC_DEFAULT_EXCLUDES = ['.git', 'node_modules', '__pycache__', '.venv', '.grid'] as const
+/** The largest tree `--sync` sends unless `--sync-max` says otherwise (2 GiB): a mistake (a data set) is caught early. */
+export const SYNC_MAX_DEFAULT_BYTES = 2 * 1024 ** 3
+/** The blob cache's default bound (executor.syncCacheSize). */
+export const SYNC_CACHE_DEFAULT_BYTES = 10 * 1024 ** 3
+/**
+ * Bytes of blob data per request (1 MiB): far below the RPC's 16 MiB frame, so a frame begun completes in well under
+ * its deadline even on a slow link, and other requests on the stream are not held behind a big one.
+ */
+export const SYNC_CHUNK_BYTES = 1024 * 1024
+/** Piece requests in flight to one peer at once: enough to hide the round trip, few enough to share the stream. */
+export const SYNC_LANES = 4
+/** Manifests remembered per peer as bases for sending the next one as a difference (sync.manifest). */
+export const SYNC_DELTA_BASES_PER_PEER = 8
+/** A blob that arrives with the wrong content is sent again this many times before the sync fails. */
+export const SYNC_RESEND_MAX = 2
+/** A partly received blob that gets no piece for this long is dropped (its sender went away). */
+export const SYNC_PARTIAL_TTL_MS = 60_000
+/** Partly received blobs one source may have open at once (a sender sends a few lanes at a time). */
+export const SYNC_PARTIALS_PER_SOURCE_MAX = 64
+/** Files hashed or copied at once when a manifest is built or a tree laid out. */
+export const SYNC_FS_CONCURRENCY = 16
+/** gridctl shows upload progress on a terminal for transfers larger than this. */
+export const SYNC_PROGRESS_MIN_BYTES = 8 * 1024 * 1024

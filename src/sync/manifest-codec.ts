@@ -1,0 +1,60 @@
+/**
+ * A manifest as a blob: its canonical bytes (entries sorted by path, fields in a fixed order), so the same tree always
+ * has the same manifest hash, and the checks every receiver makes on a manifest's paths before it lays one out.
+ */
+import { createHash } from 'node:crypto'
+import { posix } from 'node:path'
+import { manifest as manifestValidator, type Manifest, type ManifestEntry, type ManifestFile } from '../../proto/index.ts'
+import { InvalidArgumentError, ProtocolError } from '../interface/index.ts'
+
+export const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex')
+
+export const isFile = (e: ManifestEntry): e is ManifestFile => 'sha256' in e
+
+/** The canonical bytes of a manifest (what its hash names). */
+export function encodeManifest (m: Manifest): Buffer {
+  const entries = [...m.entries]
+    .sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0)
+    .map(e => isFile(e) ? { path: e.path, mode: e.mode, size: e.size, sha256: e.sha256 } : { path: e.path, link: e.link })
+  return Buffer.from(JSON.stringify({ version: 1, entries }))
+}
+
+/** A manifest blob's bytes → the manifest, checked (shape and paths); a peer's bad manifest is a ProtocolError. */
+export function decodeManifest (bytes: Uint8Array, fromPeer: boolean): Manifest {
+  let value: unknown
+  try { value = JSON.parse(Buffer.from(bytes).toString('utf8')) } catch (err) { throw new ProtocolError(`a manifest blob is not JSON: ${(err as Error).message}`) }
+  return checkManifest(value, fromPeer)
+}
+
+/** Shape and path checks: relative, normalized, no `..`, no duplicates; links stay inside the tree. */
+export function checkManifest (value: unknown, fromPeer: boolean): Manifest {
+  const m = fromPeer ? manifestValidator.parsePeer(value, 'manifest') : manifestValidator.parseUser(value, 'sync.manifest')
+  const fail = (msg: string): never => { throw fromPeer ? new ProtocolError(`invalid manifest: ${msg}`) : new InvalidArgumentError(`invalid sync.manifest: ${msg}`) }
+  const seen = new Set<string>()
+  for (const e of m.entries) {
+    if (!isSafeRelPath(e.path)) fail(`path ${JSON.stringify(e.path)} is not a normalized relative path inside the tree`)
+    if (seen.has(e.path)) fail(`path ${JSON.stringify(e.path)} appears twice`)
+    seen.add(e.path)
+    if (!isFile(e) && !linkStaysInside(e.path, e.link)) fail(`link ${JSON.stringify(e.path)} points out of the tree (${e.link})`)
+  }
+  return m
+}
+
+export function isSafeRelPath (p: string): boolean {
+  if (p.startsWith('/') || p.includes('\0') || p.includes('\\')) return false
+  return p.split('/').every(part => part !== '' && part !== '.' && part !== '..')
+}
+
+/** Whether a link at `path` (relative to the tree) with `target` resolves, lexically, inside the tree. */
+export function linkStaysInside (path: string, target: string): boolean {
+  if (target.startsWith('/') || target.includes('\0')) return false
+  const resolved = posix.normalize(posix.join(posix.dirname(path), target))
+  return resolved !== '..' && !resolved.startsWith('../') && !posix.isAbsolute(resolved)
+}
+
+/** The distinct blobs of a manifest's files, with their sizes. */
+export function blobsOf (m: Manifest): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const e of m.entries) if (isFile(e)) out.set(e.sha256, e.size)
+  return out
+}

@@ -1,0 +1,203 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Cluster, tempDir, waitFor, type Gridd } from '../helpers/cluster.ts'
+import { finished } from '../helpers/tasks.ts'
+import { fetchMetrics, metricValue } from '../helpers/metrics.ts'
+
+const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex')
+
+/** A project directory: a script, data, and things that must stay behind. */
+function project (): string {
+  const dir = tempDir('grid-sync-project-')
+  mkdirSync(join(dir, 'data'))
+  mkdirSync(join(dir, 'node_modules', 'dep'), { recursive: true })
+  writeFileSync(join(dir, 'train.sh'), '#!/bin/sh\necho "training on $(cat data/in.txt)"\n', { mode: 0o755 })
+  writeFileSync(join(dir, 'data', 'in.txt'), 'dataset-v1')
+  writeFileSync(join(dir, 'data', 'big.bin'), randomBytes(3 * 1024 * 1024 + 17))
+  for (let i = 0; i < 50; i++) writeFileSync(join(dir, 'data', `f${i}.txt`), `file ${i}\n`)
+  writeFileSync(join(dir, 'node_modules', 'dep', 'index.js'), 'module.exports = 1\n')
+  writeFileSync(join(dir, '.gridignore'), 'secret.txt\n')
+  writeFileSync(join(dir, 'secret.txt'), 'do not ship')
+  writeFileSync(join(dir, 'debug.log'), 'log')
+  return dir
+}
+
+describe('run --sync: the code ships with the task', () => {
+  let c: Cluster
+  let n1: Gridd
+  let dir: string
+  const sent = async (n: Gridd): Promise<{ file: number, manifest: number, saved: number }> => {
+    const t = await fetchMetrics(n.socket)
+    return { file: metricValue(t, 'grid_sync_bytes_sent_total', { kind: 'file' }), manifest: metricValue(t, 'grid_sync_bytes_sent_total', { kind: 'manifest' }), saved: metricValue(t, 'grid_sync_bytes_saved_total') }
+  }
+  beforeAll(async () => {
+    c = new Cluster()
+    n1 = await c.add('n1')
+    await c.add('n2')
+    await c.converged()
+    dir = project()
+  })
+  afterAll(async () => { await c?.destroy() })
+
+  it('runs on another node in a copy of the directory, GRID_SYNC_DIR naming it', async () => {
+    const r = await n1.ctl(['run', '--node', 'n2', '--sync', dir, '--', 'sh', '-c', './train.sh && [ "$(pwd)" = "$GRID_SYNC_DIR" ] && [ "$GRID_SYNC_DIR" != "$1" ] && echo cwd-ok && sha256sum data/big.bin', 'sh', dir])
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    const [first, second, third] = r.stdout.trim().split('\n')
+    expect(first).toBe('training on dataset-v1')
+    expect(second).toBe('cwd-ok')
+    expect(third?.split(' ')[0]).toBe(sha(readFileSync(join(dir, 'data', 'big.bin'))))
+  })
+
+  it('sends only the changed file the second time', async () => {
+    // the first sync of this tree happened in the test above; one file changes
+    const before = await sent(n1)
+    writeFileSync(join(dir, 'data', 'in.txt'), 'dataset-v2, longer')
+    const r = await n1.ctl(['run', '--node', 'n2', '--sync', dir, '--', './train.sh'])
+    expect(r).toMatchObject({ code: 0, stdout: 'training on dataset-v2, longer\n' })
+    const after = await sent(n1)
+    expect(after.file - before.file).toBe(Buffer.byteLength('dataset-v2, longer'))
+    expect(after.saved - before.saved).toBeGreaterThan(3 * 1024 * 1024)
+    // the manifest went as its difference from the last one n2 got: the changed entry, not all 55
+    expect(after.manifest - before.manifest).toBeGreaterThan(0)
+    expect(after.manifest - before.manifest).toBeLessThan(400)
+  })
+
+  it('leaves out the defaults, .gridignore\'s patterns and --sync-exclude\'s (on the node it was submitted to)', async () => {
+    const r = await n1.ctl(['run', '--node', 'n1', '--sync', dir, '--sync-exclude', '*.log', '--', 'sh', '-c', '[ "$(pwd)" = "$GRID_SYNC_DIR" ] || echo not-in-tree; for f in node_modules secret.txt debug.log .gridignore train.sh; do [ -e "$f" ] && echo "has $f"; done; true'])
+    expect(r).toMatchObject({ code: 0, stdout: 'has .gridignore\nhas train.sh\n' })
+  })
+
+  it('brings files the task wrote back with --fetch', async () => {
+    const r = await n1.ctl(['run', '--node', 'n2', '--sync', dir, '--fetch', 'out/**', '--fetch', 'model.txt', '--', 'sh', '-c', 'mkdir -p out/sub && echo r1 > out/result.txt && echo r2 > out/sub/deep.txt && echo m > model.txt && echo x > other.txt'])
+    expect(r).toMatchObject({ code: 0 })
+    expect(readFileSync(join(dir, 'out', 'result.txt'), 'utf8')).toBe('r1\n')
+    expect(readFileSync(join(dir, 'out', 'sub', 'deep.txt'), 'utf8')).toBe('r2\n')
+    expect(readFileSync(join(dir, 'model.txt'), 'utf8')).toBe('m\n')
+    expect(existsSync(join(dir, 'other.txt'))).toBe(false)
+  })
+
+  it('gives two tasks on the same tree their own copies', async () => {
+    const script = 'echo "$GRID_TASK_ID" > data/in.txt; sleep 1; cat data/in.txt; [ "$(cat data/f1.txt)" = "file 1" ] && echo same-input'
+    const [a, b] = await Promise.all([
+      n1.ctl(['run', '--node', 'n2', '--sync', dir, '--', 'sh', '-c', script]),
+      n1.ctl(['run', '--node', 'n2', '--sync', dir, '--', 'sh', '-c', script])
+    ])
+    expect(a?.code).toBe(0)
+    expect(b?.code).toBe(0)
+    const [idA] = (a?.stdout ?? '').split('\n')
+    const [idB] = (b?.stdout ?? '').split('\n')
+    expect(idA).not.toBe(idB)
+    expect(a?.stdout).toContain('same-input')
+    // the local directory is untouched
+    expect(readFileSync(join(dir, 'data', 'in.txt'), 'utf8')).toBe('dataset-v2, longer')
+  })
+
+  it('refuses a link out of the directory with exit 2, naming it, before sending anything', async () => {
+    const bad = tempDir('grid-sync-bad-')
+    writeFileSync(join(bad, 'fresh.txt'), randomBytes(64))
+    symlinkSync('/etc/hostname', join(bad, 'escape'))
+    const tasksBefore = (await n1.api.get<unknown[]>('/tasks')).length
+    const r = await n1.ctl(['run', '--node', 'n2', '--sync', bad, '--', 'true'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain(join(bad, 'escape'))
+    expect(r.stderr).toContain('points out of the synced directory')
+    expect((await n1.api.get<unknown[]>('/tasks')).length).toBe(tasksBefore)
+    const fresh = sha(readFileSync(join(bad, 'fresh.txt')))
+    expect((await n1.api.post<{ missing: string[] }>('/sync/missing', { hashes: [fresh] })).missing).toEqual([fresh])
+    const missing = await n1.ctl(['run', '--sync', join(bad, 'nope'), '--', 'true'])
+    expect(missing.code).toBe(2)
+    expect(missing.stderr).toContain(join(bad, 'nope'))
+  })
+
+  it('refuses a blob whose content does not match its hash, and takes it when sent right', async () => {
+    const real = Buffer.from('the real content')
+    const h = sha(real)
+    const forged = await n1.api.post<{ refused: string[] }>('/sync/blobs', { pieces: [{ hash: h, size: 16, offset: 0, data: Buffer.from('a forged content').toString('base64') }] })
+    expect(forged.refused).toEqual([h])
+    expect((await n1.api.post<{ missing: string[] }>('/sync/missing', { hashes: [h] })).missing).toEqual([h])
+    const ok = await n1.api.post<{ refused: string[] }>('/sync/blobs', { pieces: [{ hash: h, size: 16, offset: 0, data: real.toString('base64') }] })
+    expect(ok.refused).toEqual([])
+    expect((await n1.api.post<{ missing: string[] }>('/sync/missing', { hashes: [h] })).missing).toEqual([])
+    expect(metricValue(await fetchMetrics(n1.socket), 'grid_sync_blobs_refused_total')).toBeGreaterThanOrEqual(1)
+  })
+
+  it('tells the client how the transfer to the executor goes (sync events)', async () => {
+    const fresh = tempDir('grid-sync-fresh-')
+    writeFileSync(join(fresh, 'weights.bin'), randomBytes(2 * 1024 * 1024))
+    const r = await n1.ctl(['-o', 'json', 'run', '--node', 'n2', '--sync', fresh, '--', 'true'])
+    expect(r.code).toBe(0)
+    const events = r.stderr.split('\n').filter(l => l.startsWith('{')).map(l => JSON.parse(l) as { type: string, sentBytes?: number, totalBytes?: number, nodeName?: string })
+    const last = events.filter(e => e.type === 'sync').at(-1)
+    expect(last).toMatchObject({ nodeName: 'n2', sentBytes: 2 * 1024 * 1024, totalBytes: 2 * 1024 * 1024 })
+  })
+
+  it('shows the cache size in gridctl stats', async () => {
+    const r = await n1.ctl(['stats'])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/sync cache [0-9.]+ MiB of 10240 MiB \(\d+ blobs, this node\)/)
+  })
+})
+
+const asRoot = process.getuid?.() === 0
+describe.skipIf(!asRoot)(`run --sync with executor.taskUser: the tree is the task user's to use${asRoot ? '' : ' (skipped: needs root)'}`, () => {
+  let c: Cluster
+  let n1: Gridd
+  beforeAll(async () => {
+    c = new Cluster()
+    chmodSync(c.root, 0o755)
+    const cfg = join(c.root, 'gridd.yaml')
+    writeFileSync(cfg, 'executor:\n  taskUser: nobody\n')
+    n1 = await c.add('n1', { args: ['--config', cfg] })
+    await c.add('n2', { args: ['--config', cfg] })
+    await c.converged()
+  })
+  afterAll(async () => { await c?.destroy() })
+
+  it('lets the task user read, run, change and add files in its tree, and fetches what it wrote', async () => {
+    const dir = project()
+    const r = await n1.ctl(['run', '--node', 'n2', '--sync', dir, '--fetch', 'out.txt', '--', 'sh', '-c', 'id -un; ./train.sh && echo more >> data/in.txt && cat data/in.txt && echo made > out.txt'])
+    expect(r.stderr).toBe('')
+    expect(r).toMatchObject({ code: 0, stdout: 'nobody\ntraining on dataset-v1\ndataset-v1more\n' })
+    expect(readFileSync(join(dir, 'out.txt'), 'utf8')).toBe('made\n')
+    // its change stayed in its tree: a second task sees the file as synced
+    const again = await n1.ctl(['run', '--node', 'n2', '--sync', dir, '--', 'cat', 'data/in.txt'])
+    expect(again).toMatchObject({ code: 0, stdout: 'dataset-v1' })
+  })
+})
+
+describe('run --sync: a retry on another node sends only what that node lacks', () => {
+  let c: Cluster
+  let n1: Gridd
+  beforeAll(async () => {
+    c = new Cluster()
+    n1 = await c.add('n1')
+    await c.add('n2', { args: ['--label', 'role=w'] })
+    await c.add('n3', { args: ['--label', 'role=w'] })
+    await c.converged()
+  })
+  afterAll(async () => { await c?.destroy() })
+
+  it('runs attempt 2 on the node that has the tree already without sending its files again', async () => {
+    const dir = project()
+    const tree = (await n1.ctl(['run', '--node', 'n3', '--sync', dir, '--', 'true']))
+    expect(tree.code).toBe(0)
+    // attempt 1 goes to n2 (n3 is draining), which dies while it runs; n3, open again, has every blob
+    expect((await n1.ctl(['drain', 'n3'])).code).toBe(0)
+    await waitFor('n1 to see n3 draining', async () => (await n1.nodes()).find(n => n.name === 'n3')?.drain === true)
+    const marker = join(c.root, 'attempt-1')
+    const r = await n1.ctl(['run', '--detach', '--label', 'role=w', '--sync', dir, '--', 'sh', '-c', `if [ "$GRID_ATTEMPT" = 1 ]; then echo "$GRID_NODE_NAME" > ${marker}; sleep 300; fi; ./train.sh`])
+    const id = r.stdout.trim()
+    await waitFor('attempt 1 to run', () => existsSync(marker))
+    expect(readFileSync(marker, 'utf8')).toBe('n2\n')
+    expect((await n1.ctl(['undrain', 'n3'])).code).toBe(0)
+    await waitFor('n1 to see n3 open again', async () => (await n1.nodes()).find(n => n.name === 'n3')?.drain === false)
+    const before = metricValue(await fetchMetrics(n1.socket), 'grid_sync_bytes_sent_total', { kind: 'file' })
+    await c.node('n2').kill()
+    const done = await finished(n1, id, 90_000)
+    expect(done).toMatchObject({ status: 'completed', nodeName: 'n3', attempts: 2 })
+    expect(metricValue(await fetchMetrics(n1.socket), 'grid_sync_bytes_sent_total', { kind: 'file' })).toBe(before)
+  })
+})

@@ -1,0 +1,125 @@
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, readlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pino from 'pino'
+import { afterAll, describe, expect, it } from 'vitest'
+import { BlobCache, BlobReceiver } from '../../src/sync/index.ts'
+import { layoutTree } from '../../src/sync/layout.ts'
+
+const base = mkdtempSync(join(tmpdir(), 'grid-sync-cache-'))
+afterAll(() => { rmSync(base, { recursive: true, force: true }) })
+const log = pino({ level: 'silent' })
+let n = 0
+const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex')
+function newCache (max = 1 << 30): BlobCache {
+  const c = new BlobCache(join(base, `c${n++}`), max, log)
+  c.open()
+  return c
+}
+
+describe('sync - blob cache', () => {
+  it('keeps a blob under its hash, read-only, and reads ranges of it', async () => {
+    const c = newCache()
+    const h = await c.putBuffer(Buffer.from('hello world'))
+    expect(h).toBe(sha('hello world'))
+    expect(c.has(h)).toBe(true)
+    expect((await c.read(h, 6, 100)).toString()).toBe('world')
+    expect(c.bytes).toBe(11)
+  })
+
+  it('drops the least recently used blobs past its bound, never a pinned one', async () => {
+    const c = newCache(30)
+    const a = await c.putBuffer(Buffer.alloc(10, 'a'))
+    const b = await c.putBuffer(Buffer.alloc(10, 'b'))
+    const cc = await c.putBuffer(Buffer.alloc(10, 'c'))
+    c.path(a) // a used again: b is now the oldest
+    const unpin = c.pin([b])
+    await c.putBuffer(Buffer.alloc(10, 'd'))
+    expect(c.has(b)).toBe(true) // pinned
+    expect(c.has(cc)).toBe(false)
+    expect(c.bytes).toBeLessThanOrEqual(30)
+    unpin()
+    expect(c.bytes).toBeLessThanOrEqual(30)
+  })
+
+  it('after a crash, forgets half-written blobs and finds the complete ones', async () => {
+    const root = join(base, 'crash')
+    const c = new BlobCache(root, 1 << 20, log)
+    c.open()
+    const h = await c.putBuffer(Buffer.from('kept'))
+    writeFileSync(join(root, 'tmp', `${sha('partial')}.abc`), 'part')
+    const again = new BlobCache(root, 1 << 20, log)
+    again.open()
+    expect(again.has(h)).toBe(true)
+    expect(again.has(sha('partial'))).toBe(false)
+    expect(readdirSync(join(root, 'tmp'))).toEqual([])
+  })
+})
+
+describe('sync - receiving blobs', () => {
+  it('assembles a blob from pieces and makes it visible only once whole and checked', async () => {
+    const c = newCache()
+    const r = new BlobReceiver(c, log)
+    const data = Buffer.alloc(3000, 7)
+    const h = sha(data)
+    expect((await r.receive('p', [{ hash: h, size: 3000, offset: 0, data: data.subarray(0, 1000) }])).refused).toEqual([])
+    expect(c.has(h)).toBe(false)
+    await r.receive('p', [{ hash: h, size: 3000, offset: 1000, data: data.subarray(1000, 2000) }, { hash: h, size: 3000, offset: 2000, data: data.subarray(2000) }])
+    expect(c.has(h)).toBe(true)
+    expect(readFileSync(c.path(h)).equals(data)).toBe(true)
+    r.close()
+  })
+
+  it('refuses a blob whose content does not match its hash, and keeps nothing of it', async () => {
+    const c = newCache()
+    let refusedCount = 0
+    const r = new BlobReceiver(c, log, () => { refusedCount++ })
+    const h = sha('the real content')
+    expect((await r.receive('p', [{ hash: h, size: 5, offset: 0, data: Buffer.from('forge') }])).refused).toEqual([h])
+    const big = Buffer.alloc(2000, 1)
+    const hb = sha(big)
+    const bad = Buffer.from(big)
+    bad[1500] = 2
+    await r.receive('p', [{ hash: hb, size: 2000, offset: 0, data: bad.subarray(0, 1000) }])
+    expect((await r.receive('p', [{ hash: hb, size: 2000, offset: 1000, data: bad.subarray(1000) }])).refused).toEqual([hb])
+    expect(c.has(h) || c.has(hb)).toBe(false)
+    expect(refusedCount).toBe(2)
+    expect(readdirSync(join(c.root, 'tmp'))).toEqual([])
+    // sent again, right: taken
+    await r.receive('p', [{ hash: hb, size: 2000, offset: 0, data: big }])
+    expect(c.has(hb)).toBe(true)
+    r.close()
+  })
+
+  it('refuses a piece out of order (its start was lost), so the sender sends the blob again', async () => {
+    const c = newCache()
+    const r = new BlobReceiver(c, log)
+    const data = Buffer.alloc(2000, 3)
+    const h = sha(data)
+    expect((await r.receive('p', [{ hash: h, size: 2000, offset: 1000, data: data.subarray(1000) }])).refused).toEqual([h])
+    r.close()
+  })
+})
+
+describe('sync - layout', () => {
+  it('lays out a fresh tree of copies: writing a file changes neither the cache nor another tree', async () => {
+    const c = newCache()
+    const h = await c.putBuffer(Buffer.from('v1\n'))
+    const m = { version: 1 as const, entries: [{ path: 'src/a.txt', mode: 0o644, size: 3, sha256: h }, { path: 'run.sh', mode: 0o755, size: 3, sha256: h }, { path: 'link.txt', link: 'src/a.txt' }] }
+    const t1 = join(base, 'tree1')
+    const t2 = join(base, 'tree2')
+    await layoutTree(c, m, t1)
+    await layoutTree(c, m, t2)
+    writeFileSync(join(t1, 'src/a.txt'), 'changed by task 1\n')
+    expect(readFileSync(join(t2, 'src/a.txt'), 'utf8')).toBe('v1\n')
+    expect(readFileSync(c.path(h), 'utf8')).toBe('v1\n')
+    expect(readlinkSync(join(t2, 'link.txt'))).toBe('src/a.txt')
+    expect(readFileSync(join(t2, 'link.txt'), 'utf8')).toBe('v1\n')
+    // a retry on the same node starts from a fresh tree, without the last attempt's writes
+    mkdirSync(join(t1, 'out'))
+    await layoutTree(c, m, t1)
+    expect(existsSync(join(t1, 'out'))).toBe(false)
+    expect(readFileSync(join(t1, 'src/a.txt'), 'utf8')).toBe('v1\n')
+  })
+})
