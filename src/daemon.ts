@@ -11,11 +11,12 @@ import { availableParallelism, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { Executor, LocalResources, WorkerPool, resolveTaskUser, type WorkerTypeConfig } from './executor/index.ts'
 import type { Startable } from './interface/index.ts'
+import { NodeHealthMonitor } from './health/index.ts'
 import { Membership } from './membership/index.ts'
 import { Mesh, loadOrCreateIdentity, loadSwarmKey, type SwarmKey } from './mesh/index.ts'
 import { MetricsServer, createRegistry } from './metrics/index.ts'
 import { ForgottenNodes, NodeRegistry, SelfRegistration, Sessions, StateStore } from './state/index.ts'
-import { TaskService, WorkerService } from './tasks/index.ts'
+import { QueueControl, TaskService, WorkerService } from './tasks/index.ts'
 import { lockDataDir } from './util/index.ts'
 import { GRIDD_NODE_FLAGS, VERSION } from './version.ts'
 
@@ -96,7 +97,10 @@ export class Daemon {
         logger: logger.child({ component: 'membership' }),
         registry,
         load: () => resources.load(),
-        isRegistered: id => nodeRegistry.get(id) !== undefined
+        isRegistered: id => nodeRegistry.get(id) !== undefined,
+        // placement (issue 12): this node's health verdict and paused queue ride on its heartbeats
+        selfHealth: () => health.report(),
+        paused: () => executor.isPaused()
       }, {
         cluster: config.cluster,
         name: config.name,
@@ -119,8 +123,17 @@ export class Daemon {
         scratchDir: taskUser === undefined ? join(config.dataDir, 'scratch') : `${config.dataDir}-scratch`,
         scratchRetentionMs: config.taskRetentionMs,
         cgroupRoot: config.executor.cgroupRoot,
-        ...(taskUser === undefined ? {} : { taskUser })
+        ...(taskUser === undefined ? {} : { taskUser }),
+        ...(process.env.GRID_TEST_SPAWN_FAULT_FILE === undefined ? {} : { spawnFaultFile: process.env.GRID_TEST_SPAWN_FAULT_FILE })
       })
+      const health = new NodeHealthMonitor({
+        logger: logger.child({ component: 'health' }),
+        gpuProblem: () => resources.gpusLost(),
+        cannotRun: () => executor.spawnerDown() ? 'its task spawner is not running' : null,
+        slowSince: () => membership.slowSince,
+        peers: () => membership.view().slice(1).map(m => ({ alive: m.state === 'alive', ...(m.health === undefined ? {} : { health: m.health.health }) }))
+      }, { dataDir: config.dataDir, ...config.health })
+      executor.on('task:dispatch', (_id, o) => { if (o.ok) health.dispatched(); else health.dispatchFailed(o.reason) })
       const workerTypes: Record<string, WorkerTypeConfig> = {}
       for (const [name, t] of Object.entries(config.tasks)) {
         if (t.worker === undefined) continue
@@ -170,8 +183,10 @@ export class Daemon {
         pool,
         workers,
         logger: logger.child({ component: 'tasks' }),
-        registry
+        registry,
+        health
       }, { nodeName: config.name, region: config.region, retentionMs: config.taskRetentionMs })
+      const queue = new QueueControl({ peerId: mesh.peerId, rpc: mesh.rpc, members: membership, nodeRegistry, executor, logger: logger.child({ component: 'tasks' }), onPausedChange: () => { membership.heartbeatNow() } })
       const selfRegistration = new SelfRegistration({ store: state, registry: nodeRegistry, forgotten, logger: logger.child({ component: 'registry' }) }, () => ({
         name: config.name,
         addrs: mesh.addrs(),
@@ -227,7 +242,9 @@ export class Daemon {
         workers,
         swarmKeyFingerprint: swarmKey?.fingerprint ?? null,
         metricsStatus: () => metrics.status(),
-        limits: () => executor.limits()
+        limits: () => executor.limits(),
+        health,
+        queue
       }
       const stats = new StatsSampler(controlDeps)
       parts.splice(parts.length - 1, 0, { name: 'stats', part: stats })

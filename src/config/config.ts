@@ -60,6 +60,17 @@ export interface GridConfig {
     /** the user tasks and warm workers run as ('' : gridd's own); checked at start (executor/task-user.ts) */
     taskUser: string
   }
+  /** placement health (issue 12): each node's circuit breaker and what degrades it */
+  health: {
+    /** consecutive dispatch failures (not the task's own exit) that open a node's breaker */
+    ejectAfterFailures: number
+    /** the first ejection's cool-down; each further one adds as much again */
+    baseEjectionMs: number
+    /** at most this share of the alive nodes is ejected at once (at least one may be) */
+    maxEjectedPercent: number
+    /** the data directory's disk is nearly full (the node degraded) below this share free */
+    diskFreeMinPercent: number
+  }
   /** how long finished task records are kept */
   taskRetentionMs: number
   control: {
@@ -123,6 +134,10 @@ export function defaults (): Record<string, unknown> {
     'executor.retainedLogBytes': '256MiB',
     'executor.cgroupRoot': '',
     'executor.taskUser': '',
+    'health.ejectAfterFailures': 5,
+    'health.baseEjection': '30s',
+    'health.maxEjectedPercent': 50,
+    'health.diskFreeMinPercent': 5,
     taskRetention: '24h',
     'control.maxConnections': 512,
     'sessions.maxPerWriter': 10_000,
@@ -173,6 +188,10 @@ export const FIELDS: FieldDef[] = [
   { key: 'executor.retainedLogBytes', env: 'GRID_RETAINED_LOG_BYTES', convert: size(0, 2 ** 44), help: 'output kept for finished tasks, all together (default 256MiB)' },
   { key: 'executor.cgroupRoot', env: 'GRID_CGROUP_ROOT', flag: 'cgroup-root', convert: cgroupRoot, help: 'cgroup that task cgroups go under, as in /grid, or off (default: gridd\'s own cgroup)' },
   { key: 'executor.taskUser', env: 'GRID_TASK_USER', flag: 'task-user', convert: taskUser, help: 'user tasks and warm workers run as, so they cannot read gridd\'s data dir; needs root or CAP_SETUID, CAP_SETGID, CAP_KILL (default: gridd\'s own)' },
+  { key: 'health.ejectAfterFailures', env: 'GRID_HEALTH_EJECT_AFTER_FAILURES', convert: int(1, 1000), help: 'consecutive dispatch failures (spawn, fork, GPU: not the task\'s own exit) that open a node\'s circuit breaker (default 5)' },
+  { key: 'health.baseEjection', env: 'GRID_HEALTH_BASE_EJECTION', convert: duration(100, 3_600_000), help: 'cool-down of a node\'s first ejection; each further one adds as much again, up to 5 minutes (default 30s)' },
+  { key: 'health.maxEjectedPercent', env: 'GRID_HEALTH_MAX_EJECTED_PERCENT', convert: int(0, 100), help: 'most alive nodes ejected at once, in percent (at least one may be; default 50)' },
+  { key: 'health.diskFreeMinPercent', env: 'GRID_HEALTH_DISK_FREE_MIN_PERCENT', convert: int(0, 100), help: 'the node is degraded while its data directory\'s disk has less free, in percent (default 5)' },
   { key: 'taskRetention', env: 'GRID_TASK_RETENTION', flag: 'task-retention', convert: duration(1000, 365 * 86_400_000), help: 'how long finished task records are kept (default 24h)' },
   { key: 'control.maxConnections', env: 'GRID_CONTROL_MAX_CONNECTIONS', convert: int(8, 100_000), help: 'connections the control socket keeps open at once; at the cap the longest-idle one is closed (default 512)' },
   { key: 'sessions.maxPerWriter', env: 'GRID_SESSIONS_MAX', convert: int(1, 10_000_000), help: 'sessions this node may hold (written through it); a put past it is TOO_LARGE (default 10000)' },

@@ -104,6 +104,12 @@ export function loadConfig (sources: ConfigSources = {}): GridConfig {
       cgroupRoot: get('executor.cgroupRoot'),
       taskUser: get('executor.taskUser')
     },
+    health: {
+      ejectAfterFailures: get('health.ejectAfterFailures'),
+      baseEjectionMs: get('health.baseEjection'),
+      maxEjectedPercent: get('health.maxEjectedPercent'),
+      diskFreeMinPercent: get('health.diskFreeMinPercent')
+    },
     taskRetentionMs: get('taskRetention'),
     control: { maxConnections: get('control.maxConnections') },
     sessions: { maxPerWriter: get('sessions.maxPerWriter'), maxBytesPerWriter: get('sessions.maxBytesPerWriter') },

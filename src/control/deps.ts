@@ -5,7 +5,8 @@ import type { LocalResources } from '../executor/index.ts'
 import type { Membership } from '../membership/index.ts'
 import type { Mesh } from '../mesh/index.ts'
 import type { ForgottenNodes, NodeRegistry, Sessions } from '../state/index.ts'
-import type { TaskService, WorkerService } from '../tasks/index.ts'
+import type { QueueControl, TaskService, WorkerService } from '../tasks/index.ts'
+import type { NodeHealthMonitor } from '../health/index.ts'
 
 /**
  * What the endpoints use, handed over by the composition root: each module as the few calls control makes (the
@@ -17,7 +18,7 @@ export interface ControlDeps {
   version: string
   startedAt: number
   mesh: Pick<Mesh, 'peerId' | 'addrs' | 'connections' | 'isConnected' | 'join'>
-  membership: Pick<Membership, 'view' | 'getSelfState' | 'forget'>
+  membership: Pick<Membership, 'view' | 'getSelfState' | 'forget' | 'probes'>
   resources: Pick<LocalResources, 'gpus'>
   nodeRegistry: Pick<NodeRegistry, 'get' | 'list'>
   sessions: Pick<Sessions, 'list' | 'require' | 'put' | 'remove'>
@@ -28,4 +29,8 @@ export interface ControlDeps {
   metricsStatus: () => { enabled: boolean, listen: string | null, error: string | null }
   /** whether task limits are enforced on this node (cgroups) */
   limits: () => LimitsStatus
+  /** this node's own health verdict and its changes (placement, issue 12) */
+  health: Pick<NodeHealthMonitor, 'report' | 'history'>
+  /** queue control: pause, resume, list (placement, issue 12) */
+  queue: Pick<QueueControl, 'setPaused' | 'list'>
 }

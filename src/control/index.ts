@@ -7,7 +7,8 @@
 import type { ControlDeps } from './deps.ts'
 import { callRoute, closeSessionRoute } from './routes/call.ts'
 import { forgetNodeRoute } from './routes/forget.ts'
-import { healthRoute } from './routes/health.ts'
+import { healthDetailRoute, healthRoute } from './routes/health.ts'
+import { queueRoutes } from './routes/queue.ts'
 import { joinRoute } from './routes/join.ts'
 import { metricsRoute } from './routes/metrics.ts'
 import { getNodeRoute, listNodesRoute } from './routes/nodes.ts'
@@ -30,6 +31,8 @@ export function routes (deps: ControlDeps, stats: StatsSampler): Route[] {
     getNodeRoute(deps),
     forgetNodeRoute(deps),
     healthRoute(deps),
+    healthDetailRoute(deps),
+    ...queueRoutes(deps),
     joinRoute(deps),
     metricsRoute(deps.registry),
     ...sessionRoutes(deps),

@@ -4,7 +4,7 @@
  * randomness and this node's recent dispatches come in through the context, so every decision is testable.
  */
 import type { RehomeReason, Strategy } from '../../proto/index.ts'
-import type { MemberState, NodeId } from '../interface/index.ts'
+import type { MemberState, NodeHealth, NodeId } from '../interface/index.ts'
 
 /** What routing knows of a node: static facts (registry) and load (last heartbeat). */
 export interface Candidate {
@@ -30,6 +30,11 @@ export interface Candidate {
   memFreeMiB: number
   running: number
   queued: number
+  /** its own gossiped verdict (absent: healthy): a degraded node is used only when no healthy one fits */
+  health?: NodeHealth
+  healthReason?: string
+  /** its queue is paused: it takes no new tasks */
+  paused?: boolean
 }
 
 export interface Requirements {
@@ -141,9 +146,9 @@ const FILTERS: Filter[] = [
 export function route (nodes: Candidate[], req: Requirements, ctx: RouteContext): RouteResult {
   const alive = nodes.filter(n => n.alive)
   if (req.node !== undefined) return explicit(alive, nodes, req)
-  const open = alive.filter(n => !n.draining)
+  const open = alive.filter(n => takesWork(n))
   const feasible = open.filter(n => fitsStatically(n, req))
-  if (feasible.length > 0) return rank(feasible, req, ctx, nodes)
+  if (feasible.length > 0) return byHealth(feasible, req, ctx, nodes)
   // nodes that left (or are leaving) said goodbye: they are not waited for
   const known = nodes.filter(n => stateOf(n) !== 'left' && (n.alive || stateOf(n) !== 'alive'))
   const fitting = known.filter(n => fitsStatically(n, req))
@@ -152,6 +157,28 @@ export function route (nodes: Candidate[], req: Requirements, ctx: RouteContext)
   // name the requirement nobody meets, looking at every known node (not only those earlier filters kept)
   const culprit = FILTERS.find(g => !known.some(n => g.test(n, req)))
   return { ok: false, reason: culprit === undefined ? `no single node meets every requirement (${describe(req)})` : culprit.explain(req, known) }
+}
+
+/** Alive and taking new tasks: not draining, not paused, not unavailable. */
+function takesWork (n: Candidate): boolean {
+  return !n.draining && n.paused !== true && n.health !== 'unavailable'
+}
+
+function isHealthy (n: Candidate): boolean {
+  return n.health === undefined || n.health === 'healthy'
+}
+
+/**
+ * Healthy nodes first, ranked by the strategy; degraded ones only after them (tried when every healthy one refused),
+ * or ranked alone when no healthy node fits (Envoy's outlier detection: an ejected host is used only in panic).
+ */
+function byHealth (feasible: Candidate[], req: Requirements, ctx: RouteContext, all: Candidate[]): RouteResult {
+  const healthy = feasible.filter(isHealthy)
+  if (healthy.length === 0 || healthy.length === feasible.length) return rank(feasible, req, ctx, all)
+  const r = rank(healthy, req, ctx, all)
+  if (!r.ok) return r
+  const degraded = byLoad(feasible.filter(n => !isHealthy(n)), req, ctx).map(n => n.id)
+  return { ...r, candidates: [...r.candidates, ...degraded] }
 }
 
 function fitsStatically (n: Candidate, req: Requirements): boolean {
@@ -164,7 +191,7 @@ function stateOf (n: Candidate): MemberState {
 
 /** Why the nodes that could run a task cannot take it now: each one's state (draining, suspect, dead). */
 function unavailable (fitting: Candidate[]): string {
-  const why = (n: Candidate): string => n.alive ? 'draining' : stateOf(n)
+  const why = (n: Candidate): string => !n.alive ? stateOf(n) : n.draining ? 'draining' : n.paused === true ? 'paused' : n.health === 'unavailable' ? `unavailable (${n.healthReason ?? 'cannot run tasks now'})` : 'draining'
   if (fitting.length === 1) {
     const n = fitting[0] as Candidate
     return `the only node that can run it, ${n.name}, is ${why(n)}`
@@ -180,6 +207,9 @@ function explicit (alive: Candidate[], all: Candidate[], req: Requirements): Rou
   if (target === undefined) return { ok: false, reason: `no node ${req.node ?? ''} in this cluster` }
   if (!alive.includes(target)) return { ok: false, reason: `node ${target.name} is not alive` }
   if (target.draining) return { ok: false, reason: `node ${target.name} is draining` }
+  // pinned to a paused or unavailable node: the task waits for it (it never moves elsewhere)
+  if (target.paused === true) return { ok: false, wait: true, reason: `node ${target.name} is paused` }
+  if (target.health === 'unavailable') return { ok: false, wait: true, reason: `node ${target.name} is unavailable (${target.healthReason ?? 'cannot run tasks now'})` }
   for (const f of FILTERS) {
     if (!f.test(target, req)) return { ok: false, reason: `node ${target.name} cannot run it: ${f.explain(req, [target]).replace(/^no node/, 'it')}` }
   }
@@ -245,6 +275,8 @@ function ownerProblem (all: Candidate[], owner: NodeId | null | undefined, req: 
   if (n === undefined) return { reason: 'dead', message: `its owner ${owner} is no longer in the cluster` }
   if (!n.alive) return { reason: 'dead', message: `its owner ${n.name} is not alive` }
   if (n.draining) return { reason: 'draining', message: `its owner ${n.name} is draining` }
+  if (n.paused === true) return { reason: 'unfit', message: `its owner ${n.name} is paused` }
+  if (!isHealthy(n)) return { reason: 'unfit', message: `its owner ${n.name} is ${n.health ?? 'degraded'}${n.healthReason === undefined ? '' : ` (${n.healthReason})`}` }
   const f = FILTERS.find(g => !g.test(n, req))
   return { reason: 'unfit', message: `its owner ${n.name} cannot run this task${f === undefined ? '' : `: ${f.explain(req, [n]).replace(/^no node/, 'it')}`}` }
 }

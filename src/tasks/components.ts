@@ -38,6 +38,8 @@ export interface TasksComponents {
   workers?: Pick<WorkerService, 'isWorkerType' | 'cannotServe' | 'call'>
   logger: Logger
   registry: Registry
+  /** this node's circuit breaker: while half-open, one trial task at a time is admitted (placement, issue 12) */
+  health?: { admitTrial: () => boolean }
 }
 
 export interface TasksInit {

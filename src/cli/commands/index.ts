@@ -6,6 +6,7 @@ import { joinCommand } from './join.ts'
 import { keygenCommand } from './keygen.ts'
 import { metricsCommand } from './metrics.ts'
 import { nodesCommand } from './nodes.ts'
+import { queueCommand } from './queue.ts'
 import { runCommand } from './run.ts'
 import { cancelCommand, drainCommand, logsCommand, taskCommand, tasksCommand, undrainCommand } from './tasks.ts'
 import { sessionsCommand } from './sessions.ts'
@@ -24,6 +25,7 @@ export const COMMANDS: Command[] = [
   watchCommand,
   nodesCommand,
   healthCommand,
+  queueCommand,
   drainCommand,
   undrainCommand,
   sessionsCommand,

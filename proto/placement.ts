@@ -1,0 +1,63 @@
+/**
+ * Placement (issue 12): queue control between daemons, and the control API's health, queue and pool shapes.
+ */
+import Type from 'typebox'
+import type { BreakerState, MemberState, NodeHealth } from '../src/interface/index.ts'
+import { method } from './rpc.ts'
+
+const Count = Type.Integer({ minimum: 0, maximum: 1_000_000_000 })
+
+/** RPC `queue.pause`: pause (true) or resume (false) this node's queue; answers with what it holds. */
+export const QueuePause = method('queue.pause', Type.Object({ paused: Type.Boolean() }), Type.Object({ paused: Type.Boolean(), running: Count, queued: Count }))
+
+/** RPC `queue.list`: the tasks waiting in this node's queue, in queue order. */
+export const QueueList = method('queue.list', Type.Object({}), Type.Object({
+  tasks: Type.Array(Type.Object({ task: Type.String({ maxLength: 128 }), priority: Type.Integer(), waitingMs: Type.Number({ minimum: 0 }) }), { maxItems: 1_000_000 })
+}))
+
+/** One entry of `gridctl queue ls` (GET /v1/queue). */
+export interface QueueEntry {
+  task: string
+  node: string
+  nodeName: string
+  priority: number
+  waitingMs: number
+}
+
+/** Answer of POST /v1/queue/pause and /v1/queue/resume: per node reached. */
+export interface QueuePauseEntry {
+  id: string
+  name: string
+  paused: boolean
+  running: number
+  queued: number
+  /** why the node could not be reached (then the other fields are its last known) */
+  error?: string
+}
+
+/** Health fields every node entry and health entry carries. */
+export interface HealthFields {
+  health: NodeHealth
+  healthReason: string
+  /** ISO time when `health` last changed */
+  healthSince: string
+  breaker: BreakerState
+  paused: boolean
+}
+
+/** GET /v1/health/:id: one node's health with its last probes and state changes. */
+export interface HealthDetail extends HealthFields {
+  id: string
+  name: string
+  state: MemberState
+  self: boolean
+  heartbeatAgeMs: number | null
+  rttMs: number | null
+  connected: boolean
+  /** the last 100 direct probes of it, newest last (none for this node itself) */
+  probes: Array<{ at: string, rttMs: number | null, ok: boolean }>
+  /** its membership state changes, newest last */
+  history: Array<{ state: MemberState, at: string, reason: string }>
+  /** its health changes, newest last */
+  healthHistory: Array<{ health: NodeHealth, at: string, reason: string }>
+}
