@@ -15,6 +15,42 @@ export const QueueList = method('queue.list', Type.Object({}), Type.Object({
   tasks: Type.Array(Type.Object({ task: Type.String({ maxLength: 128 }), priority: Type.Integer(), waitingMs: Type.Number({ minimum: 0 }) }), { maxItems: 1_000_000 })
 }))
 
+/**
+ * RPC `queue.steal`: a node with room asks a peer for queued tasks that it could run (work stealing). The victim takes
+ * each one it hands over out of its queue before it answers (it will never start it) and tells the task's coordinator
+ * to offer it to the thief: the handoff is exactly once. `dryRun`: only say which it would hand over; `now`: ignore
+ * how long they waited (rebalance).
+ */
+export const QueueSteal = method('queue.steal', Type.Object({
+  slots: Type.Number({ minimum: 0 }),
+  gpus: Count,
+  memoryBytes: Type.Number({ minimum: 0 }),
+  types: Type.Array(Type.String({ maxLength: 128 }), { maxItems: 1024 }),
+  capabilities: Type.Array(Type.String({ maxLength: 128 }), { maxItems: 1024 }),
+  labels: Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 256 })),
+  region: Type.String({ maxLength: 63 }),
+  max: Type.Integer({ minimum: 1, maximum: 10_000 }),
+  dryRun: Type.Optional(Type.Boolean()),
+  now: Type.Optional(Type.Boolean())
+}), Type.Object({
+  tasks: Type.Array(Type.Object({ task: Type.String({ maxLength: 128 }), priority: Type.Integer(), waitingMs: Type.Number({ minimum: 0 }) }), { maxItems: 10_000 })
+}))
+
+/** RPC `queue.rebalance`: run one round of stealing now, from every peer with queued tasks, and say what moved. */
+export const QueueRebalance = method('queue.rebalance', Type.Object({ dryRun: Type.Boolean() }), Type.Object({
+  moved: Type.Array(Type.Object({ task: Type.String({ maxLength: 128 }), from: Type.String({ maxLength: 128 }), fromName: Type.String({ maxLength: 63 }), priority: Type.Integer() }), { maxItems: 10_000 })
+}))
+
+/** One task `gridctl rebalance` moved (or would move, --dry-run). */
+export interface RebalanceEntry {
+  task: string
+  from: string
+  fromName: string
+  to: string
+  toName: string
+  priority: number
+}
+
 /** One entry of `gridctl queue ls` (GET /v1/queue). */
 export interface QueueEntry {
   task: string

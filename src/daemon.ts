@@ -16,7 +16,7 @@ import { Membership } from './membership/index.ts'
 import { Mesh, loadOrCreateIdentity, loadSwarmKey, type SwarmKey } from './mesh/index.ts'
 import { MetricsServer, createRegistry } from './metrics/index.ts'
 import { ForgottenNodes, NodeRegistry, SelfRegistration, Sessions, StateStore } from './state/index.ts'
-import { QueueControl, TaskService, WorkerService } from './tasks/index.ts'
+import { QueueControl, Stealer, TaskService, WorkerService } from './tasks/index.ts'
 import { lockDataDir } from './util/index.ts'
 import { GRIDD_NODE_FLAGS, VERSION } from './version.ts'
 
@@ -186,6 +186,9 @@ export class Daemon {
         registry,
         health
       }, { nodeName: config.name, region: config.region, retentionMs: config.taskRetentionMs })
+      const stealer = new Stealer({ peerId: mesh.peerId, rpc: mesh.rpc, members: membership, nodeRegistry, executor, health: () => health.report().health, logger: logger.child({ component: 'tasks' }), registry }, {
+        nodeName: config.name, capabilities: [...config.capabilities], labels: { ...config.labels }, region: config.region, enabled: config.placement.steal, stealAfterMs: config.placement.stealAfterMs
+      })
       const queue = new QueueControl({ peerId: mesh.peerId, rpc: mesh.rpc, members: membership, nodeRegistry, executor, logger: logger.child({ component: 'tasks' }), onPausedChange: () => { membership.heartbeatNow() } })
       const selfRegistration = new SelfRegistration({ store: state, registry: nodeRegistry, forgotten, logger: logger.child({ component: 'registry' }) }, () => ({
         name: config.name,
@@ -221,6 +224,7 @@ export class Daemon {
         { name: 'executor', part: executor },
         { name: 'workers', part: pool },
         { name: 'tasks', part: tasks },
+        { name: 'stealer', part: stealer },
         { name: 'worker-service', part: workers },
         { name: 'registration', part: selfRegistration },
         { name: 'metrics', part: metrics },
@@ -244,7 +248,8 @@ export class Daemon {
         metricsStatus: () => metrics.status(),
         limits: () => executor.limits(),
         health,
-        queue
+        queue,
+        stealer
       }
       const stats = new StatsSampler(controlDeps)
       parts.splice(parts.length - 1, 0, { name: 'stats', part: stats })

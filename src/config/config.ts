@@ -71,6 +71,13 @@ export interface GridConfig {
     /** the data directory's disk is nearly full (the node degraded) below this share free */
     diskFreeMinPercent: number
   }
+  /** work stealing (issue 12) */
+  placement: {
+    /** a node with room takes queued tasks from busy peers on its own */
+    steal: boolean
+    /** a queued task waits at least this long before a peer may take it */
+    stealAfterMs: number
+  }
   /** how long finished task records are kept */
   taskRetentionMs: number
   control: {
@@ -138,6 +145,8 @@ export function defaults (): Record<string, unknown> {
     'health.baseEjection': '30s',
     'health.maxEjectedPercent': 50,
     'health.diskFreeMinPercent': 5,
+    'placement.steal': true,
+    'placement.stealAfter': '2s',
     taskRetention: '24h',
     'control.maxConnections': 512,
     'sessions.maxPerWriter': 10_000,
@@ -192,6 +201,8 @@ export const FIELDS: FieldDef[] = [
   { key: 'health.baseEjection', env: 'GRID_HEALTH_BASE_EJECTION', convert: duration(100, 3_600_000), help: 'cool-down of a node\'s first ejection; each further one adds as much again, up to 5 minutes (default 30s)' },
   { key: 'health.maxEjectedPercent', env: 'GRID_HEALTH_MAX_EJECTED_PERCENT', convert: int(0, 100), help: 'most alive nodes ejected at once, in percent (at least one may be; default 50)' },
   { key: 'health.diskFreeMinPercent', env: 'GRID_HEALTH_DISK_FREE_MIN_PERCENT', convert: int(0, 100), help: 'the node is degraded while its data directory\'s disk has less free, in percent (default 5)' },
+  { key: 'placement.steal', env: 'GRID_STEAL', convert: bool, help: 'a node with room takes queued tasks from busy peers (work stealing; default true)' },
+  { key: 'placement.stealAfter', env: 'GRID_STEAL_AFTER', convert: duration(0, 3_600_000), help: 'how long a queued task waits before a peer may take it (default 2s)' },
   { key: 'taskRetention', env: 'GRID_TASK_RETENTION', flag: 'task-retention', convert: duration(1000, 365 * 86_400_000), help: 'how long finished task records are kept (default 24h)' },
   { key: 'control.maxConnections', env: 'GRID_CONTROL_MAX_CONNECTIONS', convert: int(8, 100_000), help: 'connections the control socket keeps open at once; at the cap the longest-idle one is closed (default 512)' },
   { key: 'sessions.maxPerWriter', env: 'GRID_SESSIONS_MAX', convert: int(1, 10_000_000), help: 'sessions this node may hold (written through it); a put past it is TOO_LARGE (default 10000)' },

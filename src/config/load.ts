@@ -110,6 +110,7 @@ export function loadConfig (sources: ConfigSources = {}): GridConfig {
       maxEjectedPercent: get('health.maxEjectedPercent'),
       diskFreeMinPercent: get('health.diskFreeMinPercent')
     },
+    placement: { steal: get('placement.steal'), stealAfterMs: get('placement.stealAfter') },
     taskRetentionMs: get('taskRetention'),
     control: { maxConnections: get('control.maxConnections') },
     sessions: { maxPerWriter: get('sessions.maxPerWriter'), maxBytesPerWriter: get('sessions.maxBytesPerWriter') },

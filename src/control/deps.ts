@@ -5,7 +5,7 @@ import type { LocalResources } from '../executor/index.ts'
 import type { Membership } from '../membership/index.ts'
 import type { Mesh } from '../mesh/index.ts'
 import type { ForgottenNodes, NodeRegistry, Sessions } from '../state/index.ts'
-import type { QueueControl, TaskService, WorkerService } from '../tasks/index.ts'
+import type { QueueControl, Stealer, TaskService, WorkerService } from '../tasks/index.ts'
 import type { NodeHealthMonitor } from '../health/index.ts'
 
 /**
@@ -33,4 +33,6 @@ export interface ControlDeps {
   health: Pick<NodeHealthMonitor, 'report' | 'history'>
   /** queue control: pause, resume, list (placement, issue 12) */
   queue: Pick<QueueControl, 'setPaused' | 'list'>
+  /** gridctl rebalance: queued work moved to nodes with room now */
+  stealer: Pick<Stealer, 'rebalance'>
 }

@@ -129,8 +129,22 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
   spawnerDown (): boolean { return this.started && !this.stopped && !this.processes.running }
 
   /** The tasks waiting in this node's queue, in queue order (gridctl queue ls, work stealing). */
-  queuedTasks (): Array<{ id: string, priority: number, queuedAt: number, spec: TaskSpec, origin: string, coordinator: string }> {
-    return this.queue.list().map(j => ({ id: j.task.id, priority: j.task.spec.priority, queuedAt: j.state.queuedAt ?? 0, spec: j.task.spec, origin: j.task.origin, coordinator: j.task.coordinator }))
+  queuedTasks (): Array<{ id: string, priority: number, queuedAt: number, spec: TaskSpec, origin: string, coordinator: string, stdin: boolean }> {
+    return this.queue.list().map(j => ({ id: j.task.id, priority: j.task.spec.priority, queuedAt: j.state.queuedAt ?? 0, spec: j.task.spec, origin: j.task.origin, coordinator: j.task.coordinator, stdin: j.stdin !== undefined }))
+  }
+
+  /**
+   * Work stealing: takes a queued task out of the queue for another node to run, before it ever starts here; its
+   * watchers hear it ended with `movedTo`, so its coordinator offers it there. False when it is not queued (it started,
+   * ended or is unknown): a task that started never moves.
+   */
+  moveOut (id: string, to: string, toName: string): boolean {
+    const job = this.jobs.get(id)
+    if (job === undefined || !this.queue.remove(job)) return false
+    this.log.info({ task: id, to, toName }, 'queued task handed to another node (work stealing)')
+    this.finish(job, { status: 'failed', lost: true, movedTo: to, error: `moved to ${toName} before it started (work stealing)` })
+    this.dispatch()
+    return true
   }
 
   usage (): ExecutorUsage {

@@ -31,6 +31,8 @@ export type Outcome =
   | { kind: 'refused', reason: string, full?: boolean }
   | { kind: 'done', result: ExecAspect }
   | { kind: 'retry', reason: string }
+  /** the executor handed it, never started, to a node with room (work stealing): offer it there, spending no retry */
+  | { kind: 'moved', node: NodeId, reason: string }
 
 export interface Coordinated {
   id: string
@@ -54,6 +56,8 @@ export interface Coordinated {
    * which keeps names only; it cannot place the task again (a running attempt needs no env and goes on)
    */
   envLost?: string[]
+  /** times it moved to another node before it started (work stealing): those attempts spent no retry */
+  moves?: number
   abort: AbortController
 }
 
@@ -193,10 +197,23 @@ export class Coordinator {
         }
         refusals = 0
         if (outcome.kind === 'done') { this.complete(co, outcome.result); return }
+        if (outcome.kind === 'moved') {
+          // the old executor took it out of its queue before answering: it runs on the thief only (a new attempt, so
+          // the records never mix two executions of one attempt; it spends no retry)
+          co.moves = (co.moves ?? 0) + 1
+          co.coord = { ...co.coord, attempt: co.coord.attempt + 1 }
+          co.placed = false
+          co.offset = 0
+          this.records.writeCoord(co.id, co.coord)
+          this.log.info({ task: co.id, to: outcome.node, attempt: co.coord.attempt }, 'task moved by work stealing')
+          if (co.cancelRequested) { this.finalize(co, 'cancelled', 'cancelled before it started'); return }
+          routed = { ok: true, strategy: co.spec.strategy, candidates: [outcome.node] }
+          continue
+        }
         if (co.cancelRequested) { this.finalize(co, 'cancelled', `cancelled (${outcome.reason})`); return }
         const envLost = this.envLostReason(co)
         if (envLost !== undefined) { this.finalize(co, 'failed', `cannot run it again (${outcome.reason}): ${envLost}`.slice(0, 4096)); return }
-        if (co.coord.attempt >= co.spec.retries + 1) {
+        if (co.coord.attempt >= co.spec.retries + 1 + (co.moves ?? 0)) {
           this.finalize(co, 'failed', `gave up after ${co.coord.attempt} attempt${co.coord.attempt === 1 ? '' : 's'}: ${outcome.reason}`)
           return
         }
@@ -308,9 +325,10 @@ export class Coordinator {
   }
 
   classify (co: Coordinated, result: ExecAspect): Outcome {
+    if (result.movedTo !== undefined && !co.cancelRequested) return { kind: 'moved', node: result.movedTo, reason: result.error ?? 'moved' }
     if (result.lost === true) return { kind: 'retry', reason: result.error ?? `node ${result.nodeName} lost the task` }
     if ((result.status === 'failed' || result.status === 'timeout') && co.spec.retryOnFailure && !co.cancelRequested) {
-      return co.coord.attempt >= co.spec.retries + 1 ? { kind: 'done', result } : { kind: 'retry', reason: result.error ?? result.status }
+      return co.coord.attempt >= co.spec.retries + 1 + (co.moves ?? 0) ? { kind: 'done', result } : { kind: 'retry', reason: result.error ?? result.status }
     }
     return { kind: 'done', result }
   }

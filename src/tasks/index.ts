@@ -17,3 +17,4 @@ export { isDraining, nodeName, requireNode, resolveNode, type RegistryReader } f
 export { EventQueue } from './event-queue.ts'
 export { WorkerService, type WorkerCallRequest, type WorkerCallResult } from './worker-router.ts'
 export { QueueControl, QUEUE_REQUEST_TIMEOUT_MS, type QueueControlComponents } from './queue-control.ts'
+export { Stealer, STEAL_AFTER_MS, STEAL_INTERVAL_MS, type StealerComponents, type StealerInit } from './stealer.ts'

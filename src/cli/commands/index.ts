@@ -7,6 +7,7 @@ import { keygenCommand } from './keygen.ts'
 import { metricsCommand } from './metrics.ts'
 import { nodesCommand } from './nodes.ts'
 import { queueCommand } from './queue.ts'
+import { rebalanceCommand } from './rebalance.ts'
 import { runCommand } from './run.ts'
 import { cancelCommand, drainCommand, logsCommand, taskCommand, tasksCommand, undrainCommand } from './tasks.ts'
 import { sessionsCommand } from './sessions.ts'
@@ -26,6 +27,7 @@ export const COMMANDS: Command[] = [
   nodesCommand,
   healthCommand,
   queueCommand,
+  rebalanceCommand,
   drainCommand,
   undrainCommand,
   sessionsCommand,

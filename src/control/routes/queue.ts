@@ -25,6 +25,16 @@ export function queueRoutes (deps: ControlDeps): Route[] {
       }
     },
     { method: 'POST', path: '/queue/pause', handler: async req => ({ json: await deps.queue.setPaused(true, await target(await req.body())) }) },
+    {
+      // gridctl rebalance [--dry-run]: every node with room takes the queued work it can run, now
+      method: 'POST',
+      path: '/rebalance',
+      handler: async req => {
+        const b = ((await req.body()) ?? {}) as { dryRun?: unknown }
+        if (b.dryRun !== undefined && typeof b.dryRun !== 'boolean') throw new InvalidArgumentError('"dryRun" must be true or false')
+        return { json: await deps.stealer.rebalance(b.dryRun === true) }
+      }
+    },
     { method: 'POST', path: '/queue/resume', handler: async req => ({ json: await deps.queue.setPaused(false, await target(await req.body())) }) }
   ]
 }
