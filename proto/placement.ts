@@ -97,3 +97,37 @@ export interface HealthDetail extends HealthFields {
   /** its health changes, newest last */
   healthHistory: Array<{ health: NodeHealth, at: string, reason: string }>
 }
+
+/** One pool (`gridd --pool NAME`; nodes without one are in `default`): what its nodes hold, summed. */
+export interface PoolEntry {
+  name: string
+  /** known nodes in it, and how many are alive */
+  nodes: number
+  alive: number
+  slots: number
+  freeSlots: number
+  gpus: number
+  freeGpus: number
+  running: number
+  queued: number
+  /** its nodes by health */
+  healthy: number
+  degraded: number
+  unavailable: number
+}
+
+/** GET /v1/pools/:name: the pool and its nodes. */
+export interface PoolDetail extends PoolEntry {
+  members: Array<{ id: string, name: string, state: MemberState, health: NodeHealth, role: 'router' | 'worker' }>
+}
+
+/** One answer of `gridctl discover` (GET /v1/discover): who the DHT rendezvous says provides this cluster's key. */
+export interface DiscoverEntry {
+  id: string
+  addrs: string[]
+  /** this node's membership knows it (alive or suspect) */
+  member: boolean
+  connected: boolean
+  /** where it was found: the DHT rendezvous */
+  source: 'dht'
+}

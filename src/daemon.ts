@@ -107,7 +107,9 @@ export class Daemon {
         version: VERSION,
         ...config.membership
       })
-      const slots = config.executor.slots > 0 ? config.executor.slots : availableParallelism()
+      // --slots 0 makes a router: it routes, coordinates and takes over retries, and runs no task or worker
+      const slots = config.executor.router ? 0 : config.executor.slots > 0 ? config.executor.slots : availableParallelism()
+      if (config.executor.router) logger.info('this node is a router (--slots 0): it runs no tasks or workers')
       const executor = new Executor({ logger: logger.child({ component: 'executor' }), gpus: () => resources.gpus() }, {
         nodeId: mesh.peerId,
         nodeName: config.name,
@@ -124,7 +126,8 @@ export class Daemon {
         scratchRetentionMs: config.taskRetentionMs,
         cgroupRoot: config.executor.cgroupRoot,
         ...(taskUser === undefined ? {} : { taskUser }),
-        ...(process.env.GRID_TEST_SPAWN_FAULT_FILE === undefined ? {} : { spawnFaultFile: process.env.GRID_TEST_SPAWN_FAULT_FILE })
+        ...(process.env.GRID_TEST_SPAWN_FAULT_FILE === undefined ? {} : { spawnFaultFile: process.env.GRID_TEST_SPAWN_FAULT_FILE }),
+        ...(config.executor.router ? { router: true } : {})
       })
       const health = new NodeHealthMonitor({
         logger: logger.child({ component: 'health' }),

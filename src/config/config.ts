@@ -47,8 +47,10 @@ export interface GridConfig {
     rendezvousIntervalMs: number
   }
   executor: {
-    /** CPU slots handed to tasks; 0 means one per CPU */
+    /** CPU slots handed to tasks; 0 means one per CPU unless `router` */
     slots: number
+    /** `--slots 0` given explicitly: a router, which routes and coordinates but runs no task or worker (issue 12) */
+    router: boolean
     /** memory handed to tasks, bytes; 0 means all of the machine's */
     memory: number
     queueLimit: number
@@ -189,7 +191,8 @@ export const FIELDS: FieldDef[] = [
   { key: 'mesh.maxConnections', env: 'GRID_MAX_CONNECTIONS', convert: int(4, 10_000), help: 'most open peer connections (default 200)' },
   { key: 'mesh.dialConcurrency', env: 'GRID_DIAL_CONCURRENCY', convert: int(1, 64), help: 'peers dialled at once when joining (default 4)' },
   { key: 'mesh.rendezvousInterval', env: 'GRID_RENDEZVOUS_INTERVAL', convert: duration(1000, 3_600_000), help: 'how often the DHT is asked for other members (default 10s)' },
-  { key: 'executor.slots', env: 'GRID_SLOTS', flag: 'slots', convert: int(0, 100_000), help: 'CPU slots for tasks (default: one per CPU)' },
+  { key: 'executor.slots', env: 'GRID_SLOTS', flag: 'slots', convert: int(0, 100_000), help: 'CPU slots for tasks (default: one per CPU); 0 makes a router, which runs no task' },
+  { key: 'pool', env: 'GRID_POOL', flag: 'pool', convert: str({ min: 1, max: 63, pattern: /^[A-Za-z0-9][A-Za-z0-9._-]*$/, patternHelp: 'must be letters, digits, ".", "_" or "-"' }), help: 'the pool this node belongs to (the label pool=NAME; default: the pool "default")' },
   { key: 'executor.memory', env: 'GRID_TASK_MEMORY', flag: 'task-memory', convert: size(0, 2 ** 53), help: 'memory for tasks, as in 64GiB (default: all of the machine\'s)' },
   { key: 'executor.queueLimit', env: 'GRID_QUEUE_LIMIT', convert: int(0, 1_000_000), help: 'tasks that may wait on this node for resources (default 1000)' },
   { key: 'executor.killGrace', env: 'GRID_KILL_GRACE', convert: duration(0, 600_000), help: 'time between TERM and KILL when a task is stopped (default 10s)' },

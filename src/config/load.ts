@@ -76,7 +76,8 @@ export function loadConfig (sources: ConfigSources = {}): GridConfig {
     swarmKeyGenerate: !insecure && raw.get('swarmKey') === undefined,
     insecureNoSwarmKey: insecure,
     region: get('region'),
-    labels: get('labels'),
+    // --pool NAME is the label pool=NAME (placement, issue 12)
+    labels: get<string | undefined>('pool') === undefined ? get('labels') : { ...get<Record<string, string>>('labels'), pool: get<string>('pool') },
     capabilities: [...new Set(get<string[]>('capabilities'))],
     logLevel: get('logLevel'),
     nvidiaSmi: get('nvidiaSmi'),
@@ -96,6 +97,7 @@ export function loadConfig (sources: ConfigSources = {}): GridConfig {
     },
     executor: {
       slots: get('executor.slots'),
+      router: raw.get('executor.slots') !== undefined && get<number>('executor.slots') === 0,
       memory: get('executor.memory'),
       queueLimit: get('executor.queueLimit'),
       killGraceMs: get('executor.killGrace'),

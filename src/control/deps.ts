@@ -17,7 +17,7 @@ export interface ControlDeps {
   registry: Registry
   version: string
   startedAt: number
-  mesh: Pick<Mesh, 'peerId' | 'addrs' | 'connections' | 'isConnected' | 'join'>
+  mesh: Pick<Mesh, 'peerId' | 'addrs' | 'connections' | 'isConnected' | 'join' | 'discover'>
   membership: Pick<Membership, 'view' | 'getSelfState' | 'forget' | 'probes'>
   resources: Pick<LocalResources, 'gpus'>
   nodeRegistry: Pick<NodeRegistry, 'get' | 'list'>

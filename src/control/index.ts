@@ -9,6 +9,8 @@ import { callRoute, closeSessionRoute } from './routes/call.ts'
 import { forgetNodeRoute } from './routes/forget.ts'
 import { healthDetailRoute, healthRoute } from './routes/health.ts'
 import { queueRoutes } from './routes/queue.ts'
+import { poolRoutes } from './routes/pools.ts'
+import { discoverRoute } from './routes/discover.ts'
 import { joinRoute } from './routes/join.ts'
 import { metricsRoute } from './routes/metrics.ts'
 import { getNodeRoute, listNodesRoute } from './routes/nodes.ts'
@@ -33,6 +35,8 @@ export function routes (deps: ControlDeps, stats: StatsSampler): Route[] {
     healthRoute(deps),
     healthDetailRoute(deps),
     ...queueRoutes(deps),
+    ...poolRoutes(deps),
+    discoverRoute(deps),
     joinRoute(deps),
     metricsRoute(deps.registry),
     ...sessionRoutes(deps),

@@ -201,7 +201,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
    * taken from what tasks can use until `unreserve`. Undefined when they are not free now.
    */
   reserve (need: ResourceNeed): { gpus: string[] } | undefined {
-    if (this.stopped) return undefined
+    if (this.stopped || this.init.router === true) return undefined
     const held = this.ledger.take(need)
     return held === undefined ? undefined : { gpus: held.gpus }
   }
@@ -213,6 +213,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
 
   /** Could this node ever hold these resources (with nothing else running)? Undefined when yes, else why not. */
   cannotEverHold (need: ResourceNeed): string | undefined {
+    if (this.init.router === true) return 'it is a router (--slots 0): it runs no workers'
     return this.ledger.cannotEverHold(need)
   }
 
@@ -277,6 +278,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
   // ---- internals ----
 
   private cannotEverRun (spec: TaskSpec): string | undefined {
+    if (this.init.router === true) return 'it is a router (--slots 0): it runs no tasks'
     const why = this.ledger.cannotEverHold(spec)
     if (why !== undefined) return why
     if (spec.type !== undefined && this.init.taskTypes[spec.type] === undefined) return `it has no task type ${spec.type} (types: ${this.taskTypes().join(', ') || 'none'})`

@@ -46,6 +46,8 @@ export interface ExecutorInit {
    * the circuit breaker can be exercised on real daemons
    */
   spawnFaultFile?: string
+  /** a router (`--slots 0`): it runs no task and no worker */
+  router?: boolean
 }
 
 export interface ExecutorComponents {

@@ -98,6 +98,20 @@ interface Filter {
 
 const MIB = 1024 * 1024
 
+/** The label every node has for pools (`gridd --pool NAME`); a node without one is in the pool `default`. */
+export const POOL_LABEL = 'pool'
+export const DEFAULT_POOL = 'default'
+
+/** A node's value for label `k`: its own, or for `pool` the default pool when it names none. */
+export function labelOf (labels: Record<string, string>, k: string): string | undefined {
+  return labels[k] ?? (k === POOL_LABEL ? DEFAULT_POOL : undefined)
+}
+
+/** A node is a router (`gridd --slots 0`, no GPUs): it routes and coordinates but never runs a task. */
+export function isRouter (n: Pick<Candidate, 'slots' | 'gpus'>): boolean {
+  return n.slots === 0 && n.gpus === 0
+}
+
 /** Static feasibility: could this node ever run the task (with everything else on it finished)? */
 const FILTERS: Filter[] = [
   {
@@ -126,9 +140,9 @@ const FILTERS: Filter[] = [
     }
   },
   {
-    test: (n, r) => Object.entries(r.labels).every(([k, v]) => n.labels[k] === v),
+    test: (n, r) => Object.entries(r.labels).every(([k, v]) => labelOf(n.labels, k) === v),
     explain: (r, ns) => {
-      const missing = Object.entries(r.labels).filter(([k, v]) => !ns.some(n => n.labels[k] === v)).map(([k, v]) => `${k}=${v}`)
+      const missing = Object.entries(r.labels).filter(([k, v]) => !ns.some(n => labelOf(n.labels, k) === v)).map(([k, v]) => `${k}=${v}`)
       return missing.length > 0 ? `no node has label ${missing.join(', ')}` : `no single node has all of the labels ${Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(', ')}`
     }
   },
@@ -161,7 +175,7 @@ export function route (nodes: Candidate[], req: Requirements, ctx: RouteContext)
 
 /** Alive and taking new tasks: not draining, not paused, not unavailable. */
 function takesWork (n: Candidate): boolean {
-  return !n.draining && n.paused !== true && n.health !== 'unavailable'
+  return !n.draining && n.paused !== true && n.health !== 'unavailable' && !isRouter(n)
 }
 
 function isHealthy (n: Candidate): boolean {
@@ -206,6 +220,7 @@ function explicit (alive: Candidate[], all: Candidate[], req: Requirements): Rou
   const target = all.find(n => n.id === req.node)
   if (target === undefined) return { ok: false, reason: `no node ${req.node ?? ''} in this cluster` }
   if (!alive.includes(target)) return { ok: false, reason: `node ${target.name} is not alive` }
+  if (isRouter(target)) return { ok: false, reason: `node ${target.name} is a router (--slots 0): it runs no tasks` }
   if (target.draining) return { ok: false, reason: `node ${target.name} is draining` }
   // pinned to a paused or unavailable node: the task waits for it (it never moves elsewhere)
   if (target.paused === true) return { ok: false, wait: true, reason: `node ${target.name} is paused` }

@@ -13,6 +13,7 @@ import { Counter, type Registry } from 'prom-client'
 import { QueueRebalance, QueueSteal, type RebalanceEntry, type RequestOf } from '../../proto/index.ts'
 import type { NodeHealth, NodeId } from '../interface/index.ts'
 import type { Executor } from '../executor/index.ts'
+import { labelOf } from '../routing/index.ts'
 import { repeat } from '../util/index.ts'
 import type { TaskMembers, TaskRpc } from './components.ts'
 import { nodeName, type RegistryReader } from './view.ts'
@@ -158,7 +159,7 @@ export class Stealer {
       if (s.cpus > slots || s.gpus > gpus || s.memory > memory) continue
       if (s.type !== undefined && !req.types.includes(s.type)) continue
       if (s.strategy !== 'capability' && !s.require.every(cap => req.capabilities.includes(cap))) continue
-      if (!Object.entries(s.labels).every(([k, v]) => req.labels[k] === v)) continue
+      if (!Object.entries(s.labels).every(([k, v]) => labelOf(req.labels, k) === v)) continue
       if (s.region !== undefined && s.strategy !== 'region' && s.region !== req.region) continue
       if (req.dryRun !== true && !this.c.executor.moveOut(t.id, thief, thiefName)) continue
       if (req.dryRun !== true) this.stolen.inc()

@@ -8,6 +8,8 @@ import { metricsCommand } from './metrics.ts'
 import { nodesCommand } from './nodes.ts'
 import { queueCommand } from './queue.ts'
 import { rebalanceCommand } from './rebalance.ts'
+import { poolsCommand } from './pools.ts'
+import { discoverCommand } from './discover.ts'
 import { runCommand } from './run.ts'
 import { cancelCommand, drainCommand, logsCommand, taskCommand, tasksCommand, undrainCommand } from './tasks.ts'
 import { sessionsCommand } from './sessions.ts'
@@ -28,6 +30,8 @@ export const COMMANDS: Command[] = [
   healthCommand,
   queueCommand,
   rebalanceCommand,
+  poolsCommand,
+  discoverCommand,
   drainCommand,
   undrainCommand,
   sessionsCommand,

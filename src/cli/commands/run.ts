@@ -21,7 +21,7 @@ export const runCommand: Command = {
   name: 'run',
   trailingCommand: true,
   summary: 'Runs a command (or a configured task type) on the best node of the cluster, streaming its output; exits with its exit code.',
-  usage: 'run [--node N] [--strategy S] [--session ID] [--gpus N] [--cpus N] [--memory SIZE] [--require CAP]... [--label K=V]... [--region R] [--priority P] [--timeout D] [--retries N] [--retry-on-failure] [--env K=V]... [--cwd DIR] [--no-stdin] [--detach] -- CMD ARGS... | run --type NAME [--payload JSON] [...]',
+  usage: 'run [--node N] [--strategy S] [--session ID] [--gpus N] [--cpus N] [--memory SIZE] [--require CAP]... [--label K=V]... [--region R] [--pool NAME] [--priority P] [--timeout D] [--retries N] [--retry-on-failure] [--env K=V]... [--cwd DIR] [--no-stdin] [--detach] -- CMD ARGS... | run --type NAME [--payload JSON] [...]',
   options: {
     node: { type: 'string' },
     strategy: { type: 'string' },
@@ -32,6 +32,7 @@ export const runCommand: Command = {
     require: { type: 'string', multiple: true },
     label: { type: 'string', multiple: true },
     region: { type: 'string' },
+    pool: { type: 'string' },
     priority: { type: 'string' },
     timeout: { type: 'string' },
     retries: { type: 'string' },
@@ -54,6 +55,7 @@ export const runCommand: Command = {
     require: 'a capability the node must offer (repeatable)',
     label: 'K=V label the node must have (repeatable)',
     region: 'the region the node must be in',
+    pool: 'the pool the node must be in (gridd --pool; nodes without one are in default)',
     priority: '0-100, higher first (default 50)',
     timeout: 'stop it after this long (TERM, then KILL), as in 30s or 2h; exit 124',
     retries: 'times to run it again elsewhere if its node dies (default 3)',
@@ -101,6 +103,8 @@ export const runCommand: Command = {
     if (v['retry-on-failure'] === true) body.retryOnFailure = true
     if (Array.isArray(v.require)) body.require = v.require
     if (Array.isArray(v.label)) body.labels = kv(v.label as string[], '--label')
+    // --pool NAME: only that pool's nodes (the label pool=NAME; nodes without one are in default)
+    if (typeof v.pool === 'string') body.labels = { ...(body.labels as Record<string, string> | undefined), pool: v.pool }
     if (Array.isArray(v.env)) body.env = kv(v.env as string[], '--env')
     // where it runs unless --cwd says: this directory, when the node has it (as Slurm does)
     const here = typeof v.cwd === 'string' ? undefined : callerDirectory(ctx.env)
