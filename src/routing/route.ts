@@ -83,7 +83,8 @@ export interface SessionPlan {
 }
 
 export type RouteResult =
-  | { ok: true, candidates: NodeId[], strategy: Strategy, session?: SessionPlan }
+  /** `passed`: alive nodes that could run it but were passed by or put last, and why (paused, degraded...: run -v) */
+  | { ok: true, candidates: NodeId[], strategy: Strategy, session?: SessionPlan, passed?: Array<{ name: string, reason: string }> }
   /**
    * No node can take it now. `wait`: a node known to the cluster could run it but is draining, suspect or dead (the
    * task waits for it, with `reason`); otherwise no known node could ever run it (`reason` names the requirement).
@@ -162,7 +163,11 @@ export function route (nodes: Candidate[], req: Requirements, ctx: RouteContext)
   if (req.node !== undefined) return explicit(alive, nodes, req)
   const open = alive.filter(n => takesWork(n))
   const feasible = open.filter(n => fitsStatically(n, req))
-  if (feasible.length > 0) return byHealth(feasible, req, ctx, nodes)
+  if (feasible.length > 0) {
+    const r = byHealth(feasible, req, ctx, nodes)
+    const passed = passedBy(alive, feasible, req)
+    return r.ok && passed.length > 0 ? { ...r, passed } : r
+  }
   // nodes that left (or are leaving) said goodbye: they are not waited for
   const known = nodes.filter(n => stateOf(n) !== 'left' && (n.alive || stateOf(n) !== 'alive'))
   const fitting = known.filter(n => fitsStatically(n, req))
@@ -176,6 +181,19 @@ export function route (nodes: Candidate[], req: Requirements, ctx: RouteContext)
 /** Alive and taking new tasks: not draining, not paused, not unavailable. */
 function takesWork (n: Candidate): boolean {
   return !n.draining && n.paused !== true && n.health !== 'unavailable' && !isRouter(n)
+}
+
+/** The alive nodes that could run the task but are paused or unavailable, or degraded and so ranked last. */
+function passedBy (alive: Candidate[], feasible: Candidate[], req: Requirements): Array<{ name: string, reason: string }> {
+  const out: Array<{ name: string, reason: string }> = []
+  const healthyFits = feasible.some(isHealthy)
+  for (const n of alive) {
+    if (n.draining || isRouter(n) || !fitsStatically(n, req)) continue
+    if (n.paused === true) out.push({ name: n.name, reason: 'paused' })
+    else if (n.health === 'unavailable') out.push({ name: n.name, reason: `unavailable: ${n.healthReason ?? 'cannot run tasks now'}` })
+    else if (n.health === 'degraded' && healthyFits) out.push({ name: n.name, reason: `degraded, tried last: ${n.healthReason ?? ''}` })
+  }
+  return out
 }
 
 function isHealthy (n: Candidate): boolean {

@@ -56,6 +56,8 @@ export interface Coordinated {
    * which keeps names only; it cannot place the task again (a running attempt needs no env and goes on)
    */
   envLost?: string[]
+  /** the nodes routing passed by for the attempt being offered, and why (paused, degraded...), for run -v */
+  passed?: Array<{ name: string, reason: string }>
   /** times it moved to another node before it started (work stealing): those attempts spent no retry */
   moves?: number
   abort: AbortController
@@ -240,6 +242,7 @@ export class Coordinator {
   /** Offers the task to each candidate in turn until one takes it; the session's owner is asked to start it now. */
   private async offerAll (co: Coordinated, routed: Extract<RouteResult, { ok: true }>): Promise<Outcome | undefined> {
     co.session = routed.session
+    co.passed = routed.passed
     let outcome: Outcome | undefined
     for (const node of routed.candidates) {
       const ownerTurn = routed.session?.ownerFirst === true && node === routed.session.owner
@@ -345,7 +348,7 @@ export class Coordinator {
       co.coord = coord
       this.records.writeCoord(co.id, co.coord)
     }
-    co.sink?.push({ type: 'placed', id: co.id, node, nodeName, attempt: co.coord.attempt, queued, ...(queued && reason !== undefined ? { reason } : {}) })
+    co.sink?.push({ type: 'placed', id: co.id, node, nodeName, attempt: co.coord.attempt, queued, ...(queued && reason !== undefined ? { reason } : {}), ...(co.passed === undefined ? {} : { passed: co.passed }) })
     this.rehomeIfMoved(co, node, nodeName)
     // a cancel that arrived while the offer was in flight
     if (co.cancelRequested) void this.cancelOn(node, co.id)

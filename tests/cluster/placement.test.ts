@@ -136,6 +136,9 @@ describe('placement - health, circuit breaker, lost GPUs and queue control on re
     await waitFor('n1 to see n3 paused', async () => (await entry(n1, 'n3')).paused)
     const ids = await Promise.all(Array.from({ length: 6 }, async () => await detach(n1, ['--', 'true'])))
     for (const id of ids) expect((await finished(n1, id)).nodeName).not.toBe('n3')
+    const v = await n1.ctl(['run', '-v', '--', 'true'])
+    expect(v.code).toBe(0)
+    expect(v.stderr).toContain('passed by n3 (paused)')
     const pinned = await detach(n1, ['--node', 'n3', '--', 'echo', 'pinned'])
     await waitFor('the pinned task to wait for n3, saying it is paused', async () => {
       const t = await task(n1, pinned)

@@ -148,7 +148,7 @@ describe('routing - health and paused queues', () => {
 
   it('passes by paused and unavailable nodes, and waits for them (saying so) when only they fit', () => {
     const nodes = [node('p', { paused: true }), node('u', { health: 'unavailable', healthReason: 'its task spawner is not running' }), node('ok')]
-    expect(route(nodes, req(), ctx())).toMatchObject({ ok: true, candidates: ['ok'] })
+    expect(route(nodes, req(), ctx())).toMatchObject({ ok: true, candidates: ['ok'], passed: [{ name: 'p', reason: 'paused' }, { name: 'u', reason: 'unavailable: its task spawner is not running' }] })
     expect(route([nodes[0] as Candidate], req(), ctx())).toEqual({ ok: false, wait: true, reason: 'the only node that can run it, p, is paused' })
     expect(route([nodes[1] as Candidate], req(), ctx())).toMatchObject({ ok: false, wait: true, reason: expect.stringContaining('unavailable (its task spawner is not running)') })
     expect(route(nodes, req({ node: 'p' }), ctx())).toEqual({ ok: false, wait: true, reason: 'node p is paused' })
