@@ -25,13 +25,20 @@ export const STEAL_AFTER_MS = 2_000
 const STEAL_TIMEOUT_MS = 5_000
 /** A task this node took is counted against its room until it arrives, for at most this long. */
 const PROMISED_TTL_MS = 5_000
+/**
+ * A thief keeps each slot busy and this many tasks per slot waiting behind it, so a slot that frees does not idle
+ * for a round trip to the victim (Dask's saturation); a short local queue, which another node may steal in turn.
+ */
+const QUEUED_PER_SLOT = 1
+/** After one of its tasks ends, a node looks for work this soon rather than at the next interval. */
+const STEAL_ON_END_DELAY_MS = 10
 
 export interface StealerComponents {
   peerId: NodeId
   rpc: TaskRpc
   members: Pick<TaskMembers, 'view'>
   nodeRegistry: RegistryReader
-  executor: Pick<Executor, 'usage' | 'queuedTasks' | 'moveOut' | 'isPaused' | 'isDraining' | 'get' | 'slots' | 'taskTypes'>
+  executor: Pick<Executor, 'usage' | 'queuedTasks' | 'moveOut' | 'isPaused' | 'isDraining' | 'get' | 'slots' | 'taskTypes' | 'on'>
   /** this node's own health: a node that is not healthy takes nothing */
   health: () => NodeHealth
   logger: Logger
@@ -56,6 +63,8 @@ export class Stealer {
   /** tasks this node took and expects its coordinator to offer: id → when taken */
   private readonly promised = new Map<string, number>()
   private busy = false
+  private running = false
+  private soon?: NodeJS.Timeout
 
   constructor (private readonly c: StealerComponents, private readonly init: StealerInit) {
     this.stolen = new Counter({ name: 'grid_tasks_stolen_total', help: 'Queued tasks this node handed to a node with room before they started (work stealing and rebalance)', registers: [c.registry] })
@@ -65,10 +74,23 @@ export class Stealer {
 
   start (): void {
     if (!this.init.enabled) return
+    this.running = true
     this.loop = repeat(async () => { await this.tick() }, STEAL_INTERVAL_MS, err => { this.c.logger.warn({ err }, 'work stealing round failed') })
+    // a slot that frees looks for work at once
+    this.c.executor.on('task:state', (_id, state) => {
+      if (!this.running || state.finishedAt === undefined || this.soon !== undefined) return
+      this.soon = setTimeout(() => {
+        this.soon = undefined
+        void this.tick().catch(err => { this.c.logger.warn({ err }, 'work stealing round failed') })
+      }, STEAL_ON_END_DELAY_MS)
+    })
   }
 
-  stop (): void { this.loop?.stop() }
+  stop (): void {
+    this.running = false
+    clearTimeout(this.soon)
+    this.loop?.stop()
+  }
 
   /** gridctl rebalance: every alive node with room takes what it can now; says what moved (or would, dryRun). */
   async rebalance (dryRun: boolean): Promise<RebalanceEntry[]> {
@@ -98,12 +120,12 @@ export class Stealer {
     const ex = this.c.executor
     if (ex.isPaused() || ex.isDraining() || this.c.health() !== 'healthy') return undefined
     const u = ex.usage()
-    if (u.queued > 0) return undefined
     const now = Date.now()
     for (const [id, at] of this.promised) if (now - at > PROMISED_TTL_MS || ex.get(id) !== undefined) this.promised.delete(id)
-    const slots = u.freeSlots - this.promised.size
-    if (slots <= 0) return undefined
-    return { slots, gpus: u.freeGpus, memoryBytes: u.freeMemoryBytes }
+    // its slots busy and QUEUED_PER_SLOT waiting behind each: what it lacks of that, in slots
+    const want = Math.floor(ex.slots * (1 + QUEUED_PER_SLOT) - (ex.slots - u.freeSlots) - u.queued - this.promised.size)
+    if (want <= 0 || u.queued >= ex.slots * QUEUED_PER_SLOT) return undefined
+    return { slots: want, gpus: u.freeGpus, memoryBytes: u.freeMemoryBytes }
   }
 
   /** One round as the thief: asks the peers with queued tasks (the one with most, or all of them), most first. */
