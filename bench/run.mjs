@@ -1,12 +1,12 @@
 // Runs one benchmark: bundles bench/NAME.ts with esbuild (dependencies stay external) and runs it with this Node.
-// Usage: npm run bench -- NAME [ARGS...]   (NAME: cli, membership, state, tasks, workers)
+// Usage: npm run bench -- NAME [ARGS...]   (NAME: cli, membership, placement, state, tasks, workers)
 import { build } from 'esbuild'
 import { mkdirSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 
 const [name, ...rest] = process.argv.slice(2)
 if (name === undefined) {
-  console.error('usage: npm run bench -- NAME [ARGS...]   (cli, membership, state, tasks, workers)')
+  console.error('usage: npm run bench -- NAME [ARGS...]   (cli, membership, placement, state, tasks, workers)')
   process.exit(2)
 }
 mkdirSync('dist/bench', { recursive: true })
