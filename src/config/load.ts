@@ -97,7 +97,7 @@ export function loadConfig (sources: ConfigSources = {}): GridConfig {
     },
     executor: {
       slots: get('executor.slots'),
-      router: raw.get('executor.slots') !== undefined && get<number>('executor.slots') === 0,
+      router: raw.get('executor.slots')?.source !== 'default' && get<number>('executor.slots') === 0,
       memory: get('executor.memory'),
       queueLimit: get('executor.queueLimit'),
       killGraceMs: get('executor.killGrace'),
