@@ -3,7 +3,7 @@
  * and gridctl. Errors are `{"error": {"code", "message"}}` with the HTTP status of the code (src/interface/errors.ts).
  * Streams are NDJSON, one JSON object per line.
  */
-import type { GpuInfo, LoadReport, MemberState, SelfState, WireError } from '../src/interface/index.ts'
+import type { BreakerState, GpuInfo, LoadReport, MemberState, NodeHealth, SelfState, WireError } from '../src/interface/index.ts'
 
 export const API_PREFIX = '/v1'
 
@@ -63,6 +63,13 @@ export interface NodeEntry {
   /** ISO time of the last heartbeat heard (for this node: sent); null if never */
   lastSeen: string | null
   heartbeatAgeMs: number | null
+  /** placement (issue 12): its health, why and since when, its breaker, whether its queue is paused, its role */
+  health: NodeHealth
+  healthReason: string
+  healthSince: string
+  breaker: BreakerState
+  paused: boolean
+  role: 'router' | 'worker'
 }
 
 export interface HealthEntry {
@@ -76,6 +83,11 @@ export interface HealthEntry {
   incarnation: number
   connected: boolean
   history: Array<{ state: MemberState, at: string, reason: string }>
+  health: NodeHealth
+  healthReason: string
+  healthSince: string
+  breaker: BreakerState
+  paused: boolean
 }
 
 export interface SessionEntry {

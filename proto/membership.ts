@@ -36,6 +36,17 @@ export const LoadSchema = Type.Object({
   failed: Type.Optional(Type.Integer({ minimum: 0 }))
 })
 
+/** A node's verdict on its own health (optional: older nodes send none, and are taken as healthy). */
+export const HealthFactsSchema = Type.Object({
+  s: Type.Union([Type.Literal('healthy'), Type.Literal('degraded'), Type.Literal('unavailable')]),
+  /** why, for people */
+  r: Type.String({ maxLength: 300 }),
+  /** epoch ms when `s` last changed */
+  since: NonNeg,
+  br: Type.Union([Type.Literal('closed'), Type.Literal('open'), Type.Literal('half-open')])
+})
+export type HealthFacts = Static<typeof HealthFactsSchema>
+
 export const HeartbeatSchema = Type.Object({
   t: Type.Literal('hb'),
   /** the sender's peer id; must equal the gossip message's signer */
@@ -48,7 +59,10 @@ export const HeartbeatSchema = Type.Object({
   load: LoadSchema,
   ver: Type.String({ maxLength: 32 }),
   /** sender's clock, epoch ms (informative: ages are measured with the receiver's clock) */
-  ts: NonNeg
+  ts: NonNeg,
+  /** placement (issue 12): its own health verdict, and whether its queue is paused; optional for older peers */
+  health: Type.Optional(HealthFactsSchema),
+  paused: Type.Optional(Type.Boolean())
 })
 export type Heartbeat = Static<typeof HeartbeatSchema>
 

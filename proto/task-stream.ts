@@ -18,7 +18,7 @@ export type TaskStreamEvent<Data = string> =
   /** the origin recorded the task; `id` names it from now on */
   | { type: 'accepted', id: string }
   /** an executor took this attempt: running now, or queued there behind other tasks (`reason` says what it waits for) */
-  | { type: 'placed', id: string, node: string, nodeName: string, attempt: number, queued: boolean, reason?: string }
+  | { type: 'placed', id: string, node: string, nodeName: string, attempt: number, queued: boolean, reason?: string, passed?: Array<{ name: string, reason: string }> }
   /** `--sync`: bytes of the task's tree sent so far to the node about to run it, of those it lacked (at most 4 a second) */
   | { type: 'sync', id: string, node: string, nodeName: string, sentBytes: number, totalBytes: number }
   /** the attempt's process started */

@@ -134,7 +134,9 @@ export const ExecAspectSchema = Type.Object({
   /** why a pending attempt waits in this node's queue (what is ahead of it, which resource it lacks) */
   reason: Type.Optional(Type.String({ maxLength: TASK_REASON_MAX_CHARS })),
   /** the authenticated peer that offered the attempt to this executor (its coordinator; this node for a local one) */
-  offeredBy: Type.Optional(Id)
+  offeredBy: Type.Optional(Id),
+  /** work stealing (issue 12): this node took it out of its queue, never started, for that node to run */
+  movedTo: Type.Optional(Id)
 })
 export type ExecAspect = Static<typeof ExecAspectSchema>
 

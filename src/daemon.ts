@@ -11,11 +11,12 @@ import { availableParallelism, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { Executor, LocalResources, WorkerPool, resolveTaskUser, scratchPath, type WorkerTypeConfig } from './executor/index.ts'
 import type { Startable } from './interface/index.ts'
+import { NodeHealthMonitor } from './health/index.ts'
 import { Membership } from './membership/index.ts'
 import { Mesh, loadOrCreateIdentity, loadSwarmKey, type SwarmKey } from './mesh/index.ts'
 import { MetricsServer, createRegistry } from './metrics/index.ts'
 import { Ed25519RecordSigner, ForgottenNodes, NodeRegistry, SelfRegistration, Sessions, StateStore } from './state/index.ts'
-import { TaskService, WorkerService, nodeName as nodeNameOf, resolveNode } from './tasks/index.ts'
+import { QueueControl, Stealer, TaskService, WorkerService, nodeName as nodeNameOf, resolveNode } from './tasks/index.ts'
 import { JobService } from './jobs/index.ts'
 import { SyncService } from './sync/index.ts'
 import { lockDataDir } from './util/index.ts'
@@ -98,7 +99,10 @@ export class Daemon {
         logger: logger.child({ component: 'membership' }),
         registry,
         load: () => resources.load(),
-        isRegistered: id => nodeRegistry.get(id) !== undefined
+        isRegistered: id => nodeRegistry.get(id) !== undefined,
+        // placement (issue 12): this node's health verdict and paused queue ride on its heartbeats
+        selfHealth: () => health.report(),
+        paused: () => executor.isPaused()
       }, {
         cluster: config.cluster,
         name: config.name,
@@ -114,7 +118,9 @@ export class Daemon {
         treeOf: id => scratchPath(scratchDir, id),
         ...(taskUser === undefined ? {} : { taskGroup: taskUser.gid })
       })
-      const slots = config.executor.slots > 0 ? config.executor.slots : availableParallelism()
+      // --slots 0 makes a router: it routes, coordinates and takes over retries, and runs no task or worker
+      const slots = config.executor.router ? 0 : config.executor.slots > 0 ? config.executor.slots : availableParallelism()
+      if (config.executor.router) logger.info('this node is a router (--slots 0): it runs no tasks or workers')
       const executor = new Executor({ logger: logger.child({ component: 'executor' }), gpus: () => resources.gpus() }, {
         nodeId: mesh.peerId,
         nodeName: config.name,
@@ -130,8 +136,18 @@ export class Daemon {
         scratchDir,
         scratchRetentionMs: config.taskRetentionMs,
         cgroupRoot: config.executor.cgroupRoot,
-        ...(taskUser === undefined ? {} : { taskUser })
+        ...(taskUser === undefined ? {} : { taskUser }),
+        ...(process.env.GRID_TEST_SPAWN_FAULT_FILE === undefined ? {} : { spawnFaultFile: process.env.GRID_TEST_SPAWN_FAULT_FILE }),
+        ...(config.executor.router ? { router: true } : {})
       })
+      const health = new NodeHealthMonitor({
+        logger: logger.child({ component: 'health' }),
+        gpuProblem: () => resources.gpusLost(),
+        cannotRun: () => executor.spawnerDown() ? 'its task spawner is not running' : null,
+        slowSince: () => membership.slowSince,
+        peers: () => membership.view().slice(1).map(m => ({ alive: m.state === 'alive', ...(m.health === undefined ? {} : { health: m.health.health }) }))
+      }, { dataDir: config.dataDir, ...config.health })
+      executor.on('task:dispatch', (_id, o) => { if (o.ok) health.dispatched(); else health.dispatchFailed(o.reason) })
       const workerTypes: Record<string, WorkerTypeConfig> = {}
       for (const [name, t] of Object.entries(config.tasks)) {
         if (t.worker === undefined) continue
@@ -182,7 +198,8 @@ export class Daemon {
         workers,
         sync,
         logger: logger.child({ component: 'tasks' }),
-        registry
+        registry,
+        health
       }, { nodeName: config.name, region: config.region, retentionMs: config.taskRetentionMs })
       // jobs: one command over the cluster; their runs are tasks
       const jobs = new JobService({
@@ -196,6 +213,10 @@ export class Daemon {
         logger: logger.child({ component: 'jobs' }),
         registry
       }, { nodeName: config.name, retentionMs: config.taskRetentionMs })
+      const stealer = new Stealer({ peerId: mesh.peerId, rpc: mesh.rpc, members: membership, nodeRegistry, executor, health: () => health.report().health, logger: logger.child({ component: 'tasks' }), registry }, {
+        nodeName: config.name, capabilities: [...config.capabilities], labels: { ...config.labels }, region: config.region, enabled: config.placement.steal, stealAfterMs: config.placement.stealAfterMs
+      })
+      const queue = new QueueControl({ peerId: mesh.peerId, rpc: mesh.rpc, members: membership, nodeRegistry, executor, logger: logger.child({ component: 'tasks' }), onPausedChange: () => { membership.heartbeatNow() } })
       const selfRegistration = new SelfRegistration({ store: state, registry: nodeRegistry, forgotten, logger: logger.child({ component: 'registry' }) }, () => ({
         name: config.name,
         addrs: mesh.addrs(),
@@ -232,6 +253,7 @@ export class Daemon {
         { name: 'workers', part: pool },
         { name: 'tasks', part: tasks },
         { name: 'jobs', part: jobs },
+        { name: 'stealer', part: stealer },
         { name: 'worker-service', part: workers },
         { name: 'registration', part: selfRegistration },
         { name: 'metrics', part: metrics },
@@ -255,7 +277,10 @@ export class Daemon {
         swarmKeyFingerprint: swarmKey?.fingerprint ?? null,
         metricsStatus: () => metrics.status(),
         limits: () => executor.limits(),
-        sync
+        sync,
+        health,
+        queue,
+        stealer
       }
       const stats = new StatsSampler(controlDeps)
       parts.splice(parts.length - 1, 0, { name: 'stats', part: stats })

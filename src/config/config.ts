@@ -52,8 +52,10 @@ export interface GridConfig {
     rendezvousIntervalMs: number
   }
   executor: {
-    /** CPU slots handed to tasks; 0 means one per CPU */
+    /** CPU slots handed to tasks; 0 means one per CPU unless `router` */
     slots: number
+    /** `--slots 0` given explicitly: a router, which routes and coordinates but runs no task or worker (issue 12) */
+    router: boolean
     /** memory handed to tasks, bytes; 0 means all of the machine's */
     memory: number
     queueLimit: number
@@ -66,6 +68,24 @@ export interface GridConfig {
     taskUser: string
     /** bytes of synced files (`gridctl run --sync`) this node's blob cache keeps; least recently used go first */
     syncCacheSize: number
+  }
+  /** placement health (issue 12): each node's circuit breaker and what degrades it */
+  health: {
+    /** consecutive dispatch failures (not the task's own exit) that open a node's breaker */
+    ejectAfterFailures: number
+    /** the first ejection's cool-down; each further one adds as much again */
+    baseEjectionMs: number
+    /** at most this share of the alive nodes is ejected at once (at least one may be) */
+    maxEjectedPercent: number
+    /** the data directory's disk is nearly full (the node degraded) below this share free */
+    diskFreeMinPercent: number
+  }
+  /** work stealing (issue 12) */
+  placement: {
+    /** a node with room takes queued tasks from busy peers on its own */
+    steal: boolean
+    /** a queued task waits at least this long before a peer may take it */
+    stealAfterMs: number
   }
   /** how long finished task records are kept */
   taskRetentionMs: number
@@ -131,6 +151,12 @@ export function defaults (): Record<string, unknown> {
     'executor.cgroupRoot': '',
     'executor.taskUser': '',
     'executor.syncCacheSize': '10GiB',
+    'health.ejectAfterFailures': 5,
+    'health.baseEjection': '30s',
+    'health.maxEjectedPercent': 50,
+    'health.diskFreeMinPercent': 5,
+    'placement.steal': true,
+    'placement.stealAfter': '2s',
     taskRetention: '24h',
     'control.maxConnections': 512,
     'sessions.maxPerWriter': 10_000,
@@ -174,7 +200,8 @@ export const FIELDS: FieldDef[] = [
   { key: 'mesh.maxConnections', env: 'GRID_MAX_CONNECTIONS', convert: int(4, 10_000), help: 'most open peer connections (default 200)' },
   { key: 'mesh.dialConcurrency', env: 'GRID_DIAL_CONCURRENCY', convert: int(1, 64), help: 'peers dialled at once when joining (default 4)' },
   { key: 'mesh.rendezvousInterval', env: 'GRID_RENDEZVOUS_INTERVAL', convert: duration(1000, 3_600_000), help: 'how often the DHT is asked for other members (default 10s)' },
-  { key: 'executor.slots', env: 'GRID_SLOTS', flag: 'slots', convert: int(0, 100_000), help: 'CPU slots for tasks (default: one per CPU)' },
+  { key: 'executor.slots', env: 'GRID_SLOTS', flag: 'slots', convert: int(0, 100_000), help: 'CPU slots for tasks (default: one per CPU); 0 makes a router, which runs no task' },
+  { key: 'pool', env: 'GRID_POOL', flag: 'pool', convert: str({ min: 1, max: 63, pattern: /^[A-Za-z0-9][A-Za-z0-9._-]*$/, patternHelp: 'must be letters, digits, ".", "_" or "-"' }), help: 'the pool this node belongs to (the label pool=NAME; default: the pool "default")' },
   { key: 'executor.memory', env: 'GRID_TASK_MEMORY', flag: 'task-memory', convert: size(0, 2 ** 53), help: 'memory for tasks, as in 64GiB (default: all of the machine\'s)' },
   { key: 'executor.queueLimit', env: 'GRID_QUEUE_LIMIT', convert: int(0, 1_000_000), help: 'tasks that may wait on this node for resources (default 1000)' },
   { key: 'executor.killGrace', env: 'GRID_KILL_GRACE', convert: duration(0, 600_000), help: 'time between TERM and KILL when a task is stopped (default 10s)' },
@@ -183,6 +210,12 @@ export const FIELDS: FieldDef[] = [
   { key: 'executor.cgroupRoot', env: 'GRID_CGROUP_ROOT', flag: 'cgroup-root', convert: cgroupRoot, help: 'cgroup that task cgroups go under, as in /grid, or off (default: gridd\'s own cgroup)' },
   { key: 'executor.taskUser', env: 'GRID_TASK_USER', flag: 'task-user', convert: taskUser, help: 'user tasks and warm workers run as, so they cannot read gridd\'s data dir; needs root or CAP_SETUID, CAP_SETGID, CAP_KILL (default: gridd\'s own)' },
   { key: 'executor.syncCacheSize', env: 'GRID_SYNC_CACHE_SIZE', convert: size(1024 * 1024, 2 ** 50), help: 'bytes of synced files (gridctl run --sync) kept in this node\'s blob cache; least recently used go first (default 10GiB)' },
+  { key: 'health.ejectAfterFailures', env: 'GRID_HEALTH_EJECT_AFTER_FAILURES', convert: int(1, 1000), help: 'consecutive dispatch failures (spawn, fork, GPU: not the task\'s own exit) that open a node\'s circuit breaker (default 5)' },
+  { key: 'health.baseEjection', env: 'GRID_HEALTH_BASE_EJECTION', convert: duration(100, 3_600_000), help: 'cool-down of a node\'s first ejection; each further one adds as much again, up to 5 minutes (default 30s)' },
+  { key: 'health.maxEjectedPercent', env: 'GRID_HEALTH_MAX_EJECTED_PERCENT', convert: int(0, 100), help: 'most alive nodes ejected at once, in percent (at least one may be; default 50)' },
+  { key: 'health.diskFreeMinPercent', env: 'GRID_HEALTH_DISK_FREE_MIN_PERCENT', convert: int(0, 100), help: 'the node is degraded while its data directory\'s disk has less free, in percent (default 5)' },
+  { key: 'placement.steal', env: 'GRID_STEAL', convert: bool, help: 'a node with room takes queued tasks from busy peers (work stealing; default true)' },
+  { key: 'placement.stealAfter', env: 'GRID_STEAL_AFTER', convert: duration(0, 3_600_000), help: 'how long a queued task waits before a peer may take it (default 2s)' },
   { key: 'taskRetention', env: 'GRID_TASK_RETENTION', flag: 'task-retention', convert: duration(1000, 365 * 86_400_000), help: 'how long finished task records are kept (default 24h)' },
   { key: 'control.maxConnections', env: 'GRID_CONTROL_MAX_CONNECTIONS', convert: int(8, 100_000), help: 'connections the control socket keeps open at once; at the cap the longest-idle one is closed (default 512)' },
   { key: 'sessions.maxPerWriter', env: 'GRID_SESSIONS_MAX', convert: int(1, 10_000_000), help: 'sessions this node may hold (written through it); a put past it is TOO_LARGE (default 10000)' },

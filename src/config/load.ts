@@ -76,7 +76,8 @@ export function loadConfig (sources: ConfigSources = {}): GridConfig {
     swarmKeyGenerate: !insecure && raw.get('swarmKey') === undefined,
     insecureNoSwarmKey: insecure,
     region: get('region'),
-    labels: get('labels'),
+    // --pool NAME is the label pool=NAME (placement, issue 12)
+    labels: get<string | undefined>('pool') === undefined ? get('labels') : { ...get<Record<string, string>>('labels'), pool: get<string>('pool') },
     capabilities: [...new Set(get<string[]>('capabilities'))],
     logLevel: get('logLevel'),
     logFormat: get<GridConfig['logFormat'] | undefined>('logFormat') ?? null,
@@ -97,6 +98,7 @@ export function loadConfig (sources: ConfigSources = {}): GridConfig {
     },
     executor: {
       slots: get('executor.slots'),
+      router: raw.get('executor.slots')?.source !== 'default' && get<number>('executor.slots') === 0,
       memory: get('executor.memory'),
       queueLimit: get('executor.queueLimit'),
       killGraceMs: get('executor.killGrace'),
@@ -106,6 +108,13 @@ export function loadConfig (sources: ConfigSources = {}): GridConfig {
       cgroupRoot: get('executor.cgroupRoot'),
       taskUser: get('executor.taskUser')
     },
+    health: {
+      ejectAfterFailures: get('health.ejectAfterFailures'),
+      baseEjectionMs: get('health.baseEjection'),
+      maxEjectedPercent: get('health.maxEjectedPercent'),
+      diskFreeMinPercent: get('health.diskFreeMinPercent')
+    },
+    placement: { steal: get('placement.steal'), stealAfterMs: get('placement.stealAfter') },
     taskRetentionMs: get('taskRetention'),
     control: { maxConnections: get('control.maxConnections') },
     sessions: { maxPerWriter: get('sessions.maxPerWriter'), maxBytesPerWriter: get('sessions.maxBytesPerWriter') },

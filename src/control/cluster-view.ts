@@ -4,7 +4,8 @@
  * started) is `left` if it left gracefully, `suspect` during the first heartbeats, and `dead` after that. Names,
  * draining and the resolution of a name to a node follow tasks' view, so the API and placement agree.
  */
-import type { HealthEntry, NodeEntry } from '../../proto/index.ts'
+import type { HealthDetail, HealthEntry, HealthFields, NodeEntry } from '../../proto/index.ts'
+import { peerHealth } from '../health/index.ts'
 import type { MemberState, MemberView, NodeId } from '../interface/index.ts'
 import { isDraining, nodeName, requireNode } from '../tasks/index.ts'
 import type { ControlDeps } from './deps.ts'
@@ -40,8 +41,39 @@ export function healthEntries (deps: ControlDeps): HealthEntry[] {
     rttMs: v.rttMs === undefined ? null : Math.round(v.rttMs * 1000) / 1000,
     incarnation: v.incarnation,
     connected: v.id === self || deps.mesh.isConnected(v.id),
-    history: v.history.map(h => ({ state: h.state, at: new Date(h.at).toISOString(), reason: h.reason }))
+    history: v.history.map(h => ({ state: h.state, at: new Date(h.at).toISOString(), reason: h.reason })),
+    ...healthFields(deps, v.id, v, v.id === self)
   }))
+}
+
+/** One node's health (GET /v1/health/:id): its entry, its last 100 probes, its state and health changes. */
+export function healthDetail (deps: ControlDeps, idOrName: string): HealthDetail {
+  const members = deps.membership.view()
+  const id = requireNode(members, deps.nodeRegistry, idOrName)
+  const self = id === deps.mesh.peerId
+  const entry = healthEntries(deps).find(h => h.id === id)
+  const iso = (at: number): string => new Date(at).toISOString()
+  const m = members.find(v => v.id === id)
+  const changes = self ? deps.health.history() : (m?.healthHistory ?? [])
+  return {
+    id,
+    name: entry?.name ?? nodeName(id, m, deps.nodeRegistry.get(id)?.value),
+    state: entry?.state ?? 'dead',
+    self,
+    heartbeatAgeMs: entry?.heartbeatAgeMs ?? null,
+    rttMs: entry?.rttMs ?? null,
+    connected: entry?.connected ?? false,
+    ...healthFields(deps, id, m, self),
+    probes: deps.membership.probes(id).map(p => ({ at: iso(p.at), rttMs: p.rttMs, ok: p.ok })),
+    history: entry?.history ?? [],
+    healthHistory: changes.map(h => ({ health: h.health, at: iso(h.at), reason: h.reason }))
+  }
+}
+
+/** health, healthReason, healthSince, breaker, paused: this node's own verdict for itself, the gossiped one for others. */
+function healthFields (deps: ControlDeps, id: NodeId, m: MemberView | undefined, self: boolean): HealthFields {
+  const h = self ? deps.health.report() : peerHealth(m, deps.startedAt)
+  return { health: h.health, healthReason: h.reason, healthSince: new Date(h.since).toISOString(), breaker: h.breaker, paused: m?.paused === true }
 }
 
 function toEntry (deps: ControlDeps, id: NodeId, m: MemberView | undefined, self: boolean, now: number): NodeEntry {
@@ -66,6 +98,9 @@ function toEntry (deps: ControlDeps, id: NodeId, m: MemberView | undefined, self
     incarnation: m?.incarnation ?? 0,
     load: m?.load ?? null,
     lastSeen: m !== undefined && m.lastSeen > 0 ? new Date(m.lastSeen).toISOString() : null,
-    heartbeatAgeMs: m !== undefined && m.lastSeen > 0 ? now - m.lastSeen : null
+    heartbeatAgeMs: m !== undefined && m.lastSeen > 0 ? now - m.lastSeen : null,
+    ...healthFields(deps, id, m, self),
+    // a router (--slots 0, no GPUs) never runs a task
+    role: m?.load !== undefined && m.load.slots === 0 && m.load.gpus === 0 ? 'router' : 'worker'
   }
 }

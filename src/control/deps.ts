@@ -5,7 +5,8 @@ import type { LocalResources } from '../executor/index.ts'
 import type { Membership } from '../membership/index.ts'
 import type { Mesh } from '../mesh/index.ts'
 import type { ForgottenNodes, NodeRegistry, Sessions } from '../state/index.ts'
-import type { TaskService, WorkerService } from '../tasks/index.ts'
+import type { QueueControl, Stealer, TaskService, WorkerService } from '../tasks/index.ts'
+import type { NodeHealthMonitor } from '../health/index.ts'
 import type { JobService } from '../jobs/index.ts'
 import type { SyncService } from '../sync/index.ts'
 
@@ -18,8 +19,8 @@ export interface ControlDeps {
   registry: Registry
   version: string
   startedAt: number
-  mesh: Pick<Mesh, 'peerId' | 'addrs' | 'connections' | 'isConnected' | 'join'>
-  membership: Pick<Membership, 'view' | 'getSelfState' | 'forget'>
+  mesh: Pick<Mesh, 'peerId' | 'addrs' | 'connections' | 'isConnected' | 'join' | 'discover'>
+  membership: Pick<Membership, 'view' | 'getSelfState' | 'forget' | 'probes'>
   resources: Pick<LocalResources, 'gpus'>
   nodeRegistry: Pick<NodeRegistry, 'get' | 'list'>
   sessions: Pick<Sessions, 'list' | 'require' | 'put' | 'remove'>
@@ -33,4 +34,10 @@ export interface ControlDeps {
   sync?: Pick<SyncService, 'accept' | 'missing' | 'put' | 'read' | 'stats'>
   /** whether task limits are enforced on this node (cgroups) */
   limits: () => LimitsStatus
+  /** this node's own health verdict and its changes (placement, issue 12) */
+  health: Pick<NodeHealthMonitor, 'report' | 'history'>
+  /** queue control: pause, resume, list (placement, issue 12) */
+  queue: Pick<QueueControl, 'setPaused' | 'list'>
+  /** gridctl rebalance: queued work moved to nodes with room now */
+  stealer: Pick<Stealer, 'rebalance'>
 }

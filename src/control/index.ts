@@ -7,7 +7,10 @@
 import type { ControlDeps } from './deps.ts'
 import { callRoute, closeSessionRoute } from './routes/call.ts'
 import { forgetNodeRoute } from './routes/forget.ts'
-import { healthRoute } from './routes/health.ts'
+import { healthDetailRoute, healthRoute } from './routes/health.ts'
+import { queueRoutes } from './routes/queue.ts'
+import { poolRoutes } from './routes/pools.ts'
+import { discoverRoute } from './routes/discover.ts'
 import { joinRoute } from './routes/join.ts'
 import { metricsRoute } from './routes/metrics.ts'
 import { getNodeRoute, listNodesRoute } from './routes/nodes.ts'
@@ -32,6 +35,10 @@ export function routes (deps: ControlDeps, stats: StatsSampler): Route[] {
     getNodeRoute(deps),
     forgetNodeRoute(deps),
     healthRoute(deps),
+    healthDetailRoute(deps),
+    ...queueRoutes(deps),
+    ...poolRoutes(deps),
+    discoverRoute(deps),
     joinRoute(deps),
     metricsRoute(deps.registry),
     ...sessionRoutes(deps),

@@ -11,6 +11,7 @@
  * - Every state change is an event (`task:state`): the tasks module turns them into replicated records.
  */
 import { EventEmitter } from 'node:events'
+import { existsSync } from 'node:fs'
 import type { Logger } from 'pino'
 import { TASK_REASON_MAX_CHARS, TASK_RESULT_MAX_BYTES, type ExecAspect, type TaskSpec } from '../../proto/index.ts'
 import { InvalidConfigError, NotFoundError, UnavailableError, UnsatisfiableError, type Startable } from '../interface/index.ts'
@@ -40,7 +41,10 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
   private doneCount = 0
   private failedCount = 0
   private draining = false
+  /** queue control (issue 12): takes no new tasks and starts none of its queued ones; running ones go on */
+  private paused = false
   private stopped = false
+  private started = false
   private sweeper?: NodeJS.Timeout
   private readonly log: Logger
   /** each task's cgroup with its limits (none without `cgroupRoot`) */
@@ -64,6 +68,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
   }
 
   start (): void {
+    this.started = true
     const reaped = reapOrphans(this.init.nodeId)
     if (reaped > 0) this.log.warn({ processes: reaped }, 'killed task processes left behind by an earlier run of this node')
     this.cgroups?.setup()
@@ -109,6 +114,39 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
 
   isDraining (): boolean { return this.draining }
 
+  /** Pauses (or resumes) this node's queue: a paused node admits nothing and starts none of its queued tasks. */
+  setPaused (paused: boolean): { running: number, queued: number } {
+    const was = this.paused
+    this.paused = paused
+    if (was !== paused) this.log.info({ paused, queued: this.queue.length, running: this.running.size }, paused ? 'queue paused' : 'queue resumed')
+    if (!paused) this.dispatch()
+    return { running: this.running.size, queued: this.queue.length }
+  }
+
+  isPaused (): boolean { return this.paused }
+
+  /** Started, not stopping, and its spawner is not running: it cannot run anything now. */
+  spawnerDown (): boolean { return this.started && !this.stopped && !this.processes.running }
+
+  /** The tasks waiting in this node's queue, in queue order (gridctl queue ls, work stealing). */
+  queuedTasks (): Array<{ id: string, priority: number, queuedAt: number, spec: TaskSpec, origin: string, coordinator: string, stdin: boolean }> {
+    return this.queue.list().map(j => ({ id: j.task.id, priority: j.task.spec.priority, queuedAt: j.state.queuedAt ?? 0, spec: j.task.spec, origin: j.task.origin, coordinator: j.task.coordinator, stdin: j.stdin !== undefined }))
+  }
+
+  /**
+   * Work stealing: takes a queued task out of the queue for another node to run, before it ever starts here; its
+   * watchers hear it ended with `movedTo`, so its coordinator offers it there. False when it is not queued (it started,
+   * ended or is unknown): a task that started never moves.
+   */
+  moveOut (id: string, to: string, toName: string): boolean {
+    const job = this.jobs.get(id)
+    if (job === undefined || !this.queue.remove(job)) return false
+    this.log.info({ task: id, to, toName }, 'queued task handed to another node (work stealing)')
+    this.finish(job, { status: 'failed', lost: true, movedTo: to, error: `moved to ${toName} before it started (work stealing)` })
+    this.dispatch()
+    return true
+  }
+
   usage (): ExecutorUsage {
     return {
       running: this.running.size,
@@ -139,6 +177,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
       return { queued: existing.state.status === 'pending' }
     }
     if (this.stopped || this.draining) throw new UnavailableError(`node ${this.init.nodeName} is ${this.stopped ? 'stopping' : 'draining'}`)
+    if (this.paused) throw new UnavailableError(`node ${this.init.nodeName}'s queue is paused`)
     const why = this.cannotEverRun(task.spec)
     if (why !== undefined) throw new UnsatisfiableError(`node ${this.init.nodeName} cannot run it: ${why}`)
     if (this.queue.full && !this.ledger.fits(task.spec)) throw new UnavailableError(`node ${this.init.nodeName}'s queue is full (${this.init.queueLimit} tasks)`)
@@ -162,7 +201,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
    * taken from what tasks can use until `unreserve`. Undefined when they are not free now.
    */
   reserve (need: ResourceNeed): { gpus: string[] } | undefined {
-    if (this.stopped) return undefined
+    if (this.stopped || this.init.router === true) return undefined
     const held = this.ledger.take(need)
     return held === undefined ? undefined : { gpus: held.gpus }
   }
@@ -174,6 +213,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
 
   /** Could this node ever hold these resources (with nothing else running)? Undefined when yes, else why not. */
   cannotEverHold (need: ResourceNeed): string | undefined {
+    if (this.init.router === true) return 'it is a router (--slots 0): it runs no workers'
     return this.ledger.cannotEverHold(need)
   }
 
@@ -238,6 +278,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
   // ---- internals ----
 
   private cannotEverRun (spec: TaskSpec): string | undefined {
+    if (this.init.router === true) return 'it is a router (--slots 0): it runs no tasks'
     const why = this.ledger.cannotEverHold(spec)
     if (why !== undefined) return why
     if (spec.type !== undefined && this.init.taskTypes[spec.type] === undefined) return `it has no task type ${spec.type} (types: ${this.taskTypes().join(', ') || 'none'})`
@@ -246,7 +287,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
 
   /** Starts queued tasks that fit, highest priority first; a smaller task may start past a blocked bigger one. */
   private dispatch (): void {
-    if (this.stopped) return
+    if (this.stopped || this.paused) return
     this.queue.drain(job => this.ledger.fits(job.task.spec), job => { this.startJob(job) })
     // what still waits may wait for something else now (fewer ahead, another resource): its record says so
     for (const job of this.queue.list()) {
@@ -290,11 +331,20 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
     }
     if (!this.processes.running) {
       this.release(job)
+      this.dispatchOutcome(job, { ok: false, reason: 'its spawner is restarting' })
       this.finish(job, { status: 'failed', lost: true, error: `executor ${this.init.nodeName} cannot start processes right now (its spawner is restarting)` })
+      return
+    }
+    if (this.init.spawnFaultFile !== undefined && existsSync(this.init.spawnFaultFile)) {
+      this.release(job)
+      this.dispatchOutcome(job, { ok: false, reason: 'fork failed: EAGAIN (injected)' })
+      this.finish(job, { status: 'failed', lost: true, error: `executor ${this.init.nodeName} could not start it: fork failed: EAGAIN (injected)` })
+      this.dispatch()
       return
     }
     spawnTask(job, this.processes, {
       spawned: pid => {
+        this.dispatchOutcome(job, { ok: true })
         const gpus = held.gpus
         const { reason: _waited, ...state } = job.state
         job.state = { ...state, status: 'running', startedAt: Date.now(), pid, gpus }
@@ -330,6 +380,9 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
 
   private exited (job: Job, end: ProcessEnd): void {
     if (!this.running.has(job)) return
+    // the node's fault, not the program's: the spawner died under it, or could not fork or make its cgroup
+    if (end.lostReason !== undefined) this.dispatchOutcome(job, { ok: false, reason: end.lostReason })
+    else if (end.spawnError !== undefined && end.spawnError.code !== 'ENOENT' && end.spawnError.code !== 'EACCES') this.dispatchOutcome(job, { ok: false, reason: `${end.spawnError.code}: ${end.spawnError.message}` })
     this.release(job)
     clearTaskTimers(job)
     const patch = outcomeOf({ command: job.argv[0] ?? '', nodeName: this.init.nodeName, timeoutMs: job.task.spec.timeoutMs, stopping: job.stopping }, end)
@@ -357,6 +410,14 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
     this.emitState(job)
     job.watchers.done(job.state)
     this.retained.add(job)
+  }
+
+  private dispatchOutcome (job: Job, outcome: { ok: true } | { ok: false, reason: string }): void {
+    try {
+      this.emit('task:dispatch', job.task.id, outcome)
+    } catch (err) {
+      this.log.error({ err, task: job.task.id }, 'task:dispatch listener failed')
+    }
   }
 
   private emitState (job: Job): void {

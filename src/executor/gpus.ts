@@ -9,7 +9,8 @@ export const NVIDIA_SMI_QUERY = ['--query-gpu=index,uuid,name,memory.total,memor
 const NVIDIA_SMI_TIMEOUT_MS = 10_000
 
 export type GpuQueryResult =
-  | { ok: true, gpus: GpuInfo[] }
+  /** `lost`: GPUs nvidia-smi lists but reports lost or in error ("fallen off the bus"): unusable */
+  | { ok: true, gpus: GpuInfo[], lost: GpuInfo[] }
   | { ok: false, missing: boolean, error: string }
 
 export async function queryGpus (nvidiaSmi: string): Promise<GpuQueryResult> {
@@ -22,7 +23,9 @@ export async function queryGpus (nvidiaSmi: string): Promise<GpuQueryResult> {
         return
       }
       try {
-        resolve({ ok: true, gpus: parseGpuCsv(stdout) })
+        const all = parseGpuCsv(stdout)
+        const lost = all.filter(g => g.lost === true).map(({ lost: _l, ...g }) => g)
+        resolve({ ok: true, gpus: all.filter(g => g.lost !== true), lost })
       } catch (e) {
         resolve({ ok: false, missing: false, error: `${nvidiaSmi}: ${(e as Error).message}` })
       }
@@ -30,9 +33,15 @@ export async function queryGpus (nvidiaSmi: string): Promise<GpuQueryResult> {
   })
 }
 
-/** Parses `index, uuid, name, memory.total, memory.used, utilization.gpu` lines; "[N/A]" values read as 0. */
-export function parseGpuCsv (text: string): GpuInfo[] {
-  const gpus: GpuInfo[] = []
+/** What nvidia-smi prints in a field of a GPU that fell off the bus or needs a reset. */
+const LOST_GPU_FIELD = /GPU is lost|Unknown Error|requires reset/i
+
+/**
+ * Parses `index, uuid, name, memory.total, memory.used, utilization.gpu` lines; "[N/A]" values read as 0. A GPU
+ * whose fields say it is lost ("[GPU is lost]", "[Unknown Error]", "[GPU requires reset]") is marked `lost`.
+ */
+export function parseGpuCsv (text: string): Array<GpuInfo & { lost?: true }> {
+  const gpus: Array<GpuInfo & { lost?: true }> = []
   for (const line of text.split('\n')) {
     if (line.trim() === '') continue
     const f = line.split(',').map(s => s.trim())
@@ -51,7 +60,8 @@ export function parseGpuCsv (text: string): GpuInfo[] {
       name,
       memoryTotalMiB: num(f[f.length - 3]),
       memoryUsedMiB: num(f[f.length - 2]),
-      utilizationPercent: Math.min(100, Math.max(0, num(f[f.length - 1])))
+      utilizationPercent: Math.min(100, Math.max(0, num(f[f.length - 1]))),
+      ...(LOST_GPU_FIELD.test(line) ? { lost: true as const } : {})
     })
   }
   return gpus.sort((a, b) => a.index - b.index)

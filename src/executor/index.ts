@@ -41,6 +41,13 @@ export interface ExecutorInit {
   cgroupRoot?: string
   /** tasks and warm workers run as this user (resolveTaskUser); without it, as gridd */
   taskUser?: TaskUser
+  /**
+   * tests only (GRID_TEST_SPAWN_FAULT_FILE): while this file exists, every spawn fails as a fork would (EAGAIN), so
+   * the circuit breaker can be exercised on real daemons
+   */
+  spawnFaultFile?: string
+  /** a router (`--slots 0`): it runs no task and no worker */
+  router?: boolean
 }
 
 export interface ExecutorComponents {
@@ -51,6 +58,11 @@ export interface ExecutorComponents {
 
 export interface ExecutorEvents {
   'task:state': [id: string, state: ExecAspect]
+  /**
+   * A task's dispatch on this node: its process started (ok), or starting it failed for a reason of the node's own
+   * (the spawner down or dying, a fork or cgroup failure), not the program's: the node's circuit breaker counts these.
+   */
+  'task:dispatch': [id: string, outcome: { ok: true } | { ok: false, reason: string }]
 }
 
 /** What the executor holds and has done, for the load report. */

@@ -34,6 +34,9 @@ export class LocalResources implements Startable {
   readonly cpus = availableParallelism()
   private gpuList: GpuInfo[] = []
   private gpuError: string | null = null
+  /** GPUs nvidia-smi reports lost, or all of them while it fails: unusable until it reports them fine */
+  private lostGpus: GpuInfo[] = []
+  private hadGpus = false
   private missingUntil = 0
   private loop?: { stop: () => void }
   private usage: () => Usage
@@ -63,7 +66,7 @@ export class LocalResources implements Startable {
     }
     one('grid_node_slots', 'CPU slots this node hands to tasks', () => this.usage().slots)
     one('grid_node_slots_free', 'CPU slots free now', () => this.usage().freeSlots)
-    one('grid_node_gpus', 'GPUs on this node', () => this.gpuList.length)
+    one('grid_node_gpus', 'GPUs on this node', () => this.gpus().length)
     one('grid_node_gpus_free', 'GPUs not held by a task or worker', () => this.usage().freeGpus)
     one('grid_node_cpu_load_ratio', '1-minute load average divided by the number of CPUs', () => this.load().cpu)
     one('grid_node_memory_total_bytes', 'Memory of this machine', () => totalmem())
@@ -87,8 +90,20 @@ export class LocalResources implements Startable {
     this.usage = fn
   }
 
+  /** The GPUs tasks may use now: none while nvidia-smi fails, and never one it reports lost. */
   gpus (): GpuInfo[] {
-    return this.gpuList
+    return this.gpuError !== null && this.hadGpus ? [] : this.gpuList
+  }
+
+  /**
+   * Why GPUs this node has had cannot be used now (nvidia-smi failing, a GPU reported lost), null when they can: the
+   * node is degraded meanwhile. A machine that never had a GPU is not degraded by a broken nvidia-smi.
+   */
+  gpusLost (): string | null {
+    if (!this.hadGpus) return null
+    if (this.gpuError !== null) return `${this.gpuError}; its GPUs are unusable until nvidia-smi reports them fine`
+    if (this.lostGpus.length > 0) return `nvidia-smi reports GPU ${this.lostGpus.map(g => `${g.index} (${g.uuid})`).join(', ')} lost`
+    return null
   }
 
   /** Why GPUs could not be read, when nvidia-smi exists but failed. */
@@ -98,7 +113,7 @@ export class LocalResources implements Startable {
 
   load (): LoadReport {
     const u = this.usage()
-    const gpus = this.gpuList
+    const gpus = this.gpus()
     return {
       cpu: Math.round((loadavg()[0] ?? 0) / this.cpus * 1000) / 1000,
       cpus: this.cpus,
@@ -127,7 +142,12 @@ export class LocalResources implements Startable {
       if (this.gpuError !== null || r.gpus.length !== this.gpuList.length) {
         this.components.logger.info({ gpus: r.gpus.map(g => ({ index: g.index, uuid: g.uuid, name: g.name, memoryTotalMiB: g.memoryTotalMiB })) }, 'GPUs found')
       }
+      if (r.lost.length > 0 && r.lost.map(g => g.uuid).join() !== this.lostGpus.map(g => g.uuid).join()) {
+        this.components.logger.warn({ lost: r.lost.map(g => ({ index: g.index, uuid: g.uuid })) }, 'nvidia-smi reports GPUs lost; they are unusable until it reports them fine')
+      }
       this.gpuList = r.gpus
+      this.lostGpus = r.lost
+      if (r.gpus.length + r.lost.length > 0) this.hadGpus = true
       this.gpuError = null
       return
     }
@@ -137,7 +157,7 @@ export class LocalResources implements Startable {
       this.missingUntil = Date.now() + MISSING_RECHECK_MS
       return
     }
-    if (this.gpuError !== r.error) this.components.logger.warn({ error: r.error }, 'cannot read GPUs; keeping the last inventory')
+    if (this.gpuError !== r.error) this.components.logger.warn({ error: r.error, gpus: this.gpuList.length }, this.hadGpus ? 'cannot read GPUs; they are unusable until nvidia-smi works again' : 'cannot read GPUs')
     this.gpuError = r.error
   }
 }

@@ -5,6 +5,22 @@ export type NodeId = string
 export type MemberState = 'alive' | 'suspect' | 'dead' | 'left'
 export const MEMBER_STATES: readonly MemberState[] = ['alive', 'suspect', 'dead', 'left']
 
+/** Whether a node should get work: healthy, degraded (its breaker is open, its GPUs lost...), unavailable. */
+export type NodeHealth = 'healthy' | 'degraded' | 'unavailable'
+export const NODE_HEALTHS: readonly NodeHealth[] = ['healthy', 'degraded', 'unavailable']
+
+/** A node's circuit breaker: closed (in use), open (ejected for a cool-down), half-open (one trial at a time). */
+export type BreakerState = 'closed' | 'open' | 'half-open'
+
+/** A node's verdict on itself, gossiped in its heartbeats (every node shows the same, the node's own wins). */
+export interface HealthReport {
+  health: NodeHealth
+  reason: string
+  /** epoch ms when `health` last changed */
+  since: number
+  breaker: BreakerState
+}
+
 /** What a node says of itself in its heartbeats. */
 export type SelfState = 'alive' | 'draining' | 'leaving'
 
@@ -79,6 +95,12 @@ export interface MemberView {
   since: number
   /** The most recent state changes, newest last. */
   history: Array<{ state: MemberState, at: number, reason: string }>
+  /** its own health verdict, from its last heartbeat (absent from nodes that do not send one) */
+  health?: HealthReport
+  /** its queue is paused: it takes no new tasks and starts none of its queued ones */
+  paused?: boolean
+  /** its health changes as its heartbeats told them, newest last */
+  healthHistory?: Array<{ health: NodeHealth, at: number, reason: string }>
 }
 
 /** Statuses of a task record (see proto/tasks.ts). */

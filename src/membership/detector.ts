@@ -22,7 +22,7 @@
  *   deadlines: a starved node must not accuse healthy peers.
  */
 import type { Heartbeat, Notice } from '../../proto/index.ts'
-import type { LoadReport, MemberState, MemberView, NodeId, SelfState } from '../interface/index.ts'
+import type { HealthReport, LoadReport, MemberState, MemberView, NodeId, SelfState } from '../interface/index.ts'
 import { DEAD_MEMBER_EXPIRY_MS, INCARNATION_AHEAD_MAX_S } from './constants.ts'
 
 export interface DetectorOptions {
@@ -68,7 +68,15 @@ interface Member {
   /** When it last answered a probe (its heartbeats may be late while it is still reachable). */
   reachedAt?: number
   history: MemberView['history']
+  health?: HealthReport
+  paused?: boolean
+  healthHistory: NonNullable<MemberView['healthHistory']>
+  /** the last PROBE_LOG_LENGTH direct probes, newest last */
+  probes: Array<{ at: number, rttMs: number | null, ok: boolean }>
 }
+
+/** Direct probes kept per member for `gridctl health NODE`. */
+export const PROBE_LOG_LENGTH = 100
 
 export class FailureDetector {
   private readonly members = new Map<NodeId, Member>()
@@ -113,7 +121,7 @@ export class FailureDetector {
     let m = this.members.get(hb.id)
     if (m === undefined) {
       const state: MemberState = hb.state === 'left' ? 'left' : 'alive'
-      m = { id: hb.id, name: hb.name, state, selfState: 'alive', incarnation: hb.inc, seq: hb.seq, lastSeen: now, since: now, history: [] }
+      m = { id: hb.id, name: hb.name, state, selfState: 'alive', incarnation: hb.inc, seq: hb.seq, lastSeen: now, since: now, history: [], healthHistory: [], probes: [] }
       this.members.set(hb.id, m)
       this.applyPayload(m, hb, now)
       this.record(m, state, 'first heartbeat')
@@ -223,6 +231,27 @@ export class FailureDetector {
     m.load = hb.load
     m.version = hb.ver
     m.selfState = hb.state === 'left' ? 'leaving' : hb.state
+    m.paused = hb.paused === true
+    if (hb.health !== undefined) {
+      const h: HealthReport = { health: hb.health.s, reason: hb.health.r, since: hb.health.since, breaker: hb.health.br }
+      if (m.health?.health !== h.health) {
+        m.healthHistory.push({ health: h.health, at: now, reason: h.reason })
+        if (m.healthHistory.length > this.historyLength) m.healthHistory.splice(0, m.healthHistory.length - this.historyLength)
+      }
+      m.health = h
+    }
+  }
+
+  /** Records one direct probe of a member (routine or investigating), for `gridctl health NODE`. */
+  recordProbe (id: NodeId, ok: boolean, rttMs?: number): void {
+    const m = this.members.get(id)
+    if (m === undefined) return
+    m.probes.push({ at: this.now(), rttMs: ok && rttMs !== undefined ? Math.round(rttMs * 1000) / 1000 : null, ok })
+    if (m.probes.length > PROBE_LOG_LENGTH) m.probes.splice(0, m.probes.length - PROBE_LOG_LENGTH)
+  }
+
+  probes (id: NodeId): Member['probes'] {
+    return [...(this.members.get(id)?.probes ?? [])]
   }
 
   private transition (m: Member, to: MemberState, reason: string): Transition | undefined {
@@ -253,6 +282,9 @@ export class FailureDetector {
     if (m.load !== undefined) v.load = m.load
     if (m.version !== undefined) v.version = m.version
     if (m.rttMs !== undefined) v.rttMs = m.rttMs
+    if (m.health !== undefined) v.health = m.health
+    if (m.paused === true) v.paused = true
+    if (m.healthHistory.length > 0) v.healthHistory = [...m.healthHistory]
     return v
   }
 }

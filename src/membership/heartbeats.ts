@@ -12,7 +12,7 @@ import {
   HEARTBEAT_MAX_BYTES, decode, encode, heartbeatTopic, membershipMessage,
   type Heartbeat, type MembershipMessage, type Notice
 } from '../../proto/index.ts'
-import type { LoadReport, NodeId, SelfState } from '../interface/index.ts'
+import type { HealthReport, LoadReport, NodeId, SelfState } from '../interface/index.ts'
 import type { GossipSource, GossipVerdict } from '../mesh/index.ts'
 import { LogLimiter, repeat } from '../util/index.ts'
 import { HEARTBEAT_JITTER, REFUSED_LOG_EVERY_MS } from './constants.ts'
@@ -27,6 +27,9 @@ export interface HeartbeatsComponents {
   metrics: MembershipMetrics
   health: { raise: (why: string) => void }
   load: () => LoadReport
+  /** this node's health verdict and paused queue, carried in its heartbeats when given */
+  selfHealth?: () => HealthReport
+  paused?: () => boolean
   /** Whether a node is in the node registry: with a connection, what makes a message's author one worth hearing. */
   isRegistered: (id: NodeId) => boolean
   /** Told every state change a message caused. */
@@ -85,6 +88,11 @@ export class Heartbeats {
     if (this.running) void this.send().catch(() => {})
   }
 
+  /** Sends a heartbeat now (what it carries changed: a paused queue, say), not at the next interval. */
+  sendNow (): void {
+    if (this.running) void this.send().catch(() => {})
+  }
+
   /** Gossips "I suspect X" or "X is dead" at X's incarnation; a failure is logged here. */
   async notify (kind: Notice['kind'], t: Transition): Promise<void> {
     try {
@@ -95,7 +103,11 @@ export class Heartbeats {
   }
 
   private heartbeat (state: Heartbeat['state'] = this.state): Heartbeat {
+    const h = this.components.selfHealth?.()
+    const paused = this.components.paused?.()
     return {
+      ...(h === undefined ? {} : { health: { s: h.health, r: h.reason.slice(0, 300), since: h.since, br: h.breaker } }),
+      ...(paused === true ? { paused } : {}),
       t: 'hb',
       id: this.components.mesh.peerId,
       name: this.init.name,

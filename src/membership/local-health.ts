@@ -27,6 +27,8 @@ export class LocalHealth {
   private readonly lag: LagSampler
   /** 0 when this node keeps up, up to LOCAL_HEALTH_MAX while it is slow. */
   private score = 0
+  /** epoch ms since when the score has stayed above 0 (0 while it is 0) */
+  private slowFrom = 0
   private loop?: { stop: () => void }
 
   constructor (private readonly components: LocalHealthComponents, private readonly init: LocalHealthInit) {
@@ -36,6 +38,9 @@ export class LocalHealth {
 
   /** 1 while this node keeps up; more while it is slow: its probe and suspicion deadlines stretch by this much. */
   get multiplier (): number { return 1 + this.score }
+
+  /** Since when this node has been slow without a break (epoch ms), 0 while it keeps up: long lag degrades it. */
+  get slowSince (): number { return this.slowFrom }
 
   start (): void {
     this.lag.enable()
@@ -66,6 +71,8 @@ export class LocalHealth {
 
   private apply (before: number, why: string): void {
     this.components.detector.setHealthMultiplier(this.multiplier)
+    if (this.score === 0) this.slowFrom = 0
+    else if (this.slowFrom === 0) this.slowFrom = Date.now()
     if (before === 0 && this.score > 0) this.log.warn({ multiplier: this.multiplier, why }, 'this node is slow: stretching its failure-detection deadlines so it does not accuse healthy peers')
     else if (before > 0 && this.score === 0) this.log.info('this node keeps up again: failure-detection deadlines back to normal')
   }

@@ -48,7 +48,7 @@ export class Membership extends EventEmitter<MembershipEvents> implements Member
     })
     const announce = (t: Transition): void => { this.announce(t) }
     this.heartbeats = new Heartbeats(
-      { mesh, logger, detector, metrics: this.metrics, health: this.health, load: components.load, isRegistered: components.isRegistered, announce },
+      { mesh, logger, detector, metrics: this.metrics, health: this.health, load: components.load, isRegistered: components.isRegistered, announce, ...(components.selfHealth === undefined ? {} : { selfHealth: components.selfHealth }), ...(components.paused === undefined ? {} : { paused: components.paused }) },
       { cluster: init.cluster, name: init.name, version: init.version, heartbeatIntervalMs: init.heartbeatIntervalMs }
     )
     this.prober = new Prober(
@@ -90,10 +90,19 @@ export class Membership extends EventEmitter<MembershipEvents> implements Member
   /** 1 while this node keeps up; more while it is slow: its probe and suspicion deadlines stretch by this much. */
   get healthMultiplier (): number { return this.health.multiplier }
 
+  /** Since when this node's event loop has lagged without a break (epoch ms), 0 while it keeps up. */
+  get slowSince (): number { return this.health.slowSince }
+
+  /** The last direct probes of a peer (newest last), for `gridctl health NODE`. */
+  probes (id: NodeId): Array<{ at: number, rttMs: number | null, ok: boolean }> { return this.detector.probes(id) }
+
   /** This node's own state in its heartbeats: draining keeps it alive but takes no new work. */
   setSelfState (state: SelfState): void { this.heartbeats.setSelfState(state) }
 
   getSelfState (): SelfState { return this.heartbeats.selfState }
+
+  /** Gossips this node's heartbeat now: something it carries (health, a paused queue) changed. */
+  heartbeatNow (): void { this.heartbeats.sendNow() }
 
   /** Every known member, this node first. */
   view (): MemberView[] {
@@ -126,7 +135,9 @@ export class Membership extends EventEmitter<MembershipEvents> implements Member
       since: Date.now(),
       load: this.components.load(),
       version: this.init.version,
-      history: []
+      history: [],
+      ...(this.components.selfHealth === undefined ? {} : { health: this.components.selfHealth() }),
+      ...(this.components.paused?.() === true ? { paused: true } : {})
     }
   }
 

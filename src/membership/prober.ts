@@ -74,6 +74,7 @@ export class Prober {
     const id = this.order.pop()
     if (id === undefined || this.investigating.has(id) || detector.state(id) !== 'alive') return
     const r = await this.probe(id, this.timeoutMs)
+    detector.recordProbe(id, r.ok, r.ok ? r.rttMs : undefined)
     metrics.probes.inc({ kind: 'routine', outcome: r.ok ? 'ok' : r.reason })
     if (r.ok) {
       metrics.probeRtt.observe(r.rttMs / 1000)
@@ -94,6 +95,7 @@ export class Prober {
     this.investigating.add(id)
     try {
       const direct = await this.probe(id, this.timeoutMs)
+      detector.recordProbe(id, direct.ok, direct.ok ? direct.rttMs : undefined)
       metrics.probes.inc({ kind: 'direct', outcome: direct.ok ? 'ok' : direct.reason })
       if (direct.ok) {
         metrics.probeRtt.observe(direct.rttMs / 1000)

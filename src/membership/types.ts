@@ -6,7 +6,7 @@
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import type { MethodDef, RequestOf, ResponseOf } from '../../proto/index.ts'
-import type { LoadReport, MemberState, MemberView, NodeId } from '../interface/index.ts'
+import type { HealthReport, LoadReport, MemberState, MemberView, NodeId } from '../interface/index.ts'
 import type { GossipHandler, GossipValidator } from '../mesh/index.ts'
 import type { Transition } from './detector.ts'
 
@@ -84,4 +84,7 @@ export interface MembershipComponents {
   isRegistered: (id: NodeId) => boolean
   /** Where local health reads the event-loop delay; the process's own by default (tests pass a fixed one). */
   eventLoopLag?: LagSampler
+  /** This node's own health verdict and whether its queue is paused, for its heartbeats (placement, issue 12). */
+  selfHealth?: () => HealthReport
+  paused?: () => boolean
 }

@@ -414,6 +414,30 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
     this.log.debug({ found }, 'rendezvous lookup done')
   }
 
+  /**
+   * gridctl discover (issue 12): asks the DHT rendezvous now who provides this cluster's key, learns them (so they
+   * are dialled), and says who answered with their addresses. Empty when this node has no connection to ask through.
+   */
+  async discover (signal?: AbortSignal): Promise<Array<{ id: NodeId, addrs: string[] }>> {
+    const cid = this.rendezvousCid
+    if (cid === undefined || this.stopping || this.libp2p.getConnections().length === 0) return []
+    const timeout = AbortSignal.timeout(RENDEZVOUS_TIMEOUT_MS)
+    const both = signal === undefined ? timeout : AbortSignal.any([signal, timeout])
+    const found = new Map<NodeId, string[]>()
+    try {
+      for await (const p of this.libp2p.contentRouting.findProviders(cid, { signal: both })) {
+        const id = p.id.toString()
+        if (id === this.peerId) continue
+        const addrs = p.multiaddrs.map(m => m.toString())
+        found.set(id, [...new Set([...(found.get(id) ?? []), ...addrs])])
+        this.learn(id, addrs)
+      }
+    } catch (err) {
+      if (!both.aborted) this.log.debug({ err: (err as Error).message }, 'discover lookup failed')
+    }
+    return [...found].map(([id, addrs]) => ({ id, addrs }))
+  }
+
   explainDialError (err: unknown): string {
     const e = err as Error & { code?: string, errors?: Error[] }
     const all = [e, ...(e.errors ?? [])].map(x => `${x.name}: ${x.message}`).join('; ')

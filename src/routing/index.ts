@@ -6,5 +6,5 @@
  * an explicit node), a first choice with fallbacks, and the explanation when no node can ever run the task. It must
  * do no I/O and keep no timers or state: callers pass randomness, counters and recent dispatches in.
  */
-export { route, freeFraction, hasRoom, type Candidate, type Requirements, type RouteContext, type RouteResult, type SessionPlan } from './route.ts'
+export { route, freeFraction, hasRoom, labelOf, isRouter, POOL_LABEL, DEFAULT_POOL, type Candidate, type Requirements, type RouteContext, type RouteResult, type SessionPlan } from './route.ts'
 export { boundedLoadHash } from './bounded-hash.ts'

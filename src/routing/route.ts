@@ -4,7 +4,7 @@
  * randomness and this node's recent dispatches come in through the context, so every decision is testable.
  */
 import type { RehomeReason, Strategy } from '../../proto/index.ts'
-import type { MemberState, NodeId } from '../interface/index.ts'
+import type { MemberState, NodeHealth, NodeId } from '../interface/index.ts'
 
 /** What routing knows of a node: static facts (registry) and load (last heartbeat). */
 export interface Candidate {
@@ -30,6 +30,11 @@ export interface Candidate {
   memFreeMiB: number
   running: number
   queued: number
+  /** its own gossiped verdict (absent: healthy): a degraded node is used only when no healthy one fits */
+  health?: NodeHealth
+  healthReason?: string
+  /** its queue is paused: it takes no new tasks */
+  paused?: boolean
 }
 
 export interface Requirements {
@@ -80,7 +85,8 @@ export interface SessionPlan {
 }
 
 export type RouteResult =
-  | { ok: true, candidates: NodeId[], strategy: Strategy, session?: SessionPlan }
+  /** `passed`: alive nodes that could run it but were passed by or put last, and why (paused, degraded...: run -v) */
+  | { ok: true, candidates: NodeId[], strategy: Strategy, session?: SessionPlan, passed?: Array<{ name: string, reason: string }> }
   /**
    * No node can take it now. `wait`: a node known to the cluster could run it but is draining, suspect or dead (the
    * task waits for it, with `reason`); otherwise no known node could ever run it (`reason` names the requirement).
@@ -94,6 +100,20 @@ interface Filter {
 }
 
 const MIB = 1024 * 1024
+
+/** The label every node has for pools (`gridd --pool NAME`); a node without one is in the pool `default`. */
+export const POOL_LABEL = 'pool'
+export const DEFAULT_POOL = 'default'
+
+/** A node's value for label `k`: its own, or for `pool` the default pool when it names none. */
+export function labelOf (labels: Record<string, string>, k: string): string | undefined {
+  return labels[k] ?? (k === POOL_LABEL ? DEFAULT_POOL : undefined)
+}
+
+/** A node is a router (`gridd --slots 0`, no GPUs): it routes and coordinates but never runs a task. */
+export function isRouter (n: Pick<Candidate, 'slots' | 'gpus'>): boolean {
+  return n.slots === 0 && n.gpus === 0
+}
 
 /** Static feasibility: could this node ever run the task (with everything else on it finished)? */
 const FILTERS: Filter[] = [
@@ -123,9 +143,9 @@ const FILTERS: Filter[] = [
     }
   },
   {
-    test: (n, r) => Object.entries(r.labels).every(([k, v]) => n.labels[k] === v),
+    test: (n, r) => Object.entries(r.labels).every(([k, v]) => labelOf(n.labels, k) === v),
     explain: (r, ns) => {
-      const missing = Object.entries(r.labels).filter(([k, v]) => !ns.some(n => n.labels[k] === v)).map(([k, v]) => `${k}=${v}`)
+      const missing = Object.entries(r.labels).filter(([k, v]) => !ns.some(n => labelOf(n.labels, k) === v)).map(([k, v]) => `${k}=${v}`)
       return missing.length > 0 ? `no node has label ${missing.join(', ')}` : `no single node has all of the labels ${Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(', ')}`
     }
   },
@@ -143,9 +163,13 @@ const FILTERS: Filter[] = [
 export function route (nodes: Candidate[], req: Requirements, ctx: RouteContext): RouteResult {
   const alive = nodes.filter(n => n.alive)
   if (req.node !== undefined) return explicit(alive, nodes, req)
-  const open = alive.filter(n => !n.draining)
+  const open = alive.filter(n => takesWork(n))
   const feasible = open.filter(n => fitsStatically(n, req))
-  if (feasible.length > 0) return preferOthers(rank(feasible, req, ctx, nodes), ctx.avoid)
+  if (feasible.length > 0) {
+    const r = preferOthers(byHealth(feasible, req, ctx, nodes), ctx.avoid)
+    const passed = passedBy(alive, feasible, req)
+    return r.ok && passed.length > 0 ? { ...r, passed } : r
+  }
   // nodes that left (or are leaving) said goodbye: they are not waited for
   const known = nodes.filter(n => stateOf(n) !== 'left' && (n.alive || stateOf(n) !== 'alive'))
   const fitting = known.filter(n => fitsStatically(n, req))
@@ -162,6 +186,41 @@ function preferOthers (r: RouteResult, avoid: ReadonlySet<NodeId> | undefined): 
   return { ...r, candidates: [...r.candidates.filter(n => !avoid.has(n)), ...r.candidates.filter(n => avoid.has(n))] }
 }
 
+/** Alive and taking new tasks: not draining, not paused, not unavailable. */
+function takesWork (n: Candidate): boolean {
+  return !n.draining && n.paused !== true && n.health !== 'unavailable' && !isRouter(n)
+}
+
+/** The alive nodes that could run the task but are paused or unavailable, or degraded and so ranked last. */
+function passedBy (alive: Candidate[], feasible: Candidate[], req: Requirements): Array<{ name: string, reason: string }> {
+  const out: Array<{ name: string, reason: string }> = []
+  const healthyFits = feasible.some(isHealthy)
+  for (const n of alive) {
+    if (n.draining || isRouter(n) || !fitsStatically(n, req)) continue
+    if (n.paused === true) out.push({ name: n.name, reason: 'paused' })
+    else if (n.health === 'unavailable') out.push({ name: n.name, reason: `unavailable: ${n.healthReason ?? 'cannot run tasks now'}` })
+    else if (n.health === 'degraded' && healthyFits) out.push({ name: n.name, reason: `degraded, tried last: ${n.healthReason ?? ''}` })
+  }
+  return out
+}
+
+function isHealthy (n: Candidate): boolean {
+  return n.health === undefined || n.health === 'healthy'
+}
+
+/**
+ * Healthy nodes first, ranked by the strategy; degraded ones only after them (tried when every healthy one refused),
+ * or ranked alone when no healthy node fits (Envoy's outlier detection: an ejected host is used only in panic).
+ */
+function byHealth (feasible: Candidate[], req: Requirements, ctx: RouteContext, all: Candidate[]): RouteResult {
+  const healthy = feasible.filter(isHealthy)
+  if (healthy.length === 0 || healthy.length === feasible.length) return rank(feasible, req, ctx, all)
+  const r = rank(healthy, req, ctx, all)
+  if (!r.ok) return r
+  const degraded = byLoad(feasible.filter(n => !isHealthy(n)), req, ctx).map(n => n.id)
+  return { ...r, candidates: [...r.candidates, ...degraded] }
+}
+
 function fitsStatically (n: Candidate, req: Requirements): boolean {
   return FILTERS.every(f => f.test(n, req))
 }
@@ -172,7 +231,7 @@ function stateOf (n: Candidate): MemberState {
 
 /** Why the nodes that could run a task cannot take it now: each one's state (draining, suspect, dead). */
 function unavailable (fitting: Candidate[]): string {
-  const why = (n: Candidate): string => n.alive ? 'draining' : stateOf(n)
+  const why = (n: Candidate): string => !n.alive ? stateOf(n) : n.draining ? 'draining' : n.paused === true ? 'paused' : n.health === 'unavailable' ? `unavailable (${n.healthReason ?? 'cannot run tasks now'})` : 'draining'
   if (fitting.length === 1) {
     const n = fitting[0] as Candidate
     return `the only node that can run it, ${n.name}, is ${why(n)}`
@@ -187,7 +246,11 @@ function explicit (alive: Candidate[], all: Candidate[], req: Requirements): Rou
   const target = all.find(n => n.id === req.node)
   if (target === undefined) return { ok: false, reason: `no node ${req.node ?? ''} in this cluster` }
   if (!alive.includes(target)) return { ok: false, reason: `node ${target.name} is not alive` }
+  if (isRouter(target)) return { ok: false, reason: `node ${target.name} is a router (--slots 0): it runs no tasks` }
   if (target.draining) return { ok: false, reason: `node ${target.name} is draining` }
+  // pinned to a paused or unavailable node: the task waits for it (it never moves elsewhere)
+  if (target.paused === true) return { ok: false, wait: true, reason: `node ${target.name} is paused` }
+  if (target.health === 'unavailable') return { ok: false, wait: true, reason: `node ${target.name} is unavailable (${target.healthReason ?? 'cannot run tasks now'})` }
   for (const f of FILTERS) {
     if (!f.test(target, req)) return { ok: false, reason: `node ${target.name} cannot run it: ${f.explain(req, [target]).replace(/^no node/, 'it')}` }
   }
@@ -253,6 +316,8 @@ function ownerProblem (all: Candidate[], owner: NodeId | null | undefined, req: 
   if (n === undefined) return { reason: 'dead', message: `its owner ${owner} is no longer in the cluster` }
   if (!n.alive) return { reason: 'dead', message: `its owner ${n.name} is not alive` }
   if (n.draining) return { reason: 'draining', message: `its owner ${n.name} is draining` }
+  if (n.paused === true) return { reason: 'unfit', message: `its owner ${n.name} is paused` }
+  if (!isHealthy(n)) return { reason: 'unfit', message: `its owner ${n.name} is ${n.health ?? 'degraded'}${n.healthReason === undefined ? '' : ` (${n.healthReason})`}` }
   const f = FILTERS.find(g => !g.test(n, req))
   return { reason: 'unfit', message: `its owner ${n.name} cannot run this task${f === undefined ? '' : `: ${f.explain(req, [n]).replace(/^no node/, 'it')}`}` }
 }

@@ -11,7 +11,11 @@ import type { TasksComponents } from './components.ts'
  * Admits an offer on this node's executor. An offer marked `startNow` (a session's owner, asked while another node
  * could start the task at once) is refused rather than queued when it cannot start now.
  */
-export function admitOffer (c: Pick<TasksComponents, 'executor'>, offer: TaskOffer, watcher: Watcher, offeredBy?: NodeId, syncDir?: string): { queued: boolean, reason?: string } {
+export function admitOffer (c: Pick<TasksComponents, 'executor' | 'health'>, offer: TaskOffer, watcher: Watcher, offeredBy?: NodeId, syncDir?: string): { queued: boolean, reason?: string } {
+  // a half-open breaker lets one trial through; the others go to the next candidate (a re-offer of a task it has is no new trial)
+  if (c.health !== undefined && c.executor.get?.(offer.id) === undefined && !c.health.admitTrial()) {
+    throw new UnavailableError('its circuit breaker is half-open and a trial task is already under way')
+  }
   if (offer.startNow === true) {
     const u = c.executor.usage()
     const s = offer.spec

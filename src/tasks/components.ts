@@ -41,6 +41,8 @@ export interface TasksComponents {
   sync?: Pick<SyncService, 'push' | 'layout' | 'fetchFrom'>
   logger: Logger
   registry: Registry
+  /** this node's circuit breaker: while half-open, one trial task at a time is admitted (placement, issue 12) */
+  health?: { admitTrial: () => boolean }
 }
 
 export interface TasksInit {

@@ -31,6 +31,8 @@ export type Outcome =
   | { kind: 'refused', reason: string, full?: boolean }
   | { kind: 'done', result: ExecAspect }
   | { kind: 'retry', reason: string }
+  /** the executor handed it, never started, to a node with room (work stealing): offer it there, spending no retry */
+  | { kind: 'moved', node: NodeId, reason: string }
 
 export interface Coordinated {
   id: string
@@ -56,6 +58,10 @@ export interface Coordinated {
   envLost?: string[]
   /** the nodes where an attempt of it failed or was lost: its next attempt goes elsewhere when it can */
   failedOn?: Set<NodeId>
+  /** the nodes routing passed by for the attempt being offered, and why (paused, degraded...), for run -v */
+  passed?: Array<{ name: string, reason: string }>
+  /** times it moved to another node before it started (work stealing): those attempts spent no retry */
+  moves?: number
   abort: AbortController
 }
 
@@ -198,10 +204,23 @@ export class Coordinator {
         }
         refusals = 0
         if (outcome.kind === 'done') { this.complete(co, outcome.result); return }
+        if (outcome.kind === 'moved') {
+          // the old executor took it out of its queue before answering: it runs on the thief only (a new attempt, so
+          // the records never mix two executions of one attempt; it spends no retry)
+          co.moves = (co.moves ?? 0) + 1
+          co.coord = { ...co.coord, attempt: co.coord.attempt + 1 }
+          co.placed = false
+          co.offset = 0
+          this.records.writeCoord(co.id, co.coord)
+          this.log.info({ task: co.id, to: outcome.node, attempt: co.coord.attempt }, 'task moved by work stealing')
+          if (co.cancelRequested) { this.finalize(co, 'cancelled', 'cancelled before it started'); return }
+          routed = { ok: true, strategy: co.spec.strategy, candidates: [outcome.node] }
+          continue
+        }
         if (co.cancelRequested) { this.finalize(co, 'cancelled', `cancelled (${outcome.reason})`); return }
         const envLost = this.envLostReason(co)
         if (envLost !== undefined) { this.finalize(co, 'failed', `cannot run it again (${outcome.reason}): ${envLost}`.slice(0, 4096)); return }
-        if (co.coord.attempt >= co.spec.retries + 1) {
+        if (co.coord.attempt >= co.spec.retries + 1 + (co.moves ?? 0)) {
           this.finalize(co, 'failed', `gave up after ${co.coord.attempt} attempt${co.coord.attempt === 1 ? '' : 's'}: ${outcome.reason}`)
           return
         }
@@ -230,6 +249,7 @@ export class Coordinator {
   /** Offers the task to each candidate in turn until one takes it; the session's owner is asked to start it now. */
   private async offerAll (co: Coordinated, routed: Extract<RouteResult, { ok: true }>): Promise<Outcome | undefined> {
     co.session = routed.session
+    co.passed = routed.passed
     let outcome: Outcome | undefined
     for (const node of routed.candidates) {
       const ownerTurn = routed.session?.ownerFirst === true && node === routed.session.owner
@@ -335,9 +355,10 @@ export class Coordinator {
   }
 
   classify (co: Coordinated, result: ExecAspect): Outcome {
+    if (result.movedTo !== undefined && !co.cancelRequested) return { kind: 'moved', node: result.movedTo, reason: result.error ?? 'moved' }
     if (result.lost === true) return { kind: 'retry', reason: result.error ?? `node ${result.nodeName} lost the task` }
     if ((result.status === 'failed' || result.status === 'timeout') && co.spec.retryOnFailure && !co.cancelRequested) {
-      return co.coord.attempt >= co.spec.retries + 1 ? { kind: 'done', result } : { kind: 'retry', reason: result.error ?? result.status }
+      return co.coord.attempt >= co.spec.retries + 1 + (co.moves ?? 0) ? { kind: 'done', result } : { kind: 'retry', reason: result.error ?? result.status }
     }
     return { kind: 'done', result }
   }
@@ -354,7 +375,7 @@ export class Coordinator {
       co.coord = coord
       this.records.writeCoord(co.id, co.coord)
     }
-    co.sink?.push({ type: 'placed', id: co.id, node, nodeName, attempt: co.coord.attempt, queued, ...(queued && reason !== undefined ? { reason } : {}) })
+    co.sink?.push({ type: 'placed', id: co.id, node, nodeName, attempt: co.coord.attempt, queued, ...(queued && reason !== undefined ? { reason } : {}), ...(co.passed === undefined ? {} : { passed: co.passed }) })
     this.rehomeIfMoved(co, node, nodeName)
     // a cancel that arrived while the offer was in flight
     if (co.cancelRequested) void this.cancelOn(node, co.id)

@@ -44,7 +44,10 @@ export function candidates (members: MemberView[], registry: RegistryReader): Ca
       freeGpus: load?.freeGpus ?? 0,
       memFreeMiB: load?.taskMemoryFreeMiB ?? load?.memFreeMiB ?? 0,
       running: load?.running ?? 0,
-      queued: load?.queued ?? 0
+      queued: load?.queued ?? 0,
+      // its own gossiped verdict (issue 12); a node that sends none is healthy
+      ...(m.health === undefined ? {} : { health: m.health.health, healthReason: m.health.reason }),
+      ...(m.paused === true ? { paused: true } : {})
     })
   }
   return out

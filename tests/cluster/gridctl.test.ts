@@ -38,8 +38,8 @@ describe('gridctl - against real daemons', () => {
     expect(t.stdout.split('\n')[0]).toMatch(/^NAME\s+ID\s+STATE/)
     expect(t.stdout).toMatch(/n1 \*/)
     const md = await c.node('n1').ctl(['-o', 'markdown', 'health'])
-    expect(md.stdout.split('\n')[0]).toBe('| name | state | heartbeat | rtt | connected | incarnation | recent |')
-    expect(md.stdout.split('\n')[1]).toMatch(/^\| --- \| --- \| ---: \|/)
+    expect(md.stdout.split('\n')[0]).toBe('| name | state | health | since | heartbeat | rtt | connected | incarnation | recent |')
+    expect(md.stdout.split('\n')[1]).toMatch(/^\| --- \| --- \| --- \| --- \| ---: \|/)
   })
 
   it('gets one node by name or id, and exits 1 when there is none', async () => {

@@ -30,6 +30,15 @@ describe('config - layering and validation', () => {
     expect(Object.isFrozen(c) && Object.isFrozen(c.membership) && Object.isFrozen(c.listen)).toBe(true)
   })
 
+  it('makes a router only of an explicit --slots 0, and puts --pool into the labels', () => {
+    const none0 = loadConfig({ env: {}, defaultConfigFile: none })
+    expect(none0.executor).toMatchObject({ slots: 0, router: false })
+    expect(loadConfig({ env: {}, defaultConfigFile: none, flags: { 'executor.slots': '0' } }).executor.router).toBe(true)
+    expect(loadConfig({ env: { GRID_SLOTS: '0' }, defaultConfigFile: none }).executor.router).toBe(true)
+    expect(loadConfig({ env: {}, defaultConfigFile: none, flags: { 'executor.slots': '4' } }).executor.router).toBe(false)
+    expect(loadConfig({ env: { GRID_POOL: 'gpu-a', GRID_LABELS: 'rack=r1' }, defaultConfigFile: none }).labels).toEqual({ rack: 'r1', pool: 'gpu-a' })
+  })
+
   it('applies defaults < file < environment < flags', () => {
     const f = file('layers.yaml', 'name: from-file\nregion: file-region\nlogLevel: warn\nlabels: {zone: a}\nmembership:\n  heartbeatInterval: 2s\n')
     const c = loadConfig({ configFile: f, env: { GRID_REGION: 'env-region', GRID_LOG_LEVEL: 'debug' }, flags: { logLevel: 'error' } })

@@ -7,6 +7,10 @@ import { joinCommand } from './join.ts'
 import { keygenCommand } from './keygen.ts'
 import { metricsCommand } from './metrics.ts'
 import { nodesCommand } from './nodes.ts'
+import { queueCommand } from './queue.ts'
+import { rebalanceCommand } from './rebalance.ts'
+import { poolsCommand } from './pools.ts'
+import { discoverCommand } from './discover.ts'
 import { runCommand } from './run.ts'
 import { distributeCommand } from './distribute.ts'
 import { jobCommand, jobsCommand } from './jobs.ts'
@@ -30,6 +34,10 @@ export const COMMANDS: Command[] = [
   watchCommand,
   nodesCommand,
   healthCommand,
+  queueCommand,
+  rebalanceCommand,
+  poolsCommand,
+  discoverCommand,
   drainCommand,
   undrainCommand,
   sessionsCommand,

@@ -2,11 +2,13 @@ import type { NodeEntry } from '../../../proto/index.ts'
 import { MEMBER_STATES } from '../../interface/index.ts'
 import { UsageError, requirePositionals, type Command } from '../command.ts'
 import { ago, bar, cpuText, printList, printObject, type Column } from '../output.ts'
+import { healthText } from './health.ts'
 
 const columns: Array<Column<NodeEntry>> = [
   { header: 'name', value: n => n.self ? `${n.name} *` : n.name },
   { header: 'id', value: n => n.id },
   { header: 'state', value: n => n.drain && n.state === 'alive' ? 'alive (draining)' : n.state },
+  { header: 'health', value: n => healthText(n, 40) },
   { header: 'region', value: n => n.region },
   { header: 'cpu', value: n => n.load === null ? '-' : `${bar(n.load.cpu, 8)} ${cpuText(n.load.cpu).trimStart()}` },
   { header: 'mem', value: n => n.load === null ? '-' : `${Math.round((1 - n.load.memFreeMiB / Math.max(1, n.load.memTotalMiB)) * 100)}%` },
@@ -30,6 +32,12 @@ const getCommand: Command = {
       ['name', n.name],
       ['state', n.state],
       ['drain', n.drain],
+      ['health', n.health],
+      ['health reason', n.healthReason],
+      ['health since', n.healthSince],
+      ['breaker', n.breaker],
+      ['paused', n.paused],
+      ['role', n.role],
       ['version', n.version],
       ['addrs', n.addrs],
       ['region', n.region],

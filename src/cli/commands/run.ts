@@ -30,6 +30,7 @@ export const RUN_OPTIONS = {
   require: { type: 'string', multiple: true },
   label: { type: 'string', multiple: true },
   region: { type: 'string' },
+  pool: { type: 'string' },
   priority: { type: 'string' },
   timeout: { type: 'string' },
   retries: { type: 'string' },
@@ -53,6 +54,7 @@ export const RUN_OPTION_HELP: Record<string, string> = {
   require: 'a capability the node must offer (repeatable)',
   label: 'K=V label the node must have (repeatable)',
   region: 'the region the node must be in',
+  pool: 'the pool the node must be in (gridd --pool; nodes without one are in default)',
   priority: '0-100, higher first (default 50)',
   timeout: 'stop it after this long (TERM, then KILL), as in 30s or 2h; exit 124',
   retries: 'times to run it again elsewhere if its node dies (default 3)',
@@ -116,6 +118,8 @@ export function taskBody (v: ParsedArgs['values'], positionals: string[], env: N
   if (v['retry-on-failure'] === true) body.retryOnFailure = true
   if (Array.isArray(v.require)) body.require = v.require
   if (Array.isArray(v.label)) body.labels = kv(v.label as string[], '--label')
+  // --pool NAME: only that pool's nodes (the label pool=NAME; nodes without one are in default)
+  if (typeof v.pool === 'string') body.labels = { ...(body.labels as Record<string, string> | undefined), pool: v.pool }
   if (Array.isArray(v.env)) body.env = kv(v.env as string[], '--env')
   // where it runs unless --cwd says: this directory, when the node has it (as Slurm does)
   const here = typeof v.cwd === 'string' ? undefined : callerDirectory(env)
@@ -127,7 +131,7 @@ export const runCommand: Command = {
   name: 'run',
   trailingCommand: true,
   summary: 'Runs a command (or a configured task type) on the best node of the cluster, streaming its output; exits with its exit code.',
-  usage: 'run [--node N] [--strategy S] [--session ID] [--gpus N] [--cpus N] [--memory SIZE] [--require CAP]... [--label K=V]... [--region R] [--priority P] [--timeout D] [--retries N] [--retry-on-failure] [--env K=V]... [--cwd DIR] [--sync DIR [--sync-exclude GLOB]... [--sync-max SIZE] [--fetch PATH]...] [--no-stdin] [--detach] -- CMD ARGS... | run --type NAME [--payload JSON] [...]',
+  usage: 'run [--node N] [--strategy S] [--session ID] [--gpus N] [--cpus N] [--memory SIZE] [--require CAP]... [--label K=V]... [--region R] [--pool NAME] [--priority P] [--timeout D] [--retries N] [--retry-on-failure] [--env K=V]... [--cwd DIR] [--sync DIR [--sync-exclude GLOB]... [--sync-max SIZE] [--fetch PATH]...] [--no-stdin] [--detach] -- CMD ARGS... | run --type NAME [--payload JSON] [...]',
   options: { ...RUN_OPTIONS, ...SYNC_OPTIONS },
   optionHelp: { ...RUN_OPTION_HELP, ...SYNC_OPTION_HELP },
   async run (ctx, args) {
@@ -191,7 +195,7 @@ export const runCommand: Command = {
             ctx.err.write(`\rgridctl: sending the tree to ${ev.nodeName}: ${(ev.sentBytes / 1048576).toFixed(1)} of ${(ev.totalBytes / 1048576).toFixed(1)} MiB${ev.sentBytes >= ev.totalBytes ? '\n' : ''}`)
             break
           }
-          case 'placed': if (verbose) ctx.err.write(`gridctl: task ${ev.id} ${ev.attempt > 1 ? `(attempt ${ev.attempt}) ` : ''}placed on ${ev.nodeName}${ev.queued ? ` (${ev.reason ?? 'queued there'})` : ''}\n`); break
+          case 'placed': if (verbose) ctx.err.write(`gridctl: task ${ev.id} ${ev.attempt > 1 ? `(attempt ${ev.attempt}) ` : ''}placed on ${ev.nodeName}${ev.queued ? ` (${ev.reason ?? 'queued there'})` : ''}${ev.passed === undefined ? '' : `; passed by ${ev.passed.map(p => `${p.name} (${p.reason})`).join(', ')}`}\n`); break
           case 'rehomed': if (verbose) ctx.err.write(`gridctl: session ${ev.session} moved ${ev.fromName === null ? '' : `from ${ev.fromName} `}to ${ev.toName}: ${ev.message}\n`); break
           case 'output': {
             sawOutput = true
