@@ -29,6 +29,7 @@ function controlDeps (members: MemberView[], reg: RegistryReader): ControlDeps {
     mesh: { peerId: SELF, addrs: () => [] },
     resources: { gpus: () => [] },
     config: { region: '', labels: {}, capabilities: [], membership: { heartbeatIntervalMs: 1000, suspectAfterMissed: 3 } },
+    health: { report: () => ({ health: 'healthy', reason: 'ok', since: 0, breaker: 'closed' }), history: () => [] },
     startedAt: 0
   } as unknown as ControlDeps
 }
