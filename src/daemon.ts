@@ -17,6 +17,7 @@ import { MetricsServer, createRegistry } from './metrics/index.ts'
 import { Ed25519RecordSigner, ForgottenNodes, NodeRegistry, SelfRegistration, Sessions, StateStore } from './state/index.ts'
 import { TaskService, WorkerService, nodeName as nodeNameOf, resolveNode } from './tasks/index.ts'
 import { JobService } from './jobs/index.ts'
+import { WorkflowService } from './workflows/index.ts'
 import { lockDataDir } from './util/index.ts'
 import { GRIDD_NODE_FLAGS, VERSION } from './version.ts'
 
@@ -186,6 +187,16 @@ export class Daemon {
         logger: logger.child({ component: 'jobs' }),
         registry
       }, { nodeName: config.name, retentionMs: config.taskRetentionMs })
+      // workflows: DAGs of jobs; a plain job is a task, one with items or count a job
+      const workflows = new WorkflowService({
+        peerId: mesh.peerId,
+        tasks,
+        jobs,
+        members: membership,
+        store: state,
+        resolveNode: n => resolveNode(membership.view(), nodeRegistry, n),
+        logger: logger.child({ component: 'workflows' })
+      }, { nodeName: config.name, retentionMs: config.taskRetentionMs })
       const selfRegistration = new SelfRegistration({ store: state, registry: nodeRegistry, forgotten, logger: logger.child({ component: 'registry' }) }, () => ({
         name: config.name,
         addrs: mesh.addrs(),
@@ -221,6 +232,7 @@ export class Daemon {
         { name: 'workers', part: pool },
         { name: 'tasks', part: tasks },
         { name: 'jobs', part: jobs },
+        { name: 'workflows', part: workflows },
         { name: 'worker-service', part: workers },
         { name: 'registration', part: selfRegistration },
         { name: 'metrics', part: metrics },
@@ -240,6 +252,7 @@ export class Daemon {
         forgotten,
         tasks,
         jobs,
+        workflows,
         workers,
         swarmKeyFingerprint: swarmKey?.fingerprint ?? null,
         metricsStatus: () => metrics.status(),

@@ -7,6 +7,7 @@ import type { Mesh } from '../mesh/index.ts'
 import type { ForgottenNodes, NodeRegistry, Sessions } from '../state/index.ts'
 import type { TaskService, WorkerService } from '../tasks/index.ts'
 import type { JobService } from '../jobs/index.ts'
+import type { WorkflowService } from '../workflows/index.ts'
 
 /**
  * What the endpoints use, handed over by the composition root: each module as the few calls control makes (the
@@ -26,6 +27,7 @@ export interface ControlDeps {
   tasks: Pick<TaskService, 'submit' | 'get' | 'list' | 'cancel' | 'logs' | 'drain' | 'abandoned' | 'writeStdin'>
   workers: Pick<WorkerService, 'call' | 'close'>
   jobs: Pick<JobService, 'submit' | 'list' | 'get' | 'summary' | 'cancel' | 'retry'>
+  workflows: Pick<WorkflowService, 'submit' | 'list' | 'get' | 'stdout' | 'pause' | 'resume' | 'cancel' | 'retry'>
   swarmKeyFingerprint: string | null
   metricsStatus: () => { enabled: boolean, listen: string | null, error: string | null }
   /** whether task limits are enforced on this node (cgroups) */

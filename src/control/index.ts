@@ -15,6 +15,7 @@ import { sessionRoutes } from './routes/sessions.ts'
 import { statusRoute } from './routes/status.ts'
 import { taskRoutes } from './routes/tasks.ts'
 import { jobRoutes } from './routes/jobs.ts'
+import { workflowRoutes } from './routes/workflows.ts'
 import type { Route } from './server.ts'
 import type { StatsSampler } from './stats.ts'
 
@@ -37,6 +38,7 @@ export function routes (deps: ControlDeps, stats: StatsSampler): Route[] {
     closeSessionRoute(deps),
     callRoute(deps),
     ...taskRoutes(deps),
-    ...jobRoutes(deps)
+    ...jobRoutes(deps),
+    ...workflowRoutes(deps)
   ]
 }

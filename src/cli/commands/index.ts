@@ -9,6 +9,7 @@ import { nodesCommand } from './nodes.ts'
 import { runCommand } from './run.ts'
 import { distributeCommand } from './distribute.ts'
 import { jobCommand, jobsCommand } from './jobs.ts'
+import { workflowCommand } from './workflow.ts'
 import { cancelCommand, drainCommand, logsCommand, taskCommand, tasksCommand, undrainCommand } from './tasks.ts'
 import { sessionsCommand } from './sessions.ts'
 import { statusCommand } from './status.ts'
@@ -20,6 +21,7 @@ export const COMMANDS: Command[] = [
   distributeCommand,
   jobsCommand,
   jobCommand,
+  workflowCommand,
   tasksCommand,
   taskCommand,
   logsCommand,
