@@ -66,13 +66,16 @@ export function checkWorkflow (body: unknown): Checked {
     }
     for (const n of needs) if (!Object.hasOwn(jobs, n)) errors.push(`${at}: needs ${JSON.stringify(n)}, which names no job of this workflow`)
     if ((j.command === undefined) === (j.type === undefined)) errors.push(`${at}: give exactly one of command (argv) or type (a configured task type)`)
-    const distribute = j.items !== undefined || j.count !== undefined
-    if (!distribute) for (const k of DISTRIBUTE_FIELDS) if (j[k] !== undefined) errors.push(`${at}: ${k} is for a distribute job (give items or count)`)
+    // broadcast takes no items: a strategy alone makes a distribute job too
+    const distribute = j.items !== undefined || j.count !== undefined || j.strategy !== undefined
+    if (!distribute) for (const k of DISTRIBUTE_FIELDS) if (j[k] !== undefined) errors.push(`${at}: ${k} is for a distribute job (give items, count or strategy)`)
     const body: Record<string, unknown> = {}
     for (const [k, v] of Object.entries(j)) {
       if (k === 'needs' || !JOB_FIELDS.has(k)) continue
       body[k] = substitute(v, params, missing, e => { errors.push(`${at}: ${e}`) })
     }
+    // a workflow's retries are Argo's retryStrategy: a job that fails is run again, unless retryOnFailure says not
+    if (body.retries !== undefined && body.retryOnFailure === undefined) body.retryOnFailure = true
     defs[jn] = { needs, distribute, body }
   }
   for (const p of missing) errors.push(`parameter ${p} has no value: give --param ${p}=VALUE or a default under params`)

@@ -29,6 +29,9 @@ describe('workflows - the file', () => {
     expect(r.def.defs.train?.distribute).toBe(false)
     expect(r.def.defs.report?.needs).toEqual(['train', 'shards'])
     expect(r.def.defs.report?.body).toEqual({ type: 'report' })
+    // retries in a workflow retry a failure (retryOnFailure: false keeps tasks' meaning: retried only when its node is lost)
+    expect(r.def.defs.train?.body.retryOnFailure).toBe(true)
+    expect(r.def.defs.prep?.body.retryOnFailure).toBeUndefined()
   })
 
   it('replaces params in env and wherever they appear in a string; a number is its text', () => {
@@ -57,10 +60,10 @@ describe('workflows - the file', () => {
   })
 
   it('refuses a job with neither or both of command and type, distribute fields without items, bad names and an unknown expression', () => {
-    const errors = errorsOf({ jobs: { a: {}, b: { command: ['x'], type: 't' }, c: { command: ['x'], strategy: 'broadcast' }, 'bad name': { command: ['x'] }, e: { command: ['${{ env.HOME }}'] } } })
+    const errors = errorsOf({ jobs: { a: {}, b: { command: ['x'], type: 't' }, c: { command: ['x'], aggregate: 'majority' }, 'bad name': { command: ['x'] }, e: { command: ['${{ env.HOME }}'] } } })
     expect(errors).toContain('job a: give exactly one of command (argv) or type (a configured task type)')
     expect(errors).toContain('job b: give exactly one of command (argv) or type (a configured task type)')
-    expect(errors).toContain('job c: strategy is for a distribute job (give items or count)')
+    expect(errors).toContain('job c: aggregate is for a distribute job (give items, count or strategy)')
     expect(errors.some(e => e.startsWith('job bad name: a job\'s name'))).toBe(true)
     expect(errors.some(e => e.startsWith('job e: ${{ env.HOME }} is not an expression'))).toBe(true)
   })
