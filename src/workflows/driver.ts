@@ -24,6 +24,8 @@ const ADOPT_MISSING_MS = 5_000
 const CANCEL_WAIT_MS = 30_000
 /** The loop looks again this often even when nothing woke it. */
 const TICK_MS = 1_000
+/** Job ends are written at most this often (a start writes at once: a job is recorded running before it exists). */
+export const WORKFLOW_FLUSH_MS = 250
 
 type Ended = Omit<WorkflowJobState, 'run' | 'status' | 'startedAt' | 'round'> & { status: 'succeeded' | 'failed' | 'cancelled', stdout?: string }
 
@@ -32,6 +34,8 @@ export class WorkflowDriver {
   private cancelRequested = false
   private stopped = false
   private wakeUp?: () => void
+  private dirty = false
+  private flushTimer?: NodeJS.Timeout
   private readonly log: Logger
 
   constructor (
@@ -44,6 +48,8 @@ export class WorkflowDriver {
     readonly sink?: EventQueue<WorkflowStreamEvent>
   ) {
     this.log = log.child({ workflow: id })
+    // this driver's own copy: job states change in place between writes
+    this.doc = { ...doc, jobs: { ...doc.jobs } }
   }
 
   requestCancel (): void { this.cancelRequested = true; this.wake() }
@@ -52,6 +58,8 @@ export class WorkflowDriver {
   stop (): void { this.stopped = true; this.wake() }
 
   async drive (): Promise<void> {
+    this.flushTimer = setInterval(() => { this.flush() }, WORKFLOW_FLUSH_MS)
+    this.flushTimer.unref()
     try {
       for (const n of this.doc.order) if (this.doc.jobs[n]?.status === 'running') this.adopt(n)
       for (;;) {
@@ -59,14 +67,21 @@ export class WorkflowDriver {
         if (this.cancelRequested) { await this.cancelAll(); if (!this.stopped) this.finish('cancelled'); return }
         const p = plan(this.doc.order, this.doc.defs, this.doc.jobs, { paused: this.paused, ...(this.doc.parallelism === undefined ? {} : { parallelism: this.doc.parallelism }) })
         for (const n of p.skip) this.set(n, { ...this.state(n), status: 'skipped', endedAt: Date.now() })
-        if (p.skip.length > 0) this.write()
-        for (const n of p.start) this.start(n)
+        // every job starting now is recorded running in one write, before any of their tasks exists
+        const runs = p.start.map(n => this.mark(n))
+        this.flush()
+        p.start.forEach((n, k) => { this.start(n, runs[k] as number) })
         if (p.done !== undefined && this.inflight.size === 0 && p.start.length === 0) { this.finish(p.done); return }
+        // a job that could not start ended at once: look again now rather than at the next tick
+        if (p.start.length > 0 || p.skip.length > 0) continue
         await this.sleep(TICK_MS)
       }
     } catch (err) {
       this.log.error({ err }, 'driving a workflow failed')
       this.sink?.close(toGridError(err))
+    } finally {
+      clearInterval(this.flushTimer)
+      if (!this.stopped) this.flush()
     }
   }
 
@@ -75,12 +90,16 @@ export class WorkflowDriver {
   }
 
   private set (n: string, s: WorkflowJobState): void {
-    this.doc = { ...this.doc, jobs: { ...this.doc.jobs, [n]: s } }
+    this.doc.jobs[n] = s
+    this.dirty = true
     this.sink?.push({ type: 'job', ...jobRecord(this.id, this.doc, n) }, true)
   }
 
-  private write (): void {
-    this.records.writeDoc(this.id, this.doc)
+  /** Writes the document if it changed since the last write. */
+  private flush (): void {
+    if (!this.dirty) return
+    this.dirty = false
+    this.records.writeDoc(this.id, { ...this.doc, jobs: { ...this.doc.jobs } })
   }
 
   /** GRID_NEEDS: every need's trimmed stdout (a distribute job's answer), by name. */
@@ -90,21 +109,25 @@ export class WorkflowDriver {
     return JSON.stringify(out)
   }
 
-  /** Starts a job: recorded as running first (a successor then looks for its task before starting it again). */
-  private start (n: string): void {
-    const def = this.doc.defs[n]
-    if (def === undefined) return
+  /** Records a job as running its next run (written before it starts: a successor then looks for its task first). */
+  private mark (n: string): number {
     const run = this.state(n).run + 1
     const round = this.doc.retries ?? 0
     this.set(n, { status: 'running', run, startedAt: Date.now(), ...(round > 0 ? { round } : {}) })
-    this.write()
     this.inflight.set(n, run)
+    return run
+  }
+
+  /** Starts a job's run recorded by mark(): a plain job as a task, a distribute job as a job. */
+  private start (n: string, run: number): void {
+    const def = this.doc.defs[n]
+    if (def === undefined) return
     const env = { ...(def.body.env as Record<string, string> | undefined ?? {}), GRID_NEEDS: this.needsEnv(n) }
     try {
       if (def.distribute) {
         const { id } = this.c.jobs.submit({ ...def.body, env, detach: true })
         this.set(n, { ...this.state(n), jobId: id })
-        this.write()
+        this.flush()
         this.followJob(n, run, id)
       } else {
         const { spec } = normalizeSpec({ ...def.body, env }, nameOrId => {
@@ -219,7 +242,6 @@ export class WorkflowDriver {
     this.log.info({ job: n, run, why }, 'starting a workflow\'s job again: it never ran')
     // back to pending: the loop starts it again as the next run
     this.set(n, { ...this.state(n), status: 'pending' })
-    this.write()
     this.wake()
   }
 
@@ -246,7 +268,6 @@ export class WorkflowDriver {
     if (res.status === 'succeeded' && stdout !== undefined) this.records.writeStdout(this.id, n, capped(stdout.trim()))
     const prev = this.state(n)
     this.set(n, { ...rest, run, endedAt: Date.now(), ...(prev.startedAt === undefined ? {} : { startedAt: prev.startedAt }), ...(prev.round === undefined ? {} : { round: prev.round }), ...(prev.jobId === undefined ? {} : { jobId: prev.jobId }) })
-    this.write()
     this.log.info({ job: n, status: res.status, attempts: res.attempts, node: res.nodeName }, 'workflow job ended')
     this.wake()
   }
@@ -270,7 +291,8 @@ export class WorkflowDriver {
     if (status === 'failed') this.doc.error = `${failed.length > 0 ? `job ${failed.join(', ')} failed` : 'a job was cancelled'}; its dependants were skipped`
     else if (status === 'cancelled') this.doc.error = 'cancelled'
     else delete this.doc.error
-    this.write()
+    this.dirty = true
+    this.flush()
     this.log.info({ status, jobs: this.doc.order.length }, 'workflow ended')
     this.sink?.push({ type: 'done', workflow: toWorkflowRecord(this.id, { doc: this.doc, paused: false }) })
     this.sink?.close()
