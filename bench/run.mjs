@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url'
 
 const [name, ...rest] = process.argv.slice(2)
 if (name === undefined) {
-  console.error('usage: npm run bench -- NAME [ARGS...]   (cli, membership, state, tasks, workers, jobs)')
+  console.error('usage: npm run bench -- NAME [ARGS...]   (cli, membership, state, tasks, workers, jobs, workflows)')
   process.exit(2)
 }
 mkdirSync('dist/bench', { recursive: true })
