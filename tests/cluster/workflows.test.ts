@@ -177,6 +177,8 @@ jobs:
     const held = (await n3.ctl(['workflow', 'run', file({ name: 'held', jobs: { p: { node: 'n1', command: ['sh', '-c', `while [ ! -e ${gate} ]; do sleep 0.1; done`] }, q: { needs: ['p'], command: ['true'] } } }), '--detach'])).stdout.trim()
     await waitFor('p to run', async () => job(await status(n1, held), 'p').status === 'running', { timeoutMs: 60_000 })
     expect((await n3.ctl(['workflow', 'pause', held])).code).toBe(0)
+    // the pause mark replicated (a mark written on a node that dies before its push goes out is lost, as any write)
+    await waitFor('n1 to see it paused', async () => (await status(n1, held)).status === 'paused', { timeoutMs: 30_000 })
     await waitFor('b to run', () => runsOf(dir, 'runs-b').length === 1, { timeoutMs: 60_000 })
     n3.signal('SIGKILL')
     await n3.waitExit()
