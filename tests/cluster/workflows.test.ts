@@ -210,3 +210,39 @@ jobs:
     expect(fin.status).toBe('succeeded')
   })
 })
+
+describe('workflows - the origin dies with jobs running on it', () => {
+  let c: Cluster
+  let n1: Gridd, n3: Gridd
+  beforeAll(async () => {
+    c = await Cluster.start(3, { args: () => ['--slots', '4'] })
+    ;[n1, , n3] = c.nodes as [Gridd, Gridd, Gridd]
+    await c.converged()
+    await waitFor('every node\'s load to reach n1', async () => (await n1.nodes()).filter(n => n.load !== undefined && n.load !== null).length === 3)
+  })
+  afterAll(async () => { await c?.destroy() })
+
+  it('a job whose task died with the origin runs again elsewhere, every other job once, and the workflow succeeds', async () => {
+    const dir = c.root
+    const jobs: Record<string, unknown> = {}
+    // six jobs at once over three nodes: some run on n3, the origin
+    for (let i = 0; i < 6; i++) jobs[`p${i}`] = { command: ['sh', '-c', `echo "$GRID_NODE_NAME" >> ${dir}/on-p${i}; sleep 5`] }
+    jobs.end = { needs: Object.keys(jobs), command: ['true'] }
+    const f = join(dir, 'six.json')
+    writeFileSync(f, JSON.stringify({ name: 'six', jobs }))
+    const id = (await n3.ctl(['workflow', 'run', f, '--detach'])).stdout.trim()
+    const where = (): Record<string, string[]> => Object.fromEntries(readdirSync(dir).filter(x => x.startsWith('on-p')).map(x => [x.slice(3), readFileSync(join(dir, x), 'utf8').split('\n').filter(l => l !== '')]))
+    await waitFor('all six to run', () => Object.keys(where()).length === 6, { timeoutMs: 60_000 })
+    const before = where()
+    expect(Object.values(before).some(nodes => nodes[0] === 'n3'), JSON.stringify(before)).toBe(true)
+    n3.signal('SIGKILL')
+    await n3.waitExit()
+    const end = await waitFor('the workflow to end on n1', async () => { const w = await n1.api.get<WorkflowRecord>(`/workflows/${id}`); return w.status === 'running' ? undefined : w }, { timeoutMs: 90_000 })
+    expect(end.status, JSON.stringify(end.jobs)).toBe('succeeded')
+    const after = where()
+    for (const [name, nodes] of Object.entries(before)) {
+      // a job that ran on n3 ran once more, elsewhere; any other ran exactly once
+      if (nodes[0] === 'n3') { expect(after[name]).toHaveLength(2); expect(after[name]?.[1]).not.toBe('n3') } else expect(after[name]).toEqual(nodes)
+    }
+  })
+})
