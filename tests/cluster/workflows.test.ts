@@ -225,14 +225,14 @@ describe('workflows - the origin dies with jobs running on it', () => {
   it('a job whose task died with the origin runs again elsewhere, every other job once, and the workflow succeeds', async () => {
     const dir = c.root
     const jobs: Record<string, unknown> = {}
-    // six jobs at once over three nodes: some run on n3, the origin
-    for (let i = 0; i < 6; i++) jobs[`p${i}`] = { command: ['sh', '-c', `echo "$GRID_NODE_NAME" >> ${dir}/on-p${i}; sleep 5`] }
+    // three jobs of 4 CPUs on nodes of 4 slots: running at once, one is on n3, the origin
+    for (let i = 0; i < 3; i++) jobs[`p${i}`] = { cpus: 4, command: ['sh', '-c', `echo "$GRID_NODE_NAME" >> ${dir}/on-p${i}; sleep 5`] }
     jobs.end = { needs: Object.keys(jobs), command: ['true'] }
-    const f = join(dir, 'six.json')
-    writeFileSync(f, JSON.stringify({ name: 'six', jobs }))
+    const f = join(dir, 'three.json')
+    writeFileSync(f, JSON.stringify({ name: 'three', jobs }))
     const id = (await n3.ctl(['workflow', 'run', f, '--detach'])).stdout.trim()
     const where = (): Record<string, string[]> => Object.fromEntries(readdirSync(dir).filter(x => x.startsWith('on-p')).map(x => [x.slice(3), readFileSync(join(dir, x), 'utf8').split('\n').filter(l => l !== '')]))
-    await waitFor('all six to run', () => Object.keys(where()).length === 6, { timeoutMs: 60_000 })
+    await waitFor('all three to run', () => Object.keys(where()).length === 3, { timeoutMs: 60_000 })
     const before = where()
     expect(Object.values(before).some(nodes => nodes[0] === 'n3'), JSON.stringify(before)).toBe(true)
     n3.signal('SIGKILL')
