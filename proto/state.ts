@@ -17,7 +17,7 @@ const Gen = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
 const Ms = Type.Number({ minimum: 0 })
 
 /** The collections every writer document holds, as top-level Y.Maps. */
-export const COLLECTIONS = ['registry', 'sessions', 'tasks', 'forgotten', 'jobs'] as const
+export const COLLECTIONS = ['registry', 'sessions', 'tasks', 'forgotten', 'jobs', 'workflows'] as const
 export type CollectionName = typeof COLLECTIONS[number]
 
 /**

@@ -19,6 +19,7 @@ import { Ed25519RecordSigner, ForgottenNodes, NodeRegistry, SelfRegistration, Se
 import { QueueControl, Stealer, TaskService, WorkerService, nodeName as nodeNameOf, resolveNode } from './tasks/index.ts'
 import { JobService } from './jobs/index.ts'
 import { SyncService } from './sync/index.ts'
+import { WorkflowService } from './workflows/index.ts'
 import { lockDataDir } from './util/index.ts'
 import { GRIDD_NODE_FLAGS, VERSION } from './version.ts'
 
@@ -217,6 +218,16 @@ export class Daemon {
         nodeName: config.name, capabilities: [...config.capabilities], labels: { ...config.labels }, region: config.region, enabled: config.placement.steal, stealAfterMs: config.placement.stealAfterMs
       })
       const queue = new QueueControl({ peerId: mesh.peerId, rpc: mesh.rpc, members: membership, nodeRegistry, executor, logger: logger.child({ component: 'tasks' }), onPausedChange: () => { membership.heartbeatNow() } })
+      // workflows: DAGs of jobs; a plain job is a task, one with items or count a job
+      const workflows = new WorkflowService({
+        peerId: mesh.peerId,
+        tasks,
+        jobs,
+        members: membership,
+        store: state,
+        resolveNode: n => resolveNode(membership.view(), nodeRegistry, n),
+        logger: logger.child({ component: 'workflows' })
+      }, { nodeName: config.name, retentionMs: config.taskRetentionMs })
       const selfRegistration = new SelfRegistration({ store: state, registry: nodeRegistry, forgotten, logger: logger.child({ component: 'registry' }) }, () => ({
         name: config.name,
         addrs: mesh.addrs(),
@@ -254,6 +265,7 @@ export class Daemon {
         { name: 'tasks', part: tasks },
         { name: 'jobs', part: jobs },
         { name: 'stealer', part: stealer },
+        { name: 'workflows', part: workflows },
         { name: 'worker-service', part: workers },
         { name: 'registration', part: selfRegistration },
         { name: 'metrics', part: metrics },
@@ -273,6 +285,7 @@ export class Daemon {
         forgotten,
         tasks,
         jobs,
+        workflows,
         workers,
         swarmKeyFingerprint: swarmKey?.fingerprint ?? null,
         metricsStatus: () => metrics.status(),

@@ -9,6 +9,7 @@ import type { QueueControl, Stealer, TaskService, WorkerService } from '../tasks
 import type { NodeHealthMonitor } from '../health/index.ts'
 import type { JobService } from '../jobs/index.ts'
 import type { SyncService } from '../sync/index.ts'
+import type { WorkflowService } from '../workflows/index.ts'
 
 /**
  * What the endpoints use, handed over by the composition root: each module as the few calls control makes (the
@@ -28,6 +29,7 @@ export interface ControlDeps {
   tasks: Pick<TaskService, 'submit' | 'get' | 'list' | 'cancel' | 'logs' | 'drain' | 'abandoned' | 'writeStdin'>
   workers: Pick<WorkerService, 'call' | 'close'>
   jobs: Pick<JobService, 'submit' | 'list' | 'get' | 'summary' | 'cancel' | 'retry'>
+  workflows: Pick<WorkflowService, 'submit' | 'list' | 'get' | 'stdout' | 'pause' | 'resume' | 'cancel' | 'retry'>
   swarmKeyFingerprint: string | null
   metricsStatus: () => { enabled: boolean, listen: string | null, error: string | null }
   /** synced trees: the client's uploads and manifests, the cache's size (absent: this node takes no --sync) */

@@ -19,6 +19,7 @@ import { statusRoute } from './routes/status.ts'
 import { taskRoutes } from './routes/tasks.ts'
 import { jobRoutes } from './routes/jobs.ts'
 import { syncRoutes } from './routes/sync.ts'
+import { workflowRoutes } from './routes/workflows.ts'
 import type { Route } from './server.ts'
 import type { StatsSampler } from './stats.ts'
 
@@ -46,6 +47,7 @@ export function routes (deps: ControlDeps, stats: StatsSampler): Route[] {
     callRoute(deps),
     ...taskRoutes(deps),
     ...jobRoutes(deps),
-    ...syncRoutes(deps)
+    ...syncRoutes(deps),
+    ...workflowRoutes(deps)
   ]
 }

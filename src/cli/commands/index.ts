@@ -14,6 +14,7 @@ import { discoverCommand } from './discover.ts'
 import { runCommand } from './run.ts'
 import { distributeCommand } from './distribute.ts'
 import { jobCommand, jobsCommand } from './jobs.ts'
+import { workflowCommand } from './workflow.ts'
 import { cancelCommand, drainCommand, logsCommand, taskCommand, tasksCommand, undrainCommand } from './tasks.ts'
 import { sessionsCommand } from './sessions.ts'
 import { statusCommand } from './status.ts'
@@ -25,6 +26,7 @@ export const COMMANDS: Command[] = [
   distributeCommand,
   jobsCommand,
   jobCommand,
+  workflowCommand,
   tasksCommand,
   taskCommand,
   logsCommand,

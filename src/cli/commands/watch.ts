@@ -1,4 +1,4 @@
-import type { StatsResponse } from '../../../proto/index.ts'
+import type { StatsResponse, WorkflowRecord } from '../../../proto/index.ts'
 import { formatBytes, formatDurationExact, parseDuration } from '../../interface/index.ts'
 import { UsageError, requirePositionals, type Command, type CommandContext } from '../command.ts'
 import { bar, clip, cpuText, printObject, safeText } from '../output.ts'
@@ -87,6 +87,23 @@ export const watchCommand: Command = {
   }
 }
 
+/** The workflows not ended (running or paused), one line each: id, name, status, jobs done, the jobs running. */
+export function workflowLines (list: WorkflowRecord[], width?: number): string[] {
+  const open = list.filter(w => w.status === 'running' || w.status === 'paused')
+  if (open.length === 0) return []
+  const lines = ['', `workflows: ${open.length} not ended`]
+  for (const w of open.slice(0, WATCH_WORKFLOWS_MAX)) {
+    const done = w.jobs.filter(j => j.status === 'succeeded').length
+    const running = w.jobs.filter(j => j.status === 'running').map(j => j.name)
+    const line = `  ${w.id} ${safeText(w.name)} ${w.status} ${done}/${w.jobs.length} done${running.length > 0 ? `, running ${running.join(' ')}` : ''}`
+    lines.push(width === undefined ? line : clip(line, width))
+  }
+  return lines
+}
+
+/** Most workflows `watch` lists. */
+const WATCH_WORKFLOWS_MAX = 10
+
 async function watch (ctx: CommandContext, intervalMs: number, count: number): Promise<number> {
   const tty = ctx.tty
   const quit = new AbortController()
@@ -112,6 +129,9 @@ async function watch (ctx: CommandContext, intervalMs: number, count: number): P
         // on a terminal, its width now (it may have been resized): a wrapped line would break the redraw
         const width = tty ? (ctx.columns?.() ?? undefined) : undefined
         lines = renderStats(s, { header: `grid watch · ${s.at.slice(0, 19).replace('T', ' ')}Z · every ${formatDurationExact(intervalMs)}${raw ? ' · q quits' : ''}`, ...(width === undefined ? {} : { width }) })
+        // a daemon of an earlier release has no workflows: the rest of the view stays
+        const open = await Promise.all(['running', 'paused'].map(async st => await ctx.client.get<WorkflowRecord[]>(`/workflows?status=${st}&limit=${WATCH_WORKFLOWS_MAX}`, quit.signal).catch(() => [])))
+        lines.push(...workflowLines(open.flat(), width))
       } catch (err) {
         if (quit.signal.aborted) break
         lines = [`grid watch: ${(err as Error).message}`]

@@ -1,0 +1,38 @@
+import { WORKFLOW_REQUEST_MAX_BYTES, WORKFLOW_STATUSES } from '../../../proto/index.ts'
+import type { ControlDeps } from '../deps.ts'
+import { QUERY_LIMIT_MAX, queryChoice, queryInteger } from '../query.ts'
+import type { Route } from '../server.ts'
+
+/** POST /v1/workflows (NDJSON: accepted, job, done), GET /v1/workflows, GET /v1/workflows/ID, pause, resume, cancel, retry. */
+export function workflowRoutes (deps: ControlDeps): Route[] {
+  const wf = deps.workflows
+  return [
+    {
+      method: 'POST',
+      path: '/workflows',
+      maxBodyBytes: WORKFLOW_REQUEST_MAX_BYTES,
+      handler: async req => {
+        const { id, events } = wf.submit(await req.body())
+        if (events === undefined) return { status: 201, json: { id } }
+        // unlike a job, a workflow goes on when its client goes away: it is cancelled explicitly (gridctl on Ctrl-C)
+        return { stream: events }
+      }
+    },
+    {
+      method: 'GET',
+      path: '/workflows',
+      handler: req => {
+        const status = queryChoice(req.query, 'status', WORKFLOW_STATUSES)
+        const limit = queryInteger(req.query, 'limit', { min: 1, max: QUERY_LIMIT_MAX })
+        const list = wf.list(status === undefined ? {} : { status })
+        return { json: limit === undefined ? list : list.slice(0, limit) }
+      }
+    },
+    { method: 'GET', path: '/workflows/:id', handler: req => ({ json: wf.get(req.params.id as string) }) },
+    { method: 'GET', path: '/workflows/:id/jobs/:job/stdout', handler: req => ({ json: { stdout: wf.stdout(req.params.id as string, req.params.job as string) } }) },
+    { method: 'POST', path: '/workflows/:id/pause', handler: req => ({ json: wf.pause(req.params.id as string) }) },
+    { method: 'POST', path: '/workflows/:id/resume', handler: req => ({ json: wf.resume(req.params.id as string) }) },
+    { method: 'POST', path: '/workflows/:id/cancel', handler: req => ({ json: wf.cancel(req.params.id as string) }) },
+    { method: 'POST', path: '/workflows/:id/retry', handler: req => ({ json: wf.retry(req.params.id as string) }) }
+  ]
+}
