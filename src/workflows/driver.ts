@@ -45,7 +45,9 @@ export class WorkflowDriver {
     private doc: WorkflowDoc,
     private paused: boolean,
     log: Logger,
-    readonly sink?: EventQueue<WorkflowStreamEvent>
+    readonly sink?: EventQueue<WorkflowStreamEvent>,
+    /** a job's env values, held by the node the workflow was submitted to (the document has their names only) */
+    private readonly envOf: (job: string) => Record<string, string> | undefined = () => undefined
   ) {
     this.log = log.child({ workflow: id })
     // this driver's own copy: job states change in place between writes
@@ -122,15 +124,21 @@ export class WorkflowDriver {
   private start (n: string, run: number): void {
     const def = this.doc.defs[n]
     if (def === undefined) return
-    const env = { ...(def.body.env as Record<string, string> | undefined ?? {}), GRID_NEEDS: this.needsEnv(n) }
+    const { envNames, ...body } = def.body as { envNames?: string[] } & Record<string, unknown>
+    const values = this.envOf(n)
+    if (envNames !== undefined && envNames.length > 0 && values === undefined) {
+      this.ended(n, run, { status: 'failed', exitCode: null, error: `its environment (${envNames.join(', ')}) was held only by the workflow's origin ${this.doc.originName}, which cannot give it to this node; resubmit the workflow` })
+      return
+    }
+    const env = { ...values, GRID_NEEDS: this.needsEnv(n) }
     try {
       if (def.distribute) {
-        const { id } = this.c.jobs.submit({ ...def.body, env, detach: true })
+        const { id } = this.c.jobs.submit({ ...body, env, detach: true })
         this.set(n, { ...this.state(n), jobId: id })
         this.flush()
         this.followJob(n, run, id)
       } else {
-        const { spec } = normalizeSpec({ ...def.body, env }, nameOrId => {
+        const { spec } = normalizeSpec({ ...body, env }, nameOrId => {
           const id = this.c.resolveNode(nameOrId)
           if (id === undefined) throw new InvalidArgumentError(`no node ${nameOrId} in this cluster`)
           return id

@@ -25,6 +25,11 @@ const ORPHAN_SWEEP_MS = 5_000
 export class WorkflowService implements Startable {
   readonly records: WorkflowRecords
   private readonly drivers = new Map<string, WorkflowDriver>()
+  /**
+   * The env values of the workflows submitted here, by workflow and job: never in the replicated document, which
+   * keeps their names only (as task records do); a successor that must start such a job fails it saying so.
+   */
+  private readonly envs = new Map<string, Map<string, Record<string, string>>>()
   private readonly log: Logger
   private running = false
   private sweep?: { stop: () => void }
@@ -80,10 +85,12 @@ export class WorkflowService implements Startable {
   submit (body: unknown): { id: string, detach: boolean, events?: EventQueue<WorkflowStreamEvent> } {
     const { def, detach } = this.check(body)
     const id = `w${newTaskId().slice(1)}`
+    const { defs, envs } = withoutEnvValues(def.defs)
+    if (envs.size > 0) this.envs.set(id, envs)
     const doc: WorkflowDoc = {
       name: def.name,
       order: def.order,
-      defs: def.defs,
+      defs,
       jobs: Object.fromEntries(def.order.map(n => [n, { status: 'pending' as const, run: 0 }])),
       origin: this.c.peerId,
       originName: this.init.nodeName,
@@ -101,7 +108,8 @@ export class WorkflowService implements Startable {
   }
 
   private drive (id: string, doc: WorkflowDoc, paused: boolean, sink?: EventQueue<WorkflowStreamEvent>): WorkflowDriver {
-    const d = new WorkflowDriver(this.c, this.records, id, doc, paused, this.log, sink)
+    const envs = this.envs.get(id)
+    const d = new WorkflowDriver(this.c, this.records, id, doc, paused, this.log, sink, job => envs?.get(job))
     this.drivers.set(id, d)
     void d.drive().finally(() => { if (this.drivers.get(id) === d) this.drivers.delete(id) })
     return d
@@ -225,8 +233,24 @@ export class WorkflowService implements Startable {
     if (!workflowEntry.check(value)) return true
     const id = workflowKeys.workflowOf(key)
     const m = this.records.doc(id)
-    if (m === undefined) return now - writtenAt > this.init.retentionMs
-    if (m.doc.final === undefined || this.drivers.has(id)) return false
-    return now - (m.doc.finishedAt ?? writtenAt) > this.init.retentionMs
+    const expired = m === undefined
+      ? now - writtenAt > this.init.retentionMs
+      : m.doc.final !== undefined && !this.drivers.has(id) && now - (m.doc.finishedAt ?? writtenAt) > this.init.retentionMs
+    // the env values held for `workflow retry` go with the document
+    if (expired && workflowKeys.isDoc(key)) this.envs.delete(id)
+    return expired
   }
+}
+
+/** The definitions as the replicated document keeps them: each job's env replaced by the names of its variables. */
+function withoutEnvValues (defs: WorkflowDoc['defs']): { defs: WorkflowDoc['defs'], envs: Map<string, Record<string, string>> } {
+  const envs = new Map<string, Record<string, string>>()
+  const out: WorkflowDoc['defs'] = {}
+  for (const [name, def] of Object.entries(defs)) {
+    const { env, ...body } = def.body as { env?: Record<string, string> }
+    if (env === undefined || Object.keys(env).length === 0) { out[name] = def; continue }
+    envs.set(name, env)
+    out[name] = { ...def, body: { ...body, envNames: Object.keys(env) } }
+  }
+  return { defs: out, envs }
 }

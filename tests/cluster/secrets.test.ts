@@ -3,7 +3,7 @@
  * the replicated record (every node's WAL and snapshot), which keeps the names only; a successor that takes over a
  * task it would have to place, without the values, fails it and says why.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Cluster, type Gridd, waitFor } from '../helpers/cluster.ts'
@@ -46,6 +46,18 @@ describe('secrets - a task\'s env values stay out of the replicated state', () =
     expect((await n1.ctl(['task', id])).stdout).toMatch(/^env: +SECRET_TOKEN$/m)
     // the record reached every node's disk (WAL, fsync at most once a second), so the check below looks at it
     for (const n of c.nodes) await waitFor(`${n.name}'s state files to hold the task's record`, () => holding(n, id).some(f => f.includes('state')))
+    for (const n of c.nodes) expect({ node: n.name, files: holding(n, SECRET) }).toEqual({ node: n.name, files: [] })
+  })
+
+  it('keeps a workflow job\'s env values out of every node\'s files too, and the job still gets them', async () => {
+    const file = join(c.root, 'secret-workflow.json')
+    writeFileSync(file, JSON.stringify({ name: 'secret', jobs: { use: { node: 'n2', env: { SECRET_TOKEN: SECRET }, command: ['sh', '-c', 'echo "ends ${SECRET_TOKEN#s3cr3t-value-}"'] } } }))
+    const r = await n1.ctl(['workflow', 'run', file, '-o', 'json'], { timeoutMs: 90_000 })
+    expect(r.code, r.stderr).toBe(0)
+    const wf = JSON.parse(r.stdout) as { id: string, status: string }
+    expect(wf.status).toBe('succeeded')
+    expect((await n1.api.get<{ stdout: string }>(`/workflows/${wf.id}/jobs/use/stdout`)).stdout).toBe('ends xyz')
+    for (const n of c.nodes) await waitFor(`${n.name}'s state files to hold the workflow`, () => holding(n, wf.id).some(f => f.includes('state')))
     for (const n of c.nodes) expect({ node: n.name, files: holding(n, SECRET) }).toEqual({ node: n.name, files: [] })
   })
 
