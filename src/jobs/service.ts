@@ -9,7 +9,7 @@ import {
 } from '../../proto/index.ts'
 import { ConflictError, InvalidArgumentError, NotFoundError, UnsatisfiableError, type NodeId, type Startable } from '../interface/index.ts'
 import type { ChangeEvent } from '../state/index.ts'
-import { EventQueue, newTaskId, successor } from '../tasks/index.ts'
+import { EventQueue, newTaskId, orphaned } from '../tasks/index.ts'
 import { repeat } from '../util/index.ts'
 import type { JobsComponents, JobsInit } from './components.ts'
 import { JobDriver, WORKER_BATCH_ITEMS } from './driver.ts'
@@ -188,16 +188,8 @@ export class JobService implements Startable {
   private adoptOrphans (deadNode?: NodeId): void {
     if (!this.running) return
     const self = this.c.peerId
-    const alive = this.c.members.view().filter(v => v.state === 'alive').map(v => v.id)
-    const gone = (id: NodeId): boolean => {
-      if (id === deadNode) return true
-      const s = this.c.members.state(id)
-      return s === 'dead' || s === 'left'
-    }
-    for (const [id, m] of this.records.docs()) {
+    for (const [id, m] of orphaned(this.records.docs(), this.c.members, self, id => this.drivers.has(id), deadNode)) {
       const doc = m.doc
-      if (doc.final !== undefined || doc.driver === self || this.drivers.has(id) || !gone(doc.driver)) continue
-      if (successor(id, alive.filter(n => n !== doc.driver)) !== self) continue
       const next: JobDoc = { ...doc, driver: self, driverName: this.init.nodeName }
       this.records.writeDoc(id, next)
       this.log.warn({ job: id, previous: doc.driver }, 'took over a job whose driver is gone')

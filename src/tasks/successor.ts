@@ -15,3 +15,29 @@ export function successor (taskId: string, live: NodeId[]): NodeId | undefined {
   }
   return best
 }
+
+/** What `orphaned` needs of the membership: who is alive, and what one node is. */
+export interface SuccessorView {
+  view: () => Array<{ id: NodeId, state: string }>
+  state: (id: NodeId) => string | undefined
+}
+
+/**
+ * The unfinished documents (jobs, workflows) whose driver is dead or gone and whose successor is `self`: what this
+ * node must take over. `deadNode` counts as gone even before the view says so (it is the node just declared dead).
+ */
+export function * orphaned<D extends { final?: unknown, driver: NodeId }, M extends { doc: D }> (
+  docs: Iterable<[string, M]>, members: SuccessorView, self: NodeId, driving: (id: string) => boolean, deadNode?: NodeId
+): Generator<[string, M]> {
+  const alive = members.view().filter(v => v.state === 'alive').map(v => v.id)
+  const gone = (id: NodeId): boolean => {
+    if (id === deadNode) return true
+    const s = members.state(id)
+    return s === 'dead' || s === 'left'
+  }
+  for (const [id, m] of docs) {
+    const doc = m.doc
+    if (doc.final !== undefined || doc.driver === self || driving(id) || !gone(doc.driver)) continue
+    if (successor(id, alive.filter(n => n !== doc.driver)) === self) yield [id, m]
+  }
+}

@@ -8,7 +8,7 @@ import { workflowEntry, workflowKeys, type TaskSpec, type WorkflowDoc, type Work
 import { ConflictError, InvalidArgumentError, NotFoundError, toGridError, type NodeId, type Startable } from '../interface/index.ts'
 import { normalizeJob } from '../jobs/index.ts'
 import type { ChangeEvent } from '../state/index.ts'
-import { EventQueue, newTaskId, normalizeSpec, successor } from '../tasks/index.ts'
+import { EventQueue, newTaskId, normalizeSpec, orphaned } from '../tasks/index.ts'
 import { repeat } from '../util/index.ts'
 import type { WorkflowsComponents, WorkflowsInit } from './components.ts'
 import { WorkflowDriver } from './driver.ts'
@@ -200,16 +200,8 @@ export class WorkflowService implements Startable {
   private adoptOrphans (deadNode?: NodeId): void {
     if (!this.running) return
     const self = this.c.peerId
-    const alive = this.c.members.view().filter(v => v.state === 'alive').map(v => v.id)
-    const gone = (id: NodeId): boolean => {
-      if (id === deadNode) return true
-      const s = this.c.members.state(id)
-      return s === 'dead' || s === 'left'
-    }
-    for (const [id, m] of this.records.docs()) {
+    for (const [id, m] of orphaned(this.records.docs(), this.c.members, self, id => this.drivers.has(id), deadNode)) {
       const doc = m.doc
-      if (doc.final !== undefined || doc.driver === self || this.drivers.has(id) || !gone(doc.driver)) continue
-      if (successor(id, alive.filter(n => n !== doc.driver)) !== self) continue
       const next: WorkflowDoc = { ...doc, driver: self, driverName: this.init.nodeName }
       this.records.writeDoc(id, next)
       this.log.warn({ workflow: id, previous: doc.driver, paused: m.paused }, 'took over a workflow whose driver is gone')

@@ -65,6 +65,7 @@ describe('warm workers - a request waiting for the only GPU says why', () => {
     expect(rb.stderr).toMatch(new RegExp(`gridctl: task w\\S+: ${heldByA.source}\\n`))
     expect(JSON.parse(rb.stdout)).toMatchObject({ echo: 'b', session: 'B' })
     expect(rc.result).toMatchObject({ echo: 'c', session: 'C' })
-    if (first === 'C') expect(rb.stderr).toMatch(/the only one on n1 is held by session C's gpuecho worker/)
+    // which of B and C was served first is not asserted: B's answer comes through a gridctl process, so the order the
+    // two calls return in is not the order they were served in (a CI run saw C return first after B had been served)
   })
 })
