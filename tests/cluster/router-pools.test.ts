@@ -59,6 +59,12 @@ describe('router nodes, pools and discover on real daemons', () => {
       const ids = await Promise.all([0, 1, 2].map(async () => await detach(r, ['--pool', pool, '--', 'true'])))
       for (const id of ids) expect((await finished(r, id)).nodeName).toBe(node)
     }
+    // distribute takes --pool as run does: every run of the job in that pool
+    const job = await r.ctl(['distribute', '--pool', 'gpu-a', '--count', '4', '-o', 'json', '--', 'true'], { timeoutMs: 90_000 })
+    expect(job.code, job.stderr).toBe(0)
+    const doc = JSON.parse(job.stdout) as { status: string, results: Array<{ nodeName: string }> }
+    expect(doc.status).toBe('completed')
+    expect(doc.results.map(x => x.nodeName)).toEqual(['w1', 'w1', 'w1', 'w1'])
   })
 
   it('discover lists the peers the DHT rendezvous knows, as members and connected', async () => {
