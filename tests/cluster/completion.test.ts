@@ -54,4 +54,12 @@ describe('completion - against real daemons', () => {
     expect(tasks).toEqual([id])
     expect(flags).toEqual(['--help', '--no-wait', '--output', '--socket', '--version'])
   })
+
+  it('offers the ids of the cluster\'s jobs where a job id goes', async () => {
+    const r = await c.node('n1').ctl(['distribute', '--count', '2', '-o', 'json', '--', 'true'])
+    expect(r.code, r.stderr).toBe(0)
+    const { id } = JSON.parse(r.stdout) as { id: string }
+    const [jobs] = await complete([['gridctl', 'job', 'cancel', '']])
+    expect(jobs).toEqual([id])
+  })
 })

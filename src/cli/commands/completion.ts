@@ -7,11 +7,11 @@ const TASK_IDS_MAX = 50
 
 export const completionCommand: Command = {
   name: 'completion',
-  summary: 'Prints a shell completion script (bash, zsh or fish) for gridctl\'s commands, flags, node names and task ids.',
+  summary: 'Prints a shell completion script (bash, zsh or fish) for gridctl\'s commands, flags, node names and task, job and workflow ids.',
   usage: 'completion bash|zsh|fish',
   local: true,
   options: { values: { type: 'string' } },
-  optionHelp: { values: 'print the live values of a kind (node, task, session), one per line, for the scripts' },
+  optionHelp: { values: 'print the live values of a kind (node, task, session, job, workflow), one per line, for the scripts' },
   async run (ctx, args) {
     // loaded here, not at start-up: only this command needs the generator (and the table it reads)
     const { LIVE_KINDS, SHELLS, commandSpecs } = await import('../completion.ts')
@@ -25,7 +25,9 @@ export const completionCommand: Command = {
         ? (await client.get<Array<{ name: string }>>('/nodes', ctx.signal)).map(n => n.name)
         : kind === 'task'
           ? (await client.get<Array<{ id: string }>>(`/tasks?limit=${TASK_IDS_MAX}`, ctx.signal)).map(t => t.id)
-          : (await client.get<Array<{ id: string }>>('/sessions', ctx.signal)).map(s => s.id)
+          : kind === 'job' || kind === 'workflow'
+            ? (await client.get<Array<{ id: string }>>(`/${kind}s?limit=${TASK_IDS_MAX}`, ctx.signal)).map(j => j.id)
+            : (await client.get<Array<{ id: string }>>('/sessions', ctx.signal)).map(s => s.id)
       ctx.out.write(words.map(w => `${w}\n`).join(''))
       return 0
     }
