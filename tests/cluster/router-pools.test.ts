@@ -44,9 +44,10 @@ describe('router nodes, pools and discover on real daemons', () => {
   })
 
   it('pools sum what their nodes hold; run --pool places in that pool only', async () => {
-    const rows = await waitFor('pools to show both pools', async () => {
+    // the heartbeats that report the previous test's tasks as ended may still be on their way: wait for both pools idle
+    const rows = await waitFor('pools to show both pools, idle', async () => {
       const p = JSON.parse((await w2.ctl(['pools', '-o', 'json'])).stdout) as PoolEntry[]
-      return p.length === 2 ? p : undefined
+      return p.length === 2 && p.every(x => x.running === 0 && x.queued === 0) ? p : undefined
     })
     expect(rows).toEqual([
       { name: 'default', nodes: 2, alive: 2, slots: 1, freeSlots: 1, gpus: 0, freeGpus: 0, running: 0, queued: 0, healthy: 2, degraded: 0, unavailable: 0 },
