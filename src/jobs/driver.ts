@@ -8,16 +8,17 @@
  */
 import type { Logger } from 'pino'
 import {
-  JOB_CHUNK_ITEMS, TASK_STDIN_CHUNK_MAX_BYTES, itemText, reduceTaskId, runTaskId,
+  JOB_CHUNK_ITEMS, itemText, reduceTaskId, runTaskId,
   type ItemRun, type JobDoc, type JobStreamEvent, type TaskRecord, type TaskSpec
 } from '../../proto/index.ts'
 import { toGridError, type NodeId } from '../interface/index.ts'
 import type { ClientEvent, EventQueue } from '../tasks/index.ts'
 import { backoffMs, delay } from '../util/index.ts'
 import { decidedEarly, verdict, type RunOutcome } from './aggregate.ts'
-import { Capture, capped } from './capture.ts'
+import { capped, exitError, followTask, stdoutOf } from './capture.ts'
 import type { JobsComponents } from './components.ts'
 import { resultOf, toJobRecord, type JobRecords } from './records.ts'
+import { runReduce, type ReduceResult } from './reduce.ts'
 
 /** Progress chunks are written at most this often (every result in between goes in the same write). */
 export const JOB_FLUSH_MS = 250
@@ -221,27 +222,21 @@ export class JobDriver {
 
   /** Reads a run's task stream: stdout (kept up to its limit), then the exit. */
   private async follow (i: number, run: number, events: AsyncIterable<ClientEvent>): Promise<void> {
-    const out = new Capture()
-    try {
-      for await (const ev of events) {
-        if (ev.type === 'output' && ev.stream === 'stdout') out.add(ev.data)
-        else if (ev.type === 'exit') {
-          this.ended(i, run, {
-            status: ev.status === 'completed' ? 'completed' : ev.status === 'cancelled' ? 'cancelled' : 'failed',
-            exitCode: ev.exitCode,
-            attempts: ev.attempts,
-            stdout: out.text(),
-            ...(ev.node === null ? {} : { node: ev.node }),
-            ...(ev.nodeName === null ? {} : { nodeName: ev.nodeName }),
-            ...(ev.status === 'completed' ? {} : { error: ev.error ?? (ev.status === 'timeout' ? 'timed out' : ev.status) })
-          })
-          return
-        }
-      }
-      if (!this.stopped) this.ended(i, run, { status: 'failed', error: 'the run\'s task stream ended without an exit', stdout: out.text() })
-    } catch (err) {
-      if (!this.stopped) this.ended(i, run, { status: 'failed', error: toGridError(err).message, stdout: out.text() })
+    const f = await followTask(events)
+    if (f.exit === undefined) {
+      if (!this.stopped) this.ended(i, run, { status: 'failed', error: f.error, stdout: f.stdout })
+      return
     }
+    const ev = f.exit
+    this.ended(i, run, {
+      status: ev.status === 'completed' ? 'completed' : ev.status === 'cancelled' ? 'cancelled' : 'failed',
+      exitCode: ev.exitCode,
+      attempts: ev.attempts,
+      stdout: f.stdout,
+      ...(ev.node === null ? {} : { node: ev.node }),
+      ...(ev.nodeName === null ? {} : { nodeName: ev.nodeName }),
+      ...(ev.status === 'completed' ? {} : { error: exitError(ev) })
+    })
   }
 
   /** Follows a run this driver did not start (taken over) through its task record until it ends. */
@@ -291,15 +286,9 @@ export class JobDriver {
     try { return this.c.tasks.get(id) } catch { return undefined }
   }
 
-  /** The stdout of a task that ended, from its executor (best effort: empty when it is gone). */
+  /** The stdout of a task that ended, from its executor (best effort). */
   private async stdoutOf (taskId: string): Promise<string> {
-    const out = new Capture()
-    const ac = new AbortController()
-    const t = setTimeout(() => { ac.abort() }, 10_000)
-    try {
-      for await (const ev of this.c.tasks.logs(taskId, false, ac.signal)) if (ev.type === 'output' && ev.stream === 'stdout') out.add(ev.data)
-    } catch { /* its node is gone, or keeps it no longer */ } finally { clearTimeout(t) }
-    return out.text()
+    return await stdoutOf(signal => this.c.tasks.logs(taskId, false, signal))
   }
 
   /** A run ended: record it, tell the client, wake the loop. */
@@ -349,52 +338,17 @@ export class JobDriver {
     this.records.writeDoc(this.id, this.doc)
     const { type: _t, payload: _p, job: _j, node: _n, command: _c, ...rest } = this.spec
     const spec: TaskSpec = { ...rest, command: ['sh', '-c', this.doc.reduce ?? 'cat'], retries: 0, stdin: true }
-    let events: EventQueue<ClientEvent> | undefined
-    try {
-      events = this.c.tasks.submitSpec(spec, taskId, false).events
-    } catch (err) {
-      this.reduceResult = { ok: false, stdout: '', error: `the reduce could not start: ${toGridError(err).message}` }
-      return
-    }
-    const feed = this.feedReduce(taskId)
-    const out = new Capture()
-    let exit: Extract<ClientEvent, { type: 'exit' }> | undefined
-    try {
-      for await (const ev of events as EventQueue<ClientEvent>) {
-        if (ev.type === 'output' && ev.stream === 'stdout') out.add(ev.data)
-        else if (ev.type === 'exit') exit = ev
-      }
-    } catch (err) {
-      this.reduceResult = { ok: false, stdout: out.text(), error: `the reduce failed: ${toGridError(err).message}` }
-      return
-    }
-    await feed.catch(() => {})
-    this.reduceResult = exit?.status === 'completed'
-      ? { ok: true, stdout: out.text() }
-      : { ok: false, stdout: out.text(), error: `the reduce ${exit?.status ?? 'failed'}: ${exit?.error ?? (exit?.exitCode === null || exit === undefined ? 'no exit status' : `exit code ${exit.exitCode}`)}` }
+    this.reduceResult = await runReduce(this.c.tasks, spec, taskId, () => this.reduceLines())
   }
 
-  private reduceResult?: { ok: boolean, stdout: string, error?: string }
+  private reduceResult?: ReduceResult
 
-  /** Every result as a JSON line `{index, item, status, exitCode, stdout}`, in index order, to the reduce's stdin. */
-  private async feedReduce (taskId: string): Promise<void> {
-    let buf: string[] = []
-    let bytes = 0
-    const send = async (end: boolean): Promise<boolean> => {
-      const data = Buffer.from(buf.join(''))
-      buf = []
-      bytes = 0
-      const r = await this.c.tasks.writeStdin(taskId, { data, end })
-      return r.open
-    }
+  /** Every result as a JSON line `{index, item, status, exitCode, stdout}`, in index order. */
+  private * reduceLines (): Iterable<string> {
     for (let i = 0; i < this.runs.length; i++) {
       const r = this.runs[i] ?? null
-      const line = JSON.stringify({ index: i, item: this.items[i] ?? null, status: r?.status ?? 'pending', exitCode: r?.exitCode ?? null, stdout: r?.stdout ?? '' }) + '\n'
-      buf.push(line)
-      bytes += Buffer.byteLength(line)
-      if (bytes >= TASK_STDIN_CHUNK_MAX_BYTES / 2 && !(await send(false))) return
+      yield JSON.stringify({ index: i, item: this.items[i] ?? null, status: r?.status ?? 'pending', exitCode: r?.exitCode ?? null, stdout: r?.stdout ?? '' }) + '\n'
     }
-    await send(true)
   }
 
   /** The verdict: written into the job's document, and sent to the client with the whole job. */

@@ -8,7 +8,7 @@
 import type { Logger } from 'pino'
 import { workflowTaskId, type TaskSpec, type WorkflowDoc, type WorkflowJobState, type WorkflowStreamEvent } from '../../proto/index.ts'
 import { InvalidArgumentError, toGridError } from '../interface/index.ts'
-import { Capture, capped } from '../jobs/capture.ts'
+import { capped, exitError, followTask, stdoutOf } from '../jobs/capture.ts'
 import type { ClientEvent, EventQueue } from '../tasks/index.ts'
 import { normalizeSpec } from '../tasks/index.ts'
 import { delay } from '../util/index.ts'
@@ -153,27 +153,21 @@ export class WorkflowDriver {
 
   /** Reads a plain job's task stream: stdout (kept up to its limit), then the exit. */
   private async follow (n: string, run: number, events: AsyncIterable<ClientEvent>): Promise<void> {
-    const out = new Capture()
-    try {
-      for await (const ev of events) {
-        if (ev.type === 'output' && ev.stream === 'stdout') out.add(ev.data)
-        else if (ev.type === 'exit') {
-          this.ended(n, run, {
-            status: ev.status === 'completed' ? 'succeeded' : ev.status === 'cancelled' ? 'cancelled' : 'failed',
-            exitCode: ev.exitCode,
-            attempts: ev.attempts,
-            stdout: out.text(),
-            ...(ev.node === null ? {} : { node: ev.node }),
-            ...(ev.nodeName === null ? {} : { nodeName: ev.nodeName }),
-            ...(ev.status === 'completed' ? {} : { error: (ev.error ?? (ev.status === 'timeout' ? 'timed out' : ev.status)).slice(0, 4096) })
-          })
-          return
-        }
-      }
-      if (!this.stopped) this.ended(n, run, { status: 'failed', error: 'the job\'s task stream ended without an exit' })
-    } catch (err) {
-      if (!this.stopped) this.ended(n, run, { status: 'failed', error: toGridError(err).message.slice(0, 4096) })
+    const f = await followTask(events)
+    if (f.exit === undefined) {
+      if (!this.stopped) this.ended(n, run, { status: 'failed', error: f.error.slice(0, 4096) })
+      return
     }
+    const ev = f.exit
+    this.ended(n, run, {
+      status: ev.status === 'completed' ? 'succeeded' : ev.status === 'cancelled' ? 'cancelled' : 'failed',
+      exitCode: ev.exitCode,
+      attempts: ev.attempts,
+      stdout: f.stdout,
+      ...(ev.node === null ? {} : { node: ev.node }),
+      ...(ev.nodeName === null ? {} : { nodeName: ev.nodeName }),
+      ...(ev.status === 'completed' ? {} : { error: exitError(ev).slice(0, 4096) })
+    })
   }
 
   /** Follows a distribute job through the jobs service's records until it has its verdict; its answer is its stdout. */
@@ -253,15 +247,9 @@ export class WorkflowDriver {
     this.wake()
   }
 
-  /** The stdout of a task that ended, from its executor (best effort: empty when it is gone). */
+  /** The stdout of a task that ended, from its executor (best effort). */
   private async stdoutOf (taskId: string): Promise<string> {
-    const out = new Capture()
-    const ac = new AbortController()
-    const t = setTimeout(() => { ac.abort() }, 10_000)
-    try {
-      for await (const ev of this.c.tasks.logs(taskId, false, ac.signal)) if (ev.type === 'output' && ev.stream === 'stdout') out.add(ev.data)
-    } catch { /* its node is gone, or keeps it no longer */ } finally { clearTimeout(t) }
-    return out.text()
+    return await stdoutOf(signal => this.c.tasks.logs(taskId, false, signal))
   }
 
   private async cancelTask (taskId: string): Promise<void> {
