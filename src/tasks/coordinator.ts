@@ -9,64 +9,24 @@
 import type { Logger } from 'pino'
 import {
   TASK_REASON_MAX_CHARS, TaskAttach, TaskCancel, TaskRun,
-  type CoordAspect, type ExecAspect, type RehomeReason, type TaskEvent, type TaskOffer, type TaskSpec, type TaskStreamEvent
+  type CoordAspect, type ExecAspect, type TaskEvent, type TaskOffer, type TaskSpec
 } from '../../proto/index.ts'
 import { CancelledError, toGridError, type NodeId } from '../interface/index.ts'
 import type { Watcher } from '../executor/index.ts'
 import { exitCodeOf } from '../executor/index.ts'
-import { route, type RouteResult, type SessionPlan } from '../routing/index.ts'
+import { route, type RouteResult } from '../routing/index.ts'
 import { backoffMs, delay } from '../util/index.ts'
 import type { TasksComponents, TasksInit } from './components.ts'
 import { DispatchLedger } from './dispatch-ledger.ts'
-import type { EventQueue } from './event-queue.ts'
-import { admitOffer, layoutSynced } from './admission.ts'
+import { admitOffer } from './admission.ts'
+import type { ClientEvent, Coordinated, Outcome } from './coordinated.ts'
 import { TaskRecords, isFinalStatus, statusOf, storedSpec } from './records.ts'
 import type { TaskMetrics } from './task-metrics.ts'
+import { fetchThenEnd, readySynced } from './sync-offer.ts'
 import { candidates } from './view.ts'
 
-/** What the client of a submission sees: the task stream (proto/task-stream.ts) with output as bytes. */
-export type ClientEvent = TaskStreamEvent<Uint8Array>
+export type { ClientEvent, Coordinated, Outcome } from './coordinated.ts'
 
-export type Outcome =
-  | { kind: 'refused', reason: string, full?: boolean }
-  | { kind: 'done', result: ExecAspect }
-  | { kind: 'retry', reason: string }
-  /** the executor handed it, never started, to a node with room (work stealing): offer it there, spending no retry */
-  | { kind: 'moved', node: NodeId, reason: string }
-
-export interface Coordinated {
-  id: string
-  spec: TaskSpec
-  coord: CoordAspect
-  sink?: EventQueue<ClientEvent>
-  executor?: NodeId
-  placed: boolean
-  cancelRequested: boolean
-  /** output bytes already forwarded (to re-attach from there) */
-  offset: number
-  submittedAt: number
-  /** the session's placement for the attempt being offered, and why its owner passed, if it did */
-  session?: SessionPlan & { refused?: { reason: RehomeReason, message: string } }
-  /** ends the current wait early (a cancel arrived) */
-  waker?: () => void
-  /** hears that an executor took the attempt, or that the task ended (the stdin writer waits for either) */
-  onPlaced?: () => void
-  /**
-   * the names of the variables its spec set whose values this node never had: it took the task over from a record,
-   * which keeps names only; it cannot place the task again (a running attempt needs no env and goes on)
-   */
-  envLost?: string[]
-  /** the nodes where an attempt of it failed or was lost: its next attempt goes elsewhere when it can */
-  failedOn?: Set<NodeId>
-  /** the nodes routing passed by for the attempt being offered, and why (paused, degraded...), for run -v */
-  passed?: Array<{ name: string, reason: string }>
-  /** times it moved to another node before it started (work stealing): those attempts spent no retry */
-  moves?: number
-  abort: AbortController
-}
-
-/** How often the client hears how a synced tree's transfer goes (`sync` events). */
-const SYNC_PROGRESS_INTERVAL_MS = 250
 /** The routing view is rebuilt at most this often (the dispatch ledger corrects it in between). */
 const VIEW_TTL_MS = 100
 const RETRY_BASE_MS = 100
@@ -278,8 +238,7 @@ export class Coordinator {
     // a synced tree: what the executor lacks goes first (here: laid out from this node's own cache)
     let syncDir: string | undefined
     try {
-      if (node === this.c.peerId) syncDir = await layoutSynced(this.c, offer)
-      else if (co.spec.sync !== undefined && this.c.sync !== undefined) await this.c.sync.push(node, co.spec.sync, co.abort.signal, this.syncProgress(co, node))
+      syncDir = await readySynced(this.c, co, node, offer, this.nameOf(node))
     } catch (err) {
       this.log.warn({ err, task: co.id, peer: node }, 'cannot ready the synced tree on the node; offering the task to the next')
       return refused(err)
@@ -315,17 +274,6 @@ export class Coordinator {
       if (!admitted) return refused(err)
       if (!this.running) return { kind: 'retry', reason: 'coordinator stopping' }
       return await this.reattach(co, node)
-    }
-  }
-
-  /** `sync` events for the client while a tree goes to `node`: at most every 250 ms, and the last one. */
-  private syncProgress (co: Coordinated, node: NodeId): (sent: number, total: number) => void {
-    let last = 0
-    return (sent, total) => {
-      const now = Date.now()
-      if (sent < total && now - last < SYNC_PROGRESS_INTERVAL_MS) return
-      last = now
-      co.sink?.push({ type: 'sync', id: co.id, node, nodeName: this.nameOf(node), sentBytes: sent, totalBytes: total })
     }
   }
 
@@ -423,17 +371,7 @@ export class Coordinator {
       attempts: co.coord.attempt
     }
     if (result.result !== undefined) exit.result = result.result
-    const fetch = co.spec.sync?.fetch
-    if (fetch !== undefined && this.c.sync !== undefined && co.sink !== undefined && exit.type === 'exit') {
-      // --fetch: the files the task wrote come to this node's cache before the client hears the end
-      const sink = co.sink
-      void this.c.sync.fetchFrom(result.node, result.node === this.c.peerId, co.id, result.attempt, fetch)
-        .then(f => { exit.fetched = f }, (err: Error) => {
-          this.log.warn({ err, task: co.id, peer: result.node }, 'cannot bring the task\'s --fetch files back')
-          exit.fetched = { manifest: null, files: 0, bytes: 0, error: err.message }
-        })
-        .finally(() => { sink.push(exit); sink.close() })
-    } else {
+    if (!fetchThenEnd(this.c, this.log, co, result, exit)) {
       co.sink?.push(exit)
       co.sink?.close()
     }
