@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs'
 import { JOB_AGGREGATES, JOB_STRATEGIES } from '../../../proto/job-names.ts'
 import type { JobRecord, JobStreamEvent } from '../../../proto/index.ts'
-import { DaemonUnreachableError, GridError, ProtocolError } from '../../interface/index.ts'
 import { parseItems } from '../../jobs/items.ts'
 import { UsageError, type Command, type CommandContext } from '../command.ts'
+import { followStream } from '../follow-stream.ts'
 import { bar, clip, safeText } from '../output.ts'
 import { RUN_OPTIONS, RUN_OPTION_HELP, submitDetached, taskBody } from './run.ts'
 
@@ -97,56 +97,45 @@ export const distributeCommand: Command = {
 
 /** Streams the job: a progress bar on a terminal, a line per finished run otherwise, one JSON document with -o json. */
 async function follow (ctx: CommandContext, body: Record<string, unknown>): Promise<number> {
-  const stream = new AbortController()
-  let id: string | undefined
-  let cancelling = false
-  const onInterrupt = (): void => {
-    if (cancelling || id === undefined) { stream.abort(); return }
-    cancelling = true
-    ctx.err.write(`${ctx.tty ? '\r\x1b[K' : ''}gridctl: cancelling job ${id}...\n`)
-    void ctx.client.post(`/jobs/${id}/cancel`, undefined).catch((err: Error) => { ctx.err.write(`gridctl: cancel failed: ${err.message}\n`) })
-  }
-  ctx.signal.addEventListener('abort', onInterrupt, { once: true })
   const json = ctx.format === 'json'
   const bar = ctx.tty && !json ? new ProgressBar(ctx) : undefined
   const started = Date.now()
-  try {
-    for await (const ev of ctx.client.stream<JobStreamEvent>('POST', '/jobs', body, stream.signal)) {
-      switch (ev.type) {
-        case 'accepted':
-          id = ev.id
-          if (ctx.signal.aborted) onInterrupt()
-          bar?.draw({ done: 0, running: 0, failed: 0, total: ev.total })
-          break
-        case 'progress': bar?.draw(ev); break
-        case 'result':
-          if (json || bar !== undefined) break
-          ctx.out.write(resultLine(ev) + '\n')
-          break
-        case 'done': {
-          const j = ev.job
-          bar?.clear()
-          if (json) {
-            ctx.out.write(JSON.stringify(j, null, 2) + '\n')
-          } else {
-            ctx.out.write(jobSummary(j, Date.now() - started) + '\n')
-            if (j.answer !== null && j.answer !== '') ctx.out.write(j.answer.endsWith('\n') ? j.answer : j.answer + '\n')
-          }
-          if (j.status === 'failed' && json) ctx.err.write(`gridctl: job ${j.id} failed: ${j.error ?? ''}\n`)
-          return jobExitCode(j.status)
+  return await followStream<JobStreamEvent>(ctx, {
+    what: 'job',
+    path: '/jobs',
+    cancelBase: '/jobs',
+    body,
+    lastEvent: 'end',
+    lookUp: id => `gridctl job ${id}`,
+    goesOn: id => `job ${id} goes on in the cluster (a successor drives it if its node died): gridctl job ${id}`,
+    cancelPrefix: () => ctx.tty ? '\r\x1b[K' : '',
+    onBreak: () => { bar?.clear() }
+  }, (ev, h) => {
+    switch (ev.type) {
+      case 'accepted':
+        h.accepted(ev.id)
+        bar?.draw({ done: 0, running: 0, failed: 0, total: ev.total })
+        break
+      case 'progress': bar?.draw(ev); break
+      case 'result':
+        if (json || bar !== undefined) break
+        ctx.out.write(resultLine(ev) + '\n')
+        break
+      case 'done': {
+        const j = ev.job
+        bar?.clear()
+        if (json) {
+          ctx.out.write(JSON.stringify(j, null, 2) + '\n')
+        } else {
+          ctx.out.write(jobSummary(j, Date.now() - started) + '\n')
+          if (j.answer !== null && j.answer !== '') ctx.out.write(j.answer.endsWith('\n') ? j.answer : j.answer + '\n')
         }
+        if (j.status === 'failed' && json) ctx.err.write(`gridctl: job ${j.id} failed: ${j.error ?? ''}\n`)
+        return jobExitCode(j.status)
       }
     }
-  } catch (err) {
-    bar?.clear()
-    if (err instanceof DaemonUnreachableError && id !== undefined) throw new DaemonUnreachableError(`${err.message}; job ${id} goes on in the cluster (a successor drives it if its node died): gridctl job ${id}`, { cause: err })
-    if (err instanceof GridError) throw err
-    throw err
-  } finally {
-    ctx.signal.removeEventListener('abort', onInterrupt)
-  }
-  if (stream.signal.aborted) return 130
-  throw new ProtocolError(`the daemon ended the stream without the job's end${id === undefined ? '' : `; job ${id} may still run: gridctl job ${id}`}`)
+    return undefined
+  })
 }
 
 /** One finished run, on one line, safe for any terminal: index, node, status, exit code, the start of its stdout. */

@@ -1,6 +1,7 @@
 import type { TaskStreamEvent } from '../../../proto/task-stream.ts'
-import { DaemonUnreachableError, ProtocolError, parseDuration, parseSize } from '../../interface/index.ts'
+import { parseDuration, parseSize } from '../../interface/index.ts'
 import { UsageError, type Command, type CommandContext, type ParsedArgs } from '../command.ts'
+import { followStream } from '../follow-stream.ts'
 import { printObject } from '../output.ts'
 import { callerDirectory, pumpStdin } from '../stdin-pump.ts'
 import type { uploadTree } from '../sync-client.ts'
@@ -162,17 +163,6 @@ export const runCommand: Command = {
 
     if (v.detach === true) return await submitDetached(ctx, '/tasks', body)
 
-    // Ctrl-C cancels the task (and we keep reading until it has ended); a second Ctrl-C leaves at once
-    const stream = new AbortController()
-    let id: string | undefined
-    let cancelling = false
-    const onInterrupt = (): void => {
-      if (cancelling || id === undefined) { stream.abort(); return }
-      cancelling = true
-      ctx.err.write(`gridctl: cancelling task ${id}...\n`)
-      void ctx.client.post(`/tasks/${id}/cancel`, undefined).catch((err: Error) => { ctx.err.write(`gridctl: cancel failed: ${err.message}\n`) })
-    }
-    ctx.signal.addEventListener('abort', onInterrupt, { once: true })
     // stops sending stdin when the task has ended
     const stdinDone = new AbortController()
     const verbose = v.verbose === true
@@ -180,13 +170,20 @@ export const runCommand: Command = {
     let sawOutput = false
     let waited = false // "waiting for a node" is said once, or at every look with -v
     try {
-      for await (const ev of ctx.client.stream<TaskStreamEvent>('POST', '/tasks', { ...body, encoding: 'base64' }, stream.signal)) {
+      return await followStream<TaskStreamEvent>(ctx, {
+        what: 'task',
+        path: '/tasks',
+        cancelBase: '/tasks',
+        body: { ...body, encoding: 'base64' },
+        lastEvent: 'exit status',
+        lookUp: id => `gridctl task ${id}`,
+        goesOn: id => `task ${id} goes on in the cluster (a task outlives the daemon it was started through): follow it with gridctl logs ${id} -f, or gridctl task ${id}, once a daemon answers`
+      }, async (ev, h) => {
         if (json && ev.type !== 'output') ctx.err.write(JSON.stringify(ev) + '\n')
         switch (ev.type) {
           case 'accepted':
-            id = ev.id
-            if (ctx.signal.aborted) onInterrupt()
-            if (sendStdin) void pumpStdin(ctx.client, id, process.stdin, stdinDone.signal, err => { ctx.err.write(`gridctl: the task's stdin stopped: ${err.message}\n`) })
+            h.accepted(ev.id)
+            if (sendStdin) void pumpStdin(ctx.client, ev.id, process.stdin, stdinDone.signal, err => { ctx.err.write(`gridctl: the task's stdin stopped: ${err.message}\n`) })
             break
           case 'sync': {
             // a large tree on its way to the node: progress on a terminal
@@ -223,18 +220,11 @@ export const runCommand: Command = {
             return ev.code
           }
         }
-      }
-    } catch (err) {
-      // the daemon went away mid-stream: say so, and that the task does not depend on it
-      if (err instanceof DaemonUnreachableError && id !== undefined) throw new DaemonUnreachableError(`${err.message}; task ${id} goes on in the cluster (a task outlives the daemon it was started through): follow it with gridctl logs ${id} -f, or gridctl task ${id}, once a daemon answers`, { cause: err })
-      throw err
+        return undefined
+      })
     } finally {
       stdinDone.abort()
-      ctx.signal.removeEventListener('abort', onInterrupt)
     }
-    if (stream.signal.aborted) return 130
-    // a protocol failure, not the user's mistake: exit 1, saying whether the task may go on
-    throw new ProtocolError(`the daemon ended the stream without the task's exit status${id === undefined ? '' : `; task ${id} may still run: gridctl task ${id}`}`)
   }
 }
 

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { WORKFLOW_STATUSES } from '../../../proto/workflow-names.ts'
 import type { WorkflowJobRecord, WorkflowRecord, WorkflowStreamEvent } from '../../../proto/index.ts'
-import { DaemonUnreachableError, ProtocolError } from '../../interface/index.ts'
 import { UsageError, requirePositionals, type Command, type CommandContext } from '../command.ts'
+import { followStream } from '../follow-stream.ts'
 import { ago, printList, printObject, safeText } from '../output.ts'
 import { logsCommand } from './tasks.ts'
 
@@ -104,40 +104,29 @@ const runSub: Command = {
       else ctx.out.write(r.id + '\n')
       return 0
     }
-    const stream = new AbortController()
-    let id: string | undefined
-    let cancelling = false
-    const onInterrupt = (): void => {
-      if (cancelling || id === undefined) { stream.abort(); return }
-      cancelling = true
-      ctx.err.write(`gridctl: cancelling workflow ${id}...\n`)
-      void ctx.client.post(`/workflows/${id}/cancel`, undefined).catch((err: Error) => { ctx.err.write(`gridctl: cancel failed: ${err.message}\n`) })
-    }
-    ctx.signal.addEventListener('abort', onInterrupt, { once: true })
     const json = ctx.format === 'json'
-    try {
-      for await (const ev of ctx.client.stream<WorkflowStreamEvent>('POST', '/workflows', body, stream.signal)) {
-        if (ev.type === 'accepted') {
-          id = ev.id
-          if (ctx.signal.aborted) onInterrupt()
-          if (!json) ctx.out.write(`workflow ${ev.id} (${safeText(ev.name)}): ${ev.jobs.length} jobs\n`)
-        } else if (ev.type === 'job') {
-          if (!json) ctx.out.write(jobLine(ev) + '\n')
-        } else if (ev.type === 'done') {
-          const w = ev.workflow
-          if (json) ctx.out.write(JSON.stringify(workflowJson(w), null, 2) + '\n')
-          else ctx.out.write(`workflow ${w.id} ${w.status}${w.error === null || w.error === undefined ? '' : ` (${safeText(w.error)})`}\n`)
-          return workflowExitCode(w.status)
-        }
+    return await followStream<WorkflowStreamEvent>(ctx, {
+      what: 'workflow',
+      path: '/workflows',
+      cancelBase: '/workflows',
+      body,
+      lastEvent: 'end',
+      lookUp: id => `gridctl workflow status ${id}`,
+      goesOn: id => `workflow ${id} goes on in the cluster (a successor drives it if its node died): gridctl workflow status ${id}`
+    }, (ev, h) => {
+      if (ev.type === 'accepted') {
+        h.accepted(ev.id)
+        if (!json) ctx.out.write(`workflow ${ev.id} (${safeText(ev.name)}): ${ev.jobs.length} jobs\n`)
+      } else if (ev.type === 'job') {
+        if (!json) ctx.out.write(jobLine(ev) + '\n')
+      } else if (ev.type === 'done') {
+        const w = ev.workflow
+        if (json) ctx.out.write(JSON.stringify(workflowJson(w), null, 2) + '\n')
+        else ctx.out.write(`workflow ${w.id} ${w.status}${w.error === null || w.error === undefined ? '' : ` (${safeText(w.error)})`}\n`)
+        return workflowExitCode(w.status)
       }
-    } catch (err) {
-      if (err instanceof DaemonUnreachableError && id !== undefined) throw new DaemonUnreachableError(`${err.message}; workflow ${id} goes on in the cluster (a successor drives it if its node died): gridctl workflow status ${id}`, { cause: err })
-      throw err
-    } finally {
-      ctx.signal.removeEventListener('abort', onInterrupt)
-    }
-    if (stream.signal.aborted) return 130
-    throw new ProtocolError(`the daemon ended the stream without the workflow's end${id === undefined ? '' : `; workflow ${id} may still run: gridctl workflow status ${id}`}`)
+      return undefined
+    })
   }
 }
 
