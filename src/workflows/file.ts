@@ -6,7 +6,7 @@
 import { WORKFLOW_JOBS_MAX, WORKFLOW_JOB_NAME, type WorkflowJobDef } from '../../proto/index.ts'
 
 /** What a job of a workflow may say: the fields of `gridctl run`, `needs`, and the distribute fields. */
-export const RUN_FIELDS = ['command', 'type', 'payload', 'cpus', 'gpus', 'memory', 'require', 'labels', 'region', 'env', 'cwd', 'timeout', 'retries', 'retryOnFailure', 'priority', 'node', 'session'] as const
+export const RUN_FIELDS = ['command', 'type', 'payload', 'cpus', 'gpus', 'memory', 'require', 'labels', 'region', 'env', 'cwd', 'timeout', 'retries', 'retryOnFailure', 'priority', 'node', 'session', 'sync'] as const
 export const DISTRIBUTE_FIELDS = ['items', 'count', 'strategy', 'aggregate', 'reduce', 'maxParallel'] as const
 const JOB_FIELDS = new Set<string>([...RUN_FIELDS, ...DISTRIBUTE_FIELDS, 'needs'])
 const TOP_FIELDS = new Set(['name', 'parallelism', 'params', 'jobs', 'detach'])

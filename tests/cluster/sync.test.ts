@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Cluster, tempDir, waitFor, type Gridd } from '../helpers/cluster.ts'
 import { finished } from '../helpers/tasks.ts'
@@ -138,6 +138,46 @@ describe('run --sync: the code ships with the task', () => {
     const r = await n1.ctl(['stats'])
     expect(r.code).toBe(0)
     expect(r.stdout).toMatch(/sync cache [0-9.]+ MiB of 10240 MiB \(\d+ blobs, this node\)/)
+  })
+
+  it('ships the tree to every run of a distribute job (and refuses --fetch there)', async () => {
+    const r = await n1.ctl(['distribute', '-o', 'json', '--strategy', 'broadcast', '--sync', dir, '--', 'sh', '-c', '[ "$(pwd)" = "$GRID_SYNC_DIR" ] && cat data/in.txt'], { timeoutMs: 110_000 })
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    const job = JSON.parse(r.stdout) as { status: string, results: Array<{ nodeName: string, stdout: string }> }
+    expect(job.status).toBe('completed')
+    expect(job.results.map(x => x.nodeName).sort()).toEqual(['n1', 'n2'])
+    for (const x of job.results) expect(x.stdout).toBe(readFileSync(join(dir, 'data', 'in.txt'), 'utf8'))
+    const f = await n1.ctl(['distribute', '--count', '2', '--sync', dir, '--fetch', 'out/**', '--', 'true'])
+    expect(f.code).toBe(2)
+    expect(f.stderr).toMatch(/fetch/)
+  })
+
+  it('ships a workflow job\'s sync: DIR (relative to the workflow file) with that job', async () => {
+    const wf = join(dirname(dir), `wf-sync-${Date.now()}.yaml`)
+    writeFileSync(wf, [
+      'name: synced',
+      'jobs:',
+      '  train:',
+      `    sync: ${basename(dir)}`,
+      '    node: n2',
+      '    command: ["sh", "-c", "grep -q dataset data/in.txt && [ -x train.sh ]"]',
+      '  plain:',
+      '    needs: [train]',
+      '    command: ["sh", "-c", "[ -z \\"$GRID_SYNC_DIR\\" ] && [ ! -e train.sh ]"]',
+      ''
+    ].join('\n'))
+    const r = await n1.ctl(['workflow', 'run', wf, '-o', 'json'], { timeoutMs: 110_000 })
+    expect(r.stderr).toBe('')
+    const w = JSON.parse(r.stdout) as { status: string, jobs: Array<{ name: string, status: string }> }
+    expect(w.jobs).toEqual([expect.objectContaining({ name: 'train', status: 'succeeded' }), expect.objectContaining({ name: 'plain', status: 'succeeded' })])
+    expect(w.status).toBe('succeeded')
+    expect(r.code).toBe(0)
+    // a directory that is not there: exit 2 naming it, nothing submitted
+    writeFileSync(wf, 'name: missing\njobs:\n  a:\n    sync: no-such-dir\n    command: [true]\n')
+    const bad = await n1.ctl(['workflow', 'run', wf])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/no-such-dir/)
   })
 })
 

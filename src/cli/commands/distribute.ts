@@ -5,10 +5,14 @@ import { parseItems } from '../../jobs/items.ts'
 import { UsageError, type Command, type CommandContext } from '../command.ts'
 import { followStream } from '../follow-stream.ts'
 import { bar, clip, safeText } from '../output.ts'
-import { RUN_OPTIONS, RUN_OPTION_HELP, submitDetached, taskBody } from './run.ts'
+import { RUN_OPTIONS, RUN_OPTION_HELP, SYNC_OPTIONS, SYNC_OPTION_HELP, submitDetached, taskBody, uploadSync } from './run.ts'
 
 const { payload: _p, 'no-stdin': _n, verbose: _v, strategy: _s, ...runFlags } = RUN_OPTIONS
 const { payload: _ph, 'no-stdin': _nh, verbose: _vh, strategy: _sh, ...runHelp } = RUN_OPTION_HELP
+// every run gets the tree (each node is sent only what it lacks); --fetch is not offered: the runs would write over
+// each other's files in DIR (print results to stdout instead: they are the job's results)
+const { fetch: _f, ...syncFlags } = SYNC_OPTIONS
+const { fetch: _fh, ...syncHelp } = SYNC_OPTION_HELP
 
 /** Reads all of stdin (for --items -). */
 async function readStdin (): Promise<string> {
@@ -31,7 +35,7 @@ export const distributeCommand: Command = {
   name: 'distribute',
   trailingCommand: true,
   summary: 'Runs one command over the cluster: once per item (or per node with broadcast), gathering the results; exits 0 when the job succeeded.',
-  usage: 'distribute [--strategy S] [--items FILE|-] [--count N] [--aggregate A] [--reduce \'SHELL CMD\'] [--max-parallel N] [--detach] [placement and run flags of run] -- CMD [ARGS...] | distribute --type NAME --items FILE ...',
+  usage: 'distribute [--strategy S] [--items FILE|-] [--count N] [--aggregate A] [--reduce \'SHELL CMD\'] [--max-parallel N] [--sync DIR [--sync-exclude GLOB]... [--sync-max SIZE]] [--detach] [placement and run flags of run] -- CMD [ARGS...] | distribute --type NAME --items FILE ...',
   options: {
     strategy: { type: 'string' },
     items: { type: 'string' },
@@ -39,7 +43,8 @@ export const distributeCommand: Command = {
     aggregate: { type: 'string' },
     reduce: { type: 'string' },
     'max-parallel': { type: 'string' },
-    ...runFlags
+    ...runFlags,
+    ...syncFlags
   },
   optionHelp: {
     strategy: `${JOB_STRATEGIES.join(', ')} (default least-loaded)`,
@@ -49,6 +54,7 @@ export const distributeCommand: Command = {
     reduce: 'map-reduce: a shell command that gets every result on stdin as JSON lines; its stdout is the answer',
     'max-parallel': 'at most this many runs at once across the cluster (default: as many as fit)',
     ...runHelp,
+    ...syncHelp,
     detach: 'print the job id and return at once'
   },
   async run (ctx, args) {
@@ -90,6 +96,7 @@ export const distributeCommand: Command = {
         throw new UsageError((err as Error).message)
       }
     }
+    await uploadSync(ctx, v, body)
     if (v.detach === true) return await submitDetached(ctx, '/jobs', body)
     return await follow(ctx, body)
   }

@@ -69,15 +69,15 @@ export const RUN_OPTION_HELP: Record<string, string> = {
   verbose: 'say where it runs and report retries'
 }
 
-/** `run`'s own flags for shipping a directory with the task (distribute and workflows do not take them yet). */
-const SYNC_OPTIONS = {
+/** The flags for shipping a directory with the task (run; distribute takes all but --fetch). */
+export const SYNC_OPTIONS = {
   sync: { type: 'string' },
   'sync-exclude': { type: 'string', multiple: true },
   'sync-max': { type: 'string' },
   fetch: { type: 'string', multiple: true }
 } satisfies NonNullable<Command['options']>
 
-const SYNC_OPTION_HELP: Record<string, string> = {
+export const SYNC_OPTION_HELP: Record<string, string> = {
   sync: 'ship this directory with the task: it runs in a fresh copy of it (only files the node lacks are sent)',
   'sync-exclude': 'leave these out of --sync (gitignore syntax, repeatable; .gridignore or .gitignore are read too)',
   'sync-max': 'refuse a --sync tree larger than this (default 2GiB)',
@@ -138,26 +138,11 @@ export const runCommand: Command = {
   async run (ctx, args) {
     const v = args.values
     const body = taskBody(v, args.positionals, ctx.env)
+    const fetch = Array.isArray(v.fetch) ? v.fetch as string[] : []
+    if (fetch.length > 0 && v.detach === true) throw new UsageError('--fetch cannot be used with --detach (the files come back when the task ends)')
+    const synced = await uploadSync(ctx, v, body)
     // stdin streams to the task (as with ssh or docker run -i) unless --no-stdin, a typed task (its payload is its
     // stdin), --detach, or a terminal (reading one would steal the shell's keys, and stop a background job)
-    // --sync: DIR hashed (bad input exits 2 here, before anything is sent), and what the daemon lacks uploaded
-    const fetch = Array.isArray(v.fetch) ? v.fetch as string[] : []
-    if (fetch.length > 0 && typeof v.sync !== 'string') throw new UsageError('--fetch needs --sync DIR (its paths are relative to DIR)')
-    if (fetch.length > 0 && v.detach === true) throw new UsageError('--fetch cannot be used with --detach (the files come back when the task ends)')
-    let synced: Awaited<ReturnType<typeof uploadTree>> | undefined
-    if (typeof v.sync === 'string') {
-      let maxBytes: number | undefined
-      if (typeof v['sync-max'] === 'string') {
-        maxBytes = parseSize(v['sync-max'])
-        if (maxBytes === undefined) throw new UsageError(`--sync-max ${JSON.stringify(v['sync-max'])} is not a size (as in 500MiB or 4G)`)
-      }
-      // loaded only for --sync: hashing and the manifest's schema are not every run's start-up cost
-      const { uploadTree } = await import('../sync-client.ts')
-      synced = await uploadTree(ctx.client, v.sync, { excludes: Array.isArray(v['sync-exclude']) ? v['sync-exclude'] as string[] : [], ...(maxBytes === undefined ? {} : { maxBytes }), fetch, err: ctx.err as NodeJS.WritableStream & { isTTY?: boolean }, signal: ctx.signal })
-      body.sync = synced.body
-      delete body.cwdDefault
-      if (v.verbose === true) ctx.err.write(`gridctl: synced ${synced.root}: ${synced.files} files, ${synced.bytes} bytes; ${synced.sentBlobs} blobs (${synced.sentBytes} bytes) were new to this node\n`)
-    }
     const sendStdin = v['no-stdin'] !== true && v.type === undefined && v.detach !== true && process.stdin.isTTY !== true
     if (sendStdin) body.stdin = true
 
@@ -226,6 +211,28 @@ export const runCommand: Command = {
       stdinDone.abort()
     }
   }
+}
+
+/**
+ * --sync: DIR hashed (bad input exits 2 here, before anything is sent), what the daemon lacks uploaded, and the
+ * body's `sync` set (the task runs in the tree, so the caller's directory is not its cwd). Undefined without --sync.
+ */
+export async function uploadSync (ctx: CommandContext, v: ParsedArgs['values'], body: Record<string, unknown>): Promise<Awaited<ReturnType<typeof uploadTree>> | undefined> {
+  const fetch = Array.isArray(v.fetch) ? v.fetch as string[] : []
+  if (fetch.length > 0 && typeof v.sync !== 'string') throw new UsageError('--fetch needs --sync DIR (its paths are relative to DIR)')
+  if (typeof v.sync !== 'string') return undefined
+  let maxBytes: number | undefined
+  if (typeof v['sync-max'] === 'string') {
+    maxBytes = parseSize(v['sync-max'])
+    if (maxBytes === undefined) throw new UsageError(`--sync-max ${JSON.stringify(v['sync-max'])} is not a size (as in 500MiB or 4G)`)
+  }
+  // loaded only for --sync: hashing and the manifest's schema are not every run's start-up cost
+  const { uploadTree } = await import('../sync-client.ts')
+  const synced = await uploadTree(ctx.client, v.sync, { excludes: Array.isArray(v['sync-exclude']) ? v['sync-exclude'] as string[] : [], ...(maxBytes === undefined ? {} : { maxBytes }), fetch, err: ctx.err as NodeJS.WritableStream & { isTTY?: boolean }, signal: ctx.signal })
+  body.sync = synced.body
+  delete body.cwdDefault
+  if (v.verbose === true) ctx.err.write(`gridctl: synced ${synced.root}: ${synced.files} files, ${synced.bytes} bytes; ${synced.sentBlobs} blobs (${synced.sentBytes} bytes) were new to this node\n`)
+  return synced
 }
 
 /** `--detach`: submits and prints only the new id (`{"id"}` with -o json), for run, distribute and the like. */

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { dirname, resolve } from 'node:path'
 import { WORKFLOW_STATUSES } from '../../../proto/workflow-names.ts'
 import type { WorkflowJobRecord, WorkflowRecord, WorkflowStreamEvent } from '../../../proto/index.ts'
 import { UsageError, requirePositionals, type Command, type CommandContext } from '../command.ts'
@@ -42,6 +43,30 @@ export function workflowBody (file: string, params: string[], detach: boolean): 
   if (Object.keys(given).length > 0) body.params = { ...(typeof defaults === 'object' && defaults !== null && !Array.isArray(defaults) ? defaults : {}), ...given }
   if (detach) body.detach = true
   return body
+}
+
+/**
+ * Each job's `sync: DIR` (relative to the workflow file's directory) hashed and uploaded as `gridctl run --sync` does,
+ * each directory once, and replaced by the uploaded tree; bad input (no such directory, a link out of it) exits 2.
+ */
+async function uploadJobTrees (ctx: CommandContext, file: string, body: Record<string, unknown>): Promise<void> {
+  const jobs = body.jobs
+  if (jobs === null || typeof jobs !== 'object' || Array.isArray(jobs)) return
+  const base = file === '-' ? process.cwd() : dirname(resolve(file))
+  const uploaded = new Map<string, unknown>()
+  for (const j of Object.values(jobs as Record<string, unknown>)) {
+    if (j === null || typeof j !== 'object' || typeof (j as { sync?: unknown }).sync !== 'string') continue
+    const job = j as { sync: string }
+    const dir = resolve(base, job.sync)
+    let tree = uploaded.get(dir)
+    if (tree === undefined) {
+      // loaded only when a job syncs: hashing and the manifest's schema are not every command's start-up cost
+      const { uploadTree } = await import('../sync-client.ts')
+      tree = (await uploadTree(ctx.client, dir, { hashCache: true, err: ctx.err as NodeJS.WritableStream & { isTTY?: boolean }, signal: ctx.signal })).body
+      uploaded.set(dir, tree)
+    }
+    (job as { sync: unknown }).sync = tree
+  }
 }
 
 const duration = (j: WorkflowJobRecord, now: number): string => {
@@ -98,6 +123,7 @@ const runSub: Command = {
   async run (ctx, args) {
     const [file] = requirePositionals(args, ['FILE']) as [string]
     const body = workflowBody(file, (args.values.param as string[] | undefined) ?? [], args.values.detach === true)
+    await uploadJobTrees(ctx, file, body)
     if (args.values.detach === true) {
       const r = await ctx.client.post<{ id: string }>('/workflows', body, ctx.signal)
       if (ctx.format === 'json') ctx.out.write(JSON.stringify(r) + '\n')

@@ -12,7 +12,10 @@ export function jobRoutes (deps: ControlDeps): Route[] {
       path: '/jobs',
       maxBodyBytes: JOB_REQUEST_MAX_BYTES,
       handler: async req => {
-        const { id, events } = jobs.submit(await req.body())
+        const body = await req.body()
+        // a synced tree, as for a task: the manifest is stored as a blob, and every run's spec carries its hash
+        if (body !== null && typeof body === 'object' && 'sync' in body && deps.sync !== undefined) (body as { sync: unknown }).sync = await deps.sync.accept((body as { sync: unknown }).sync)
+        const { id, events } = jobs.submit(body)
         if (events === undefined) return { status: 201, json: { id } }
         // a client that goes away before the end takes its job with it (Ctrl-C in gridctl cancels it explicitly)
         req.signal.addEventListener('abort', () => {
