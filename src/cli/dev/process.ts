@@ -1,0 +1,55 @@
+/**
+ * The dev cluster's processes: whether a recorded pid is still that node's gridd (not a pid reused by another
+ * program since), and stopping one by its pid.
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { DEV_POLL_INTERVAL_MS } from './constants.ts'
+import { pidExists, type DevNode } from './state.ts'
+
+/** The process's argv: /proc/PID/cmdline on Linux, else ps (macOS); empty when it is gone (or a zombie). */
+function commandLine (pid: number): string[] {
+  if (existsSync('/proc/self/cmdline')) {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(a => a !== '')
+    } catch {
+      return []
+    }
+  }
+  try {
+    return execFileSync('ps', ['-o', 'command=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split(/\s+/).filter(a => a !== '')
+  } catch {
+    return []
+  }
+}
+
+/** Whether the node's recorded pid is alive and is the gridd started for this node (its --data-dir). */
+export function runsAsNode (node: Pick<DevNode, 'pid' | 'dataDir'>): boolean {
+  if (!pidExists(node.pid)) return false
+  const argv = commandLine(node.pid)
+  const i = argv.indexOf('--data-dir')
+  return i >= 0 && argv[i + 1] === node.dataDir
+}
+
+/** Sends `signal` to the node's gridd if it still runs as that node; false when it did not. */
+export function signalNode (node: Pick<DevNode, 'pid' | 'dataDir'>, signal: NodeJS.Signals): boolean {
+  if (!runsAsNode(node)) return false
+  try {
+    process.kill(node.pid, signal)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Waits until none of the nodes runs any more; returns those still running at the deadline. */
+export async function waitGone<T extends Pick<DevNode, 'pid' | 'dataDir'>> (nodes: T[], timeoutMs: number): Promise<T[]> {
+  const deadline = Date.now() + timeoutMs
+  let left = nodes.filter(n => runsAsNode(n))
+  while (left.length > 0 && Date.now() < deadline) {
+    await sleep(DEV_POLL_INTERVAL_MS)
+    left = left.filter(n => runsAsNode(n))
+  }
+  return left
+}
