@@ -32,6 +32,26 @@ export function runsAsNode (node: Pick<DevNode, 'pid' | 'dataDir'>): boolean {
   return i >= 0 && argv[i + 1] === node.dataDir
 }
 
+/**
+ * Whether the pid still runs: not gone and not a zombie (exited, not yet reaped by whatever adopted the detached
+ * daemon). A process being killed loses its command line before it has exited, so waits use this, not runsAsNode.
+ */
+export function stillRuns (pid: number): boolean {
+  if (!pidExists(pid)) return false
+  let state = ''
+  try {
+    if (existsSync('/proc/self/stat')) {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+    } else {
+      state = execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    }
+  } catch {
+    return false
+  }
+  return state !== '' && !/^[ZX]/.test(state)
+}
+
 /** Sends `signal` to the node's gridd if it still runs as that node; false when it did not. */
 export function signalNode (node: Pick<DevNode, 'pid' | 'dataDir'>, signal: NodeJS.Signals): boolean {
   if (!runsAsNode(node)) return false
@@ -43,13 +63,13 @@ export function signalNode (node: Pick<DevNode, 'pid' | 'dataDir'>, signal: Node
   }
 }
 
-/** Waits until none of the nodes runs any more; returns those still running at the deadline. */
-export async function waitGone<T extends Pick<DevNode, 'pid' | 'dataDir'>> (nodes: T[], timeoutMs: number): Promise<T[]> {
+/** Waits until none of the nodes (signalled: checked to be theirs before) runs; returns those left at the deadline. */
+export async function waitGone<T extends Pick<DevNode, 'pid'>> (nodes: T[], timeoutMs: number): Promise<T[]> {
   const deadline = Date.now() + timeoutMs
-  let left = nodes.filter(n => runsAsNode(n))
+  let left = nodes.filter(n => stillRuns(n.pid))
   while (left.length > 0 && Date.now() < deadline) {
     await sleep(DEV_POLL_INTERVAL_MS)
-    left = left.filter(n => runsAsNode(n))
+    left = left.filter(n => stillRuns(n.pid))
   }
   return left
 }
