@@ -162,14 +162,14 @@ async function converged (state: DevState, opts: UpOptions): Promise<void> {
     for (const n of state.nodes) if (!runsAsNode(n)) throw new InternalError(`${n.name} (gridd, pid ${n.pid}) exited; the end of ${n.log}:\n${logTail(n)}`)
     const seen = await Promise.all(state.nodes.map(async n => await aliveSeen(n, names, opts.signal)))
     const done = seen.filter(s => s === total).length
-    if (done !== shown) {
+    if (done !== shown && total > 1) {
       const line = `waiting for ${total} nodes to see each other… ${done}/${total}`
       opts.err.write(opts.tty ? `\r${line}` : `${line}\n`)
       shown = done
     }
-    if (done === total) { if (opts.tty) opts.err.write('\n'); return }
+    if (done === total) { if (opts.tty && total > 1) opts.err.write('\n'); return }
     if (Date.now() > deadline) {
-      if (opts.tty) opts.err.write('\n')
+      if (opts.tty && total > 1) opts.err.write('\n')
       const lagging = state.nodes.flatMap((n, i) => seen[i] === total ? [] : [`${n.name} sees ${seen[i] ?? '?'}/${total} alive`])
       throw new TimeoutError(`the nodes did not all see each other alive within ${DEV_CONVERGE_TIMEOUT_MS / 1000} s (${lagging.join(', ')}); see their logs in ${state.root}/NODE/gridd.log`)
     }
