@@ -8,28 +8,30 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { DEV_POLL_INTERVAL_MS } from './constants.ts'
 import { pidExists, type DevNode } from './state.ts'
 
-/** The process's argv: /proc/PID/cmdline on Linux, else ps (macOS); empty when it is gone (or a zombie). */
-function commandLine (pid: number): string[] {
+/** The process's command line, its arguments joined by spaces: /proc/PID/cmdline on Linux, else ps (macOS); '' when gone. */
+function commandLine (pid: number): string {
   if (existsSync('/proc/self/cmdline')) {
     try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(a => a !== '')
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(a => a !== '').join(' ')
     } catch {
-      return []
+      return ''
     }
   }
   try {
-    return execFileSync('ps', ['-o', 'command=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split(/\s+/).filter(a => a !== '')
+    return execFileSync('ps', ['-o', 'command=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
   } catch {
-    return []
+    return ''
   }
 }
 
-/** Whether the node's recorded pid is alive and is the gridd started for this node (its --data-dir). */
+/**
+ * Whether the node's recorded pid is alive and is the gridd started for this node: its command line has the node's
+ * `--data-dir DIR --socket` (up.ts puts them in that order), so that a pid reused by another program is never taken
+ * for it.
+ */
 export function runsAsNode (node: Pick<DevNode, 'pid' | 'dataDir'>): boolean {
   if (!pidExists(node.pid)) return false
-  const argv = commandLine(node.pid)
-  const i = argv.indexOf('--data-dir')
-  return i >= 0 && argv[i + 1] === node.dataDir
+  return commandLine(node.pid).includes(` --data-dir ${node.dataDir} --socket `)
 }
 
 /**
