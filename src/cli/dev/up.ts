@@ -12,7 +12,7 @@ import { ConflictError, InternalError, TimeoutError } from '../../interface/inde
 import { writeFileAtomic } from '../../util/index.ts'
 import { ApiClient } from '../client.ts'
 import type { Out } from '../output.ts'
-import { DEV_CONVERGE_TIMEOUT_MS, DEV_POLL_INTERVAL_MS, DEV_REQUEST_TIMEOUT_MS, DEV_START_TIMEOUT_MS, DEV_STATE_VERSION, DEV_STOP_TIMEOUT_MS } from './constants.ts'
+import { DEV_CONVERGE_TIMEOUT_MS, DEV_KILL_TIMEOUT_MS, DEV_POLL_INTERVAL_MS, DEV_REQUEST_TIMEOUT_MS, DEV_START_TIMEOUT_MS, DEV_STATE_VERSION, DEV_STOP_TIMEOUT_MS } from './constants.ts'
 import { fakeNvidiaSmiScript } from './fake-gpus.ts'
 import { griddArgv } from './find-gridd.ts'
 import { runsAsNode, signalNode, waitGone } from './process.ts'
@@ -81,6 +81,8 @@ export async function devUp (opts: UpOptions): Promise<UpResult> {
     // a cluster that did not come up is not left half running
     for (const n of state.nodes) signalNode(n, 'SIGTERM')
     for (const n of await waitGone(state.nodes, DEV_STOP_TIMEOUT_MS)) signalNode(n, 'SIGKILL')
+    // once none runs, no record is left either (the logs stay)
+    if ((await waitGone(state.nodes, DEV_KILL_TIMEOUT_MS)).length === 0) rmSync(devStatePath(opts.root), { force: true })
     throw err
   }
   return { state, already: false }
