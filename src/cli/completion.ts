@@ -36,7 +36,7 @@ export const GLOBAL_FLAGS: FlagSpec[] = [
 function optionKind (name: string): ValueKind {
   if (name === 'node' || name === 'owner') return 'node'
   if (name === 'session') return 'session'
-  if (/^(inventory|package|known-hosts|cwd|config|file|sync)$/.test(name)) return 'file'
+  if (/^(inventory|package|known-hosts|cwd|config|file|sync|gridd)$/.test(name)) return 'file'
   return 'none'
 }
 

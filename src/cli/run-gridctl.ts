@@ -12,13 +12,19 @@ import { VERSION } from '../version.ts'
 import { ApiClient } from './client.ts'
 import { UsageError, helpText, parseCommandArgs, type Command, type CommandContext } from './command.ts'
 import { COMMANDS } from './commands/index.ts'
+import { devClusterSocket } from './dev/state.ts'
 import { FORMATS, type Format, type Out } from './output.ts'
 
 export const DEFAULT_SYSTEM_SOCKET = '/run/grid/gridd.sock'
 
-/** --socket, else GRID_SOCKET, else ./.grid/gridd.sock when it exists (development), else /run/grid/gridd.sock. */
+/**
+ * --socket, else GRID_SOCKET, else the first running node of a dev cluster here (./.grid-dev, gridctl dev up), else
+ * ./.grid/gridd.sock when it exists (npm start), else /run/grid/gridd.sock.
+ */
 export function defaultSocket (env: NodeJS.ProcessEnv, cwd = process.cwd()): string {
   if (env.GRID_SOCKET !== undefined && env.GRID_SOCKET !== '') return env.GRID_SOCKET
+  const devNode = devClusterSocket(cwd)
+  if (devNode !== undefined) return devNode
   const dev = join(cwd, '.grid', 'gridd.sock')
   return existsSync(dev) ? dev : DEFAULT_SYSTEM_SOCKET
 }
@@ -34,7 +40,7 @@ function mainHelp (): string {
     ...COMMANDS.map(c => `  ${c.name.padEnd(w)}  ${c.summary}`),
     '',
     'Global flags:',
-    '  --socket PATH              control socket (env GRID_SOCKET; default ./.grid/gridd.sock if present, else /run/grid/gridd.sock)',
+    '  --socket PATH              control socket (env GRID_SOCKET; default: the first node of a dev cluster here (gridctl dev up), else ./.grid/gridd.sock if present, else /run/grid/gridd.sock)',
     '  -o, --output FORMAT        table (default), json (exactly one JSON document) or markdown',
     '  -h, --help                 help for gridctl or for a command',
     '  --version                  print the version',

@@ -2,6 +2,7 @@ import type { Command } from '../command.ts'
 import { clusterCommand } from './cluster.ts'
 import { completionCommand } from './completion.ts'
 import { deployCommand } from './deploy.ts'
+import { devCommand } from './dev.ts'
 import { healthCommand } from './health.ts'
 import { joinCommand } from './join.ts'
 import { keygenCommand } from './keygen.ts'
@@ -47,6 +48,7 @@ export const COMMANDS: Command[] = [
   joinCommand,
   deployCommand,
   clusterCommand,
+  devCommand,
   metricsCommand,
   keygenCommand
 ]
