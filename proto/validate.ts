@@ -15,11 +15,14 @@ export interface Validator<T extends TSchema> {
 }
 
 export function validator<T extends TSchema> (schema: T): Validator<T> {
-  const compiled = Compile(schema)
+  // compiled on first use: a daemon defines every wire schema but checks only the ones its traffic needs, and each
+  // compiled checker is generated code held for the process's life (compiling all of them at start-up cost ~20 MB)
+  let compiledOnce: ReturnType<typeof Compile<T>> | undefined
+  const compiled = (): ReturnType<typeof Compile<T>> => (compiledOnce ??= Compile(schema))
   const problems = (value: unknown, max = 5): string[] => {
     const out: string[] = []
     const seen = new Set<string>()
-    for (const e of compiled.Errors(value)) {
+    for (const e of compiled().Errors(value)) {
       // unions report one error per branch and then "must match a schema in anyOf": keep the summary only
       if (e.keyword === 'const' && e.schemaPath.includes('anyOf')) continue
       const path = e.instancePath === '' ? '(root)' : e.instancePath.slice(1).replace(/\//g, '.')
@@ -40,14 +43,14 @@ export function validator<T extends TSchema> (schema: T): Validator<T> {
   }
   return {
     schema,
-    check: (value: unknown): value is Static<T> => compiled.Check(value),
+    check: (value: unknown): value is Static<T> => compiled().Check(value),
     problems,
     parsePeer (value, what) {
-      if (compiled.Check(value)) return value
+      if (compiled().Check(value)) return value
       throw new ProtocolError(`invalid ${what}: ${problems(value, 3).join('; ')}`)
     },
     parseUser (value, what) {
-      if (compiled.Check(value)) return value
+      if (compiled().Check(value)) return value
       throw new InvalidArgumentError(`invalid ${what}: ${problems(value, 5).join('; ')}`)
     }
   }
