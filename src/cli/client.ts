@@ -108,16 +108,16 @@ export class ApiClient {
   }
 
   private unreachable (err: Error): GridError {
-    if (err.name === 'AbortError') return errorFromWire({ code: 'CANCELLED', message: 'cancelled' })
     return daemonUnreachable(this.opts.socket, err)
   }
 }
 
 /**
- * Why the socket could not be reached, typed: nothing there or nobody listening (DAEMON_NOT_RUNNING), not open to this
+ * Why a request on the socket failed, typed: cancelled by the caller (CANCELLED), nothing there or nobody listening (DAEMON_NOT_RUNNING), not open to this
  * user (SOCKET_PERMISSION_DENIED), or else DAEMON_UNREACHABLE with the system's reason. Each names the socket.
  */
 export function daemonUnreachable (socket: string, err: Error): GridError {
+  if (err.name === 'AbortError') return errorFromWire({ code: 'CANCELLED', message: 'cancelled' })
   const code = (err as NodeJS.ErrnoException).code
   if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'ENOTDIR') {
     const why = code === 'ECONNREFUSED' ? ' (the socket is there, but nobody listens on it: gridd stopped or crashed and left it)' : ''

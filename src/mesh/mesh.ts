@@ -453,7 +453,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
     const all = [e, ...(e.errors ?? [])].map(x => `${x.name}: ${x.message}`).join('; ')
     if (/ECONNREFUSED/.test(all)) return `connection refused: nothing listens there (${e.message})`
     if (/EHOSTUNREACH|ENETUNREACH/.test(all)) return `host unreachable (${e.message})`
-    if (/EncryptionFailed|ECONNRESET|decrypt|handshake|noise|pnet|psk/i.test(all)) return `handshake failed: the peer uses a different swarm key, is not a grid node, or closed the connection before the handshake because too many were waiting for theirs (its log says so: 'inbound connections are being dropped') (${e.message})`
+    if (/EncryptionFailed|ECONNRESET|decrypt|handshake|noise|pnet|psk/i.test(all)) return `handshake failed: the peer uses a different swarm key (compare the swarm key fingerprints gridctl status prints on both nodes), is not a grid node, or closed the connection before the handshake because too many were waiting for theirs (its log says so: 'inbound connections are being dropped') (${e.message})`
     if (/abort|timeout|timed out/i.test(all)) return `no answer in time: the address is not reachable, the peer uses a different swarm key, or it is refusing connections (${e.message})`
     return all
   }

@@ -15,7 +15,7 @@ export const metricsCommand: Command = {
         res.on('end', () => { resolve(Buffer.concat(chunks).toString('utf8')) })
         res.on('error', reject)
       })
-      req.on('error', err => { reject(err.name === 'AbortError' ? err : daemonUnreachable(ctx.client.opts.socket, err)) })
+      req.on('error', err => { reject(daemonUnreachable(ctx.client.opts.socket, err)) })
       req.end()
     })
     ctx.out.write(text)
