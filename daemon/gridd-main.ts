@@ -8,7 +8,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type { Logger } from 'pino'
 import { FIELDS, loadConfig, type GridConfig } from '../src/config/index.ts'
 import { Daemon } from '../src/daemon.ts'
-import { GridError, InvalidConfigError } from '../src/interface/index.ts'
+import { GridError, InvalidConfigError, formatHinted, hintFor } from '../src/interface/index.ts'
 import { VERSION } from '../src/version.ts'
 import { createLogger } from './logger.ts'
 
@@ -92,9 +92,15 @@ export async function main (): Promise<number> {
     await daemon.start()
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err)
-    // a typed error is one the user can act on (port in use, bad swarm key): its message, not a stack of library frames
-    logger.fatal({ err: err instanceof GridError ? { code: err.code, message } : err }, 'gridd could not start')
-    process.stderr.write(`gridd: cannot start: ${message}\n`)
+    // a typed error is one the user can act on (port in use, bad swarm key): its message and next step, not a stack
+    // of library frames; one event with `code` and `hint`, and the same on stderr as `error [CODE]: cause — hint`
+    const hint = err instanceof GridError ? err.hint ?? hintFor(err.code) : undefined
+    logger.fatal({
+      err: err instanceof GridError ? { code: err.code, message } : err,
+      ...(err instanceof GridError ? { code: err.code } : {}),
+      ...(hint === undefined ? {} : { hint })
+    }, 'gridd could not start')
+    process.stderr.write(`gridd: cannot start: ${err instanceof GridError && hint !== undefined ? formatHinted(err.code, message, hint) : message}\n`)
     logger.flush?.()
     return err instanceof GridError && err.exitCode === EXIT_USAGE ? EXIT_USAGE : EXIT_FAILURE
   }

@@ -1,7 +1,7 @@
 /**
  * The control API (HTTP/1.1 + JSON on the Unix socket, versioned under /v1): response shapes shared by the daemon
- * and gridctl. Errors are `{"error": {"code", "message"}}` with the HTTP status of the code (src/interface/errors.ts).
- * Streams are NDJSON, one JSON object per line.
+ * and gridctl. Errors are `{"error": {"code", "message", "hint"?}}` with the HTTP status of the code
+ * (src/interface/errors.ts). Streams are NDJSON, one JSON object per line.
  */
 import type { BreakerState, GpuInfo, LoadReport, MemberState, NodeHealth, SelfState, WireError } from '../src/interface/index.ts'
 

@@ -10,7 +10,7 @@ import { ControlServer, StatsSampler, routes, type ControlDeps } from './control
 import { availableParallelism, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { Executor, LocalResources, WorkerPool, resolveTaskUser, scratchPath, type WorkerTypeConfig } from './executor/index.ts'
-import type { Startable } from './interface/index.ts'
+import { GridError, type Startable } from './interface/index.ts'
 import { NodeHealthMonitor } from './health/index.ts'
 import { Membership } from './membership/index.ts'
 import { Mesh, loadOrCreateIdentity, loadSwarmKey, type SwarmKey } from './mesh/index.ts'
@@ -312,7 +312,9 @@ export class Daemon {
         await p.part.start()
         this.started.push(p)
       } catch (err) {
-        this.logger.error({ err, part: p.name }, 'start failed; rolling back')
+        // a typed error is logged whole once, by whoever handles it (gridd's 'gridd could not start', with its hint)
+        if (err instanceof GridError) this.logger.warn({ part: p.name, code: err.code }, 'start failed; rolling back')
+        else this.logger.error({ err, part: p.name }, 'start failed; rolling back')
         await this.stopStarted()
         this.unlock()
         throw err

@@ -6,7 +6,7 @@ import type { ClientRequest } from 'node:http'
 import { createRequire } from 'node:module'
 import { createInterface } from 'node:readline'
 import { API_PREFIX } from '../../proto/api.ts'
-import { DaemonUnreachableError, GridError, InternalError, errorFromWire, formatDurationExact } from '../interface/index.ts'
+import { DaemonNotRunningError, DaemonUnreachableError, GridError, HINTS, InternalError, SocketPermissionDeniedError, errorFromWire, formatDurationExact } from '../interface/index.ts'
 
 /**
  * node:http through require, not `import`: an ESM import of a builtin evaluates every export, and node:http's lazy
@@ -108,17 +108,25 @@ export class ApiClient {
   }
 
   private unreachable (err: Error): GridError {
-    const code = (err as NodeJS.ErrnoException).code
-    if (err.name === 'AbortError') return errorFromWire({ code: 'CANCELLED', message: 'cancelled' })
-    const why = code === 'ENOENT'
-      ? 'no socket there (is gridd running? start it, or pass --socket / GRID_SOCKET)'
-      : code === 'ECONNREFUSED'
-        ? 'connection refused (gridd is not running, or left a stale socket)'
-        : code === 'EACCES'
-          ? 'permission denied (run as the socket\'s owner or a member of its group)'
-          : err.message
-    return new DaemonUnreachableError(`cannot reach gridd at ${this.opts.socket}: ${why}`, { cause: err })
+    return daemonUnreachable(this.opts.socket, err)
   }
+}
+
+/**
+ * Why a request on the socket failed, typed: cancelled by the caller (CANCELLED), nothing there or nobody listening (DAEMON_NOT_RUNNING), not open to this
+ * user (SOCKET_PERMISSION_DENIED), or else DAEMON_UNREACHABLE with the system's reason. Each names the socket.
+ */
+export function daemonUnreachable (socket: string, err: Error): GridError {
+  if (err.name === 'AbortError') return errorFromWire({ code: 'CANCELLED', message: 'cancelled' })
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'ENOTDIR') {
+    const why = code === 'ECONNREFUSED' ? ' (the socket is there, but nobody listens on it: gridd stopped or crashed and left it)' : ''
+    return new DaemonNotRunningError(`no gridd answers at ${socket}${why}`, { cause: err, hint: HINTS.DAEMON_NOT_RUNNING })
+  }
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new SocketPermissionDeniedError(`permission denied on ${socket}: this user (uid ${process.getuid?.() ?? '?'}) may not use gridd's control socket`, { cause: err, hint: HINTS.SOCKET_PERMISSION_DENIED })
+  }
+  return new DaemonUnreachableError(`cannot reach gridd at ${socket}: ${err.message}`, { cause: err })
 }
 
 /** A kept-alive connection the daemon had closed: the request never reached it. */

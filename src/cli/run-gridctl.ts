@@ -2,12 +2,13 @@
  * gridctl's program: global flags, command dispatch and exit codes (the bin, src/cli/gridctl.ts, checks the Node
  * version and then calls runGridctl with this process's streams).
  *
- * Exit codes: 0 success; 1 the operation failed (or the daemon is unreachable); 2 usage error (bad command, flag or
- * argument, or a request no node can ever satisfy); a task's own exit code for `run`.
+ * Exit codes: 0 success; 1 the operation failed (or the daemon is not running or unreachable); 2 usage error (bad
+ * command, flag or argument, or a request no node can ever satisfy); a task's own exit code for `run`. An error a
+ * user meets first prints as `gridctl: error [CODE]: cause — next step` (docs/troubleshooting.md has each CODE).
  */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { GridError, toGridError } from '../interface/index.ts'
+import { GridError, formatHinted, hintFor, toGridError } from '../interface/index.ts'
 import { VERSION } from '../version.ts'
 import { ApiClient } from './client.ts'
 import { UsageError, helpText, parseCommandArgs, type Command, type CommandContext } from './command.ts'
@@ -123,7 +124,8 @@ export async function runGridctl (argv: string[], io: { out: Out, err: Out, env:
       return 2
     }
     const e = err instanceof GridError ? err : toGridError(err)
-    io.err.write(`gridctl: ${e.message}\n`)
+    const hint = e.hint ?? hintFor(e.code)
+    io.err.write(`gridctl: ${hint === undefined ? e.message : formatHinted(e.code, e.message, hint)}\n`)
     return e.exitCode
   }
 }

@@ -3,8 +3,10 @@
  *
  * Every error that crosses a boundary (peer to peer, daemon to CLI) travels as `{code, message}` and is turned back
  * into the same class on the other side by `errorFromWire`. Callers match on `code` (or `instanceof`), never on text.
- * One table holds each code's HTTP status and the exit code gridctl uses for it.
+ * One table holds each code's HTTP status and the exit code gridctl uses for it; the errors a user meets first also
+ * carry a `hint`, the next step (hints.ts, and docs/troubleshooting.md).
  */
+import { hintFor } from './hints.ts'
 
 export const ERRORS = {
   /** A request or flag is malformed: the user must change what they asked for. */
@@ -27,14 +29,22 @@ export const ERRORS = {
   PEER_UNREACHABLE: { status: 502, exit: 1 },
   /** A peer sent a frame that is malformed or breaks the protocol. */
   PROTOCOL: { status: 502, exit: 1 },
-  /** The local daemon's control socket could not be reached. */
+  /** The local daemon's control socket could not be reached (or its answer broke off). */
   DAEMON_UNREACHABLE: { status: 503, exit: 1 },
+  /** No daemon answers on the control socket: none there, or a stale one nobody listens on. */
+  DAEMON_NOT_RUNNING: { status: 503, exit: 1 },
+  /** The control socket (or its directory) is not open to this user. */
+  SOCKET_PERMISSION_DENIED: { status: 503, exit: 1 },
   /** The daemon is starting or stopping and cannot serve this now. */
   UNAVAILABLE: { status: 503, exit: 1 },
   /** A peer has too many requests in flight here (a per-peer cap); the caller may retry after `details.retryAfterMs`. */
   BUSY: { status: 503, exit: 1 },
-  /** The swarm key file is missing or malformed. */
+  /** The swarm key file is malformed or cannot be read. */
   SWARM_KEY: { status: 500, exit: 1 },
+  /** The swarm key file named does not exist. */
+  NO_SWARM_KEY: { status: 500, exit: 1 },
+  /** The port this node should listen on is taken by another process. */
+  PORT_IN_USE: { status: 500, exit: 1 },
   /** The request was cancelled by its caller. */
   CANCELLED: { status: 499, exit: 130 },
   /** A bug or an unexpected failure; the message says what happened. */
@@ -47,16 +57,21 @@ export interface WireError {
   code: string
   message: string
   details?: unknown
+  /** The next step (src/interface/hints.ts), for errors a user meets first. */
+  hint?: string
 }
 
 export class GridError extends Error {
   readonly code: ErrorCode
   readonly details?: unknown
+  /** What the user should do next; printed after the message as `error [CODE]: message — hint`. */
+  readonly hint?: string
 
-  constructor (code: ErrorCode, message: string, options?: { cause?: unknown, details?: unknown }) {
+  constructor (code: ErrorCode, message: string, options?: { cause?: unknown, details?: unknown, hint?: string }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause })
     this.code = code
     this.details = options?.details
+    if (options?.hint !== undefined) this.hint = options.hint
     this.name = ERROR_NAMES[code]
   }
 
@@ -64,9 +79,13 @@ export class GridError extends Error {
   get exitCode (): number { return ERRORS[this.code].exit }
 
   toWire (): WireError {
-    return this.details === undefined
+    const w: WireError = this.details === undefined
       ? { code: this.code, message: this.message }
       : { code: this.code, message: this.message, details: this.details }
+    // the next step travels too, so a client of the API (curl) reads it beside the message
+    const hint = this.hint ?? hintFor(this.code)
+    if (hint !== undefined) w.hint = hint
+    return w
   }
 }
 
@@ -82,14 +101,18 @@ const ERROR_NAMES: Record<ErrorCode, string> = {
   PEER_UNREACHABLE: 'PeerUnreachableError',
   PROTOCOL: 'ProtocolError',
   DAEMON_UNREACHABLE: 'DaemonUnreachableError',
+  DAEMON_NOT_RUNNING: 'DaemonNotRunningError',
+  SOCKET_PERMISSION_DENIED: 'SocketPermissionDeniedError',
   UNAVAILABLE: 'UnavailableError',
   BUSY: 'BusyError',
   SWARM_KEY: 'SwarmKeyError',
+  NO_SWARM_KEY: 'NoSwarmKeyError',
+  PORT_IN_USE: 'PortInUseError',
   CANCELLED: 'CancelledError',
   INTERNAL: 'InternalError'
 }
 
-type Options = { cause?: unknown, details?: unknown }
+type Options = { cause?: unknown, details?: unknown, hint?: string }
 
 export class InvalidArgumentError extends GridError { constructor (m: string, o?: Options) { super('INVALID_ARGUMENT', m, o) } }
 export class InvalidConfigError extends GridError {
@@ -107,10 +130,17 @@ export class UnsatisfiableError extends GridError { constructor (m: string, o?: 
 export class TimeoutError extends GridError { constructor (m: string, o?: Options) { super('TIMEOUT', m, o) } }
 export class PeerUnreachableError extends GridError { constructor (m: string, o?: Options) { super('PEER_UNREACHABLE', m, o) } }
 export class ProtocolError extends GridError { constructor (m: string, o?: Options) { super('PROTOCOL', m, o) } }
-export class DaemonUnreachableError extends GridError { constructor (m: string, o?: Options) { super('DAEMON_UNREACHABLE', m, o) } }
+/** The socket could not be reached; the two causes a user meets first have codes of their own (and this class). */
+export class DaemonUnreachableError extends GridError {
+  constructor (m: string, o?: Options, code: 'DAEMON_UNREACHABLE' | 'DAEMON_NOT_RUNNING' | 'SOCKET_PERMISSION_DENIED' = 'DAEMON_UNREACHABLE') { super(code, m, o) }
+}
+export class DaemonNotRunningError extends DaemonUnreachableError { constructor (m: string, o?: Options) { super(m, o, 'DAEMON_NOT_RUNNING') } }
+export class SocketPermissionDeniedError extends DaemonUnreachableError { constructor (m: string, o?: Options) { super(m, o, 'SOCKET_PERMISSION_DENIED') } }
 export class UnavailableError extends GridError { constructor (m: string, o?: Options) { super('UNAVAILABLE', m, o) } }
 export class BusyError extends GridError { constructor (m: string, o?: Options) { super('BUSY', m, o) } }
 export class SwarmKeyError extends GridError { constructor (m: string, o?: Options) { super('SWARM_KEY', m, o) } }
+export class NoSwarmKeyError extends GridError { constructor (m: string, o?: Options) { super('NO_SWARM_KEY', m, o) } }
+export class PortInUseError extends GridError { constructor (m: string, o?: Options) { super('PORT_IN_USE', m, o) } }
 export class CancelledError extends GridError { constructor (m: string, o?: Options) { super('CANCELLED', m, o) } }
 export class InternalError extends GridError { constructor (m: string, o?: Options) { super('INTERNAL', m, o) } }
 
@@ -132,9 +162,13 @@ export const ERROR_CLASSES = {
   PEER_UNREACHABLE: PeerUnreachableError,
   PROTOCOL: ProtocolError,
   DAEMON_UNREACHABLE: DaemonUnreachableError,
+  DAEMON_NOT_RUNNING: DaemonNotRunningError,
+  SOCKET_PERMISSION_DENIED: SocketPermissionDeniedError,
   UNAVAILABLE: UnavailableError,
   BUSY: BusyError,
   SWARM_KEY: SwarmKeyError,
+  NO_SWARM_KEY: NoSwarmKeyError,
+  PORT_IN_USE: PortInUseError,
   CANCELLED: CancelledError,
   INTERNAL: InternalError
 } as const satisfies Record<ErrorCode, (new (...args: never[]) => GridError) | undefined>
@@ -153,7 +187,9 @@ export function errorFromWire (wire: unknown): GridError {
     const message = typeof w.message === 'string' ? w.message : 'unknown error'
     if (isErrorCode(w.code)) {
       if (w.code === 'INVALID_CONFIG') return invalidConfigFromWire(message, w.details)
-      const options = w.details === undefined ? undefined : { details: w.details }
+      const options: Options | undefined = w.details === undefined && typeof w.hint !== 'string'
+        ? undefined
+        : { ...(w.details === undefined ? {} : { details: w.details }), ...(typeof w.hint === 'string' ? { hint: w.hint } : {}) }
       const Class = ERROR_CLASSES[w.code]
       return Class === undefined ? new GridError(w.code, message, options) : new Class(message, options)
     }

@@ -17,7 +17,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import type { Logger } from 'pino'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import { rendezvousKey } from '../../proto/index.ts'
-import { InvalidArgumentError, PeerUnreachableError, type NodeId, type Startable } from '../interface/index.ts'
+import { HINTS, InvalidArgumentError, PeerUnreachableError, type NodeId, type Startable } from '../interface/index.ts'
 import { LogLimiter, backoffMs, jitter, repeat } from '../util/index.ts'
 import { explainListenError } from './listen-error.ts'
 import { InboundGuard } from './inbound-guard.ts'
@@ -308,18 +308,28 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
     }
   }
 
+  /**
+   * A connection whose upgrade failed: what a peer with another swarm key looks like from both sides (with pnet, a
+   * wrong key turns the Noise handshake into noise). One warn event a minute per remote host, code SWARM_KEY_MISMATCH
+   * and the next step in `hint` (the fingerprint to compare).
+   */
   private onUpgradeFailure (info: { direction: string, remoteAddr: string, error: string }): void {
     this.metrics.handshakeFailures.inc({ direction: info.direction })
     const host = info.remoteAddr.split('/').slice(0, 3).join('/')
-    if (!this.limiter.allow(`upgrade:${info.direction}:${host}`)) return
+    if (!this.limiter.allow(`upgrade:${host}`)) return
+    const fingerprint = this.init.swarmKey?.fingerprint
     this.log.warn({
+      code: 'SWARM_KEY_MISMATCH',
       direction: info.direction,
       remoteAddr: info.remoteAddr,
       error: info.error,
-      swarmKey: this.init.swarmKey?.fingerprint ?? 'none'
-    }, this.init.swarmKey === null
-      ? 'connection handshake failed: the peer may use a swarm key while this node runs without one (logged once a minute per address)'
-      : 'connection handshake failed: the peer is not a member of this cluster or uses a different swarm key; compare swarm key fingerprints with gridctl status (logged once a minute per address)')
+      swarmKey: fingerprint ?? 'none',
+      hint: fingerprint === undefined
+        ? 'start this node with the cluster\'s swarm key (--swarm-key), or run the other one without (--insecure-no-swarm-key, lab only)'
+        : `${HINTS.SWARM_KEY_MISMATCH} (this node's fingerprint: ${fingerprint})`
+    }, fingerprint === undefined
+      ? `a peer at ${host} may use a swarm key, and this node runs without one (logged once a minute per address)`
+      : `a peer at ${host} uses a different swarm key, or is not a grid node (logged once a minute per address)`)
   }
 
   /** One pass of the dial loop: bootstrap while alone, then known members below the connection cap. */
@@ -443,7 +453,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
     const all = [e, ...(e.errors ?? [])].map(x => `${x.name}: ${x.message}`).join('; ')
     if (/ECONNREFUSED/.test(all)) return `connection refused: nothing listens there (${e.message})`
     if (/EHOSTUNREACH|ENETUNREACH/.test(all)) return `host unreachable (${e.message})`
-    if (/EncryptionFailed|ECONNRESET|decrypt|handshake|noise|pnet|psk/i.test(all)) return `handshake failed: the peer uses a different swarm key, is not a grid node, or closed the connection before the handshake because too many were waiting for theirs (its log says so: 'inbound connections are being dropped') (${e.message})`
+    if (/EncryptionFailed|ECONNRESET|decrypt|handshake|noise|pnet|psk/i.test(all)) return `handshake failed: the peer uses a different swarm key (compare the swarm key fingerprints gridctl status prints on both nodes), is not a grid node, or closed the connection before the handshake because too many were waiting for theirs (its log says so: 'inbound connections are being dropped') (${e.message})`
     if (/abort|timeout|timed out/i.test(all)) return `no answer in time: the address is not reachable, the peer uses a different swarm key, or it is refusing connections (${e.message})`
     return all
   }

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { newSwarmKey, parseSwarmKey } from '../../proto/index.ts'
-import { SwarmKeyError } from '../interface/index.ts'
+import { NoSwarmKeyError, SwarmKeyError } from '../interface/index.ts'
 import { writeFileAtomic } from '../util/index.ts'
 
 export interface SwarmKey {
@@ -20,7 +20,11 @@ export interface SwarmKey {
  */
 export function loadSwarmKey (path: string, generate: boolean): SwarmKey {
   if (!existsSync(path)) {
-    if (!generate) throw new SwarmKeyError(`swarm key ${path} does not exist; copy the cluster's key there, or create one for a new cluster with: gridctl keygen ${path}`)
+    if (!generate) {
+      throw new NoSwarmKeyError(`no swarm key at ${path} (--swarm-key, GRID_SWARM_KEY or swarmKey names it, so none is generated)`, {
+        hint: `copy the cluster's swarm key there from any member (its data dir's swarm.key), or create one for a new cluster with \`gridctl keygen ${path}\``
+      })
+    }
     const bytes = newSwarmKey()
     writeFileAtomic(path, bytes, 0o600)
     return { ...parseSwarmKey(bytes, path), path, generated: true, loosePermissions: false }

@@ -137,8 +137,9 @@ const FILTERS: Filter[] = [
     test: (n, r) => r.strategy === 'capability' || r.require.every(c => n.capabilities.includes(c)),
     explain: (r, ns) => {
       const missing = r.require.filter(c => !ns.some(n => n.capabilities.includes(c)))
+      const offered = [...new Set(ns.flatMap(n => n.capabilities))].sort()
       return missing.length > 0
-        ? `no node offers capability ${missing.join(', ')}`
+        ? `no node offers capability ${missing.join(', ')} (${offered.length === 0 ? 'no node offers any capability' : `capabilities offered: ${offered.join(', ')}`})`
         : `no single node offers all of the capabilities ${r.require.join(', ')}`
     }
   },
@@ -146,7 +147,13 @@ const FILTERS: Filter[] = [
     test: (n, r) => Object.entries(r.labels).every(([k, v]) => labelOf(n.labels, k) === v),
     explain: (r, ns) => {
       const missing = Object.entries(r.labels).filter(([k, v]) => !ns.some(n => labelOf(n.labels, k) === v)).map(([k, v]) => `${k}=${v}`)
-      return missing.length > 0 ? `no node has label ${missing.join(', ')}` : `no single node has all of the labels ${Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(', ')}`
+      if (missing.length === 0) return `no single node has all of the labels ${Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(', ')}`
+      // what the nodes have under each key asked for, so the user sees what to ask for instead
+      const offered = [...new Set(Object.keys(r.labels))].map(k => {
+        const vs = [...new Set(ns.map(n => labelOf(n.labels, k)).filter(v => v !== undefined))].sort()
+        return vs.length === 0 ? `no node has a ${k} label` : `${k} on the nodes: ${vs.join(', ')}`
+      })
+      return `no node has label ${missing.join(', ')} (${offered.join('; ')})`
     }
   },
   {

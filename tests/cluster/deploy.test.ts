@@ -416,7 +416,7 @@ describe.skipIf(!HAVE_SSHD && !REQUIRE)(HAVE_SSHD || REQUIRE ? title : `${title}
       expect(res.oldnode?.error?.message).toMatch(/Node v\d+\.\d+\.\d+ at .* is too old: Grid needs Node 22 or later/)
     }
     expect(res.clash).toMatchObject({ result: 'failed', changes: ['package', 'launchers', 'config', 'swarm key', 'started'], error: { code: 'DAEMON_EXITED' } })
-    expect(res.clash?.error?.message).toMatch(/gridd is not running on clash .*the end of its log: .*port \d+ is in use: pass --listen/)
+    expect(res.clash?.error?.message).toMatch(/gridd is not running on clash .*the end of its log: .*port \d+ is in use: .* pass --listen/)
     // nothing reached the prefixes of the hosts it could not connect to or use
 
     for (const x of ['x1', 'x2', 'x3', 'x4', 'x5']) expect(existsSync(f.prefix(x))).toBe(false)

@@ -67,12 +67,12 @@ describe('gridctl - against real daemons', () => {
     expect(statSync(c.node('n1').socket).mode & 0o777).toBe(0o660)
   })
 
-  it('gives a one-line error naming the socket when no daemon answers', async () => {
+  it('gives a one-line error naming the socket and how to start a daemon when none answers', async () => {
     const r = await runCtl(['--socket', '/tmp/grid-no-such.sock', 'status'])
     expect(r.code).toBe(1)
-    expect(r.stderr).toBe('gridctl: cannot reach gridd at /tmp/grid-no-such.sock: no socket there (is gridd running? start it, or pass --socket / GRID_SOCKET)\n')
+    expect(r.stderr).toBe('gridctl: error [DAEMON_NOT_RUNNING]: no gridd answers at /tmp/grid-no-such.sock — start it with `npm start` or `systemctl start gridd`, or point gridctl at another socket with --socket (or GRID_SOCKET)\n')
     const env = await runCtl(['nodes'], { env: { GRID_SOCKET: '/tmp/grid-env.sock' } })
-    expect(env.stderr).toMatch(/cannot reach gridd at \/tmp\/grid-env\.sock/)
+    expect(env.stderr).toMatch(/no gridd answers at \/tmp\/grid-env\.sock/)
   })
 
   it('exits 2 with the command\'s help on a usage error', async () => {

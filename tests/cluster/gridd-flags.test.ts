@@ -77,8 +77,12 @@ describe('gridd - bad flags and configuration fail clearly', () => {
     try {
       const r = await runGridd('port-b', ['--listen', `/ip4/127.0.0.1/tcp/${port}`])
       expect(r.code).toBe(1)
-      expect(r.out).toContain(`gridd: cannot start: port ${port} is in use: pass --listen /ip4/127.0.0.1/tcp/PORT with a free PORT`)
+      expect(r.out).toContain(`gridd: cannot start: error [PORT_IN_USE]: port ${port} is in use: another process listens on /ip4/127.0.0.1/tcp/${port} — ` +
+        'stop what holds it, or pass --listen /ip4/127.0.0.1/tcp/PORT with a free PORT')
       expect(r.out).not.toMatch(/UnsupportedListenAddressesError|setupListenHandle|\n\s+at /)
+      // one log event with the code and the hint (the rollback's line names the code only)
+      const events = r.out.split('\n').filter(l => l.startsWith('{')).map(l => JSON.parse(l) as Record<string, unknown>)
+      expect(events.filter(e => e.msg === 'gridd could not start')).toEqual([expect.objectContaining({ code: 'PORT_IN_USE', hint: expect.stringMatching(/^stop what holds it, or pass --listen/) })])
     } finally {
       await first.stop()
       first.dispose()

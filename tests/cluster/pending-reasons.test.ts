@@ -59,7 +59,7 @@ describe('pending reasons - every wait says why, and what can never run fails at
   it('checks --memory against what nodes offer to tasks, exiting 2 at once when none offers enough', async () => {
     const r = await n1.ctl(['run', '--memory', '2G', '--', 'echo', 'ran'], { timeoutMs: 15_000 })
     expect(r.code).toBe(2)
-    expect(r.stderr).toMatch(/^gridctl: no node can run this task: no node offers \d+ MiB of memory to tasks \(the most any node offers is 1024 MiB\)\n$/)
+    expect(r.stderr).toMatch(/^gridctl: error \[UNSATISFIABLE\]: no node can run this task: no node offers \d+ MiB of memory to tasks \(the most any node offers is 1024 MiB\) — ask for what a node offers .*nvidia-smi\)\n$/)
     const fits = await n1.ctl(['run', '--memory', '512M', '--', 'echo', 'ran'])
     expect(fits).toMatchObject({ code: 0, stdout: 'ran\n' })
   })
@@ -92,7 +92,7 @@ describe('pending reasons - every wait says why, and what can never run fails at
     expect(n1.log()).toMatch(/it has 0 GPUs, the task needs 1/)
     const r = await n1.ctl(['run', '--type', 'embed', '--payload', '{"text":"hi"}'], { timeoutMs: 15_000 })
     expect(r.code).toBe(2)
-    expect(r.stderr).toMatch(/^gridctl: worker type embed needs 1 GPU, 1 CPU slot, and no alive node has a GPU for one \(n1: it has 0 GPUs, the task needs 1\)\n$/)
+    expect(r.stderr).toMatch(/^gridctl: error \[UNSATISFIABLE\]: worker type embed needs 1 GPU, 1 CPU slot, and no alive node has a GPU for one \(n1: it has 0 GPUs, the task needs 1\) — ask for what a node offers .*\n$/)
   })
 
   it('waits while the only rack=r7 node drains, saying so, and runs once it is open again', async () => {

@@ -61,13 +61,15 @@ describe('tasks - run anywhere in the mesh', () => {
   it('fails at once with exit 2 when no node can ever run the task, naming the requirement', async () => {
     const gpus = await n1.ctl(['run', '--gpus', '3', '--', 'true'])
     expect(gpus.code).toBe(2)
-    expect(gpus.stderr).toBe('gridctl: no node can run this task: no node has 3 GPUs (the most any alive node has is 2)\n')
+    expect(gpus.stderr).toBe('gridctl: error [UNSATISFIABLE]: no node can run this task: no node has 3 GPUs (the most any alive node has is 2) — ' +
+      'ask for what a node offers (`gridctl nodes` lists each one\'s slots, memory, GPUs, labels and pool), or start a node that has it ' +
+      '(gridd --slots, --task-memory, --capability, --label, --pool; GPUs are found with nvidia-smi)\n')
     const cap = await n1.ctl(['run', '--require', 'tpu', '--', 'true'])
     expect(cap.code).toBe(2)
-    expect(cap.stderr).toMatch(/no node offers capability tpu/)
+    expect(cap.stderr).toMatch(/no node offers capability tpu \(capabilities offered: nvme\) — ask for what a node offers/)
     const label = await n1.ctl(['run', '--label', 'rack=r99', '--', 'true'])
     expect(label.code).toBe(2)
-    expect(label.stderr).toMatch(/no node has label rack=r99/)
+    expect(label.stderr).toMatch(/no node has label rack=r99 \(no node has a rack label\) — ask for what a node offers/)
     const bad = await n1.ctl(['run', '--cpus', 'lots', '--', 'true'])
     expect(bad.code).toBe(2)
     expect(bad.stderr).toMatch(/--cpus must be a number/)

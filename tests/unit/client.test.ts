@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ApiClient } from '../../src/cli/client.ts'
+import { DaemonUnreachableError } from '../../src/interface/index.ts'
 import { waitFor } from '../helpers/cluster.ts'
 
 /**
@@ -96,9 +97,21 @@ describe('control API client', () => {
     expect(got).toEqual([{ n: 1 }])
   })
 
-  it('names the socket when nothing listens there', async () => {
+  it('says no daemon runs, naming the socket and how to start one, when there is no socket', async () => {
     dir = mkdtempSync(join(tmpdir(), 'grid-client-'))
     const c = new ApiClient({ socket: join(dir, 'none.sock'), timeoutMs: 5_000 })
-    await expect(c.get('/status')).rejects.toMatchObject({ code: 'DAEMON_UNREACHABLE', message: expect.stringMatching(/none\.sock: no socket there/) })
+    const err = await c.get('/status').catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(DaemonUnreachableError)
+    expect(err).toMatchObject({ code: 'DAEMON_NOT_RUNNING', message: `no gridd answers at ${join(dir, 'none.sock')}`, hint: expect.stringMatching(/npm start.*systemctl start gridd.*--socket/) })
+  })
+
+  it('says the same of a socket left behind that nobody listens on', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'grid-client-'))
+    const socket = join(dir, 'stale.sock')
+    // a server that closes removes its socket file; a process killed leaves it behind, as a crashed gridd does
+    const { spawnSync } = await import('node:child_process')
+    spawnSync(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(socket)}, () => process.kill(process.pid, 'SIGKILL'))`])
+    const err = await new ApiClient({ socket, timeoutMs: 5_000 }).get('/status').catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'DAEMON_NOT_RUNNING', message: expect.stringMatching(/stale\.sock \(the socket is there, but nobody listens on it/), hint: expect.stringMatching(/npm start/) })
   })
 })

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { decode, encode } from '../../proto/index.ts'
 import {
-  ERRORS, ERROR_CLASSES, GridError, InternalError, InvalidConfigError, NotFoundError, TimeoutError,
-  errorFromWire, type ErrorCode
+  DaemonNotRunningError, DaemonUnreachableError, ERRORS, ERROR_CLASSES, GridError, HINTS, InternalError, InvalidConfigError,
+  NotFoundError, SocketPermissionDeniedError, TimeoutError, errorFromWire, type ErrorCode
 } from '../../src/interface/index.ts'
 
 /** An error of each code as its sender builds it: through its class where it has one. */
@@ -31,6 +31,25 @@ describe('interface - errors across a hop', () => {
       expect(got.status).toBe(ERRORS[code].status)
       expect(got.exitCode).toBe(ERRORS[code].exit)
     }
+  })
+
+  it('carries the next step across: the one given at the site, else the code\'s own, and none for the rest', () => {
+    const site = new GridError('PORT_IN_USE', 'port 1 is in use', { hint: 'pass --listen /ip4/0.0.0.0/tcp/PORT' })
+    const byCode = new GridError('UNSATISFIABLE', 'no node has 4 GPUs')
+    for (const toWire of [(e: GridError) => decode(encode(e.toWire())), (e: GridError) => JSON.parse(JSON.stringify(e.toWire())) as unknown]) {
+      expect(errorFromWire(toWire(site)).hint).toBe('pass --listen /ip4/0.0.0.0/tcp/PORT')
+      expect(errorFromWire(toWire(byCode)).hint).toBe(HINTS.UNSATISFIABLE)
+      expect(errorFromWire(toWire(new NotFoundError('no task t1'))).hint).toBeUndefined()
+    }
+  })
+
+  it('keeps the daemon-not-running and permission-denied errors daemon-unreachable ones too', () => {
+    for (const e of [new DaemonNotRunningError('no gridd answers at /x'), new SocketPermissionDeniedError('permission denied on /x')]) {
+      expect(e).toBeInstanceOf(DaemonUnreachableError)
+      expect(errorFromWire(e.toWire())).toBeInstanceOf(DaemonUnreachableError)
+    }
+    expect(new DaemonNotRunningError('x').code).toBe('DAEMON_NOT_RUNNING')
+    expect(new SocketPermissionDeniedError('x').name).toBe('SocketPermissionDeniedError')
   })
 
   it('gives every code but the control server\'s own a class here', () => {

@@ -170,3 +170,35 @@ describe('gridctl run - the daemon going away mid-stream', () => {
     expect(r.err).not.toMatch(/^gridctl: aborted$/m)
   })
 })
+
+describe('gridctl - the errors a user meets first say the cause and the next step, with their code', () => {
+  let daemon: { socket: string, close: () => void } | undefined
+  afterEach(() => { daemon?.close(); daemon = undefined })
+
+  it('names the socket no daemon answers at and how to start one, exit 1', async () => {
+    const r = await ctl(['status'], '/nonexistent/gridd.sock')
+    expect(r.code).toBe(1)
+    expect(r.err).toBe('gridctl: error [DAEMON_NOT_RUNNING]: no gridd answers at /nonexistent/gridd.sock — start it with `npm start` or `systemctl start gridd`, or point gridctl at another socket with --socket (or GRID_SOCKET)\n')
+  })
+
+  it('adds the next step to a daemon\'s no-node-can-run-it, even when an older daemon sent none, exit 2', async () => {
+    daemon = await fakeDaemon((req, res) => {
+      req.resume()
+      res.writeHead(422, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ error: { code: 'UNSATISFIABLE', message: 'no node can run this task: no node has 4 GPUs (the most any alive node has is 0)' } }))
+    })
+    const r = await ctl(['run', '--no-stdin', '--gpus', '4', '--', 'true'], daemon.socket)
+    expect(r.code).toBe(2)
+    expect(r.err).toMatch(/^gridctl: error \[UNSATISFIABLE\]: no node can run this task: no node has 4 GPUs \(the most any alive node has is 0\) — ask for what a node offers \(`gridctl nodes` lists/)
+  })
+
+  it('prints other errors as before: their message alone', async () => {
+    daemon = await fakeDaemon((req, res) => {
+      req.resume()
+      res.writeHead(404, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'no task t-1' } }))
+    })
+    const r = await ctl(['task', 't-1'], daemon.socket)
+    expect(r).toMatchObject({ code: 1, err: 'gridctl: no task t-1\n' })
+  })
+})

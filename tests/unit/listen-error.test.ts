@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { UnavailableError } from '../../src/interface/index.ts'
+import { PortInUseError } from '../../src/interface/index.ts'
 import { explainListenError } from '../../src/mesh/listen-error.ts'
 
 /** libp2p's error, as its transport manager builds it (a stack per address). */
@@ -11,10 +11,12 @@ function libp2pError (addr: string, cause: string): Error {
 }
 
 describe('mesh - a listen address that fails', () => {
-  it('names the port in use and the flag to pass', () => {
+  it('names the port in use (PORT_IN_USE) and, as its hint, the flag to pass', () => {
     const e = explainListenError(libp2pError('/ip4/0.0.0.0/tcp/7470', 'listen EADDRINUSE: address already in use 0.0.0.0:7470'))
-    expect(e).toBeInstanceOf(UnavailableError)
-    expect(e?.message).toMatch(/^port 7470 is in use: pass --listen \/ip4\/0\.0\.0\.0\/tcp\/PORT with a free PORT/)
+    expect(e).toBeInstanceOf(PortInUseError)
+    expect(e?.code).toBe('PORT_IN_USE')
+    expect(e?.message).toBe('port 7470 is in use: another process listens on /ip4/0.0.0.0/tcp/7470')
+    expect(e?.hint).toMatch(/^stop what holds it, or pass --listen \/ip4\/0\.0\.0\.0\/tcp\/PORT with a free PORT/)
     expect(e?.message).not.toMatch(/setupListenHandle|NO_FATAL/)
     // the library's error, stacks and all, is not carried along into the start failure's logs
     expect(e?.cause).toBeUndefined()

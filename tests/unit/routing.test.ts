@@ -27,8 +27,9 @@ describe('routing - feasibility', () => {
   it('fails at once, naming the requirement nobody meets', () => {
     const nodes = [node('a', { gpus: 2, freeGpus: 2 }), node('b', { capabilities: ['cuda'] })]
     expect(route(nodes, req({ gpus: 3 }), ctx())).toEqual({ ok: false, reason: 'no node has 3 GPUs (the most any alive node has is 2)' })
-    expect(route(nodes, req({ require: ['avx512'] }), ctx())).toEqual({ ok: false, reason: 'no node offers capability avx512' })
-    expect(route(nodes, req({ labels: { rack: 'r9' } }), ctx())).toEqual({ ok: false, reason: 'no node has label rack=r9' })
+    expect(route(nodes, req({ require: ['avx512'] }), ctx())).toEqual({ ok: false, reason: 'no node offers capability avx512 (capabilities offered: cuda)' })
+    expect(route(nodes, req({ labels: { rack: 'r9' } }), ctx())).toEqual({ ok: false, reason: 'no node has label rack=r9 (no node has a rack label)' })
+    expect(route(nodes, req({ labels: { pool: 'gpu' } }), ctx())).toEqual({ ok: false, reason: 'no node has label pool=gpu (pool on the nodes: default)' })
     expect(route(nodes, req({ cpus: 64 }), ctx())).toMatchObject({ ok: false, reason: 'no node has 64 CPU slots (the most any alive node has is 4)' })
     expect(route(nodes, req({ region: 'us' }), ctx())).toMatchObject({ ok: false, reason: 'no node is in region us (regions: eu)' })
   })
@@ -55,7 +56,7 @@ describe('routing - feasibility', () => {
 
   it('fails at once when no node known to the cluster could ever run the task, and never waits for nodes that left', () => {
     const nodes = [node('a'), node('gone', { alive: false, state: 'left', labels: { rack: 'r7' } }), node('d', { alive: false, state: 'dead' })]
-    expect(route(nodes, req({ labels: { rack: 'r7' } }), ctx())).toEqual({ ok: false, reason: 'no node has label rack=r7' })
+    expect(route(nodes, req({ labels: { rack: 'r7' } }), ctx())).toEqual({ ok: false, reason: 'no node has label rack=r7 (no node has a rack label)' })
   })
 
   it('checks memory against what each node offers to tasks', () => {

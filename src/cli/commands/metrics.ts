@@ -1,6 +1,5 @@
 import { API_PREFIX } from '../../../proto/api.ts'
-import { DaemonUnreachableError } from '../../interface/index.ts'
-import { request } from '../client.ts'
+import { daemonUnreachable, request } from '../client.ts'
 import { requirePositionals, type Command } from '../command.ts'
 
 export const metricsCommand: Command = {
@@ -16,7 +15,7 @@ export const metricsCommand: Command = {
         res.on('end', () => { resolve(Buffer.concat(chunks).toString('utf8')) })
         res.on('error', reject)
       })
-      req.on('error', err => { reject(new DaemonUnreachableError(`cannot reach gridd at ${ctx.client.opts.socket}: ${err.message}`, { cause: err })) })
+      req.on('error', err => { reject(daemonUnreachable(ctx.client.opts.socket, err)) })
       req.end()
     })
     ctx.out.write(text)
