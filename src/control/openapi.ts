@@ -1,7 +1,7 @@
 /**
  * The control API's OpenAPI 3.1 document, generated from the route table (proto/api-routes.ts) and its TypeBox
- * schemas (proto/api-schemas.ts, proto/sync.ts): the schemas are JSON Schema already, so they go in as they are; a
- * schema with a name there becomes a component and is referenced. Errors are `ApiError` under each status its codes
+ * schemas (proto/api-bodies.ts, api-schemas.ts, sync.ts): they are JSON Schema already, so they go in as they are;
+ * a schema with a name there becomes a component and is referenced. Errors are `ApiError` under each status its codes
  * map to (src/interface/errors.ts); NDJSON streams are `application/x-ndjson` whose schema is one line's.
  *
  * `npm run openapi` writes it to docs/openapi.json (deploy/openapi.mjs); the daemon builds it on the first
@@ -10,6 +10,7 @@
 import type { TSchema } from 'typebox'
 import { API_PREFIX } from '../../proto/api.ts'
 import { API_ROUTES, COMMON_ERRORS, type ApiAnswer, type ApiRoute } from '../../proto/api-routes.ts'
+import * as ApiBodies from '../../proto/api-bodies.ts'
 import * as ApiSchemas from '../../proto/api-schemas.ts'
 import { SyncMissingBodySchema, SyncReadBodySchema, SyncUploadBodySchema } from '../../proto/sync.ts'
 import { ERRORS, type ErrorCode } from '../interface/index.ts'
@@ -20,10 +21,10 @@ export const OPENAPI_INFO_VERSION = '1.0.0'
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
 type JsonObject = { [k: string]: Json }
 
-/** Every named schema: `XSchema` exported from proto/api-schemas.ts (and the sync bodies) is component `X`. */
+/** Every named schema: `XSchema` exported from proto/api-bodies.ts, api-schemas.ts (and the sync bodies) is component `X`. */
 function namedSchemas (): Map<object, string> {
   const named = new Map<object, string>()
-  const all: Record<string, unknown> = { ...ApiSchemas, SyncMissingBodySchema, SyncReadBodySchema, SyncUploadBodySchema }
+  const all: Record<string, unknown> = { ...ApiBodies, ...ApiSchemas, SyncMissingBodySchema, SyncReadBodySchema, SyncUploadBodySchema }
   for (const [k, v] of Object.entries(all)) {
     if (k.endsWith('Schema') && v !== null && typeof v === 'object') named.set(v, k.slice(0, -'Schema'.length))
   }

@@ -5,10 +5,10 @@
 import Type from 'typebox'
 import { STRATEGIES, TaskSyncSchema, TASK_PAYLOAD_MAX_BYTES, TYPE_HELD_ENV, taskSpec, validator, type Strategy, type TaskSpec } from '../../proto/index.ts'
 import { InvalidArgumentError, TooLargeError, parseDuration, parseSize } from '../interface/index.ts'
-import { SubmitRequestSchema as SubmitBodySchema } from '../../proto/api-schemas.ts'
+import { SubmitRequestSchema as SubmitBodySchema } from '../../proto/api-bodies.ts'
 
 /**
- * The body of POST /v1/tasks (proto/api-schemas.ts) as the spec sees it: the control route has already turned the
+ * The body of POST /v1/tasks (proto/api-bodies.ts) as the spec sees it: the control route has already turned the
  * client's `sync` (`{manifest, fetch}`) into the stored manifest's hash, and a wrong strategy gets its own message.
  */
 export const SubmitRequestSchema = Type.Object({

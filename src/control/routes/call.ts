@@ -1,4 +1,4 @@
-import { CallRequestSchema } from '../../../proto/api-schemas.ts'
+import { CallRequestSchema } from '../../../proto/api-bodies.ts'
 import { validator } from '../../../proto/index.ts'
 import { InvalidArgumentError, parseDuration } from '../../interface/index.ts'
 import { WORKER_DEFAULT_TIMEOUT_MS } from '../../tasks/index.ts'

@@ -1,4 +1,4 @@
-import { JoinRequestSchema } from '../../../proto/api-schemas.ts'
+import { JoinRequestSchema } from '../../../proto/api-bodies.ts'
 import { validator } from '../../../proto/index.ts'
 import type { ControlDeps } from '../deps.ts'
 import type { Route } from '../server.ts'

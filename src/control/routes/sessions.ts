@@ -1,4 +1,4 @@
-import { PutSessionSchema } from '../../../proto/api-schemas.ts'
+import { PutSessionSchema } from '../../../proto/api-bodies.ts'
 import { validator, type SessionEntry } from '../../../proto/index.ts'
 import { InvalidArgumentError, parseDuration } from '../../interface/index.ts'
 import type { SessionRecord } from '../../state/index.ts'
