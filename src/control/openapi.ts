@@ -2,7 +2,8 @@
  * The control API's OpenAPI 3.1 document, generated from the route table (proto/api-routes.ts) and its TypeBox
  * schemas (proto/api-bodies.ts, api-schemas.ts, sync.ts): they are JSON Schema already, so they go in as they are;
  * a schema with a name there becomes a component and is referenced. Errors are `ApiError` under each status its codes
- * map to (src/interface/errors.ts); NDJSON streams are `application/x-ndjson` whose schema is one line's.
+ * map to (src/interface/errors.ts); NDJSON streams are `application/x-ndjson` whose schema is one line's
+ * (an event, or the ApiError that ends a stream that failed after it began).
  *
  * `npm run openapi` writes it to docs/openapi.json (deploy/openapi.mjs); the daemon builds it on the first
  * GET /v1/openapi.json (this module is imported then, not at start), and a unit test keeps the two equal.
@@ -53,8 +54,8 @@ function answer (a: ApiAnswer, named: Map<object, string>): JsonObject {
   if ('schema' in a) return { description: a.description, content: { 'application/json': { schema: toJson(a.schema, named) } } }
   if ('stream' in a) {
     return {
-      description: `${a.description} (NDJSON: one JSON value a line, each matching the schema; an error after the first line comes as a last line \`{"error": {...}}\`)`,
-      content: { 'application/x-ndjson': { schema: toJson(a.stream, named) } }
+      description: `${a.description} (NDJSON: one JSON value a line; a failure after the stream began is its last line, an ApiError)`,
+      content: { 'application/x-ndjson': { schema: { anyOf: [toJson(a.stream, named), { $ref: '#/components/schemas/ApiError' }] } } }
     }
   }
   return { description: a.description, content: { [a.text]: { schema: { type: 'string' } } } }
