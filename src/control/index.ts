@@ -31,6 +31,8 @@ export { StatsSampler } from './stats.ts'
 export function routes (deps: ControlDeps, stats: StatsSampler): Route[] {
   return [
     { method: 'GET', path: '/stats', handler: () => ({ json: stats.stats() }) },
+    // generated on the first request (not at start): the route table and its schemas as OpenAPI 3.1
+    { method: 'GET', path: '/openapi.json', handler: async () => ({ json: (await import('./openapi.ts')).openApiDocument() }) },
     statusRoute(deps),
     listNodesRoute(deps),
     getNodeRoute(deps),

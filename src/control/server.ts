@@ -1,7 +1,8 @@
 /**
  * The control API server: HTTP/1.1 + JSON on a Unix socket (mode 0660), routes under /v1, errors as
- * `{"error": {"code", "message"}}` with the code's HTTP status, streams as NDJSON. A path no route has is a 404; one
- * that routes take only with other methods is a 405 whose Allow header lists them. What the client sent wrong (a
+ * `{"error": {"code", "message"}}` with the code's HTTP status, streams as NDJSON. A path no route has is a 404 with
+ * code NO_SUCH_ENDPOINT (NOT_FOUND is what an endpoint looked for: a task, a node); one that routes take only with
+ * other methods is a 405 whose Allow header lists them. What the client sent wrong (a
  * target that is no URL, bad percent-encoding, a query parameter out of range: see query.ts) is a 400, never a 500.
  *
  * Bounded against a caller that holds connections: the headers of a request must arrive within
@@ -21,7 +22,7 @@ import type { Logger } from 'pino'
 import { Counter, Histogram, type Registry } from 'prom-client'
 import { API_PREFIX } from '../../proto/index.ts'
 import {
-  GridError, InvalidArgumentError, NotFoundError, TooLargeError, UnavailableError, toGridError, type Startable
+  GridError, InvalidArgumentError, NoSuchEndpointError, TooLargeError, UnavailableError, toGridError, type Startable
 } from '../interface/index.ts'
 import { ConnectionCap, type ShedReason } from './connection-cap.ts'
 import { MethodNotAllowedError } from './errors.ts'
@@ -208,7 +209,7 @@ export class ControlServer implements Startable {
     }
     const allowed = [...allow].sort()
     if (allowed.length > 0) throw new MethodNotAllowedError(`${method} is not allowed on ${pathname}; it takes ${allowed.join(', ')}`, allowed)
-    throw new NotFoundError(`no such endpoint: ${method} ${pathname} (the API lives under ${API_PREFIX})`)
+    throw new NoSuchEndpointError(`no such endpoint: ${method} ${pathname} (the API lives under ${API_PREFIX})`)
   }
 }
 

@@ -17,6 +17,8 @@ export const ERRORS = {
   NOT_FOUND: { status: 404, exit: 1 },
   /** The endpoint exists but does not take this HTTP method (the answer's Allow header lists those it takes). */
   METHOD_NOT_ALLOWED: { status: 405, exit: 2 },
+  /** The control API has no endpoint at this path (a NOT_FOUND is a thing the endpoint looked for: a task, a node). */
+  NO_SUCH_ENDPOINT: { status: 404, exit: 2 },
   /** It exists already and the request would overwrite it. */
   CONFLICT: { status: 409, exit: 1 },
   /** A payload is larger than the documented limit. */
@@ -94,6 +96,7 @@ const ERROR_NAMES: Record<ErrorCode, string> = {
   INVALID_CONFIG: 'InvalidConfigError',
   NOT_FOUND: 'NotFoundError',
   METHOD_NOT_ALLOWED: 'MethodNotAllowedError',
+  NO_SUCH_ENDPOINT: 'NoSuchEndpointError',
   CONFLICT: 'ConflictError',
   TOO_LARGE: 'TooLargeError',
   UNSATISFIABLE: 'UnsatisfiableError',
@@ -124,6 +127,7 @@ export class InvalidConfigError extends GridError {
   }
 }
 export class NotFoundError extends GridError { constructor (m: string, o?: Options) { super('NOT_FOUND', m, o) } }
+export class NoSuchEndpointError extends GridError { constructor (m: string, o?: Options) { super('NO_SUCH_ENDPOINT', m, o) } }
 export class ConflictError extends GridError { constructor (m: string, o?: Options) { super('CONFLICT', m, o) } }
 export class TooLargeError extends GridError { constructor (m: string, o?: Options) { super('TOO_LARGE', m, o) } }
 export class UnsatisfiableError extends GridError { constructor (m: string, o?: Options) { super('UNSATISFIABLE', m, o) } }
@@ -155,6 +159,7 @@ export const ERROR_CLASSES = {
   NOT_FOUND: NotFoundError,
   /** Its class (with the Allow list) is the control server's, which only answers it over HTTP: a GridError here. */
   METHOD_NOT_ALLOWED: undefined,
+  NO_SUCH_ENDPOINT: NoSuchEndpointError,
   CONFLICT: ConflictError,
   TOO_LARGE: TooLargeError,
   UNSATISFIABLE: UnsatisfiableError,

@@ -5,37 +5,16 @@
 import Type from 'typebox'
 import { STRATEGIES, TaskSyncSchema, TASK_PAYLOAD_MAX_BYTES, TYPE_HELD_ENV, taskSpec, validator, type Strategy, type TaskSpec } from '../../proto/index.ts'
 import { InvalidArgumentError, TooLargeError, parseDuration, parseSize } from '../interface/index.ts'
+import { SubmitRequestSchema as SubmitBodySchema } from '../../proto/api-bodies.ts'
 
-/** The body of POST /v1/tasks. Durations and sizes may be strings ("30s", "4GiB") or numbers (ms, bytes). */
+/**
+ * The body of POST /v1/tasks (proto/api-bodies.ts) as the spec sees it: the control route has already turned the
+ * client's `sync` (`{manifest, fetch}`) into the stored manifest's hash, and a wrong strategy gets its own message.
+ */
 export const SubmitRequestSchema = Type.Object({
-  command: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
-  type: Type.Optional(Type.String()),
-  payload: Type.Optional(Type.Unknown()),
-  cpus: Type.Optional(Type.Number()),
-  gpus: Type.Optional(Type.Integer()),
-  memory: Type.Optional(Type.Union([Type.Integer(), Type.String()])),
-  require: Type.Optional(Type.Array(Type.String())),
-  labels: Type.Optional(Type.Record(Type.String(), Type.String())),
-  region: Type.Optional(Type.String()),
-  session: Type.Optional(Type.String()),
-  priority: Type.Optional(Type.Integer()),
-  timeout: Type.Optional(Type.Union([Type.Integer(), Type.String()])),
-  retries: Type.Optional(Type.Integer()),
-  retryOnFailure: Type.Optional(Type.Boolean()),
-  env: Type.Optional(Type.Record(Type.String(), Type.String())),
-  cwd: Type.Optional(Type.String()),
-  /** where to run when no cwd is given, if it exists on the executor (gridctl: the caller's directory) */
-  cwdDefault: Type.Optional(Type.String()),
-  /** the client streams the task's stdin to POST /v1/tasks/ID/stdin (else the task's stdin is empty) */
-  stdin: Type.Optional(Type.Boolean()),
-  /** a synced tree to run in (the control route turns the client's `{manifest, fetch}` into this, proto/sync.ts) */
+  ...SubmitBodySchema.properties,
   sync: Type.Optional(TaskSyncSchema),
-  strategy: Type.Optional(Type.String()),
-  node: Type.Optional(Type.String()),
-  /** answer with the task id at once instead of streaming its output */
-  detach: Type.Optional(Type.Boolean()),
-  /** how output bytes appear in the stream: utf8 text (default) or base64 */
-  encoding: Type.Optional(Type.Union([Type.Literal('utf8'), Type.Literal('base64')]))
+  strategy: Type.Optional(Type.String())
 }, { additionalProperties: false })
 const submitRequest = validator(SubmitRequestSchema)
 

@@ -60,7 +60,7 @@ describe('control server - routing, methods and query parameters', () => {
     const a = await send(socket, 'GET', '/v1/nothing/here')
     expect(a.status).toBe(404)
     expect(a.headers.allow).toBeUndefined()
-    expect(a.body).toMatchObject({ error: { code: 'NOT_FOUND', message: 'no such endpoint: GET /v1/nothing/here (the API lives under /v1)' } })
+    expect(a.body).toMatchObject({ error: { code: 'NO_SUCH_ENDPOINT', message: 'no such endpoint: GET /v1/nothing/here (the API lives under /v1)' } })
   })
 
   it('takes a limit that is a whole number in range', async () => {

@@ -1,21 +1,12 @@
-import Type from 'typebox'
-import { WORKER_BATCH_MAX, validator } from '../../../proto/index.ts'
+import { CallRequestSchema } from '../../../proto/api-bodies.ts'
+import { validator } from '../../../proto/index.ts'
 import { InvalidArgumentError, parseDuration } from '../../interface/index.ts'
 import { WORKER_DEFAULT_TIMEOUT_MS } from '../../tasks/index.ts'
 import { findNode } from '../cluster-view.ts'
 import type { ControlDeps } from '../deps.ts'
 import type { Route } from '../server.ts'
 
-const CallRequest = validator(Type.Object({
-  type: Type.String({ minLength: 1, maxLength: 63 }),
-  session: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
-  node: Type.Optional(Type.String()),
-  payload: Type.Optional(Type.Unknown()),
-  payloads: Type.Optional(Type.Array(Type.Unknown(), { minItems: 1, maxItems: WORKER_BATCH_MAX })),
-  timeout: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.String()])),
-  priority: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
-  retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 }))
-}, { additionalProperties: false }))
+const CallRequest = validator(CallRequestSchema)
 
 /**
  * POST /v1/call: requests to warm workers, answered in one JSON reply. `payload` gives one request (the reply has

@@ -1,9 +1,9 @@
-import Type from 'typebox'
+import { JoinRequestSchema } from '../../../proto/api-bodies.ts'
 import { validator } from '../../../proto/index.ts'
 import type { ControlDeps } from '../deps.ts'
 import type { Route } from '../server.ts'
 
-const JoinRequest = validator(Type.Object({ addrs: Type.Array(Type.String({ minLength: 1, maxLength: 512 }), { minItems: 1, maxItems: 64 }) }, { additionalProperties: false }))
+const JoinRequest = validator(JoinRequestSchema)
 
 /** POST /v1/join {addrs}: dials members now (to join a cluster, or to merge two halves of one). */
 export function joinRoute (deps: ControlDeps): Route {

@@ -1,4 +1,4 @@
-import Type from 'typebox'
+import { PutSessionSchema } from '../../../proto/api-bodies.ts'
 import { validator, type SessionEntry } from '../../../proto/index.ts'
 import { InvalidArgumentError, parseDuration } from '../../interface/index.ts'
 import type { SessionRecord } from '../../state/index.ts'
@@ -6,13 +6,7 @@ import { findNode } from '../cluster-view.ts'
 import type { ControlDeps } from '../deps.ts'
 import type { Route } from '../server.ts'
 
-const PutSession = validator(Type.Object({
-  value: Type.Unknown(),
-  /** a duration such as "30m", or null for none */
-  ttl: Type.Optional(Type.Union([Type.String({ maxLength: 32 }), Type.Null()])),
-  /** node id or name */
-  owner: Type.Optional(Type.Union([Type.String({ maxLength: 128 }), Type.Null()]))
-}, { additionalProperties: false }))
+const PutSession = validator(PutSessionSchema)
 
 function toEntry (deps: ControlDeps, s: SessionRecord): SessionEntry {
   const ownerName = s.owner === null ? null : (deps.nodeRegistry.get(s.owner)?.value.name ?? null)
