@@ -51,6 +51,8 @@ const { detach: _d, encoding: _e, stdin: _s, payload: _p, sync: _y, strategy: _t
 /** POST /v1/jobs: the fields of a task (every run's spec) and the job's own. */
 export const JobRequestSchema = Type.Object({
   ...runFields,
+  /** a synced tree every run runs in (as a task's `sync`; `fetch` is a task's alone) */
+  sync: Type.Optional(SyncSubmitSchema),
   strategy: Type.Optional(Type.Enum(JOB_STRATEGIES)),
   items: Type.Optional(Type.Array(Type.Unknown(), { maxItems: JOB_ITEMS_MAX })),
   count: Type.Optional(Type.Integer({ minimum: 1, maximum: JOB_ITEMS_MAX })),
