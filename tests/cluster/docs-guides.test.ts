@@ -108,7 +108,7 @@ async function runGuide (g: Guide): Promise<{ ok: boolean, report: string, timin
     parts.push(`--- docs/${g.file}:${b.line} ${what}\n${i === failed ? b.code.trimEnd() + '\n--- its output:\n' : ''}${tail}`)
   }
   if (own.trim() !== '') parts.push(`--- the session's own output:\n${own.trimEnd()}`)
-  if (ok) rmSync(root, { recursive: true, force: true })
+  if (ok && process.env.GRID_TEST_KEEP === undefined) rmSync(root, { recursive: true, force: true })
   const total = times.length > 1 ? ((times.at(-1) as number) - (times[0] as number)) / 1000 : undefined
   return { ok, report: parts.join('\n'), timing: g.blocks.map((b, i) => `:${b.line}${took(i)}`).join(' ') + (total === undefined ? '' : `, ${total} s in all`) }
 }
