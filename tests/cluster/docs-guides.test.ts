@@ -12,7 +12,8 @@ import { ROOT } from '../helpers/paths.ts'
 // around dist's build, run by this Node). The session's environment: GRID_SRC is the repository (for files a guide
 // uses, as $GRID_SRC/systemd/gridd.service), no GRID_* variable of the runner's leaks in, and NO_COLOR is set.
 // Whatever the blocks start (daemons in the background, `gridctl dev up`'s detached ones) is ended afterwards: the
-// session's process group, then every process whose command line or working directory is under the temp directory.
+// session's process group, then every process whose command line or working directory is under the temp directory
+// or whose environment carries the session's mark (DOCS_GUIDE_SESSION).
 const DOCS = join(ROOT, 'docs')
 const SESSION_TIMEOUT_MS = 110_000
 /**
@@ -31,16 +32,25 @@ const guides: Guide[] = readdirSync(DOCS).filter(f => f.endsWith('.md') && (only
 
 const roots = new Set<string>()
 
-/** Processes (not this one) whose command line names a path under `root`, or whose working directory is under it. */
+/** Set in the session's environment: its processes carry it, even those that detach (setsid) and leave its directory. */
+const SESSION_MARK = 'DOCS_GUIDE_SESSION'
+
+/**
+ * Processes (not this one) of a guide's session: whose command line names a path under `root`, whose working
+ * directory is under it, or whose environment carries the session's mark.
+ */
 function processesUnder (root: string): number[] {
   const out: number[] = []
+  const mark = `${SESSION_MARK}=${root}`
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue
     try {
       const args = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0')
       let cwd = ''
       try { cwd = readlinkSync(`/proc/${e}/cwd`) } catch {}
-      if (args.some(a => a.includes(root)) || cwd === root || cwd.startsWith(root + '/')) out.push(Number(e))
+      let marked = false
+      try { marked = readFileSync(`/proc/${e}/environ`, 'utf8').split('\0').includes(mark) } catch {}
+      if (marked || args.some(a => a.includes(root)) || cwd === root || cwd.startsWith(root + '/')) out.push(Number(e))
     } catch {}
   }
   return out
@@ -81,7 +91,7 @@ async function runGuide (g: Guide): Promise<{ ok: boolean, report: string, timin
   writeFileSync(join(blocks, 'driver.sh'), driver.join('\n') + '\n')
   const env: Record<string, string> = {}
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('GRID_')) env[k] = v
-  Object.assign(env, { PATH: pathWith(bin), GRID_SRC: ROOT.replace(/\/$/, ''), NO_COLOR: '1' })
+  Object.assign(env, { PATH: pathWith(bin), GRID_SRC: ROOT.replace(/\/$/, ''), NO_COLOR: '1', [SESSION_MARK]: root })
   const p = spawn('bash', ['--noprofile', '--norc', join(blocks, 'driver.sh')], { cwd: work, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
   let own = ''
   p.stdout.on('data', (d: Buffer) => { own += d.toString() })

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { readFileSync, rmSync } from 'node:fs'
+import { readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { WorkflowRecord } from '../../proto/index.ts'
@@ -57,6 +57,12 @@ describe('examples - each run as examples/README.md says, on a real 3-node clust
   afterAll(async () => {
     await c?.destroy()
     rmSync(binRoot, { recursive: true, force: true })
+  })
+
+  it('examples/README.md has a line for every example folder', () => {
+    const folders = readdirSync(join(ROOT, 'examples'), { withFileTypes: true }).filter(e => e.isDirectory()).map(e => e.name)
+    expect(folders.length).toBeGreaterThanOrEqual(5)
+    for (const f of folders) expect(README, `examples/${f}/ has no line in examples/README.md`).toContain(`| [${f}/](${f}/) |`)
   })
 
   it('wordcount: the map-reduce job\'s answer is the word counts of input.txt', async () => {
