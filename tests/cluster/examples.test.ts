@@ -49,8 +49,11 @@ describe('examples - each run as examples/README.md says, on a real 3-node clust
     // the model server's task type names its program relative to gridd's directory: the daemons run in the root
     process.chdir(ROOT)
     const config = join(ROOT, 'examples/model-server/gridd.yaml')
-    c = await Cluster.start(3, { args: () => ['--config', config, '--slots', '4'], env: () => ({ PATH: pathWith(bin) }) })
-    ;[n1, n2] = c.nodes as [Gridd, Gridd]
+    const opts = { args: ['--config', config, '--slots', '4'], env: { PATH: pathWith(bin) } }
+    c = new Cluster()
+    n1 = await c.add('n1', opts)
+    // the other two join through n1 at once (each start costs seconds on a loaded machine)
+    ;[n2] = await Promise.all([c.add('n2', opts), c.add('n3', opts)])
     await c.converged()
     await waitFor('every node\'s load to reach n1', async () => (await n1.nodes()).filter(n => n.load !== undefined && n.load !== null).length === 3)
   })
