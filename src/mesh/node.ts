@@ -104,6 +104,11 @@ export async function createMeshNode (opts: NodeOptions): Promise<MeshLibp2p> {
         // per node and a check per node per message, is measured in the README (Membership, signed heartbeats).
         // State updates are not gossiped (they travel on the RPC streams), so this does not touch them.
         globalSignaturePolicy: 'StrictSign',
+        // a message reaches a node once from its author and again from each mesh peer that forwards it; without a
+        // fast id every copy has its signature checked before the seen-cache finds it a duplicate (most of an idle
+        // daemon's crypto time). The library caches this id only after a copy passed its check, so a forged copy
+        // cannot shadow the real message
+        fastMsgIdFn: exactMessageId,
         maxInboundDataLength: HEARTBEAT_MAX_BYTES + 1024,
         scoreParams: {
           // many daemons share one IP on a test machine or behind a NAT; colocation must not empty the mesh
@@ -114,6 +119,12 @@ export async function createMeshNode (opts: NodeOptions): Promise<MeshLibp2p> {
       })
     }
   })
+}
+
+/** A gossip message's identity as sent: author, sequence number and signature (which binds the data), as text. */
+export function exactMessageId (msg: { topic: string, from?: Uint8Array, seqno?: Uint8Array, signature?: Uint8Array }): string {
+  const b64 = (u?: Uint8Array): string => u === undefined ? '' : Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('base64')
+  return `${msg.topic}|${b64(msg.from)}|${b64(msg.seqno)}|${b64(msg.signature)}`
 }
 
 function gaterOf (guard: InboundGuard): ConnectionGater {
