@@ -16,6 +16,7 @@ import { metricsRoute } from './routes/metrics.ts'
 import { getNodeRoute, listNodesRoute } from './routes/nodes.ts'
 import { sessionRoutes } from './routes/sessions.ts'
 import { statusRoute } from './routes/status.ts'
+import { stateHashRoute } from './routes/state-hash.ts'
 import { taskRoutes } from './routes/tasks.ts'
 import { jobRoutes } from './routes/jobs.ts'
 import { syncRoutes } from './routes/sync.ts'
@@ -32,6 +33,7 @@ export function routes (deps: ControlDeps, stats: StatsSampler): Route[] {
   return [
     { method: 'GET', path: '/stats', handler: () => ({ json: stats.stats() }) },
     statusRoute(deps),
+    stateHashRoute(deps),
     listNodesRoute(deps),
     getNodeRoute(deps),
     forgetNodeRoute(deps),
