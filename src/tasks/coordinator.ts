@@ -79,6 +79,12 @@ const ROUTE_WAIT_LIMIT_MS = 120_000
 const REFUSED_RETRY_CAP_MS = 5_000
 /** How long a broken stream's executor may stay suspect before the attempt counts as lost. */
 const REATTACH_DEADLINE_MS = 30_000
+/**
+ * How long an executor must stay dead in this node's view before re-attaching gives up and the task runs again: a
+ * death declared by another node can be stale (it suspected the executor during a partition that has healed since)
+ * and be refuted a moment later; retrying at once ran the task a second time beside the run that was ending fine.
+ */
+export const REATTACH_DEAD_CONFIRM_MS = 1_500
 /** A run's RPC stream stays open this long past the task's own timeout (TERM, grace, KILL, last output). */
 const RUN_DEADLINE_MARGIN_MS = 60_000
 const MAX_TIMER_MS = 2_147_483_647
@@ -332,9 +338,12 @@ export class Coordinator {
   /** The stream to a running task broke: watch it again if its executor lives, else the attempt is lost. */
   async reattach (co: Coordinated, node: NodeId): Promise<Outcome> {
     const deadline = Date.now() + REATTACH_DEADLINE_MS
+    let deadSince: number | undefined
     while (this.running && Date.now() < deadline) {
       const state = this.c.members.state(node)
-      if (state === 'dead' || state === 'left') return { kind: 'retry', reason: `node ${this.nameOf(node)} ${state === 'dead' ? 'died' : 'left'} while the task ran` }
+      if (state === 'dead') deadSince ??= Date.now()
+      else deadSince = undefined
+      if (state === 'left' || (deadSince !== undefined && Date.now() - deadSince >= REATTACH_DEAD_CONFIRM_MS)) return { kind: 'retry', reason: `node ${this.nameOf(node)} ${state === 'dead' ? 'died' : 'left'} while the task ran` }
       if (state === 'alive') {
         try {
           const result = await this.c.rpc.request(node, TaskAttach, { id: co.id, attempt: co.coord.attempt, from: co.offset }, {

@@ -107,6 +107,24 @@ function harness (peers: Record<string, Behaviour>) {
 const exitOf = (events: ClientEvent[]): Extract<ClientEvent, { type: 'exit' }> => events.find(e => e.type === 'exit') as Extract<ClientEvent, { type: 'exit' }>
 
 describe('tasks - coordinator', () => {
+  it('re-attaches to an executor whose death was declared and refuted a moment later, instead of running the task again', async () => {
+    // found by the chaos harness: after a partition healed, a stale "declared dead" notice reached a node that had just
+    // taken the task over; it retried at once, and the task ran twice
+    const h = harness({ a: 'accept' })
+    h.states.set('a', 'dead')
+    setTimeout(() => { h.states.set('a', 'alive') }, 300)
+    const co = h.coordinator.track('t-flap', { spec: spec(), origin: 'self', originName: 'self', coordinator: 'self', attempt: 1, createdAt: Date.now() })
+    const outcome = await h.coordinator.reattach(co, 'a')
+    expect(outcome).toMatchObject({ kind: 'done', result: { status: 'completed', node: 'a' } })
+  })
+
+  it('gives up re-attaching to an executor that stays dead, so the task runs again', async () => {
+    const h = harness({ a: 'accept' })
+    h.states.set('a', 'dead')
+    const co = h.coordinator.track('t-dead', { spec: spec(), origin: 'self', originName: 'self', coordinator: 'self', attempt: 1, createdAt: Date.now() })
+    expect(await h.coordinator.reattach(co, 'a')).toMatchObject({ kind: 'retry', reason: 'node a died while the task ran' })
+  })
+
   it('offers the task to the next candidate when one refuses, and the exit names the node that ran it', async () => {
     const h = harness({ a: 'full', b: 'full', c: 'accept' })
     const events = await h.submit(spec({ strategy: 'round-robin' }))
