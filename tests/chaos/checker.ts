@@ -3,7 +3,8 @@
  *
  * - Tasks: every accepted task reaches one final state, the same on every node (else lost, or diverged). No task
  *   runs twice at once; a task whose run ended never runs again, except when that run's executor died (kill -9,
- *   restart, the whole cluster killed) before the next run began: the documented at-least-once case, counted.
+ *   restart, the whole cluster killed) before the next run began: the documented at-least-once case, counted; or
+ *   was cut off (SIGSTOP, a partition) meanwhile, so that its coordinator could not tell it from dead: counted apart.
  * - Writes: every acknowledged session write is what every node holds after healing, or superseded by a write that
  *   did not end before it began (last-writer-wins); a value older than an acknowledged write, or none, loses it.
  * - Membership: detection latency per fault (injection to each observer's view showing the target dead), false
@@ -16,6 +17,11 @@ import type { HistoryEvent, MemberValue, NemesisValue, RoundValue } from './hist
 export const FINAL_TASK_STATUSES = new Set(['completed', 'failed', 'timeout', 'cancelled'])
 /** Faults that kill the executor's process: a run cut short there may run again (at-least-once). */
 export const EXECUTOR_DEATHS = new Set(['kill9', 'kill9-origin', 'restart', 'cluster-restart'])
+/**
+ * Faults that cut an executor off without killing it (SIGSTOP, partitions): to a coordinator that cannot reach it, it
+ * died, so a run that ended there unseen may run again elsewhere (at least once, counted apart as cut off).
+ */
+export const EXECUTOR_CUT_OFF = new Set(['stop', 'partition-one', 'partition-halves', 'partition-ring', 'partition-oneway'])
 /** Faults after which the target is expected to be seen dead by every node it is cut off from. */
 export const DETECTED = new Set(['kill9', 'kill9-origin', 'stop', 'partition-one', 'partition-halves'])
 /** Faults that cut an observer off: its view of others says nothing while they last. */
@@ -31,7 +37,7 @@ export interface CheckOptions {
 }
 
 export interface Quantiles { p50Ms: number | null, p99Ms: number | null, samples: number }
-export interface TaskCounts { accepted: number, completed: number, lost: number, ranTwice: number, atLeastOnce: number, diverged: number }
+export interface TaskCounts { accepted: number, completed: number, lost: number, ranTwice: number, atLeastOnce: number, atLeastOnceCutOff: number, diverged: number }
 export interface WriteCounts { acknowledged: number, lost: number, superseded: number, diverged: number }
 
 export interface FaultSummary {
@@ -98,7 +104,7 @@ function cutOff (f: Fault, a: string, b: string): boolean {
   return f.targets.includes(a) !== f.targets.includes(b)
 }
 
-function emptyTasks (): TaskCounts { return { accepted: 0, completed: 0, lost: 0, ranTwice: 0, atLeastOnce: 0, diverged: 0 } }
+function emptyTasks (): TaskCounts { return { accepted: 0, completed: 0, lost: 0, ranTwice: 0, atLeastOnce: 0, atLeastOnceCutOff: 0, diverged: 0 } }
 function emptyWrites (): WriteCounts { return { acknowledged: 0, lost: 0, superseded: 0, diverged: 0 } }
 
 export function check (events: HistoryEvent[], opts: CheckOptions): Verdict {
@@ -158,6 +164,9 @@ export function check (events: HistoryEvent[], opts: CheckOptions): Verdict {
     const d = faults.find(f => EXECUTOR_DEATHS.has(f.fault) && f.targets.includes(node) && f.start >= t)
     return d?.start
   }
+  /** whether a node was cut off (stopped, partitioned) at some time between two instants */
+  const cutOffBetween = (node: string, from: number, to: number): boolean =>
+    faults.some(f => EXECUTOR_CUT_OFF.has(f.fault) && f.start <= to && f.end >= from && (f.targets.includes(node) || (f.isolated?.flat().includes(node) ?? false)))
   for (const [id, at] of accepted) {
     const cls = activeAt(at)
     tasks.accepted++
@@ -180,6 +189,7 @@ export function check (events: HistoryEvent[], opts: CheckOptions): Verdict {
     const rs = [...(runs.get(id) ?? [])].sort((a, b) => a.start - b.start)
     let twice = false
     let again = false
+    let againCutOff = false
     for (let i = 0; i < rs.length; i++) {
       const a = rs[i] as Run
       const aEnd = a.end ?? deathAfter(a.node, a.start) ?? Infinity
@@ -192,6 +202,7 @@ export function check (events: HistoryEvent[], opts: CheckOptions): Verdict {
           // it ran to its end and then again: only if its executor died before the next run began
           const died = deathAfter(a.node, a.start)
           if (died !== undefined && died <= b.start) again = true
+          else if (cutOffBetween(a.node, a.start, b.start)) againCutOff = true
           else {
             twice = true
             problem(`task ${id} ran again after its run on ${a.node} ended at ${Math.round(a.end)} ms (next on ${b.node} at ${Math.round(b.start)} ms) with no executor death between`)
@@ -199,7 +210,7 @@ export function check (events: HistoryEvent[], opts: CheckOptions): Verdict {
         }
       }
     }
-    if (twice) { tasks.ranTwice++; bump(perClassTasks, emptyTasks, cls, 'ranTwice') } else if (again) { tasks.atLeastOnce++; bump(perClassTasks, emptyTasks, cls, 'atLeastOnce') }
+    if (twice) { tasks.ranTwice++; bump(perClassTasks, emptyTasks, cls, 'ranTwice') } else if (again) { tasks.atLeastOnce++; bump(perClassTasks, emptyTasks, cls, 'atLeastOnce') } else if (againCutOff) { tasks.atLeastOnceCutOff++; bump(perClassTasks, emptyTasks, cls, 'atLeastOnceCutOff') }
   }
 
   // ---- writes ----

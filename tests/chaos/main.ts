@@ -1,9 +1,12 @@
 /**
  * npm run chaos -- [--nodes N] [--duration D] [--seed S] [--faults LIST] [--json] [--keep]
+ * npm run chaos -- --check HISTORY [--nodes N] [--json]   (judge a kept history again)
  * Root only (network namespaces, veths, a bridge, nftables). Exits 0 when the verdict is valid, 1 when not, 2 on a
  * usage error, 3 when it cannot run here (the reason on stderr).
  */
 import { parseDuration } from '../../src/interface/index.ts'
+import { check } from './checker.ts'
+import { readHistory } from './history.ts'
 import { FAULTS, parseFaults } from './nemesis.ts'
 import { unavailable } from './netns.ts'
 import { table, toJson } from './report.ts'
@@ -15,7 +18,8 @@ const USAGE = `usage: npm run chaos -- [--nodes N] [--duration D] [--seed S] [--
   --seed S       the seed of every choice (default: the time)
   --faults LIST  comma-separated, or all (default): ${FAULTS.join(', ')}
   --json         print one JSON document instead of the table
-  --keep         keep the run's directory (history.jsonl, daemons' logs) even when the verdict is valid`
+  --keep         keep the run's directory (history.jsonl, daemons' logs) even when the verdict is valid
+  --check FILE   judge a history.jsonl again (no run; --nodes says how many nodes it had)`
 
 async function main (argv: string[]): Promise<number> {
   const o: Record<string, string | boolean> = {}
@@ -31,6 +35,11 @@ async function main (argv: string[]): Promise<number> {
   let faults
   try { faults = parseFaults(typeof o.faults === 'string' ? o.faults : undefined) } catch (err) { process.stderr.write(`${(err as Error).message}\n`); return 2 }
   if (!Number.isInteger(nodes) || nodes < 3 || nodes > 16 || !Number.isFinite(durationMs) || !Number.isFinite(seed)) { process.stderr.write(`${USAGE}\n`); return 2 }
+  if (typeof o.check === 'string') {
+    const v = check(readHistory(o.check), { nodes: Array.from({ length: nodes }, (_, i) => `n${i + 1}`), convergeBoundMs: 60_000 })
+    process.stdout.write((o.json === true ? JSON.stringify(toJson(v, { seed, nodes, durationMs, history: o.check })) : table(v)) + '\n')
+    return v.valid ? 0 : 1
+  }
   const why = await unavailable()
   if (why !== null) { process.stderr.write(`chaos: cannot run here: ${why}\n`); return 3 }
   process.stderr.write(`chaos: ${nodes} nodes, ${durationMs} ms of faults, seed ${seed}, faults ${faults.join(',')}\n`)

@@ -31,6 +31,8 @@ export interface NemesisContext {
   watcher: ViewWatcher
   loadNodes: string[]
   prefix: string
+  /** hold every fault this long instead of its seeded share of its usual range (short CI runs) */
+  holdMs?: number
 }
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
@@ -44,6 +46,12 @@ export class Nemesis {
   }
 
   private names (): string[] { return this.ctx.cluster.daemons.map(d => d.name) }
+
+  /** How long to hold a fault: seeded within its range, or the run's fixed hold. */
+  private hold (lo: number, hi: number): number {
+    const ms = this.ctx.rng.between(lo, hi)
+    return this.ctx.holdMs ?? ms
+  }
 
   private async restart (d: ChaosDaemon): Promise<void> {
     this.ctx.watcher.reset(d.name)
@@ -66,7 +74,7 @@ export class Nemesis {
         const v = { id, fault, targets: [t] }
         this.record(v, 'start')
         await d.kill9()
-        await sleep(rng.between(6_000, 8_000))
+        await sleep(this.hold(6_000, 8_000))
         this.record(v, 'end')
         await this.restart(d)
         return
@@ -76,7 +84,7 @@ export class Nemesis {
         const v = { id, fault, targets: [d.name] }
         this.record(v, 'start')
         d.signal('SIGSTOP')
-        await sleep(rng.between(9_000, 11_000))
+        await sleep(this.hold(9_000, 11_000))
         d.signal('SIGCONT')
         this.record(v, 'end')
         return
@@ -89,7 +97,7 @@ export class Nemesis {
         const v = { id, fault, targets: groups[0] as string[], isolated: groups }
         this.record(v, 'start')
         await net.partition(groups)
-        await sleep(rng.between(9_000, 12_000))
+        await sleep(this.hold(9_000, 12_000))
         await net.heal()
         this.record(v, 'end')
         return
@@ -106,7 +114,7 @@ export class Nemesis {
             if (dist > k) await net.drop(from, to)
           }
         }
-        await sleep(rng.between(9_000, 12_000))
+        await sleep(this.hold(9_000, 12_000))
         await net.heal()
         this.record(v, 'end')
         return
@@ -116,7 +124,7 @@ export class Nemesis {
         const v = { id, fault, targets: [a, b] }
         this.record(v, 'start', { from: a, to: b })
         await net.drop(a, b)
-        await sleep(rng.between(9_000, 12_000))
+        await sleep(this.hold(9_000, 12_000))
         await net.heal()
         this.record(v, 'end')
         return
@@ -125,7 +133,7 @@ export class Nemesis {
         const v = { id, fault, targets: [] }
         this.record(v, 'start', { percent: LOSS_PERCENT })
         await net.loss(names, LOSS_PERCENT)
-        await sleep(rng.between(18_000, 22_000))
+        await sleep(this.hold(18_000, 22_000))
         await net.heal()
         this.record(v, 'end')
         return
@@ -143,7 +151,7 @@ export class Nemesis {
           writeFileSync(join(g, 'cpu.cfs_quota_us'), String(STARVE_QUOTA_PERCENT * 1000))
           try { writeFileSync(join(g, 'cgroup.procs'), String(cluster.daemon(t).pid)) } catch {}
         }
-        const until = Date.now() + rng.between(18_000, 22_000)
+        const until = Date.now() + this.hold(18_000, 22_000)
         while (Date.now() < until) {
           for (const t of targets) cluster.daemon(t).signal('SIGSTOP')
           await sleep(STARVE_STALL_MS)
@@ -164,7 +172,7 @@ export class Nemesis {
         const filler = join(d.dataDir, 'chaos-filler')
         const st = statfsSync(d.dataDir)
         await sh('fallocate', ['-l', String(Number(st.bavail) * Number(st.bsize)), filler], { ignore: true })
-        await sleep(rng.between(9_000, 11_000))
+        await sleep(this.hold(9_000, 11_000))
         rmSync(filler, { force: true })
         this.record(v, 'end')
         return

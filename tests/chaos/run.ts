@@ -25,6 +25,10 @@ export interface RunOptions {
   log?: (msg: string) => void
   /** how long after the last fault everything must agree */
   convergeBoundMs?: number
+  /** hold every fault this long (short runs); default: each fault's seeded range */
+  holdMs?: number
+  /** the quiet gap between faults */
+  gapMs?: number
 }
 
 export interface RunResult { verdict: Verdict, historyFile: string, root: string, faults: Array<{ fault: string, at: number }> }
@@ -65,18 +69,20 @@ export async function chaosRun (opts: RunOptions): Promise<RunResult> {
     watcher = new ViewWatcher(cluster, history)
     watcher.start()
     load.start()
-    const nemesis = new Nemesis({ cluster, net, history, rng, runs, watcher, loadNodes, prefix: net.prefix })
+    const nemesis = new Nemesis({ cluster, net, history, rng, runs, watcher, loadNodes, prefix: net.prefix, ...(opts.holdMs === undefined ? {} : { holdMs: opts.holdMs }) })
     const end = Date.now() + opts.durationMs
     await new Promise(resolve => setTimeout(resolve, 2_000))
+    // every fault listed runs at least once (the first round), then more rounds until the duration is spent
     let order = rng.shuffle(opts.faults)
-    while (Date.now() < end && opts.faults.length > 0) {
-      if (order.length === 0) order = rng.shuffle(opts.faults)
+    let firstRound = true
+    while ((firstRound || Date.now() < end) && opts.faults.length > 0) {
+      if (order.length === 0) { order = rng.shuffle(opts.faults); firstRound = false; if (Date.now() >= end) break }
       const f = order.shift() as FaultName
       log(`fault ${f}`)
       injected.push({ fault: f, at: Date.now() })
       await nemesis.run(f)
       if (!await untilAgreed(cluster, history, SETTLE_TIMEOUT_MS)) log(`after ${f}: the nodes did not agree within ${SETTLE_TIMEOUT_MS} ms`)
-      await new Promise(resolve => setTimeout(resolve, FAULT_GAP_MS))
+      await new Promise(resolve => setTimeout(resolve, opts.gapMs ?? FAULT_GAP_MS))
     }
     log('faults over; healing, stopping the load')
     await net.heal()

@@ -88,6 +88,19 @@ describe('chaos checker - judging a history', () => {
     expect(v.valid).toBe(true)
   })
 
+  it('counts apart a run again after its executor was cut off by a partition (its coordinator saw it dead)', () => {
+    const { h, at } = hist()
+    accepted(at, 0, 't1')
+    at(100, { type: 'info', op: 'nemesis', node: 'n1', value: { id: 1, fault: 'partition-one', targets: ['n1'], phase: 'start', isolated: [['n1'], ['n2', 'n3']] } })
+    ran(at, 't1', 'n2', 'a', 10, 500)
+    ran(at, 't1', 'n1', 'b', 7000, 7500)
+    at(9000, { type: 'info', op: 'nemesis', node: 'n1', value: { id: 1, fault: 'partition-one', targets: ['n1'], phase: 'end' } })
+    finals(at, 20_000, 't1', {})
+    const v = check(h, { nodes: NODES })
+    expect(v.tasks).toMatchObject({ ranTwice: 0, atLeastOnce: 0, atLeastOnceCutOff: 1 })
+    expect(v.valid).toBe(true)
+  })
+
   it('does not count a run cut short by its executor\'s death as running at once with its retry', () => {
     const { h, at } = hist()
     accepted(at, 0, 't1')
