@@ -28,7 +28,7 @@ import { candidates } from './view.ts'
 export type ClientEvent = TaskStreamEvent<Uint8Array>
 
 export type Outcome =
-  | { kind: 'refused', reason: string, full?: boolean }
+  | { kind: 'refused', reason: string, full?: boolean, unsure?: boolean }
   | { kind: 'done', result: ExecAspect }
   | { kind: 'retry', reason: string }
   /** the executor handed it, never started, to a node with room (work stealing): offer it there, spending no retry */
@@ -85,6 +85,13 @@ const REATTACH_DEADLINE_MS = 30_000
  * and be refuted a moment later; retrying at once ran the task a second time beside the run that was ending fine.
  */
 export const REATTACH_DEAD_CONFIRM_MS = 1_500
+/**
+ * An offer that failed on the way (the stream broke, the deadline passed) before the executor said it admitted it may
+ * have been admitted all the same: such an executor is asked to drop the task, and the next candidate gets a new
+ * attempt (spending no retry), so that two executions never share an attempt's record.
+ */
+const UNSURE_OFFER_CODES = new Set(['PEER_UNREACHABLE', 'TIMEOUT'])
+const UNSURE_CANCEL_TIMEOUT_MS = 5_000
 /** A run's RPC stream stays open this long past the task's own timeout (TERM, grace, KILL, last output). */
 const RUN_DEADLINE_MARGIN_MS = 60_000
 const MAX_TIMER_MS = 2_147_483_647
@@ -261,6 +268,7 @@ export class Coordinator {
       const ownerTurn = routed.session?.ownerFirst === true && node === routed.session.owner
       outcome = await this.attempt(co, node, ownerTurn && routed.session?.startNow === true)
       if (outcome.kind !== 'refused') break
+      if (outcome.unsure === true) this.abandonOffer(co, node, outcome.reason)
       if (ownerTurn && co.session !== undefined) {
         const name = this.nameOf(node)
         co.session.refused = outcome.full === true
@@ -271,6 +279,18 @@ export class Coordinator {
     return outcome
   }
 
+  /**
+   * The offer to `node` failed on the way and may have been admitted there: that node is asked to drop the task, and
+   * what follows is a new attempt (spending no retry, as a move does), so a copy it runs never shares one's record.
+   */
+  private abandonOffer (co: Coordinated, node: NodeId, reason: string): void {
+    void this.c.rpc.request(node, TaskCancel, { id: co.id, by: this.c.peerId }, { timeoutMs: UNSURE_CANCEL_TIMEOUT_MS }).catch(() => {})
+    co.moves = (co.moves ?? 0) + 1
+    co.coord = { ...co.coord, attempt: co.coord.attempt + 1 }
+    this.records.writeCoord(co.id, co.coord)
+    this.log.info({ task: co.id, peer: node, attempt: co.coord.attempt, reason }, 'offer failed on the way: the next one is a new attempt')
+  }
+
   /** One offer: local or remote; ends when the attempt ends (or the offer is refused). */
   private async attempt (co: Coordinated, node: NodeId, startNow: boolean): Promise<Outcome> {
     const offer: TaskOffer = { id: co.id, spec: co.spec, attempt: co.coord.attempt, origin: co.coord.origin, coordinator: this.c.peerId }
@@ -279,7 +299,7 @@ export class Coordinator {
     const refused = (err: unknown): Outcome => {
       this.ledger.ended(co.id)
       const e = toGridError(err)
-      return { kind: 'refused', reason: e.message, full: e.code === 'UNAVAILABLE' && (e.details as { full?: boolean } | undefined)?.full === true }
+      return { kind: 'refused', reason: e.message, full: e.code === 'UNAVAILABLE' && (e.details as { full?: boolean } | undefined)?.full === true, unsure: node !== this.c.peerId && UNSURE_OFFER_CODES.has(e.code) }
     }
     // a synced tree: what the executor lacks goes first (here: laid out from this node's own cache)
     let syncDir: string | undefined
