@@ -270,7 +270,7 @@ export function check (events: HistoryEvent[], opts: CheckOptions): Verdict {
   const last = events.reduce((m, e) => Math.max(m, e.mono), 0)
   const hours = (ms: number): number => ms / 3_600_000
   const nodeHours = events.length === 0 ? 0 : opts.nodes.length * hours(last - first)
-  const members = events.filter(e => e.op === 'member')
+  const members = events.filter(e => e.op === 'member').sort((a, b) => a.mono - b.mono)
   const detectionByClass = new Map<string, { xs: number[], undetected: number }>()
   const allDetection: number[] = []
   let undetectedAll = 0

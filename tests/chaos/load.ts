@@ -3,10 +3,10 @@
  * - tasks submitted (detached) to several nodes; each task's process writes a line to a run log on the host
  *   filesystem when it starts and when it ends (run-start, run-end: what actually ran, where, when);
  * - session writes (a global sequence number as the value) to a small set of keys from several nodes;
- * - every node's membership view, polled, each change recorded (member);
+ * - every node's membership changes, from its log (member);
  * - after the faults, the final reads: every node's record of every accepted task and value of every session.
  */
-import { closeSync, openSync, readSync, statSync, writeFileSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs'
 import type { ChaosCluster, ChaosDaemon } from './daemons.ts'
 import type { History, RoundValue } from './history.ts'
 import type { Rng } from './rng.ts'
@@ -126,44 +126,26 @@ export class RunLogTail {
   }
 }
 
-/** Polls every node's membership view and records each change. */
-export class ViewWatcher {
-  private readonly last = new Map<string, string>()
-  private timer?: NodeJS.Timeout
-  private busy = false
-
-  constructor (private readonly cluster: ChaosCluster, private readonly history: History, private readonly everyMs = 100) {}
-
-  start (): void {
-    this.timer = setInterval(() => {
-      if (this.busy) return
-      this.busy = true
-      void this.poll().finally(() => { this.busy = false })
-    }, this.everyMs)
-  }
-
-  stop (): void { clearInterval(this.timer) }
-
-  private async poll (): Promise<void> {
-    await Promise.all(this.cluster.daemons.map(async d => {
-      if (!d.running || d.stopped) return
+/**
+ * Every node's membership changes, read from its log ("member state changed", with the time the daemon logged it):
+ * exact to the millisecond, where polling views would miss a state that lasts less than a poll.
+ */
+export function memberEvents (cluster: ChaosCluster, history: History): number {
+  let n = 0
+  for (const d of cluster.daemons) {
+    let text = ''
+    try { text = readFileSync(d.logFile, 'utf8') } catch { continue }
+    for (const line of text.split('\n')) {
+      if (!line.includes('"member state changed"')) continue
       try {
-        const nodes = await d.api.get<Array<{ name: string, state: string, self: boolean }>>('/nodes', AbortSignal.timeout(2_000))
-        for (const n of nodes) {
-          if (n.self) continue
-          const k = `${d.name} ${n.name}`
-          if (this.last.get(k) === n.state) continue
-          this.last.set(k, n.state)
-          this.history.add({ type: 'info', op: 'member', node: d.name, value: { target: n.name, state: n.state } })
-        }
+        const e = JSON.parse(line) as { time?: string, name?: string, to?: string }
+        if (e.time === undefined || e.name === undefined || e.to === undefined) continue
+        history.add({ type: 'info', op: 'member', node: d.name, value: { target: e.name, state: e.to }, wall: Date.parse(e.time) })
+        n++
       } catch {}
-    }))
+    }
   }
-
-  /** Forgets what a node saw (it restarted: its view starts again). */
-  reset (name: string): void {
-    for (const k of [...this.last.keys()]) if (k.startsWith(`${name} `)) this.last.delete(k)
-  }
+  return n
 }
 
 /** One poll of every node's view and state hash (recorded as a round). */

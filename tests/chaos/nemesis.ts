@@ -3,19 +3,25 @@
  * before the next), chosen and shaped by the run's seed. Each is recorded as a nemesis start and end in the history,
  * with its targets (and, for a partition, the groups that hear only themselves).
  */
+import { spawn } from 'node:child_process'
 import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { ChaosCluster, ChaosDaemon } from './daemons.ts'
 import type { History, NemesisValue } from './history.ts'
-import type { RunLogTail, ViewWatcher } from './load.ts'
+import type { RunLogTail } from './load.ts'
+import { ROOT } from '../helpers/paths.ts'
 import { sh, type ChaosNet } from './netns.ts'
 import type { Rng } from './rng.ts'
 
-export const FAULTS = ['kill9', 'kill9-origin', 'stop', 'partition-one', 'partition-halves', 'partition-ring', 'partition-oneway', 'loss', 'starve', 'disk-full', 'restart', 'cluster-restart'] as const
+export const FAULTS = ['kill9', 'kill9-origin', 'stop', 'partition-one', 'partition-halves', 'partition-ring', 'partition-oneway', 'loss', 'delay', 'starve', 'disk-full', 'restart', 'cluster-restart'] as const
 export type FaultName = typeof FAULTS[number]
 
 /** share of packets dropped on every link by the loss fault */
 export const LOSS_PERCENT = 5
+/** the delay fault: one node's outgoing packets held this long (plus up to the jitter) by a userspace relay */
+export const DELAY_MS = 200
+export const DELAY_JITTER_MS = 50
+const DELAY_RELAY = join(ROOT, 'tests/chaos/delay-relay.py')
 /** CPU quota of a starved node, and how its event loop is stalled on top of it */
 export const STARVE_QUOTA_PERCENT = 3
 export const STARVE_STALL_MS = 2_000
@@ -28,7 +34,6 @@ export interface NemesisContext {
   history: History
   rng: Rng
   runs: RunLogTail
-  watcher: ViewWatcher
   loadNodes: string[]
   prefix: string
   /** hold every fault this long instead of its seeded share of its usual range (short CI runs) */
@@ -54,7 +59,6 @@ export class Nemesis {
   }
 
   private async restart (d: ChaosDaemon): Promise<void> {
-    this.ctx.watcher.reset(d.name)
     await d.start({ wait: false })
   }
 
@@ -135,6 +139,26 @@ export class Nemesis {
         await net.loss(names, LOSS_PERCENT)
         await sleep(this.hold(18_000, 22_000))
         await net.heal()
+        this.record(v, 'end')
+        return
+      }
+      case 'delay': {
+        // this kernel has no tc netem: a relay in the node's namespace holds its outgoing packets (tun + raw socket)
+        const t = rng.pick(names)
+        const me = net.node(t)
+        const v = { id, fault, targets: [t] }
+        const relay = spawn('ip', ['netns', 'exec', me.ns, 'python3', DELAY_RELAY, String(DELAY_MS), String(DELAY_JITTER_MS), me.ip, ...net.nodes.filter(n => n !== me).map(n => n.ip)], { stdio: ['ignore', 'pipe', 'pipe'] })
+        const ready = await new Promise<boolean>(resolve => {
+          const timer = setTimeout(() => { resolve(false) }, 10_000)
+          relay.stdout.on('data', (d: Buffer) => { if (d.toString().includes('ready')) { clearTimeout(timer); resolve(true) } })
+          relay.on('exit', () => { clearTimeout(timer); resolve(false) })
+          relay.on('error', () => { clearTimeout(timer); resolve(false) })
+        })
+        if (!ready) { try { relay.kill('SIGKILL') } catch {} ; process.stderr.write('chaos: the delay relay did not start (python3 and /dev/net/tun are needed); delay skipped\n'); return }
+        this.record(v, 'start', { delayMs: DELAY_MS, jitterMs: DELAY_JITTER_MS })
+        await sleep(this.hold(9_000, 12_000))
+        relay.kill('SIGKILL')
+        await new Promise(resolve => setTimeout(resolve, 100))
         this.record(v, 'end')
         return
       }

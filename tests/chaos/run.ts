@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { check, type Verdict } from './checker.ts'
 import { ChaosCluster } from './daemons.ts'
 import { History } from './history.ts'
-import { finalReads, Load, round, RunLogTail, untilAgreed, ViewWatcher } from './load.ts'
+import { finalReads, Load, memberEvents, round, RunLogTail, untilAgreed } from './load.ts'
 import { ChaosNet, sweep } from './netns.ts'
 import { Nemesis, type FaultName } from './nemesis.ts'
 import { Rng } from './rng.ts'
@@ -52,7 +52,6 @@ export async function chaosRun (opts: RunOptions): Promise<RunResult> {
   const names = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`)
   const cluster = new ChaosCluster(root)
   const injected: Array<{ fault: string, at: number }> = []
-  let watcher: ViewWatcher | undefined
   let load: Load | undefined
   let tail: NodeJS.Timeout | undefined
   try {
@@ -66,10 +65,8 @@ export async function chaosRun (opts: RunOptions): Promise<RunResult> {
     const runs = new RunLogTail(join(root, 'runs.log'), history)
     load = new Load(cluster, history, rng, runs.file, { taskEveryMs: 300, writeEveryMs: 150, loadNodes })
     tail = setInterval(() => { try { runs.poll() } catch {} }, 250)
-    watcher = new ViewWatcher(cluster, history)
-    watcher.start()
     load.start()
-    const nemesis = new Nemesis({ cluster, net, history, rng, runs, watcher, loadNodes, prefix: net.prefix, ...(opts.holdMs === undefined ? {} : { holdMs: opts.holdMs }) })
+    const nemesis = new Nemesis({ cluster, net, history, rng, runs, loadNodes, prefix: net.prefix, ...(opts.holdMs === undefined ? {} : { holdMs: opts.holdMs }) })
     const end = Date.now() + opts.durationMs
     await new Promise(resolve => setTimeout(resolve, 2_000))
     // every fault listed runs at least once (the first round), then more rounds until the duration is spent
@@ -91,14 +88,13 @@ export async function chaosRun (opts: RunOptions): Promise<RunResult> {
     log(`final reads of ${load.accepted.length} tasks`)
     await finalReads(cluster, history, load.accepted, 120_000)
     runs.poll()
-    watcher.stop()
     await untilAgreed(cluster, history, 30_000)
     await round(cluster, history)
+    memberEvents(cluster, history)
     const verdict = check(history.events, { nodes: names, convergeBoundMs: opts.convergeBoundMs ?? 60_000 })
     return { verdict, historyFile, root, faults: injected }
   } finally {
     if (tail !== undefined) clearInterval(tail)
-    watcher?.stop()
     await load?.stop().catch(() => {})
     await cluster.destroy().catch(() => {})
     await net.destroy().catch(() => {})
