@@ -42,6 +42,7 @@ export interface ControlDeps {
   queue: Pick<QueueControl, 'setPaused' | 'list'>
   /** gridctl rebalance: queued work moved to nodes with room now */
   stealer: Pick<Stealer, 'rebalance'>
-  /** the replicated state's merged reads, for GET /v1/state/hash (fault testing compares nodes by it) */
-  state: Pick<StateStore, 'groupAll' | 'writers'>
+  /** the replicated state's merged reads, for GET /v1/state/hash (fault testing compares nodes by it); flush, so an
+   * accepted task or an acknowledged session write is in this node's log (and on its way to peers) before the answer */
+  state: Pick<StateStore, 'groupAll' | 'writers' | 'flush'>
 }
