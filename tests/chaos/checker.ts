@@ -161,7 +161,8 @@ export function check (events: HistoryEvent[], opts: CheckOptions): Verdict {
   }
   /** when the executor of a run died (the first death fault on its node after the run began) */
   const deathAfter = (node: string, t: number): number | undefined => {
-    const d = faults.find(f => EXECUTOR_DEATHS.has(f.fault) && f.targets.includes(node) && f.start >= t)
+    // a death begun before the run started (a whole cluster is killed one daemon after another) counts too
+    const d = faults.find(f => EXECUTOR_DEATHS.has(f.fault) && f.targets.includes(node) && (f.start >= t || f.end >= t))
     return d?.start
   }
   /** whether a node was cut off (stopped, partitioned) at some time between two instants */

@@ -15,12 +15,15 @@ export const TASK_RUN_SECONDS = 1
 export const OP_TIMEOUT_MS = 5_000
 export const SESSION_KEYS = 12
 const INFLIGHT_MAX = 24
+/** how long one node may take to answer a poll of its view and state hash */
+const ROUND_TIMEOUT_MS = 5_000
 
 export interface LoadOptions { taskEveryMs: number, writeEveryMs: number, loadNodes: string[] }
 
 export class Load {
   private timers: NodeJS.Timeout[] = []
   private inflight = 0
+  private paused = false
   private seq = 0
   private proc = 0
   readonly accepted: string[] = []
@@ -35,6 +38,10 @@ export class Load {
     this.timers.push(setInterval(() => { this.spawn(async () => { await this.write() }) }, this.opts.writeEveryMs))
   }
 
+  /** Stops issuing new operations for a while (the cluster settling after a heal: agreement is measured quiet). */
+  pause (): void { this.paused = true }
+  resume (): void { this.paused = false }
+
   /** Stops issuing operations and waits for those in flight. */
   async stop (): Promise<void> {
     for (const t of this.timers) clearInterval(t)
@@ -43,7 +50,7 @@ export class Load {
   }
 
   private spawn (fn: () => Promise<void>): void {
-    if (this.inflight >= INFLIGHT_MAX) return
+    if (this.inflight >= INFLIGHT_MAX || this.paused) return
     this.inflight++
     const p = fn().catch(() => {}).finally(() => { this.inflight-- })
     this.done.push(p)
@@ -154,8 +161,8 @@ export async function round (cluster: ChaosCluster, history: History): Promise<R
   await Promise.all(cluster.daemons.map(async d => {
     try {
       const [nodes, hash] = await Promise.all([
-        d.api.get<Array<{ name: string, state: string }>>('/nodes', AbortSignal.timeout(2_000)),
-        d.api.get<{ hash: string }>('/state/hash', AbortSignal.timeout(2_000))
+        d.api.get<Array<{ name: string, state: string }>>('/nodes', AbortSignal.timeout(ROUND_TIMEOUT_MS)),
+        d.api.get<{ hash: string }>('/state/hash', AbortSignal.timeout(ROUND_TIMEOUT_MS))
       ])
       v.views[d.name] = Object.fromEntries(nodes.map(n => [n.name, n.state]))
       v.hashes[d.name] = hash.hash

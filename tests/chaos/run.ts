@@ -78,7 +78,10 @@ export async function chaosRun (opts: RunOptions): Promise<RunResult> {
       log(`fault ${f}`)
       injected.push({ fault: f, at: Date.now() })
       await nemesis.run(f)
+      // healed: the load pauses while the cluster settles, so agreement (views and state hashes) is measured quiet
+      load.pause()
       if (!await untilAgreed(cluster, history, SETTLE_TIMEOUT_MS)) log(`after ${f}: the nodes did not agree within ${SETTLE_TIMEOUT_MS} ms`)
+      load.resume()
       await new Promise(resolve => setTimeout(resolve, opts.gapMs ?? FAULT_GAP_MS))
     }
     log('faults over; healing, stopping the load')
