@@ -8,7 +8,7 @@ import { parseDuration } from '../../src/interface/index.ts'
 import { check } from './checker.ts'
 import { readHistory } from './history.ts'
 import { FAULTS, parseFaults } from './nemesis.ts'
-import { unavailable } from './netns.ts'
+import { disownRuns, sweep, unavailable } from './netns.ts'
 import { table, toJson } from './report.ts'
 import { chaosRun } from './run.ts'
 
@@ -42,6 +42,14 @@ async function main (argv: string[]): Promise<number> {
   }
   const why = await unavailable()
   if (why !== null) { process.stderr.write(`chaos: cannot run here: ${why}\n`); return 3 }
+  // interrupted: what this run made goes all the same (the daemons die with the harness, through their lifeline)
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`chaos: ${sig}: removing this run's namespaces, links and mounts\n`)
+      disownRuns()
+      void sweep().finally(() => { process.exit(130) })
+    })
+  }
   process.stderr.write(`chaos: ${nodes} nodes, ${durationMs} ms of faults, seed ${seed}, faults ${faults.join(',')}\n`)
   const r = await chaosRun({ nodes, durationMs, seed, faults, keep: true })
   const doc = toJson(r.verdict, { seed, nodes, durationMs, history: r.historyFile })

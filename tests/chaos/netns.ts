@@ -38,6 +38,14 @@ export async function unavailable (): Promise<string | null> {
   return null
 }
 
+/** Forgets this process's own runs (on SIGINT or SIGTERM), so that the sweep that follows removes them too. */
+export function disownRuns (): void {
+  if (!existsSync(RUN_DIR)) return
+  for (const f of readdirSync(RUN_DIR)) {
+    try { if (Number(readFileSync(join(RUN_DIR, f), 'utf8')) === process.pid) rmSync(join(RUN_DIR, f), { force: true }) } catch {}
+  }
+}
+
 function pidAlive (pid: number): boolean {
   try { process.kill(pid, 0); return true } catch { return false }
 }
