@@ -293,7 +293,8 @@ export class Daemon {
         sync,
         health,
         queue,
-        stealer
+        stealer,
+        state
       }
       const stats = new StatsSampler(controlDeps)
       parts.splice(parts.length - 1, 0, { name: 'stats', part: stats })

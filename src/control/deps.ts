@@ -4,7 +4,7 @@ import type { GridConfig } from '../config/index.ts'
 import type { LocalResources } from '../executor/index.ts'
 import type { Membership } from '../membership/index.ts'
 import type { Mesh } from '../mesh/index.ts'
-import type { ForgottenNodes, NodeRegistry, Sessions } from '../state/index.ts'
+import type { ForgottenNodes, NodeRegistry, Sessions, StateStore } from '../state/index.ts'
 import type { QueueControl, Stealer, TaskService, WorkerService } from '../tasks/index.ts'
 import type { NodeHealthMonitor } from '../health/index.ts'
 import type { JobService } from '../jobs/index.ts'
@@ -42,4 +42,7 @@ export interface ControlDeps {
   queue: Pick<QueueControl, 'setPaused' | 'list'>
   /** gridctl rebalance: queued work moved to nodes with room now */
   stealer: Pick<Stealer, 'rebalance'>
+  /** the replicated state's merged reads, for GET /v1/state/hash (fault testing compares nodes by it); flush, so an
+   * accepted task or an acknowledged session write is in this node's log (and on its way to peers) before the answer */
+  state: Pick<StateStore, 'groupAll' | 'writers' | 'flush'>
 }

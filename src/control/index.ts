@@ -16,6 +16,7 @@ import { metricsRoute } from './routes/metrics.ts'
 import { getNodeRoute, listNodesRoute } from './routes/nodes.ts'
 import { sessionRoutes } from './routes/sessions.ts'
 import { statusRoute } from './routes/status.ts'
+import { stateHashRoute } from './routes/state-hash.ts'
 import { taskRoutes } from './routes/tasks.ts'
 import { jobRoutes } from './routes/jobs.ts'
 import { syncRoutes } from './routes/sync.ts'
@@ -34,6 +35,7 @@ export function routes (deps: ControlDeps, stats: StatsSampler): Route[] {
     // generated on the first request (not at start): the route table and its schemas as OpenAPI 3.1
     { method: 'GET', path: '/openapi.json', handler: async () => ({ json: (await import('./openapi.ts')).openApiDocument() }) },
     statusRoute(deps),
+    stateHashRoute(deps),
     listNodesRoute(deps),
     getNodeRoute(deps),
     forgetNodeRoute(deps),

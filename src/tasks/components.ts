@@ -22,7 +22,7 @@ export type TaskMembers = Pick<Membership, 'view' | 'state' | 'on' | 'off' | 'se
 export type TaskExecutor = Pick<Executor, 'admit' | 'watch' | 'unwatch' | 'get' | 'cancel' | 'usage' | 'typeOf' | 'setDraining' | 'on' | 'writeStdin' | 'closeStdinFrom'>
 
 /** The replicated store as task records use it. */
-export type TaskStore = Pick<StateStore, 'selfId' | 'set' | 'entryOf' | 'lookupAll' | 'groupAll' | 'setCollector' | 'on' | 'off'>
+export type TaskStore = Pick<StateStore, 'selfId' | 'set' | 'entryOf' | 'lookupAll' | 'groupAll' | 'setCollector' | 'on' | 'off' | 'syncFrom'>
 
 export interface TasksComponents {
   /** this node's peer id */

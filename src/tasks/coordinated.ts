@@ -11,7 +11,7 @@ import type { EventQueue } from './event-queue.ts'
 export type ClientEvent = TaskStreamEvent<Uint8Array>
 
 export type Outcome =
-  | { kind: 'refused', reason: string, full?: boolean }
+  | { kind: 'refused', reason: string, full?: boolean, unsure?: boolean }
   | { kind: 'done', result: ExecAspect }
   | { kind: 'retry', reason: string }
   /** the executor handed it, never started, to a node with room (work stealing): offer it there, spending no retry */

@@ -39,6 +39,19 @@ const ROUTE_WAIT_LIMIT_MS = 120_000
 const REFUSED_RETRY_CAP_MS = 5_000
 /** How long a broken stream's executor may stay suspect before the attempt counts as lost. */
 const REATTACH_DEADLINE_MS = 30_000
+/**
+ * How long an executor must stay dead in this node's view before re-attaching gives up and the task runs again: a
+ * death declared by another node can be stale (it suspected the executor during a partition that has healed since)
+ * and be refuted a moment later; retrying at once ran the task a second time beside the run that was ending fine.
+ */
+export const REATTACH_DEAD_CONFIRM_MS = 1_500
+/**
+ * An offer that failed on the way (the stream broke, the deadline passed) before the executor said it admitted it may
+ * have been admitted all the same: such an executor is asked to drop the task, and the next candidate gets a new
+ * attempt (spending no retry), so that two executions never share an attempt's record.
+ */
+const UNSURE_OFFER_CODES = new Set(['PEER_UNREACHABLE', 'TIMEOUT'])
+const UNSURE_CANCEL_TIMEOUT_MS = 5_000
 /** A run's RPC stream stays open this long past the task's own timeout (TERM, grace, KILL, last output). */
 const RUN_DEADLINE_MARGIN_MS = 60_000
 const MAX_TIMER_MS = 2_147_483_647
@@ -215,6 +228,7 @@ export class Coordinator {
       const ownerTurn = routed.session?.ownerFirst === true && node === routed.session.owner
       outcome = await this.attempt(co, node, ownerTurn && routed.session?.startNow === true)
       if (outcome.kind !== 'refused') break
+      if (outcome.unsure === true) this.abandonOffer(co, node, outcome.reason)
       if (ownerTurn && co.session !== undefined) {
         const name = this.nameOf(node)
         co.session.refused = outcome.full === true
@@ -225,6 +239,18 @@ export class Coordinator {
     return outcome
   }
 
+  /**
+   * The offer to `node` failed on the way and may have been admitted there: that node is asked to drop the task, and
+   * what follows is a new attempt (spending no retry, as a move does), so a copy it runs never shares one's record.
+   */
+  private abandonOffer (co: Coordinated, node: NodeId, reason: string): void {
+    void this.c.rpc.request(node, TaskCancel, { id: co.id, by: this.c.peerId }, { timeoutMs: UNSURE_CANCEL_TIMEOUT_MS }).catch(() => {})
+    co.moves = (co.moves ?? 0) + 1
+    co.coord = { ...co.coord, attempt: co.coord.attempt + 1 }
+    this.records.writeCoord(co.id, co.coord)
+    this.log.info({ task: co.id, peer: node, attempt: co.coord.attempt, reason }, 'offer failed on the way: the next one is a new attempt')
+  }
+
   /** One offer: local or remote; ends when the attempt ends (or the offer is refused). */
   private async attempt (co: Coordinated, node: NodeId, startNow: boolean): Promise<Outcome> {
     const offer: TaskOffer = { id: co.id, spec: co.spec, attempt: co.coord.attempt, origin: co.coord.origin, coordinator: this.c.peerId }
@@ -233,7 +259,7 @@ export class Coordinator {
     const refused = (err: unknown): Outcome => {
       this.ledger.ended(co.id)
       const e = toGridError(err)
-      return { kind: 'refused', reason: e.message, full: e.code === 'UNAVAILABLE' && (e.details as { full?: boolean } | undefined)?.full === true }
+      return { kind: 'refused', reason: e.message, full: e.code === 'UNAVAILABLE' && (e.details as { full?: boolean } | undefined)?.full === true, unsure: node !== this.c.peerId && UNSURE_OFFER_CODES.has(e.code) }
     }
     // a synced tree: what the executor lacks goes first (here: laid out from this node's own cache)
     let syncDir: string | undefined
@@ -280,9 +306,12 @@ export class Coordinator {
   /** The stream to a running task broke: watch it again if its executor lives, else the attempt is lost. */
   async reattach (co: Coordinated, node: NodeId): Promise<Outcome> {
     const deadline = Date.now() + REATTACH_DEADLINE_MS
+    let deadSince: number | undefined
     while (this.running && Date.now() < deadline) {
       const state = this.c.members.state(node)
-      if (state === 'dead' || state === 'left') return { kind: 'retry', reason: `node ${this.nameOf(node)} ${state === 'dead' ? 'died' : 'left'} while the task ran` }
+      if (state === 'dead') deadSince ??= Date.now()
+      else deadSince = undefined
+      if (state === 'left' || (deadSince !== undefined && Date.now() - deadSince >= REATTACH_DEAD_CONFIRM_MS)) return { kind: 'retry', reason: `node ${this.nameOf(node)} ${state === 'dead' ? 'died' : 'left'} while the task ran` }
       if (state === 'alive') {
         try {
           const result = await this.c.rpc.request(node, TaskAttach, { id: co.id, attempt: co.coord.attempt, from: co.offset }, {

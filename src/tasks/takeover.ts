@@ -2,7 +2,8 @@
  * Taking over: when a task's coordinator is dead or gone, a deterministic successor among the live nodes (rendezvous
  * hashing on the task id) records itself as coordinator and resumes the task where the replicated record says it is:
  * finished (make the record final), running (re-attach to its executor), lost (retry), or never placed (place it).
- * A node that restarts resumes what it coordinated. A cancel written into the record reaches the coordinator and the
+ * A node that restarts resumes what it coordinated, once it has caught up with its peers' records: while it was down a
+ * successor may have taken the task over and finished it, and its disk alone would have it run the task again. A cancel written into the record reaches the coordinator and the
  * executor wherever they are. It must not run tasks or decide placement.
  */
 import type { Logger } from 'pino'
@@ -19,6 +20,13 @@ import type { TaskMetrics } from './task-metrics.ts'
 /** A new coordinator waits this long for an executor's record still in flight before placing the task again. */
 const TAKEOVER_GRACE_MS = 1_000
 const ORPHAN_SWEEP_MS = 15_000
+/**
+ * A restarted node waits at most this long for a live peer to catch up from before it resumes what it coordinated
+ * (alone, it resumes then); and it catches up from at most RESTART_CATCH_UP_PEERS of them.
+ */
+export const RESTART_CATCH_UP_MS = 10_000
+const RESTART_CATCH_UP_PEERS = 2
+const RESTART_POLL_MS = 100
 
 export class Takeover {
   private sweep?: { stop: () => void }
@@ -32,10 +40,8 @@ export class Takeover {
   ) {}
 
   start (): void {
-    const self = this.c.peerId
-    for (const [id, a] of this.records.all()) {
-      if (a.coord?.aspect.coordinator === self && !isFinalStatus(statusOf(a))) void this.resume(id)
-    }
+    const mine = this.coordinatedHere()
+    if (mine.length > 0) void this.resumeAfterRestart(mine).catch(err => { this.log.error({ err }, 'resuming tasks after a restart failed') })
     this.c.members.on('member:state', this.onMember)
     this.c.store.on('change', this.onChange)
     this.sweep = repeat(() => { this.adoptOrphans() }, ORPHAN_SWEEP_MS, err => { this.log.error({ err }, 'orphan sweep failed') }, { jitter: 0.3 })
@@ -45,6 +51,38 @@ export class Takeover {
     this.sweep?.stop()
     this.c.members.off('member:state', this.onMember)
     this.c.store.off('change', this.onChange)
+  }
+
+  /** The unfinished tasks whose record names this node as coordinator. */
+  private coordinatedHere (): string[] {
+    const self = this.c.peerId
+    return [...this.records.all()].filter(([, a]) => a.coord?.aspect.coordinator === self && !isFinalStatus(statusOf(a))).map(([id]) => id)
+  }
+
+  /**
+   * After a restart: catches up from live peers first (a successor may have taken over, and finished, what this node
+   * coordinated before it died), then resumes only what still names this node as coordinator and is not over.
+   */
+  private async resumeAfterRestart (ids: string[]): Promise<void> {
+    const self = this.c.peerId
+    const others = [...this.c.nodeRegistry.list().keys()].filter(id => id !== self)
+    if (others.length > 0) {
+      const deadline = Date.now() + RESTART_CATCH_UP_MS
+      let alive: NodeId[] = []
+      while (this.coordinator.running && Date.now() < deadline) {
+        alive = this.c.members.view().filter(v => v.id !== self && v.state === 'alive').map(v => v.id)
+        if (alive.length > 0) break
+        await delay(RESTART_POLL_MS)
+      }
+      for (const peer of alive.slice(0, RESTART_CATCH_UP_PEERS)) {
+        try { await this.c.store.syncFrom(peer) } catch (err) { this.log.debug({ err, peer }, 'catching up after a restart failed') }
+      }
+    }
+    const still = new Set(this.coordinatedHere())
+    for (const id of ids) {
+      if (still.has(id)) void this.resume(id)
+      else this.log.info({ task: id }, 'a task this node coordinated before its restart was taken over or ended meanwhile')
+    }
   }
 
   /** Resumes coordinating a task this node is (now) the coordinator of. */

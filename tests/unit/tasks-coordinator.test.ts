@@ -16,7 +16,7 @@ import { EventQueue } from '../../src/tasks/event-queue.ts'
 import { TaskRecords } from '../../src/tasks/records.ts'
 import { taskMetrics } from '../../src/tasks/task-metrics.ts'
 
-type Behaviour = 'accept' | 'full' | 'die'
+type Behaviour = 'accept' | 'full' | 'die' | 'lost-answer'
 
 function load (over: Partial<LoadReport> = {}): LoadReport {
   return { cpu: 0, cpus: 2, memTotalMiB: 4096, memFreeMiB: 4000, running: 0, queued: 0, slots: 2, freeSlots: 2, gpus: 0, freeGpus: 0, gpuUtilizationPercent: 0, gpuMemoryUsedMiB: 0, gpuMemoryTotalMiB: 0, ...over }
@@ -51,15 +51,19 @@ function harness (peers: Record<string, Behaviour>) {
   }
   const sessions = new Map<string, { value: unknown, owner: string | null }>()
   const offers: Array<{ node: string, offer: TaskOffer }> = []
+  const cancels: string[] = []
   const c = {
     peerId: 'self',
     rpc: {
       handle: () => {},
-      request: async (node: string, _method: unknown, data: unknown, opts: { onEvent?: (e: TaskEvent) => void }) => {
+      request: async (node: string, method: { name: string }, data: unknown, opts: { onEvent?: (e: TaskEvent) => void }) => {
+        if (method.name === 'task.cancel') { cancels.push(node); return { found: true, status: 'cancelled' } }
         const offer = data as TaskOffer
         offers.push({ node, offer })
         const b = behaviour[node]
         if (b === 'full') throw new UnavailableError('full (2 running, 0 queued, 0 slots free)', { details: { full: true } })
+        // it admitted the offer, but the stream broke before the coordinator heard so
+        if (b === 'lost-answer') throw new PeerUnreachableError(`stream to ${node} closed`)
         opts.onEvent?.({ k: 'admitted', queued: false, node, nodeName: node })
         if (b === 'die') {
           states.set(node, 'dead')
@@ -101,12 +105,41 @@ function harness (peers: Record<string, Behaviour>) {
     for await (const ev of co.sink) events.push(ev)
     return events
   }
-  return { submit, sessions, offers, states, behaviour, records, coordinator, metrics }
+  return { submit, sessions, offers, cancels, states, behaviour, records, coordinator, metrics }
 }
 
 const exitOf = (events: ClientEvent[]): Extract<ClientEvent, { type: 'exit' }> => events.find(e => e.type === 'exit') as Extract<ClientEvent, { type: 'exit' }>
 
 describe('tasks - coordinator', () => {
+  it('re-attaches to an executor whose death was declared and refuted a moment later, instead of running the task again', async () => {
+    // found by the chaos harness: after a partition healed, a stale "declared dead" notice reached a node that had just
+    // taken the task over; it retried at once, and the task ran twice
+    const h = harness({ a: 'accept' })
+    h.states.set('a', 'dead')
+    setTimeout(() => { h.states.set('a', 'alive') }, 300)
+    const co = h.coordinator.track('t-flap', { spec: spec(), origin: 'self', originName: 'self', coordinator: 'self', attempt: 1, createdAt: Date.now() })
+    const outcome = await h.coordinator.reattach(co, 'a')
+    expect(outcome).toMatchObject({ kind: 'done', result: { status: 'completed', node: 'a' } })
+  })
+
+  it('gives the next candidate a new attempt, and asks the first to drop it, when an offer failed on the way', async () => {
+    // found by the chaos harness: a starved node admitted an offer whose answer never came; the next candidate ran the
+    // same attempt, the starved node's copy was stolen later, and the two executions of attempt 1 left it pending
+    const h = harness({ a: 'lost-answer', b: 'accept' })
+    const events = await h.submit(spec({ strategy: 'round-robin', node: undefined }))
+    const byNode = h.offers.map(o => [o.node, o.offer.attempt])
+    expect(byNode.filter(([n]) => n === 'b').at(-1)?.[1]).toBeGreaterThan(byNode.find(([n]) => n === 'a')?.[1] as number)
+    expect(h.cancels).toContain('a')
+    expect(exitOf(events)).toMatchObject({ status: 'completed', nodeName: 'b' })
+  })
+
+  it('gives up re-attaching to an executor that stays dead, so the task runs again', async () => {
+    const h = harness({ a: 'accept' })
+    h.states.set('a', 'dead')
+    const co = h.coordinator.track('t-dead', { spec: spec(), origin: 'self', originName: 'self', coordinator: 'self', attempt: 1, createdAt: Date.now() })
+    expect(await h.coordinator.reattach(co, 'a')).toMatchObject({ kind: 'retry', reason: 'node a died while the task ran' })
+  })
+
   it('offers the task to the next candidate when one refuses, and the exit names the node that ran it', async () => {
     const h = harness({ a: 'full', b: 'full', c: 'accept' })
     const events = await h.submit(spec({ strategy: 'round-robin' }))

@@ -35,7 +35,10 @@ export function sessionRoutes (deps: ControlDeps): Route[] {
         const opts: { ttlMs?: number | null, owner?: string | null } = {}
         if (ttlMs !== undefined) opts.ttlMs = ttlMs
         if (owner !== undefined) opts.owner = owner
-        return { json: toEntry(deps, deps.sessions.put(req.params.id as string, b.value, opts)) }
+        const entry = toEntry(deps, deps.sessions.put(req.params.id as string, b.value, opts))
+        // acknowledged means logged: the write is in this node's log before the answer
+        await deps.state.flush()
+        return { json: entry }
       }
     },
     {

@@ -21,6 +21,9 @@ export function taskRoutes (deps: ControlDeps): Route[] {
         // a synced tree: the manifest is stored as a blob, and the spec carries its hash (the files were uploaded first)
         if (body !== null && typeof body === 'object' && 'sync' in body && deps.sync !== undefined) (body as { sync: unknown }).sync = await deps.sync.accept((body as { sync: unknown }).sync)
         const { id, opts, events } = tasks.submit(body)
+        // accepted means recorded: the task's record is in this node's log before the client hears of it (a cluster
+        // killed at once right after the answer lost tasks it had accepted)
+        await deps.state.flush()
         if (events === undefined) return { status: 201, json: { id } }
         // a client that goes away before the exit (killed, connection dropped) takes its task with it, as ssh does
         req.signal.addEventListener('abort', () => { void tasks.abandoned(id) }, { once: true })
