@@ -147,6 +147,13 @@ export const SessionEntrySchema = Type.Object({
   worker: Type.Optional(Type.Unknown())
 })
 
+/** GET /v1/state/hash: a sha256 over every live entry this node holds; equal hashes mean equal replicated state. */
+export const StateHashSchema = Type.Object({
+  hash: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  entries: Type.Integer({ minimum: 0 }),
+  writers: Type.Integer({ minimum: 0 })
+})
+
 export const StatsResponseSchema = Type.Object({
   at: Str,
   nodes: Type.Object({ total: Int, alive: Int, suspect: Int, dead: Int, left: Int, draining: Int }),
