@@ -29,16 +29,24 @@ export function cap (ok: boolean, what: string): void {
   if (!ok) throw new CapError(what)
 }
 
+/** A slow run is timed this many times more: only an input slow every time is a crash (not a GC pause or a loaded CPU). */
+const SLOW_RETRIES = 2
+
 /** Runs the decoder once: typed errors pass, anything else is rethrown (fast-check records it as the failure). */
 export function runOnce<T> (t: FuzzTarget<T>, input: T): void {
+  let ms = timed(t, input)
+  for (let i = 0; i < SLOW_RETRIES && ms > RUN_MAX_MS; i++) ms = Math.min(ms, timed(t, input))
+  if (ms > RUN_MAX_MS) throw new CapError(`one run took ${Math.round(ms)} ms (over ${RUN_MAX_MS} ms), each of ${SLOW_RETRIES + 1} times`)
+}
+
+function timed<T> (t: FuzzTarget<T>, input: T): number {
   const started = performance.now()
   try {
     t.run(input)
   } catch (err) {
     if (!(err instanceof GridError) || err instanceof CapError) throw err
   }
-  const ms = performance.now() - started
-  if (ms > RUN_MAX_MS) throw new CapError(`one run took ${Math.round(ms)} ms (over ${RUN_MAX_MS} ms)`)
+  return performance.now() - started
 }
 
 export interface FuzzReport {
