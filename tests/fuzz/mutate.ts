@@ -90,7 +90,8 @@ function edit (root: unknown, pick: number, kind: number, key: string, value: un
   if (containers.length === 0) return value
   const c = containers[pick % containers.length] as Record<string, unknown>
   const keys = Object.keys(c)
-  const k = kind === 3 || keys.length === 0 ? key : keys[pick % keys.length] as string
+  // an array gets an index (its `length` is not a field to set), an object any key
+  const k = Array.isArray(c) ? String(kind === 3 ? pick % (c.length + 2) : pick % Math.max(1, c.length)) : kind === 3 || keys.length === 0 ? key : keys[pick % keys.length] as string
   if (kind === 2) delete c[k]
   else c[k] = value
   return root
