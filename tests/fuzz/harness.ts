@@ -4,11 +4,18 @@
  * fails ("crashes") on any other throw (a TypeError or RangeError escaping), on a run over RUN_MAX_MS, or when the
  * target's own cap check fails (a decoder holding more than its declared limit). Seeded, so every failure replays.
  */
+import { getHeapStatistics } from 'node:v8'
 import fc from 'fast-check'
 import { GridError } from '../../src/interface/index.ts'
 
 /** No single decode may take longer than this (a hang, or quadratic work on a hostile input). */
 export const RUN_MAX_MS = 1_000
+/**
+ * No single decode of an input (at most a few KiB) may grow the heap and external memory by more than this: a decoder
+ * that allocates what a length field claims, before checking it, shows here (a garbage collection during the run can
+ * only hide growth, never invent it).
+ */
+export const RUN_ALLOC_MAX_BYTES = 64 * 1024 * 1024
 
 export interface FuzzTarget<T = unknown> {
   /** what `--target` names, and the folder of its corpus */
@@ -40,13 +47,22 @@ export function runOnce<T> (t: FuzzTarget<T>, input: T): void {
 }
 
 function timed<T> (t: FuzzTarget<T>, input: T): number {
+  const before = allocated()
   const started = performance.now()
   try {
     t.run(input)
   } catch (err) {
     if (!(err instanceof GridError) || err instanceof CapError) throw err
   }
-  return performance.now() - started
+  const ms = performance.now() - started
+  const grown = allocated() - before
+  if (grown > RUN_ALLOC_MAX_BYTES) throw new CapError(`one run grew the heap by ${Math.round(grown / 2 ** 20)} MiB (over ${RUN_ALLOC_MAX_BYTES / 2 ** 20} MiB)`)
+  return ms
+}
+
+function allocated (): number {
+  const h = getHeapStatistics()
+  return h.used_heap_size + h.external_memory
 }
 
 export interface FuzzReport {

@@ -6,11 +6,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import fc from 'fast-check'
 import { Packr } from 'msgpackr'
 import { afterAll, describe, expect, it } from 'vitest'
 import { RpcFrameDecoder } from '../../proto/index.ts'
 import { loadConfig } from '../../src/config/index.ts'
-import { GridError } from '../../src/interface/index.ts'
+import { GridError, ProtocolError } from '../../src/interface/index.ts'
 import { StateFiles } from '../../src/state/persistence.ts'
 import { fuzz } from '../fuzz/harness.ts'
 import { TARGETS, cleanUp } from '../fuzz/targets.ts'
@@ -89,5 +90,24 @@ describe('fuzz - defects found', () => {
     const loaded = new StateFiles(d).load()
     expect(loaded.wal.map(r => r.w)).toEqual(['a'])
     expect(loaded.truncatedBytes).toBeGreaterThan(0)
+  })
+})
+
+describe('fuzz - the harness', () => {
+  it('counts as a crash a decoder that allocates what its input claims before checking it', () => {
+    const r = fuzz({
+      name: 'greedy',
+      decoder: 'a decoder that trusts a length field',
+      arbitrary: () => fc.constant(new Uint8Array([0xff, 0xff, 0xff, 0x0f])),
+      run: b => { const n = (b[0] as number) | (b[1] as number) << 8 | (b[2] as number) << 16 | (b[3] as number) << 24; const held = new Uint8Array(n >>> 1); held[0] = 1 }
+    }, { runs: 1, seed: 1 })
+    expect(r.crashes).toBe(1)
+    expect(r.failure?.error).toMatch(/grew the heap/)
+  })
+
+  it('counts as a crash an untyped error, and passes a typed one', () => {
+    const untyped = fuzz({ name: 'untyped', decoder: '-', arbitrary: () => fc.constant(1), run: () => { throw new TypeError('x is undefined') } }, { runs: 1, seed: 1 })
+    const typed = fuzz({ name: 'typed', decoder: '-', arbitrary: () => fc.constant(1), run: () => { throw new ProtocolError('bad frame') } }, { runs: 5, seed: 1 })
+    expect([untyped.crashes, typed.crashes]).toEqual([1, 0])
   })
 })
