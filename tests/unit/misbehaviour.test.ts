@@ -6,6 +6,7 @@
 import { Registry } from 'prom-client'
 import { describe, expect, it } from 'vitest'
 import { RPC_PROTOCOL } from '../../proto/index.ts'
+import { PEER_STRIKE_GOSSIP_SCORE } from '../../src/mesh/constants.ts'
 import { PeerConduct } from '../../src/mesh/misbehaviour.ts'
 import { waitFor } from '../helpers/cluster.ts'
 import { MemoryNetwork } from './rpc-memory-network.ts'
@@ -24,7 +25,7 @@ describe('mesh - misbehaving peers', () => {
     const { c, hungUp, lines, registry } = conduct()
     for (let i = 1; i <= 4; i++) {
       expect(c.strike('rogue', 'rpc-bad-frame')).toBe(false)
-      expect(c.gossipScore('rogue')).toBe(-i)
+      expect(c.gossipScore('rogue')).toBeCloseTo(i * PEER_STRIKE_GOSSIP_SCORE)
     }
     expect(c.isBanned('rogue')).toBe(false)
     expect(c.strike('rogue', 'rpc-bad-frame')).toBe(true)
@@ -42,6 +43,15 @@ describe('mesh - misbehaving peers', () => {
     const m = await registry.getMetricsAsJSON()
     expect(m.find(x => x.name === 'grid_mesh_peer_bans_total')?.values[0]?.value).toBe(1)
     expect(m.find(x => x.name === 'grid_mesh_peers_banned')?.values[0]?.value).toBe(1)
+  })
+
+  it('keeps a peer above gossipsub\'s graylist until the strike that bans it (a graylisted peer\'s gossip goes unseen)', () => {
+    const real = new PeerConduct({ log: { warn: () => {} } as never, registry: new Registry(), hangUp: async () => {} })
+    for (let i = 1; i < 20; i++) {
+      real.strike('rogue', 'gossip-invalid')
+      expect(real.gossipScore('rogue') * 10).toBeGreaterThanOrEqual(-80)
+    }
+    expect(real.strike('rogue', 'gossip-invalid')).toBe(true)
   })
 
   it('forgets strikes older than the window, and lifts a ban when it ends', () => {
