@@ -13,7 +13,7 @@ describe('live fuzz - a daemon under a key holder\'s attack', () => {
     console.log(`live fuzz: ${JSON.stringify({ ...r, rssRatio: Number((r.peakRssBytes / r.baselineRssBytes).toFixed(2)) })}`)
     expect(r.up).toEqual(['n1', 'n2'])
     expect(r.taskFailures).toEqual([])
-    expect(r.tasksCompleted).toBeGreaterThanOrEqual(5)
+    expect(r.tasksCompleted).toBeGreaterThanOrEqual(3)
     expect(r.peakRssBytes).toBeLessThan(1.5 * r.baselineRssBytes)
     // every bad control request is answered as the client's fault (or left to its deadline), never as a crash
     expect(Object.keys(r.stats.httpStatus).filter(s => s.startsWith('5') && s !== '503')).toEqual([])
