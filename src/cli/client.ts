@@ -134,10 +134,12 @@ class StaleConnectionError extends Error {}
 
 /**
  * True when a request failed because the kept-alive connection it reused had just been closed by the daemon (it
- * never read the request): such a request may be sent again once, on a fresh connection.
+ * never read the request): such a request may be sent again once, on a fresh connection. On a Unix socket the write
+ * into a connection the daemon closed fails with EPIPE rather than ECONNRESET.
  */
 export function staleConnection (req: ClientRequest, err: Error): boolean {
-  return req.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET'
+  const code = (err as NodeJS.ErrnoException).code
+  return req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')
 }
 
 /** One NDJSON line; a line cut short (the connection dropped mid-object) is not JSON. */

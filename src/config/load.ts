@@ -139,7 +139,14 @@ function readConfigFile (file: string, violations: string[]): Map<string, unknow
     for (const e of doc.errors) violations.push(`config file ${file}: not valid YAML: ${e.message.split('\n')[0]}`)
     return out
   }
-  const obj: unknown = doc.toJS()
+  let obj: unknown
+  try {
+    obj = doc.toJS()
+  } catch (err) {
+    // parsed but not convertible: an alias to no anchor, or one that expands past the library's alias limit
+    violations.push(`config file ${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`)
+    return out
+  }
   if (obj === null || obj === undefined) return out
   if (typeof obj !== 'object' || Array.isArray(obj)) {
     violations.push(`config file ${file}: must be a YAML map of keys such as listen, bootstrap, name`)

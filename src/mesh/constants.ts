@@ -34,3 +34,21 @@ export const RPC_WRITE_BUFFER_SLACK_BYTES = 1024 * 1024
  * may retry; a method may set a lower cap of its own (`handle(..., { maxInflightPerPeer })`).
  */
 export const RPC_SERVING_PER_PEER_MAX = 4096
+
+/**
+ * Misbehaviour (misbehaviour.ts): a peer's strikes (a malformed, oversized or stalled RPC frame, an invalid
+ * notification, an invalid gossip message it delivered) count within PEER_STRIKE_WINDOW_MS. An honest peer of the same
+ * protocol version sends none (Noise authenticates every byte; a shape change bumps the protocol id); past
+ * PEER_STRIKES_MAX in a window the peer is disconnected and refused, both ways, for PEER_BAN_MS. Each strike also
+ * lowers its gossipsub score (PEER_STRIKE_GOSSIP_SCORE, weighted 10 by gossipsub: three strikes stop gossip to it,
+ * thirteen our own messages to it), but never to the graylist (-80) before the ban: a graylisted peer's
+ * messages are dropped unseen, so its strikes would stop short of the ban.
+ */
+export const PEER_STRIKES_MAX = 20
+export const PEER_STRIKE_WINDOW_MS = 60_000
+export const PEER_BAN_MS = 10 * 60_000
+export const PEER_STRIKE_GOSSIP_SCORE = -0.4
+/** The application score of a banned peer: below gossipsub's graylist threshold (-80) once weighted. */
+export const PEER_BANNED_GOSSIP_SCORE = -100
+/** Peers tracked at once; past it the quietest are forgotten (a key holder can make any number of identities). */
+export const PEER_CONDUCT_MAX = 4096

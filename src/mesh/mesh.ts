@@ -21,6 +21,7 @@ import { HINTS, InvalidArgumentError, PeerUnreachableError, type NodeId, type St
 import { LogLimiter, backoffMs, jitter, repeat } from '../util/index.ts'
 import { explainListenError } from './listen-error.ts'
 import { InboundGuard } from './inbound-guard.ts'
+import { PeerConduct } from './misbehaviour.ts'
 import { createMeshNode, type MeshLibp2p } from './node.ts'
 import { RpcService } from './rpc.ts'
 import type { SwarmKey } from './swarm-key.ts'
@@ -111,11 +112,11 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
     handshakeFailures: Counter<'direction'>
   }
 
-  private constructor (private readonly libp2p: MeshLibp2p, private readonly components: MeshComponents, private readonly init: MeshInit) {
+  private constructor (private readonly libp2p: MeshLibp2p, private readonly components: MeshComponents, private readonly init: MeshInit, private readonly conduct: PeerConduct) {
     super()
     this.log = components.logger
     this.peerId = libp2p.peerId.toString()
-    this.rpc = new RpcService({ libp2p, logger: components.logger.child({ component: 'rpc' }), registry: components.registry })
+    this.rpc = new RpcService({ libp2p, logger: components.logger.child({ component: 'rpc' }), registry: components.registry, misbehaved: (p, reason) => { conduct.strike(p, reason) } })
     this.bootstrap = init.bootstrap.map(a => multiaddr(a)).filter(a => a.getComponents().find(c => c.name === 'p2p')?.value !== this.peerId)
     const r = components.registry
     this.metrics = {
@@ -130,6 +131,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
 
   static async create (components: MeshComponents, init: MeshInit): Promise<Mesh> {
     let mesh: Mesh | undefined
+    const conduct = new PeerConduct({ log: components.logger.child({ component: 'mesh' }), registry: components.registry, hangUp: async p => { await mesh?.hangUp(p) } })
     const libp2p = await createMeshNode({
       privateKey: init.privateKey,
       psk: init.swarmKey?.psk ?? null,
@@ -138,9 +140,10 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
       maxConnections: init.maxConnections,
       version: init.version,
       onUpgradeFailure: info => mesh?.onUpgradeFailure(info),
-      inboundGuard: new InboundGuard(components.logger.child({ component: 'mesh' }))
+      inboundGuard: new InboundGuard(components.logger.child({ component: 'mesh' })),
+      conduct
     })
-    mesh = new Mesh(libp2p, components, init)
+    mesh = new Mesh(libp2p, components, init, conduct)
     return mesh
   }
 
@@ -203,6 +206,8 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
       const verdict = msg.type === 'signed' ? validate(msg.data, { author: msg.from.toString(), via: peer.toString() }) : 'reject'
 
       if (verdict !== 'accept') this.metrics.gossipRejected.inc({ topic })
+      // an invalid message is the delivering peer's fault (an honest relay validates before it forwards)
+      if (verdict === 'reject') this.conduct.strike(peer.toString(), 'gossip-invalid')
       return verdict as never
     })
     if (this.libp2p.status === 'started') pubsub.subscribe(topic)

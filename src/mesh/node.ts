@@ -15,6 +15,7 @@ import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { DHT_PROTOCOL, HEARTBEAT_MAX_BYTES, RPC_MAX_FRAME_BYTES } from '../../proto/index.ts'
 import { INBOUND_PENDING_MAX, INBOUND_UPGRADE_TIMEOUT_MS, type InboundGuard } from './inbound-guard.ts'
+import type { PeerConduct } from './misbehaviour.ts'
 import { guardSwarmKeyCipher } from './pnet-guard.ts'
 
 export interface MeshServices {
@@ -39,6 +40,8 @@ export interface NodeOptions {
   onUpgradeFailure: (info: { direction: string, remoteAddr: string, error: string }) => void
   /** Keeps inbound connections that have not finished their handshake few (inbound-guard.ts). */
   inboundGuard?: InboundGuard
+  /** Refuses banned peers (connection gater) and scores misbehaving ones down in gossipsub (misbehaviour.ts). */
+  conduct?: Pick<PeerConduct, 'isBanned' | 'gossipScore'>
 }
 
 /** Timeouts and limits chosen for a cluster on a LAN (the reasons are in shared/LIBP2P-FACTS.md). */
@@ -76,7 +79,7 @@ export async function createMeshNode (opts: NodeOptions): Promise<MeshLibp2p> {
       inboundUpgradeTimeout: INBOUND_UPGRADE_TIMEOUT_MS,
       maxParallelDials: 64
     },
-    ...(opts.inboundGuard === undefined ? {} : { connectionGater: gaterOf(opts.inboundGuard) }),
+    ...(opts.inboundGuard === undefined ? {} : { connectionGater: gaterOf(opts.inboundGuard, opts.conduct) }),
     // off: membership's SWIM probes already ping every peer in turn and measure the round trip, and the monitor's
     // habit of aborting a connection whose ping is late, then re-dialling (Noise handshakes, identify), fed a storm
     // that kept a 20-daemon test machine saturated. Membership is the failure detector; it hangs up on dead peers.
@@ -112,7 +115,9 @@ export async function createMeshNode (opts: NodeOptions): Promise<MeshLibp2p> {
         maxInboundDataLength: HEARTBEAT_MAX_BYTES + 1024,
         scoreParams: {
           // many daemons share one IP on a test machine or behind a NAT; colocation must not empty the mesh
-          IPColocationFactorWeight: 0
+          IPColocationFactorWeight: 0,
+          // each strike of a peer's (bad frames, invalid gossip) lowers its score; a banned one is graylisted
+          appSpecificScore: (peer: string) => opts.conduct?.gossipScore(peer) ?? 0
         },
         // messages arrive at most once a second per node per topic; process them as they come
         messageProcessingConcurrency: 64
@@ -127,10 +132,13 @@ export function exactMessageId (msg: { topic: string, from?: Uint8Array, seqno?:
   return `${msg.topic}|${b64(msg.from)}|${b64(msg.seqno)}|${b64(msg.signature)}`
 }
 
-function gaterOf (guard: InboundGuard): ConnectionGater {
+function gaterOf (guard: InboundGuard, conduct: Pick<PeerConduct, 'isBanned'> | undefined): ConnectionGater {
+  const banned = (peer: { toString: () => string }): boolean => conduct?.isBanned(peer.toString()) ?? false
   return {
     denyInboundConnection: conn => guard.denyInboundConnection(conn),
-    denyInboundEncryptedConnection: (peer, conn) => guard.denyInboundEncryptedConnection(peer, conn)
+    // a banned peer is refused once its identity is known (after Noise), and never dialled
+    denyInboundEncryptedConnection: (peer, conn) => guard.denyInboundEncryptedConnection(peer, conn) || banned(peer),
+    denyDialPeer: peer => banned(peer)
   }
 }
 

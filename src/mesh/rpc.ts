@@ -41,6 +41,8 @@ export interface RpcComponents {
   libp2p: RpcNetwork
   logger: Logger
   registry: Registry
+  /** Told of each bad frame or invalid notification a peer sent (the mesh counts its strikes: misbehaviour.ts). */
+  misbehaved?: (peer: NodeId, reason: string) => void
 }
 
 export interface RpcInit {
@@ -241,6 +243,7 @@ export class RpcService implements ChannelHost {
 
   badFrame (peer: NodeId, err: unknown): void {
     this.invalidFrames.inc()
+    this.components.misbehaved?.(peer, 'rpc-bad-frame')
     if (this.limiter.allow(`bad-frame:${peer}`)) {
       this.log.warn({ peer, err: (err as Error).message }, 'malformed frame from peer; stream reset (logged once a minute per peer)')
     }

@@ -21,12 +21,21 @@ import { open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 import { Packr } from 'msgpackr'
+import Type from 'typebox'
+import { Bytes, validator } from '../../proto/index.ts'
+import { InternalError } from '../interface/index.ts'
 import { writeFileAtomic } from '../util/index.ts'
 
 /** A record as stored: signed (`n`, `s`), or unsigned from the previous release. */
 export interface DocRecord { w: string, g: number, u: Uint8Array, n?: number, s?: Uint8Array }
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true })
+const Int = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
+/** What a file must hold to be applied: a corrupt file must not reach the documents (a TypeError at start). */
+const storedRecords = validator(Type.Array(Type.Union([
+  Type.Object({ w: Type.String({ minLength: 1 }), g: Int, u: Bytes, n: Int, s: Bytes }),
+  Type.Object({ w: Type.String({ minLength: 1 }), g: Int, u: Bytes, n: Type.Optional(Type.Undefined()), s: Type.Optional(Type.Undefined()) })
+])))
 /** 2: signed records; 1: the previous release's unsigned full states (read, never written). */
 const SNAPSHOT_VERSION = 2
 const LEGACY_SNAPSHOT_VERSION = 1
@@ -68,11 +77,7 @@ export class StateFiles {
     if (existsSync(this.snapshotPath)) {
       const bytes = readFileSync(this.snapshotPath)
       this.snapshotBytes = bytes.byteLength
-      const body = packr.unpack(bytes) as { version?: number, docs?: DocRecord[], records?: DocRecord[], clean?: boolean }
-      cleanSnapshot = body.clean === true
-      if (body.version === SNAPSHOT_VERSION && Array.isArray(body.records)) snapshot = body.records
-      else if (body.version === LEGACY_SNAPSHOT_VERSION && Array.isArray(body.docs)) snapshot = body.docs.map(d => ({ w: d.w, g: d.g, u: d.u }))
-      else throw new Error(`${this.snapshotPath} is not a snapshot of version ${SNAPSHOT_VERSION} or ${LEGACY_SNAPSHOT_VERSION}`)
+      ;({ records: snapshot, clean: cleanSnapshot } = this.readSnapshot(bytes))
     }
     const wal: DocRecord[] = []
     let truncatedBytes = 0
@@ -86,11 +91,11 @@ export class StateFiles {
         if (end > bytes.byteLength) break
         const body = bytes.subarray(off + HEADER_BYTES, end)
         if (crc32(body) !== crc) break
-        try {
-          wal.push(...(packr.unpack(body) as DocRecord[]))
-        } catch {
-          break
-        }
+        // a frame whose checksum holds but which is not records is cut like a torn tail
+        let records: unknown
+        try { records = packr.unpack(body) } catch { break }
+        if (!storedRecords.check(records)) break
+        for (const r of records) wal.push(r as DocRecord)
         off = end
       }
       truncatedBytes = bytes.byteLength - off
@@ -102,6 +107,32 @@ export class StateFiles {
       this.walBytes = off
     }
     return { snapshot, wal, truncatedBytes, clean: cleanSnapshot && wal.length === 0 && truncatedBytes === 0 }
+  }
+
+  /**
+   * The records of a snapshot file; one that does not decode, or holds what is not records, stops the start with an
+   * error saying what to do (its writers' records are not all anywhere else: it is never dropped silently).
+   */
+  private readSnapshot (bytes: Uint8Array): { records: DocRecord[], clean: boolean } {
+    const corrupt = (why: string, cause?: unknown): InternalError => new InternalError(
+      `${this.snapshotPath} is corrupt (${why}); move it aside to start from the log and what peers hold`, { cause })
+    let body: { version?: unknown, docs?: unknown, records?: unknown, clean?: unknown }
+    try {
+      body = packr.unpack(bytes) as typeof body
+    } catch (err) {
+      throw corrupt(`not msgpack: ${(err as Error).message}`, err)
+    }
+    if (body === null || typeof body !== 'object') throw corrupt('not a map')
+    if (body.version === SNAPSHOT_VERSION) {
+      if (!storedRecords.check(body.records)) throw corrupt(`records: ${storedRecords.problems(body.records, 2).join('; ')}`)
+      return { records: body.records as DocRecord[], clean: body.clean === true }
+    }
+    if (body.version === LEGACY_SNAPSHOT_VERSION) {
+      const docs = Array.isArray(body.docs) ? (body.docs as Array<Record<string, unknown>>).map(d => ({ w: d?.w, g: d?.g, u: d?.u })) : body.docs
+      if (!storedRecords.check(docs)) throw corrupt(`docs: ${storedRecords.problems(docs, 2).join('; ')}`)
+      return { records: docs as DocRecord[], clean: body.clean === true }
+    }
+    throw corrupt(`not a snapshot of version ${SNAPSHOT_VERSION} or ${LEGACY_SNAPSHOT_VERSION}`)
   }
 
   /** Appends a batch of updates as one frame and fsyncs it. Calls are serialised. */

@@ -4,7 +4,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ApiClient } from '../../src/cli/client.ts'
+import { ApiClient, staleConnection } from '../../src/cli/client.ts'
 import { DaemonUnreachableError } from '../../src/interface/index.ts'
 import { waitFor } from '../helpers/cluster.ts'
 
@@ -33,6 +33,16 @@ function flakyKeepAlive (socket: string, opts: { dropEveryReuse: boolean }): Pro
 }
 
 describe('control API client', () => {
+  it('sends a request again when its reused connection was closed under it: reset, or a broken pipe on a Unix socket', () => {
+    const errno = (code: string): Error => Object.assign(new Error(`write ${code}`), { code })
+    const reused = { reusedSocket: true } as never
+    expect(staleConnection(reused, errno('ECONNRESET'))).toBe(true)
+    // seen from gridctl's own client in a cluster test (a daemon busy with a gossip flood closed an idle connection)
+    expect(staleConnection(reused, errno('EPIPE'))).toBe(true)
+    expect(staleConnection({ reusedSocket: false } as never, errno('EPIPE'))).toBe(false)
+    expect(staleConnection(reused, errno('ENOENT'))).toBe(false)
+  })
+
   let dir = ''
   let server: Server | undefined
   afterEach(() => {

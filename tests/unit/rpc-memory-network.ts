@@ -20,6 +20,8 @@ export class MemoryNode implements RpcNetwork {
   readonly outbound: Stream[] = []
   readonly inbound: Stream[] = []
   readonly logs: LogLine[] = []
+  /** The strikes the service reported against peers (misbehaved), as `peer reason`. */
+  readonly strikes: string[] = []
   readonly registry = new Registry()
   readonly rpc: RpcService
   dials = 0
@@ -28,7 +30,7 @@ export class MemoryNode implements RpcNetwork {
 
   constructor (readonly peerId: PeerId, private readonly net: MemoryNetwork, init: RpcInit) {
     const logger = pino({ level: 'debug' }, { write: (line: string) => { this.logs.push(JSON.parse(line) as LogLine) } })
-    this.rpc = new RpcService({ libp2p: this, logger, registry: this.registry }, init)
+    this.rpc = new RpcService({ libp2p: this, logger, registry: this.registry, misbehaved: (p, r) => { this.strikes.push(`${p} ${r}`) } }, init)
   }
 
   get id (): string { return this.peerId.toString() }
