@@ -53,7 +53,7 @@ function alive (pid: number): boolean {
   }
 }
 
-async function until (what: string, ok: () => boolean, timeoutMs = 10_000): Promise<void> {
+async function until (what: string, ok: () => boolean, timeoutMs = 25_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!ok()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
