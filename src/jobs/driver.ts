@@ -17,10 +17,11 @@ import { backoffMs, delay } from '../util/index.ts'
 import { decidedEarly, verdict, type RunOutcome } from './aggregate.ts'
 import { capped, exitError, followTask, stdoutOf } from './capture.ts'
 import type { JobsComponents } from './components.ts'
+import { ChunkSchedule } from './progress.ts'
 import { resultOf, toJobRecord, type JobRecords } from './records.ts'
 import { runReduce, type ReduceResult } from './reduce.ts'
 
-/** Progress chunks are written at most this often (every result in between goes in the same write). */
+/** Settled progress chunks are written this often (every result in between goes in the same write; see progress.ts). */
 export const JOB_FLUSH_MS = 250
 /** `progress` events go to the client at most this often. */
 export const JOB_PROGRESS_EVERY_MS = 250
@@ -44,7 +45,8 @@ interface Inflight { taskId: string, run: number }
 export class JobDriver {
   private readonly runs: Array<ItemRun | null>
   private readonly inflight = new Map<number, Inflight>()
-  private readonly dirty = new Set<number>()
+  /** which progress chunks to write when */
+  private readonly chunks: ChunkSchedule
   private cursor = 0
   private cancelRequested = false
   private stopped = false
@@ -72,6 +74,7 @@ export class JobDriver {
     private readonly worker = false
   ) {
     this.runs = runs
+    this.chunks = new ChunkSchedule(runs)
     this.log = log.child({ job: id })
   }
 
@@ -88,7 +91,7 @@ export class JobDriver {
   }
 
   async drive (): Promise<void> {
-    this.flushTimer = setInterval(() => { this.flush() }, JOB_FLUSH_MS)
+    this.flushTimer = setInterval(() => { this.write(this.chunks.due()) }, JOB_FLUSH_MS)
     this.flushTimer.unref()
     try {
       // a job taken over may have its first success already
@@ -99,9 +102,9 @@ export class JobDriver {
         const r = this.runs[i]
         if (r?.status !== 'running') continue
         // a warm worker's request has no record to follow: it is sent again; a task's run is followed to its end
-        if (this.worker) { this.runs[i] = { ...r, run: r.run + 1 }; this.markDirty(i); resend.push(i) } else this.adopt(i, r.run)
+        if (this.worker) { this.setRun(i, { ...r, run: r.run + 1 }); resend.push(i) } else this.adopt(i, r.run)
       }
-      if (resend.length > 0) { this.flush(); this.startAll(resend) }
+      if (resend.length > 0) this.startAll(resend)
       await this.mapPhase()
       if (this.stopped) return
       if (this.doc.strategy === 'map-reduce' && !this.cancelRequested) await this.reducePhase()
@@ -112,7 +115,7 @@ export class JobDriver {
       this.sink?.close(toGridError(err))
     } finally {
       clearInterval(this.flushTimer)
-      this.flush()
+      this.write(this.chunks.all())
     }
   }
 
@@ -131,13 +134,11 @@ export class JobDriver {
         }
       }
       if (starting.length > 0) {
-        // each run is recorded before its task exists, in the same writer document: whoever sees the task sees
-        // the run, so a successor never starts an item whose task it cannot find
-        for (const i of starting) {
-          this.runs[i] = { status: 'running', run: (this.runs[i]?.run ?? 0) + 1, ...(round > 0 ? { round } : {}) }
-          this.markDirty(i)
-        }
-        this.flush()
+        // each task's run is recorded before its task exists, in the same writer document: whoever sees the task
+        // sees the run, so a successor never starts an item whose task it cannot find. A warm worker's item has no
+        // task to find (a successor sends it again either way): its chunk is written once it has results.
+        for (const i of starting) this.setRun(i, { status: 'running', run: (this.runs[i]?.run ?? 0) + 1, ...(round > 0 ? { round } : {}) }, !this.worker)
+        this.write(this.chunks.beforeStart())
         this.startAll(starting)
         continue
       }
@@ -275,9 +276,8 @@ export class JobDriver {
     this.inflight.delete(i)
     this.log.info({ index: i, run, why }, 'starting a job\'s run again: its task never ran')
     const round = this.doc.retries ?? 0
-    this.runs[i] = { status: 'running', run: run + 1, ...(round > 0 ? { round } : {}) }
-    this.markDirty(i)
-    this.flush()
+    this.setRun(i, { status: 'running', run: run + 1, ...(round > 0 ? { round } : {}) }, true)
+    this.write(this.chunks.beforeStart())
     if (this.cancelRequested) { this.ended(i, run + 1, { status: 'cancelled' }); return }
     this.start(i)
   }
@@ -299,8 +299,7 @@ export class JobDriver {
     const round = this.doc.retries ?? 0
     const r: ItemRun = { ...res, run, ...(round > 0 ? { round } : {}) }
     if (r.stdout !== undefined && r.stdout === '') delete r.stdout
-    this.runs[i] = r
-    this.markDirty(i)
+    this.setRun(i, r)
     if (r.status === 'completed' && this.firstSuccess === undefined) this.firstSuccess = i
     this.sink?.push({ type: 'result', ...resultOf(i, this.items[i] ?? null, r) }, true)
     this.progress(false)
@@ -368,7 +367,7 @@ export class JobDriver {
     const status = this.cancelRequested ? 'cancelled' : v.status
     this.doc = { ...this.doc, final: status, answer: v.answer, finishedAt: Date.now(), ...(v.error === undefined || status === 'cancelled' ? {} : { error: v.error.slice(0, 4096) }) }
     if (status === 'cancelled') this.doc.error = 'cancelled'
-    this.flush()
+    this.write(this.chunks.all())
     this.records.writeDoc(this.id, this.doc)
     this.log.info({ status, total: this.runs.length, succeeded: this.count('completed'), failed: this.count('failed'), cancelled: this.count('cancelled') }, 'job ended')
     this.progress(true)
@@ -397,15 +396,20 @@ export class JobDriver {
     this.sink.push({ type: 'progress', done, running: this.inflight.size, failed, total: this.runs.length }, true)
   }
 
-  private markDirty (i: number): void {
-    this.dirty.add(Math.floor(i / JOB_CHUNK_ITEMS))
+  /** Item i's run is now `next`; `mustRecord`: it is written before its task is submitted. */
+  private setRun (i: number, next: ItemRun, mustRecord = false): void {
+    const prev = this.runs[i]
+    this.runs[i] = next
+    this.chunks.changed(i, prev, next, mustRecord)
   }
 
-  /** Writes the progress chunks that changed since the last write. */
-  private flush (): void {
-    for (const n of this.dirty) this.records.writeRuns(this.id, n, this.runs.slice(n * JOB_CHUNK_ITEMS, (n + 1) * JOB_CHUNK_ITEMS))
-    this.dirty.clear()
+  /** Writes these progress chunks as they are now. */
+  private write (chunks: number[]): void {
+    for (const n of chunks) this.records.writeRuns(this.id, n, this.runs.slice(n * JOB_CHUNK_ITEMS, (n + 1) * JOB_CHUNK_ITEMS))
   }
+
+  /** Every item's run as this driver knows it now (ahead of what is written: see progress.ts). */
+  get currentRuns (): ReadonlyArray<ItemRun | null> { return this.runs }
 
   private wake (): void {
     this.wakeUp?.()

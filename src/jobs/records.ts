@@ -88,11 +88,12 @@ export class JobRecords {
     return out
   }
 
-  /** The job as gridctl shows it; `results` adds every item's result. */
-  record (id: string, withResults: boolean): JobRecord | undefined {
+  /** The job as gridctl shows it; `results` adds every item's result; `live`: its driver's runs here, if it has one. */
+  record (id: string, withResults: boolean, live?: ReadonlyArray<ItemRun | null>): JobRecord | undefined {
     const m = this.doc(id)
     if (m === undefined) return undefined
-    return toJobRecord(id, m.doc, this.runs(id, m.doc.total), withResults ? this.items(id, m.doc.total) : undefined)
+    const runs = live?.length === m.doc.total ? live : this.runs(id, m.doc.total)
+    return toJobRecord(id, m.doc, runs, withResults ? this.items(id, m.doc.total) : undefined)
   }
 }
 
@@ -118,12 +119,12 @@ export function mergeDoc (entries: StoredEntry[]): MergedDoc | undefined {
   return { doc: best.value.doc, writer: best.writer, cancelRequested: cancels.some(at => at >= since) }
 }
 
-export function statusOfJob (doc: JobDoc, runs: Array<ItemRun | null>): JobStatus {
+export function statusOfJob (doc: JobDoc, runs: ReadonlyArray<ItemRun | null>): JobStatus {
   if (doc.final !== undefined) return doc.final
   return runs.some(r => r !== null) ? 'running' : 'pending'
 }
 
-export function toJobRecord (id: string, doc: JobDoc, runs: Array<ItemRun | null>, items?: unknown[]): JobRecord {
+export function toJobRecord (id: string, doc: JobDoc, runs: ReadonlyArray<ItemRun | null>, items?: unknown[]): JobRecord {
   let succeeded = 0
   let failed = 0
   let cancelled = 0
