@@ -74,5 +74,7 @@ describe('JobDriver: a warm-worker job writes each progress chunk a bounded numb
       expect(list, `chunk ${chunk}`).toHaveLength(1)
       expect(list[0]?.every((r, i) => r?.status === 'completed' && r.stdout === String(chunk * JOB_CHUNK_ITEMS + i))).toBe(true)
     }
+    // an empty stdout is not kept per item
+    expect(d.currentRuns.filter(r => r?.stdout === '')).toHaveLength(0)
   })
 })
