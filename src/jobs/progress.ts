@@ -17,9 +17,9 @@ import { JOB_CHUNK_ITEMS, type ItemRun } from '../../proto/index.ts'
 /** A chunk still open whose results are not written yet is written at most this often. */
 export const JOB_PARTIAL_FLUSH_MS = 5_000
 
-/** Whether a run is an item's last word for now: it ended (not pending, not running). */
-export function settled (r: ItemRun | null | undefined): boolean {
-  return r !== null && r !== undefined && r.status !== 'running'
+/** Whether a run's status is an item's last word for now: it ended (not pending, not running). */
+export function settled (status: ItemRun['status'] | undefined): boolean {
+  return status !== undefined && status !== 'running'
 }
 
 export class ChunkSchedule {
@@ -33,12 +33,12 @@ export class ChunkSchedule {
 
   constructor (runs: ReadonlyArray<ItemRun | null>, now = Date.now()) {
     this.open = new Uint8Array(Math.ceil(runs.length / JOB_CHUNK_ITEMS))
-    runs.forEach((r, i) => { if (!settled(r)) (this.open[Math.floor(i / JOB_CHUNK_ITEMS)] as number)++ })
+    runs.forEach((r, i) => { if (!settled(r?.status)) (this.open[Math.floor(i / JOB_CHUNK_ITEMS)] as number)++ })
     this.lastPartial = now
   }
 
-  /** Item i's run changed from `prev` to `next`; `mustRecord`: it is to be written before its task exists. */
-  changed (i: number, prev: ItemRun | null | undefined, next: ItemRun | null, mustRecord = false): void {
+  /** Item i's run's status changed from `prev` (undefined: not started) to `next`; `mustRecord`: it is to be written before its task exists. */
+  changed (i: number, prev: ItemRun['status'] | undefined, next: ItemRun['status'], mustRecord = false): void {
     const c = Math.floor(i / JOB_CHUNK_ITEMS)
     const was = settled(prev)
     const is = settled(next)

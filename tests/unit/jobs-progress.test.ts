@@ -6,29 +6,28 @@ import { ChunkSchedule, JOB_PARTIAL_FLUSH_MS } from '../../src/jobs/progress.ts'
 import type { JobRecords } from '../../src/jobs/records.ts'
 
 const done = (run = 1): ItemRun => ({ status: 'completed', run, exitCode: 0 })
-const running = (run = 1): ItemRun => ({ status: 'running', run })
 
 describe('ChunkSchedule: when a progress chunk is written', () => {
   it('writes a chunk once as it settles, not at every result', () => {
     const runs: Array<ItemRun | null> = new Array(JOB_CHUNK_ITEMS * 2).fill(null)
     const s = new ChunkSchedule(runs, 0)
     for (let i = 0; i < JOB_CHUNK_ITEMS - 1; i++) {
-      s.changed(i, null, done())
+      s.changed(i, undefined, 'completed')
       expect(s.due(1)).toEqual([])
     }
-    s.changed(JOB_CHUNK_ITEMS - 1, null, done())
+    s.changed(JOB_CHUNK_ITEMS - 1, undefined, 'completed')
     expect(s.due(1)).toEqual([0])
     expect(s.due(2)).toEqual([])
   })
 
   it('writes a run to be recorded before its task at once, and a chunk still open every JOB_PARTIAL_FLUSH_MS', () => {
     const s = new ChunkSchedule(new Array(JOB_CHUNK_ITEMS * 2).fill(null), 0)
-    s.changed(JOB_CHUNK_ITEMS, null, running(), true)
+    s.changed(JOB_CHUNK_ITEMS, undefined, 'running', true)
     expect(s.beforeStart()).toEqual([1])
-    s.changed(JOB_CHUNK_ITEMS, running(), done())
+    s.changed(JOB_CHUNK_ITEMS, 'running', 'completed')
     expect(s.due(JOB_PARTIAL_FLUSH_MS - 1)).toEqual([])
     expect(s.due(JOB_PARTIAL_FLUSH_MS)).toEqual([1])
-    s.changed(JOB_CHUNK_ITEMS + 1, null, done())
+    s.changed(JOB_CHUNK_ITEMS + 1, undefined, 'completed')
     expect(s.all()).toEqual([1])
     expect(s.all()).toEqual([])
   })
@@ -36,9 +35,9 @@ describe('ChunkSchedule: when a progress chunk is written', () => {
   it('counts a chunk open again when a settled item runs again (job retry)', () => {
     const runs: Array<ItemRun | null> = new Array(JOB_CHUNK_ITEMS).fill(null).map(() => done())
     const s = new ChunkSchedule(runs, 0)
-    s.changed(3, done(), running(2), true)
+    s.changed(3, 'completed', 'running', true)
     expect(s.beforeStart()).toEqual([0])
-    s.changed(3, running(2), done(2))
+    s.changed(3, 'running', 'completed')
     expect(s.due(1)).toEqual([0])
   })
 })
