@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { JobRecord } from '../proto/index.ts'
+import { fetchMetrics, metricValue } from '../tests/helpers/metrics.ts'
 import { ROOT } from '../tests/helpers/paths.ts'
 import { fmt, rssBytes, sleep, startCluster, table, waitFor, withCluster, type Cluster, type Gridd } from './lib.ts'
 
@@ -56,18 +57,24 @@ async function bare (n: number, conc: number): Promise<number> {
   return (performance.now() - t0) / 1000
 }
 
-/** Samples every daemon's RSS while `fn` runs; the peak of each. */
-async function peakRss<T> (c: Cluster, fn: () => Promise<T>): Promise<{ result: T, peakMiB: number[] }> {
+/** Samples every daemon's RSS (every 200 ms) and V8 heap used (its metrics, every second) while `fn` runs; the peak of each. */
+async function peakRss<T> (c: Cluster, fn: () => Promise<T>): Promise<{ result: T, peakMiB: number[], heapMiB: number[] }> {
   const peaks = c.nodes.map(() => 0)
+  const heaps = c.nodes.map(() => 0)
   let on = true
   const sampler = (async () => {
-    while (on) {
+    for (let k = 0; on; k++) {
       c.nodes.forEach((n, i) => { try { if (n.pid > 0) peaks[i] = Math.max(peaks[i] ?? 0, rssBytes(n.pid)) } catch { /* it stopped */ } })
+      if (k % 5 === 0) {
+        await Promise.all(c.nodes.map(async (n, i) => {
+          try { heaps[i] = Math.max(heaps[i] ?? 0, metricValue(await fetchMetrics(n.socket), 'grid_nodejs_heap_size_used_bytes')) } catch { /* it stopped */ }
+        }))
+      }
       await sleep(200)
     }
   })()
   try {
-    return { result: await fn(), peakMiB: peaks.map(b => b / 1024 / 1024) }
+    return { result: await fn(), peakMiB: peaks.map(b => b / 1024 / 1024), heapMiB: heaps.map(b => b / 1024 / 1024) }
   } finally {
     on = false
     await sampler
@@ -94,20 +101,20 @@ async function main (): Promise<void> {
     await c.converged()
     const n1 = c.node('n1')
     if (N > 0) {
-    const { result: grid, peakMiB } = await peakRss(c, async () => await distribute(n1, ['--count', String(N), '--', 'true']))
+    const { result: grid, peakMiB, heapMiB } = await peakRss(c, async () => await distribute(n1, ['--count', String(N), '--', 'true']))
     table(`${N} items of true (3 nodes on one machine, ${CONC} at once)`, ['how', 'seconds', 'items/s', 'vs bare spawn'], [
       ['bare spawn of true', fmt(bareSecs), fmt(N / bareSecs, 0), '100 %'],
       ...(parallelSecs === undefined ? [] : [['GNU parallel (one node)', fmt(parallelSecs), fmt(N / parallelSecs, 0), `${fmt((bareSecs / parallelSecs) * 100, 0)} %`]]),
       ['gridctl distribute', fmt(grid.secs), fmt(N / grid.secs, 0), `${fmt((bareSecs / grid.secs) * 100, 0)} %`]
     ])
     if (parallelSecs !== undefined) console.log(`Grid's rate is ${fmt((parallelSecs / grid.secs) * 100, 0)} % of GNU parallel's (goal: at least 90 %)`)
-    table('daemon RSS during the job (peak)', ['node', 'MiB'], peakMiB.map((m, i) => [`n${i + 1}`, fmt(m, 0)]))
+    table('daemon memory during the job (peak)', ['node', 'RSS MiB', 'heap used MiB'], peakMiB.map((m, i) => [`n${i + 1}`, fmt(m, 0), fmt(heapMiB[i] ?? NaN, 0)]))
     }
 
     if (W_N > 0) {
       const w = await peakRss(c, async () => await distribute(n1, ['--type', 'nodeecho', '--count', String(W_N), ...(values['max-parallel'] === undefined ? [] : ['--max-parallel', values['max-parallel']])]))
-      table(`${W_N} items through warm workers (echo, 3 nodes)`, ['seconds', 'items/s', 'peak RSS n1 / n2 / n3 (MiB)'], [
-        [fmt(w.result.secs), fmt(W_N / w.result.secs, 0), w.peakMiB.map(m => fmt(m, 0)).join(' / ')]
+      table(`${W_N} items through warm workers (echo, 3 nodes)`, ['seconds', 'items/s', 'peak RSS n1 / n2 / n3 (MiB)', 'peak heap used (MiB)'], [
+        [fmt(w.result.secs), fmt(W_N / w.result.secs, 0), w.peakMiB.map(m => fmt(m, 0)).join(' / '), w.heapMiB.map(m => fmt(m, 0)).join(' / ')]
       ])
     }
 

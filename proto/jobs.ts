@@ -1,7 +1,7 @@
 /**
  * Jobs on the wire: one command distributed over the cluster (gridctl distribute). A job's state lives in the
  * replicated `jobs` collection, compactly: one entry for the job (its document, a cancel mark), its items in chunks
- * written once, and its runs' progress in chunks rewritten in batches, never one record per item. Each run is a task
+ * written once, and its runs' progress in chunks by column, each written once it settles, never one record per item. Each run is a task
  * (proto/tasks.ts) whose id says its job, item and run number.
  */
 import Type, { type Static } from 'typebox'
@@ -66,14 +66,44 @@ export const ItemRunSchema = Type.Object({
 export type ItemRun = Static<typeof ItemRunSchema>
 
 /**
+ * A progress chunk's runs by column, as drivers write them (src/jobs/run-columns.ts): a few bytes an item where the
+ * object form (`runs`, still read from writers of the previous release) spent over a hundred, most of it field names
+ * and the node id repeated. Every array has one element per item of the chunk (`s.length`), except `n`/`nn`.
+ */
+export const RunColumnsSchema = Type.Object({
+  /** per item: '-' not started, 'r' running, 'c' completed, 'f' failed, 'x' cancelled */
+  s: Type.String({ maxLength: JOB_CHUNK_ITEMS }),
+  /** run numbers (0 for an item not started) */
+  r: Type.Array(Type.Integer({ minimum: 0 }), { maxItems: JOB_CHUNK_ITEMS }),
+  /** `job retry` rounds; absent when every run is of the first */
+  d: Type.Optional(Type.Array(Type.Integer({ minimum: 0 }), { maxItems: JOB_CHUNK_ITEMS })),
+  /** the nodes the chunk names (ids, and their names), and per item its node's index there (-1: none) */
+  n: Type.Array(Id, { maxItems: JOB_CHUNK_ITEMS }),
+  nn: Type.Array(Type.String({ maxLength: 63 }), { maxItems: JOB_CHUNK_ITEMS }),
+  ni: Type.Array(Type.Integer({ minimum: -1, maximum: JOB_CHUNK_ITEMS }), { maxItems: JOB_CHUNK_ITEMS }),
+  /** exit codes (null: none) */
+  x: Type.Array(Type.Union([Type.Integer(), Type.Null()]), { maxItems: JOB_CHUNK_ITEMS }),
+  /** attempts */
+  a: Type.Array(Type.Integer({ minimum: 0 }), { maxItems: JOB_CHUNK_ITEMS }),
+  /** stdout ('' for none); absent when no item printed anything */
+  o: Type.Optional(Type.Array(Type.String(), { maxItems: JOB_CHUNK_ITEMS })),
+  /** why a run did not succeed ('' for none); absent when none says */
+  e: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: JOB_CHUNK_ITEMS }))
+}, { additionalProperties: false })
+export type RunColumns = Static<typeof RunColumnsSchema>
+
+/**
  * One writer's entry in the `jobs` collection. Key `ID`: `{doc?, cancel?}`; key `ID/items/N`: `{items}` (chunk N of
- * the items); key `ID/runs/N`: `{runs}` (chunk N's progress, null for an item not started).
+ * the items); key `ID/runs/N`: `{cols}` (chunk N's progress by column; `{runs}`, one object per item, null for one
+ * not started, from writers of the previous release).
  */
 export const JobEntrySchema = Type.Object({
   doc: Type.Optional(JobDocSchema),
   cancel: Type.Optional(Type.Object({ at: Ms, by: Id })),
   items: Type.Optional(Type.Array(Type.Unknown(), { maxItems: JOB_CHUNK_ITEMS })),
-  runs: Type.Optional(Type.Array(Type.Union([ItemRunSchema, Type.Null()]), { maxItems: JOB_CHUNK_ITEMS }))
+  runs: Type.Optional(Type.Array(Type.Union([ItemRunSchema, Type.Null()]), { maxItems: JOB_CHUNK_ITEMS })),
+  /** key `ID/runs/N` as drivers write it now: the same runs by column */
+  cols: Type.Optional(RunColumnsSchema)
 }, { additionalProperties: false })
 export type JobEntry = Static<typeof JobEntrySchema>
 export const jobEntry = validator(JobEntrySchema)

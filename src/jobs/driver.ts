@@ -17,10 +17,12 @@ import { backoffMs, delay } from '../util/index.ts'
 import { decidedEarly, verdict, type RunOutcome } from './aggregate.ts'
 import { capped, exitError, followTask, stdoutOf } from './capture.ts'
 import type { JobsComponents } from './components.ts'
+import { ChunkSchedule } from './progress.ts'
+import { RunTable } from './run-table.ts'
 import { resultOf, toJobRecord, type JobRecords } from './records.ts'
 import { runReduce, type ReduceResult } from './reduce.ts'
 
-/** Progress chunks are written at most this often (every result in between goes in the same write). */
+/** Settled progress chunks are written this often (every result in between goes in the same write; see progress.ts). */
 export const JOB_FLUSH_MS = 250
 /** `progress` events go to the client at most this often. */
 export const JOB_PROGRESS_EVERY_MS = 250
@@ -42,9 +44,11 @@ const CANCEL_AGAIN_MS = 2_000
 interface Inflight { taskId: string, run: number }
 
 export class JobDriver {
-  private readonly runs: Array<ItemRun | null>
+  /** every item's latest run, compactly (no object per item) */
+  private readonly runs: RunTable
   private readonly inflight = new Map<number, Inflight>()
-  private readonly dirty = new Set<number>()
+  /** which progress chunks to write when */
+  private readonly chunks: ChunkSchedule
   private cursor = 0
   private cancelRequested = false
   private stopped = false
@@ -71,7 +75,8 @@ export class JobDriver {
     /** its type has warm workers: items go to them as batched requests, not as tasks */
     private readonly worker = false
   ) {
-    this.runs = runs
+    this.runs = RunTable.from(runs)
+    this.chunks = new ChunkSchedule(runs)
     this.log = log.child({ job: id })
   }
 
@@ -88,20 +93,22 @@ export class JobDriver {
   }
 
   async drive (): Promise<void> {
-    this.flushTimer = setInterval(() => { this.flush() }, JOB_FLUSH_MS)
+    this.flushTimer = setInterval(() => { this.write(this.chunks.due()) }, JOB_FLUSH_MS)
     this.flushTimer.unref()
     try {
       // a job taken over may have its first success already
-      const won = this.runs.findIndex(r => r?.status === 'completed' && (r.round ?? 0) >= (this.doc.retries ?? 0))
-      if (won >= 0) this.firstSuccess = won
+      for (let i = 0; i < this.runs.length && this.firstSuccess === undefined; i++) {
+        const r = this.runs.statusOf(i) === 'completed' ? this.runs.get(i) : null
+        if (r !== null && (r.round ?? 0) >= (this.doc.retries ?? 0)) this.firstSuccess = i
+      }
       const resend: number[] = []
       for (let i = 0; i < this.runs.length; i++) {
-        const r = this.runs[i]
-        if (r?.status !== 'running') continue
+        if (this.runs.statusOf(i) !== 'running') continue
+        const r = this.runs.get(i) as ItemRun
         // a warm worker's request has no record to follow: it is sent again; a task's run is followed to its end
-        if (this.worker) { this.runs[i] = { ...r, run: r.run + 1 }; this.markDirty(i); resend.push(i) } else this.adopt(i, r.run)
+        if (this.worker) { this.setRun(i, { ...r, run: r.run + 1 }); resend.push(i) } else this.adopt(i, r.run)
       }
-      if (resend.length > 0) { this.flush(); this.startAll(resend) }
+      if (resend.length > 0) this.startAll(resend)
       await this.mapPhase()
       if (this.stopped) return
       if (this.doc.strategy === 'map-reduce' && !this.cancelRequested) await this.reducePhase()
@@ -112,7 +119,7 @@ export class JobDriver {
       this.sink?.close(toGridError(err))
     } finally {
       clearInterval(this.flushTimer)
-      this.flush()
+      this.write(this.chunks.all())
     }
   }
 
@@ -124,20 +131,18 @@ export class JobDriver {
       const starting: number[] = []
       while (this.inflight.size + starting.length < this.doc.maxParallel && this.cursor < this.runs.length) {
         const i = this.cursor++
-        const prev = this.runs[i] ?? null
+        const prev = this.runs.get(i)
         if (needsRun(prev, round)) {
           if (prev?.status === 'failed' && prev.node !== undefined) this.failedOn.set(i, prev.node)
           starting.push(i)
         }
       }
       if (starting.length > 0) {
-        // each run is recorded before its task exists, in the same writer document: whoever sees the task sees
-        // the run, so a successor never starts an item whose task it cannot find
-        for (const i of starting) {
-          this.runs[i] = { status: 'running', run: (this.runs[i]?.run ?? 0) + 1, ...(round > 0 ? { round } : {}) }
-          this.markDirty(i)
-        }
-        this.flush()
+        // each task's run is recorded before its task exists, in the same writer document: whoever sees the task
+        // sees the run, so a successor never starts an item whose task it cannot find. A warm worker's item has no
+        // task to find (a successor sends it again either way): its chunk is written once it has results.
+        for (const i of starting) this.setRun(i, { status: 'running', run: this.runs.runOf(i) + 1, ...(round > 0 ? { round } : {}) }, !this.worker)
+        this.write(this.chunks.beforeStart())
         this.startAll(starting)
         continue
       }
@@ -159,14 +164,14 @@ export class JobDriver {
    */
   private startBatch (indices: number[], refusals = 0): void {
     const workers = this.c.workers as NonNullable<JobsComponents['workers']>
-    for (const i of indices) this.inflight.set(i, { taskId: runTaskId(this.id, i, (this.runs[i] as ItemRun).run), run: (this.runs[i] as ItemRun).run })
+    for (const i of indices) this.inflight.set(i, { taskId: runTaskId(this.id, i, this.runs.runOf(i)), run: this.runs.runOf(i) })
     // refused for now (the workers' queues are full, the node drains): sent again after a backoff, as tasks' offers are
     const again = (which: number[]): void => {
       if (which.length === 0) return
-      if (this.cancelRequested || this.stopped) { which.forEach(i => { this.ended(i, (this.runs[i] as ItemRun).run, { status: 'cancelled' }) }); return }
+      if (this.cancelRequested || this.stopped) { which.forEach(i => { this.ended(i, this.runs.runOf(i), { status: 'cancelled' }) }); return }
       setTimeout(() => { this.startBatch(which, refusals + 1) }, backoffMs(refusals, 250, WORKER_REFUSED_RETRY_CAP_MS)).unref()
     }
-    const runsOf = indices.map(i => (this.runs[i] as ItemRun).run)
+    const runsOf = indices.map(i => this.runs.runOf(i))
     const req = {
       type: this.spec.type as string,
       payloads: indices.map(i => this.items[i] ?? null),
@@ -197,7 +202,7 @@ export class JobDriver {
   /** Starts item i's run as a task, and reads its stream. */
   private start (i: number): void {
     if (this.worker) { this.startBatch([i]); return }
-    const r = this.runs[i] as ItemRun
+    const r = this.runs.get(i) as ItemRun
     const taskId = runTaskId(this.id, i, r.run)
     const item = this.items[i] ?? null
     const spec: TaskSpec = { ...this.spec, payload: item, job: { id: this.id, index: i } }
@@ -275,9 +280,8 @@ export class JobDriver {
     this.inflight.delete(i)
     this.log.info({ index: i, run, why }, 'starting a job\'s run again: its task never ran')
     const round = this.doc.retries ?? 0
-    this.runs[i] = { status: 'running', run: run + 1, ...(round > 0 ? { round } : {}) }
-    this.markDirty(i)
-    this.flush()
+    this.setRun(i, { status: 'running', run: run + 1, ...(round > 0 ? { round } : {}) }, true)
+    this.write(this.chunks.beforeStart())
     if (this.cancelRequested) { this.ended(i, run + 1, { status: 'cancelled' }); return }
     this.start(i)
   }
@@ -299,8 +303,7 @@ export class JobDriver {
     const round = this.doc.retries ?? 0
     const r: ItemRun = { ...res, run, ...(round > 0 ? { round } : {}) }
     if (r.stdout !== undefined && r.stdout === '') delete r.stdout
-    this.runs[i] = r
-    this.markDirty(i)
+    this.setRun(i, r)
     if (r.status === 'completed' && this.firstSuccess === undefined) this.firstSuccess = i
     this.sink?.push({ type: 'result', ...resultOf(i, this.items[i] ?? null, r) }, true)
     this.progress(false)
@@ -346,7 +349,7 @@ export class JobDriver {
   /** Every result as a JSON line `{index, item, status, exitCode, stdout}`, in index order. */
   private * reduceLines (): Iterable<string> {
     for (let i = 0; i < this.runs.length; i++) {
-      const r = this.runs[i] ?? null
+      const r = this.runs.get(i)
       yield JSON.stringify({ index: i, item: this.items[i] ?? null, status: r?.status ?? 'pending', exitCode: r?.exitCode ?? null, stdout: r?.stdout ?? '' }) + '\n'
     }
   }
@@ -354,9 +357,12 @@ export class JobDriver {
   /** The verdict: written into the job's document, and sent to the client with the whole job. */
   private finish (): void {
     const outcomes: RunOutcome[] = []
-    this.runs.forEach((r, index) => {
-      if (r !== null && r.status !== 'running') outcomes.push({ index, status: r.status, exitCode: r.exitCode ?? null, stdout: r.stdout ?? '', ...(r.error === undefined ? {} : { error: r.error }) })
-    })
+    for (let index = 0; index < this.runs.length; index++) {
+      const s = this.runs.statusOf(index)
+      if (s === undefined || s === 'running') continue
+      const r = this.runs.get(index) as ItemRun
+      outcomes.push({ index, status: r.status, exitCode: r.exitCode ?? null, stdout: r.stdout ?? '', ...(r.error === undefined ? {} : { error: r.error }) })
+    }
     let v = verdict(this.doc.aggregate, outcomes, this.runs.length, this.firstSuccess)
     if (this.cancelRequested) v = { status: 'failed', answer: v.answer, error: 'cancelled' }
     if (this.doc.strategy === 'map-reduce' && this.reduceResult !== undefined) {
@@ -368,18 +374,16 @@ export class JobDriver {
     const status = this.cancelRequested ? 'cancelled' : v.status
     this.doc = { ...this.doc, final: status, answer: v.answer, finishedAt: Date.now(), ...(v.error === undefined || status === 'cancelled' ? {} : { error: v.error.slice(0, 4096) }) }
     if (status === 'cancelled') this.doc.error = 'cancelled'
-    this.flush()
+    this.write(this.chunks.all())
     this.records.writeDoc(this.id, this.doc)
     this.log.info({ status, total: this.runs.length, succeeded: this.count('completed'), failed: this.count('failed'), cancelled: this.count('cancelled') }, 'job ended')
     this.progress(true)
-    this.sink?.push({ type: 'done', job: toJobRecord(this.id, this.doc, this.runs, this.items) })
+    this.sink?.push({ type: 'done', job: toJobRecord(this.id, this.doc, this.runs.toArray(), this.items) })
     this.sink?.close()
   }
 
   private count (status: ItemRun['status']): number {
-    let n = 0
-    for (const r of this.runs) if (r?.status === status) n++
-    return n
+    return this.runs.count(status)
   }
 
   private progress (force: boolean): void {
@@ -389,23 +393,29 @@ export class JobDriver {
     this.lastProgress = now
     let done = 0
     let failed = 0
-    for (const r of this.runs) {
-      if (r === null || r.status === 'running') continue
+    for (let i = 0; i < this.runs.length; i++) {
+      const s = this.runs.statusOf(i)
+      if (s === undefined || s === 'running') continue
       done++
-      if (r.status !== 'completed') failed++
+      if (s !== 'completed') failed++
     }
     this.sink.push({ type: 'progress', done, running: this.inflight.size, failed, total: this.runs.length }, true)
   }
 
-  private markDirty (i: number): void {
-    this.dirty.add(Math.floor(i / JOB_CHUNK_ITEMS))
+  /** Item i's run is now `next`; `mustRecord`: it is written before its task is submitted. */
+  private setRun (i: number, next: ItemRun, mustRecord = false): void {
+    const prev = this.runs.statusOf(i)
+    this.runs.set(i, next)
+    this.chunks.changed(i, prev, next.status, mustRecord)
   }
 
-  /** Writes the progress chunks that changed since the last write. */
-  private flush (): void {
-    for (const n of this.dirty) this.records.writeRuns(this.id, n, this.runs.slice(n * JOB_CHUNK_ITEMS, (n + 1) * JOB_CHUNK_ITEMS))
-    this.dirty.clear()
+  /** Writes these progress chunks as they are now. */
+  private write (chunks: number[]): void {
+    for (const n of chunks) this.records.writeRuns(this.id, n, this.runs.slice(n * JOB_CHUNK_ITEMS, (n + 1) * JOB_CHUNK_ITEMS))
   }
+
+  /** Every item's run as this driver knows it now (ahead of what is written: see progress.ts). */
+  get currentRuns (): ReadonlyArray<ItemRun | null> { return this.runs.toArray() }
 
   private wake (): void {
     this.wakeUp?.()

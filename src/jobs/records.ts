@@ -1,6 +1,6 @@
 /**
  * Job records in the replicated `jobs` collection. Each writer keeps its own entries: the driver the job document
- * and the progress chunks it wrote, a canceller its cancel mark. What everyone shows is the merge: the document with
+ * and the progress chunks it wrote (by column: run-columns.ts), a canceller its cancel mark. What everyone shows is the merge: the document with
  * the newest stamp (a successor's replaces its dead origin's), every chunk's items from whoever wrote them (they
  * never change), and per item the most advanced run any writer recorded (the higher run number; for the same run, a
  * final status over running).
@@ -11,6 +11,7 @@ import {
 } from '../../proto/index.ts'
 import type { NodeId } from '../interface/index.ts'
 import { compareStamps, type StateStore, type StoredEntry } from '../state/index.ts'
+import { fromColumns, toColumns } from './run-columns.ts'
 
 /** The replicated store as job records use it. */
 export type JobStore = Pick<StateStore, 'selfId' | 'set' | 'entryOf' | 'lookupAll' | 'groupAll'>
@@ -41,8 +42,9 @@ export class JobRecords {
     this.store.set('jobs', jobKeys.items(id, chunk), { items } satisfies JobEntry)
   }
 
-  writeRuns (id: string, chunk: number, runs: Array<ItemRun | null>): void {
-    this.store.set('jobs', jobKeys.runs(id, chunk), { runs } satisfies JobEntry)
+  /** Chunk `chunk`'s runs, by column (run-columns.ts). */
+  writeRuns (id: string, chunk: number, runs: ReadonlyArray<ItemRun | null>): void {
+    this.store.set('jobs', jobKeys.runs(id, chunk), { cols: toColumns(runs) } satisfies JobEntry)
   }
 
   doc (id: string): MergedDoc | undefined {
@@ -78,8 +80,9 @@ export class JobRecords {
     const out: Array<ItemRun | null> = new Array<ItemRun | null>(total).fill(null)
     for (let c = 0; c * JOB_CHUNK_ITEMS < total; c++) {
       for (const e of this.store.lookupAll('jobs', jobKeys.runs(id, c))) {
-        if (!jobEntry.check(e.value) || e.value.runs === undefined) continue
-        e.value.runs.forEach((r, i) => {
+        if (!jobEntry.check(e.value)) continue
+        const written = e.value.cols !== undefined ? fromColumns(e.value.cols) : e.value.runs
+        written?.forEach((r, i) => {
           const at = c * JOB_CHUNK_ITEMS + i
           if (at < total && r !== null && ahead(r, out[at] ?? null)) out[at] = r
         })
@@ -88,11 +91,12 @@ export class JobRecords {
     return out
   }
 
-  /** The job as gridctl shows it; `results` adds every item's result. */
-  record (id: string, withResults: boolean): JobRecord | undefined {
+  /** The job as gridctl shows it; `results` adds every item's result; `live`: its driver's runs here, if it has one. */
+  record (id: string, withResults: boolean, live?: ReadonlyArray<ItemRun | null>): JobRecord | undefined {
     const m = this.doc(id)
     if (m === undefined) return undefined
-    return toJobRecord(id, m.doc, this.runs(id, m.doc.total), withResults ? this.items(id, m.doc.total) : undefined)
+    const runs = live?.length === m.doc.total ? live : this.runs(id, m.doc.total)
+    return toJobRecord(id, m.doc, runs, withResults ? this.items(id, m.doc.total) : undefined)
   }
 }
 
@@ -118,12 +122,12 @@ export function mergeDoc (entries: StoredEntry[]): MergedDoc | undefined {
   return { doc: best.value.doc, writer: best.writer, cancelRequested: cancels.some(at => at >= since) }
 }
 
-export function statusOfJob (doc: JobDoc, runs: Array<ItemRun | null>): JobStatus {
+export function statusOfJob (doc: JobDoc, runs: ReadonlyArray<ItemRun | null>): JobStatus {
   if (doc.final !== undefined) return doc.final
   return runs.some(r => r !== null) ? 'running' : 'pending'
 }
 
-export function toJobRecord (id: string, doc: JobDoc, runs: Array<ItemRun | null>, items?: unknown[]): JobRecord {
+export function toJobRecord (id: string, doc: JobDoc, runs: ReadonlyArray<ItemRun | null>, items?: unknown[]): JobRecord {
   let succeeded = 0
   let failed = 0
   let cancelled = 0

@@ -135,21 +135,21 @@ export class JobService implements Startable {
   list (filter: { status?: string } = {}): JobRecord[] {
     const out: JobRecord[] = []
     for (const [id] of this.records.docs()) {
-      const r = this.records.record(id, false)
+      const r = this.records.record(id, false, this.drivers.get(id)?.currentRuns)
       if (r !== undefined && (filter.status === undefined || r.status === filter.status)) out.push(r)
     }
     return out
   }
 
   get (id: string): JobRecord {
-    const r = this.records.record(id, true)
+    const r = this.records.record(id, true, this.drivers.get(id)?.currentRuns)
     if (r === undefined) throw new NotFoundError(`no job ${id}`)
     return r
   }
 
   /** One job without its per-item results. */
   summary (id: string): JobRecord {
-    const r = this.records.record(id, false)
+    const r = this.records.record(id, false, this.drivers.get(id)?.currentRuns)
     if (r === undefined) throw new NotFoundError(`no job ${id}`)
     return r
   }
@@ -205,10 +205,20 @@ export class JobService implements Startable {
     if (this.records.doc(e.key)?.cancelRequested === true) d.requestCancel()
   }
 
-  /** This node's entries of a job that ended longer than the retention ago (or whose job is gone) may go. */
+  /** The merged documents looked up in this maintenance round (one `now`): a job's chunks all ask about one. */
+  private collectRound: { now: number, docs: Map<string, ReturnType<JobRecords['doc']>> } = { now: -1, docs: new Map() }
+
+  /**
+   * This node's entries of a job that ended longer than the retention ago (or whose job is gone) may go. Only its
+   * document entries are checked whole: this node wrote every entry of its own, and a progress chunk's 64 runs
+   * checked every round cost more than the round.
+   */
   private collectable (key: string, value: unknown, writtenAt: number, now: number): boolean {
-    if (!jobEntry.check(value)) return true
-    const m = this.records.doc(jobKeys.jobOf(key))
+    if (jobKeys.isDoc(key) ? !jobEntry.check(value) : (typeof value !== 'object' || value === null)) return true
+    if (this.collectRound.now !== now) this.collectRound = { now, docs: new Map() }
+    const id = jobKeys.jobOf(key)
+    let m = this.collectRound.docs.get(id)
+    if (m === undefined && !this.collectRound.docs.has(id)) { m = this.records.doc(id); this.collectRound.docs.set(id, m) }
     if (m === undefined) return now - writtenAt > this.init.retentionMs
     if (m.doc.final === undefined || this.drivers.has(jobKeys.jobOf(key))) return false
     return now - (m.doc.finishedAt ?? writtenAt) > this.init.retentionMs

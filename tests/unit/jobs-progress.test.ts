@@ -1,0 +1,79 @@
+import pino from 'pino'
+import { describe, expect, it } from 'vitest'
+import { JOB_CHUNK_ITEMS, type ItemRun, type JobDoc, type TaskSpec } from '../../proto/index.ts'
+import { JobDriver } from '../../src/jobs/driver.ts'
+import { ChunkSchedule, JOB_PARTIAL_FLUSH_MS } from '../../src/jobs/progress.ts'
+import type { JobRecords } from '../../src/jobs/records.ts'
+
+const done = (run = 1): ItemRun => ({ status: 'completed', run, exitCode: 0 })
+
+describe('ChunkSchedule: when a progress chunk is written', () => {
+  it('writes a chunk once as it settles, not at every result', () => {
+    const runs: Array<ItemRun | null> = new Array(JOB_CHUNK_ITEMS * 2).fill(null)
+    const s = new ChunkSchedule(runs, 0)
+    for (let i = 0; i < JOB_CHUNK_ITEMS - 1; i++) {
+      s.changed(i, undefined, 'completed')
+      expect(s.due(1)).toEqual([])
+    }
+    s.changed(JOB_CHUNK_ITEMS - 1, undefined, 'completed')
+    expect(s.due(1)).toEqual([0])
+    expect(s.due(2)).toEqual([])
+  })
+
+  it('writes a run to be recorded before its task at once, and a chunk still open every JOB_PARTIAL_FLUSH_MS', () => {
+    const s = new ChunkSchedule(new Array(JOB_CHUNK_ITEMS * 2).fill(null), 0)
+    s.changed(JOB_CHUNK_ITEMS, undefined, 'running', true)
+    expect(s.beforeStart()).toEqual([1])
+    s.changed(JOB_CHUNK_ITEMS, 'running', 'completed')
+    expect(s.due(JOB_PARTIAL_FLUSH_MS - 1)).toEqual([])
+    expect(s.due(JOB_PARTIAL_FLUSH_MS)).toEqual([1])
+    s.changed(JOB_CHUNK_ITEMS + 1, undefined, 'completed')
+    expect(s.all()).toEqual([1])
+    expect(s.all()).toEqual([])
+  })
+
+  it('counts a chunk open again when a settled item runs again (job retry)', () => {
+    const runs: Array<ItemRun | null> = new Array(JOB_CHUNK_ITEMS).fill(null).map(() => done())
+    const s = new ChunkSchedule(runs, 0)
+    s.changed(3, 'completed', 'running', true)
+    expect(s.beforeStart()).toEqual([0])
+    s.changed(3, 'running', 'completed')
+    expect(s.due(1)).toEqual([0])
+  })
+})
+
+describe('JobDriver: a warm-worker job writes each progress chunk a bounded number of times', () => {
+  it('writes every chunk of a 6,400-item job once, with every item completed, and the verdict', async () => {
+    const total = JOB_CHUNK_ITEMS * 100
+    const writes = new Map<number, Array<ItemRun | null>[]>()
+    let verdict: JobDoc | undefined
+    const records = {
+      writeRuns: (_id: string, chunk: number, runs: Array<ItemRun | null>) => { writes.set(chunk, [...(writes.get(chunk) ?? []), runs.map(r => r === null ? null : { ...r })]) },
+      writeDoc: (_id: string, doc: JobDoc) => { verdict = doc }
+    } as unknown as JobRecords
+    const calls: number[] = []
+    const workers = {
+      isWorkerType: () => true,
+      cannotServe: () => undefined,
+      call: async (req: { payloads: unknown[] }) => {
+        calls.push(req.payloads.length)
+        await new Promise(resolve => setImmediate(resolve))
+        return { node: 'n2id', nodeName: 'n2', results: req.payloads.map(p => ({ ok: true, result: p })) }
+      }
+    }
+    const doc: JobDoc = { strategy: 'round-robin', aggregate: 'all-success', spec: { type: 'echo' } as JobDoc['spec'], maxParallel: 400, total, origin: 'me', originName: 'n1', driver: 'me', driverName: 'n1', createdAt: Date.now() }
+    const items = Array.from({ length: total }, (_, i) => i)
+    const d = new JobDriver({ tasks: {} as never, peerId: 'me', resolveNode: () => undefined, workers: workers as never }, records, 'j1', doc, { type: 'echo', env: {} } as unknown as TaskSpec, items, new Array(total).fill(null), pino({ level: 'silent' }), undefined, true)
+    await d.drive()
+    expect(calls.reduce((a, b) => a + b, 0)).toBe(total)
+    expect(verdict?.final).toBe('completed')
+    expect(writes.size).toBe(100)
+    for (const [chunk, list] of writes) {
+      // no write of `running` for a worker's item, and no rewrite at each result: the settled chunk, once
+      expect(list, `chunk ${chunk}`).toHaveLength(1)
+      expect(list[0]?.every((r, i) => r?.status === 'completed' && r.stdout === String(chunk * JOB_CHUNK_ITEMS + i))).toBe(true)
+    }
+    // an empty stdout is not kept per item
+    expect(d.currentRuns.filter(r => r?.stdout === '')).toHaveLength(0)
+  })
+})
