@@ -411,7 +411,15 @@ export class JobDriver {
 
   /** Writes these progress chunks as they are now. */
   private write (chunks: number[]): void {
-    for (const n of chunks) this.records.writeRuns(this.id, n, this.runs.slice(n * JOB_CHUNK_ITEMS, (n + 1) * JOB_CHUNK_ITEMS))
+    for (const n of chunks) {
+      // a write the state refuses must not end the daemon (this runs in a timer): the driver keeps every run, and the
+      // chunk is written again with the next change or at the end
+      try {
+        this.records.writeRuns(this.id, n, this.runs.slice(n * JOB_CHUNK_ITEMS, (n + 1) * JOB_CHUNK_ITEMS))
+      } catch (err) {
+        this.log.error({ err, chunk: n }, 'cannot record a progress chunk of the job')
+      }
+    }
   }
 
   /** Every item's run as this driver knows it now (ahead of what is written: see progress.ts). */

@@ -3,7 +3,7 @@
  * reader's ItemRuns from it. Pure. A run's absent exit code or attempts read back as null and 0 (what results show
  * for them either way); an empty stdout or error is not kept.
  */
-import type { ItemRun, RunColumns } from '../../proto/index.ts'
+import { JOB_CHUNK_MAX_BYTES, type ItemRun, type RunColumns } from '../../proto/index.ts'
 
 const LETTER: Record<ItemRun['status'], string> = { running: 'r', completed: 'c', failed: 'f', cancelled: 'x' }
 const STATUS: Record<string, ItemRun['status'] | undefined> = { r: 'running', c: 'completed', f: 'failed', x: 'cancelled' }
@@ -33,9 +33,35 @@ export function toColumns (runs: ReadonlyArray<ItemRun | null | undefined>): Run
   }
   cols.s = s
   if (rounds.some(d => d > 0)) cols.d = rounds
+  fitTexts([out, errs], JOB_CHUNK_MAX_BYTES)
   if (out.some(o => o !== '')) cols.o = out
   if (errs.some(e => e !== '')) cols.e = errs
   return cols
+}
+
+/**
+ * Cuts the texts (in place) so that together they are at most `budget` bytes of UTF-8: texts under their fair share
+ * stay whole, the larger ones share the rest equally (their beginnings are kept).
+ */
+export function fitTexts (lists: string[][], budget: number): void {
+  const all: Array<{ list: string[], i: number, bytes: number }> = []
+  let total = 0
+  for (const list of lists) {
+    list.forEach((t, i) => {
+      if (t === '') return
+      const bytes = Buffer.byteLength(t)
+      all.push({ list, i, bytes })
+      total += bytes
+    })
+  }
+  if (total <= budget) return
+  all.sort((a, b) => a.bytes - b.bytes)
+  let left = budget
+  all.forEach((t, k) => {
+    const share = Math.floor(left / (all.length - k))
+    if (t.bytes > share) t.list[t.i] = Buffer.from(t.list[t.i] as string).subarray(0, share).toString('utf8')
+    left -= Math.min(t.bytes, share)
+  })
 }
 
 /** The runs of a chunk written by column (null: not started, or a letter this release does not know). */

@@ -1,10 +1,18 @@
 import { describe, expect, it } from 'vitest'
-import { JOB_ITEMS_MAX } from '../../proto/index.ts'
+import { JOB_CHUNK_ITEMS, JOB_ITEMS_MAX, JOB_ITEM_MAX_BYTES } from '../../proto/index.ts'
 import { checkItems, normalizeJob, parseItems } from '../../src/jobs/index.ts'
 
 const node = (n: string): string => n
 
 describe('jobs - items', () => {
+  it('refuses items that would not fit the state entry of their chunk, naming them, and takes large ones spread out', () => {
+    const big = 'x'.repeat(JOB_ITEM_MAX_BYTES - 2)
+    const items = Array.from({ length: JOB_CHUNK_ITEMS * 2 }, (_, i) => i >= JOB_CHUNK_ITEMS ? big : 'small')
+    expect(() => { checkItems(items) }).toThrow(new RegExp(`items ${JOB_CHUNK_ITEMS} to ${2 * JOB_CHUNK_ITEMS - 1} add up to more than`))
+    // a few large items among small ones fit
+    expect(() => { checkItems(Array.from({ length: JOB_CHUNK_ITEMS * 2 }, (_, i) => i % 16 === 0 ? big : 'small')) }).not.toThrow()
+  })
+
   it('reads a JSON array as its values', () => {
     expect(parseItems('[1, "two", {"k": [3]}, null]')).toEqual([1, 'two', { k: [3] }, null])
     expect(parseItems('  \n[ "a" ]\n')).toEqual(['a'])
