@@ -32,6 +32,7 @@ export class Checks {
   readonly faults: FaultRecord[] = []
   readonly violations: Violation[] = []
   falseDeaths = 0
+  deaths = 0
   /** per node: until when it is not clean (Infinity while a fault of its own lasts) */
   private readonly dirtyUntil: Float64Array
   private readonly active = new Map<number, FaultRecord>()
@@ -62,6 +63,7 @@ export class Checks {
 
   onTransition (observer: number, t: Transition): void {
     if (t.to !== 'dead') return
+    this.deaths++
     const subject = this.index.get(t.id)
     if (subject === undefined) return
     const f = this.active.get(subject)

@@ -13,6 +13,7 @@ import type { LoadReport } from '../../src/interface/index.ts'
 import { Checks, percentile, type FaultRecord } from './checks.ts'
 import { KIND, VirtualClock } from './clock.ts'
 import { SimMesh, SimNetwork, type LinkModel } from './network.ts'
+import { Placement, type PlacementOptions, type PlacementReport } from './placement.ts'
 import { Rng } from './rng.ts'
 import { Trace } from './trace.ts'
 
@@ -29,6 +30,10 @@ export interface SimOptions {
   maxFaultyShare?: number
   link?: Partial<LinkModel>
   membership?: Partial<MembershipInit>
+  /** faults at fixed times (tests), beside the random ones (faultEveryMs: Infinity for none) */
+  script?: Array<{ atMs: number, kind: FaultRecord['kind'], nodes: number[], forMs: number }>
+  /** tasks placed by the real routing against an ideal join-shortest-queue; null: none */
+  placement?: PlacementOptions | null
   /** told each fault as it starts (the CLI's --verbose) */
   onFault?: (f: FaultRecord) => void
 }
@@ -42,9 +47,12 @@ export interface SimReport {
   traceHash: string
   detection: { p50Ms: number | null, p99Ms: number | null, samples: number, undetected: number }
   falseDeaths: number
+  /** every dead transition any node saw (true detections, their notices, false deaths) */
+  deaths: number
   bytesPerNodePerSec: number
   bytes: { gossip: number, ihave: number, rpc: number }
   convergeMs: number | null
+  placement: PlacementReport | null
   invariantViolations: number
   violations: Array<{ at: number, kind: string, detail: string }>
   faults: Record<string, number>
@@ -67,6 +75,9 @@ export const DEFAULT_MEMBERSHIP: Omit<MembershipInit, 'name'> = {
 /** A LAN-to-datacentre spread: 0.2-20 ms links, 2 ms jitter, 1% gossip and stream packet loss, 0.2% replays. */
 export const DEFAULT_LINK: LinkModel = { baseDelayMs: [0.2, 20], jitterMeanMs: 2, gossipLoss: 0.01, rpcLoss: 0.01, replay: 0.002 }
 
+/** Tasks of 30 s on average keeping 70% of the slots busy. */
+export const DEFAULT_PLACEMENT: PlacementOptions = { utilisation: 0.7, meanTaskMs: 30_000 }
+
 const CONVERGE_CHECK_MS = 1000
 /** The heartbeat's load: a typical worker (what the real encoded size is counted from). */
 const LOAD: LoadReport = { cpu: 0.42, cpus: 32, memTotalMiB: 257_000, memFreeMiB: 180_000, taskMemoryMiB: 200_000, taskMemoryFreeMiB: 150_000, running: 3, queued: 0, slots: 32, freeSlots: 29, gpus: 8, freeGpus: 5, gpuUtilizationPercent: 37.5, gpuMemoryUsedMiB: 120_000, gpuMemoryTotalMiB: 640_000, done: 1234, failed: 5 }
@@ -87,6 +98,9 @@ export async function simulate (opts: SimOptions): Promise<SimReport> {
     const init = { ...DEFAULT_MEMBERSHIP, ...opts.membership }
     const members: Array<Membership | undefined> = new Array(n).fill(undefined)
     const counts: Record<string, number> = {}
+    const placementOpts = opts.placement === undefined ? DEFAULT_PLACEMENT : opts.placement
+    const placement = placementOpts === null ? undefined : new Placement(clock, net, rng.fork(), i => members[i]?.view(), placementOpts)
+    placement?.start(10_000, opts.simulatedMs)
 
     const sampler = (i: number): LagSampler => ({
       enable () {}, disable () {},
@@ -97,7 +111,7 @@ export async function simulate (opts: SimOptions): Promise<SimReport> {
       clock.on(i, () => {
         const mesh = new SimMesh(net, i, net.life[i] ?? 0)
         net.attach(i, mesh)
-        const m = new Membership({ mesh, logger, registry: new Registry(), load: () => LOAD, isRegistered: () => true, eventLoopLag: sampler(i) }, { ...init, name: `sim-${String(i).padStart(4, '0')}` })
+        const m = new Membership({ mesh, logger, registry: new Registry(), load: placement === undefined ? () => LOAD : () => placement.load(i, LOAD), isRegistered: () => true, eventLoopLag: sampler(i) }, { ...init, name: `sim-${String(i).padStart(4, '0')}` })
         m.on('member:state', t => {
           trace.detail(`${i}>${t.id}:${t.to}`)
           checks.onTransition(i, t)
@@ -115,20 +129,7 @@ export async function simulate (opts: SimOptions): Promise<SimReport> {
     const open = new Map<number, { f: FaultRecord, undo: () => void }>()
     let partitionGroup = 0
 
-    const inject = (): void => {
-      if (clock.now >= healAt) return
-      clock.at(faultRng.exp(faultEvery), -1, KIND.fault, inject)
-      if (clock.now < 10_000) return // let the cluster form first
-      const kinds: FaultRecord['kind'][] = ['kill', 'power', 'freeze', 'partition', 'slow']
-      const kind = kinds[faultRng.int(kinds.length)] as FaultRecord['kind']
-      const span = kind === 'freeze' ? faultRng.range(1000, 30_000) : faultRng.range(5000, 60_000)
-      const size = kind === 'partition' ? Math.max(1, Math.floor(n * faultRng.range(0.005, 0.03))) : 1
-      const chosen: number[] = []
-      for (let tries = 0; chosen.length < size && tries < size * 10; tries++) {
-        const i = faultRng.int(n)
-        if (!open.has(i) && !chosen.includes(i) && open.size + chosen.length < maxFaulty) chosen.push(i)
-      }
-      if (chosen.length < size) return
+    const apply = (kind: FaultRecord['kind'], chosen: number[], span: number): void => {
       counts[kind] = (counts[kind] ?? 0) + 1
       const group = ++partitionGroup
       for (const i of chosen) {
@@ -142,6 +143,7 @@ export async function simulate (opts: SimOptions): Promise<SimReport> {
           case 'power':
             net.crash(i, kind === 'kill')
             members[i] = undefined
+            placement?.crashed(i)
             undo = () => { net.revive(i); boot(i) }
             break
           case 'freeze':
@@ -166,7 +168,24 @@ export async function simulate (opts: SimOptions): Promise<SimReport> {
         clock.at(span, -1, KIND.fault, end)
       }
     }
-    clock.at(0, -1, KIND.fault, inject)
+
+    const inject = (): void => {
+      if (clock.now >= healAt) return
+      clock.at(faultRng.exp(faultEvery), -1, KIND.fault, inject)
+      if (clock.now < 10_000) return // let the cluster form first
+      const kinds: FaultRecord['kind'][] = ['kill', 'power', 'freeze', 'partition', 'slow']
+      const kind = kinds[faultRng.int(kinds.length)] as FaultRecord['kind']
+      const span = kind === 'freeze' ? faultRng.range(1000, 30_000) : faultRng.range(5000, 60_000)
+      const size = kind === 'partition' ? Math.max(1, Math.floor(n * faultRng.range(0.005, 0.03))) : 1
+      const chosen: number[] = []
+      for (let tries = 0; chosen.length < size && tries < size * 10; tries++) {
+        const i = faultRng.int(n)
+        if (!open.has(i) && !chosen.includes(i) && open.size + chosen.length < maxFaulty) chosen.push(i)
+      }
+      if (chosen.length === size) apply(kind, chosen, span)
+    }
+    if (Number.isFinite(faultEvery)) clock.at(0, -1, KIND.fault, inject)
+    for (const s of opts.script ?? []) clock.at(s.atMs, -1, KIND.fault, () => { apply(s.kind, s.nodes.filter(i => !open.has(i)), s.forMs) })
 
     let convergeMs: number | null = null
     if (Number.isFinite(healAt)) {
@@ -201,11 +220,13 @@ export async function simulate (opts: SimOptions): Promise<SimReport> {
       simulatedMs: opts.simulatedMs,
       wallMs: Math.round(wall),
       traceHash: trace.digest(),
-      detection: { p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), samples: latencies.length, undetected },
+      detection: { p50Ms: roundMs(percentile(latencies, 50)), p99Ms: roundMs(percentile(latencies, 99)), samples: latencies.length, undetected },
       falseDeaths: checks.falseDeaths,
+      deaths: checks.deaths,
       bytesPerNodePerSec: Math.round(total / n / (opts.simulatedMs / 1000)),
       bytes: { gossip: net.gossipBytes, ihave: Math.round(ihave), rpc: net.rpcBytes },
       convergeMs,
+      placement: placement?.report() ?? null,
       invariantViolations,
       violations: checks.violations,
       faults: counts,
@@ -228,3 +249,5 @@ function converged (members: Array<Membership | undefined>, net: SimNetwork): bo
   }
   return true
 }
+
+function roundMs (v: number | null): number | null { return v === null ? null : Math.round(v) }
