@@ -1,5 +1,6 @@
 // The deterministic simulator: the real membership code on a virtual clock over an in-memory network with faults.
-// Usage: npm run sim -- --nodes 1000 --hours 0.25 --seed 7 [--mode safety|liveness] [--fault-every SECONDS] [--max-faulty SHARE] [--json] [--verbose]
+// Usage: npm run sim -- --nodes 1000 --hours 0.25 --seed 7 [--mode safety|liveness] [--fault-every SECONDS] [--max-faulty SHARE]
+//        [--heartbeat-interval MS] [--suspicion-timeout MS] [--json] [--verbose]
 import { parseArgs } from 'node:util'
 import { simulate, type SimMode, type SimReport } from './sim/simulate.ts'
 
@@ -11,6 +12,8 @@ const { values } = parseArgs({
     mode: { type: 'string', default: 'safety' },
     'fault-every': { type: 'string', default: '10' },
     'max-faulty': { type: 'string', default: '0.05' },
+    'heartbeat-interval': { type: 'string' },
+    'suspicion-timeout': { type: 'string' },
     json: { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false }
   }
@@ -28,12 +31,21 @@ const faultEverySec = Number(values['fault-every'])
 const maxFaulty = Number(values['max-faulty'])
 if (!Number.isFinite(faultEverySec) || faultEverySec <= 0) fail(`--fault-every must be a number of seconds above 0 (got ${values['fault-every']})`)
 if (!Number.isFinite(maxFaulty) || maxFaulty <= 0 || maxFaulty > 0.5) fail(`--max-faulty must be a share above 0 and at most 0.5 (got ${values['max-faulty']})`)
+// membership's own settings, to explore them (defaults: Grid's, membership.heartbeatInterval 1s, membership.suspicionTimeout 4s)
+const membership: { heartbeatIntervalMs?: number, suspicionTimeoutMs?: number } = {}
+for (const [flag, key, lo, hi] of [['heartbeat-interval', 'heartbeatIntervalMs', 100, 60_000], ['suspicion-timeout', 'suspicionTimeoutMs', 100, 600_000]] as const) {
+  const v = values[flag]
+  if (v === undefined) continue
+  const ms = Number(v)
+  if (!Number.isInteger(ms) || ms < lo || ms > hi) fail(`--${flag} must be an integer number of ms from ${lo} to ${hi} (got ${v})`)
+  membership[key] = ms
+}
 
 const r = await simulate({
-  nodes, simulatedMs: Math.round(hours * 3_600_000), seed, mode, faultEveryMs: faultEverySec * 1000, maxFaultyShare: maxFaulty,
+  nodes, simulatedMs: Math.round(hours * 3_600_000), seed, mode, faultEveryMs: faultEverySec * 1000, maxFaultyShare: maxFaulty, membership,
   ...(values.verbose ? { onFault: f => { process.stderr.write(`${(f.start / 1000).toFixed(1)}s fault ${f.kind} node ${f.node}\n`) } } : {})
 })
-const replay = `npm run sim -- --nodes ${nodes} --hours ${hours} --seed ${seed} --mode ${mode} --fault-every ${faultEverySec} --max-faulty ${maxFaulty}`
+const replay = `npm run sim -- --nodes ${nodes} --hours ${hours} --seed ${seed} --mode ${mode} --fault-every ${faultEverySec} --max-faulty ${maxFaulty}${Object.keys(membership).length > 0 ? ` --heartbeat-interval ${membership.heartbeatIntervalMs ?? 1000} --suspicion-timeout ${membership.suspicionTimeoutMs ?? 4000}` : ''}`
 if (values.json) {
   const doc = {
     seed: r.seed, nodes: r.nodes, simulatedMs: r.simulatedMs, wallMs: r.wallMs, traceHash: r.traceHash,
