@@ -57,7 +57,12 @@ export interface SimReport {
   violations: Array<{ at: number, kind: string, detail: string }>
   faults: Record<string, number>
   events: number
+  /** simulated time over wall time */
   speedup: number
+  /** CPU time this process spent (user + system): on a shared machine, what one core of its own would take */
+  cpuMs: number
+  /** simulated time over CPU time */
+  cpuSpeedup: number
 }
 
 /** Grid's defaults (config.ts): a 1 s heartbeat, probed after 3 missed, 1 s probes, 3 helpers, 4 s to refute. */
@@ -84,6 +89,7 @@ const LOAD: LoadReport = { cpu: 0.42, cpus: 32, memTotalMiB: 257_000, memFreeMiB
 
 export async function simulate (opts: SimOptions): Promise<SimReport> {
   const wallStart = performance.now()
+  const cpuStart = process.cpuUsage()
   const rng = new Rng(opts.seed)
   const trace = new Trace()
   const clock = new VirtualClock(rng.fork(), trace)
@@ -212,6 +218,8 @@ export async function simulate (opts: SimOptions): Promise<SimReport> {
     const total = net.gossipBytes + ihave + net.rpcBytes
     clock.uninstall()
     const wall = performance.now() - wallStart
+    const cpu = process.cpuUsage(cpuStart)
+    const cpuMs = (cpu.user + cpu.system) / 1000
     const invariantViolations = checks.falseDeaths + checks.violations.filter(v => v.kind === 'not-converged').length
     return {
       seed: opts.seed,
@@ -231,7 +239,9 @@ export async function simulate (opts: SimOptions): Promise<SimReport> {
       violations: checks.violations,
       faults: counts,
       events: trace.events,
-      speedup: Math.round(opts.simulatedMs / wall * 100) / 100
+      speedup: Math.round(opts.simulatedMs / wall * 100) / 100,
+      cpuMs: Math.round(cpuMs),
+      cpuSpeedup: Math.round(opts.simulatedMs / cpuMs * 100) / 100
     }
   } finally {
     clock.uninstall()
