@@ -53,6 +53,8 @@ export class Heartbeats {
   private lastSentAt = 0
   private running = false
   private loop?: { stop: () => void }
+  /** What validate() decoded, for onMessage (gossipsub hands both the same bytes): each message is decoded once. */
+  private readonly accepted = new WeakMap<Uint8Array, MembershipMessage>()
 
   constructor (private readonly components: HeartbeatsComponents, private readonly init: HeartbeatsInit) {
     this.log = components.logger
@@ -148,6 +150,7 @@ export class Heartbeats {
     if ((msg.t === 'hb' ? msg.id : msg.by) !== author) return this.refuse('not-author', msg, from, 'reject')
     if (!this.components.mesh.isConnected(author) && !this.components.isRegistered(author)) return this.refuse('unknown-author', msg, from, 'ignore')
     if (msg.t === 'hb' && !this.components.detector.plausibleIncarnation(msg.inc)) return this.refuse('incarnation-ahead', msg, from, 'ignore')
+    this.accepted.set(data, msg)
     return 'accept'
   }
 
@@ -160,7 +163,8 @@ export class Heartbeats {
   }
 
   private onMessage (data: Uint8Array, from: GossipSource): void {
-    const msg = decode(data) as MembershipMessage // validated by validate() before delivery
+    const msg = this.accepted.get(data) ?? decode(data) as MembershipMessage // validated by validate() before delivery
+    this.accepted.delete(data)
     if (msg.t === 'hb') { this.onHeartbeat(msg); return }
     this.onNotice(msg, from.via)
   }
