@@ -50,6 +50,31 @@ export async function followTask (events: AsyncIterable<ClientEvent>): Promise<F
   }
 }
 
+/** What a followed run came to, as jobs and workflows record it (a stream without an exit is a failure saying why). */
+export interface RunEnd {
+  status: 'completed' | 'cancelled' | 'failed'
+  exitCode?: number | null
+  attempts?: number
+  stdout: string
+  node?: string
+  nodeName?: string
+  error?: string
+}
+
+export function runEnd (f: Followed): RunEnd {
+  if (f.exit === undefined) return { status: 'failed', error: f.error, stdout: f.stdout }
+  const ev = f.exit
+  return {
+    status: ev.status === 'completed' ? 'completed' : ev.status === 'cancelled' ? 'cancelled' : 'failed',
+    exitCode: ev.exitCode,
+    attempts: ev.attempts,
+    stdout: f.stdout,
+    ...(ev.node === null ? {} : { node: ev.node }),
+    ...(ev.nodeName === null ? {} : { nodeName: ev.nodeName }),
+    ...(ev.status === 'completed' ? {} : { error: exitError(ev) })
+  }
+}
+
 /** Why a task that did not complete ended, in words. */
 export function exitError (exit: ExitEvent): string {
   return exit.error ?? (exit.status === 'timeout' ? 'timed out' : exit.status)

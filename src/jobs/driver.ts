@@ -15,7 +15,7 @@ import { toGridError, type NodeId } from '../interface/index.ts'
 import type { ClientEvent, EventQueue } from '../tasks/index.ts'
 import { backoffMs, delay } from '../util/index.ts'
 import { decidedEarly, verdict, type RunOutcome } from './aggregate.ts'
-import { capped, exitError, followTask, stdoutOf } from './capture.ts'
+import { capped, followTask, runEnd, stdoutOf } from './capture.ts'
 import type { JobsComponents } from './components.ts'
 import { ChunkSchedule } from './progress.ts'
 import { RunTable } from './run-table.ts'
@@ -228,20 +228,8 @@ export class JobDriver {
   /** Reads a run's task stream: stdout (kept up to its limit), then the exit. */
   private async follow (i: number, run: number, events: AsyncIterable<ClientEvent>): Promise<void> {
     const f = await followTask(events)
-    if (f.exit === undefined) {
-      if (!this.stopped) this.ended(i, run, { status: 'failed', error: f.error, stdout: f.stdout })
-      return
-    }
-    const ev = f.exit
-    this.ended(i, run, {
-      status: ev.status === 'completed' ? 'completed' : ev.status === 'cancelled' ? 'cancelled' : 'failed',
-      exitCode: ev.exitCode,
-      attempts: ev.attempts,
-      stdout: f.stdout,
-      ...(ev.node === null ? {} : { node: ev.node }),
-      ...(ev.nodeName === null ? {} : { nodeName: ev.nodeName }),
-      ...(ev.status === 'completed' ? {} : { error: exitError(ev) })
-    })
+    if (f.exit === undefined && this.stopped) return
+    this.ended(i, run, runEnd(f))
   }
 
   /** Follows a run this driver did not start (taken over) through its task record until it ends. */

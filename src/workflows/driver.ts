@@ -8,7 +8,7 @@
 import type { Logger } from 'pino'
 import { workflowTaskId, type TaskSpec, type WorkflowDoc, type WorkflowJobState, type WorkflowStreamEvent } from '../../proto/index.ts'
 import { InvalidArgumentError, toGridError } from '../interface/index.ts'
-import { capped, exitError, followTask, stdoutOf } from '../jobs/capture.ts'
+import { capped, followTask, runEnd, stdoutOf } from '../jobs/capture.ts'
 import type { ClientEvent, EventQueue } from '../tasks/index.ts'
 import { normalizeSpec } from '../tasks/index.ts'
 import { delay } from '../util/index.ts'
@@ -154,20 +154,10 @@ export class WorkflowDriver {
   /** Reads a plain job's task stream: stdout (kept up to its limit), then the exit. */
   private async follow (n: string, run: number, events: AsyncIterable<ClientEvent>): Promise<void> {
     const f = await followTask(events)
-    if (f.exit === undefined) {
-      if (!this.stopped) this.ended(n, run, { status: 'failed', error: f.error.slice(0, 4096) })
-      return
-    }
-    const ev = f.exit
-    this.ended(n, run, {
-      status: ev.status === 'completed' ? 'succeeded' : ev.status === 'cancelled' ? 'cancelled' : 'failed',
-      exitCode: ev.exitCode,
-      attempts: ev.attempts,
-      stdout: f.stdout,
-      ...(ev.node === null ? {} : { node: ev.node }),
-      ...(ev.nodeName === null ? {} : { nodeName: ev.nodeName }),
-      ...(ev.status === 'completed' ? {} : { error: exitError(ev).slice(0, 4096) })
-    })
+    if (f.exit === undefined && this.stopped) return
+    const { status, error, ...rest } = runEnd(f)
+    // a job without an exit keeps no stdout (GRID_NEEDS hands on only what a job that ended printed)
+    this.ended(n, run, { ...(f.exit === undefined ? {} : rest), status: status === 'completed' ? 'succeeded' : status, ...(error === undefined ? {} : { error: error.slice(0, 4096) }) })
   }
 
   /** Follows a distribute job through the jobs service's records until it has its verdict; its answer is its stdout. */

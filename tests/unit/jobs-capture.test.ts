@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { JOB_RESULT_STDOUT_MAX_BYTES } from '../../proto/index.ts'
-import { followTask } from '../../src/jobs/capture.ts'
+import { followTask, runEnd } from '../../src/jobs/capture.ts'
 import type { ClientEvent } from '../../src/tasks/index.ts'
 
 const exit = (status: 'completed' | 'failed'): ClientEvent => ({ type: 'exit', id: 't', status, exitCode: status === 'completed' ? 0 : 3, code: status === 'completed' ? 0 : 3, signal: null, error: null, node: null, nodeName: null, attempts: 1 })
@@ -32,5 +32,11 @@ describe('followTask: how jobs and workflows read a run', () => {
     expect(ended.exit === undefined && ended.error).toMatch(/ended without an exit/)
     const broke = await followTask(events([out('p')], new Error('the origin went away')))
     expect(broke.exit === undefined && broke.error).toMatch(/the origin went away/)
+  })
+
+  it('turns what was followed into the run as jobs and workflows record it', async () => {
+    expect(runEnd(await followTask(events([out('42\n'), exit('completed')])))).toEqual({ status: 'completed', exitCode: 0, attempts: 1, stdout: '42\n' })
+    expect(runEnd(await followTask(events([exit('failed')])))).toMatchObject({ status: 'failed', exitCode: 3, error: 'failed' })
+    expect(runEnd(await followTask(events([out('p')])))).toMatchObject({ status: 'failed', stdout: 'p', error: expect.stringMatching(/without an exit/) })
   })
 })
