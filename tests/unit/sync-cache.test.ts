@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, readlinkSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, readlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pino from 'pino'
@@ -121,5 +122,41 @@ describe('sync - layout', () => {
     await layoutTree(c, m, t1)
     expect(existsSync(join(t1, 'out'))).toBe(false)
     expect(readFileSync(join(t1, 'src/a.txt'), 'utf8')).toBe('v1\n')
+  })
+
+  it('makes each directory once, parents first, for a deep tree', async () => {
+    const c = newCache()
+    const h = await c.putBuffer(Buffer.from('x'))
+    const m = { version: 1 as const, entries: [{ path: 'a/b/c/d.txt', mode: 0o644, size: 1, sha256: h }, { path: 'a-b/e.txt', mode: 0o600, size: 1, sha256: h }, { path: 'a/f.txt', mode: 0o644, size: 1, sha256: h }] }
+    const t = join(base, 'deep')
+    expect(await layoutTree(c, m, t)).toEqual({ copied: 3, linked: 0 })
+    expect(readFileSync(join(t, 'a/b/c/d.txt'), 'utf8')).toBe('x')
+    expect(statSync(join(t, 'a-b/e.txt')).mode & 0o777).toBe(0o600)
+  })
+
+  // as root a write through a read-only link would succeed: the task's side is tried as nobody
+  const nobody = process.getuid?.() === 0 ? spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }) : undefined
+  it.skipIf(nobody?.status !== 0)('links (with a task user): the task cannot write into a linked file, only replace it; the cache stays as it was', async () => {
+    const uid = Number(nobody?.stdout.trim())
+    const gid = Number(spawnSync('id', ['-g', 'nobody'], { encoding: 'utf8' }).stdout.trim())
+    chmodSync(base, 0o755)
+    const c = newCache()
+    const h = await c.putBuffer(Buffer.from('v1\n'))
+    const m = { version: 1 as const, entries: [{ path: 'src/a.txt', mode: 0o644, size: 3, sha256: h }, { path: 'run.sh', mode: 0o755, size: 3, sha256: h }] }
+    const t1 = join(base, 'linked1')
+    const t2 = join(base, 'linked2')
+    expect(await layoutTree(c, m, t1, { group: gid, link: true })).toEqual({ copied: 1, linked: 1 })
+    await layoutTree(c, m, t2, { group: gid, link: true })
+    // no data copied: the same file as the cache's; the executable one is a copy (the blob is not executable)
+    expect(statSync(join(t1, 'src/a.txt')).ino).toBe(statSync(c.path(h)).ino)
+    expect(statSync(join(t1, 'run.sh')).ino).not.toBe(statSync(c.path(h)).ino)
+    const asTask = (script: string): number | null => spawnSync('sh', ['-c', script], { cwd: t1, uid, gid, stdio: 'ignore' }).status
+    expect(asTask('echo more >> src/a.txt')).not.toBe(0)
+    expect(asTask('chmod u+w src/a.txt')).not.toBe(0)
+    expect(asTask('echo mine > src/a.new && mv src/a.new src/a.txt && echo x >> run.sh')).toBe(0)
+    expect(readFileSync(join(t1, 'src/a.txt'), 'utf8')).toBe('mine\n')
+    expect(readFileSync(c.path(h), 'utf8')).toBe('v1\n')
+    expect(readFileSync(join(t2, 'src/a.txt'), 'utf8')).toBe('v1\n')
+    expect(readFileSync(join(t2, 'run.sh'), 'utf8')).toBe('v1\n')
   })
 })
