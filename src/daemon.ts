@@ -117,6 +117,7 @@ export class Daemon {
         cacheDir: join(config.dataDir, 'sync-cache'),
         cacheMaxBytes: config.executor.syncCacheSize,
         layout: config.executor.syncLayout,
+        spareDir: join(config.dataDir, 'sync-spare'),
         treeOf: id => scratchPath(scratchDir, id),
         ...(taskUser === undefined ? {} : { taskGroup: taskUser.gid })
       })

@@ -14,7 +14,7 @@
 import { constants } from 'node:fs'
 import { chmod, chown, copyFile, link, mkdir, rm, symlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import type { Manifest, ManifestFile, ManifestLink } from '../../proto/index.ts'
+import type { Manifest, ManifestEntry, ManifestLink } from '../../proto/index.ts'
 import type { BlobCache } from './blob-cache.ts'
 import { SYNC_FS_CONCURRENCY } from './constants.ts'
 import { isFile } from './manifest-codec.ts'
@@ -33,16 +33,20 @@ export interface LayoutResult { copied: number, linked: number }
 const LINK_FALLBACK = new Set(['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP'])
 
 export async function layoutTree (cache: Pick<BlobCache, 'path'>, m: Manifest, dir: string, opts: LayoutOptions = {}): Promise<LayoutResult> {
-  const { group } = opts
   await rm(dir, { recursive: true, force: true })
   await mkdir(dirname(dir), { recursive: true, mode: 0o700 })
-  const dirMode = group === undefined ? 0o700 : 0o770
+  await makeDir(dir, opts.group)
+  return await placeEntries(cache, m.entries, dir, opts)
+}
+
+/** Places `entries` under `dir` (which exists): their directories first (those not there yet), then the files and links. */
+export async function placeEntries (cache: Pick<BlobCache, 'path'>, entries: readonly ManifestEntry[], dir: string, opts: LayoutOptions = {}): Promise<LayoutResult> {
+  const { group } = opts
   // every directory once, a parent before its children (a path sorts after its prefix)
   const dirs = new Set<string>()
-  for (const e of m.entries) for (let d = dirname(e.path); d !== '.' && !dirs.has(d); d = dirname(d)) dirs.add(d)
-  await makeDir(dir, dirMode, group)
-  for (const d of [...dirs].sort()) await makeDir(join(dir, d), dirMode, group)
-  const files = m.entries.filter(isFile) as ManifestFile[]
+  for (const e of entries) for (let d = dirname(e.path); d !== '.' && !dirs.has(d); d = dirname(d)) dirs.add(d)
+  for (const d of [...dirs].sort()) await makeDir(join(dir, d), group)
+  const files = entries.filter(isFile)
   let linked = 0
   let linkable = opts.link === true
   await mapLimit(files, SYNC_FS_CONCURRENCY, async f => {
@@ -64,12 +68,19 @@ export async function layoutTree (cache: Pick<BlobCache, 'path'>, m: Manifest, d
     if (group !== undefined) { await chown(dest, -1, group); mode |= 0o060 | ((mode & 0o100) !== 0 ? 0o010 : 0) }
     await chmod(dest, mode)
   })
-  for (const l of m.entries) if (!isFile(l)) await symlink((l as ManifestLink).link, join(dir, l.path))
+  for (const l of entries) if (!isFile(l)) await symlink((l as ManifestLink).link, join(dir, l.path))
   return { copied: files.length - linked, linked }
 }
 
-async function makeDir (d: string, mode: number, group?: number): Promise<void> {
-  await mkdir(d, { mode })
+/** A directory of the tree (gridd's, or shared with the task user's group); one there already is left as it is. */
+async function makeDir (d: string, group?: number): Promise<void> {
+  const mode = group === undefined ? 0o700 : 0o770
+  try {
+    await mkdir(d, { mode })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return
+    throw err
+  }
   if (group !== undefined) await chown(d, -1, group)
   await chmod(d, mode)
 }

@@ -16,6 +16,7 @@ import { BlobCache } from './blob-cache.ts'
 import { BlobReceiver } from './blob-receiver.ts'
 import { collectFiles } from './collect.ts'
 import { layoutTree } from './layout.ts'
+import { SpareTrees } from './spare-tree.ts'
 import { blobsOf, checkManifest, decodeManifest, encodeManifest, isFile, sha256Hex } from './manifest-codec.ts'
 import { applyDelta, deltaBytes, diffManifests } from './manifest-delta.ts'
 import { SYNC_CHUNK_BYTES, SYNC_DELTA_BASES_PER_PEER, SYNC_MANIFESTS_DECODED_MAX } from './constants.ts'
@@ -36,6 +37,8 @@ export interface SyncInit {
   treeOf: (taskId: string) => string
   /** the task user's group, when tasks run as another user */
   taskGroup?: number
+  /** where this node lays out a spare of the latest tree, for the next attempt (gridd's own; absent: no spares) */
+  spareDir?: string
   /** executor.syncLayout: link (hard links to the cache) needs a task user; auto links only with one (default copy) */
   layout?: 'copy' | 'link' | 'auto'
 }
@@ -53,12 +56,15 @@ export class SyncService {
   private readonly decoded = new Map<string, Manifest>()
   /** whether layouts place files as hard links to the cache (executor.syncLayout, with a task user only) */
   private readonly link: boolean
+  private readonly spares: SpareTrees | undefined
 
   constructor (private readonly c: SyncComponents, private readonly init: SyncInit) {
     this.log = c.logger.child({ component: 'sync' })
     if (init.layout === 'link' && init.taskGroup === undefined) throw new InvalidConfigError(['executor.syncLayout: link needs executor.taskUser (a task running as gridd\'s own user could write through a hard link into the sync cache); set a task user, or use copy or auto'])
     this.link = init.taskGroup !== undefined && (init.layout === 'link' || init.layout === 'auto')
     this.cache = new BlobCache(init.cacheDir, init.cacheMaxBytes, this.log)
+    const layoutOpts = { ...(init.taskGroup === undefined ? {} : { group: init.taskGroup }), link: this.link }
+    this.spares = init.spareDir === undefined ? undefined : new SpareTrees(init.spareDir, this.cache, this.log, layoutOpts)
     this.m = syncMetrics(c.registry, this.cache)
     this.receiver = new BlobReceiver(this.cache, this.log, () => { this.m.refused.inc() })
     c.rpc.handle(SyncMissing, req => ({ missing: this.missing(req.hashes) }))
@@ -73,7 +79,7 @@ export class SyncService {
     c.rpc.handle(SyncManifestDelta, async req => await this.takeDelta(req))
   }
 
-  start (): void { this.cache.open() }
+  start (): void { this.cache.open(); this.spares?.open() }
   stop (): void { this.receiver.close() }
 
   stats (): { bytes: number, blobs: number, limitBytes: number } {
@@ -212,15 +218,19 @@ export class SyncService {
     const unpin = this.cache.pin(blobs.keys())
     const dir = this.init.treeOf(id)
     const checkedMs = Date.now() - started
-    let placed
+    let placed: 'spare' | { copied: number, linked: number }
     try {
-      placed = await layoutTree(this.cache, m, dir, { ...(this.init.taskGroup === undefined ? {} : { group: this.init.taskGroup }), link: this.link })
+      placed = this.spares !== undefined && await this.spares.take(m, dir)
+        ? 'spare'
+        : await layoutTree(this.cache, m, dir, { ...(this.init.taskGroup === undefined ? {} : { group: this.init.taskGroup }), link: this.link })
     } finally {
       unpin()
     }
     const ms = Date.now() - started
     this.m.seconds.observe({ phase: 'layout' }, ms / 1000)
-    this.log.debug({ task: id, manifest: sync.manifest, files: placed.copied + placed.linked, linked: placed.linked, copied: placed.copied, checkedMs, ms }, 'synced tree laid out')
+    this.log.debug({ task: id, manifest: sync.manifest, ...(placed === 'spare' ? { from: 'spare' } : { from: 'cache', linked: placed.linked, copied: placed.copied }), checkedMs, ms }, 'synced tree laid out')
+    // the next attempt of this tree (or of the next version of it) finds one ready
+    this.spares?.prepare(sync.manifest, m)
     return dir
   }
 
