@@ -101,7 +101,8 @@ describe('run --sync: the code ships with the task', () => {
     expect(wrote.code).toBe(0)
     const before = spareUses()
     const r = await n1.ctl(['run', '--node', 'n2', '--sync', dir, '--', 'sh', '-c', 'cat data/in.txt; cat data/f1.txt; [ -e extra ] && echo has-extra; ./train.sh'])
-    expect(r).toMatchObject({ code: 0, stdout: 'dataset-v2, longer\nfile 1\ntraining on dataset-v2, longer\n' })
+    const input = readFileSync(join(dir, 'data', 'in.txt'), 'utf8')
+    expect(r).toMatchObject({ code: 0, stdout: `${input}file 1\ntraining on ${input}\n` })
     expect(spareUses()).toBeGreaterThan(before)
   })
 
