@@ -13,7 +13,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -147,6 +147,7 @@ await withCluster(c, async () => {
       sshd.stop()
     }
   }
+  rmSync(dir, { recursive: true, force: true })
   table(`sync: ${FILES} files, ${fmt(BYTES / 1e6, 0)} MB, n1 -> n3, executor.syncLayout ${String(values.layout)}${PAUSE_MS > 0 ? `, ${values.pause} s between runs` : ''} (medians of ${RUNS}; ms)`, ['run', 'wall ms', 'added over a plain run', 'bytes sent n1 -> n3', 'throughput'], [
     ['plain run (no --sync)', fmt(b, 0), '-', '-', '-'],
     ['first sync', fmt(first, 0), fmt(first - b, 0), String(s1 - s0), `${fmt(BYTES / 1e6 / ((first - b) / 1000), 0)} MB/s`],
