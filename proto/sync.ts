@@ -7,17 +7,9 @@
 import Type, { type Static } from 'typebox'
 import { method } from './rpc.ts'
 import { Bytes, validator } from './validate.ts'
+import { SYNC_FETCH_PATTERNS_MAX, SYNC_MANIFEST_MAX_ENTRIES, SYNC_MISSING_BATCH_MAX, SYNC_PIECE_BATCH_MAX_BYTES, SYNC_PIECES_MAX } from './sync-limits.ts'
 
-/** Most bytes of blob data in one piece request (`sync.put`, `sync.get`, the control API's blob endpoints). */
-export const SYNC_PIECE_BATCH_MAX_BYTES = 1024 * 1024
-/** Most pieces in one request: many small files share a request. */
-export const SYNC_PIECES_MAX = 1024
-/** Most hashes in one `sync.missing` question. */
-export const SYNC_MISSING_BATCH_MAX = 8192
-/** Most entries in a manifest. */
-export const SYNC_MANIFEST_MAX_ENTRIES = 200_000
-/** Most `--fetch` patterns of a task. */
-export const SYNC_FETCH_PATTERNS_MAX = 64
+export * from './sync-limits.ts'
 
 export const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$' })
 const RelPath = Type.String({ minLength: 1, maxLength: 4096 })

@@ -5,10 +5,12 @@
  */
 import { open, realpath, rename, chmod, mkdir, writeFile } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
-import { SYNC_MISSING_BATCH_MAX, SYNC_PIECE_BATCH_MAX_BYTES, SYNC_PIECES_MAX, type Manifest, type ManifestFile } from '../../proto/index.ts'
+// no validator (typebox) on the upload path: loading one costs gridctl more than a walk of 10,000 files
+import type { Manifest, ManifestFile } from '../../proto/sync.ts'
+import { SYNC_MISSING_BATCH_MAX, SYNC_PIECE_BATCH_MAX_BYTES, SYNC_PIECES_MAX } from '../../proto/sync-limits.ts'
 import { GridError, ProtocolError } from '../interface/index.ts'
 import { buildManifest, hashFile, type BuildOptions } from '../sync/manifest.ts'
-import { decodeManifest, encodeManifest, isFile, sha256Hex } from '../sync/manifest-codec.ts'
+import { encodeManifest, isFile, sha256Hex } from '../sync/manifest-bytes.ts'
 import { SYNC_LANES, SYNC_PROGRESS_MIN_BYTES } from '../sync/constants.ts'
 import { mapLimit } from '../sync/pool.ts'
 import type { ApiClient } from './client.ts'
@@ -131,6 +133,7 @@ async function readBlob (client: ApiClient, hash: string, size: number | undefin
 
 /** Writes the fetched files (manifest `hash` in the local daemon's cache) into `root`; how many were written. */
 export async function writeFetched (client: ApiClient, root: string, hash: string, signal?: AbortSignal): Promise<{ written: number, unchanged: number }> {
+  const { decodeManifest } = await import('../sync/manifest-codec.ts')
   const m: Manifest = decodeManifest(await readBlob(client, hash, undefined, signal), true)
   const real = await realpath(root)
   let written = 0
