@@ -5,20 +5,24 @@
  * (grid_sync_bytes_sent_total) against the bytes changed.
  *
  * With --rsync, the same three transfers by rsync over ssh to a local sshd (rsync -a --delete), side by side.
+ * With --layout link|auto (as root), the daemons run tasks as nobody (executor.taskUser) with that
+ * executor.syncLayout; --pause S waits S seconds before each later run (as a user edits a file between runs), which
+ * gives the executor time to lay out its spare tree.
  *
- *   npm run bench -- sync [--files N] [--mb N] [--runs N] [--rsync]
+ *   npm run bench -- sync [--files N] [--mb N] [--runs N] [--rsync] [--layout copy|link|auto] [--pause S]
  */
 import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { fetchMetrics, metricValue } from '../tests/helpers/metrics.ts'
-import { type Gridd, fmt, median, startCluster, table, withCluster } from './lib.ts'
+import { Cluster, type Gridd, fmt, median, sleep, startCluster, table, withCluster } from './lib.ts'
 import { freePort, tempDir, waitFor } from '../tests/helpers/cluster.ts'
 
-const { values } = parseArgs({ options: { files: { type: 'string', default: '10000' }, mb: { type: 'string', default: '200' }, runs: { type: 'string', default: '5' }, rsync: { type: 'boolean', default: false } } })
+const { values } = parseArgs({ options: { files: { type: 'string', default: '10000' }, mb: { type: 'string', default: '200' }, runs: { type: 'string', default: '5' }, rsync: { type: 'boolean', default: false }, layout: { type: 'string', default: 'copy' }, pause: { type: 'string', default: '0' } } })
+const PAUSE_MS = Number(values.pause) * 1000
 const FILES = Number(values.files)
 const BYTES = Number(values.mb) * 1e6
 const RUNS = Number(values.runs)
@@ -75,7 +79,18 @@ function rsync (ssh: string, src: string, dest: string): { ms: number, sent: num
   return { ms, sent }
 }
 
-const c = await startCluster(3)
+/** With a layout other than copy: three daemons whose tasks run as nobody, with that executor.syncLayout. */
+async function startTaskUserCluster (layout: string): Promise<Cluster> {
+  const cl = new Cluster()
+  chmodSync(cl.root, 0o755)
+  const cfg = join(cl.root, 'gridd.yaml')
+  writeFileSync(cfg, `executor:\n  taskUser: nobody\n  syncLayout: ${layout}\n`)
+  process.env.GRID_TEST_LOG_LEVEL = 'warn'
+  for (const n of ['n1', 'n2', 'n3']) await cl.add(n, { args: ['--config', cfg], env: { GRID_TEST_LOG_LEVEL: 'warn' } })
+  return cl
+}
+
+const c = values.layout === 'copy' ? await startCluster(3) : await startTaskUserCluster(String(values.layout))
 await withCluster(c, async () => {
   await c.converged()
   const n1 = c.node('n1')
@@ -96,9 +111,11 @@ await withCluster(c, async () => {
   for (let i = 0; i < RUNS; i++) {
     const changed = randomBytes(Math.floor(BYTES / FILES))
     writeFileSync(join(dir, 'd0', 'f0.bin'), changed)
+    if (PAUSE_MS > 0) await sleep(PAUSE_MS)
     const before = await sentBytes(n1)
     second.push(await timedRun(n1, ['--sync', dir]))
     secondSent.push(await sentBytes(n1) - before)
+    if (PAUSE_MS > 0) await sleep(PAUSE_MS)
     unchanged.push(await timedRun(n1, ['--sync', dir]))
   }
   const p2 = await phases(n1, n3)
@@ -130,7 +147,8 @@ await withCluster(c, async () => {
       sshd.stop()
     }
   }
-  table(`sync: ${FILES} files, ${fmt(BYTES / 1e6, 0)} MB, n1 -> n3 (medians of ${RUNS}; ms)`, ['run', 'wall ms', 'added over a plain run', 'bytes sent n1 -> n3', 'throughput'], [
+  rmSync(dir, { recursive: true, force: true })
+  table(`sync: ${FILES} files, ${fmt(BYTES / 1e6, 0)} MB, n1 -> n3, executor.syncLayout ${String(values.layout)}${PAUSE_MS > 0 ? `, ${values.pause} s between runs` : ''} (medians of ${RUNS}; ms)`, ['run', 'wall ms', 'added over a plain run', 'bytes sent n1 -> n3', 'throughput'], [
     ['plain run (no --sync)', fmt(b, 0), '-', '-', '-'],
     ['first sync', fmt(first, 0), fmt(first - b, 0), String(s1 - s0), `${fmt(BYTES / 1e6 / ((first - b) / 1000), 0)} MB/s`],
     ['after 1 changed file', fmt(median(second), 0), fmt(median(second) - b, 0), `${median(secondSent)} (${fmt(median(secondSent) / per, 2)}x the changed bytes, manifest included)`, '-'],

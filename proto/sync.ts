@@ -7,17 +7,9 @@
 import Type, { type Static } from 'typebox'
 import { method } from './rpc.ts'
 import { Bytes, validator } from './validate.ts'
+import { SYNC_FETCH_PATTERNS_MAX, SYNC_MANIFEST_MAX_ENTRIES, SYNC_MISSING_BATCH_MAX, SYNC_PIECE_BATCH_MAX_BYTES, SYNC_PIECES_MAX } from './sync-limits.ts'
 
-/** Most bytes of blob data in one piece request (`sync.put`, `sync.get`, the control API's blob endpoints). */
-export const SYNC_PIECE_BATCH_MAX_BYTES = 1024 * 1024
-/** Most pieces in one request: many small files share a request. */
-export const SYNC_PIECES_MAX = 1024
-/** Most hashes in one `sync.missing` question. */
-export const SYNC_MISSING_BATCH_MAX = 8192
-/** Most entries in a manifest. */
-export const SYNC_MANIFEST_MAX_ENTRIES = 200_000
-/** Most `--fetch` patterns of a task. */
-export const SYNC_FETCH_PATTERNS_MAX = 64
+export * from './sync-limits.ts'
 
 export const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$' })
 const RelPath = Type.String({ minLength: 1, maxLength: 4096 })
@@ -58,6 +50,13 @@ export type BlobRange = Static<typeof BlobRangeSchema>
 /** RPC `sync.missing`: which of these blobs the receiver's cache lacks. */
 export const SyncMissing = method('sync.missing', Type.Object({ hashes: Type.Array(Sha256, { maxItems: SYNC_MISSING_BATCH_MAX }) }), Type.Object({ missing: Type.Array(Sha256) }))
 /**
+ * RPC `sync.lacking`: which blobs of a manifest the receiver has (as a blob) its cache lacks, so a sender that has
+ * just sent the manifest (most often as a difference) need not list every hash of the tree. `complete` false when
+ * more than SYNC_MISSING_BATCH_MAX are missing (`missing` then empty; the sender asks with `sync.missing`); a receiver
+ * that lacks the manifest answers NOT_FOUND (as one that does not know the method does).
+ */
+export const SyncLacking = method('sync.lacking', Type.Object({ manifest: Sha256 }), Type.Object({ missing: Type.Array(Sha256, { maxItems: SYNC_MISSING_BATCH_MAX }), complete: Type.Boolean() }))
+/**
  * RPC `sync.put`: pieces of blobs, in order per blob (at most SYNC_PIECE_BATCH_MAX_BYTES of data). A blob whose
  * content does not match its hash once whole is dropped and named in `refused`: the sender sends it again.
  */
@@ -70,8 +69,12 @@ export const SyncGet = method('sync.get', Type.Object({ ranges: Type.Array(BlobR
  */
 export const SyncCollect = method('sync.collect', Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }), attempt: Type.Integer({ minimum: 1 }), patterns: FetchPatterns }), Type.Object({ manifest: Type.Union([Sha256, Type.Null()]), files: Type.Integer({ minimum: 0 }), bytes: Type.Integer({ minimum: 0 }) }))
 
-/** Control API: POST /v1/sync/missing `{hashes}` → `{missing}` (which blobs the local daemon's cache lacks). */
-export const SyncMissingBodySchema = Type.Object({ hashes: Type.Array(Sha256, { maxItems: SYNC_MISSING_BATCH_MAX }) }, { additionalProperties: false })
+/**
+ * Control API: POST /v1/sync/missing `{hashes}` → `{missing}` (which blobs the local daemon's cache lacks); or
+ * `{manifest}` → the manifest itself when the daemon lacks it (upload it, then ask again), else the blobs of its files
+ * the cache lacks.
+ */
+export const SyncMissingBodySchema = Type.Object({ hashes: Type.Optional(Type.Array(Sha256, { maxItems: SYNC_MISSING_BATCH_MAX })), manifest: Type.Optional(Sha256) }, { additionalProperties: false })
 /** Control API: POST /v1/sync/blobs `{pieces: [{hash, size, offset, data}]}`, data base64 → `{refused}`. */
 export const SyncUploadBodySchema = Type.Object({
   pieces: Type.Array(Type.Object({ hash: Sha256, size: Type.Integer({ minimum: 0 }), offset: Type.Integer({ minimum: 0 }), data: Type.String() }, { additionalProperties: false }), { maxItems: SYNC_PIECES_MAX })

@@ -116,6 +116,8 @@ export class Daemon {
       const sync = new SyncService({ rpc: mesh.rpc, logger, registry }, {
         cacheDir: join(config.dataDir, 'sync-cache'),
         cacheMaxBytes: config.executor.syncCacheSize,
+        layout: config.executor.syncLayout,
+        spareDir: join(config.dataDir, 'sync-spare'),
         treeOf: id => scratchPath(scratchDir, id),
         ...(taskUser === undefined ? {} : { taskGroup: taskUser.gid })
       })

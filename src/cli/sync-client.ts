@@ -5,10 +5,12 @@
  */
 import { open, realpath, rename, chmod, mkdir, writeFile } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
-import { SYNC_MISSING_BATCH_MAX, SYNC_PIECE_BATCH_MAX_BYTES, SYNC_PIECES_MAX, type Manifest, type ManifestFile } from '../../proto/index.ts'
-import { ProtocolError } from '../interface/index.ts'
+// no validator (typebox) on the upload path: loading one costs gridctl more than a walk of 10,000 files
+import type { Manifest, ManifestFile } from '../../proto/sync.ts'
+import { SYNC_MISSING_BATCH_MAX, SYNC_PIECE_BATCH_MAX_BYTES, SYNC_PIECES_MAX } from '../../proto/sync-limits.ts'
+import { GridError, ProtocolError } from '../interface/index.ts'
 import { buildManifest, hashFile, type BuildOptions } from '../sync/manifest.ts'
-import { decodeManifest, encodeManifest, isFile, sha256Hex } from '../sync/manifest-codec.ts'
+import { encodeManifest, isFile, sha256Hex } from '../sync/manifest-bytes.ts'
 import { SYNC_LANES, SYNC_PROGRESS_MIN_BYTES } from '../sync/constants.ts'
 import { mapLimit } from '../sync/pool.ts'
 import type { ApiClient } from './client.ts'
@@ -32,16 +34,7 @@ export async function uploadTree (client: ApiClient, dir: string, opts: BuildOpt
   for (const e of built.manifest.entries) if (isFile(e) && !where.has(e.sha256)) where.set(e.sha256, e)
   const manifestBytes = encodeManifest(built.manifest)
   const manifestHash = sha256Hex(manifestBytes)
-  const hashes = [...where.keys(), manifestHash]
-  const missing: string[] = []
-  for (let i = 0; i < hashes.length; i += SYNC_MISSING_BATCH_MAX) {
-    const r = await client.post<{ missing: string[] }>('/sync/missing', { hashes: hashes.slice(i, i + SYNC_MISSING_BATCH_MAX) }, opts.signal)
-    missing.push(...r.missing)
-  }
   const sizeOf = (h: string): number => h === manifestHash ? manifestBytes.byteLength : where.get(h)?.size ?? 0
-  const total = missing.reduce((s, h) => s + sizeOf(h), 0)
-  const show = opts.err.isTTY === true && total >= SYNC_PROGRESS_MIN_BYTES
-  let sent = 0
   const readPiece = async (h: string, offset: number, length: number): Promise<Buffer> => {
     if (h === manifestHash) return manifestBytes.subarray(offset, offset + length)
     const fh = await open(join(built.root, (where.get(h) as ManifestFile).path), 'r')
@@ -51,13 +44,54 @@ export async function uploadTree (client: ApiClient, dir: string, opts: BuildOpt
       return buf.subarray(0, bytesRead)
     } finally { await fh.close() }
   }
-  // requests of at most SYNC_PIECE_BATCH_MAX_BYTES: small files together, large ones piece by piece (in order)
-  const batches: Array<Array<{ hash: string, offset: number, length: number }>> = []
-  let cur: Array<{ hash: string, offset: number, length: number }> = []
+  const send = async (hashes: readonly string[]): Promise<void> => {
+    await uploadBlobs(client, hashes, sizeOf, readPiece, h => h === manifestHash ? 'the manifest' : join(built.root, where.get(h)?.path ?? h), { ...opts, root: built.root })
+  }
+  // by the manifest: the daemon (once it has the manifest) names the blobs it lacks, so a tree of 10,000 files costs
+  // no list of 10,000 hashes each way; a daemon of an older version is asked by hashes
+  let missing = await missingOf(client, manifestHash, opts.signal)
+  if (missing !== undefined && missing.length === 1 && missing[0] === manifestHash) {
+    await send(missing)
+    missing = await missingOf(client, manifestHash, opts.signal)
+  }
+  if (missing === undefined) {
+    const hashes = [...where.keys(), manifestHash]
+    missing = []
+    for (let i = 0; i < hashes.length; i += SYNC_MISSING_BATCH_MAX) {
+      const r = await client.post<{ missing: string[] }>('/sync/missing', { hashes: hashes.slice(i, i + SYNC_MISSING_BATCH_MAX) }, opts.signal)
+      missing.push(...r.missing)
+    }
+  }
+  await send(missing)
+  const body: SyncUpload['body'] = { manifest: manifestHash }
+  if (opts.fetch !== undefined && opts.fetch.length > 0) body.fetch = opts.fetch
+  return { body, root: built.root, files: built.files, bytes: built.bytes, sentBlobs: missing.length, sentBytes: missing.reduce((s, h) => s + sizeOf(h), 0) }
+}
+
+/** POST /v1/sync/missing `{manifest}`: the manifest itself if the daemon lacks it, else its blobs the daemon lacks. */
+async function missingOf (client: ApiClient, manifest: string, signal?: AbortSignal): Promise<string[] | undefined> {
+  try {
+    return (await client.post<{ missing: string[] }>('/sync/missing', { manifest }, signal)).missing
+  } catch (err) {
+    // an older daemon refuses the field
+    if (err instanceof GridError && err.code === 'INVALID_ARGUMENT' && /manifest/.test(err.message)) return undefined
+    throw err
+  }
+}
+
+type Range = { hash: string, offset: number, length: number }
+
+/** Uploads blobs `hashes` in requests of at most SYNC_PIECE_BATCH_MAX_BYTES: small ones together, large ones piece by piece (in order). */
+async function uploadBlobs (client: ApiClient, hashes: readonly string[], sizeOf: (h: string) => number, readPiece: (h: string, offset: number, length: number) => Promise<Buffer>, nameOf: (h: string) => string, opts: { root: string, err: NodeJS.WritableStream & { isTTY?: boolean }, signal?: AbortSignal }): Promise<void> {
+  const total = hashes.reduce((s, h) => s + sizeOf(h), 0)
+  const show = opts.err.isTTY === true && total >= SYNC_PROGRESS_MIN_BYTES
+  let sent = 0
+  const batches: Range[][] = []
+  let cur: Range[] = []
   let curBytes = 0
   const flush = (): void => { if (cur.length > 0) batches.push(cur); cur = []; curBytes = 0 }
   const large: string[] = []
-  for (const h of missing) {
+  for (const h of hashes) {
     const size = sizeOf(h)
     if (size > SYNC_PIECE_BATCH_MAX_BYTES / 2) { large.push(h); continue }
     if (curBytes + size > SYNC_PIECE_BATCH_MAX_BYTES || cur.length >= SYNC_PIECES_MAX) flush()
@@ -65,17 +99,14 @@ export async function uploadTree (client: ApiClient, dir: string, opts: BuildOpt
     curBytes += size
   }
   flush()
-  const upload = async (ranges: Array<{ hash: string, offset: number, length: number }>): Promise<void> => {
+  const upload = async (ranges: Range[]): Promise<void> => {
     const pieces = await Promise.all(ranges.map(async r => ({ hash: r.hash, size: sizeOf(r.hash), offset: r.offset, data: (await readPiece(r.hash, r.offset, r.length)).toString('base64') })))
     const res = await client.post<{ refused: string[] }>('/sync/blobs', { pieces }, opts.signal)
-    if (res.refused.length > 0) {
-      const h = res.refused[0] as string
-      throw new ProtocolError(`--sync: ${h === manifestHash ? 'the manifest' : join(built.root, where.get(h)?.path ?? h)} changed while it was being sent (its content no longer matches its hash); run again`)
-    }
+    if (res.refused.length > 0) throw new ProtocolError(`--sync: ${nameOf(res.refused[0] as string)} changed while it was being sent (its content no longer matches its hash); run again`)
     sent += ranges.reduce((s, r) => s + r.length, 0)
-    if (show) opts.err.write(`\rgridctl: syncing ${built.root}: ${mib(sent)} of ${mib(total)} MiB`)
+    if (show) opts.err.write(`\rgridctl: syncing ${opts.root}: ${mib(sent)} of ${mib(total)} MiB`)
   }
-  type Job = { kind: 'batch', ranges: Array<{ hash: string, offset: number, length: number }> } | { kind: 'large', hash: string }
+  type Job = { kind: 'batch', ranges: Range[] } | { kind: 'large', hash: string }
   const jobs: Job[] = [...large.map(h => ({ kind: 'large' as const, hash: h })), ...batches.map(b => ({ kind: 'batch' as const, ranges: b }))]
   await mapLimit(jobs, SYNC_LANES, async j => {
     if (j.kind === 'batch') { await upload(j.ranges); return }
@@ -83,9 +114,6 @@ export async function uploadTree (client: ApiClient, dir: string, opts: BuildOpt
     for (let off = 0; off < size; off += SYNC_PIECE_BATCH_MAX_BYTES) await upload([{ hash: j.hash, offset: off, length: Math.min(SYNC_PIECE_BATCH_MAX_BYTES, size - off) }])
   })
   if (show) opts.err.write('\n')
-  const body: SyncUpload['body'] = { manifest: manifestHash }
-  if (opts.fetch !== undefined && opts.fetch.length > 0) body.fetch = opts.fetch
-  return { body, root: built.root, files: built.files, bytes: built.bytes, sentBlobs: missing.length, sentBytes: total }
 }
 
 async function readBlob (client: ApiClient, hash: string, size: number | undefined, signal?: AbortSignal): Promise<Buffer> {
@@ -105,6 +133,7 @@ async function readBlob (client: ApiClient, hash: string, size: number | undefin
 
 /** Writes the fetched files (manifest `hash` in the local daemon's cache) into `root`; how many were written. */
 export async function writeFetched (client: ApiClient, root: string, hash: string, signal?: AbortSignal): Promise<{ written: number, unchanged: number }> {
+  const { decodeManifest } = await import('../sync/manifest-codec.ts')
   const m: Manifest = decodeManifest(await readBlob(client, hash, undefined, signal), true)
   const real = await realpath(root)
   let written = 0

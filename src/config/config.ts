@@ -10,6 +10,9 @@ export type LogLevel = typeof LOG_LEVELS[number]
 /** How gridd writes its log: readable lines (pino-pretty) or one JSON object per line. */
 export const LOG_FORMATS = ['pretty', 'json'] as const
 export type LogFormat = typeof LOG_FORMATS[number]
+/** executor.syncLayout: how a synced tree's files are placed for an attempt (src/sync/layout.ts) */
+export const SYNC_LAYOUT_MODES = ['copy', 'link', 'auto'] as const
+export type SyncLayoutMode = typeof SYNC_LAYOUT_MODES[number]
 
 /** The validated, frozen configuration of one gridd. Durations are in ms. */
 export interface GridConfig {
@@ -68,6 +71,8 @@ export interface GridConfig {
     taskUser: string
     /** bytes of synced files (`gridctl run --sync`) this node's blob cache keeps; least recently used go first */
     syncCacheSize: number
+    /** how a synced tree's files are placed for an attempt: copy (each its own), link (hard links to the cache, read-only; needs taskUser), auto (link with a task user, else copy) */
+    syncLayout: SyncLayoutMode
   }
   /** placement health (issue 12): each node's circuit breaker and what degrades it */
   health: {
@@ -151,6 +156,7 @@ export function defaults (): Record<string, unknown> {
     'executor.cgroupRoot': '',
     'executor.taskUser': '',
     'executor.syncCacheSize': '10GiB',
+    'executor.syncLayout': 'copy',
     'health.ejectAfterFailures': 5,
     'health.baseEjection': '30s',
     'health.maxEjectedPercent': 50,
@@ -210,6 +216,7 @@ export const FIELDS: FieldDef[] = [
   { key: 'executor.cgroupRoot', env: 'GRID_CGROUP_ROOT', flag: 'cgroup-root', convert: cgroupRoot, help: 'cgroup that task cgroups go under, as in /grid, or off (default: gridd\'s own cgroup)' },
   { key: 'executor.taskUser', env: 'GRID_TASK_USER', flag: 'task-user', convert: taskUser, help: 'user tasks and warm workers run as, so they cannot read gridd\'s data dir; needs root or CAP_SETUID, CAP_SETGID, CAP_KILL (default: gridd\'s own)' },
   { key: 'executor.syncCacheSize', env: 'GRID_SYNC_CACHE_SIZE', convert: size(1024 * 1024, 2 ** 50), help: 'bytes of synced files (gridctl run --sync) kept in this node\'s blob cache; least recently used go first (default 10GiB)' },
+  { key: 'executor.syncLayout', env: 'GRID_SYNC_LAYOUT', convert: oneOf(SYNC_LAYOUT_MODES), help: 'how a synced tree (gridctl run --sync) is laid out for each attempt: copy (every file copied; the task may change them), link (hard links to the cache, read-only to the task, no data copied; needs executor.taskUser), auto (link with a task user, else copy) (default copy)' },
   { key: 'health.ejectAfterFailures', env: 'GRID_HEALTH_EJECT_AFTER_FAILURES', convert: int(1, 1000), help: 'consecutive dispatch failures (spawn, fork, GPU: not the task\'s own exit) that open a node\'s circuit breaker (default 5)' },
   { key: 'health.baseEjection', env: 'GRID_HEALTH_BASE_EJECTION', convert: duration(100, 3_600_000), help: 'cool-down of a node\'s first ejection; each further one adds as much again, up to 5 minutes (default 30s)' },
   { key: 'health.maxEjectedPercent', env: 'GRID_HEALTH_MAX_EJECTED_PERCENT', convert: int(0, 100), help: 'most alive nodes ejected at once, in percent (at least one may be; default 50)' },

@@ -60,6 +60,9 @@ export function loadConfig (sources: ConfigSources = {}): GridConfig {
   if (insecure && raw.get('swarmKey') !== undefined) {
     violations.push(`swarmKey (${raw.get('swarmKey')?.source}): contradicts insecureNoSwarmKey (${raw.get('insecureNoSwarmKey')?.source}); choose one`)
   }
+  if (out.get('executor.syncLayout') === 'link' && (out.get('executor.taskUser') ?? '') === '') {
+    violations.push(`executor.syncLayout (${raw.get('executor.syncLayout')?.source}): link needs executor.taskUser (a task running as gridd's own user could write through a hard link into the sync cache); set a task user, or use copy or auto`)
+  }
   if (violations.length > 0) throw new InvalidConfigError(violations)
 
   const get = <T>(k: string): T => out.get(k) as T
@@ -105,6 +108,7 @@ export function loadConfig (sources: ConfigSources = {}): GridConfig {
       maxLogBytes: get('executor.maxLogBytes'),
       retainedLogBytes: get('executor.retainedLogBytes'),
       syncCacheSize: get('executor.syncCacheSize'),
+      syncLayout: get('executor.syncLayout'),
       cgroupRoot: get('executor.cgroupRoot'),
       taskUser: get('executor.taskUser')
     },

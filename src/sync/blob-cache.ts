@@ -49,6 +49,9 @@ export class BlobCache {
 
   has (hash: string): boolean { return this.index.has(hash) }
 
+  /** The blob's size, if it is here. */
+  sizeOf (hash: string): number | undefined { return this.index.get(hash) }
+
   /** The blob's file (it counts as used now); NOT_FOUND when absent. */
   path (hash: string): string {
     const size = this.index.get(hash)

@@ -21,6 +21,15 @@ export const SYNC_RESEND_MAX = 2
 export const SYNC_PARTIAL_TTL_MS = 60_000
 /** Partly received blobs one source may have open at once (a sender sends a few lanes at a time). */
 export const SYNC_PARTIALS_PER_SOURCE_MAX = 64
+/**
+ * Manifests a node keeps decoded (checked) in memory: the steps of one run (accept, push, the difference, the layout)
+ * read the same one, and the next run's difference reads the last. A 10,000-file manifest is about 3 MB decoded.
+ */
+export const SYNC_MANIFESTS_DECODED_MAX = 8
+/** The largest tree a node keeps a spare of, laid out ahead for the next attempt (spare-tree.ts): disk it takes. */
+export const SYNC_SPARE_MAX_BYTES = 2 * 1024 ** 3
+/** A spare serves a tree at most this many entries (changed, added, removed) away from its own; else it is dropped. */
+export const SYNC_SPARE_DIFF_MAX = 1000
 /** Files hashed or copied at once when a manifest is built or a tree laid out. */
 export const SYNC_FS_CONCURRENCY = 16
 /** gridctl shows upload progress on a terminal for transfers larger than this. */

@@ -19,6 +19,8 @@ export class HashCache {
   private readonly old = new Map<string, Row>()
   private readonly next = new Map<string, Row>()
   private writtenAt = 0
+  /** lookups that missed: without any (and with the same files), the file on disk is still right and not rewritten */
+  private misses = 0
 
   constructor (private readonly file: string | undefined) {
     if (file === undefined) return
@@ -33,16 +35,19 @@ export class HashCache {
   /** The hash remembered for `rel`, if the file is as it was and was not changed just before the cache was written. */
   lookup (rel: string, st: Stats): string | undefined {
     const r = this.old.get(rel)
-    if (r === undefined || r[0] !== st.size || r[1] !== st.mtimeMs || r[2] !== st.ctimeMs || r[3] !== st.ino) return undefined
-    if (this.writtenAt - st.mtimeMs < HASH_CACHE_RACY_MS) return undefined
+    if (r === undefined || r[0] !== st.size || r[1] !== st.mtimeMs || r[2] !== st.ctimeMs || r[3] !== st.ino || this.writtenAt - st.mtimeMs < HASH_CACHE_RACY_MS) {
+      this.misses++
+      return undefined
+    }
     return r[4]
   }
 
   remember (rel: string, st: Stats, sha256: string): void { this.next.set(rel, [st.size, st.mtimeMs, st.ctimeMs, st.ino, sha256]) }
 
-  /** Writes what this build saw (only the files still there). */
+  /** Writes what this build saw (only the files still there), unless it is what the file holds already. */
   save (): void {
     if (this.file === undefined) return
+    if (this.misses === 0 && this.next.size === this.old.size) return
     try {
       mkdirSync(join(this.file, '..'), { recursive: true, mode: 0o700 })
       const tmp = `${this.file}.${process.pid}`

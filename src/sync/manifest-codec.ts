@@ -2,22 +2,12 @@
  * A manifest as a blob: its canonical bytes (entries sorted by path, fields in a fixed order), so the same tree always
  * has the same manifest hash, and the checks every receiver makes on a manifest's paths before it lays one out.
  */
-import { createHash } from 'node:crypto'
 import { posix } from 'node:path'
 import { manifest as manifestValidator, type Manifest, type ManifestEntry, type ManifestFile } from '../../proto/index.ts'
 import { InvalidArgumentError, ProtocolError } from '../interface/index.ts'
+import { isFile } from './manifest-bytes.ts'
 
-export const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex')
-
-export const isFile = (e: ManifestEntry): e is ManifestFile => 'sha256' in e
-
-/** The canonical bytes of a manifest (what its hash names). */
-export function encodeManifest (m: Manifest): Buffer {
-  const entries = [...m.entries]
-    .sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0)
-    .map(e => isFile(e) ? { path: e.path, mode: e.mode, size: e.size, sha256: e.sha256 } : { path: e.path, link: e.link })
-  return Buffer.from(JSON.stringify({ version: 1, entries }))
-}
+export { encodeManifest, isFile, sha256Hex } from './manifest-bytes.ts'
 
 /** A manifest blob's bytes → the manifest, checked (shape and paths); a peer's bad manifest is a ProtocolError. */
 export function decodeManifest (bytes: Uint8Array, fromPeer: boolean): Manifest {

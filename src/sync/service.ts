@@ -7,18 +7,19 @@ import { readFile } from 'node:fs/promises'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import {
-  SYNC_PIECE_BATCH_MAX_BYTES, syncSubmit, SyncCollect, SyncGet, SyncManifestDelta, SyncMissing, SyncPut,
+  SYNC_MISSING_BATCH_MAX, SYNC_PIECE_BATCH_MAX_BYTES, syncSubmit, SyncCollect, SyncGet, SyncLacking, SyncManifestDelta, SyncMissing, SyncPut,
   type BlobPiece, type BlobRange, type Manifest, type ManifestEntry, type TaskSync
 } from '../../proto/index.ts'
-import { InvalidArgumentError, NotFoundError, ProtocolError, TooLargeError, type NodeId } from '../interface/index.ts'
+import { GridError, InvalidArgumentError, InvalidConfigError, NotFoundError, ProtocolError, TooLargeError, type NodeId } from '../interface/index.ts'
 import type { RpcService } from '../mesh/index.ts'
 import { BlobCache } from './blob-cache.ts'
 import { BlobReceiver } from './blob-receiver.ts'
 import { collectFiles } from './collect.ts'
 import { layoutTree } from './layout.ts'
+import { SpareTrees } from './spare-tree.ts'
 import { blobsOf, checkManifest, decodeManifest, encodeManifest, isFile, sha256Hex } from './manifest-codec.ts'
 import { applyDelta, deltaBytes, diffManifests } from './manifest-delta.ts'
-import { SYNC_CHUNK_BYTES, SYNC_DELTA_BASES_PER_PEER } from './constants.ts'
+import { SYNC_CHUNK_BYTES, SYNC_DELTA_BASES_PER_PEER, SYNC_MANIFESTS_DECODED_MAX } from './constants.ts'
 import { syncMetrics, type SyncMetrics } from './sync-metrics.ts'
 import { pullBlobs, pullWhole, pushBlobs } from './transfer.ts'
 
@@ -36,6 +37,10 @@ export interface SyncInit {
   treeOf: (taskId: string) => string
   /** the task user's group, when tasks run as another user */
   taskGroup?: number
+  /** where this node lays out a spare of the latest tree, for the next attempt (gridd's own; absent: no spares) */
+  spareDir?: string
+  /** executor.syncLayout: link (hard links to the cache) needs a task user; auto links only with one (default copy) */
+  layout?: 'copy' | 'link' | 'auto'
 }
 
 export interface FetchedFiles { manifest: string | null, files: number, bytes: number }
@@ -47,13 +52,23 @@ export class SyncService {
   private readonly log: Logger
   /** the manifests this node last sent each peer, newest first: bases for sending the next as a difference */
   private readonly sentTo = new Map<NodeId, string[]>()
+  /** manifests decoded and checked lately (hash → manifest, oldest first): a run's tree is read by several steps */
+  private readonly decoded = new Map<string, Manifest>()
+  /** whether layouts place files as hard links to the cache (executor.syncLayout, with a task user only) */
+  private readonly link: boolean
+  private readonly spares: SpareTrees | undefined
 
   constructor (private readonly c: SyncComponents, private readonly init: SyncInit) {
     this.log = c.logger.child({ component: 'sync' })
+    if (init.layout === 'link' && init.taskGroup === undefined) throw new InvalidConfigError(['executor.syncLayout: link needs executor.taskUser (a task running as gridd\'s own user could write through a hard link into the sync cache); set a task user, or use copy or auto'])
+    this.link = init.taskGroup !== undefined && (init.layout === 'link' || init.layout === 'auto')
     this.cache = new BlobCache(init.cacheDir, init.cacheMaxBytes, this.log)
+    const layoutOpts = { ...(init.taskGroup === undefined ? {} : { group: init.taskGroup }), link: this.link }
+    this.spares = init.spareDir === undefined ? undefined : new SpareTrees(init.spareDir, this.cache, this.log, layoutOpts)
     this.m = syncMetrics(c.registry, this.cache)
     this.receiver = new BlobReceiver(this.cache, this.log, () => { this.m.refused.inc() })
     c.rpc.handle(SyncMissing, req => ({ missing: this.missing(req.hashes) }))
+    c.rpc.handle(SyncLacking, async req => await this.lacking(req.manifest))
     c.rpc.handle(SyncPut, async (req, ctx) => await this.put(`peer:${ctx.peer}`, req.pieces))
     c.rpc.handle(SyncGet, async req => {
       const data = await this.read(req.ranges)
@@ -64,7 +79,7 @@ export class SyncService {
     c.rpc.handle(SyncManifestDelta, async req => await this.takeDelta(req))
   }
 
-  start (): void { this.cache.open() }
+  start (): void { this.cache.open(); this.spares?.open() }
   stop (): void { this.receiver.close() }
 
   stats (): { bytes: number, blobs: number, limitBytes: number } {
@@ -72,6 +87,23 @@ export class SyncService {
   }
 
   missing (hashes: readonly string[]): string[] { return hashes.filter(h => !this.cache.has(h)) }
+
+  /** The control API's `{manifest}` question: `[hash]` when this cache lacks the manifest, else its blobs it lacks. */
+  async missingOf (hash: string): Promise<string[]> {
+    if (!this.cache.has(hash)) return [hash]
+    return [...blobsOf(await this.manifestOf(hash, false)).keys()].filter(h => !this.cache.has(h))
+  }
+
+  /** `sync.lacking`: the blobs of manifest `hash` (here) this cache lacks, unless there are too many to list. */
+  private async lacking (hash: string): Promise<{ missing: string[], complete: boolean }> {
+    const missing: string[] = []
+    for (const h of blobsOf(await this.manifestOf(hash)).keys()) {
+      if (this.cache.has(h)) continue
+      if (missing.length === SYNC_MISSING_BATCH_MAX) return { missing: [], complete: false }
+      missing.push(h)
+    }
+    return { missing, complete: true }
+  }
 
   async put (source: string, pieces: readonly BlobPiece[]): Promise<{ refused: string[] }> {
     const bytes = pieces.reduce((s, p) => s + p.data.byteLength, 0)
@@ -91,14 +123,17 @@ export class SyncService {
    * present here already (uploaded first), else INVALID_ARGUMENT naming the first path whose content is missing.
    */
   async accept (body: unknown): Promise<TaskSync> {
+    const started = Date.now()
     const b = syncSubmit.parseUser(body, 'sync')
     const m = typeof b.manifest === 'string' ? await this.manifestOf(b.manifest, false) : checkManifest(b.manifest, false)
     const lacking = m.entries.find(e => isFile(e) && !this.cache.has(e.sha256))
     if (lacking !== undefined) throw new InvalidArgumentError(`invalid sync: the content of ${lacking.path} (blob ${(lacking as { sha256: string }).sha256}) is not on this node; upload it first (POST /v1/sync/blobs)`)
-    const hash = await this.cache.putBuffer(encodeManifest(m))
+    // a manifest given by hash is stored already; only one sent whole is encoded
+    const hash = typeof b.manifest === 'string' ? b.manifest : await this.cache.putBuffer(encodeManifest(m))
     const files = m.entries.filter(isFile)
     const sync: TaskSync = { manifest: hash, files: files.length, bytes: files.reduce((s, f) => s + f.size, 0) }
     if (b.fetch !== undefined && b.fetch.length > 0) sync.fetch = b.fetch
+    this.log.debug({ manifest: hash, files: sync.files, ms: Date.now() - started }, 'synced tree accepted')
     return sync
   }
 
@@ -107,18 +142,33 @@ export class SyncService {
     const started = Date.now()
     const m = await this.manifestOf(sync.manifest)
     const blobs = blobsOf(m)
-    const manifestSize = encodeManifest(m).byteLength
+    const manifestSize = this.cache.sizeOf(sync.manifest) ?? encodeManifest(m).byteLength
     const unpin = this.cache.pin([...blobs.keys(), sync.manifest])
     try {
-      const files = await pushBlobs(this.c.rpc, peer, this.cache, blobs, { ...(signal === undefined ? {} : { signal }), ...(progress === undefined ? {} : { progress }) })
+      // the manifest first (most often as a difference), so the peer can say which of its blobs it lacks
       const manifestSent = await this.pushManifest(peer, sync.manifest, m, manifestSize, signal)
+      const manifestMs = Date.now() - started
+      const missing = await this.lackingOn(peer, sync.manifest, signal)
+      const files = await pushBlobs(this.c.rpc, peer, this.cache, blobs, { ...(signal === undefined ? {} : { signal }), ...(progress === undefined ? {} : { progress }), ...(missing === undefined ? {} : { missing }) })
       this.m.sent.inc({ kind: 'file' }, files.sentBytes)
       this.m.sent.inc({ kind: 'manifest' }, manifestSent)
       this.m.saved.inc(files.savedBytes)
       this.m.seconds.observe({ phase: 'transfer' }, (Date.now() - started) / 1000)
-      this.log.debug({ peer, manifest: sync.manifest, sentBlobs: files.sentBlobs, sentBytes: files.sentBytes, savedBytes: files.savedBytes, ms: Date.now() - started }, 'synced tree sent')
+      this.log.debug({ peer, manifest: sync.manifest, sentBlobs: files.sentBlobs, sentBytes: files.sentBytes, savedBytes: files.savedBytes, manifestBytes: manifestSent, manifestMs, askedLacking: missing !== undefined, ms: Date.now() - started }, 'synced tree sent')
     } finally {
       unpin()
+    }
+  }
+
+  /** Which blobs of manifest `hash` `peer` lacks, asked by the manifest (`sync.lacking`); undefined: ask by hashes. */
+  private async lackingOn (peer: NodeId, hash: string, signal?: AbortSignal): Promise<string[] | undefined> {
+    try {
+      const r = await this.c.rpc.request(peer, SyncLacking, { manifest: hash }, { ...(signal === undefined ? {} : { signal }), timeoutMs: 60_000 })
+      return r.complete ? r.missing : undefined
+    } catch (err) {
+      // a peer of an older version does not know the method: the hashes are listed instead
+      if (err instanceof GridError && err.code === 'NOT_FOUND') return undefined
+      throw err
     }
   }
 
@@ -153,7 +203,8 @@ export class SyncService {
     const next = checkManifest(applyDelta(await this.manifestOf(req.base), req), true)
     const bytes = encodeManifest(next)
     if (sha256Hex(bytes) !== req.hash) throw new ProtocolError(`the manifest rebuilt from ${req.base} and its difference does not match ${req.hash}`)
-    await this.cache.putBuffer(bytes)
+    await this.cache.putBuffer(bytes, req.hash)
+    this.remember(req.hash, next)
     return { ok: true }
   }
 
@@ -166,12 +217,20 @@ export class SyncService {
     if (lacking !== undefined) throw new NotFoundError(`this node's sync cache lacks blob ${lacking} of the task's tree`)
     const unpin = this.cache.pin(blobs.keys())
     const dir = this.init.treeOf(id)
+    const checkedMs = Date.now() - started
+    let placed: 'spare' | { copied: number, linked: number }
     try {
-      await layoutTree(this.cache, m, dir, this.init.taskGroup)
+      placed = this.spares !== undefined && await this.spares.take(m, dir)
+        ? 'spare'
+        : await layoutTree(this.cache, m, dir, { ...(this.init.taskGroup === undefined ? {} : { group: this.init.taskGroup }), link: this.link })
     } finally {
       unpin()
     }
-    this.m.seconds.observe({ phase: 'layout' }, (Date.now() - started) / 1000)
+    const ms = Date.now() - started
+    this.m.seconds.observe({ phase: 'layout' }, ms / 1000)
+    this.log.debug({ task: id, manifest: sync.manifest, ...(placed === 'spare' ? { from: 'spare' } : { from: 'cache', linked: placed.linked, copied: placed.copied }), checkedMs, ms }, 'synced tree laid out')
+    // the next attempt of this tree (or of the next version of it) finds one ready
+    this.spares?.prepare(sync.manifest, m)
     return dir
   }
 
@@ -195,8 +254,22 @@ export class SyncService {
     return got
   }
 
+  /** Manifest `hash` from this cache, decoded and checked (once: it is remembered for the next steps that read it). */
   private async manifestOf (hash: string, fromPeer = true): Promise<Manifest> {
     if (!this.cache.has(hash)) throw fromPeer ? new NotFoundError(`this node's sync cache lacks the manifest ${hash}`) : new InvalidArgumentError(`invalid sync: manifest ${hash} is not on this node; upload it first (POST /v1/sync/blobs) or send the manifest itself`)
-    return decodeManifest(await readFile(this.cache.path(hash)), fromPeer)
+    const known = this.decoded.get(hash)
+    if (known !== undefined) { this.cache.path(hash); this.remember(hash, known); return known }
+    const m = decodeManifest(await readFile(this.cache.path(hash)), fromPeer)
+    this.remember(hash, m)
+    return m
+  }
+
+  private remember (hash: string, m: Manifest): void {
+    this.decoded.delete(hash)
+    this.decoded.set(hash, m)
+    for (const old of this.decoded.keys()) {
+      if (this.decoded.size <= SYNC_MANIFESTS_DECODED_MAX) break
+      this.decoded.delete(old)
+    }
   }
 }

@@ -32,12 +32,14 @@ export interface PushOptions {
   signal?: AbortSignal
   /** bytes sent so far, of `total` to send */
   progress?: (sent: number, total: number) => void
+  /** which of `blobs` the peer lacks, when already known (sync.lacking): not asked again */
+  missing?: readonly string[]
 }
 
 /** Makes `peer` hold every blob of `blobs` (hash → size) that it lacks, from `cache`. */
 export async function pushBlobs (rpc: SyncRpc, peer: NodeId, cache: Pick<BlobCache, 'read'>, blobs: ReadonlyMap<string, number>, opts: PushOptions = {}): Promise<PushResult> {
-  const all = [...blobs.keys()]
-  const missing: string[] = []
+  const all = opts.missing === undefined ? [...blobs.keys()] : []
+  const missing: string[] = opts.missing === undefined ? [] : opts.missing.filter(h => blobs.has(h))
   for (let i = 0; i < all.length; i += SYNC_MISSING_BATCH_MAX) {
     const r = await rpc.request(peer, SyncMissing, { hashes: all.slice(i, i + SYNC_MISSING_BATCH_MAX) }, { signal: opts.signal, timeoutMs: PIECE_REQUEST_TIMEOUT_MS })
     missing.push(...r.missing)

@@ -95,6 +95,17 @@ describe('run --sync: the code ships with the task', () => {
     expect(readFileSync(join(dir, 'data', 'in.txt'), 'utf8')).toBe('dataset-v2, longer')
   })
 
+  it('lays the next attempt\'s tree out from the spare, without what the last task wrote in its own', async () => {
+    const spareUses = (): number => (c.node('n2').log().match(/laid out from the spare/g) ?? []).length
+    const wrote = await n1.ctl(['run', '--node', 'n2', '--sync', dir, '--', 'sh', '-c', 'echo task-wrote > data/in.txt && rm data/f1.txt && mkdir extra && chmod 600 train.sh'])
+    expect(wrote.code).toBe(0)
+    const before = spareUses()
+    const r = await n1.ctl(['run', '--node', 'n2', '--sync', dir, '--', 'sh', '-c', 'cat data/in.txt; cat data/f1.txt; [ -e extra ] && echo has-extra; ./train.sh'])
+    const input = readFileSync(join(dir, 'data', 'in.txt'), 'utf8')
+    expect(r).toMatchObject({ code: 0, stdout: `${input}file 1\ntraining on ${input}\n` })
+    expect(spareUses()).toBeGreaterThan(before)
+  })
+
   it('refuses a link out of the directory with exit 2, naming it, before sending anything', async () => {
     const bad = tempDir('grid-sync-bad-')
     writeFileSync(join(bad, 'fresh.txt'), randomBytes(64))
@@ -205,6 +216,33 @@ describe.skipIf(!asRoot)(`run --sync with executor.taskUser: the tree is the tas
     // its change stayed in its tree: a second task sees the file as synced
     const again = await n1.ctl(['run', '--node', 'n2', '--sync', dir, '--', 'cat', 'data/in.txt'])
     expect(again).toMatchObject({ code: 0, stdout: 'dataset-v1' })
+  })
+})
+
+describe.skipIf(!asRoot)(`run --sync with executor.syncLayout link: hard links to the cache, read-only to the task${asRoot ? '' : ' (skipped: needs root)'}`, () => {
+  let c: Cluster
+  let n1: Gridd
+  beforeAll(async () => {
+    c = new Cluster()
+    chmodSync(c.root, 0o755)
+    const cfg = join(c.root, 'gridd.yaml')
+    writeFileSync(cfg, 'executor:\n  taskUser: nobody\n  syncLayout: link\n')
+    n1 = await c.add('n1', { args: ['--config', cfg] })
+    await c.add('n2', { args: ['--config', cfg] })
+    await c.converged()
+  })
+  afterAll(async () => { await c?.destroy() })
+
+  it('lets the task read and replace a linked file but not write into it; the cache and the next tree keep the synced content', async () => {
+    const dir = project()
+    const into = await n1.ctl(['run', '--node', 'n2', '--sync', dir, '--', 'sh', '-c', './train.sh && echo more >> data/in.txt'])
+    expect(into.stdout).toBe('training on dataset-v1\n')
+    expect(into.code).not.toBe(0)
+    const replace = await n1.ctl(['run', '--node', 'n2', '--sync', dir, '--', 'sh', '-c', 'chmod u+w data/in.txt 2>/dev/null && echo chmod-worked; { cat data/in.txt; echo more; } > t && mv t data/in.txt && cat data/in.txt && echo x >> train.sh'])
+    expect(replace).toMatchObject({ code: 0, stdout: 'dataset-v1more\n' })
+    const again = await n1.ctl(['run', '--node', 'n2', '--sync', dir, '--', 'sh', '-c', 'cat data/in.txt; tail -1 train.sh'])
+    expect(again).toMatchObject({ code: 0, stdout: 'dataset-v1echo "training on $(cat data/in.txt)"\n' })
+    expect(c.node('n2').log()).toMatch(/"linked":5[0-9]/)
   })
 })
 

@@ -84,6 +84,15 @@ describe('config - layering and validation', () => {
     expect(v[0]).toMatch(/contradicts insecureNoSwarmKey/)
   })
 
+  it('refuses executor.syncLayout link without a task user (tasks could write into the sync cache), takes it with one', () => {
+    const v = violations(() => loadConfig({ env: { GRID_SYNC_LAYOUT: 'link' }, defaultConfigFile: none }))
+    expect(v[0]).toMatch(/executor\.syncLayout \(GRID_SYNC_LAYOUT\): link needs executor\.taskUser/)
+    expect(loadConfig({ env: { GRID_SYNC_LAYOUT: 'link', GRID_TASK_USER: 'nobody' }, defaultConfigFile: none }).executor.syncLayout).toBe('link')
+    expect(loadConfig({ env: { GRID_SYNC_LAYOUT: 'auto' }, defaultConfigFile: none }).executor.syncLayout).toBe('auto')
+    expect(loadConfig({ env: {}, defaultConfigFile: none }).executor.syncLayout).toBe('copy')
+    expect(violations(() => loadConfig({ env: { GRID_SYNC_LAYOUT: 'reflink' }, defaultConfigFile: none }))[0]).toMatch(/executor\.syncLayout/)
+  })
+
   it('turns off the swarm key only when asked, and never generates a key the user named', () => {
     expect(loadConfig({ env: {}, flags: { insecureNoSwarmKey: true }, defaultConfigFile: none }).swarmKey).toBeNull()
     const named = loadConfig({ env: {}, flags: { swarmKey: '/etc/grid/swarm.key' }, defaultConfigFile: none })

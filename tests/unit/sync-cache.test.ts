@@ -1,11 +1,14 @@
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, readlinkSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, readlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pino from 'pino'
 import { afterAll, describe, expect, it } from 'vitest'
 import { BlobCache, BlobReceiver } from '../../src/sync/index.ts'
 import { layoutTree } from '../../src/sync/layout.ts'
+import { SpareTrees } from '../../src/sync/spare-tree.ts'
+import { SYNC_SPARE_DIFF_MAX } from '../../src/sync/constants.ts'
 
 const base = mkdtempSync(join(tmpdir(), 'grid-sync-cache-'))
 afterAll(() => { rmSync(base, { recursive: true, force: true }) })
@@ -121,5 +124,85 @@ describe('sync - layout', () => {
     await layoutTree(c, m, t1)
     expect(existsSync(join(t1, 'out'))).toBe(false)
     expect(readFileSync(join(t1, 'src/a.txt'), 'utf8')).toBe('v1\n')
+  })
+
+  it('makes each directory once, parents first, for a deep tree', async () => {
+    const c = newCache()
+    const h = await c.putBuffer(Buffer.from('x'))
+    const m = { version: 1 as const, entries: [{ path: 'a/b/c/d.txt', mode: 0o644, size: 1, sha256: h }, { path: 'a-b/e.txt', mode: 0o600, size: 1, sha256: h }, { path: 'a/f.txt', mode: 0o644, size: 1, sha256: h }] }
+    const t = join(base, 'deep')
+    expect(await layoutTree(c, m, t)).toEqual({ copied: 3, linked: 0 })
+    expect(readFileSync(join(t, 'a/b/c/d.txt'), 'utf8')).toBe('x')
+    expect(statSync(join(t, 'a-b/e.txt')).mode & 0o777).toBe(0o600)
+  })
+
+  // as root a write through a read-only link would succeed: the task's side is tried as nobody
+  const nobody = process.getuid?.() === 0 ? spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }) : undefined
+  it.skipIf(nobody?.status !== 0)('links (with a task user): the task cannot write into a linked file, only replace it; the cache stays as it was', async () => {
+    const uid = Number(nobody?.stdout.trim())
+    const gid = Number(spawnSync('id', ['-g', 'nobody'], { encoding: 'utf8' }).stdout.trim())
+    chmodSync(base, 0o755)
+    const c = newCache()
+    const h = await c.putBuffer(Buffer.from('v1\n'))
+    const m = { version: 1 as const, entries: [{ path: 'src/a.txt', mode: 0o644, size: 3, sha256: h }, { path: 'run.sh', mode: 0o755, size: 3, sha256: h }] }
+    const t1 = join(base, 'linked1')
+    const t2 = join(base, 'linked2')
+    expect(await layoutTree(c, m, t1, { group: gid, link: true })).toEqual({ copied: 1, linked: 1 })
+    await layoutTree(c, m, t2, { group: gid, link: true })
+    // no data copied: the same file as the cache's; the executable one is a copy (the blob is not executable)
+    expect(statSync(join(t1, 'src/a.txt')).ino).toBe(statSync(c.path(h)).ino)
+    expect(statSync(join(t1, 'run.sh')).ino).not.toBe(statSync(c.path(h)).ino)
+    const asTask = (script: string): number | null => spawnSync('sh', ['-c', script], { cwd: t1, uid, gid, stdio: 'ignore' }).status
+    expect(asTask('echo more >> src/a.txt')).not.toBe(0)
+    expect(asTask('chmod u+w src/a.txt')).not.toBe(0)
+    expect(asTask('echo mine > src/a.new && mv src/a.new src/a.txt && echo x >> run.sh')).toBe(0)
+    expect(readFileSync(join(t1, 'src/a.txt'), 'utf8')).toBe('mine\n')
+    expect(readFileSync(c.path(h), 'utf8')).toBe('v1\n')
+    expect(readFileSync(join(t2, 'src/a.txt'), 'utf8')).toBe('v1\n')
+    expect(readFileSync(join(t2, 'run.sh'), 'utf8')).toBe('v1\n')
+  })
+})
+
+describe('sync - spare tree', () => {
+  const listing = (root: string): string[] => (readdirSync(root, { recursive: true }) as string[]).sort().map(p => {
+    const st = statSync(join(root, p))
+    return st.isDirectory() ? `${p}/` : `${p} ${(st.mode & 0o777).toString(8)} ${readFileSync(join(root, p), 'utf8')}`
+  })
+
+  it('gives the next tree a few entries away the spare with the difference applied, the same as a fresh layout', async () => {
+    const c = newCache()
+    const [a, b, x] = await Promise.all(['a1\n', 'b1\n', 'x\n'].map(async t => await c.putBuffer(Buffer.from(t))))
+    const file = (path: string, sha256: string, mode = 0o644): { path: string, mode: number, size: number, sha256: string } => ({ path, mode, size: 3, sha256 })
+    const m1 = { version: 1 as const, entries: [file('src/a.txt', a as string), file('gone/deep/old.txt', b as string), file('was-file', b as string), file('keep.sh', x as string, 0o755)] }
+    const m2 = { version: 1 as const, entries: [file('src/a.txt', b as string), file('new/n.txt', a as string), file('was-file/now-dir.txt', a as string), file('keep.sh', x as string, 0o755)] }
+    const spares = new SpareTrees(join(base, 'spares'), c, log, {})
+    spares.open()
+    spares.prepare('m1', m1)
+    const t = join(base, 'from-spare')
+    expect(await spares.take(m2, t)).toBe(true)
+    const fresh = join(base, 'fresh-m2')
+    await layoutTree(c, m2, fresh)
+    expect(listing(t)).toEqual(listing(fresh))
+    // the spare went to that attempt: the next one has none until one is laid out again
+    expect(await spares.take(m2, join(base, 'none'))).toBe(false)
+    spares.prepare('m2', m2)
+    const t2 = join(base, 'from-spare-2')
+    expect(await spares.take(m2, t2)).toBe(true)
+    // a task's write to its tree does not reach the next one's
+    writeFileSync(join(t2, 'src/a.txt'), 'task wrote\n')
+    spares.prepare('m2', m2)
+    const t3 = join(base, 'from-spare-3')
+    expect(await spares.take(m2, t3)).toBe(true)
+    expect(readFileSync(join(t3, 'src/a.txt'), 'utf8')).toBe('b1\n')
+    expect(readFileSync(c.path(b as string), 'utf8')).toBe('b1\n')
+  })
+
+  it('drops a spare of a tree too far from the asked one', async () => {
+    const c = newCache()
+    const entries = await Promise.all(Array.from({ length: SYNC_SPARE_DIFF_MAX + 2 }, async (_, i) => ({ path: `f${i}`, mode: 0o644, size: String(i).length, sha256: await c.putBuffer(Buffer.from(String(i))) })))
+    const spares = new SpareTrees(join(base, 'spares-far'), c, log, {})
+    spares.prepare('one', { version: 1, entries: entries.slice(0, 1) })
+    expect(await spares.take({ version: 1, entries }, join(base, 'far'))).toBe(false)
+    expect(existsSync(join(base, 'far'))).toBe(false)
   })
 })

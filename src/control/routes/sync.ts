@@ -13,7 +13,14 @@ export function syncRoutes (deps: ControlDeps): Route[] {
     return deps.sync
   }
   return [
-    { method: 'POST', path: '/sync/missing', handler: async req => ({ json: { missing: sync().missing(syncMissingBody.parseUser(await req.body(), 'request').hashes) } }) },
+    {
+      method: 'POST',
+      path: '/sync/missing',
+      handler: async req => {
+        const b = syncMissingBody.parseUser(await req.body(), 'request')
+        return { json: { missing: b.manifest === undefined ? sync().missing(b.hashes ?? []) : await sync().missingOf(b.manifest) } }
+      }
+    },
     {
       method: 'POST',
       path: '/sync/blobs',

@@ -1,0 +1,18 @@
+/**
+ * A manifest's canonical bytes (entries sorted by path, fields in a fixed order), so the same tree always has the same
+ * manifest hash. No validator here (typebox): gridctl's upload path loads this, not manifest-codec.ts.
+ */
+import { createHash } from 'node:crypto'
+import type { Manifest, ManifestEntry, ManifestFile } from '../../proto/sync.ts'
+
+export const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex')
+
+export const isFile = (e: ManifestEntry): e is ManifestFile => 'sha256' in e
+
+/** The canonical bytes of a manifest (what its hash names). */
+export function encodeManifest (m: Manifest): Buffer {
+  const entries = [...m.entries]
+    .sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0)
+    .map(e => isFile(e) ? { path: e.path, mode: e.mode, size: e.size, sha256: e.sha256 } : { path: e.path, link: e.link })
+  return Buffer.from(JSON.stringify({ version: 1, entries }))
+}
