@@ -63,7 +63,7 @@ describe('gridctl - against real daemons', () => {
   it('answers curl-style HTTP on the socket, with JSON errors', async () => {
     const r = await c.node('n1').api.get<unknown[]>('/nodes')
     expect(r).toHaveLength(2)
-    await expect(c.node('n1').api.get('/nope')).rejects.toMatchObject({ code: 'NOT_FOUND' })
+    await expect(c.node('n1').api.get('/nope')).rejects.toMatchObject({ code: 'NO_SUCH_ENDPOINT' })
     expect(statSync(c.node('n1').socket).mode & 0o777).toBe(0o660)
   })
 

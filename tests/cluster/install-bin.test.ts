@@ -65,7 +65,7 @@ describe('npm run install-bin - gridd and gridctl on PATH', () => {
 
 describe('the bins under a Node older than 22', () => {
   const old = fakeOldNode()
-  const tooOld = (p: string): RegExp => new RegExp(`^${p} needs Node\\.js 22 or later \\(found 20\\.11\\.1\\): install it, or run it through deploy/with-node\\.sh, .*npm run install-bin`)
+  const tooOld = (p: string): RegExp => new RegExp(`^${p}: error \\[NODE_TOO_OLD\\]: ${p} needs Node\\.js 22 or later \\(found 20\\.11\\.1\\) — install Node\\.js 24 LTS, or run it through deploy/with-node\\.sh, .*npm run install-bin`)
 
   it('gridd says which Node it needs and what to do, exits 1, and writes no identity or swarm key', () => {
     const data = join(root, 'old-data')
