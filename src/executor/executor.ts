@@ -46,6 +46,9 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
   private stopped = false
   private started = false
   private sweeper?: NodeJS.Timeout
+  /** the scratch sweep in progress, if any */
+  private sweeping?: Promise<void>
+  private readonly sweepAbort = new AbortController()
   private readonly log: Logger
   /** each task's cgroup with its limits (none without `cgroupRoot`) */
   private readonly cgroups?: TaskCgroups
@@ -84,9 +87,8 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
       if (!userCanEnter(user, root)) throw new InvalidConfigError([`executor.taskUser: ${user.name} cannot enter ${root}, where its tasks' scratch directories go (a directory above it is closed to it): open the way (chmod o+x), or move the data dir`])
     }
     if (root !== undefined) {
-      const sweep = (): void => { sweepScratch(root, this.init.scratchRetentionMs ?? 0, new Set([...this.jobs.keys()].map(id => scratchPath('', id)))) }
-      sweep()
-      this.sweeper = setInterval(sweep, SCRATCH_SWEEP_INTERVAL_MS).unref()
+      this.sweepScratch(root)
+      this.sweeper = setInterval(() => { this.sweepScratch(root) }, SCRATCH_SWEEP_INTERVAL_MS).unref()
     }
   }
 
@@ -94,6 +96,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
   async stop (): Promise<void> {
     this.stopped = true
     clearInterval(this.sweeper)
+    this.sweepAbort.abort()
     for (let job = this.queue.shift(); job !== undefined; job = this.queue.shift()) {
       this.finish(job, { status: 'failed', lost: true, error: `executor ${this.init.nodeName} stopped before the task started` })
     }
@@ -106,6 +109,18 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
     })))
     this.processes.stop()
     this.cgroups?.close()
+    // the directory being removed now goes to the end; none after it
+    await this.sweeping
+  }
+
+  /** Removes expired scratch directories in the background; one sweep at a time (a slow one is not doubled). */
+  private sweepScratch (root: string): void {
+    if (this.sweeping !== undefined || this.stopped) return
+    const keep = (name: string): boolean => [...this.jobs.keys()].some(id => scratchPath('', id) === name)
+    this.sweeping = sweepScratch(root, this.init.scratchRetentionMs ?? 0, keep, { signal: this.sweepAbort.signal })
+      .then(removed => { if (removed > 0) this.log.info({ removed }, 'expired scratch directories removed') })
+      .catch((err: unknown) => { this.log.warn({ err }, 'scratch sweep failed') })
+      .finally(() => { this.sweeping = undefined })
   }
 
   setDraining (draining: boolean): void {

@@ -5,9 +5,16 @@
  *
  * With a task user the root is outside gridd's data dir (which that user cannot enter) and shared through the task
  * user's group: the root 0710 (the group may only pass through), each task's directory 0770, both in that group.
+ *
+ * The sweep is asynchronous: a directory can be a synced tree of 10,000 files, and removing it with rmSync would hold
+ * gridd's event loop (heartbeats, RPCs) for seconds. It removes one directory at a time, a few files at once
+ * (remove-tree.ts), asks `keep` about each one just before it goes, and stops between directories once its signal
+ * is aborted.
  */
-import { chmodSync, chownSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs'
+import { chmodSync, chownSync, mkdirSync, utimesSync } from 'node:fs'
+import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import { removeTree } from './remove-tree.ts'
 
 /** The scratch directory of a task (its id made safe as one path component). */
 export function scratchPath (root: string, taskId: string): string {
@@ -39,17 +46,27 @@ export function markScratchEnded (dir: string): void {
   try { utimesSync(dir, now, now) } catch {}
 }
 
-/** Removes scratch directories older than `retentionMs` that belong to no task in `keep`; how many went. */
-export function sweepScratch (root: string, retentionMs: number, keep: ReadonlySet<string>, now = Date.now()): number {
+export interface SweepOptions {
+  /** stop between directories once aborted (gridd is stopping) */
+  signal?: AbortSignal
+  now?: number
+}
+
+/**
+ * Removes scratch directories older than `retentionMs` whose name `keep` does not claim (a task that is here; asked
+ * just before each removal, so a task that came during the sweep keeps its directory); how many went.
+ */
+export async function sweepScratch (root: string, retentionMs: number, keep: (name: string) => boolean, opts: SweepOptions = {}): Promise<number> {
+  const now = opts.now ?? Date.now()
   let names: string[]
-  try { names = readdirSync(root) } catch { return 0 }
+  try { names = await readdir(root) } catch { return 0 }
   let removed = 0
   for (const name of names) {
-    if (keep.has(name)) continue
+    if (opts.signal?.aborted === true) break
     const dir = join(root, name)
     try {
-      if (now - statSync(dir).mtimeMs <= retentionMs) continue
-      rmSync(dir, { recursive: true, force: true })
+      if (keep(name) || now - (await stat(dir)).mtimeMs <= retentionMs || keep(name)) continue
+      await removeTree(dir)
       removed++
     } catch {}
   }
