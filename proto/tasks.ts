@@ -100,6 +100,11 @@ export const CoordAspectSchema = Type.Object({
   originName: Type.String({ maxLength: 63 }),
   coordinator: Id,
   attempt: Type.Integer({ minimum: 1 }),
+  /**
+   * how many times the task changed coordinator (absent: 0): a takeover writes one more, and the aspect with the
+   * highest generation names the one coordinator that may drive the task; an older one stops at sight of it
+   */
+  generation: Type.Optional(Type.Integer({ minimum: 0 })),
   createdAt: Type.Number(),
   /** the final status as the coordinator learned or decided it (retries exhausted, cancelled before it ran) */
   final: Type.Optional(Type.Union([Type.Literal('completed'), Type.Literal('failed'), Type.Literal('cancelled'), Type.Literal('timeout')])),
@@ -200,6 +205,8 @@ export const TaskOfferSchema = Type.Object({
   attempt: Type.Integer({ minimum: 1 }),
   origin: Id,
   coordinator: Id,
+  /** the coordinator's generation (CoordAspect.generation): an executor whose records hold a higher one refuses it */
+  generation: Type.Optional(Type.Integer({ minimum: 0 })),
   /** refuse (UNAVAILABLE, details.full) rather than queue if it cannot start now: a session's owner while another node could */
   startNow: Type.Optional(Type.Boolean())
 })

@@ -3,9 +3,10 @@
  * (executor-side.ts) alike: one place decides whether an offer that must start now may queue.
  */
 import type { TaskOffer } from '../../proto/index.ts'
-import { UnavailableError, type NodeId } from '../interface/index.ts'
+import { ConflictError, UnavailableError, type NodeId } from '../interface/index.ts'
 import type { Watcher } from '../executor/index.ts'
 import type { TasksComponents } from './components.ts'
+import { isFinalStatus, supersededBy, type TaskRecords } from './records.ts'
 
 /**
  * Admits an offer on this node's executor. An offer marked `startNow` (a session's owner, asked while another node
@@ -35,4 +36,20 @@ export async function layoutSynced (c: Pick<TasksComponents, 'sync'>, offer: Tas
   if (offer.spec.sync === undefined) return undefined
   if (c.sync === undefined) throw new UnavailableError('this node cannot run synced tasks (no sync cache)')
   return await c.sync.layout(offer.id, offer.spec.sync)
+}
+
+/**
+ * Refuses (CONFLICT) an offer from a coordinator another node took the task over from (the records name a later
+ * generation), and one of another attempt of a task this node still runs: either would run the task twice at once.
+ * An offer of the attempt it runs attaches to it (the executor's admit).
+ */
+export function refuseSuperseded (c: Pick<TasksComponents, 'executor' | 'nodeRegistry'>, records: Pick<TaskRecords, 'aspects'>, offer: TaskOffer): void {
+  const by = supersededBy(records.aspects(offer.id), offer.coordinator, offer.generation ?? 0)
+  if (by !== undefined) {
+    throw new ConflictError(`task ${offer.id} is now coordinated by ${c.nodeRegistry.get(by)?.value.name ?? by}, which took it over from the node that offered it`, { details: { supersededBy: by } })
+  }
+  const job = c.executor.get?.(offer.id)?.state
+  if (job !== undefined && !isFinalStatus(job.status) && job.attempt !== offer.attempt) {
+    throw new ConflictError(`this node still runs attempt ${job.attempt} of task ${offer.id}: it takes no other attempt of it (${offer.attempt}) meanwhile`, { details: { attempt: job.attempt } })
+  }
 }

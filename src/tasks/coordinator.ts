@@ -18,11 +18,12 @@ import { route, type RouteResult } from '../routing/index.ts'
 import { backoffMs, delay } from '../util/index.ts'
 import type { TasksComponents, TasksInit } from './components.ts'
 import { DispatchLedger } from './dispatch-ledger.ts'
-import { admitOffer } from './admission.ts'
+import { admitOffer, refuseSuperseded } from './admission.ts'
 import type { ClientEvent, Coordinated, Outcome } from './coordinated.ts'
-import { TaskRecords, isFinalStatus, statusOf, storedSpec } from './records.ts'
+import { TaskRecords, generationOf, isFinalStatus, statusOf, storedSpec, supersededBy } from './records.ts'
 import type { TaskMetrics } from './task-metrics.ts'
 import { fetchThenEnd, readySynced } from './sync-offer.ts'
+import { successor } from './successor.ts'
 import { candidates } from './view.ts'
 
 export type { ClientEvent, Coordinated, Outcome } from './coordinated.ts'
@@ -55,6 +56,10 @@ const UNSURE_CANCEL_TIMEOUT_MS = 5_000
 /** A run's RPC stream stays open this long past the task's own timeout (TERM, grace, KILL, last output). */
 const RUN_DEADLINE_MARGIN_MS = 60_000
 const MAX_TIMER_MS = 2_147_483_647
+/** Before a retry, the coordinator catches up with the task's would-be successor for at most this long. */
+const RETRY_CATCH_UP_MS = 2_000
+/** A coordinator superseded by a takeover reads the records this often to tell its client how the task ended. */
+const HANDED_OVER_POLL_MS = 500
 /** The coordinator writes the final record itself if the executor's has not arrived this long after the answer. */
 const FINAL_RECORD_GRACE_MS = 3_000
 
@@ -138,6 +143,7 @@ export class Coordinator {
     try {
       for (;;) {
         if (!this.running) return
+        if (this.handedOver(co)) return
         let outcome = pending
         pending = undefined
         if (outcome === undefined) {
@@ -177,6 +183,8 @@ export class Coordinator {
         }
         refusals = 0
         if (outcome.kind === 'done') { this.complete(co, outcome.result); return }
+        // another node took the task over meanwhile (this one was cut off or stopped): it drives it, not this one
+        if (this.handedOver(co)) return
         if (outcome.kind === 'moved') {
           // the old executor took it out of its queue before answering: it runs on the thief only (a new attempt, so
           // the records never mix two executions of one attempt; it spends no retry)
@@ -193,6 +201,10 @@ export class Coordinator {
         if (co.cancelRequested) { this.finalize(co, 'cancelled', `cancelled (${outcome.reason})`); return }
         const envLost = this.envLostReason(co)
         if (envLost !== undefined) { this.finalize(co, 'failed', `cannot run it again (${outcome.reason}): ${envLost}`.slice(0, 4096)); return }
+        // a retry (or the verdict) is for the task's one coordinator: first catch up with the node that would have
+        // taken it over while this one was cut off or stopped, and stop here if it did
+        await this.catchUpWithSuccessor(co)
+        if (this.handedOver(co)) return
         if (co.coord.attempt >= co.spec.retries + 1 + (co.moves ?? 0)) {
           this.finalize(co, 'failed', `gave up after ${co.coord.attempt} attempt${co.coord.attempt === 1 ? '' : 's'}: ${outcome.reason}`)
           return
@@ -225,6 +237,7 @@ export class Coordinator {
     co.passed = routed.passed
     let outcome: Outcome | undefined
     for (const node of routed.candidates) {
+      if (co.abort.signal.aborted) break
       const ownerTurn = routed.session?.ownerFirst === true && node === routed.session.owner
       outcome = await this.attempt(co, node, ownerTurn && routed.session?.startNow === true)
       if (outcome.kind !== 'refused') break
@@ -253,7 +266,7 @@ export class Coordinator {
 
   /** One offer: local or remote; ends when the attempt ends (or the offer is refused). */
   private async attempt (co: Coordinated, node: NodeId, startNow: boolean): Promise<Outcome> {
-    const offer: TaskOffer = { id: co.id, spec: co.spec, attempt: co.coord.attempt, origin: co.coord.origin, coordinator: this.c.peerId }
+    const offer: TaskOffer = { id: co.id, spec: co.spec, attempt: co.coord.attempt, origin: co.coord.origin, coordinator: this.c.peerId, generation: generationOf(co.coord) }
     if (startNow) offer.startNow = true
     this.ledger.sent(node, co.id)
     const refused = (err: unknown): Outcome => {
@@ -278,6 +291,7 @@ export class Coordinator {
           done: result => { resolve(this.classify(co, result)) }
         }
         try {
+          refuseSuperseded(this.c, this.records, offer)
           const { queued, reason } = admitOffer(this.c, offer, watcher, this.c.peerId, syncDir)
           this.placed(co, node, this.init.nodeName, queued, reason)
         } catch (err) {
@@ -308,6 +322,7 @@ export class Coordinator {
     const deadline = Date.now() + REATTACH_DEADLINE_MS
     let deadSince: number | undefined
     while (this.running && Date.now() < deadline) {
+      if (this.supersededBy(co) !== undefined) return { kind: 'retry', reason: 'another node took the task over' }
       const state = this.c.members.state(node)
       if (state === 'dead') deadSince ??= Date.now()
       else deadSince = undefined
@@ -329,6 +344,70 @@ export class Coordinator {
       await delay(200)
     }
     return { kind: 'retry', reason: `node ${this.nameOf(node)} stopped answering while the task ran` }
+  }
+
+  /** Syncs the records from the node that would take this task over from this one (at most RETRY_CATCH_UP_MS). */
+  private async catchUpWithSuccessor (co: Coordinated): Promise<void> {
+    const self = this.c.peerId
+    const peer = successor(co.id, this.c.members.view().filter(v => v.state === 'alive' && v.id !== self).map(v => v.id))
+    if (peer === undefined) return
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([this.c.store.syncFrom(peer), new Promise<void>(resolve => { timer = setTimeout(resolve, RETRY_CATCH_UP_MS) })])
+    } catch (err) {
+      this.log.debug({ err, task: co.id, peer }, 'catching up before a retry failed')
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** The node that took this task over from this one (the records name it with a later generation), if any. */
+  supersededBy (co: Coordinated): NodeId | undefined {
+    return supersededBy(this.records.aspects(co.id), this.c.peerId, generationOf(co.coord))
+  }
+
+  /**
+   * True when another node took the task over: this node stops driving it (no offer, no retry, no record) and, for
+   * its client, follows the records to the task's end (its output goes on in `gridctl logs`).
+   */
+  private handedOver (co: Coordinated): boolean {
+    const by = this.supersededBy(co)
+    if (by === undefined) return false
+    this.m.handedOver.inc()
+    this.log.warn({ task: co.id, coordinator: by, attempt: co.coord.attempt, generation: generationOf(co.coord) }, 'another node took the task over: this one stops driving it')
+    co.abort.abort(new CancelledError('another node took the task over'))
+    if (co.sink !== undefined) void this.followToEnd(co, by)
+    return true
+  }
+
+  /** Tells a handed-over task's client how it ended, from the records, once they say so. */
+  private async followToEnd (co: Coordinated, by: NodeId): Promise<void> {
+    co.sink?.push({ type: 'waiting', id: co.id, reason: `node ${this.nameOf(by)} took the task over; its end follows`, delayMs: HANDED_OVER_POLL_MS })
+    while (this.running) {
+      const a = this.records.aspects(co.id)
+      const status = statusOf(a)
+      if (isFinalStatus(status)) {
+        const c = a.coord?.aspect
+        const e = a.exec?.aspect
+        const viaCoord = c?.final !== undefined
+        co.sink?.push({
+          type: 'exit',
+          id: co.id,
+          status: status as ExecAspect['status'],
+          exitCode: viaCoord && c.exitCode !== undefined ? c.exitCode : (e?.exitCode ?? null),
+          code: viaCoord ? (status === 'completed' ? 0 : status === 'cancelled' ? 130 : 1) : (e === undefined ? 1 : exitCodeOf(e)),
+          signal: viaCoord ? null : (e?.signal ?? null),
+          error: (viaCoord ? c.error : e?.error) ?? null,
+          node: e?.node ?? null,
+          nodeName: e?.nodeName ?? null,
+          attempts: c?.attempt ?? co.coord.attempt
+        })
+        co.sink?.close()
+        return
+      }
+      await delay(HANDED_OVER_POLL_MS)
+    }
+    co.sink?.close()
   }
 
   classify (co: Coordinated, result: ExecAspect): Outcome {

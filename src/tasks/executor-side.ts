@@ -12,7 +12,7 @@ import { CancelledError, NotFoundError } from '../interface/index.ts'
 import { followerWatcher, type Watcher } from '../executor/index.ts'
 import type { RpcContext } from '../mesh/index.ts'
 import type { TasksComponents, TasksInit } from './components.ts'
-import { admitOffer, layoutSynced } from './admission.ts'
+import { admitOffer, layoutSynced, refuseSuperseded } from './admission.ts'
 import { isFinalStatus, type TaskRecords } from './records.ts'
 import { RecordRetention } from './retention.ts'
 import type { TaskMetrics } from './task-metrics.ts'
@@ -59,6 +59,7 @@ export class ExecutorSide {
   }
 
   private async serveRun (offer: TaskOffer, ctx: RpcContext): Promise<ExecAspect> {
+    refuseSuperseded(this.c, this.records, offer)
     const syncDir = await layoutSynced(this.c, offer)
     return await new Promise<ExecAspect>((resolve, reject) => {
       const early: TaskEvent[] = []

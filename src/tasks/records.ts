@@ -92,7 +92,7 @@ export function merge (entries: StoredEntry[]): Aspects {
   for (const e of entries) {
     const v = decodeTaskEntry(e.value)
     if (v === undefined) continue
-    if (v.coord !== undefined && (coord === undefined || v.coord.attempt > coord.aspect.attempt || (v.coord.attempt === coord.aspect.attempt && compareStamps(e.stamp, coord.stamp) > 0))) {
+    if (v.coord !== undefined && (coord === undefined || newerCoord(v.coord, e.stamp, coord.aspect, coord.stamp))) {
       coord = { aspect: v.coord, writer: e.writer, stamp: e.stamp }
     }
     if (v.exec !== undefined) execs.push({ aspect: v.exec, writer: e.writer, stamp: e.stamp })
@@ -105,6 +105,34 @@ export function merge (entries: StoredEntry[]): Aspects {
   if (coord !== undefined) out.coord = { aspect: coord.aspect, writer: coord.writer }
   if (current !== undefined) out.exec = { aspect: current.aspect, writer: current.writer }
   return out
+}
+
+/** The generation of a coordinator's aspect (how many takeovers it follows). */
+export function generationOf (c: Pick<CoordAspect, 'generation'>): number {
+  return c.generation ?? 0
+}
+
+/**
+ * Which coordinator's aspect the record shows: the latest generation (a takeover's), then the highest attempt, then
+ * the latest write; a superseded coordinator's later retries never outrank its successor's aspect.
+ */
+function newerCoord (a: CoordAspect, as: StoredEntry['stamp'], b: CoordAspect, bs: StoredEntry['stamp']): boolean {
+  const g = generationOf(a) - generationOf(b)
+  if (g !== 0) return g > 0
+  return a.attempt > b.attempt || (a.attempt === b.attempt && compareStamps(as, bs) > 0)
+}
+
+/**
+ * The node that drives the task now, per the records, when another than `self` with a later generation than
+ * `generation` (this node's), or the same one after a takeover: this node's coordination is superseded and must
+ * stop. Undefined while this node may go on.
+ */
+export function supersededBy (a: Aspects, self: NodeId, generation: number): NodeId | undefined {
+  const c = a.coord?.aspect
+  if (c === undefined || c.coordinator === self) return undefined
+  // two successors that took it over at once (views differed) wrote one generation: the one the merge shows drives it
+  const g = generationOf(c)
+  return g > generation || (g === generation && g > 0) ? c.coordinator : undefined
 }
 
 /** The status everyone shows for a task. */

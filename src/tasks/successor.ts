@@ -4,7 +4,8 @@ import type { NodeId } from '../interface/index.ts'
 /**
  * The node that takes over a task's coordination when its coordinator dies: rendezvous hashing of the task id over
  * the live nodes. Every node computes the same answer from the same view, with no election; when views differ for
- * a moment, two nodes may both take over, which costs at most a duplicate attempt (tasks run at least once).
+ * a moment, two nodes may both take over: both write the same next generation, the record shows one of them, and the
+ * other stops driving the task when it sees that (records.ts `supersededBy`).
  */
 export function successor (taskId: string, live: NodeId[]): NodeId | undefined {
   let best: NodeId | undefined

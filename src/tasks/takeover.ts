@@ -10,16 +10,23 @@ import type { Logger } from 'pino'
 import type { NodeId } from '../interface/index.ts'
 import type { Transition } from '../membership/index.ts'
 import type { ChangeEvent } from '../state/index.ts'
+import { CancelledError } from '../interface/index.ts'
 import { delay, repeat } from '../util/index.ts'
 import type { TasksComponents } from './components.ts'
-import type { Coordinator, Outcome } from './coordinator.ts'
-import { isFinalStatus, statusOf, type TaskRecords } from './records.ts'
+import { REATTACH_DEAD_CONFIRM_MS, type Coordinator, type Outcome } from './coordinator.ts'
+import { generationOf, isFinalStatus, statusOf, type TaskRecords } from './records.ts'
 import { successor } from './successor.ts'
 import type { TaskMetrics } from './task-metrics.ts'
 
 /** A new coordinator waits this long for an executor's record still in flight before placing the task again. */
 const TAKEOVER_GRACE_MS = 1_000
 const ORPHAN_SWEEP_MS = 15_000
+/**
+ * A successor takes a task over only once its coordinator has stayed dead this long in its own view: a death declared
+ * by another node can be stale (it suspected the coordinator during a partition that healed since, or while the
+ * coordinator was stopped), and taking over on it made two coordinators drive one task.
+ */
+export const TAKEOVER_DEAD_CONFIRM_MS = REATTACH_DEAD_CONFIRM_MS
 /**
  * A restarted node waits at most this long for a live peer to catch up from before it resumes what it coordinated
  * (alone, it resumes then); and it catches up from at most RESTART_CATCH_UP_PEERS of them.
@@ -30,6 +37,7 @@ const RESTART_POLL_MS = 100
 
 export class Takeover {
   private sweep?: { stop: () => void }
+  private readonly confirming = new Map<NodeId, NodeJS.Timeout>()
 
   constructor (
     private readonly c: TasksComponents,
@@ -51,6 +59,8 @@ export class Takeover {
     this.sweep?.stop()
     this.c.members.off('member:state', this.onMember)
     this.c.store.off('change', this.onChange)
+    for (const t of this.confirming.values()) clearTimeout(t)
+    this.confirming.clear()
   }
 
   /** The unfinished tasks whose record names this node as coordinator. */
@@ -117,8 +127,20 @@ export class Takeover {
   }
 
   private readonly onMember = (t: Transition): void => {
-    if (t.to !== 'dead' && t.to !== 'left') return
-    try { this.adoptOrphans(t.id) } catch (err) { this.log.error({ err, peer: t.id }, 'taking over tasks failed') }
+    if (t.to === 'left') {
+      try { this.adoptOrphans(t.id) } catch (err) { this.log.error({ err, peer: t.id }, 'taking over tasks failed') }
+      return
+    }
+    if (t.to !== 'dead' || this.confirming.has(t.id)) return
+    // a death is acted on once it has held for a while here (it may be refuted a moment later)
+    const timer = setTimeout(() => {
+      this.confirming.delete(t.id)
+      const s = this.c.members.state(t.id)
+      if (s !== 'dead' && s !== 'left') { this.log.info({ peer: t.id, state: s }, 'a coordinator declared dead came back before its tasks were taken over'); return }
+      try { this.adoptOrphans(t.id) } catch (err) { this.log.error({ err, peer: t.id }, 'taking over tasks failed') }
+    }, TAKEOVER_DEAD_CONFIRM_MS)
+    timer.unref()
+    this.confirming.set(t.id, timer)
   }
 
   /** Takes over the unfinished tasks whose coordinator is dead or gone, where this node is their successor. */
@@ -136,7 +158,8 @@ export class Takeover {
       if (coord === undefined || coord.coordinator === self || this.coordinator.coordinated.has(id)) continue
       if (!gone(coord.coordinator) || isFinalStatus(statusOf(a))) continue
       if (successor(id, alive.filter(n => n !== coord.coordinator)) !== self) continue
-      this.records.writeCoord(id, { ...coord, coordinator: self })
+      // a later generation: the previous coordinator, should it come back, sees it and stops driving the task
+      this.records.writeCoord(id, { ...coord, coordinator: self, generation: generationOf(coord) + 1 })
       this.m.failedOver.inc()
       this.log.warn({ task: id, previous: coord.coordinator }, 'took over the coordination of a task whose coordinator is gone')
       void this.resume(id)
@@ -151,6 +174,11 @@ export class Takeover {
     const running = this.c.executor.get(id)
     if (co === undefined && (running === undefined || isFinalStatus(running.state.status))) return
     const a = this.records.aspects(id)
+    // another node took it over from this one: stop waiting on the executor's stream, the drive loop hands it over
+    if (co !== undefined && this.coordinator.supersededBy(co) !== undefined && !co.abort.signal.aborted) {
+      co.abort.abort(new CancelledError('another node took the task over'))
+      co.waker?.()
+    }
     if (!a.cancelRequested) return
     if (co !== undefined && !co.cancelRequested) { co.cancelRequested = true; co.waker?.() }
     if (running !== undefined && !isFinalStatus(running.state.status)) this.c.executor.cancel(id)

@@ -8,6 +8,7 @@ export interface TaskMetrics {
   started: Counter
   retried: Counter
   failedOver: Counter
+  handedOver: Counter
   duration: Histogram
   dispatch: Histogram
   routing: Counter<'strategy' | 'outcome'>
@@ -21,6 +22,7 @@ export function taskMetrics (r: Registry, live: { running: () => number, queued:
     started: new Counter({ name: 'grid_tasks_started_total', help: 'Task attempts started on this node', registers: [r] }),
     retried: new Counter({ name: 'grid_tasks_retried_total', help: 'Task attempts this node retried (executor died, or failure with retry-on-failure)', registers: [r] }),
     failedOver: new Counter({ name: 'grid_tasks_failed_over_total', help: 'Tasks whose coordination this node took over from a dead coordinator', registers: [r] }),
+    handedOver: new Counter({ name: 'grid_tasks_handed_over_total', help: 'Tasks this node stopped driving because another node took their coordination over (this one was cut off or stopped)', registers: [r] }),
     duration: new Histogram({ name: 'grid_task_duration_seconds', help: 'Run time of task attempts on this node', buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600], registers: [r] }),
     dispatch: new Histogram({ name: 'grid_task_dispatch_seconds', help: 'From submission on this node to an executor admitting the task', buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5], registers: [r] }),
     routing: new Counter({ name: 'grid_routing_decisions_total', help: 'Placement decisions by strategy and outcome', labelNames: ['strategy', 'outcome'], registers: [r] }),
