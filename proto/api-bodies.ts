@@ -59,7 +59,9 @@ export const JobRequestSchema = Type.Object({
   aggregate: Type.Optional(Type.Enum(JOB_AGGREGATES)),
   reduce: Type.Optional(Type.String({ minLength: 1, maxLength: JOB_REDUCE_MAX_CHARS })),
   maxParallel: Type.Optional(Type.Integer({ minimum: 1 })),
-  detach: Type.Optional(Type.Boolean())
+  detach: Type.Optional(Type.Boolean()),
+  /** false: the stream has no `result` events and `done`'s job comes without `results` (GET /v1/jobs/ID has them) */
+  results: Type.Optional(Type.Boolean())
 }, { additionalProperties: false })
 
 /** POST /v1/workflows: the workflow file as JSON (its jobs are checked by src/workflows/file.ts, every mistake at once). */

@@ -73,7 +73,9 @@ export class JobDriver {
     /** the client's stream (a submission that did not detach) */
     readonly sink?: EventQueue<JobStreamEvent>,
     /** its type has warm workers: items go to them as batched requests, not as tasks */
-    private readonly worker = false
+    private readonly worker = false,
+    /** false: the client asked for no `result` events and no results in `done` (it fetches them, or needs none) */
+    private readonly streamResults = true
   ) {
     this.runs = RunTable.from(runs)
     this.chunks = new ChunkSchedule(runs)
@@ -293,7 +295,7 @@ export class JobDriver {
     if (r.stdout !== undefined && r.stdout === '') delete r.stdout
     this.setRun(i, r)
     if (r.status === 'completed' && this.firstSuccess === undefined) this.firstSuccess = i
-    this.sink?.push({ type: 'result', ...resultOf(i, this.items[i] ?? null, r) }, true)
+    if (this.streamResults) this.sink?.push({ type: 'result', ...resultOf(i, this.items[i] ?? null, r) }, true)
     this.progress(false)
     this.wake()
   }
@@ -366,7 +368,7 @@ export class JobDriver {
     this.records.writeDoc(this.id, this.doc)
     this.log.info({ status, total: this.runs.length, succeeded: this.count('completed'), failed: this.count('failed'), cancelled: this.count('cancelled') }, 'job ended')
     this.progress(true)
-    this.sink?.push({ type: 'done', job: toJobRecord(this.id, this.doc, this.runs.toArray(), this.items) })
+    if (this.sink !== undefined) this.sink.push({ type: 'done', job: toJobRecord(this.id, this.doc, this.runs.toArray(), this.streamResults ? this.items : undefined) })
     this.sink?.close()
   }
 

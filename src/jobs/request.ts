@@ -1,6 +1,6 @@
 /**
  * The body of POST /v1/jobs: the fields of POST /v1/tasks (every run's spec) plus strategy, items, count, aggregate,
- * reduce, maxParallel and detach. Everything is checked here, before anything is recorded or run; a mistake is an
+ * reduce, maxParallel, detach and results. Everything is checked here, before anything is recorded or run; a mistake is an
  * InvalidArgumentError naming it (gridctl exits 2).
  */
 import { JOB_AGGREGATES, JOB_REDUCE_MAX_CHARS, JOB_STRATEGIES, JOB_ITEMS_MAX, type JobAggregate, type JobStrategy, type TaskSpec } from '../../proto/index.ts'
@@ -18,11 +18,13 @@ export interface JobRequest {
   reduce?: string
   maxParallel?: number
   detach: boolean
+  /** false: the client's stream carries no `result` events and `done` carries the job without its results */
+  results: boolean
   /** every run's spec, before its item */
   spec: TaskSpec
 }
 
-const JOB_FIELDS = new Set(['strategy', 'items', 'count', 'aggregate', 'reduce', 'maxParallel', 'detach'])
+const JOB_FIELDS = new Set(['strategy', 'items', 'count', 'aggregate', 'reduce', 'maxParallel', 'detach', 'results'])
 
 export function normalizeJob (body: unknown, resolveNode: (nameOrId: string) => string): JobRequest {
   if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
@@ -58,6 +60,7 @@ export function normalizeJob (body: unknown, resolveNode: (nameOrId: string) => 
     throw new InvalidArgumentError('invalid job: maxParallel must be a whole number of 1 or more')
   }
   if (b.detach !== undefined && typeof b.detach !== 'boolean') throw new InvalidArgumentError('invalid job: detach must be true or false')
+  if (b.results !== undefined && typeof b.results !== 'boolean') throw new InvalidArgumentError('invalid job: results must be true or false')
   if (b.stdin !== undefined) throw new InvalidArgumentError('invalid job: a job\'s runs get their item on stdin; stdin cannot be streamed to them')
   if (b.payload !== undefined) throw new InvalidArgumentError('invalid job: a job\'s runs get their item as payload; give items instead')
   const task: Record<string, unknown> = {}
@@ -65,7 +68,7 @@ export function normalizeJob (body: unknown, resolveNode: (nameOrId: string) => 
   task.strategy = runStrategy(strategy as JobStrategy)
   const { spec } = normalizeSpec(task, resolveNode)
   if (strategy === 'broadcast' && spec.node !== undefined) throw new InvalidArgumentError('invalid job: broadcast runs on every eligible node; it cannot name one (--node)')
-  const out: JobRequest = { strategy: strategy as JobStrategy, aggregate: aggregate as JobAggregate, detach: b.detach === true, spec }
+  const out: JobRequest = { strategy: strategy as JobStrategy, aggregate: aggregate as JobAggregate, detach: b.detach === true, results: b.results !== false, spec }
   if (Array.isArray(b.items)) out.items = b.items as unknown[]
   if (typeof b.count === 'number') out.count = b.count
   if (typeof b.reduce === 'string') out.reduce = b.reduce

@@ -102,12 +102,12 @@ export class JobService implements Startable {
     const sink = req.detach ? undefined : new EventQueue<JobStreamEvent>(CLIENT_HIGH_WATER, CLIENT_HARD_LIMIT, e => (e.type === 'result' ? e.stdout.length + 256 : e.type === 'done' ? 1024 : 128))
     sink?.push({ type: 'accepted', id, total: items.length })
     this.log.info({ job: id, strategy: doc.strategy, aggregate: doc.aggregate, total: doc.total, maxParallel: doc.maxParallel }, 'job submitted')
-    this.drive(id, doc, spec, items, new Array<ItemRun | null>(items.length).fill(null), sink)
+    this.drive(id, doc, spec, items, new Array<ItemRun | null>(items.length).fill(null), sink, req.results)
     return sink === undefined ? { id, detach: true } : { id, detach: false, events: sink }
   }
 
-  private drive (id: string, doc: JobDoc, spec: TaskSpec, items: unknown[], runs: Array<ItemRun | null>, sink?: EventQueue<JobStreamEvent>): JobDriver {
-    const d = new JobDriver(this.c, this.records, id, doc, spec, items, runs, this.log, sink, this.isWorkerJob(spec))
+  private drive (id: string, doc: JobDoc, spec: TaskSpec, items: unknown[], runs: Array<ItemRun | null>, sink?: EventQueue<JobStreamEvent>, results = true): JobDriver {
+    const d = new JobDriver(this.c, this.records, id, doc, spec, items, runs, this.log, sink, this.isWorkerJob(spec), results)
     this.drivers.set(id, d)
     void d.drive().finally(() => { if (this.drivers.get(id) === d) this.drivers.delete(id) })
     return d

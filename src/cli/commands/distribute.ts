@@ -102,10 +102,15 @@ export const distributeCommand: Command = {
   }
 }
 
-/** Streams the job: a progress bar on a terminal, a line per finished run otherwise, one JSON document with -o json. */
+/**
+ * Streams the job: a progress bar on a terminal, a line per finished run otherwise, one JSON document with -o json.
+ * The bar and -o json print no run as it ends, so they ask for no `result` events (`results: false`: a large job's
+ * stream is then a few events); -o json fetches the job with its results once it has ended.
+ */
 async function follow (ctx: CommandContext, body: Record<string, unknown>): Promise<number> {
   const json = ctx.format === 'json'
   const bar = ctx.tty && !json ? new ProgressBar(ctx) : undefined
+  if (json || bar !== undefined) body.results = false
   const started = Date.now()
   return await followStream<JobStreamEvent>(ctx, {
     what: 'job',
@@ -117,7 +122,7 @@ async function follow (ctx: CommandContext, body: Record<string, unknown>): Prom
     goesOn: id => `job ${id} goes on in the cluster (a successor drives it if its node died): gridctl job ${id}`,
     cancelPrefix: () => ctx.tty ? '\r\x1b[K' : '',
     onBreak: () => { bar?.clear() }
-  }, (ev, h) => {
+  }, async (ev, h) => {
     switch (ev.type) {
       case 'accepted':
         h.accepted(ev.id)
@@ -129,7 +134,7 @@ async function follow (ctx: CommandContext, body: Record<string, unknown>): Prom
         ctx.out.write(resultLine(ev) + '\n')
         break
       case 'done': {
-        const j = ev.job
+        const j = json ? await ctx.client.get<JobRecord>(`/jobs/${encodeURIComponent(ev.job.id)}`, ctx.signal) : ev.job
         bar?.clear()
         if (json) {
           ctx.out.write(JSON.stringify(j, null, 2) + '\n')
