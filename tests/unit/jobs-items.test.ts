@@ -37,6 +37,13 @@ describe('jobs - items', () => {
 })
 
 describe('jobs - request', () => {
+  it('takes results: false (no result events, done without results), true by default, and refuses anything else', () => {
+    const resolve = (n: string): string => n
+    expect(normalizeJob({ command: ['true'], count: 2 }, resolve).results).toBe(true)
+    expect(normalizeJob({ command: ['true'], count: 2, results: false }, resolve).results).toBe(false)
+    expect(() => normalizeJob({ command: ['true'], count: 2, results: 'no' }, resolve)).toThrow(/results must be true or false/)
+  })
+
   it('fills defaults: least-loaded, all-success, the run strategy routing knows', () => {
     const r = normalizeJob({ command: ['true'], count: 3 }, node)
     expect(r).toMatchObject({ strategy: 'least-loaded', aggregate: 'all-success', count: 3, detach: false })
