@@ -23,7 +23,7 @@ import type { ClientEvent, Coordinated, Outcome } from './coordinated.ts'
 import { TaskRecords, generationOf, isFinalStatus, statusOf, storedSpec, supersededBy } from './records.ts'
 import type { TaskMetrics } from './task-metrics.ts'
 import { fetchThenEnd, readySynced } from './sync-offer.ts'
-import { successor } from './successor.ts'
+import { catchUpWithSuccessor, followRecordsToEnd } from './handover.ts'
 import { candidates } from './view.ts'
 
 export type { ClientEvent, Coordinated, Outcome } from './coordinated.ts'
@@ -56,10 +56,6 @@ const UNSURE_CANCEL_TIMEOUT_MS = 5_000
 /** A run's RPC stream stays open this long past the task's own timeout (TERM, grace, KILL, last output). */
 const RUN_DEADLINE_MARGIN_MS = 60_000
 const MAX_TIMER_MS = 2_147_483_647
-/** Before a retry, the coordinator catches up with the task's would-be successor for at most this long. */
-const RETRY_CATCH_UP_MS = 2_000
-/** A coordinator superseded by a takeover reads the records this often to tell its client how the task ended. */
-const HANDED_OVER_POLL_MS = 500
 /** The coordinator writes the final record itself if the executor's has not arrived this long after the answer. */
 const FINAL_RECORD_GRACE_MS = 3_000
 
@@ -346,19 +342,8 @@ export class Coordinator {
     return { kind: 'retry', reason: `node ${this.nameOf(node)} stopped answering while the task ran` }
   }
 
-  /** Syncs the records from the node that would take this task over from this one (at most RETRY_CATCH_UP_MS). */
   private async catchUpWithSuccessor (co: Coordinated): Promise<void> {
-    const self = this.c.peerId
-    const peer = successor(co.id, this.c.members.view().filter(v => v.state === 'alive' && v.id !== self).map(v => v.id))
-    if (peer === undefined) return
-    let timer: NodeJS.Timeout | undefined
-    try {
-      await Promise.race([this.c.store.syncFrom(peer), new Promise<void>(resolve => { timer = setTimeout(resolve, RETRY_CATCH_UP_MS) })])
-    } catch (err) {
-      this.log.debug({ err, task: co.id, peer }, 'catching up before a retry failed')
-    } finally {
-      clearTimeout(timer)
-    }
+    await catchUpWithSuccessor(this.c, this.log, co.id)
   }
 
   /** The node that took this task over from this one (the records name it with a later generation), if any. */
@@ -382,32 +367,7 @@ export class Coordinator {
 
   /** Tells a handed-over task's client how it ended, from the records, once they say so. */
   private async followToEnd (co: Coordinated, by: NodeId): Promise<void> {
-    co.sink?.push({ type: 'waiting', id: co.id, reason: `node ${this.nameOf(by)} took the task over; its end follows`, delayMs: HANDED_OVER_POLL_MS })
-    while (this.running) {
-      const a = this.records.aspects(co.id)
-      const status = statusOf(a)
-      if (isFinalStatus(status)) {
-        const c = a.coord?.aspect
-        const e = a.exec?.aspect
-        const viaCoord = c?.final !== undefined
-        co.sink?.push({
-          type: 'exit',
-          id: co.id,
-          status: status as ExecAspect['status'],
-          exitCode: viaCoord && c.exitCode !== undefined ? c.exitCode : (e?.exitCode ?? null),
-          code: viaCoord ? (status === 'completed' ? 0 : status === 'cancelled' ? 130 : 1) : (e === undefined ? 1 : exitCodeOf(e)),
-          signal: viaCoord ? null : (e?.signal ?? null),
-          error: (viaCoord ? c.error : e?.error) ?? null,
-          node: e?.node ?? null,
-          nodeName: e?.nodeName ?? null,
-          attempts: c?.attempt ?? co.coord.attempt
-        })
-        co.sink?.close()
-        return
-      }
-      await delay(HANDED_OVER_POLL_MS)
-    }
-    co.sink?.close()
+    await followRecordsToEnd(this.records, co, this.nameOf(by), () => this.running)
   }
 
   classify (co: Coordinated, result: ExecAspect): Outcome {
