@@ -43,7 +43,7 @@ export const ApiErrorSchema = Type.Object({
 export const LimitsStatusSchema = Type.Object({
   enforced: Bool,
   cgroup: Type.Union([Type.Literal('v2'), Type.Literal('v1'), Type.Null()]),
-  reason: NullableStr
+  reason: Type.Union([Str, Type.Null()], { description: 'why limits are not enforced (null when they are)' })
 })
 
 export const StatusResponseSchema = Type.Object({
@@ -51,7 +51,7 @@ export const StatusResponseSchema = Type.Object({
   name: Str,
   cluster: Str,
   version: Str,
-  addrs: StrArray,
+  addrs: Type.Array(Str, { description: 'full multiaddrs including /p2p/<id>, as other nodes would use them in --bootstrap' }),
   region: Str,
   labels: Labels,
   capabilities: StrArray,
@@ -60,11 +60,16 @@ export const StatusResponseSchema = Type.Object({
   uptimeMs: Num,
   dataDir: Str,
   socket: Str,
-  swarmKeyProtected: Bool,
-  swarmKeyFingerprint: NullableStr,
+  swarmKeyProtected: Type.Boolean({ description: 'false only in the insecure lab mode' }),
+  swarmKeyFingerprint: Type.Union([Str, Type.Null()], {
+    description: 'first 16 hex characters of sha256(swarm key): compare across nodes without showing the key'
+  }),
   metrics: Type.Object({ enabled: Bool, listen: NullableStr, error: NullableStr }),
-  connections: Int,
-  counts: Type.Object({ alive: Int, suspect: Int, dead: Int, left: Int, total: Int }),
+  connections: Type.Integer({ description: 'peers with an open connection' }),
+  counts: Type.Object({ alive: Int, suspect: Int, dead: Int, left: Int, total: Int }, {
+    description: 'every known node (this one included) by state'
+  }),
+  /** whether tasks' --memory and --cpus are enforced here (a cgroup per task), and why not */
   limits: LimitsStatusSchema
 })
 
@@ -80,7 +85,7 @@ const GpuSchema = Type.Object({
 const HealthFields = {
   health: NodeHealthSchema,
   healthReason: Str,
-  healthSince: Str,
+  healthSince: Type.String({ description: 'ISO time when `health` last changed' }),
   breaker: BreakerStateSchema,
   paused: Bool
 }
@@ -91,17 +96,17 @@ export const NodeEntrySchema = Type.Object({
   id: Str,
   name: Str,
   state: MemberStateSchema,
-  self: Bool,
+  self: Type.Boolean({ description: 'true for the node that answered' }),
   addrs: StrArray,
   region: Str,
   labels: Labels,
   capabilities: StrArray,
-  gpus: Type.Array(GpuSchema),
+  gpus: Type.Array(GpuSchema, { description: "this node's GPUs with live use; other nodes' inventory from the registry (use is in `load`)" }),
   drain: Bool,
   version: NullableStr,
   incarnation: Int,
   load: Type.Union([LoadSchema, Type.Null()]),
-  lastSeen: NullableStr,
+  lastSeen: Type.Union([Str, Type.Null()], { description: 'ISO time of the last heartbeat heard (for this node: sent); null if never' }),
   heartbeatAgeMs: NullableNum,
   ...HealthFields,
   role: RoleSchema
@@ -113,7 +118,7 @@ export const HealthEntrySchema = Type.Object({
   state: MemberStateSchema,
   self: Bool,
   heartbeatAgeMs: NullableNum,
-  rttMs: NullableNum,
+  rttMs: Type.Union([Num, Type.Null()], { description: 'round trip of the last direct probe of this peer, ms' }),
   incarnation: Int,
   connected: Bool,
   history: Type.Array(StateChange),
@@ -128,16 +133,18 @@ export const HealthDetailSchema = Type.Object({
   heartbeatAgeMs: NullableNum,
   rttMs: NullableNum,
   connected: Bool,
-  probes: Type.Array(Type.Object({ at: Str, rttMs: NullableNum, ok: Bool })),
-  history: Type.Array(StateChange),
-  healthHistory: Type.Array(Type.Object({ health: NodeHealthSchema, at: Str, reason: Str })),
+  probes: Type.Array(Type.Object({ at: Str, rttMs: NullableNum, ok: Bool }), {
+    description: 'the last 100 direct probes of it, newest last (none for this node itself)'
+  }),
+  history: Type.Array(StateChange, { description: 'its membership state changes, newest last' }),
+  healthHistory: Type.Array(Type.Object({ health: NodeHealthSchema, at: Str, reason: Str }), { description: 'its health changes, newest last' }),
   ...HealthFields
 })
 
 export const SessionEntrySchema = Type.Object({
   id: Str,
   value: Type.Unknown(),
-  owner: NullableStr,
+  owner: Type.Union([Str, Type.Null()], { description: "node id of the session's owner (where its warm state lives), or null" }),
   ownerName: NullableStr,
   createdAt: Str,
   updatedAt: Str,
@@ -154,15 +161,25 @@ export const StateHashSchema = Type.Object({
   writers: Type.Integer({ minimum: 0 })
 })
 
+/** GET /v1/stats: the cluster's figures, summed over alive nodes (as this node sees them). */
 export const StatsResponseSchema = Type.Object({
   at: Str,
   nodes: Type.Object({ total: Int, alive: Int, suspect: Int, dead: Int, left: Int, draining: Int }),
   slots: Type.Object({ total: Num, free: Num }),
   gpus: Type.Object({ total: Int, free: Int, utilizationPercent: Num, memoryUsedBytes: Num, memoryTotalBytes: Num }),
-  tasks: Type.Object({ running: Int, queued: Int, done: Int, failed: Int, donePerSecond: NullableNum, failedPerSecond: NullableNum }),
+  tasks: Type.Object({
+    running: Int,
+    queued: Int,
+    done: Type.Integer({ description: 'task attempts finished since each node started' }),
+    failed: Int,
+    donePerSecond: Type.Union([Num, Type.Null()], { description: 'over the last few seconds (null until two samples exist)' }),
+    failedPerSecond: NullableNum
+  }),
   sessions: Int,
   workers: Int,
-  syncCache: Type.Optional(Type.Object({ bytes: Num, blobs: Int, limitBytes: Num })),
+  syncCache: Type.Optional(Type.Object({ bytes: Num, blobs: Int, limitBytes: Num }, {
+    description: "this node's blob cache of synced trees (`--sync`): bytes held, blobs, and its bound (executor.syncCacheSize)"
+  })),
   perNode: Type.Array(Type.Object({
     id: Str,
     name: Str,
@@ -181,12 +198,19 @@ export const StatsResponseSchema = Type.Object({
 })
 
 export const QueueEntrySchema = Type.Object({ task: Str, node: Str, nodeName: Str, priority: Int, waitingMs: Num })
-export const QueuePauseEntrySchema = Type.Object({ id: Str, name: Str, paused: Bool, running: Int, queued: Int, error: Type.Optional(Str) })
+export const QueuePauseEntrySchema = Type.Object({
+  id: Str,
+  name: Str,
+  paused: Bool,
+  running: Int,
+  queued: Int,
+  error: Type.Optional(Type.String({ description: 'why the node could not be reached (then the other fields are its last known)' }))
+})
 export const RebalanceEntrySchema = Type.Object({ task: Str, from: Str, fromName: Str, to: Str, toName: Str, priority: Int })
 
 const PoolFields = {
   name: Str,
-  nodes: Int,
+  nodes: Type.Integer({ description: 'known nodes in it (`alive`: how many are alive)' }),
   alive: Int,
   slots: Num,
   freeSlots: Num,
@@ -204,7 +228,13 @@ export const PoolDetailSchema = Type.Object({
   members: Type.Array(Type.Object({ id: Str, name: Str, state: MemberStateSchema, health: NodeHealthSchema, role: RoleSchema }))
 })
 
-export const DiscoverEntrySchema = Type.Object({ id: Str, addrs: StrArray, member: Bool, connected: Bool, source: Type.Literal('dht') })
+export const DiscoverEntrySchema = Type.Object({
+  id: Str,
+  addrs: StrArray,
+  member: Type.Boolean({ description: "this node's membership knows it (alive or suspect)" }),
+  connected: Bool,
+  source: Type.Literal('dht', { description: 'where it was found: the DHT rendezvous' })
+})
 export const JoinResultSchema = Type.Object({ connected: StrArray, failed: Type.Array(Type.Object({ addr: Str, error: Str })) })
 export const ForgetResultSchema = Type.Object({ id: Str, name: Str, forgotten: Type.Literal(true) })
 export const DrainResultSchema = Type.Object({ id: Str, name: Str, drain: Bool, running: Int, queued: Int })

@@ -1,8 +1,8 @@
 /**
  * Placement (issue 12): queue control between daemons, and the control API's health, queue and pool shapes.
  */
-import Type from 'typebox'
-import type { BreakerState, MemberState, NodeHealth } from '../src/interface/index.ts'
+import Type, { type Static } from 'typebox'
+import type * as S from './api-schemas.ts'
 import { method } from './rpc.ts'
 
 const Count = Type.Integer({ minimum: 0, maximum: 1_000_000_000 })
@@ -41,93 +41,21 @@ export const QueueRebalance = method('queue.rebalance', Type.Object({ dryRun: Ty
   moved: Type.Array(Type.Object({ task: Type.String({ maxLength: 128 }), from: Type.String({ maxLength: 128 }), fromName: Type.String({ maxLength: 63 }), priority: Type.Integer() }), { maxItems: 10_000 })
 }))
 
+// The control API's placement answers: their schemas (and field descriptions) are in proto/api-schemas.ts.
+
 /** One task `gridctl rebalance` moved (or would move, --dry-run). */
-export interface RebalanceEntry {
-  task: string
-  from: string
-  fromName: string
-  to: string
-  toName: string
-  priority: number
-}
-
+export type RebalanceEntry = Static<typeof S.RebalanceEntrySchema>
 /** One entry of `gridctl queue ls` (GET /v1/queue). */
-export interface QueueEntry {
-  task: string
-  node: string
-  nodeName: string
-  priority: number
-  waitingMs: number
-}
-
+export type QueueEntry = Static<typeof S.QueueEntrySchema>
 /** Answer of POST /v1/queue/pause and /v1/queue/resume: per node reached. */
-export interface QueuePauseEntry {
-  id: string
-  name: string
-  paused: boolean
-  running: number
-  queued: number
-  /** why the node could not be reached (then the other fields are its last known) */
-  error?: string
-}
-
+export type QueuePauseEntry = Static<typeof S.QueuePauseEntrySchema>
 /** Health fields every node entry and health entry carries. */
-export interface HealthFields {
-  health: NodeHealth
-  healthReason: string
-  /** ISO time when `health` last changed */
-  healthSince: string
-  breaker: BreakerState
-  paused: boolean
-}
-
+export type HealthFields = Pick<HealthDetail, 'health' | 'healthReason' | 'healthSince' | 'breaker' | 'paused'>
 /** GET /v1/health/:id: one node's health with its last probes and state changes. */
-export interface HealthDetail extends HealthFields {
-  id: string
-  name: string
-  state: MemberState
-  self: boolean
-  heartbeatAgeMs: number | null
-  rttMs: number | null
-  connected: boolean
-  /** the last 100 direct probes of it, newest last (none for this node itself) */
-  probes: Array<{ at: string, rttMs: number | null, ok: boolean }>
-  /** its membership state changes, newest last */
-  history: Array<{ state: MemberState, at: string, reason: string }>
-  /** its health changes, newest last */
-  healthHistory: Array<{ health: NodeHealth, at: string, reason: string }>
-}
-
+export type HealthDetail = Static<typeof S.HealthDetailSchema>
 /** One pool (`gridd --pool NAME`; nodes without one are in `default`): what its nodes hold, summed. */
-export interface PoolEntry {
-  name: string
-  /** known nodes in it, and how many are alive */
-  nodes: number
-  alive: number
-  slots: number
-  freeSlots: number
-  gpus: number
-  freeGpus: number
-  running: number
-  queued: number
-  /** its nodes by health */
-  healthy: number
-  degraded: number
-  unavailable: number
-}
-
+export type PoolEntry = Static<typeof S.PoolEntrySchema>
 /** GET /v1/pools/:name: the pool and its nodes. */
-export interface PoolDetail extends PoolEntry {
-  members: Array<{ id: string, name: string, state: MemberState, health: NodeHealth, role: 'router' | 'worker' }>
-}
-
+export type PoolDetail = Static<typeof S.PoolDetailSchema>
 /** One answer of `gridctl discover` (GET /v1/discover): who the DHT rendezvous says provides this cluster's key. */
-export interface DiscoverEntry {
-  id: string
-  addrs: string[]
-  /** this node's membership knows it (alive or suspect) */
-  member: boolean
-  connected: boolean
-  /** where it was found: the DHT rendezvous */
-  source: 'dht'
-}
+export type DiscoverEntry = Static<typeof S.DiscoverEntrySchema>
