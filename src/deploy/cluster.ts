@@ -12,7 +12,8 @@ import {
   parseProbe, plainGridctlScript, probeScript, remoteFailure, restartScript, runScript, startScript, stopScript, type Probe
 } from './remote.ts'
 import { hostError, type HostReport, type StatusReport } from './report.ts'
-import type { SshPool, SshSession } from './ssh.ts'
+import type { SshPool } from './ssh-pool.ts'
+import type { SshSession } from './ssh.ts'
 
 export type ClusterAction = 'start' | 'stop' | 'restart'
 

@@ -20,7 +20,8 @@ import { KnownHosts } from './known-hosts.ts'
 import { layoutFor, type Layout } from './layout.ts'
 import { DOWN_MARKER, STARTING_MARKER, gridctlScript, lastLines, runScript, summarizeLog, type Probe } from './remote.ts'
 import { hostError, type HostReport } from './report.ts'
-import { SshPool, type SshSession, type SshTarget } from './ssh.ts'
+import { SshPool } from './ssh-pool.ts'
+import type { SshSession, SshTarget } from './ssh.ts'
 
 /** A progress line: `[host] message` on stderr; host null for lines about the whole run. */
 export type Progress = (host: string | null, message: string) => void

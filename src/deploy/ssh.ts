@@ -1,21 +1,17 @@
 /**
  * SSH for deploy runs (ssh2, imported nowhere else): one connection per host, opened with retries on transient
  * failures (refused, timed out, reset; never on authentication or host keys), checked against known_hosts, reused
- * for every step on that host (exec with a deadline and bounded output, SFTP uploads), and a pool that bounds how
- * many hosts are worked on at once.
+ * for every step on that host (exec with a deadline and bounded output, SFTP uploads). Keys and host keys are
+ * ssh-auth.ts's; the pool that bounds how many hosts are worked on at once is ssh-pool.ts's.
  */
-import { readFileSync } from 'node:fs'
-import ssh2, { type AgentAuthMethod, type Client, type ClientChannel, type PublicKeyAuthMethod, type SFTPWrapper } from 'ssh2'
+import ssh2, { type Client, type ClientChannel, type SFTPWrapper } from 'ssh2'
 import { backoffMs, delay } from '../util/index.ts'
 import {
   KEEPALIVE_COUNT_MAX, KEEPALIVE_INTERVAL_MS, REMOTE_OUTPUT_MAX_BYTES, REMOTE_STEP_TIMEOUT_MS, RETRY_BASE_MS, RETRY_CAP_MS
 } from './constants.ts'
-import {
-  DeployCancelledError, HostKeyChangedError, HostKeyUnknownError, RemoteCommandError, SshAuthError, SshKeyError,
-  SshUnreachableError, type DeployError
-} from './errors.ts'
-import { defaultIdentities } from './inventory.ts'
-import { fingerprint, keyTypeOf, knownHostsName, type KnownHosts } from './known-hosts.ts'
+import { DeployCancelledError, RemoteCommandError, SshAuthError, SshUnreachableError, type DeployError } from './errors.ts'
+import { knownHostsName, type KnownHosts } from './known-hosts.ts'
+import { authMethods, checkHostKey } from './ssh-auth.ts'
 
 export interface SshTarget {
   host: string
@@ -58,7 +54,7 @@ export interface ExecOptions {
 }
 
 // ssh2 is CommonJS: Node's ESM loader gives only its default export
-const { Client: SshClient, utils } = ssh2
+const { Client: SshClient } = ssh2
 
 /** Errors worth another attempt: the network or the host's sshd was briefly not there. */
 const transient = new WeakSet<Error>()
@@ -316,75 +312,6 @@ export class SshSession {
   }
 }
 
-/** null when the key is the known one; else the error that says what is wrong and how to fix it. */
-function checkHostKey (known: KnownHosts, file: string, lookup: string, t: SshTarget, key: Buffer): DeployError | null {
-  const v = known.check(lookup, key)
-  const fp = `${keyTypeOf(key)} ${fingerprint(key)}`
-  const scan = t.hostKeyAlias === null
-    ? `ssh-keyscan ${t.port === 22 ? '' : `-p ${t.port} `}${t.host} >> ${file}`
-    : `ssh-keyscan ${t.port === 22 ? '' : `-p ${t.port} `}${t.host} | sed 's/^[^ ]*/${lookup}/' >> ${file}`
-  switch (v.verdict) {
-    case 'ok': return null
-    case 'unknown':
-      return new HostKeyUnknownError(`host key of ${lookup} is not in ${known.files.length === 0 ? `${file} (no known_hosts file found)` : known.files.join(', ')}; it offered ${fp}. If that fingerprint is right (check it on the host: ssh-keygen -lf /etc/ssh/ssh_host_${keyTypeOf(key).replace(/^ssh-|-sha2-nistp\d+$/g, '')}_key.pub), add it: ${scan}, or connect once with ssh; pass --known-hosts FILE to use another file${v.certAuthority ? ' (known_hosts only has a @cert-authority line for it; host certificates are not supported)' : ''}`)
-    case 'revoked':
-      return new HostKeyChangedError(`host key of ${lookup} (${fp}) is marked @revoked in ${v.entry.file}:${v.entry.line}; refusing to connect`)
-    case 'changed': {
-      const at = v.known.map(e => `${e.file}:${e.line} (${e.keyType})`).join(', ')
-      return new HostKeyChangedError(`host key of ${lookup} has CHANGED: it offered ${fp}, but ${at} says otherwise. This can be an attack, or the host was reinstalled; if you trust the new key, remove the old one (ssh-keygen -R '${lookup}' -f ${v.known[0]?.file ?? file}) and add the new one (${scan})`)
-    }
-  }
-}
-
-interface Auth {
-  methods: Array<PublicKeyAuthMethod | AgentAuthMethod>
-  /** What was offered, for the message when the host refuses all of it. */
-  offered: string
-}
-
-/** The key named by the inventory; else ssh-agent, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa (unencrypted ones). */
-function authMethods (t: SshTarget, env: NodeJS.ProcessEnv): Auth {
-  if (t.key !== null) {
-    return { methods: [{ type: 'publickey', username: t.user, key: readKey(t.key, true) as Buffer }], offered: `key ${t.key}` }
-  }
-  const methods: Array<PublicKeyAuthMethod | AgentAuthMethod> = []
-  const offered: string[] = []
-  const agent = env.SSH_AUTH_SOCK
-  if (agent !== undefined && agent !== '') {
-    methods.push({ type: 'agent', username: t.user, agent })
-    offered.push('ssh-agent')
-  }
-  for (const file of defaultIdentities(env)) {
-    const key = readKey(file, false)
-    if (key !== null) { methods.push({ type: 'publickey', username: t.user, key }); offered.push(file) }
-  }
-  if (methods.length === 0) throw new SshKeyError(`${t.label}: no usable SSH key: name one with key: in the inventory, or load yours into ssh-agent`)
-  return { methods, offered: offered.join(', ') }
-}
-
-/** Reads and checks a private key; an unusable named key is an error, an unusable default key is skipped. */
-function readKey (file: string, named: boolean): Buffer | null {
-  let buf: Buffer
-  try {
-    buf = readFileSync(file)
-  } catch (err) {
-    if (!named) return null
-    throw new SshKeyError(`cannot read the SSH key ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err })
-  }
-  const parsed = utils.parseKey(buf)
-  if (parsed instanceof Error) {
-    if (!named) return null
-    if (/encrypted|passphrase/i.test(parsed.message)) throw new SshKeyError(`the SSH key ${file} is encrypted: load it into ssh-agent (ssh-add ${file}) and leave key out of the inventory`)
-    throw new SshKeyError(`${file} is not a private key ssh2 can use: ${parsed.message}`)
-  }
-  const one = Array.isArray(parsed) ? parsed[0] : parsed
-  if (one === undefined || !one.isPrivateKey()) {
-    if (!named) return null
-    throw new SshKeyError(`${file} holds a public key; name the private key (the file without .pub)`)
-  }
-  return buf
-}
-
 async function abortable<T> (p: Promise<T>, signal?: AbortSignal): Promise<T> {
   if (signal === undefined) return await p
   if (signal.aborted) throw new DeployCancelledError('cancelled')
@@ -396,69 +323,5 @@ async function abortable<T> (p: Promise<T>, signal?: AbortSignal): Promise<T> {
     })])
   } finally {
     if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
-  }
-}
-
-/**
- * Bounds how many hosts are worked on at once, and holds one session per host: opened on the host's first step,
- * reused for every later one, closed when the caller is done with the host (or kept for a later phase).
- */
-export class SshPool {
-  private readonly sessions = new Map<string, SshSession>()
-  private active = 0
-  private readonly waiting: Array<() => void> = []
-
-  constructor (private readonly opts: SshOptions, readonly concurrency: number) {}
-
-  /** Runs `fn` with the host's session, holding one of the pool's slots; `keep` leaves the connection open afterwards. */
-  async with<T> (target: SshTarget, fn: (s: SshSession) => Promise<T>, options: { keep?: boolean, signal?: AbortSignal, onConnect?: () => void } = {}): Promise<T> {
-    await this.acquire(options.signal)
-    try {
-      const s = await this.session(target, options.signal, options.onConnect)
-      return await fn(s)
-    } finally {
-      if (options.keep !== true) this.drop(target)
-      this.release()
-    }
-  }
-
-  /** The host's open session, or a new one. */
-  async session (target: SshTarget, signal?: AbortSignal, onConnect?: () => void): Promise<SshSession> {
-    const existing = this.sessions.get(target.label)
-    if (existing !== undefined) return existing
-    onConnect?.()
-    const s = await SshSession.open(target, this.opts, signal === undefined ? {} : { signal })
-    this.sessions.set(target.label, s)
-    return s
-  }
-
-  drop (target: SshTarget): void {
-    this.sessions.get(target.label)?.close()
-    this.sessions.delete(target.label)
-  }
-
-  closeAll (): void {
-    for (const s of this.sessions.values()) s.close()
-    this.sessions.clear()
-  }
-
-  private async acquire (signal?: AbortSignal): Promise<void> {
-    if (this.active < this.concurrency) { this.active++; return }
-    await new Promise<void>((resolve, reject) => {
-      const go = (): void => { signal?.removeEventListener('abort', onAbort); resolve() }
-      const onAbort = (): void => {
-        const i = this.waiting.indexOf(go)
-        if (i >= 0) this.waiting.splice(i, 1)
-        reject(new DeployCancelledError('cancelled'))
-      }
-      signal?.addEventListener('abort', onAbort, { once: true })
-      this.waiting.push(go)
-    })
-  }
-
-  private release (): void {
-    const next = this.waiting.shift()
-    if (next !== undefined) next()
-    else this.active--
   }
 }

@@ -22,7 +22,8 @@ import {
 } from './remote.ts'
 import { SYSUSERS_CONF, TMPFILES_CONF, renderConfig, renderGriddLauncher, renderGridctlLauncher, renderUnit } from './render.ts'
 import { hostError, type HostReport } from './report.ts'
-import type { SshPool, SshSession } from './ssh.ts'
+import type { SshPool } from './ssh-pool.ts'
+import type { SshSession } from './ssh.ts'
 
 export interface DeployOptions extends RunOptions {
   /** Folder with gridd.mjs and gridctl.mjs; default: found beside gridctl or in the checkout's dist/bundle. */
