@@ -103,20 +103,33 @@ export async function runPeer (peer: PeerName, knobs: Record<string, string | nu
   for (const [k, v] of Object.entries(knobs)) env[k] = String(v)
   const timeoutS = Number(process.env.GRID_BENCH_PEER_TIMEOUT_S ?? PEER_TIMEOUT_S)
   console.error(`== peer ${name}: ${script} (${Object.entries(knobs).map(([k, v]) => `${k}=${v}`).join(' ')}), at most ${timeoutS} s`)
+  let timedOut = false
   const r = await new Promise<{ code: number | null, out: string, err: string }>(resolve => {
-    // its own process group, so a Ctrl-C of the benchmark reaches it once, through us; its EXIT trap stops what it started
-    const p = spawn('bash', [script], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    // its own process group: stopping it stops the group (the script and its client in the foreground; bash defers a
+    // signal until its foreground command ends), and its EXIT trap then stops the daemons it started in their sessions
+    const p = spawn('bash', [script], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    const kill = (): void => { if (p.pid !== undefined) try { process.kill(-p.pid, 'SIGTERM') } catch { /* it has ended */ } }
     let out = ''
     let err = ''
     p.stdout.on('data', d => { out += String(d) })
     p.stderr.on('data', d => { err = (err + String(d)).slice(-4000); process.stderr.write(d) })
-    const timer = setTimeout(() => { err += `\n(stopped after ${timeoutS} s)`; p.kill('SIGTERM') }, timeoutS * 1000)
-    const stop = (): void => { p.kill('SIGTERM') }
+    const timer = setTimeout(() => { timedOut = true; kill() }, timeoutS * 1000)
+    // Ctrl-C: the script stops what it started (its EXIT trap), then the benchmark ends
+    let interrupted = false
+    const stop = (): void => { interrupted = true; kill() }
     process.once('SIGINT', stop)
     p.on('error', e => { err += String(e) })
-    p.on('close', code => { clearTimeout(timer); process.off('SIGINT', stop); resolve({ code, out, err }) })
+    p.on('close', code => {
+      clearTimeout(timer)
+      process.off('SIGINT', stop)
+      if (interrupted) process.exit(130)
+      resolve({ code, out, err })
+    })
   })
-  if (r.code !== 0) return failed(`${script} exited ${r.code ?? 'on a signal'}: ${r.err.trim().split('\n').slice(-3).join(' | ')} (its files: ${workdir})`)
+  if (r.code !== 0) {
+    const why = timedOut ? `stopped after ${timeoutS} s (GRID_BENCH_PEER_TIMEOUT_S)` : `exited ${r.code ?? 'on a signal'}`
+    return failed(`${script} ${why}: ${r.err.trim().split('\n').slice(-3).join(' | ')} (its files: ${workdir})`)
+  }
   const { figures, title } = parseMedians(r.out)
   rmSync(workdir, { recursive: true, force: true })
   try { rmdirSync(dirname(workdir)) } catch { /* another peer's WORKDIR is still there */ }
