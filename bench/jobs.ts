@@ -5,7 +5,10 @@
  *
  * Then W items through warm workers (an echo worker in Node, on every node).
  *
- *   npm run bench -- jobs [--items N] [--conc N] [--failover-items N] [--worker-items N]
+ * First, in the same run, the peers of --peers (default all: bullmq, dask, slurm; none for none), each sized the same:
+ * bench/peers/jobs.ts. A peer that fails to install or run is reported as such.
+ *
+ *   npm run bench -- jobs [--items N] [--conc N] [--failover-items N] [--worker-items N] [--peers LIST] [--slurm-array N]
  */
 import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
@@ -16,6 +19,8 @@ import type { JobRecord } from '../proto/index.ts'
 import { fetchMetrics, metricValue } from '../tests/helpers/metrics.ts'
 import { ROOT } from '../tests/helpers/paths.ts'
 import { fmt, rssBytes, sleep, startCluster, table, waitFor, withCluster, type Cluster, type Gridd } from './lib.ts'
+import { parsePeers } from './peer.ts'
+import { jobPeers, measured, printNoopPeers, printSpawnPeers, SLURM_ARRAY_MAX } from './peers/jobs.ts'
 
 const { values } = parseArgs({
   options: {
@@ -23,7 +28,9 @@ const { values } = parseArgs({
     conc: { type: 'string', default: '24' },
     'failover-items': { type: 'string', default: '600' },
     'worker-items': { type: 'string', default: '100000' },
-    'max-parallel': { type: 'string' }
+    'max-parallel': { type: 'string' },
+    peers: { type: 'string', default: 'all' },
+    'slurm-array': { type: 'string' }
   }
 })
 const N = Number(values.items)
@@ -92,8 +99,10 @@ async function distribute (n: Gridd, args: string[]): Promise<{ secs: number, jo
 const lines = (p: string): string[] => existsSync(p) ? readFileSync(p, 'utf8').split('\n').filter(l => l !== '') : []
 
 async function main (): Promise<void> {
+  const peers = await jobPeers(parsePeers(values.peers), { items: N, workerItems: W_N, slurmArray: Number(values['slurm-array'] ?? Math.min(N, SLURM_ARRAY_MAX)) })
   const bareSecs = N > 0 ? await bare(N, CONC) : 0
   const parallelSecs = N > 0 ? await gnuParallel(N, CONC) : undefined
+  const parallelFig = parallelSecs === undefined ? undefined : measured(N, parallelSecs)
   const cfg = join(tmpdir(), `grid-bench-jobs-${process.pid}.yaml`)
   writeFileSync(cfg, `tasks:\n  nodeecho:\n    command: [${process.execPath}, ${join(ROOT, 'examples/workers/echo_worker.mjs')}]\n    worker: {concurrency: 64, cpus: 0}\n`)
   const c = await startCluster(3, { args: () => ['--config', cfg, '--slots', String(Math.max(1, Math.round(CONC / 3)))] })
@@ -108,6 +117,7 @@ async function main (): Promise<void> {
       ['gridctl distribute', fmt(grid.secs), fmt(N / grid.secs, 0), `${fmt((bareSecs / grid.secs) * 100, 0)} %`]
     ])
     if (parallelSecs !== undefined) console.log(`Grid's rate is ${fmt((parallelSecs / grid.secs) * 100, 0)} % of GNU parallel's (goal: at least 90 %)`)
+    printSpawnPeers(peers, N, CONC, measured(N, grid.secs), parallelFig)
     table('daemon memory during the job (peak)', ['node', 'RSS MiB', 'heap used MiB'], peakMiB.map((m, i) => [`n${i + 1}`, fmt(m, 0), fmt(heapMiB[i] ?? NaN, 0)]))
     }
 
@@ -116,6 +126,7 @@ async function main (): Promise<void> {
       table(`${W_N} items through warm workers (echo, 3 nodes)`, ['seconds', 'items/s', 'peak RSS n1 / n2 / n3 (MiB)', 'peak heap used (MiB)'], [
         [fmt(w.result.secs), fmt(W_N / w.result.secs, 0), w.peakMiB.map(m => fmt(m, 0)).join(' / '), w.heapMiB.map(m => fmt(m, 0)).join(' / ')]
       ])
+      printNoopPeers(peers, W_N, measured(W_N, w.result.secs))
     }
 
     if (FO_N === 0) return

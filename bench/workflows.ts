@@ -4,15 +4,21 @@
  * time, over the jobs on it: the chain's jobs, or the wide DAG's 3 levels). Then a chain of 200 ms jobs whose origin is
  * killed half-way: the extra makespan against the same chain with no failure, and how often any job ran.
  *
- *   npm run bench -- workflows [--wide N] [--chain N] [--failover-chain N]
+ * First, in the same run, the same DAGs on the peers of --peers (default all: dask and slurm have a DAG script; none
+ * for none): bench/peers/workflows.ts. Slurm's chain is --slurm-chain long (default 20; it starts a dependent job at its
+ * scheduler's pace), its wide layer --slurm-wide (default --wide).
+ *
+ *   npm run bench -- workflows [--wide N] [--chain N] [--failover-chain N] [--peers LIST] [--slurm-chain N] [--slurm-wide N]
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { WorkflowRecord } from '../proto/index.ts'
 import { fmt, startCluster, table, waitFor, withCluster, type Gridd } from './lib.ts'
+import { parsePeers } from './peer.ts'
+import { dagFigures, printWorkflowPeers, workflowPeers, type DagFigures } from './peers/workflows.ts'
 
-const { values } = parseArgs({ options: { wide: { type: 'string', default: '990' }, chain: { type: 'string', default: '100' }, 'failover-chain': { type: 'string', default: '20' } } })
+const { values } = parseArgs({ options: { wide: { type: 'string', default: '990' }, chain: { type: 'string', default: '100' }, 'failover-chain': { type: 'string', default: '20' }, peers: { type: 'string', default: 'all' }, 'slurm-chain': { type: 'string', default: '20' }, 'slurm-wide': { type: 'string' } } })
 const W = Number(values.wide)
 const C = Number(values.chain)
 const F = Number(values['failover-chain'])
@@ -34,6 +40,8 @@ async function run (n: Gridd, root: string, name: string, wf: unknown): Promise<
 }
 
 async function main (): Promise<void> {
+  const peers = await workflowPeers(parsePeers(values.peers), { wide: W, chain: C, slurmWide: Number(values['slurm-wide'] ?? W), slurmChain: Number(values['slurm-chain']) })
+  const gridDags: { wide?: DagFigures, chain?: DagFigures } = {}
   const c = await startCluster(3, { args: () => ['--slots', '8'] })
   await withCluster(c, async () => {
     await c.converged()
@@ -49,13 +57,16 @@ async function main (): Promise<void> {
       const wideEnd = Math.max(...w.jobs.filter(j => j.name.startsWith('w')).map(j => Date.parse(j.endedAt ?? '')))
       const critical = taskSecs(byName.get('start') as WorkflowRecord['jobs'][number]) + Math.max(...w.jobs.filter(j => j.name.startsWith('w')).map(taskSecs)) + taskSecs(byName.get('end') as WorkflowRecord['jobs'][number])
       rows.push([`wide: start, ${W}, end`, w.status, fmt(secs), fmt(((secs - critical) / (W + 2)) * 1000, 1), `${fmt(W / ((wideEnd - wideStart) / 1000), 0)} jobs/s in the layer`])
+      gridDags.wide = dagFigures(W + 2, secs, ((secs - critical) / (W + 2)) * 1000, W / ((wideEnd - wideStart) / 1000))
     }
     if (C > 0) {
       const { secs, w } = await run(n1, c.root, 'chain', { name: 'chain', jobs: chainJobs(C, () => ['true']) })
       const critical = w.jobs.reduce((s, j) => s + taskSecs(j), 0)
       rows.push([`chain of ${C}`, w.status, fmt(secs), fmt(((secs - critical) / C) * 1000, 1), `task time ${fmt(critical)} s`])
+      gridDags.chain = dagFigures(C, secs, ((secs - critical) / C) * 1000)
     }
     table('workflows of true (3 nodes on one machine)', ['DAG', 'status', 'makespan s', 'overhead ms/job', 'note'], rows)
+    printWorkflowPeers(peers, gridDags)
 
     if (F === 0) return
     // the origin killed half-way through a chain of 200 ms jobs on n2
