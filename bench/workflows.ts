@@ -62,7 +62,10 @@ async function main (): Promise<void> {
     if (C > 0) {
       const { secs, w } = await run(n1, c.root, 'chain', { name: 'chain', jobs: chainJobs(C, () => ['true']) })
       const critical = w.jobs.reduce((s, j) => s + taskSecs(j), 0)
-      rows.push([`chain of ${C}`, w.status, fmt(secs), fmt(((secs - critical) / C) * 1000, 1), `task time ${fmt(critical)} s`])
+      // the same without gridctl's start-up: from the workflow's record to its end, as its driver wrote them
+      const r = await n1.api.get<WorkflowRecord>(`/workflows/${w.id}`)
+      const driven = r.finishedAt === null || r.finishedAt === undefined || r.createdAt === undefined ? secs : (Date.parse(r.finishedAt) - Date.parse(r.createdAt)) / 1000
+      rows.push([`chain of ${C}`, w.status, fmt(secs), fmt(((secs - critical) / C) * 1000, 1), `task time ${fmt(critical)} s; ${fmt(((driven - critical) / C) * 1000, 1)} ms/job from submit to end`])
       gridDags.chain = dagFigures(C, secs, ((secs - critical) / C) * 1000)
     }
     table('workflows of true (3 nodes on one machine)', ['DAG', 'status', 'makespan s', 'overhead ms/job', 'note'], rows)

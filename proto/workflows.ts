@@ -69,13 +69,15 @@ export type WorkflowDoc = Static<typeof WorkflowDocSchema>
 /**
  * One writer's entry in the `workflows` collection. Key `ID`: `{doc?, pause?, cancel?}` (the newest pause mark of
  * any writer says whether it is paused); key `ID/out/JOB`: `{stdout}` (the job's trimmed stdout, or a distribute
- * job's answer, up to JOB_RESULT_STDOUT_MAX_BYTES).
+ * job's answer, up to JOB_RESULT_STDOUT_MAX_BYTES); key `ID/job/JOB`: `{job}`, a job's state as its driver changed it
+ * since it last wrote the document (the newer stamp of the two wins), so a change costs one job's bytes.
  */
 export const WorkflowEntrySchema = Type.Object({
   doc: Type.Optional(WorkflowDocSchema),
   pause: Type.Optional(Type.Object({ at: Ms, paused: Type.Boolean() })),
   cancel: Type.Optional(Type.Object({ at: Ms })),
-  stdout: Type.Optional(Type.String())
+  stdout: Type.Optional(Type.String()),
+  job: Type.Optional(WorkflowJobStateSchema)
 }, { additionalProperties: false })
 export type WorkflowEntry = Static<typeof WorkflowEntrySchema>
 export const workflowEntry = validator(WorkflowEntrySchema)
@@ -83,6 +85,7 @@ export const workflowEntry = validator(WorkflowEntrySchema)
 export const workflowKeys = {
   doc: (id: string): string => id,
   out: (id: string, job: string): string => `${id}/out/${job}`,
+  job: (id: string, job: string): string => `${id}/job/${job}`,
   workflowOf: (key: string): string => key.split('/', 1)[0] as string,
   isDoc: (key: string): boolean => !key.includes('/')
 }

@@ -24,7 +24,10 @@ const ADOPT_MISSING_MS = 5_000
 const CANCEL_WAIT_MS = 30_000
 /** The loop looks again this often even when nothing woke it. */
 const TICK_MS = 1_000
-/** Job ends are written at most this often (a start writes at once: a job is recorded running before it exists). */
+/**
+ * Job ends are written at most this often, each changed job's state as its own entry (a start writes at once: a job
+ * is recorded running before it exists). The document itself is written at the end.
+ */
 export const WORKFLOW_FLUSH_MS = 250
 
 type Ended = Omit<WorkflowJobState, 'run' | 'status' | 'startedAt' | 'round'> & { status: 'succeeded' | 'failed' | 'cancelled', stdout?: string }
@@ -34,7 +37,8 @@ export class WorkflowDriver {
   private cancelRequested = false
   private stopped = false
   private wakeUp?: () => void
-  private dirty = false
+  /** the jobs whose state changed since the last write */
+  private readonly dirty = new Set<string>()
   private flushTimer?: NodeJS.Timeout
   private readonly log: Logger
 
@@ -69,9 +73,10 @@ export class WorkflowDriver {
         if (this.cancelRequested) { await this.cancelAll(); if (!this.stopped) this.finish('cancelled'); return }
         const p = plan(this.doc.order, this.doc.defs, this.doc.jobs, { paused: this.paused, ...(this.doc.parallelism === undefined ? {} : { parallelism: this.doc.parallelism }) })
         for (const n of p.skip) this.set(n, { ...this.state(n), status: 'skipped', endedAt: Date.now() })
-        // every job starting now is recorded running in one write, before any of their tasks exists
+        // every job starting now is recorded running before any of their tasks exists; ends and skips alone wait for
+        // the flush timer (their writes batched per tick)
         const runs = p.start.map(n => this.mark(n))
-        this.flush()
+        if (runs.length > 0) this.flush()
         p.start.forEach((n, k) => { this.start(n, runs[k] as number) })
         if (p.done !== undefined && this.inflight.size === 0 && p.start.length === 0) { this.finish(p.done); return }
         // a job that could not start ended at once: look again now rather than at the next tick
@@ -93,15 +98,14 @@ export class WorkflowDriver {
 
   private set (n: string, s: WorkflowJobState): void {
     this.doc.jobs[n] = s
-    this.dirty = true
+    this.dirty.add(n)
     this.sink?.push({ type: 'job', ...jobRecord(this.id, this.doc, n) }, true)
   }
 
-  /** Writes the document if it changed since the last write. */
+  /** Writes the state of each job that changed since the last write (one small entry each, not the document). */
   private flush (): void {
-    if (!this.dirty) return
-    this.dirty = false
-    this.records.writeDoc(this.id, { ...this.doc, jobs: { ...this.doc.jobs } })
+    for (const n of this.dirty) this.records.writeJob(this.id, n, this.state(n))
+    this.dirty.clear()
   }
 
   /** GRID_NEEDS: every need's trimmed stdout (a distribute job's answer), by name. */
@@ -277,8 +281,9 @@ export class WorkflowDriver {
     if (status === 'failed') this.doc.error = `${failed.length > 0 ? `job ${failed.join(', ')} failed` : 'a job was cancelled'}; its dependants were skipped`
     else if (status === 'cancelled') this.doc.error = 'cancelled'
     else delete this.doc.error
-    this.dirty = true
-    this.flush()
+    // the end: the whole document, every job's state in it (newer than their job entries)
+    this.dirty.clear()
+    this.records.writeDoc(this.id, { ...this.doc, jobs: { ...this.doc.jobs } })
     this.log.info({ status, jobs: this.doc.order.length }, 'workflow ended')
     this.sink?.push({ type: 'done', workflow: toWorkflowRecord(this.id, { doc: this.doc, paused: false }) })
     this.sink?.close()

@@ -1,12 +1,14 @@
 /**
  * Workflow records in the replicated `workflows` collection. Each writer keeps its own entries: the driver the
- * workflow's document (definition and job states) and the kept stdout of each job, anyone who pauses, resumes or
- * cancels it a mark. What everyone shows is the merge: the document with the newest stamp (a successor's replaces
- * its dead origin's), the newest pause mark of any writer, any cancel mark since the last retry.
+ * workflow's document (definition and job states), each job's state as it changed since (one small entry per job,
+ * so a start or an end does not rewrite the whole document) and the kept stdout of each job, anyone who pauses,
+ * resumes or cancels it a mark. What everyone shows is the merge: the document with the newest stamp (a successor's
+ * replaces its dead origin's), each job's state from it or from a newer job entry of any writer, the newest pause
+ * mark of any writer, any cancel mark since the last retry.
  */
 import {
   workflowEntry, workflowKeys, workflowTaskId,
-  type WorkflowDoc, type WorkflowEntry, type WorkflowJobRecord, type WorkflowRecord, type WorkflowStatus
+  type WorkflowDoc, type WorkflowEntry, type WorkflowJobRecord, type WorkflowJobState, type WorkflowRecord, type WorkflowStatus
 } from '../../proto/index.ts'
 import type { NodeId } from '../interface/index.ts'
 import { compareStamps, type StateStore, type StoredEntry } from '../state/index.ts'
@@ -23,13 +25,26 @@ export interface MergedWorkflow {
 export class WorkflowRecords {
   constructor (private readonly store: WorkflowStore) {}
 
-  private own (key: string): WorkflowEntry {
-    const e = this.store.entryOf(this.store.selfId, 'workflows', key)
-    return e !== undefined && workflowEntry.check(e.value) ? e.value : {}
+  /**
+   * This writer's entry of a workflow, its document (if any) with the job states it wrote since: a mark written into
+   * the entry stamps the document anew, which must not make it newer than what its job entries say.
+   */
+  private own (id: string, withDoc = true): WorkflowEntry {
+    const e = this.store.entryOf(this.store.selfId, 'workflows', workflowKeys.doc(id))
+    if (e === undefined || !workflowEntry.check(e.value)) return {}
+    const { doc, ...marks } = e.value
+    if (doc === undefined || !withDoc) return marks
+    const self = this.store.selfId
+    return { ...marks, doc: overlay(doc, e.stamp, n => { const j = this.store.entryOf(self, 'workflows', workflowKeys.job(id, n)); return j === undefined ? [] : [j] }) }
   }
 
   writeDoc (id: string, doc: WorkflowDoc): void {
-    this.store.set('workflows', workflowKeys.doc(id), { ...this.own(id), doc } satisfies WorkflowEntry)
+    this.store.set('workflows', workflowKeys.doc(id), { ...this.own(id, false), doc } satisfies WorkflowEntry)
+  }
+
+  /** One job's state, as its driver changed it since it last wrote the document. */
+  writeJob (id: string, job: string, state: WorkflowJobState): void {
+    this.store.set('workflows', workflowKeys.job(id, job), { job: state } satisfies WorkflowEntry)
   }
 
   writePause (id: string, paused: boolean): void {
@@ -55,22 +70,40 @@ export class WorkflowRecords {
   }
 
   doc (id: string): MergedWorkflow | undefined {
-    return mergeWorkflow(this.store.lookupAll('workflows', workflowKeys.doc(id)))
+    return mergeWorkflow(this.store.lookupAll('workflows', workflowKeys.doc(id)), n => this.store.lookupAll('workflows', workflowKeys.job(id, n)))
   }
 
   /** Every workflow's merged document, newest first. */
   docs (): Array<[string, MergedWorkflow]> {
     const out: Array<[string, MergedWorkflow]> = []
-    for (const [key, entries] of this.store.groupAll('workflows')) {
+    const all = this.store.groupAll('workflows')
+    for (const [key, entries] of all) {
       if (!workflowKeys.isDoc(key)) continue
-      const m = mergeWorkflow(entries)
+      const m = mergeWorkflow(entries, n => all.get(workflowKeys.job(key, n)) ?? [])
       if (m !== undefined) out.push([key, m])
     }
     return out.sort((a, b) => b[1].doc.createdAt - a[1].doc.createdAt || (a[0] < b[0] ? 1 : -1))
   }
 }
 
-export function mergeWorkflow (entries: StoredEntry[]): MergedWorkflow | undefined {
+/** The document with each job's state replaced by a newer job entry's, where one is (the document itself kept). */
+function overlay (doc: WorkflowDoc, stamp: StoredEntry['stamp'], jobEntries: (job: string) => StoredEntry[]): WorkflowDoc {
+  let jobs: WorkflowDoc['jobs'] | undefined
+  for (const n of doc.order) {
+    let best: StoredEntry | undefined
+    for (const e of jobEntries(n)) {
+      if (compareStamps(e.stamp, (best ?? { stamp }).stamp) <= 0 || !workflowEntry.check(e.value) || e.value.job === undefined) continue
+      best = e
+    }
+    if (best === undefined) continue
+    jobs ??= { ...doc.jobs }
+    jobs[n] = (best.value as WorkflowEntry).job as WorkflowJobState
+  }
+  return jobs === undefined ? doc : { ...doc, jobs }
+}
+
+/** The merge of a workflow's entries (jobEntries: the entries of each job's state, by job name). */
+export function mergeWorkflow (entries: StoredEntry[], jobEntries: (job: string) => StoredEntry[] = () => []): MergedWorkflow | undefined {
   let best: StoredEntry<WorkflowEntry> | undefined
   let pause: { at: number, paused: boolean } | undefined
   const cancels: number[] = []
@@ -81,8 +114,9 @@ export function mergeWorkflow (entries: StoredEntry[]): MergedWorkflow | undefin
     if (v.cancel !== undefined) cancels.push(v.cancel.at)
     if (v.doc !== undefined && (best === undefined || compareStamps(e.stamp, best.stamp) > 0)) best = e as StoredEntry<WorkflowEntry>
   }
-  const doc = best?.value.doc
-  if (best === undefined || doc === undefined) return undefined
+  const recorded = best?.value.doc
+  if (best === undefined || recorded === undefined) return undefined
+  const doc = overlay(recorded, best.stamp, jobEntries)
   const since = doc.retriedAt ?? 0
   return { doc, writer: best.writer, paused: pause !== undefined && pause.paused && pause.at >= since, cancelRequested: cancels.some(at => at >= since) }
 }

@@ -33,6 +33,8 @@ export class WorkflowService implements Startable {
   private readonly log: Logger
   private running = false
   private sweep?: { stop: () => void }
+  /** What endOf saw in the current pass of the state's maintenance (`now` names the pass). */
+  private ends?: { now: number, byId: Map<string, { final: boolean, finishedAt?: number } | null> }
 
   constructor (private readonly c: WorkflowsComponents, private readonly init: WorkflowsInit) {
     this.log = c.logger
@@ -220,14 +222,29 @@ export class WorkflowService implements Startable {
     if (m.cancelRequested) d.requestCancel()
   }
 
+  /**
+   * A workflow's end as one pass of the state's maintenance sees it (null: no document). A pass asks for each of this
+   * node's entries, one per job of a workflow it drives, so the document is merged once per workflow and pass.
+   */
+  private endOf (id: string, now: number): { final: boolean, finishedAt?: number } | null {
+    if (this.ends?.now !== now) this.ends = { now, byId: new Map() }
+    let end = this.ends.byId.get(id)
+    if (end === undefined) {
+      const m = this.records.doc(id)
+      end = m === undefined ? null : { final: m.doc.final !== undefined, ...(m.doc.finishedAt === undefined ? {} : { finishedAt: m.doc.finishedAt }) }
+      this.ends.byId.set(id, end)
+    }
+    return end
+  }
+
   /** This node's entries of a workflow that ended longer than the retention ago (or whose workflow is gone) may go. */
   private collectable (key: string, value: unknown, writtenAt: number, now: number): boolean {
     if (!workflowEntry.check(value)) return true
     const id = workflowKeys.workflowOf(key)
-    const m = this.records.doc(id)
-    const expired = m === undefined
+    const end = this.endOf(id, now)
+    const expired = end === null
       ? now - writtenAt > this.init.retentionMs
-      : m.doc.final !== undefined && !this.drivers.has(id) && now - (m.doc.finishedAt ?? writtenAt) > this.init.retentionMs
+      : end.final && !this.drivers.has(id) && now - (end.finishedAt ?? writtenAt) > this.init.retentionMs
     // the env values held for `workflow retry` go with the document
     if (expired && workflowKeys.isDoc(key)) this.envs.delete(id)
     return expired
