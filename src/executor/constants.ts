@@ -48,3 +48,9 @@ export const WORKER_RESTART_CAP_MS = 30_000
 export const WORKER_EXIT_GRACE_MS = 2_000
 /** How soon a request waits to try again when no worker could be started (resources or the spawner busy). */
 export const WORKER_START_RETRY_MS = 200
+
+/**
+ * How soon after a task starts or ends the tasks still queued get their pending reason (place in the queue, what
+ * they lack) recorded again. Each such record is replicated, so a queue of hundreds is not rewritten at every start.
+ */
+export const QUEUE_REASON_REFRESH_MS = 1_000

@@ -25,7 +25,7 @@ import { TaskCgroups, type LimitsStatus } from './cgroup.ts'
 import { RetainedJobs } from './retained-jobs.ts'
 import { makeScratch, markScratchEnded, prepareScratchRoot, scratchPath, sweepScratch } from './scratch.ts'
 import { userCanEnter } from './task-user.ts'
-import { SCRATCH_SWEEP_INTERVAL_MS, STDIN_BUFFER_MAX_BYTES } from './constants.ts'
+import { QUEUE_REASON_REFRESH_MS, SCRATCH_SWEEP_INTERVAL_MS, STDIN_BUFFER_MAX_BYTES } from './constants.ts'
 import { armTimeout, clearTaskTimers, exposeGpus, isDirectory, spawnTask, stopTask } from './task-process.ts'
 import type { Watcher } from './watchers.ts'
 import type { ExecutorComponents, ExecutorEvents, ExecutorInit, ExecutorUsage } from './index.ts'
@@ -46,6 +46,7 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
   private stopped = false
   private started = false
   private sweeper?: NodeJS.Timeout
+  private reasonTimer?: NodeJS.Timeout
   /** the scratch sweep in progress, if any */
   private sweeping?: Promise<void>
   private readonly sweepAbort = new AbortController()
@@ -96,6 +97,8 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
   async stop (): Promise<void> {
     this.stopped = true
     clearInterval(this.sweeper)
+    clearTimeout(this.reasonTimer)
+    this.reasonTimer = undefined
     this.sweepAbort.abort()
     for (let job = this.queue.shift(); job !== undefined; job = this.queue.shift()) {
       this.finish(job, { status: 'failed', lost: true, error: `executor ${this.init.nodeName} stopped before the task started` })
@@ -304,17 +307,27 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
   private dispatch (): void {
     if (this.stopped || this.paused) return
     this.queue.drain(job => this.ledger.fits(job.task.spec), job => { this.startJob(job) })
-    // what still waits may wait for something else now (fewer ahead, another resource): its record says so
-    for (const job of this.queue.list()) {
-      const reason = this.queueReason(job)
+    // what still waits may wait for something else now (fewer ahead, another resource): its record says so, within
+    // QUEUE_REASON_REFRESH_MS. Not at every start: with hundreds queued, each start would rewrite hundreds of records
+    if (this.queue.length > 0 && this.reasonTimer === undefined) {
+      this.reasonTimer = setTimeout(() => { this.reasonTimer = undefined; this.refreshReasons() }, QUEUE_REASON_REFRESH_MS).unref()
+    }
+  }
+
+  /** One pass over the queue: each waiting task whose reason changed (its place, what it lacks) is recorded again. */
+  private refreshReasons (): void {
+    if (this.stopped) return
+    const queued = this.queue.list()
+    for (let i = 0; i < queued.length; i++) {
+      const job = queued[i] as Job
+      const reason = this.queueReason(job, i)
       if (reason !== job.state.reason) { job.state = { ...job.state, reason }; this.emitState(job) }
     }
   }
 
   /** Why a queued task waits here, like squeue's pending reason: how many are ahead, which resource it lacks now. */
-  private queueReason (job: Job): string {
+  private queueReason (job: Job, ahead = this.queue.ahead(job)): string {
     const s = job.task.spec
-    const ahead = this.queue.ahead(job)
     const lacks: string[] = []
     const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`
     if (this.ledger.freeSlots < s.cpus) lacks.push(`${plural(s.cpus, 'CPU slot')} (${this.ledger.freeSlots} of ${this.init.slots} free)`)

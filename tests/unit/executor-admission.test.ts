@@ -66,6 +66,28 @@ describe('executor - admission', () => {
     expect(t.executor.get('third')?.state.reason).toBeUndefined()
   })
 
+  it('records a waiting task\'s new place once the queue moves, without rewriting every queued record at each start', async () => {
+    t = testExecutor({ slots: 1 })
+    t.executor.start()
+    t.executor.admit(task('blocker', { command: SLEEP }))
+    t.executor.admit(task('second', { command: SLEEP }))
+    for (let i = 0; i < 6; i++) t.executor.admit(task(`q${i}`))
+    expect(t.executor.get('q0')?.state.reason).toBe('queued behind 1 task on unit (1 running); waiting for 1 CPU slot (0 of 1 free)')
+    await t.running('blocker')
+    const before = t.states.length
+    t.executor.cancel('blocker')
+    await t.running('second')
+    // the start itself recorded the blocker's end and second's start, not 6 new places
+    expect(t.states.slice(before).filter(s => s.id.startsWith('q')).length).toBe(0)
+    const deadline = Date.now() + 10_000
+    while (t.executor.get('q0')?.state.reason !== 'queued on unit (1 running); waiting for 1 CPU slot (0 of 1 free)') {
+      if (Date.now() > deadline) throw new Error(`q0's reason stayed ${t.executor.get('q0')?.state.reason ?? 'unset'}`)
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+    expect(t.executor.get('q5')?.state.reason).toBe('queued behind 5 tasks on unit (1 running); waiting for 1 CPU slot (0 of 1 free)')
+    t.executor.cancel('second')
+  })
+
   it('starts queued tasks by priority, in arrival order within a priority', async () => {
     t = testExecutor({ slots: 1 })
     t.executor.start()
