@@ -12,9 +12,10 @@ import {
 import type { NodeId } from '../interface/index.ts'
 import { compareStamps, type StateStore, type StoredEntry } from '../state/index.ts'
 import { fromColumns, toColumns } from './run-columns.ts'
+import type { RunTable } from './run-table.ts'
 
 /** The replicated store as job records use it. */
-export type JobStore = Pick<StateStore, 'selfId' | 'set' | 'entryOf' | 'lookupAll' | 'groupAll'>
+export type JobStore = Pick<StateStore, 'selfId' | 'set' | 'setMany' | 'entryOf' | 'lookupAll' | 'groupAll'>
 
 export interface MergedDoc {
   doc: JobDoc
@@ -38,13 +39,17 @@ export class JobRecords {
     this.store.set('jobs', jobKeys.doc(id), { ...this.own(jobKeys.doc(id)), cancel: { at: Date.now(), by: this.store.selfId } } satisfies JobEntry)
   }
 
-  writeItems (id: string, chunk: number, items: unknown[]): void {
-    this.store.set('jobs', jobKeys.items(id, chunk), { items } satisfies JobEntry)
+  /** Every chunk of the job's items (in few state updates: setMany). */
+  writeItems (id: string, items: unknown[]): void {
+    const chunks = function * (): Iterable<[string, JobEntry]> {
+      for (let c = 0; c * JOB_CHUNK_ITEMS < items.length; c++) yield [jobKeys.items(id, c), { items: items.slice(c * JOB_CHUNK_ITEMS, (c + 1) * JOB_CHUNK_ITEMS) }]
+    }
+    this.store.setMany('jobs', chunks())
   }
 
-  /** Chunk `chunk`'s runs, by column (run-columns.ts). */
-  writeRuns (id: string, chunk: number, runs: ReadonlyArray<ItemRun | null>): void {
-    this.store.set('jobs', jobKeys.runs(id, chunk), { cols: toColumns(runs) } satisfies JobEntry)
+  /** These chunks' runs (`runsOf` each chunk's), by column (run-columns.ts), in few state updates (setMany). */
+  writeRuns (id: string, chunks: number[], runsOf: (chunk: number) => ReadonlyArray<ItemRun | null>): void {
+    this.store.setMany('jobs', chunks.map(n => [jobKeys.runs(id, n), { cols: toColumns(runsOf(n)) } satisfies JobEntry] as const))
   }
 
   doc (id: string): MergedDoc | undefined {
@@ -92,11 +97,11 @@ export class JobRecords {
   }
 
   /** The job as gridctl shows it; `results` adds every item's result; `live`: its driver's runs here, if it has one. */
-  record (id: string, withResults: boolean, live?: ReadonlyArray<ItemRun | null>): JobRecord | undefined {
+  record (id: string, withResults: boolean, live?: RunTable): JobRecord | undefined {
     const m = this.doc(id)
     if (m === undefined) return undefined
-    const runs = live?.length === m.doc.total ? live : this.runs(id, m.doc.total)
-    return toJobRecord(id, m.doc, runs, withResults ? this.items(id, m.doc.total) : undefined)
+    if (live?.length === m.doc.total) return liveJobRecord(id, m.doc, live, withResults ? this.items(id, m.doc.total) : undefined)
+    return toJobRecord(id, m.doc, this.runs(id, m.doc.total), withResults ? this.items(id, m.doc.total) : undefined)
   }
 }
 
@@ -127,25 +132,43 @@ export function statusOfJob (doc: JobDoc, runs: ReadonlyArray<ItemRun | null>): 
   return runs.some(r => r !== null) ? 'running' : 'pending'
 }
 
+/** How many items have no run, and how many a run of each status. */
+export type RunCounts = Record<ItemRun['status'] | 'none', number>
+
+export function countRuns (runs: ReadonlyArray<ItemRun | null>): RunCounts {
+  const n: RunCounts = { none: 0, running: 0, completed: 0, failed: 0, cancelled: 0 }
+  for (const r of runs) n[r === null ? 'none' : r.status]++
+  return n
+}
+
 export function toJobRecord (id: string, doc: JobDoc, runs: ReadonlyArray<ItemRun | null>, items?: unknown[]): JobRecord {
-  let succeeded = 0
-  let failed = 0
-  let cancelled = 0
-  let running = 0
+  const ended = doc.final !== undefined
+  return jobRecord(id, doc, countRuns(runs), items === undefined ? undefined : runs.map((r, index) => resultOf(index, items[index] ?? null, r, ended)))
+}
+
+/** The job from its driver's own table of runs: counted in one pass, an object made per item only for its results. */
+export function liveJobRecord (id: string, doc: JobDoc, runs: RunTable, items?: unknown[]): JobRecord {
+  const ended = doc.final !== undefined
+  let results: JobResult[] | undefined
+  if (items !== undefined) {
+    results = new Array<JobResult>(runs.length)
+    for (let i = 0; i < runs.length; i++) results[i] = resultOf(i, items[i] ?? null, runs.get(i), ended)
+  }
+  return jobRecord(id, doc, runs.counts(), results)
+}
+
+function jobRecord (id: string, doc: JobDoc, n: RunCounts, results?: JobResult[]): JobRecord {
   // a job with its verdict never starts an item that has no run: it was cancelled (first-success, a cancel)
   const ended = doc.final !== undefined
-  for (const r of runs) {
-    if (r === null) { if (ended) cancelled++; continue }
-    if (r.status === 'completed') succeeded++
-    else if (r.status === 'failed') failed++
-    else if (r.status === 'cancelled') cancelled++
-    else running++
-  }
+  const succeeded = n.completed
+  const failed = n.failed
+  const cancelled = n.cancelled + (ended ? n.none : 0)
+  const running = n.running
   const rec: JobRecord = {
     id,
     strategy: doc.strategy,
     aggregate: doc.aggregate,
-    status: statusOfJob(doc, runs),
+    status: doc.final ?? (n.running + n.completed + n.failed + n.cancelled > 0 ? 'running' : 'pending'),
     total: doc.total,
     succeeded,
     failed,
@@ -165,7 +188,7 @@ export function toJobRecord (id: string, doc: JobDoc, runs: ReadonlyArray<ItemRu
     createdAt: new Date(doc.createdAt).toISOString(),
     finishedAt: doc.finishedAt === undefined ? null : new Date(doc.finishedAt).toISOString()
   }
-  if (items !== undefined) rec.results = runs.map((r, index) => resultOf(index, items[index] ?? null, r, ended))
+  if (results !== undefined) rec.results = results
   return rec
 }
 
