@@ -17,6 +17,9 @@ import type { RunTable } from './run-table.ts'
 /** The replicated store as job records use it. */
 export type JobStore = Pick<StateStore, 'selfId' | 'set' | 'setMany' | 'entryOf' | 'lookupAll' | 'groupAll'>
 
+/** A job's results are made and written this many at a time (GET /v1/jobs/ID): a multiple of JOB_CHUNK_ITEMS. */
+export const JOB_RESULTS_SLICE_ITEMS = JOB_CHUNK_ITEMS * 16
+
 export interface MergedDoc {
   doc: JobDoc
   writer: NodeId
@@ -67,33 +70,54 @@ export class JobRecords {
     return out.sort((a, b) => b[1].doc.createdAt - a[1].doc.createdAt || (a[0] < b[0] ? 1 : -1))
   }
 
-  /** The job's items (undefined where a chunk has not arrived). */
-  items (id: string, total: number): unknown[] {
-    const out: unknown[] = new Array(total)
-    for (let c = 0; c * JOB_CHUNK_ITEMS < total; c++) {
+  /** The job's items [from, to) (undefined where a chunk has not arrived). */
+  items (id: string, total: number, from = 0, to = total): unknown[] {
+    const out: unknown[] = new Array(to - from)
+    for (let c = Math.floor(from / JOB_CHUNK_ITEMS); c * JOB_CHUNK_ITEMS < to; c++) {
       for (const e of this.store.lookupAll('jobs', jobKeys.items(id, c))) {
         if (!jobEntry.check(e.value) || e.value.items === undefined) continue
-        e.value.items.forEach((item, i) => { out[c * JOB_CHUNK_ITEMS + i] = item })
+        e.value.items.forEach((item, i) => {
+          const at = c * JOB_CHUNK_ITEMS + i
+          if (at >= from && at < to) out[at - from] = item
+        })
         break
       }
     }
     return out
   }
 
-  /** Every item's most advanced run, as every writer recorded it (null: not started). */
-  runs (id: string, total: number): Array<ItemRun | null> {
-    const out: Array<ItemRun | null> = new Array<ItemRun | null>(total).fill(null)
-    for (let c = 0; c * JOB_CHUNK_ITEMS < total; c++) {
+  /** Items [from, to)'s most advanced runs, as every writer recorded them (null: not started). */
+  runs (id: string, total: number, from = 0, to = total): Array<ItemRun | null> {
+    const out: Array<ItemRun | null> = new Array<ItemRun | null>(to - from).fill(null)
+    for (let c = Math.floor(from / JOB_CHUNK_ITEMS); c * JOB_CHUNK_ITEMS < to; c++) {
       for (const e of this.store.lookupAll('jobs', jobKeys.runs(id, c))) {
         if (!jobEntry.check(e.value)) continue
         const written = e.value.cols !== undefined ? fromColumns(e.value.cols) : e.value.runs
         written?.forEach((r, i) => {
           const at = c * JOB_CHUNK_ITEMS + i
-          if (at < total && r !== null && ahead(r, out[at] ?? null)) out[at] = r
+          if (at >= from && at < to && at < total && r !== null && ahead(r, out[at - from] ?? null)) out[at - from] = r
         })
       }
     }
     return out
+  }
+
+  /**
+   * The JSON text of `rec` (a job without its results) with every item's result, in pieces: the results made
+   * JOB_RESULTS_SLICE_ITEMS at a time, from its driver's table here (`live`) or the records.
+   */
+  * resultParts (rec: JobRecord, live?: RunTable): Iterable<string> {
+    const head = JSON.stringify(rec)
+    yield head.slice(0, -1) + ',"results":['
+    const ended = rec.finishedAt !== null
+    for (let from = 0; from < rec.total; from += JOB_RESULTS_SLICE_ITEMS) {
+      const to = Math.min(rec.total, from + JOB_RESULTS_SLICE_ITEMS)
+      const runs = live?.length === rec.total ? live.slice(from, to) : this.runs(rec.id, rec.total, from, to)
+      const items = this.items(rec.id, rec.total, from, to)
+      const text = JSON.stringify(runs.map((r, k) => resultOf(from + k, items[k] ?? null, r, ended)))
+      yield (from > 0 ? ',' : '') + text.slice(1, -1)
+    }
+    yield ']}'
   }
 
   /** The job as gridctl shows it; `results` adds every item's result; `live`: its driver's runs here, if it has one. */

@@ -146,6 +146,17 @@ export class JobService implements Startable {
     return r
   }
 
+  /**
+   * One job with its per-item results, as the pieces of its JSON text (as get's): the results are made a slice at a
+   * time as the text is written, never all at once. An unknown job throws here, before any piece.
+   */
+  resultParts (id: string): Iterable<string> {
+    const live = this.drivers.get(id)?.table
+    const r = this.records.record(id, false, live)
+    if (r === undefined) throw new NotFoundError(`no job ${id}`)
+    return this.records.resultParts(r, live)
+  }
+
   /** One job without its per-item results. */
   summary (id: string): JobRecord {
     const r = this.records.record(id, false, this.drivers.get(id)?.table)
