@@ -118,4 +118,36 @@ describe('JobDriver: a warm-worker job writes each progress chunk a bounded numb
     expect(d.table.get(7)).toMatchObject({ status: 'failed', error: 'WORKER_ERROR: seven' })
     expect(d.table.get(8)).toMatchObject({ status: 'completed', exitCode: 0, attempts: 1, node: 'n2id', nodeName: 'n2', stdout: '{"echo":8}' })
   })
+
+  it('sends again, after a backoff, the items a worker node refused for now, and each ends once', async () => {
+    const total = 300
+    const records = { writeRuns: () => {}, writeDoc: () => {} } as unknown as JobRecords
+    const seen = new Map<unknown, number>()
+    let refusals = 0
+    const workers = {
+      isWorkerType: () => true,
+      cannotServe: () => undefined,
+      hostCount: () => 2,
+      call: async (req: { payloads: unknown[] }) => {
+        await new Promise(resolve => setImmediate(resolve))
+        return {
+          node: 'n2id',
+          nodeName: 'n2',
+          results: req.payloads.map(p => {
+            seen.set(p, (seen.get(p) ?? 0) + 1)
+            // every tenth item is refused the first time (a full queue)
+            if ((p as number) % 10 === 0 && seen.get(p) === 1) { refusals++; return { ok: false, code: 'UNAVAILABLE', error: 'queue full' } }
+            return { ok: true, result: p }
+          })
+        }
+      }
+    }
+    const doc: JobDoc = { strategy: 'round-robin', aggregate: 'all-success', spec: { type: 'echo' } as JobDoc['spec'], maxParallel: 200, total, origin: 'me', originName: 'n1', driver: 'me', driverName: 'n1', createdAt: Date.now() }
+    const d = new JobDriver({ tasks: {} as never, peerId: 'me', resolveNode: () => undefined, workers: workers as never }, records, 'j3', doc, { type: 'echo', env: {} } as unknown as TaskSpec, Array.from({ length: total }, (_, i) => i), new Array(total).fill(null), pino({ level: 'silent' }), undefined, true)
+    await d.drive()
+    expect(refusals).toBe(30)
+    expect(d.table.counts()).toEqual({ none: 0, running: 0, completed: total, failed: 0, cancelled: 0 })
+    expect([...seen.values()].filter(n => n > 2)).toEqual([])
+    expect(d.table.get(10)).toMatchObject({ status: 'completed', run: 1, stdout: '10' })
+  })
 })
