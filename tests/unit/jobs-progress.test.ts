@@ -150,4 +150,29 @@ describe('JobDriver: a warm-worker job writes each progress chunk a bounded numb
     expect([...seen.values()].filter(n => n > 2)).toEqual([])
     expect(d.table.get(10)).toMatchObject({ status: 'completed', run: 1, stdout: '10' })
   })
+
+  it('taken over, sends again the items recorded running (a warm worker\'s batch has no record to follow) and keeps those done', async () => {
+    const total = 500
+    const records = { writeRuns: () => {}, writeDoc: () => {} } as unknown as JobRecords
+    const sent: number[] = []
+    const workers = {
+      isWorkerType: () => true,
+      cannotServe: () => undefined,
+      hostCount: () => 3,
+      call: async (req: { payloads: unknown[] }) => {
+        for (const p of req.payloads) sent.push(p as number)
+        await new Promise(resolve => setImmediate(resolve))
+        return { node: 'n3id', nodeName: 'n3', results: req.payloads.map(p => ({ ok: true, result: p })) }
+      }
+    }
+    // the dead driver's records: items 0-99 done, 100-149 running (in a batch in flight), the rest not started
+    const runs: Array<ItemRun | null> = Array.from({ length: total }, (_, i) => (i < 100 ? done() : i < 150 ? { status: 'running', run: 1 } : null))
+    const doc: JobDoc = { strategy: 'round-robin', aggregate: 'all-success', spec: { type: 'echo' } as JobDoc['spec'], maxParallel: 300, total, origin: 'dead', originName: 'n1', driver: 'me', driverName: 'n2', createdAt: Date.now() }
+    const d = new JobDriver({ tasks: {} as never, peerId: 'me', resolveNode: () => undefined, workers: workers as never }, records, 'j4', doc, { type: 'echo', env: {} } as unknown as TaskSpec, Array.from({ length: total }, (_, i) => i), runs, pino({ level: 'silent' }), undefined, true)
+    await d.drive()
+    expect(sent.sort((a, b) => a - b)).toEqual(Array.from({ length: 400 }, (_, i) => i + 100))
+    expect(d.table.get(120)).toMatchObject({ status: 'completed', run: 2, nodeName: 'n3' })
+    expect(d.table.get(5)).toMatchObject({ status: 'completed', run: 1 })
+    expect(d.table.counts().completed).toBe(total)
+  })
 })
