@@ -62,7 +62,8 @@ export class JobRecords {
   /** Every job's merged document, newest first. */
   docs (): Array<[string, MergedDoc]> {
     const out: Array<[string, MergedDoc]> = []
-    for (const [key, entries] of this.store.groupAll('jobs')) {
+    // only the documents' keys are read: a job's thousands of item and progress chunks are skipped undecoded
+    for (const [key, entries] of this.store.groupAll('jobs', Date.now(), jobKeys.isDoc)) {
       if (!jobKeys.isDoc(key)) continue
       const d = mergeDoc(entries)
       if (d !== undefined) out.push([key, d])

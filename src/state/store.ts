@@ -227,9 +227,9 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
     return this.view.lookupAll<T>(collection, key, now)
   }
 
-  /** Every key of a collection with every writer's live entry for it. */
-  groupAll<T = unknown> (collection: CollectionName, now = Date.now()): Map<string, Array<StoredEntry<T>>> {
-    return this.view.groupAll<T>(collection, now)
+  /** Every key of a collection (that `keep` keeps, when given: the others are not read) with every writer's live entry for it. */
+  groupAll<T = unknown> (collection: CollectionName, now = Date.now(), keep?: (key: string) => boolean): Map<string, Array<StoredEntry<T>>> {
+    return this.view.groupAll<T>(collection, now, keep)
   }
 
   /** The entry a given writer holds for a key (registry entries are only trusted from their own writer). */

@@ -138,6 +138,8 @@ describe('state store - replication', () => {
     expect(updates).toBe(Math.ceil(120 / Math.floor(STATE_BATCH_MAX_BYTES / 2 / 10_019)))
     await waitFor('the peer to read every entry', () => b.entries('jobs').size === 120, { timeoutMs: 10_000, intervalMs: 10 })
     expect(b.lookup('jobs', 'j1/r/119')?.value).toEqual({ text, i: 119 })
+    // a read of the keys it keeps only
+    expect([...b.groupAll('jobs', Date.now(), k => k.endsWith('/7')).keys()]).toEqual(['j1/r/7'])
     expect(() => { a.setMany('jobs', [['big', 'y'.repeat(STATE_ENTRY_MAX_BYTES + 1)]]) }).toThrow(/over the state's limit/)
   })
 
