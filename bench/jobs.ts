@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util'
 import type { JobRecord } from '../proto/index.ts'
 import { fetchMetrics, metricValue } from '../tests/helpers/metrics.ts'
 import { ROOT } from '../tests/helpers/paths.ts'
-import { fmt, rssBytes, sleep, startCluster, table, waitFor, withCluster, type Cluster, type Gridd } from './lib.ts'
+import { cpuSeconds, fmt, rssBytes, sleep, startCluster, table, waitFor, withCluster, type Cluster, type Gridd } from './lib.ts'
 import { parsePeers } from './peer.ts'
 import { jobPeers, measured, printNoopPeers, printSpawnPeers, SLURM_ARRAY_MAX } from './peers/jobs.ts'
 
@@ -122,9 +122,12 @@ async function main (): Promise<void> {
     }
 
     if (W_N > 0) {
+      // each daemon's CPU seconds for the job: on a shared machine, a steadier measure of its cost than the rate
+      const cpu0 = c.nodes.map(n => cpuSeconds(n.pid))
       const w = await peakRss(c, async () => await distribute(n1, ['--type', 'nodeecho', '--count', String(W_N), ...(values['max-parallel'] === undefined ? [] : ['--max-parallel', values['max-parallel']])]))
-      table(`${W_N} items through warm workers (echo, 3 nodes)`, ['seconds', 'items/s', 'peak RSS n1 / n2 / n3 (MiB)', 'peak heap used (MiB)'], [
-        [fmt(w.result.secs), fmt(W_N / w.result.secs, 0), w.peakMiB.map(m => fmt(m, 0)).join(' / '), w.heapMiB.map(m => fmt(m, 0)).join(' / ')]
+      const cpu = c.nodes.map((n, i) => cpuSeconds(n.pid) - (cpu0[i] ?? 0))
+      table(`${W_N} items through warm workers (echo, 3 nodes)`, ['seconds', 'items/s', 'peak RSS n1 / n2 / n3 (MiB)', 'peak heap used (MiB)', 'daemon CPU s n1 / n2 / n3'], [
+        [fmt(w.result.secs), fmt(W_N / w.result.secs, 0), w.peakMiB.map(m => fmt(m, 0)).join(' / '), w.heapMiB.map(m => fmt(m, 0)).join(' / '), cpu.map(x => fmt(x, 1)).join(' / ')]
       ])
       printNoopPeers(peers, W_N, measured(W_N, w.result.secs))
     }

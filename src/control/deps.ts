@@ -28,7 +28,7 @@ export interface ControlDeps {
   forgotten: Pick<ForgottenNodes, 'forget' | 'isWriter'>
   tasks: Pick<TaskService, 'submit' | 'get' | 'list' | 'cancel' | 'logs' | 'drain' | 'abandoned' | 'writeStdin'>
   workers: Pick<WorkerService, 'call' | 'close'>
-  jobs: Pick<JobService, 'submit' | 'list' | 'get' | 'summary' | 'cancel' | 'retry'>
+  jobs: Pick<JobService, 'submit' | 'list' | 'get' | 'summary' | 'resultParts' | 'cancel' | 'retry'>
   workflows: Pick<WorkflowService, 'submit' | 'list' | 'get' | 'stdout' | 'pause' | 'resume' | 'cancel' | 'retry'>
   swarmKeyFingerprint: string | null
   metricsStatus: () => { enabled: boolean, listen: string | null, error: string | null }

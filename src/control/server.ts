@@ -38,9 +38,13 @@ export interface ApiRequest {
   signal: AbortSignal
 }
 
-/** A handler answers with a JSON value, or with an async stream of values sent as NDJSON. */
+/**
+ * A handler answers with a JSON value, with one JSON document in pieces of its text (`jsonParts`: written as they come,
+ * so a large one is never whole in memory), or with an async stream of values sent as NDJSON.
+ */
 export type ApiResult =
   | { status?: number, json: unknown }
+  | { status?: number, jsonParts: Iterable<string> }
   | { status?: number, text: string, contentType: string }
   | { status?: number, stream: AsyncIterable<unknown> }
 
@@ -176,6 +180,8 @@ export class ControlServer implements Startable {
       })
       if ('json' in result) {
         sendJson(res, result.status ?? 200, result.json)
+      } else if ('jsonParts' in result) {
+        await sendParts(res, result.status ?? 200, result.jsonParts, ctrl.signal)
       } else if ('text' in result) {
         res.writeHead(result.status ?? 200, { 'content-type': result.contentType, 'content-length': Buffer.byteLength(result.text) })
         res.end(result.text)
@@ -234,6 +240,27 @@ function sendJson (res: ServerResponse, status: number, body: unknown, headers: 
   const text = JSON.stringify(body)
   res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
   res.end(text)
+}
+
+/** One JSON document from the pieces of its text, written in writes of about 64 KiB as the client takes them. */
+async function sendParts (res: ServerResponse, status: number, parts: Iterable<string>, signal: AbortSignal): Promise<void> {
+  res.writeHead(status, { 'content-type': 'application/json' })
+  let pending = ''
+  for (const part of parts) {
+    if (signal.aborted || res.destroyed) break
+    pending += part
+    if (pending.length < 65536) continue
+    const text = pending
+    pending = ''
+    if (!res.write(text)) {
+      await new Promise<void>(resolve => {
+        const done = (): void => { res.off('drain', done); res.off('close', done); resolve() }
+        res.once('drain', done)
+        res.once('close', done)
+      })
+    }
+  }
+  res.end(pending)
 }
 
 async function sendStream (res: ServerResponse, status: number, stream: AsyncIterable<unknown>, signal: AbortSignal): Promise<void> {

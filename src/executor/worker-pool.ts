@@ -22,7 +22,7 @@ import { WORKER_START_RETRY_MS } from './constants.ts'
 import { ProcessHost } from './process-host.ts'
 import { parseReply, workerFailure as fail } from './worker-replies.ts'
 import type { WorkerInfo, WorkerPoolComponents, WorkerPoolEvents, WorkerPoolInit, WorkerRequest, WorkerTypeConfig, WorkerWait } from './index.ts'
-import { crashBackoffMs, startWorker, stopWorker, workerInfo, type Pending, type Proc, type WorkerEnd } from './worker-process.ts'
+import { crashBackoffMs, flushRequests, startWorker, stopWorker, workerInfo, type Pending, type Proc, type WorkerEnd } from './worker-process.ts'
 import { blockedBy, queuedReason, startingReason } from './worker-waits.ts'
 
 interface Group {
@@ -214,11 +214,13 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> implements Starta
       proc.retiring = true
       proc.child.kill('SIGKILL')
     }, p.req.timeoutMs)
-    proc.child.write(JSON.stringify({ id, payload: p.req.payload, session: proc.session, type: proc.type }) + '\n')
+    // the requests sent in one go (a batch, the room a reply made) leave in one write, not one write each
+    proc.outbox.push(JSON.stringify({ id, payload: p.req.payload, session: proc.session, type: proc.type }))
+    if (proc.outbox.length === 1) queueMicrotask(() => { flushRequests(proc) })
     if (t.maxTasks > 0 && proc.served + proc.inflight.size >= t.maxTasks) proc.retiring = true
   }
 
-  private onLine (proc: Proc, line: Buffer): void {
+  private onLine (proc: Proc, line: string): void {
     const reply = parseReply(line)
     if (reply === undefined) return
     if ('problem' in reply) { this.protocolError(proc, reply.problem); return }

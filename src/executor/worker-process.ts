@@ -30,6 +30,8 @@ export interface Proc {
   child: Child
   held: ResourceHold
   inflight: Map<string, Pending>
+  /** request lines not written yet (they leave together at the end of the current run of code: flushRequests) */
+  outbox: string[]
   nextId: number
   served: number
   startedAt: number
@@ -61,7 +63,7 @@ export interface WorkerSpec {
 export interface WorkerHooks {
   spawned: () => void
   /** a line of its stdout */
-  line: (line: Buffer) => void
+  line: (line: string) => void
   /** it wrote a line longer than the limit */
   overflow: () => void
   stderr: (d: Buffer) => void
@@ -93,8 +95,16 @@ export function startWorker (processes: ProcessHost, spec: WorkerSpec, hooks: Wo
     lost: () => { end({ kind: 'lost', why: `the ${spec.type} worker died with this node's spawner` }) }
   })
   const now = Date.now()
-  const proc: Proc = { key: spec.key, type: spec.type, session: spec.session, child, held: spec.held, inflight: new Map(), nextId: 1, served: 0, startedAt: now, lastUsedAt: now, retiring: false, announced: false, ended: false, done }
+  const proc: Proc = { key: spec.key, type: spec.type, session: spec.session, child, held: spec.held, inflight: new Map(), outbox: [], nextId: 1, served: 0, startedAt: now, lastUsedAt: now, retiring: false, announced: false, ended: false, done }
   return proc
+}
+
+/** Writes the request lines waiting in its outbox, in one write. */
+export function flushRequests (proc: Proc): void {
+  if (proc.outbox.length === 0) return
+  const text = proc.outbox.join('\n') + '\n'
+  proc.outbox = []
+  proc.child.write(text)
 }
 
 /** Ends a worker: politely (stdin closed, TERM after a grace period, KILL after another) or at once. */
@@ -102,6 +112,7 @@ export async function stopWorker (proc: Proc, hard: boolean, killGraceMs: number
   proc.retiring = true
   clearTimeout(proc.idle)
   if (proc.ended) return
+  flushRequests(proc)
   proc.child.end()
   const grace = hard ? 0 : WORKER_EXIT_GRACE_MS
   const term = setTimeout(() => { proc.child.kill('SIGTERM') }, grace)

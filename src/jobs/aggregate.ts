@@ -34,30 +34,37 @@ export function runError (r: RunOutcome): string {
 
 /**
  * The verdict over every result (in index order; `firstSuccess` is the index of the run that succeeded first, for
- * first-success's answer). `total` counts every run the job has, finished or not.
+ * first-success's answer). `total` counts every run the job has, finished or not. One pass that keeps no result but
+ * the few it answers with (a driver hands a million results one at a time).
  */
-export function verdict (aggregate: JobAggregate, results: RunOutcome[], total: number, firstSuccess?: number): Verdict {
-  const ok = results.filter(r => r.status === 'completed')
-  const bad = results.filter(r => r.status !== 'completed')
-  const firstBad = bad[0]
+export function verdict (aggregate: JobAggregate, results: Iterable<RunOutcome>, total: number, firstSuccess?: number): Verdict {
+  let ok = 0
+  let firstBad: RunOutcome | undefined
+  let firstOk: RunOutcome | undefined
+  let chosen: RunOutcome | undefined
+  const counts = new Map<string, { n: number, first: number }>()
+  for (const r of results) {
+    if (r.status !== 'completed') { firstBad ??= r; continue }
+    ok++
+    firstOk ??= r
+    if (r.index === firstSuccess) chosen = r
+    if (aggregate !== 'majority') continue
+    const k = r.stdout.trim()
+    const c = counts.get(k)
+    if (c === undefined) counts.set(k, { n: 1, first: r.index })
+    else c.n++
+  }
   const firstErr = firstBad === undefined ? '' : `; the first: item ${firstBad.index}: ${runError(firstBad)}`
   switch (aggregate) {
     case 'all-success':
-      if (ok.length === total) return { status: 'completed', answer: null }
-      return { status: 'failed', answer: null, error: `${total - ok.length} of ${total} runs did not succeed${firstErr}` }
+      if (ok === total) return { status: 'completed', answer: null }
+      return { status: 'failed', answer: null, error: `${total - ok} of ${total} runs did not succeed${firstErr}` }
     case 'first-success': {
-      const first = ok.find(r => r.index === firstSuccess) ?? ok[0]
+      const first = chosen ?? firstOk
       if (first !== undefined) return { status: 'completed', answer: first.stdout.trim() }
       return { status: 'failed', answer: null, error: `none of the ${total} runs succeeded${firstErr}` }
     }
     case 'majority': {
-      const counts = new Map<string, { n: number, first: number }>()
-      for (const r of ok) {
-        const k = r.stdout.trim()
-        const c = counts.get(k)
-        if (c === undefined) counts.set(k, { n: 1, first: r.index })
-        else c.n++
-      }
       let best: [string, { n: number, first: number }] | undefined
       for (const e of counts) if (best === undefined || e[1].n > best[1].n || (e[1].n === best[1].n && e[1].first < best[1].first)) best = e
       if (best !== undefined && best[1].n * 2 > total) return { status: 'completed', answer: best[0] }

@@ -15,13 +15,13 @@ export interface JobsComponents {
   tasks: Pick<TaskService, 'submitSpec' | 'eligible' | 'cancel' | 'get' | 'logs' | 'writeStdin'>
   /** who is alive (successors), and each node's load (how many runs fit) */
   members: Pick<Membership, 'view' | 'state' | 'on' | 'off'>
-  store: Pick<StateStore, 'selfId' | 'set' | 'entryOf' | 'lookupAll' | 'groupAll' | 'setCollector' | 'on' | 'off'>
+  store: Pick<StateStore, 'selfId' | 'set' | 'setMany' | 'entryOf' | 'lookupAll' | 'groupAll' | 'setCollector' | 'on' | 'off'>
   /** a node's id from a name or id a user gave (undefined when none matches) */
   resolveNode: (nameOrId: string) => NodeId | undefined
   /** a node's name, for records */
   nameOf: (id: NodeId) => string
   /** warm workers: a job of a worker type sends its items to them as batched requests */
-  workers?: Pick<WorkerService, 'isWorkerType' | 'cannotServe' | 'call'>
+  workers?: Pick<WorkerService, 'isWorkerType' | 'cannotServe' | 'call' | 'hostCount'>
   logger: Logger
   registry: Registry
 }

@@ -11,15 +11,18 @@ import {
   JOB_CHUNK_ITEMS, itemText, reduceTaskId, runTaskId,
   type ItemRun, type JobDoc, type JobStreamEvent, type TaskRecord, type TaskSpec
 } from '../../proto/index.ts'
+import type { WorkerCallResult } from '../tasks/index.ts'
 import { toGridError, type NodeId } from '../interface/index.ts'
 import type { ClientEvent, EventQueue } from '../tasks/index.ts'
 import { backoffMs, delay } from '../util/index.ts'
 import { decidedEarly, verdict, type RunOutcome } from './aggregate.ts'
 import { capped, followTask, runEnd, stdoutOf } from './capture.ts'
 import type { JobsComponents } from './components.ts'
+import { Inflight } from './inflight.ts'
 import { ChunkSchedule } from './progress.ts'
 import { RunTable } from './run-table.ts'
-import { resultOf, toJobRecord, type JobRecords } from './records.ts'
+import { liveJobRecord, resultOf, type JobRecords } from './records.ts'
+import { WorkerBatcher } from './worker-batch.ts'
 import { runReduce, type ReduceResult } from './reduce.ts'
 
 /** Settled progress chunks are written this often (every result in between goes in the same write; see progress.ts). */
@@ -32,8 +35,6 @@ const ADOPT_POLL_MS = 500
 const ADOPT_MISSING_MS = 5_000
 /** After a cancel, the runs cancelled are waited for this long before the job is recorded cancelled anyway. */
 const CANCEL_WAIT_MS = 30_000
-/** Items of a warm-worker type per request (a /v1/call batch). */
-export const WORKER_BATCH_ITEMS = 100
 /** A warm-worker item without a --timeout of its own is deemed stuck after this long (as tasks' worker requests). */
 const WORKER_ITEM_TIMEOUT_MS = 5 * 60_000
 /** Items the workers refused for now are sent again after a backoff of up to this long. */
@@ -41,12 +42,13 @@ const WORKER_REFUSED_RETRY_CAP_MS = 5_000
 /** The runs still going after a cancel are asked to stop again this often. */
 const CANCEL_AGAIN_MS = 2_000
 
-interface Inflight { taskId: string, run: number }
-
 export class JobDriver {
   /** every item's latest run, compactly (no object per item) */
   private readonly runs: RunTable
-  private readonly inflight = new Map<number, Inflight>()
+  /** the run in flight of each item that has one */
+  private readonly inflight: Inflight
+  /** how many items a warm worker's batch takes (worker jobs) */
+  private readonly batcher = new WorkerBatcher()
   /** which progress chunks to write when */
   private readonly chunks: ChunkSchedule
   private cursor = 0
@@ -78,6 +80,7 @@ export class JobDriver {
     private readonly streamResults = true
   ) {
     this.runs = RunTable.from(runs)
+    this.inflight = new Inflight(runs.length)
     this.chunks = new ChunkSchedule(runs)
     this.log = log.child({ job: id })
   }
@@ -133,6 +136,8 @@ export class JobDriver {
       const starting: number[] = []
       while (this.inflight.size + starting.length < this.doc.maxParallel && this.cursor < this.runs.length) {
         const i = this.cursor++
+        // an item never started needs its run (no ItemRun made to say so)
+        if (this.runs.statusOf(i) === undefined) { starting.push(i); continue }
         const prev = this.runs.get(i)
         if (needsRun(prev, round)) {
           if (prev?.status === 'failed' && prev.node !== undefined) this.failedOn.set(i, prev.node)
@@ -143,7 +148,11 @@ export class JobDriver {
         // each task's run is recorded before its task exists, in the same writer document: whoever sees the task
         // sees the run, so a successor never starts an item whose task it cannot find. A warm worker's item has no
         // task to find (a successor sends it again either way): its chunk is written once it has results.
-        for (const i of starting) this.setRun(i, { status: 'running', run: this.runs.runOf(i) + 1, ...(round > 0 ? { round } : {}) }, !this.worker)
+        for (const i of starting) {
+          const prev = this.runs.statusOf(i)
+          this.runs.setRunning(i, this.runs.runOf(i) + 1, round)
+          this.chunks.changed(i, prev, 'running', !this.worker)
+        }
         this.write(this.chunks.beforeStart())
         this.startAll(starting)
         continue
@@ -153,10 +162,19 @@ export class JobDriver {
     }
   }
 
-  /** Starts runs: a warm-worker type's as batched requests to its workers, any other's as one task each. */
+  /**
+   * Starts runs: a warm-worker type's as batched requests to its workers (each batch as large as the batcher says:
+   * a few per host in flight, bounded in bytes), any other's as one task each.
+   */
   private startAll (indices: number[]): void {
     if (this.c.workers === undefined || !this.worker) { for (const i of indices) this.start(i); return }
-    for (let k = 0; k < indices.length; k += WORKER_BATCH_ITEMS) this.startBatch(indices.slice(k, k + WORKER_BATCH_ITEMS))
+    const hosts = this.c.workers.hostCount(this.spec.type as string)
+    const most = this.batcher.items(this.doc.maxParallel, hosts, this.runs.length)
+    for (let k = 0; k < indices.length;) {
+      const n = this.batcher.take(indices, k, most, i => this.items[i] ?? null)
+      this.startBatch(indices.slice(k, k + n))
+      k += n
+    }
   }
 
   /**
@@ -166,14 +184,14 @@ export class JobDriver {
    */
   private startBatch (indices: number[], refusals = 0): void {
     const workers = this.c.workers as NonNullable<JobsComponents['workers']>
-    for (const i of indices) this.inflight.set(i, { taskId: runTaskId(this.id, i, this.runs.runOf(i)), run: this.runs.runOf(i) })
+    const runsOf = indices.map(i => this.runs.runOf(i))
+    indices.forEach((i, k) => { this.inflight.set(i, runsOf[k] as number) })
     // refused for now (the workers' queues are full, the node drains): sent again after a backoff, as tasks' offers are
     const again = (which: number[]): void => {
       if (which.length === 0) return
       if (this.cancelRequested || this.stopped) { which.forEach(i => { this.ended(i, this.runs.runOf(i), { status: 'cancelled' }) }); return }
       setTimeout(() => { this.startBatch(which, refusals + 1) }, backoffMs(refusals, 250, WORKER_REFUSED_RETRY_CAP_MS)).unref()
     }
-    const runsOf = indices.map(i => this.runs.runOf(i))
     const req = {
       type: this.spec.type as string,
       payloads: indices.map(i => this.items[i] ?? null),
@@ -184,21 +202,46 @@ export class JobDriver {
       ...(this.spec.node === undefined ? {} : { node: this.spec.node })
     }
     workers.call(req).then(res => {
-      const refused: number[] = []
-      indices.forEach((i, k) => {
-        const o = res.results[k]
-        const base = { node: res.node, nodeName: res.nodeName, attempts: 1 }
-        if (o?.ok === true) this.ended(i, runsOf[k] as number, { ...base, status: 'completed', exitCode: 0, stdout: capped(itemText(o.result ?? null)) })
-        else if (o?.code === 'UNAVAILABLE') refused.push(i)
-        else this.ended(i, runsOf[k] as number, { ...base, status: 'failed', exitCode: null, error: o === undefined ? 'no reply' : `${o.code}: ${o.error}`.slice(0, 4096) })
-      })
-      again(refused)
+      again(this.batchEnded(indices, runsOf, res))
     }, (err: unknown) => {
       const e = toGridError(err)
       if (e.code === 'UNAVAILABLE') { again(indices); return }
       const error = e.message.slice(0, 4096)
       indices.forEach((i, k) => { this.ended(i, runsOf[k] as number, { status: 'failed', error }) })
     })
+  }
+
+  /**
+   * A batch's replies: each item's run recorded straight into the table (a success makes no object but its stdout's
+   * text); one progress check and one wake-up for the batch. Returns the items the workers refused for now.
+   */
+  private batchEnded (indices: number[], runsOf: number[], res: WorkerCallResult): number[] {
+    const node = this.runs.nodeRef(res.node, res.nodeName)
+    const round = this.doc.retries ?? 0
+    const refused: number[] = []
+    for (let k = 0; k < indices.length; k++) {
+      const i = indices[k] as number
+      const run = runsOf[k] as number
+      const o = res.results[k]
+      if (o?.ok !== true) {
+        if (o?.code === 'UNAVAILABLE') refused.push(i)
+        else this.ended(i, run, { node: res.node, nodeName: res.nodeName, attempts: 1, status: 'failed', exitCode: null, error: o === undefined ? 'no reply' : `${o.code}: ${o.error}`.slice(0, 4096) }, false)
+        continue
+      }
+      const cur = this.inflight.get(i)
+      if (cur !== undefined && cur !== run) continue
+      this.inflight.delete(i)
+      const stdout = capped(itemText(o.result ?? null))
+      this.batcher.observe(stdout.length)
+      const prev = this.runs.statusOf(i)
+      this.runs.setCompleted(i, run, round, node, stdout)
+      this.chunks.changed(i, prev, 'completed')
+      this.firstSuccess ??= i
+      if (this.streamResults && this.sink !== undefined) this.sink.push({ type: 'result', ...resultOf(i, this.items[i] ?? null, this.runs.get(i)) }, true)
+    }
+    this.progress(false)
+    this.wake()
+    return refused
   }
 
   /** Starts item i's run as a task, and reads its stream. */
@@ -223,7 +266,7 @@ export class JobDriver {
       this.ended(i, r.run, { status: 'failed', error: toGridError(err).message })
       return
     }
-    this.inflight.set(i, { taskId, run: r.run })
+    this.inflight.set(i, r.run)
     void this.follow(i, r.run, events as EventQueue<ClientEvent>)
   }
 
@@ -237,7 +280,7 @@ export class JobDriver {
   /** Follows a run this driver did not start (taken over) through its task record until it ends. */
   private adopt (i: number, run: number): void {
     const taskId = runTaskId(this.id, i, run)
-    this.inflight.set(i, { taskId, run })
+    this.inflight.set(i, run)
     void (async () => {
       const since = Date.now()
       for (;;) {
@@ -266,7 +309,7 @@ export class JobDriver {
   }
 
   private restart (i: number, run: number, why: string): void {
-    if (this.inflight.get(i)?.run !== run) return
+    if (this.inflight.get(i) !== run) return
     this.inflight.delete(i)
     this.log.info({ index: i, run, why }, 'starting a job\'s run again: its task never ran')
     const round = this.doc.retries ?? 0
@@ -285,10 +328,10 @@ export class JobDriver {
     return await stdoutOf(signal => this.c.tasks.logs(taskId, false, signal))
   }
 
-  /** A run ended: record it, tell the client, wake the loop. */
-  private ended (i: number, run: number, res: Omit<ItemRun, 'run'>): void {
+  /** A run ended: record it, tell the client, wake the loop (`notify` false: the caller does, once for many). */
+  private ended (i: number, run: number, res: Omit<ItemRun, 'run'>, notify = true): void {
     const cur = this.inflight.get(i)
-    if (cur !== undefined && cur.run !== run) return
+    if (cur !== undefined && cur !== run) return
     this.inflight.delete(i)
     const round = this.doc.retries ?? 0
     const r: ItemRun = { ...res, run, ...(round > 0 ? { round } : {}) }
@@ -296,6 +339,7 @@ export class JobDriver {
     this.setRun(i, r)
     if (r.status === 'completed' && this.firstSuccess === undefined) this.firstSuccess = i
     if (this.streamResults) this.sink?.push({ type: 'result', ...resultOf(i, this.items[i] ?? null, r) }, true)
+    if (!notify) return
     this.progress(false)
     this.wake()
   }
@@ -310,13 +354,14 @@ export class JobDriver {
     let asked = 0
     while (this.inflight.size > 0 && Date.now() < deadline && !this.stopped) {
       // asked again while they run: a cancel that reaches an executor as it forks the process can go unheard there
-      if (Date.now() - asked >= CANCEL_AGAIN_MS) {
+      // (a warm worker's item is no task: its batch is answered, or times out, as it is)
+      if (Date.now() - asked >= CANCEL_AGAIN_MS && !this.worker) {
         asked = Date.now()
-        for (const { taskId } of [...this.inflight.values()]) await this.cancelTask(taskId)
+        for (const [i, run] of this.inflight.entries()) await this.cancelTask(runTaskId(this.id, i, run))
       }
       await this.sleep(250)
     }
-    for (const [i, f] of [...this.inflight]) this.ended(i, f.run, { status: 'cancelled', error: 'cancelled; its end was not heard of in time' })
+    for (const [i, run] of this.inflight.entries()) this.ended(i, run, { status: 'cancelled', error: 'cancelled; its end was not heard of in time' })
   }
 
   private async cancelTask (taskId: string): Promise<void> {
@@ -346,14 +391,7 @@ export class JobDriver {
 
   /** The verdict: written into the job's document, and sent to the client with the whole job. */
   private finish (): void {
-    const outcomes: RunOutcome[] = []
-    for (let index = 0; index < this.runs.length; index++) {
-      const s = this.runs.statusOf(index)
-      if (s === undefined || s === 'running') continue
-      const r = this.runs.get(index) as ItemRun
-      outcomes.push({ index, status: r.status, exitCode: r.exitCode ?? null, stdout: r.stdout ?? '', ...(r.error === undefined ? {} : { error: r.error }) })
-    }
-    let v = verdict(this.doc.aggregate, outcomes, this.runs.length, this.firstSuccess)
+    let v = verdict(this.doc.aggregate, this.outcomes(), this.runs.length, this.firstSuccess)
     if (this.cancelRequested) v = { status: 'failed', answer: v.answer, error: 'cancelled' }
     if (this.doc.strategy === 'map-reduce' && this.reduceResult !== undefined) {
       const rr = this.reduceResult
@@ -366,14 +404,22 @@ export class JobDriver {
     if (status === 'cancelled') this.doc.error = 'cancelled'
     this.write(this.chunks.all())
     this.records.writeDoc(this.id, this.doc)
-    this.log.info({ status, total: this.runs.length, succeeded: this.count('completed'), failed: this.count('failed'), cancelled: this.count('cancelled') }, 'job ended')
+    const n = this.runs.counts()
+    this.log.info({ status, total: this.runs.length, succeeded: n.completed, failed: n.failed, cancelled: n.cancelled }, 'job ended')
     this.progress(true)
-    if (this.sink !== undefined) this.sink.push({ type: 'done', job: toJobRecord(this.id, this.doc, this.runs.toArray(), this.streamResults ? this.items : undefined) })
+    // counted from the table (no run object per item); the results only when the client asked for them
+    if (this.sink !== undefined) this.sink.push({ type: 'done', job: liveJobRecord(this.id, this.doc, this.runs, this.streamResults ? this.items : undefined) })
     this.sink?.close()
   }
 
-  private count (status: ItemRun['status']): number {
-    return this.runs.count(status)
+  /** Every ended run's outcome, in index order, one at a time (none kept). */
+  private * outcomes (): Iterable<RunOutcome> {
+    for (let index = 0; index < this.runs.length; index++) {
+      const s = this.runs.statusOf(index)
+      if (s === undefined || s === 'running') continue
+      const r = this.runs.get(index) as ItemRun
+      yield { index, status: r.status, exitCode: r.exitCode ?? null, stdout: r.stdout ?? '', ...(r.error === undefined ? {} : { error: r.error }) }
+    }
   }
 
   private progress (force: boolean): void {
@@ -381,14 +427,9 @@ export class JobDriver {
     const now = Date.now()
     if (!force && now - this.lastProgress < JOB_PROGRESS_EVERY_MS) return
     this.lastProgress = now
-    let done = 0
-    let failed = 0
-    for (let i = 0; i < this.runs.length; i++) {
-      const s = this.runs.statusOf(i)
-      if (s === undefined || s === 'running') continue
-      done++
-      if (s !== 'completed') failed++
-    }
+    const n = this.runs.counts()
+    const failed = n.failed + n.cancelled
+    const done = n.completed + failed
     this.sink.push({ type: 'progress', done, running: this.inflight.size, failed, total: this.runs.length }, true)
   }
 
@@ -399,21 +440,31 @@ export class JobDriver {
     this.chunks.changed(i, prev, next.status, mustRecord)
   }
 
-  /** Writes these progress chunks as they are now. */
+  /** Writes these progress chunks as they are now (together: few state updates for many chunks). */
   private write (chunks: number[]): void {
-    for (const n of chunks) {
-      // a write the state refuses must not end the daemon (this runs in a timer): the driver keeps every run, and the
-      // chunk is written again with the next change or at the end
-      try {
-        this.records.writeRuns(this.id, n, this.runs.slice(n * JOB_CHUNK_ITEMS, (n + 1) * JOB_CHUNK_ITEMS))
-      } catch (err) {
-        this.log.error({ err, chunk: n }, 'cannot record a progress chunk of the job')
+    if (chunks.length === 0) return
+    const runsOf = (n: number): Array<ItemRun | null> => this.runs.slice(n * JOB_CHUNK_ITEMS, (n + 1) * JOB_CHUNK_ITEMS)
+    // a write the state refuses must not end the daemon (this runs in a timer): the driver keeps every run, and the
+    // chunk is written again with the next change or at the end
+    try {
+      this.records.writeRuns(this.id, chunks, runsOf)
+    } catch {
+      // one at a time, to tell which (a chunk over the entry limit) and write the others
+      for (const n of chunks) {
+        try {
+          this.records.writeRuns(this.id, [n], runsOf)
+        } catch (err) {
+          this.log.error({ err, chunk: n }, 'cannot record a progress chunk of the job')
+        }
       }
     }
   }
 
   /** Every item's run as this driver knows it now (ahead of what is written: see progress.ts). */
   get currentRuns (): ReadonlyArray<ItemRun | null> { return this.runs.toArray() }
+
+  /** The same, as the driver's own table (read it; never write it). */
+  get table (): RunTable { return this.runs }
 
   private wake (): void {
     this.wakeUp?.()

@@ -1,6 +1,7 @@
 /**
  * Every item's latest run on its driver, compactly: status, run number, round, exit code, attempts and node in typed
- * arrays (about 20 bytes an item), stdout and errors only for the items that have any. A million-item job's driver
+ * arrays (about 20 bytes an item), stdout in one array of texts once any item has some ('' for none: a slot of 8
+ * bytes an item, not a map entry), errors only for the items that have any. A million-item job's driver
  * holds no object per item; an ItemRun is made when one is asked for. Pure.
  */
 import type { ItemRun } from '../../proto/index.ts'
@@ -24,7 +25,8 @@ export class RunTable {
   private readonly node: Uint32Array
   private readonly nodes: Array<{ id: string, name?: string }> = []
   private readonly nodeIndex = new Map<string, number>()
-  private readonly stdout = new Map<number, string>()
+  /** every item's stdout ('' for none), made at the first that has one */
+  private stdout: string[] | undefined
   private readonly error = new Map<number, string>()
 
   constructor (length: number) {
@@ -66,8 +68,8 @@ export class RunTable {
     if ((f & HAS_EXIT) !== 0) r.exitCode = this.exit[i] as number
     else if ((f & HAS_EXIT_NULL) !== 0) r.exitCode = null
     if ((f & HAS_ATTEMPTS) !== 0) r.attempts = this.attempts[i] as number
-    const out = this.stdout.get(i)
-    if (out !== undefined) r.stdout = out
+    const out = this.stdout?.[i]
+    if (out !== undefined && out !== '') r.stdout = out
     const err = this.error.get(i)
     if (err !== undefined) r.error = err
     return r
@@ -81,11 +83,48 @@ export class RunTable {
     if (typeof r.exitCode === 'number') { f |= HAS_EXIT; this.exit[i] = r.exitCode } else if (r.exitCode === null) f |= HAS_EXIT_NULL
     if (r.attempts !== undefined) { f |= HAS_ATTEMPTS; this.attempts[i] = r.attempts }
     this.flags[i] = f
-    this.node[i] = r.node === undefined ? 0 : this.nodeNumber(r.node, r.nodeName)
-    if (r.stdout !== undefined && r.stdout !== '') this.stdout.set(i, r.stdout)
-    else this.stdout.delete(i)
+    this.node[i] = r.node === undefined ? 0 : this.nodeRef(r.node, r.nodeName)
+    this.setStdout(i, r.stdout ?? '')
     if (r.error !== undefined && r.error !== '') this.error.set(i, r.error)
     else this.error.delete(i)
+  }
+
+  /** Item i's run `run` (of round `round`) is running: as set() with that run, without an ItemRun to build. */
+  setRunning (i: number, run: number, round: number): void {
+    this.status[i] = CODE.running
+    this.run[i] = run
+    this.round[i] = round
+    this.flags[i] = 0
+    this.node[i] = 0
+    this.setStdout(i, '')
+    this.error.delete(i)
+  }
+
+  /**
+   * Item i's run completed with exit code 0 after one attempt on `node` (nodeRef's number), printing `stdout`: as
+   * set() with that run, without an ItemRun to build (a warm worker's item, thousands a second).
+   */
+  setCompleted (i: number, run: number, round: number, node: number, stdout: string): void {
+    this.status[i] = CODE.completed
+    this.run[i] = run
+    this.round[i] = round
+    this.flags[i] = HAS_EXIT | HAS_ATTEMPTS
+    this.exit[i] = 0
+    this.attempts[i] = 1
+    this.node[i] = node
+    this.setStdout(i, stdout)
+    this.error.delete(i)
+  }
+
+  private setStdout (i: number, text: string): void {
+    if (this.stdout === undefined) {
+      if (text === '') return
+      // filled in order, so that it stays a plain array of pointers however the items end
+      const all: string[] = []
+      for (let k = 0; k < this.length; k++) all.push('')
+      this.stdout = all
+    }
+    this.stdout[i] = text
   }
 
   /** Items [from, to)'s runs, as objects (a chunk to write, a page to show). */
@@ -108,7 +147,15 @@ export class RunTable {
     return n
   }
 
-  private nodeNumber (id: string, name: string | undefined): number {
+  /** How many items have no run, and how many a run of each status (one pass, no object per item). */
+  counts (): Record<ItemRun['status'] | 'none', number> {
+    const by = [0, 0, 0, 0, 0]
+    for (let i = 0; i < this.length; i++) (by[this.status[i] as number] as number)++
+    return { none: by[0] as number, running: by[1] as number, completed: by[2] as number, failed: by[3] as number, cancelled: by[4] as number }
+  }
+
+  /** The number that stands for a node (and its name) in this table (for setCompleted). */
+  nodeRef (id: string, name: string | undefined): number {
     const key = `${id}\u0000${name ?? ''}`
     let n = this.nodeIndex.get(key)
     if (n === undefined) {

@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino'
 import {
-  JOB_CHUNK_ITEMS, jobEntry, jobKeys,
+  jobEntry, jobKeys,
   type ItemRun, type JobDoc, type JobRecord, type JobStreamEvent, type TaskSpec
 } from '../../proto/index.ts'
 import { ConflictError, InvalidArgumentError, NotFoundError, UnsatisfiableError, type NodeId, type Startable } from '../interface/index.ts'
@@ -12,10 +12,11 @@ import type { ChangeEvent } from '../state/index.ts'
 import { EventQueue, newTaskId, orphaned } from '../tasks/index.ts'
 import { repeat } from '../util/index.ts'
 import type { JobsComponents, JobsInit } from './components.ts'
-import { JobDriver, WORKER_BATCH_ITEMS } from './driver.ts'
+import { JobDriver } from './driver.ts'
 import { broadcastTargets, fitParallel } from './placement.ts'
 import { JobRecords } from './records.ts'
 import { normalizeJob } from './request.ts'
+import { WORKER_ITEMS_PER_HOST } from './worker-batch.ts'
 
 export type { JobsComponents, JobsInit } from './components.ts'
 
@@ -23,8 +24,6 @@ const CLIENT_HIGH_WATER = 1 << 20
 const CLIENT_HARD_LIMIT = 32 << 20
 /** Jobs whose driver is gone are looked for this often (besides at each death). */
 const ORPHAN_SWEEP_MS = 5_000
-/** A warm-worker job's default: this many batches in flight per node hosting the type. */
-const WORKER_BATCHES_PER_NODE = 4
 
 export class JobService implements Startable {
   readonly records: JobRecords
@@ -88,7 +87,7 @@ export class JobService implements Startable {
       strategy: req.strategy,
       aggregate: req.aggregate,
       spec: envNames.length === 0 ? specNoEnv : { ...specNoEnv, envNames },
-      maxParallel: req.maxParallel ?? (worker ? WORKER_BATCH_ITEMS * WORKER_BATCHES_PER_NODE * Math.max(1, eligible.length) : fitParallel(eligible, this.c.members.view(), spec)),
+      maxParallel: req.maxParallel ?? (worker ? WORKER_ITEMS_PER_HOST * Math.max(1, this.c.workers?.hostCount(spec.type as string) ?? eligible.length) : fitParallel(eligible, this.c.members.view(), spec)),
       total: items.length,
       origin: this.c.peerId,
       originName: this.init.nodeName,
@@ -98,7 +97,7 @@ export class JobService implements Startable {
     }
     if (req.reduce !== undefined) doc.reduce = req.reduce
     this.records.writeDoc(id, doc)
-    for (let c = 0; c * JOB_CHUNK_ITEMS < items.length; c++) this.records.writeItems(id, c, items.slice(c * JOB_CHUNK_ITEMS, (c + 1) * JOB_CHUNK_ITEMS))
+    this.records.writeItems(id, items)
     const sink = req.detach ? undefined : new EventQueue<JobStreamEvent>(CLIENT_HIGH_WATER, CLIENT_HARD_LIMIT, e => (e.type === 'result' ? e.stdout.length + 256 : e.type === 'done' ? 1024 : 128))
     sink?.push({ type: 'accepted', id, total: items.length })
     this.log.info({ job: id, strategy: doc.strategy, aggregate: doc.aggregate, total: doc.total, maxParallel: doc.maxParallel }, 'job submitted')
@@ -135,21 +134,32 @@ export class JobService implements Startable {
   list (filter: { status?: string } = {}): JobRecord[] {
     const out: JobRecord[] = []
     for (const [id] of this.records.docs()) {
-      const r = this.records.record(id, false, this.drivers.get(id)?.currentRuns)
+      const r = this.records.record(id, false, this.drivers.get(id)?.table)
       if (r !== undefined && (filter.status === undefined || r.status === filter.status)) out.push(r)
     }
     return out
   }
 
   get (id: string): JobRecord {
-    const r = this.records.record(id, true, this.drivers.get(id)?.currentRuns)
+    const r = this.records.record(id, true, this.drivers.get(id)?.table)
     if (r === undefined) throw new NotFoundError(`no job ${id}`)
     return r
   }
 
+  /**
+   * One job with its per-item results, as the pieces of its JSON text (as get's): the results are made a slice at a
+   * time as the text is written, never all at once. An unknown job throws here, before any piece.
+   */
+  resultParts (id: string): Iterable<string> {
+    const live = this.drivers.get(id)?.table
+    const r = this.records.record(id, false, live)
+    if (r === undefined) throw new NotFoundError(`no job ${id}`)
+    return this.records.resultParts(r, live)
+  }
+
   /** One job without its per-item results. */
   summary (id: string): JobRecord {
-    const r = this.records.record(id, false, this.drivers.get(id)?.currentRuns)
+    const r = this.records.record(id, false, this.drivers.get(id)?.table)
     if (r === undefined) throw new NotFoundError(`no job ${id}`)
     return r
   }

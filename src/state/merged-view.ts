@@ -56,15 +56,18 @@ export class MergedView {
     return out
   }
 
-  /** Every key of a collection with every writer's live entry for it. */
-  groupAll<T = unknown> (collection: CollectionName, now = Date.now()): Map<string, Array<StoredEntry<T>>> {
+  /**
+   * Every key of a collection (that `keep` keeps, when given: the others are not even decoded) with every writer's
+   * live entry for it.
+   */
+  groupAll<T = unknown> (collection: CollectionName, now = Date.now(), keep?: (key: string) => boolean): Map<string, Array<StoredEntry<T>>> {
     const out = new Map<string, Array<StoredEntry<T>>>()
     this.forEachEntry(collection, (w, key, e) => {
       if (!live(e, now)) return
       let list = out.get(key)
       if (list === undefined) { list = []; out.set(key, list) }
       list.push(toStored<T>(key, e, w))
-    })
+    }, keep)
     return out
   }
 
@@ -76,11 +79,11 @@ export class MergedView {
   }
 
   /** Each writer's entries of a collection: its current generation's, then its previous one's for keys it lacks. */
-  private forEachEntry (collection: CollectionName, fn: (writer: NodeId, key: string, e: Entry) => void): void {
+  private forEachEntry (collection: CollectionName, fn: (writer: NodeId, key: string, e: Entry) => void, keep?: (key: string) => boolean): void {
     for (const [w, slot] of this.writers) {
       const docs = slot.previous === undefined ? [slot.current] : [slot.current, slot.previous]
       for (const doc of docs) {
-        for (const [key, e] of doc.entries(collection)) {
+        for (const [key, e] of doc.entries(collection, keep)) {
           if (doc !== slot.current && slot.current.get(collection, key) !== undefined) continue
           fn(w, key, e)
         }

@@ -16,7 +16,7 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
-import { STATE_ENTRY_MAX_BYTES, type CollectionName, type Entry } from '../../proto/index.ts'
+import { STATE_BATCH_MAX_BYTES, STATE_ENTRY_MAX_BYTES, type CollectionName, type Entry } from '../../proto/index.ts'
 import { TooLargeError, type NodeId, type Startable } from '../interface/index.ts'
 import { LogLimiter } from '../util/index.ts'
 import { CatchUp, type CatchUpInit } from './catch-up.ts'
@@ -176,6 +176,31 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
     return h
   }
 
+  /**
+   * Writes several entries of a collection (as set, without expiry) in as few transactions as keep each one's update
+   * under half STATE_BATCH_MAX_BYTES: one update, merged and signed once, where a set each would make one per entry
+   * (a job's progress chunks, a thousand at a time).
+   */
+  setMany (collection: CollectionName, entries: Iterable<readonly [string, unknown]>): void {
+    const own = this.docs.own
+    let group: Array<[string, Entry]> = []
+    let groupBytes = 0
+    const write = (): void => {
+      const g = group
+      group = []
+      groupBytes = 0
+      if (g.length > 0) own.doc.transact(() => { for (const [key, e] of g) own.map(collection).set(key, e) }, ORIGIN_LOCAL)
+    }
+    for (const [key, value] of entries) {
+      const bytes = Buffer.byteLength(JSON.stringify(value) ?? '')
+      if (bytes > STATE_ENTRY_MAX_BYTES) throw new TooLargeError(`a ${collection} entry of ${bytes} bytes is over the state's limit of ${STATE_ENTRY_MAX_BYTES} bytes (STATE_ENTRY_MAX_BYTES); make it smaller`)
+      if (groupBytes + bytes > STATE_BATCH_MAX_BYTES / 2) write()
+      group.push([key, { value, stamp: this.clock.now() }])
+      groupBytes += bytes
+    }
+    write()
+  }
+
   /** Deletes a key cluster-wide (a deletion mark that wins over older entries). False if nobody has it. */
   delete (collection: CollectionName, key: string): boolean {
     if (this.lookup(collection, key) === undefined) return false
@@ -202,9 +227,9 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
     return this.view.lookupAll<T>(collection, key, now)
   }
 
-  /** Every key of a collection with every writer's live entry for it. */
-  groupAll<T = unknown> (collection: CollectionName, now = Date.now()): Map<string, Array<StoredEntry<T>>> {
-    return this.view.groupAll<T>(collection, now)
+  /** Every key of a collection (that `keep` keeps, when given: the others are not read) with every writer's live entry for it. */
+  groupAll<T = unknown> (collection: CollectionName, now = Date.now(), keep?: (key: string) => boolean): Map<string, Array<StoredEntry<T>>> {
+    return this.view.groupAll<T>(collection, now, keep)
   }
 
   /** The entry a given writer holds for a key (registry entries are only trusted from their own writer). */

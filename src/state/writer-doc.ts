@@ -40,9 +40,9 @@ export class WriterDoc {
     return raw === undefined ? undefined : decodeEntry(raw)
   }
 
-  /** Every entry of a collection, decoded. */
-  * entries (c: CollectionName): IterableIterator<[string, Entry]> {
-    for (const [key, raw] of this.maps[c]) yield [key, decodeEntry(raw)]
+  /** Every entry of a collection (only those whose key `keep` keeps, when given), decoded. */
+  * entries (c: CollectionName, keep?: (key: string) => boolean): IterableIterator<[string, Entry]> {
+    for (const [key, raw] of this.maps[c]) if (keep === undefined || keep(key)) yield [key, decodeEntry(raw)]
   }
 
   /**

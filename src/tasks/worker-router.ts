@@ -5,7 +5,8 @@
  *
  * Placement: a session's requests go to its owner while it is alive, not draining, and hosts the type; otherwise
  * the session is re-homed by consistent hashing with bounded loads (no node takes more than 1.25x its share of
- * sessions) and the new owner is recorded. Requests without a session take turns over the nodes that host the type.
+ * sessions) and the new owner is recorded. Requests without a session go to the host with the fewest of this node's
+ * requests outstanding, taking turns among equals.
  */
 import type { Logger } from 'pino'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
@@ -66,6 +67,9 @@ interface Batch {
   waiters: Array<{ from: number, count: number, resolve: (r: WorkerCallResult) => void, reject: (e: Error) => void, onWaiting?: (reason: string) => void }>
 }
 
+/** A batch's outcomes counted so far (for its metrics, added once the batch is answered). */
+interface Tally { open: boolean, outcomes: Map<string, number> }
+
 /** How often a session's record is refreshed with its worker's counters (start and stop are written at once). */
 const SESSION_INFO_INTERVAL_MS = 5_000
 
@@ -76,6 +80,8 @@ export class WorkerService implements Startable {
   /** worker.call RPCs in flight, per node: a request to an idle node goes at once, others wait a tick to batch */
   private readonly inflight = new Map<NodeId, number>()
   private turn = 0
+  /** requests sent from this node and not answered yet, per node (local ones too): the least loaded host is chosen */
+  private readonly outstanding = new Map<NodeId, number>()
   /** "worker request waiting" is logged once per call, and once per type, session and reason in a while */
   private readonly waitLog = new LogLimiter(10_000)
   private readonly dirtySessions = new Map<string, WorkerInfo & { running: boolean }>()
@@ -107,7 +113,7 @@ export class WorkerService implements Startable {
       // the caller hears why the batch waits, if it does (ctx.emit throws once the caller is gone: the watch ends)
       const watch = new WaitWatch(waiting => { ctx.emit({ waiting }) })
       try {
-        const results = await Promise.all(req.payloads.map(async payload => await this.local({ type: req.type, ...(req.session === undefined ? {} : { session: req.session }), payload, timeoutMs: req.timeoutMs, priority: req.priority, retries: 0 }, watch.add)))
+        const results = await this.localBatch({ ...req, retries: 0 }, watch.add)
         return { node: c.mesh.peerId, nodeName: this.nodeName, results }
       } finally {
         watch.stop()
@@ -136,6 +142,11 @@ export class WorkerService implements Startable {
   /** True when this node's configuration makes the type a warm-worker type, or some alive node hosts its workers. */
   isWorkerType (type: string): boolean {
     return this.c.pool.has(type) || this.hosts(type).length > 0
+  }
+
+  /** How many alive, open nodes host workers of the type now (a job cuts its items into batches for them). */
+  hostCount (type: string): number {
+    return this.hosts(type).length
   }
 
   /**
@@ -220,7 +231,7 @@ export class WorkerService implements Startable {
     }
     const hosts = this.hosts(req.type, exclude)
     if (hosts.length === 0) throw new UnsatisfiableError(`no alive node hosts warm workers of type ${req.type}`)
-    if (req.session === undefined) return hosts[this.turn++ % hosts.length] as NodeId
+    if (req.session === undefined) return this.leastLoaded(hosts)
     const s = this.c.sessions.get(req.session)
     const owner = s?.owner ?? null
     if (owner !== null && owner !== exclude && hosts.includes(owner)) return owner
@@ -233,14 +244,43 @@ export class WorkerService implements Startable {
     return home
   }
 
+  /**
+   * The host with the fewest of this node's requests outstanding, taking turns among equals: a node answering slower
+   * gets less (a job's batches stay spread evenly over the hosts, and none is refused by a full queue while
+   * others idle).
+   */
+  private leastLoaded (hosts: NodeId[]): NodeId {
+    const from = this.turn++ % hosts.length
+    let best = hosts[from] as NodeId
+    let load = this.outstanding.get(best) ?? 0
+    for (let k = 1; k < hosts.length && load > 0; k++) {
+      const h = hosts[(from + k) % hosts.length] as NodeId
+      const l = this.outstanding.get(h) ?? 0
+      if (l < load) { best = h; load = l }
+    }
+    return best
+  }
+
   private async send (node: NodeId, req: WorkerCallRequest, onWaiting: (reason: string) => void): Promise<WorkerCallResult> {
+    const n = req.payloads.length
+    this.outstanding.set(node, (this.outstanding.get(node) ?? 0) + n)
+    try {
+      return await this.sendNow(node, req, onWaiting)
+    } finally {
+      const left = (this.outstanding.get(node) ?? n) - n
+      if (left <= 0) this.outstanding.delete(node)
+      else this.outstanding.set(node, left)
+    }
+  }
+
+  private async sendNow (node: NodeId, req: WorkerCallRequest, onWaiting: (reason: string) => void): Promise<WorkerCallResult> {
     const started = performance.now()
     const where = node === this.c.mesh.peerId ? 'local' : 'remote'
     let res: WorkerCallResult
     if (where === 'local') {
       const watch = new WaitWatch(onWaiting)
       try {
-        const results = await Promise.all(req.payloads.map(async payload => await this.local({ type: req.type, ...(req.session === undefined ? {} : { session: req.session }), payload, timeoutMs: req.timeoutMs, priority: req.priority, retries: req.retries }, watch.add)))
+        const results = await this.localBatch(req, watch.add)
         res = { node, nodeName: this.nodeName, results }
       } finally {
         watch.stop()
@@ -252,7 +292,20 @@ export class WorkerService implements Startable {
     return res
   }
 
-  private async local (r: { type: string, session?: string, payload: unknown, timeoutMs: number, priority: number, retries: number }, onWaiting: (w: WorkerWait) => void): Promise<WorkerOutcome> {
+  /** A batch's requests to this node's workers: each its own outcome, counted in the metrics once per batch. */
+  private async localBatch (req: { type: string, session?: string, payloads: unknown[], timeoutMs: number, priority: number, retries: number }, onWaiting: (w: WorkerWait) => void): Promise<WorkerOutcome[]> {
+    const base = { type: req.type, ...(req.session === undefined ? {} : { session: req.session }), timeoutMs: req.timeoutMs, priority: req.priority, retries: req.retries }
+    const tally: Tally = { open: true, outcomes: new Map() }
+    try {
+      return await Promise.all(req.payloads.map(async payload => await this.local({ ...base, payload }, onWaiting, tally)))
+    } finally {
+      // (a batch refused part-way: what its other requests come to later is counted one by one)
+      tally.open = false
+      for (const [outcome, n] of tally.outcomes) this.m.requests.inc({ type: req.type, outcome }, n)
+    }
+  }
+
+  private async local (r: { type: string, session?: string, payload: unknown, timeoutMs: number, priority: number, retries: number }, onWaiting: (w: WorkerWait) => void, tally: Tally): Promise<WorkerOutcome> {
     let out: WorkerOutcome
     try {
       out = await this.c.pool.request(r, onWaiting)
@@ -262,7 +315,9 @@ export class WorkerService implements Startable {
       if (e.code === 'UNAVAILABLE' || e.code === 'UNSATISFIABLE') throw e
       out = { ok: false, code: e.code, error: e.message }
     }
-    this.m.requests.inc({ type: r.type, outcome: out.ok ? 'ok' : out.code })
+    const outcome = out.ok ? 'ok' : out.code
+    if (tally.open) tally.outcomes.set(outcome, (tally.outcomes.get(outcome) ?? 0) + 1)
+    else this.m.requests.inc({ type: r.type, outcome })
     return out
   }
 

@@ -181,7 +181,7 @@ const workerReply: FuzzTarget<{ bytes: Uint8Array, cuts: number[] }> = {
   arbitrary: () => fc.record({ bytes: hostileBytes(seedBytes('worker-reply'), 8192), cuts: fc.array(fc.nat(), { maxLength: 6 }) }),
   run: ({ bytes, cuts }) => {
     let held = 0
-    const lines = new ReplyLines({ line: l => { held = Math.max(held, l.byteLength); parseReply(l) }, overflow: () => {} }, REPLY_MAX_BYTES)
+    const lines = new ReplyLines({ line: l => { held = Math.max(held, l.length); parseReply(l) }, overflow: () => {} }, REPLY_MAX_BYTES)
     const points = [...new Set(cuts.map(c => c % (bytes.byteLength + 1)))].sort((a, b) => a - b)
     let from = 0
     for (const to of [...points, bytes.byteLength]) { lines.push(Buffer.from(bytes.subarray(from, to))); from = to }

@@ -11,7 +11,7 @@ import { pino } from 'pino'
 import { Registry } from 'prom-client'
 import { afterEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { StatePush, type StateUpdate, type SyncResponse } from '../../proto/index.ts'
+import { STATE_BATCH_MAX_BYTES, STATE_ENTRY_MAX_BYTES, StatePush, type StateUpdate, type SyncResponse } from '../../proto/index.ts'
 import type { NodeId } from '../../src/interface/index.ts'
 import { StateStore, type StateInit } from '../../src/state/index.ts'
 import { waitFor } from '../helpers/cluster.ts'
@@ -122,6 +122,25 @@ describe('state store - replication', () => {
     // one copy per peer per batch, and nothing skipped
     expect(await counter((nodes[0] as Node).registry, 'grid_state_pushes_total', { outcome: 'sent' })).toBe(4)
     expect(await counter((nodes[0] as Node).registry, 'grid_state_pushes_total', { outcome: 'skipped' })).toBe(0)
+  })
+
+  it('writes many entries at once (setMany) in updates each under half a batch, and every peer reads them all', async () => {
+    const net = new StubNet()
+    const nodes = ['node-a', 'node-b'].map(id => node(net, id, { antiEntropyIntervalMs: 60_000 }))
+    const [a, b] = nodes.map(n => n.store) as [StateStore, StateStore]
+    for (const s of [a, b]) await s.start()
+    net.connect('node-a', 'node-b')
+    const before = await counter((nodes[0] as Node).registry, 'grid_state_updates_applied_total', { source: 'local' })
+    const text = 'x'.repeat(10_000)
+    a.setMany('jobs', Array.from({ length: 120 }, (_, i) => [`j1/r/${i}`, { text, i }] as const))
+    // 1.2 MB of entries: a few local updates, each under half a batch (26 entries of 10 kB), not one per entry
+    const updates = await counter((nodes[0] as Node).registry, 'grid_state_updates_applied_total', { source: 'local' }) - before
+    expect(updates).toBe(Math.ceil(120 / Math.floor(STATE_BATCH_MAX_BYTES / 2 / 10_019)))
+    await waitFor('the peer to read every entry', () => b.entries('jobs').size === 120, { timeoutMs: 10_000, intervalMs: 10 })
+    expect(b.lookup('jobs', 'j1/r/119')?.value).toEqual({ text, i: 119 })
+    // a read of the keys it keeps only
+    expect([...b.groupAll('jobs', Date.now(), k => k.endsWith('/7')).keys()]).toEqual(['j1/r/7'])
+    expect(() => { a.setMany('jobs', [['big', 'y'.repeat(STATE_ENTRY_MAX_BYTES + 1)]]) }).toThrow(/over the state's limit/)
   })
 
   it('nudges a peer that missed a push, and the peer catches up', async () => {

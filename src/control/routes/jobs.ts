@@ -35,10 +35,10 @@ export function jobRoutes (deps: ControlDeps): Route[] {
       }
     },
     {
-      // ?results=0: the job without its per-item results (a large job's are large)
+      // ?results=0: the job without its per-item results (a large job's are large, and are written a slice at a time)
       method: 'GET',
       path: '/jobs/:id',
-      handler: req => ({ json: req.query.has('results') && !queryFlag(req.query, 'results') ? jobs.summary(req.params.id as string) : jobs.get(req.params.id as string) })
+      handler: req => (req.query.has('results') && !queryFlag(req.query, 'results') ? { json: jobs.summary(req.params.id as string) } : { jsonParts: jobs.resultParts(req.params.id as string) })
     },
     { method: 'POST', path: '/jobs/:id/cancel', handler: req => ({ json: jobs.cancel(req.params.id as string) }) },
     { method: 'POST', path: '/jobs/:id/retry', handler: req => ({ json: jobs.retry(req.params.id as string) }) }
