@@ -7,9 +7,10 @@
  * With --rsync, the same three transfers by rsync over ssh to a local sshd (rsync -a --delete), side by side.
  * With --layout link|auto (as root), the daemons run tasks as nobody (executor.taskUser) with that
  * executor.syncLayout; --pause S waits S seconds before each later run (as a user edits a file between runs), which
- * gives the executor time to lay out its spare tree.
+ * gives the executor time to lay out its spare tree. --prof DIR writes a CPU profile of each later run's gridctl
+ * (node --cpu-prof) into DIR.
  *
- *   npm run bench -- sync [--files N] [--mb N] [--runs N] [--rsync] [--layout copy|link|auto] [--pause S]
+ *   npm run bench -- sync [--files N] [--mb N] [--runs N] [--rsync] [--layout copy|link|auto] [--pause S] [--prof DIR]
  */
 import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -21,7 +22,7 @@ import { fetchMetrics, metricValue } from '../tests/helpers/metrics.ts'
 import { Cluster, type Gridd, fmt, median, sleep, startCluster, table, withCluster } from './lib.ts'
 import { freePort, tempDir, waitFor } from '../tests/helpers/cluster.ts'
 
-const { values } = parseArgs({ options: { files: { type: 'string', default: '10000' }, mb: { type: 'string', default: '200' }, runs: { type: 'string', default: '5' }, rsync: { type: 'boolean', default: false }, layout: { type: 'string', default: 'copy' }, pause: { type: 'string', default: '0' } } })
+const { values } = parseArgs({ options: { files: { type: 'string', default: '10000' }, mb: { type: 'string', default: '200' }, runs: { type: 'string', default: '5' }, rsync: { type: 'boolean', default: false }, layout: { type: 'string', default: 'copy' }, pause: { type: 'string', default: '0' }, prof: { type: 'string' } } })
 const PAUSE_MS = Number(values.pause) * 1000
 const FILES = Number(values.files)
 const BYTES = Number(values.mb) * 1e6
@@ -51,9 +52,10 @@ async function phases (n1: Gridd, n3: Gridd): Promise<{ transfer: number, layout
   }
 }
 
-async function timedRun (n1: Gridd, args: string[]): Promise<number> {
+async function timedRun (n1: Gridd, args: string[], prof = false): Promise<number> {
   const t0 = performance.now()
-  const r = await n1.ctl(['run', '--node', 'n3', ...args, '--', 'true'], { timeoutMs: 600_000 })
+  const env = prof && values.prof !== undefined ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${values.prof}` } : undefined
+  const r = await n1.ctl(['run', '--node', 'n3', ...args, '--', 'true'], { timeoutMs: 600_000, ...(env === undefined ? {} : { env }) })
   if (r.code !== 0) throw new Error(`gridctl run ${args.join(' ')}: exit ${r.code}: ${r.stderr}`)
   return performance.now() - t0
 }
@@ -113,7 +115,7 @@ await withCluster(c, async () => {
     writeFileSync(join(dir, 'd0', 'f0.bin'), changed)
     if (PAUSE_MS > 0) await sleep(PAUSE_MS)
     const before = await sentBytes(n1)
-    second.push(await timedRun(n1, ['--sync', dir]))
+    second.push(await timedRun(n1, ['--sync', dir], true))
     secondSent.push(await sentBytes(n1) - before)
     if (PAUSE_MS > 0) await sleep(PAUSE_MS)
     unchanged.push(await timedRun(n1, ['--sync', dir]))
