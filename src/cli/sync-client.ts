@@ -33,13 +33,19 @@ const mib = (b: number): string => (b / 1048576).toFixed(1)
 /** Hashes `dir`, uploads what the daemon lacks, and gives the task's `sync`. */
 export async function uploadTree (client: ApiClient, dir: string, opts: BuildOptions & { fetch?: string[], err: NodeJS.WritableStream & { isTTY?: boolean }, signal?: AbortSignal }): Promise<SyncUpload> {
   const built = await buildManifest(dir, { ...opts, hashCache: true })
-  const where = new Map<string, ManifestFile>()
-  for (const e of built.manifest.entries) if (isFile(e) && !where.has(e.sha256)) where.set(e.sha256, e)
+  // which file holds each blob: needed only when some are to be sent
+  let whereOf: Map<string, ManifestFile> | undefined
+  const where = (): Map<string, ManifestFile> => {
+    if (whereOf !== undefined) return whereOf
+    whereOf = new Map()
+    for (const e of built.manifest.entries) if (isFile(e) && !whereOf.has(e.sha256)) whereOf.set(e.sha256, e)
+    return whereOf
+  }
   const manifestHash = built.hash
-  const sizeOf = (h: string): number => h === manifestHash ? built.encoded().byteLength : where.get(h)?.size ?? 0
+  const sizeOf = (h: string): number => h === manifestHash ? built.encoded().byteLength : where().get(h)?.size ?? 0
   const readPiece = async (h: string, offset: number, length: number): Promise<Buffer> => {
     if (h === manifestHash) return built.encoded().subarray(offset, offset + length)
-    const fh = await open(join(built.root, (where.get(h) as ManifestFile).path), 'r')
+    const fh = await open(join(built.root, (where().get(h) as ManifestFile).path), 'r')
     try {
       const buf = Buffer.alloc(length)
       const { bytesRead } = await fh.read(buf, 0, length, offset)
@@ -47,7 +53,7 @@ export async function uploadTree (client: ApiClient, dir: string, opts: BuildOpt
     } finally { await fh.close() }
   }
   const send = async (hashes: readonly string[]): Promise<void> => {
-    await uploadBlobs(client, hashes, sizeOf, readPiece, h => h === manifestHash ? 'the manifest' : join(built.root, where.get(h)?.path ?? h), { ...opts, root: built.root })
+    await uploadBlobs(client, hashes, sizeOf, readPiece, h => h === manifestHash ? 'the manifest' : join(built.root, where().get(h)?.path ?? h), { ...opts, root: built.root })
   }
   // a tree that changed goes as its difference from the last one built (the walk cache names it), when the daemon has
   // that one: a changed file of 10,000 costs its entry, not a 1.2 MB manifest
@@ -62,7 +68,7 @@ export async function uploadTree (client: ApiClient, dir: string, opts: BuildOpt
     missing = await missingOf(client, manifestHash, opts.signal)
   }
   if (missing === undefined) {
-    const hashes = [...where.keys(), manifestHash]
+    const hashes = [...where().keys(), manifestHash]
     missing = []
     for (let i = 0; i < hashes.length; i += SYNC_MISSING_BATCH_MAX) {
       const r = await client.post<{ missing: string[] }>('/sync/missing', { hashes: hashes.slice(i, i + SYNC_MISSING_BATCH_MAX) }, opts.signal)

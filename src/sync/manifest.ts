@@ -4,7 +4,7 @@
  * a directory, a file that cannot be read, a link that points out of DIR, a tree over `maxBytes`.
  */
 import { createHash } from 'node:crypto'
-import { createReadStream, lstatSync, readdirSync, type Stats } from 'node:fs'
+import { createReadStream, lstatSync, readdirSync, type Dirent, type Stats } from 'node:fs'
 import { readlink, realpath, stat } from 'node:fs/promises'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import type { Manifest, ManifestEntry, ManifestFile } from '../../proto/sync.ts'
@@ -54,8 +54,9 @@ export async function buildManifest (dir: string, opts: BuildOptions = {}): Prom
   }
   const excludes = loadExcludes(root, opts.excludes)
   const cache = new WalkCache(opts.hashCache === true ? walkCacheFile(root) : undefined, excludes.rules)
-  const files: ManifestFile[] = []
-  const links: ManifestEntry[] = []
+  // files and links in the order of their paths (the canonical order: encoding need not sort them)
+  const entries: ManifestEntry[] = []
+  let fileCount = 0
   const toHash: Array<{ entry: ManifestFile, abs: string, st: Stats }> = []
   let bytes = 0
   const lstatOf = (abs: string): Stats => {
@@ -72,7 +73,9 @@ export async function buildManifest (dir: string, opts: BuildOptions = {}): Prom
       } catch (err) {
         throw bad(`--sync: cannot read directory ${absDir}: ${(err as Error).message}`, err)
       }
-      names.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+      // in the order of the manifest's paths (a directory's as `name/`), so the walk gives them sorted
+      const key = (d: Dirent): string => d.isDirectory() ? `${d.name}/` : d.name
+      names.sort((a, b) => { const x = key(a); const y = key(b); return x < y ? -1 : x > y ? 1 : 0 })
       listing = []
       for (const d of names) {
         const rel = relDir === '' ? d.name : `${relDir}/${d.name}`
@@ -94,7 +97,7 @@ export async function buildManifest (dir: string, opts: BuildOptions = {}): Prom
       } else if (item[0] === 'l') {
         const link = await insideLink(root, abs)
         cache.rememberLink(rel, link)
-        links.push({ path: rel, link })
+        entries.push({ path: rel, link })
       } else {
         const st = lstatOf(abs)
         if (!st.isFile()) throw changedUnder(abs)
@@ -103,7 +106,8 @@ export async function buildManifest (dir: string, opts: BuildOptions = {}): Prom
         const mode = st.mode & 0o7777
         const known = cache.lookup(rel, st, mode)
         const entry: ManifestFile = { path: rel, mode, size: st.size, sha256: known ?? '' }
-        files.push(entry)
+        entries.push(entry)
+        fileCount++
         if (known === undefined) toHash.push({ entry, abs, st })
       }
     }
@@ -113,14 +117,14 @@ export async function buildManifest (dir: string, opts: BuildOptions = {}): Prom
     f.entry.sha256 = await hashFile(f.abs)
     cache.remember(f.entry.path, f.st, f.entry.mode, f.entry.sha256)
   })
-  const manifest: Manifest = { version: 1, entries: [...files, ...links] }
+  const manifest: Manifest = { version: 1, entries }
   let bytesOf: Buffer | undefined
   const encoded = (): Buffer => { bytesOf ??= encodeManifest(manifest); return bytesOf }
   const same = cache.sameManifest()
   const hash = same ?? sha256Hex(encoded())
   const previous = same === undefined ? cache.change() : undefined
   cache.save(hash)
-  return { manifest, hash, encoded, ...(previous === undefined || previous.base === hash ? {} : { previous }), root, files: files.length, bytes, ignoreFile: excludes.file }
+  return { manifest, hash, encoded, ...(previous === undefined || previous.base === hash ? {} : { previous }), root, files: fileCount, bytes, ignoreFile: excludes.file }
 }
 
 /** A link's target, made relative, when it resolves inside `root`; else the input is refused naming the link. */

@@ -137,6 +137,14 @@ describe('sync - gridctl\'s walk cache', () => {
     expect(sha256Hex(encodeManifest(applyDelta(first.manifest, next.previous?.change ?? { removed: [], upserted: [] })))).toBe(next.hash)
   })
 
+  it('walks the tree in the manifest\'s order (a directory sorts as its name and a slash)', async () => {
+    const dir = oldTree('order', { 'a.txt': '1', 'a/b': '2', 'a-b': '3', 'ab/c': '4', 'a/a.txt': '5' })
+    const m = (await buildManifest(dir)).manifest
+    const paths = m.entries.map(e => e.path)
+    expect(paths).toEqual(['a-b', 'a.txt', 'a/a.txt', 'a/b', 'ab/c'])
+    expect(paths).toEqual([...paths].sort())
+  })
+
   it('refuses a difference that would put a path or a link out of the tree', () => {
     const m = { version: 1 as const, entries: [file('a', 'a')] }
     expect(() => checkChange(applyDelta(m, { removed: [], upserted: [file('../x', 'b')] }), [file('../x', 'b')], true)).toThrow(/not a normalized relative path/)
