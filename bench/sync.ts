@@ -7,9 +7,10 @@
  * With --rsync, the same three transfers by rsync over ssh to a local sshd (rsync -a --delete), side by side.
  * With --layout link|auto (as root), the daemons run tasks as nobody (executor.taskUser) with that
  * executor.syncLayout; --pause S waits S seconds before each later run (as a user edits a file between runs), which
- * gives the executor time to lay out its spare tree.
+ * gives the executor time to lay out its spare tree. --prof DIR writes CPU profiles (node --cpu-prof) of the first
+ * sync's gridctl into DIR/first and each run after a changed file's into DIR/changed.
  *
- *   npm run bench -- sync [--files N] [--mb N] [--runs N] [--rsync] [--layout copy|link|auto] [--pause S]
+ *   npm run bench -- sync [--files N] [--mb N] [--runs N] [--rsync] [--layout copy|link|auto] [--pause S] [--prof DIR]
  */
 import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -18,10 +19,11 @@ import { connect } from 'node:net'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { fetchMetrics, metricValue } from '../tests/helpers/metrics.ts'
-import { Cluster, type Gridd, fmt, median, sleep, startCluster, table, withCluster } from './lib.ts'
+import { Cluster, type Gridd, cpuSeconds, fmt, median, sleep, startCluster, table, withCluster } from './lib.ts'
 import { freePort, tempDir, waitFor } from '../tests/helpers/cluster.ts'
+import { GRIDCTL } from '../tests/helpers/paths.ts'
 
-const { values } = parseArgs({ options: { files: { type: 'string', default: '10000' }, mb: { type: 'string', default: '200' }, runs: { type: 'string', default: '5' }, rsync: { type: 'boolean', default: false }, layout: { type: 'string', default: 'copy' }, pause: { type: 'string', default: '0' } } })
+const { values } = parseArgs({ options: { files: { type: 'string', default: '10000' }, mb: { type: 'string', default: '200' }, runs: { type: 'string', default: '5' }, rsync: { type: 'boolean', default: false }, layout: { type: 'string', default: 'copy' }, pause: { type: 'string', default: '0' }, prof: { type: 'string' } } })
 const PAUSE_MS = Number(values.pause) * 1000
 const FILES = Number(values.files)
 const BYTES = Number(values.mb) * 1e6
@@ -51,11 +53,28 @@ async function phases (n1: Gridd, n3: Gridd): Promise<{ transfer: number, layout
   }
 }
 
-async function timedRun (n1: Gridd, args: string[]): Promise<number> {
+/** NODE_OPTIONS that profile a process into `sub` of --prof's directory (nothing without --prof). */
+const profEnv = (sub: string): Record<string, string> | undefined => values.prof === undefined ? undefined : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(values.prof, sub)}` }
+
+/** CPU seconds (user + system) of each gridctl run, by kind of run (bash's `times` of its child). */
+const ctlCpu: Record<string, number[]> = {}
+
+async function timedRun (n1: Gridd, args: string[], kind: string, prof?: string): Promise<number> {
+  const env = { ...process.env, ...(prof === undefined ? {} : profEnv(prof)) }
   const t0 = performance.now()
-  const r = await n1.ctl(['run', '--node', 'n3', ...args, '--', 'true'], { timeoutMs: 600_000 })
+  const r = await new Promise<{ code: number, stderr: string }>((resolve, reject) => {
+    const p = spawn('bash', ['-c', '"$@"; s=$?; times >&2; exit $s', 'bash', process.execPath, GRIDCTL, '--socket', n1.socket, 'run', '--node', 'n3', ...args, '--', 'true'], { env, stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    p.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    p.on('error', reject)
+    p.on('close', code => { resolve({ code: code ?? 1, stderr }) })
+  })
+  const ms = performance.now() - t0
   if (r.code !== 0) throw new Error(`gridctl run ${args.join(' ')}: exit ${r.code}: ${r.stderr}`)
-  return performance.now() - t0
+  // the last line of `times`: the children's user and system time, as 0m1.234s 0m0.123s
+  const t = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(r.stderr)
+  if (t !== null) (ctlCpu[kind] ??= []).push(Number(t[1]) * 60 + Number(t[2]) + Number(t[3]) * 60 + Number(t[4]))
+  return ms
 }
 
 /** sshd on a free local port, this user's key authorized (as the deploy tests start one). */
@@ -98,13 +117,17 @@ await withCluster(c, async () => {
   const dir = generate()
   console.log(`generated ${FILES} files, ${fmt(BYTES / 1e6, 0)} MB in ${fmt((performance.now() - t0) / 1000, 1)} s`)
   const base: number[] = []
-  for (let i = 0; i < RUNS; i++) base.push(await timedRun(n1, []))
+  const daemonCpu = (): number[] => ['n1', 'n3'].map(n => cpuSeconds(c.node(n).pid))
+  const d0 = daemonCpu()
+  for (let i = 0; i < RUNS; i++) base.push(await timedRun(n1, [], 'plain'))
   const n3 = c.node('n3')
+  const d1 = daemonCpu()
   const s0 = await sentBytes(n1)
   const p0 = await phases(n1, n3)
-  const first = await timedRun(n1, ['--sync', dir])
+  const first = await timedRun(n1, ['--sync', dir], 'first', 'first')
   const s1 = await sentBytes(n1)
   const p1 = await phases(n1, n3)
+  const d2 = daemonCpu()
   const second: number[] = []
   const secondSent: number[] = []
   const unchanged: number[] = []
@@ -113,12 +136,20 @@ await withCluster(c, async () => {
     writeFileSync(join(dir, 'd0', 'f0.bin'), changed)
     if (PAUSE_MS > 0) await sleep(PAUSE_MS)
     const before = await sentBytes(n1)
-    second.push(await timedRun(n1, ['--sync', dir]))
+    second.push(await timedRun(n1, ['--sync', dir], 'changed', 'changed'))
     secondSent.push(await sentBytes(n1) - before)
     if (PAUSE_MS > 0) await sleep(PAUSE_MS)
-    unchanged.push(await timedRun(n1, ['--sync', dir]))
+    unchanged.push(await timedRun(n1, ['--sync', dir], 'unchanged'))
   }
   const p2 = await phases(n1, n3)
+  const d3 = daemonCpu()
+  const cpuMs = (k: string): string => fmt(median(ctlCpu[k] ?? []) * 1000, 0)
+  const cpuPer = (a: number[], b: number[], i: number, n: number): string => fmt(((b[i] as number) - (a[i] as number)) / n * 1000, 0)
+  table('CPU time (ms; gridctl: the median run, the daemons: per run, the first sync\'s spare tree counted in the later runs)', ['runs', 'gridctl', 'n1', 'n3'], [
+    ['plain run', cpuMs('plain'), cpuPer(d0, d1, 0, RUNS), cpuPer(d0, d1, 1, RUNS)],
+    ['first sync', cpuMs('first'), cpuPer(d1, d2, 0, 1), cpuPer(d1, d2, 1, 1)],
+    [`${2 * RUNS} later runs (after 1 changed file / nothing changed)`, `${cpuMs('changed')} / ${cpuMs('unchanged')}`, cpuPer(d2, d3, 0, 2 * RUNS), cpuPer(d2, d3, 1, 2 * RUNS)]
+  ])
   const ms = (x: number): string => fmt(x * 1000, 0)
   table('where the time went (ms): n1 sending to n3, n3 laying the tree out', ['runs', 'transfer', 'layout'], [
     ['first sync', ms(p1.transfer - p0.transfer), ms(p1.layout - p0.layout)],

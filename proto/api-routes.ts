@@ -10,7 +10,7 @@ import { MEMBER_STATES, type ErrorCode } from '../src/interface/index.ts'
 import { JOB_STATUSES } from './job-names.ts'
 import * as B from './api-bodies.ts'
 import * as S from './api-schemas.ts'
-import { SyncMissingBodySchema, SyncReadBodySchema, SyncUploadBodySchema } from './sync.ts'
+import { SyncManifestBodySchema, SyncMissingBodySchema, SyncReadBodySchema, SyncUploadBodySchema } from './sync.ts'
 import { TASK_STATUSES } from './tasks.ts'
 import { WORKFLOW_STATUSES } from './workflow-names.ts'
 
@@ -90,6 +90,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { method: 'POST', path: '/jobs/:id/cancel', operationId: 'cancelJob', summary: 'Cancel a job', tags: ['jobs'], answers: { 200: json('cancelling', S.JobCancelResultSchema) }, errors: ['NOT_FOUND', 'CONFLICT', 'INVALID_ARGUMENT'] },
   { method: 'POST', path: '/jobs/:id/retry', operationId: 'retryJob', summary: 'Run again what did not succeed', tags: ['jobs'], answers: { 200: json('runs started again', S.JobRetryResultSchema) }, errors: ['NOT_FOUND', 'CONFLICT', 'INVALID_ARGUMENT'] },
   { method: 'POST', path: '/sync/missing', operationId: 'syncMissing', summary: 'Which of these blobs this node\'s sync cache lacks', tags: ['sync'], body: body(SyncMissingBodySchema), answers: { 200: json('the missing hashes', S.SyncMissingResultSchema) }, errors: ['INVALID_ARGUMENT', 'TOO_LARGE'] },
+  { method: 'POST', path: '/sync/manifest', operationId: 'syncManifest', summary: 'Send a manifest as its difference from one this node has', tags: ['sync'], body: body(SyncManifestBodySchema), answers: { 200: json('whether it was rebuilt (false: the base is not here; upload the manifest whole)', S.SyncManifestResultSchema) }, errors: ['INVALID_ARGUMENT', 'TOO_LARGE'] },
   { method: 'POST', path: '/sync/blobs', operationId: 'syncUpload', summary: 'Upload blob pieces (data base64, at most 1 MiB a request)', tags: ['sync'], body: body(SyncUploadBodySchema), answers: { 200: json('blobs whose hash did not match', S.SyncUploadResultSchema) }, errors: ['INVALID_ARGUMENT', 'TOO_LARGE'] },
   { method: 'POST', path: '/sync/blobs/read', operationId: 'syncRead', summary: 'Read ranges of blobs (for --fetch)', tags: ['sync'], body: body(SyncReadBodySchema), answers: { 200: json('each range, base64', S.SyncReadResultSchema) }, errors: ['INVALID_ARGUMENT', 'NOT_FOUND', 'TOO_LARGE'] },
   { method: 'POST', path: '/workflows', operationId: 'submitWorkflow', summary: 'Run a workflow (a DAG of jobs): its events as NDJSON, or its id (detach)', tags: ['workflows'], body: body(B.WorkflowRequestSchema), answers: { 200: { description: 'accepted, job per state change, done', stream: S.WorkflowStreamEventSchema }, 201: submitted }, errors: ['INVALID_ARGUMENT', 'TOO_LARGE'] },

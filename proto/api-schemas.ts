@@ -403,6 +403,7 @@ export const WorkflowStdoutSchema = Type.Object({ stdout: Str })
 
 export const SyncMissingResultSchema = Type.Object({ missing: StrArray })
 export const SyncUploadResultSchema = Type.Object({ refused: StrArray })
+export const SyncManifestResultSchema = Type.Object({ ok: Type.Boolean() })
 export const SyncReadResultSchema = Type.Object({ data: Type.Array(Str, { description: 'each range\'s bytes, base64' }) })
 
 /** The OpenAPI document itself (GET /v1/openapi.json). */

@@ -83,7 +83,19 @@ export const SyncUploadBodySchema = Type.Object({
 export const SyncReadBodySchema = Type.Object({ ranges: Type.Array(BlobRangeSchema, { maxItems: SYNC_PIECES_MAX }) }, { additionalProperties: false })
 /** The `sync` of a POST /v1/tasks body: a manifest (or the hash of one uploaded as a blob) and `--fetch` patterns. */
 export const SyncSubmitSchema = Type.Object({ manifest: Type.Union([ManifestSchema, Sha256]), fetch: Type.Optional(FetchPatterns) }, { additionalProperties: false })
+/**
+ * Control API: POST /v1/sync/manifest `{hash, base, removed, upserted}` → `{ok}`: a manifest as its difference from
+ * one the daemon has (`base`, most often the last one this client sent), rebuilt and checked against `hash` as
+ * `sync.manifest` does; `ok` false when the daemon lacks `base` (then upload the manifest whole, POST /v1/sync/blobs).
+ */
+export const SyncManifestBodySchema = Type.Object({
+  hash: Sha256,
+  base: Sha256,
+  removed: Type.Array(RelPath, { maxItems: SYNC_MANIFEST_MAX_ENTRIES }),
+  upserted: Type.Array(ManifestEntrySchema, { maxItems: SYNC_MANIFEST_MAX_ENTRIES })
+}, { additionalProperties: false })
 export const syncMissingBody = validator(SyncMissingBodySchema)
+export const syncManifestBody = validator(SyncManifestBodySchema)
 export const syncUploadBody = validator(SyncUploadBodySchema)
 export const syncReadBody = validator(SyncReadBodySchema)
 export const syncSubmit = validator(SyncSubmitSchema)

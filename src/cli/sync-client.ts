@@ -9,8 +9,9 @@ import { dirname, join, sep } from 'node:path'
 import type { Manifest, ManifestFile } from '../../proto/sync.ts'
 import { SYNC_MISSING_BATCH_MAX, SYNC_PIECE_BATCH_MAX_BYTES, SYNC_PIECES_MAX } from '../../proto/sync-limits.ts'
 import { GridError, ProtocolError } from '../interface/index.ts'
-import { buildManifest, hashFile, type BuildOptions } from '../sync/manifest.ts'
-import { encodeManifest, isFile, sha256Hex } from '../sync/manifest-bytes.ts'
+import { buildManifest, hashFile, type BuildOptions, type BuiltManifest } from '../sync/manifest.ts'
+import { isFile, sha256Hex } from '../sync/manifest-bytes.ts'
+import { walkCacheFile } from '../sync/walk-cache.ts'
 import { SYNC_LANES, SYNC_PROGRESS_MIN_BYTES } from '../sync/constants.ts'
 import { mapLimit } from '../sync/pool.ts'
 import type { ApiClient } from './client.ts'
@@ -23,6 +24,8 @@ export interface SyncUpload {
   bytes: number
   sentBlobs: number
   sentBytes: number
+  /** how the manifest reached the daemon: it had it, as its difference from the last one, or whole */
+  manifestSent: 'known' | 'difference' | 'whole'
 }
 
 const mib = (b: number): string => (b / 1048576).toFixed(1)
@@ -30,14 +33,19 @@ const mib = (b: number): string => (b / 1048576).toFixed(1)
 /** Hashes `dir`, uploads what the daemon lacks, and gives the task's `sync`. */
 export async function uploadTree (client: ApiClient, dir: string, opts: BuildOptions & { fetch?: string[], err: NodeJS.WritableStream & { isTTY?: boolean }, signal?: AbortSignal }): Promise<SyncUpload> {
   const built = await buildManifest(dir, { ...opts, hashCache: true })
-  const where = new Map<string, ManifestFile>()
-  for (const e of built.manifest.entries) if (isFile(e) && !where.has(e.sha256)) where.set(e.sha256, e)
-  const manifestBytes = encodeManifest(built.manifest)
-  const manifestHash = sha256Hex(manifestBytes)
-  const sizeOf = (h: string): number => h === manifestHash ? manifestBytes.byteLength : where.get(h)?.size ?? 0
+  // which file holds each blob: needed only when some are to be sent
+  let whereOf: Map<string, ManifestFile> | undefined
+  const where = (): Map<string, ManifestFile> => {
+    if (whereOf !== undefined) return whereOf
+    whereOf = new Map()
+    for (const e of built.manifest.entries) if (isFile(e) && !whereOf.has(e.sha256)) whereOf.set(e.sha256, e)
+    return whereOf
+  }
+  const manifestHash = built.hash
+  const sizeOf = (h: string): number => h === manifestHash ? built.encoded().byteLength : where().get(h)?.size ?? 0
   const readPiece = async (h: string, offset: number, length: number): Promise<Buffer> => {
-    if (h === manifestHash) return manifestBytes.subarray(offset, offset + length)
-    const fh = await open(join(built.root, (where.get(h) as ManifestFile).path), 'r')
+    if (h === manifestHash) return built.encoded().subarray(offset, offset + length)
+    const fh = await open(join(built.root, (where().get(h) as ManifestFile).path), 'r')
     try {
       const buf = Buffer.alloc(length)
       const { bytesRead } = await fh.read(buf, 0, length, offset)
@@ -45,27 +53,52 @@ export async function uploadTree (client: ApiClient, dir: string, opts: BuildOpt
     } finally { await fh.close() }
   }
   const send = async (hashes: readonly string[]): Promise<void> => {
-    await uploadBlobs(client, hashes, sizeOf, readPiece, h => h === manifestHash ? 'the manifest' : join(built.root, where.get(h)?.path ?? h), { ...opts, root: built.root })
+    await uploadBlobs(client, hashes, sizeOf, readPiece, h => h === manifestHash ? 'the manifest' : join(built.root, where().get(h)?.path ?? h), { ...opts, root: built.root })
   }
+  // a tree that changed goes as its difference from the last one built (the walk cache names it), when the daemon has
+  // that one: a changed file of 10,000 costs its entry, not a 1.2 MB manifest
+  let manifestSent: SyncUpload['manifestSent'] = built.previous !== undefined && await sendChange(client, built, opts.signal) ? 'difference' : 'known'
   // by the manifest: the daemon (once it has the manifest) names the blobs it lacks, so a tree of 10,000 files costs
   // no list of 10,000 hashes each way; a daemon of an older version is asked by hashes
   let missing = await missingOf(client, manifestHash, opts.signal)
   if (missing !== undefined && missing.length === 1 && missing[0] === manifestHash) {
+    if (sha256Hex(built.encoded()) !== manifestHash) throw new ProtocolError(`--sync: the walk cache of ${built.root} names a manifest other than the tree's; remove ${walkCacheFile(built.root)} and run again`)
     await send(missing)
+    manifestSent = 'whole'
     missing = await missingOf(client, manifestHash, opts.signal)
   }
   if (missing === undefined) {
-    const hashes = [...where.keys(), manifestHash]
+    const hashes = [...where().keys(), manifestHash]
     missing = []
     for (let i = 0; i < hashes.length; i += SYNC_MISSING_BATCH_MAX) {
       const r = await client.post<{ missing: string[] }>('/sync/missing', { hashes: hashes.slice(i, i + SYNC_MISSING_BATCH_MAX) }, opts.signal)
       missing.push(...r.missing)
     }
+    if (missing.includes(manifestHash)) manifestSent = 'whole'
   }
   await send(missing)
   const body: SyncUpload['body'] = { manifest: manifestHash }
   if (opts.fetch !== undefined && opts.fetch.length > 0) body.fetch = opts.fetch
-  return { body, root: built.root, files: built.files, bytes: built.bytes, sentBlobs: missing.length, sentBytes: missing.reduce((s, h) => s + sizeOf(h), 0) }
+  return { body, root: built.root, files: built.files, bytes: built.bytes, sentBlobs: missing.length, sentBytes: missing.reduce((s, h) => s + sizeOf(h), 0), manifestSent }
+}
+
+/**
+ * POST /v1/sync/manifest: the manifest as its difference from the last one built (when the difference is small
+ * beside it). Whether the daemon has it now; false also from a daemon of an older version (no such endpoint) or one
+ * that could not rebuild it: the manifest is then uploaded whole.
+ */
+async function sendChange (client: ApiClient, built: BuiltManifest, signal?: AbortSignal): Promise<boolean> {
+  const p = built.previous
+  if (p === undefined) return false
+  const body = { hash: built.hash, base: p.base, removed: p.change.removed, upserted: p.change.upserted }
+  const bytes = Buffer.byteLength(JSON.stringify(body))
+  if (bytes > SYNC_PIECE_BATCH_MAX_BYTES || bytes > built.encoded().byteLength / 2) return false
+  try {
+    return (await client.post<{ ok: boolean }>('/sync/manifest', body, signal)).ok
+  } catch (err) {
+    if (err instanceof GridError && (err.code === 'NO_SUCH_ENDPOINT' || err.code === 'INVALID_ARGUMENT')) return false
+    throw err
+  }
 }
 
 /** POST /v1/sync/missing `{manifest}`: the manifest itself if the daemon lacks it, else its blobs the daemon lacks. */

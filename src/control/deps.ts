@@ -33,7 +33,7 @@ export interface ControlDeps {
   swarmKeyFingerprint: string | null
   metricsStatus: () => { enabled: boolean, listen: string | null, error: string | null }
   /** synced trees: the client's uploads and manifests, the cache's size (absent: this node takes no --sync) */
-  sync?: Pick<SyncService, 'accept' | 'missing' | 'missingOf' | 'put' | 'read' | 'stats'>
+  sync?: Pick<SyncService, 'accept' | 'missing' | 'missingOf' | 'put' | 'read' | 'stats' | 'takeChange'>
   /** whether task limits are enforced on this node (cgroups) */
   limits: () => LimitsStatus
   /** this node's own health verdict and its changes (placement, issue 12) */

@@ -13,7 +13,7 @@ import { API_PREFIX } from '../../proto/api.ts'
 import { API_ROUTES, COMMON_ERRORS, type ApiAnswer, type ApiRoute } from '../../proto/api-routes.ts'
 import * as ApiBodies from '../../proto/api-bodies.ts'
 import * as ApiSchemas from '../../proto/api-schemas.ts'
-import { SyncMissingBodySchema, SyncReadBodySchema, SyncUploadBodySchema } from '../../proto/sync.ts'
+import { SyncManifestBodySchema, SyncMissingBodySchema, SyncReadBodySchema, SyncUploadBodySchema } from '../../proto/sync.ts'
 import { ERRORS, type ErrorCode } from '../interface/index.ts'
 
 /** The version of the document's contract (the paths are versioned by their /v1 prefix). */
@@ -25,7 +25,7 @@ type JsonObject = { [k: string]: Json }
 /** Every named schema: `XSchema` exported from proto/api-bodies.ts, api-schemas.ts (and the sync bodies) is component `X`. */
 function namedSchemas (): Map<object, string> {
   const named = new Map<object, string>()
-  const all: Record<string, unknown> = { ...ApiBodies, ...ApiSchemas, SyncMissingBodySchema, SyncReadBodySchema, SyncUploadBodySchema }
+  const all: Record<string, unknown> = { ...ApiBodies, ...ApiSchemas, SyncManifestBodySchema, SyncMissingBodySchema, SyncReadBodySchema, SyncUploadBodySchema }
   for (const [k, v] of Object.entries(all)) {
     if (k.endsWith('Schema') && v !== null && typeof v === 'object') named.set(v, k.slice(0, -'Schema'.length))
   }

@@ -14,12 +14,15 @@ export interface Excludes {
   excluded(rel: string, dir: boolean): boolean
   /** which ignore file was read, if any */
   file: '.gridignore' | '.gitignore' | null
+  /** the rules in force (defaults, the ignore file's text, the extra patterns): a walk cache's listings hold under them */
+  rules: string
 }
 
 /** The excludes of tree `root`: defaults, its ignore file, then `extra` (later patterns win, as in gitignore). */
 export function loadExcludes (root: string, extra: readonly string[] = []): Excludes {
   const ig: Ignore = ignore().add(SYNC_DEFAULT_EXCLUDES.map(d => `${d}/`))
   let file: Excludes['file'] = null
+  let fileText = ''
   for (const name of ['.gridignore', '.gitignore'] as const) {
     let text: string
     try {
@@ -29,9 +32,10 @@ export function loadExcludes (root: string, extra: readonly string[] = []): Excl
       throw new InvalidArgumentError(`--sync: cannot read ${join(root, name)}: ${(err as Error).message}`, { cause: err })
     }
     ig.add(text)
+    fileText = text
     file = name
     break
   }
   ig.add([...extra])
-  return { excluded: (rel, dir) => ig.ignores(dir ? `${rel}/` : rel), file }
+  return { excluded: (rel, dir) => ig.ignores(dir ? `${rel}/` : rel), file, rules: JSON.stringify([SYNC_DEFAULT_EXCLUDES, file, fileText, extra]) }
 }

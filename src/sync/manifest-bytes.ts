@@ -11,8 +11,10 @@ export const isFile = (e: ManifestEntry): e is ManifestFile => 'sha256' in e
 
 /** The canonical bytes of a manifest (what its hash names). */
 export function encodeManifest (m: Manifest): Buffer {
-  const entries = [...m.entries]
-    .sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0)
+  const byPath = (a: ManifestEntry, b: ManifestEntry): number => a.path < b.path ? -1 : a.path > b.path ? 1 : 0
+  // most come sorted already (gridctl's walk): checked in one pass, sorted only if not
+  const sorted = m.entries.every((e, i) => i === 0 || byPath(m.entries[i - 1] as ManifestEntry, e) < 0)
+  const entries = (sorted ? m.entries : [...m.entries].sort(byPath))
     .map(e => isFile(e) ? { path: e.path, mode: e.mode, size: e.size, sha256: e.sha256 } : { path: e.path, link: e.link })
   return Buffer.from(JSON.stringify({ version: 1, entries }))
 }

@@ -3,7 +3,7 @@
  * has the same manifest hash, and the checks every receiver makes on a manifest's paths before it lays one out.
  */
 import { posix } from 'node:path'
-import { manifest as manifestValidator, type Manifest, type ManifestEntry, type ManifestFile } from '../../proto/index.ts'
+import { manifest as manifestValidator, SYNC_MANIFEST_MAX_ENTRIES, type Manifest, type ManifestEntry, type ManifestFile } from '../../proto/index.ts'
 import { InvalidArgumentError, ProtocolError } from '../interface/index.ts'
 import { isFile } from './manifest-bytes.ts'
 
@@ -25,6 +25,20 @@ export function checkManifest (value: unknown, fromPeer: boolean): Manifest {
     if (!isSafeRelPath(e.path)) fail(`path ${JSON.stringify(e.path)} is not a normalized relative path inside the tree`)
     if (seen.has(e.path)) fail(`path ${JSON.stringify(e.path)} appears twice`)
     seen.add(e.path)
+    if (!isFile(e) && !linkStaysInside(e.path, e.link)) fail(`link ${JSON.stringify(e.path)} points out of the tree (${e.link})`)
+  }
+  return m
+}
+
+/**
+ * A manifest rebuilt from a checked base and a difference (`upserted`, shape-checked with its request): the checks of
+ * checkManifest on the entries that came, not again on the base's; paths cannot repeat (the rebuild is by path).
+ */
+export function checkChange (m: Manifest, upserted: readonly ManifestEntry[], fromPeer: boolean): Manifest {
+  const fail = (msg: string): never => { throw fromPeer ? new ProtocolError(`invalid manifest: ${msg}`) : new InvalidArgumentError(`invalid sync.manifest: ${msg}`) }
+  if (m.entries.length > SYNC_MANIFEST_MAX_ENTRIES) fail(`more than ${SYNC_MANIFEST_MAX_ENTRIES} entries`)
+  for (const e of upserted) {
+    if (!isSafeRelPath(e.path)) fail(`path ${JSON.stringify(e.path)} is not a normalized relative path inside the tree`)
     if (!isFile(e) && !linkStaysInside(e.path, e.link)) fail(`link ${JSON.stringify(e.path)} points out of the tree (${e.link})`)
   }
   return m

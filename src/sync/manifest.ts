@@ -4,27 +4,34 @@
  * a directory, a file that cannot be read, a link that points out of DIR, a tree over `maxBytes`.
  */
 import { createHash } from 'node:crypto'
-import { createReadStream, lstatSync, readdirSync, type Stats } from 'node:fs'
+import { createReadStream, lstatSync, readdirSync, type Dirent, type Stats } from 'node:fs'
 import { readlink, realpath, stat } from 'node:fs/promises'
 import { dirname, join, relative, resolve, sep } from 'node:path'
-import type { Manifest, ManifestEntry } from '../../proto/index.ts'
+import type { Manifest, ManifestEntry, ManifestFile } from '../../proto/sync.ts'
 import { InvalidArgumentError } from '../interface/index.ts'
 import { SYNC_FS_CONCURRENCY, SYNC_MAX_DEFAULT_BYTES } from './constants.ts'
 import { loadExcludes, type Excludes } from './excludes.ts'
 import { mapLimit } from './pool.ts'
-import { HashCache, hashCacheFile } from './hash-cache.ts'
+import { encodeManifest, sha256Hex } from './manifest-bytes.ts'
+import { WalkCache, walkCacheFile, type ManifestChange } from './walk-cache.ts'
 
 export interface BuildOptions {
   /** `--sync-exclude` patterns (gitignore syntax) */
   excludes?: readonly string[]
   /** refuse a tree whose files add up to more (`--sync-max`) */
   maxBytes?: number
-  /** remember hashes across builds (gridctl: true, in the user's cache directory): unchanged files are not read */
+  /** remember the walk across builds (gridctl: true, in the user's cache directory): unchanged files are not read */
   hashCache?: boolean
 }
 
 export interface BuiltManifest {
   manifest: Manifest
+  /** the manifest's hash (its canonical bytes' sha256) */
+  hash: string
+  /** its canonical bytes (encoded when first asked for: an unchanged tree's hash comes from the walk cache) */
+  encoded: () => Buffer
+  /** the manifest of the last build (by hash) and this one's difference from it, when it changed (with the cache) */
+  previous?: { base: string, change: ManifestChange }
   /** the directory, resolved */
   root: string
   files: number
@@ -33,6 +40,7 @@ export interface BuiltManifest {
 }
 
 const bad = (msg: string, cause?: unknown): InvalidArgumentError => new InvalidArgumentError(msg, cause === undefined ? undefined : { cause })
+const changedUnder = (abs: string): InvalidArgumentError => bad(`--sync: ${abs} changed while the directory was being read; run again`)
 
 export async function buildManifest (dir: string, opts: BuildOptions = {}): Promise<BuiltManifest> {
   const maxBytes = opts.maxBytes ?? SYNC_MAX_DEFAULT_BYTES
@@ -45,47 +53,78 @@ export async function buildManifest (dir: string, opts: BuildOptions = {}): Prom
     throw bad(`--sync ${dir}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such directory' : (err as Error).message}`, err)
   }
   const excludes = loadExcludes(root, opts.excludes)
-  const files: Array<{ rel: string, abs: string, mode: number, size: number, st: Stats }> = []
-  const links: ManifestEntry[] = []
+  const cache = new WalkCache(opts.hashCache === true ? walkCacheFile(root) : undefined, excludes.rules)
+  // files and links in the order of their paths (the canonical order: encoding need not sort them)
+  const entries: ManifestEntry[] = []
+  let fileCount = 0
+  const toHash: Array<{ entry: ManifestFile, abs: string, st: Stats }> = []
   let bytes = 0
-  const walk = async (absDir: string, relDir: string): Promise<void> => {
-    let names
-    try {
-      // gridctl's walk: sync calls (metadata the kernel has cached) take a fraction of a round trip each to the
-      // thread pool, and nothing else waits on this process meanwhile
-      names = readdirSync(absDir, { withFileTypes: true })
-    } catch (err) {
-      throw bad(`--sync: cannot read directory ${absDir}: ${(err as Error).message}`, err)
+  const lstatOf = (abs: string): Stats => {
+    try { return lstatSync(abs) } catch (err) { throw bad(`--sync: cannot read ${abs}: ${(err as Error).message}`, err) }
+  }
+  // gridctl's walk: sync calls (metadata the kernel has cached) take a fraction of a round trip each to the thread
+  // pool, and nothing else waits on this process meanwhile
+  const walk = async (absDir: string, relDir: string, dirSt: Stats): Promise<void> => {
+    let listing = cache.listing(relDir, dirSt)
+    if (listing === undefined) {
+      let names
+      try {
+        names = readdirSync(absDir, { withFileTypes: true })
+      } catch (err) {
+        throw bad(`--sync: cannot read directory ${absDir}: ${(err as Error).message}`, err)
+      }
+      // in the order of the manifest's paths (a directory's as `name/`), so the walk gives them sorted
+      const key = (d: Dirent): string => d.isDirectory() ? `${d.name}/` : d.name
+      names.sort((a, b) => { const x = key(a); const y = key(b); return x < y ? -1 : x > y ? 1 : 0 })
+      listing = []
+      for (const d of names) {
+        const rel = relDir === '' ? d.name : `${relDir}/${d.name}`
+        // sockets, fifos and devices are not content: left out
+        const kind = d.isDirectory() ? 'd' : d.isSymbolicLink() ? 'l' : d.isFile() ? 'f' : undefined
+        if (kind !== undefined && !excludes.excluded(rel, kind === 'd')) listing.push(kind + d.name)
+      }
+      cache.rememberListing(relDir, dirSt, listing)
     }
-    names.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
-    for (const d of names) {
-      const rel = relDir === '' ? d.name : `${relDir}/${d.name}`
-      const abs = join(absDir, d.name)
-      if (d.isDirectory()) {
-        if (!excludes.excluded(rel, true)) await walk(abs, rel)
-      } else if (d.isSymbolicLink()) {
-        if (excludes.excluded(rel, false)) continue
-        links.push({ path: rel, link: await insideLink(root, abs) })
-      } else if (d.isFile()) {
-        if (excludes.excluded(rel, false)) continue
-        let st
-        try { st = lstatSync(abs) } catch (err) { throw bad(`--sync: cannot read ${abs}: ${(err as Error).message}`, err) }
+    for (const item of listing) {
+      const name = item.slice(1)
+      const rel = relDir === '' ? name : `${relDir}/${name}`
+      // absDir is resolved (no `.`, `..` or doubled `/`) and a name has no `/`: no join's normalizing needed
+      const abs = absDir === '/' ? `/${name}` : `${absDir}/${name}`
+      if (item[0] === 'd') {
+        const st = lstatOf(abs)
+        if (!st.isDirectory()) throw changedUnder(abs)
+        await walk(abs, rel, st)
+      } else if (item[0] === 'l') {
+        const link = await insideLink(root, abs)
+        cache.rememberLink(rel, link)
+        entries.push({ path: rel, link })
+      } else {
+        const st = lstatOf(abs)
+        if (!st.isFile()) throw changedUnder(abs)
         bytes += st.size
         if (bytes > maxBytes) throw bad(`--sync ${dir}: the tree is over --sync-max (${maxBytes} bytes) at ${abs}; leave large files out with --sync-exclude or .gridignore, or raise --sync-max`)
-        files.push({ rel, abs, mode: st.mode & 0o7777, size: st.size, st })
+        const mode = st.mode & 0o7777
+        const known = cache.lookup(rel, st, mode)
+        const entry: ManifestFile = { path: rel, mode, size: st.size, sha256: known ?? '' }
+        entries.push(entry)
+        fileCount++
+        if (known === undefined) toHash.push({ entry, abs, st })
       }
-      // sockets, fifos and devices are not content: left out
     }
   }
-  await walk(root, '')
-  const cache = new HashCache(opts.hashCache === true ? hashCacheFile(root) : undefined)
-  const hashed = await mapLimit(files, SYNC_FS_CONCURRENCY, async f => {
-    const sha256 = cache.lookup(f.rel, f.st) ?? await hashFile(f.abs)
-    cache.remember(f.rel, f.st, sha256)
-    return { path: f.rel, mode: f.mode, size: f.size, sha256 }
+  await walk(root, '', lstatOf(root))
+  await mapLimit(toHash, SYNC_FS_CONCURRENCY, async f => {
+    f.entry.sha256 = await hashFile(f.abs)
+    cache.remember(f.entry.path, f.st, f.entry.mode, f.entry.sha256)
   })
-  cache.save()
-  return { manifest: { version: 1, entries: [...hashed, ...links] }, root, files: files.length, bytes, ignoreFile: excludes.file }
+  const manifest: Manifest = { version: 1, entries }
+  let bytesOf: Buffer | undefined
+  const encoded = (): Buffer => { bytesOf ??= encodeManifest(manifest); return bytesOf }
+  const same = cache.sameManifest()
+  const hash = same ?? sha256Hex(encoded())
+  const previous = same === undefined ? cache.change() : undefined
+  cache.save(hash)
+  return { manifest, hash, encoded, ...(previous === undefined || previous.base === hash ? {} : { previous }), root, files: fileCount, bytes, ignoreFile: excludes.file }
 }
 
 /** A link's target, made relative, when it resolves inside `root`; else the input is refused naming the link. */

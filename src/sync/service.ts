@@ -17,7 +17,7 @@ import { BlobReceiver } from './blob-receiver.ts'
 import { collectFiles } from './collect.ts'
 import { layoutTree } from './layout.ts'
 import { SpareTrees } from './spare-tree.ts'
-import { blobsOf, checkManifest, decodeManifest, encodeManifest, isFile, sha256Hex } from './manifest-codec.ts'
+import { blobsOf, checkChange, checkManifest, decodeManifest, encodeManifest, isFile, sha256Hex } from './manifest-codec.ts'
 import { applyDelta, deltaBytes, diffManifests } from './manifest-delta.ts'
 import { SYNC_CHUNK_BYTES, SYNC_DELTA_BASES_PER_PEER, SYNC_MANIFESTS_DECODED_MAX } from './constants.ts'
 import { syncMetrics, type SyncMetrics } from './sync-metrics.ts'
@@ -76,7 +76,7 @@ export class SyncService {
       return { data }
     })
     c.rpc.handle(SyncCollect, async req => await this.collect(req.id, req.patterns))
-    c.rpc.handle(SyncManifestDelta, async req => await this.takeDelta(req))
+    c.rpc.handle(SyncManifestDelta, async req => await this.takeChange(req, true))
   }
 
   start (): void { this.cache.open(); this.spares?.open() }
@@ -196,13 +196,19 @@ export class SyncService {
     return sent
   }
 
-  /** `sync.manifest`: rebuilds a manifest from a base this node has and a difference, checked against its hash. */
-  private async takeDelta (req: { hash: string, base: string, removed: string[], upserted: ManifestEntry[] }): Promise<{ ok: boolean }> {
+  /**
+   * `sync.manifest` (from a peer) and POST /v1/sync/manifest (from the client): rebuilds a manifest from a base this
+   * node has and a difference, checked against its hash. Only the difference's entries are checked: the base was.
+   */
+  async takeChange (req: { hash: string, base: string, removed: string[], upserted: ManifestEntry[] }, fromPeer: boolean): Promise<{ ok: boolean }> {
     if (this.cache.has(req.hash)) return { ok: true }
     if (!this.cache.has(req.base)) return { ok: false }
-    const next = checkManifest(applyDelta(await this.manifestOf(req.base), req), true)
+    const next = checkChange(applyDelta(await this.manifestOf(req.base, fromPeer), req), req.upserted, fromPeer)
     const bytes = encodeManifest(next)
-    if (sha256Hex(bytes) !== req.hash) throw new ProtocolError(`the manifest rebuilt from ${req.base} and its difference does not match ${req.hash}`)
+    if (sha256Hex(bytes) !== req.hash) {
+      const msg = `the manifest rebuilt from ${req.base} and its difference does not match ${req.hash}`
+      throw fromPeer ? new ProtocolError(msg) : new InvalidArgumentError(`invalid request: ${msg}; upload the manifest whole`)
+    }
     await this.cache.putBuffer(bytes, req.hash)
     this.remember(req.hash, next)
     return { ok: true }

@@ -55,8 +55,10 @@ describe('run --sync: the code ships with the task', () => {
     // the first sync of this tree happened in the test above; one file changes
     const before = await sent(n1)
     writeFileSync(join(dir, 'data', 'in.txt'), 'dataset-v2, longer')
-    const r = await n1.ctl(['run', '--node', 'n2', '--sync', dir, '--', './train.sh'])
+    const r = await n1.ctl(['run', '-v', '--node', 'n2', '--sync', dir, '--', './train.sh'])
     expect(r).toMatchObject({ code: 0, stdout: 'training on dataset-v2, longer\n' })
+    // gridctl sent n1 the manifest as its difference from the one it built last, and only the changed file
+    expect(r.stderr).toMatch(/1 blobs \(18 bytes\) were new to this node; the manifest went as its difference from the last/)
     const after = await sent(n1)
     expect(after.file - before.file).toBe(Buffer.byteLength('dataset-v2, longer'))
     expect(after.saved - before.saved).toBeGreaterThan(3 * 1024 * 1024)

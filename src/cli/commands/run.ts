@@ -231,7 +231,7 @@ export async function uploadSync (ctx: CommandContext, v: ParsedArgs['values'], 
   const synced = await uploadTree(ctx.client, v.sync, { excludes: Array.isArray(v['sync-exclude']) ? v['sync-exclude'] as string[] : [], ...(maxBytes === undefined ? {} : { maxBytes }), fetch, err: ctx.err as NodeJS.WritableStream & { isTTY?: boolean }, signal: ctx.signal })
   body.sync = synced.body
   delete body.cwdDefault
-  if (v.verbose === true) ctx.err.write(`gridctl: synced ${synced.root}: ${synced.files} files, ${synced.bytes} bytes; ${synced.sentBlobs} blobs (${synced.sentBytes} bytes) were new to this node\n`)
+  if (v.verbose === true) ctx.err.write(`gridctl: synced ${synced.root}: ${synced.files} files, ${synced.bytes} bytes; ${synced.sentBlobs} blobs (${synced.sentBytes} bytes) were new to this node; the manifest ${synced.manifestSent === 'known' ? 'was there already' : synced.manifestSent === 'difference' ? 'went as its difference from the last' : 'went whole'}\n`)
   return synced
 }
 

@@ -1,8 +1,9 @@
 /**
- * The blob endpoints of synced trees (`gridctl run --sync`): which blobs this node lacks, uploads of blob pieces
- * (base64 in bounded JSON requests, each answered once written), and reads of blobs (for `--fetch`).
+ * The blob endpoints of synced trees (`gridctl run --sync`): which blobs this node lacks, a manifest as its difference
+ * from one this node has, uploads of blob pieces (base64 in bounded JSON requests, each answered once written), and
+ * reads of blobs (for `--fetch`).
  */
-import { SYNC_PIECE_BATCH_MAX_BYTES, syncMissingBody, syncReadBody, syncUploadBody } from '../../../proto/index.ts'
+import { SYNC_PIECE_BATCH_MAX_BYTES, syncManifestBody, syncMissingBody, syncReadBody, syncUploadBody } from '../../../proto/index.ts'
 import { TooLargeError, UnavailableError } from '../../interface/index.ts'
 import type { ControlDeps } from '../deps.ts'
 import type { Route } from '../server.ts'
@@ -20,6 +21,12 @@ export function syncRoutes (deps: ControlDeps): Route[] {
         const b = syncMissingBody.parseUser(await req.body(), 'request')
         return { json: { missing: b.manifest === undefined ? sync().missing(b.hashes ?? []) : await sync().missingOf(b.manifest) } }
       }
+    },
+    {
+      // a manifest as its difference from one this node has: a changed file of a large tree costs its entry
+      method: 'POST',
+      path: '/sync/manifest',
+      handler: async req => ({ json: await sync().takeChange(syncManifestBody.parseUser(await req.body(), 'request'), false) })
     },
     {
       method: 'POST',
