@@ -5,14 +5,14 @@
  *   npm run bench -- tasks [--lat N] [--tp N] [--conc N] [--failovers N] [--bullmq]
  */
 import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { Agent } from 'node:http'
+import { existsSync, readFileSync } from 'node:fs'
+import { Agent, request } from 'node:http'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { TaskRecord } from '../proto/index.ts'
 import { GRIDCTL } from '../tests/helpers/paths.ts'
 import { runBullmq } from './peer.ts'
-import { type Cluster, type Gridd, call, fmt, reportResets, median, percentile, sleep, startCluster, table, waitFor, withCluster } from './lib.ts'
+import { type Cluster, type Gridd, call, cpuSeconds, fmt, reportResets, median, percentile, sleep, startCluster, table, waitFor, withCluster } from './lib.ts'
 
 const { values } = parseArgs({
   options: {
@@ -39,6 +39,38 @@ function client (socket: string): { run: (body: unknown) => Promise<void>, get: 
   }
   const get = async <T>(path: string): Promise<T> => JSON.parse((await call(agent, socket, 'GET', path)).text) as T
   return { run, get }
+}
+
+/** When each event of a task stream reached the client, ms after the request was sent (first of each type). */
+type Marks = Record<string, number[]>
+const EVENT_TYPES = ['accepted', 'placed', 'started', 'exit'] as const
+
+/** One task through the API, reading its NDJSON stream as it comes: when each event type arrived goes into `marks`. */
+async function timedRun (socket: string, agent: Agent, body: unknown, marks: Marks): Promise<number> {
+  const payload = JSON.stringify(body)
+  const t0 = performance.now()
+  const seen = new Map<string, number>()
+  await new Promise<void>((resolve, reject) => {
+    const req = request({ socketPath: socket, agent, method: 'POST', path: '/v1/tasks', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, res => {
+      let rest = ''
+      res.on('data', d => {
+        const at = performance.now() - t0
+        const lines = (rest + String(d)).split('\n')
+        rest = lines.pop() ?? ''
+        for (const l of lines) {
+          const type = /"type":"(\w+)"/.exec(l)?.[1]
+          if (type !== undefined && !seen.has(type)) seen.set(type, at)
+        }
+      })
+      res.on('end', () => { seen.has('exit') ? resolve() : reject(new Error(`task did not complete: ${res.statusCode ?? 0}`)) })
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(payload)
+  })
+  const total = performance.now() - t0
+  for (const t of EVENT_TYPES) (marks[t] ??= []).push(seen.get(t) ?? NaN)
+  return total
 }
 
 async function spawnTrue (): Promise<void> {
@@ -115,16 +147,40 @@ async function main (): Promise<void> {
     const api = client(n1.socket)
     // warm up every path
     for (let i = 0; i < 50; i++) await api.run({ command: ['true'], node: 'n2' })
+    // the daemons' own CPU (not their spawners'): a figure the machine's other load hardly moves
+    const daemonCpu = (): number => [n1, n2, n3].reduce((sum, n) => sum + cpuSeconds(n.pid), 0)
+    // and their write system calls (sockets, pipes, files): how many times a task wakes another process
+    const daemonWrites = (): number => [n1, n2, n3].reduce((sum, n) => sum + Number(/syscw: (\d+)/.exec(readFileSync(`/proc/${n.pid}/io`, 'utf8'))?.[1] ?? NaN), 0)
+    let w0 = daemonWrites()
+    let cpu0 = daemonCpu()
     const apiLat = await timed(LAT_N, async () => { await api.run({ command: ['true'], node: 'n2' }) })
+    const remoteCpuMs = (daemonCpu() - cpu0) * 1000 / LAT_N
+    const remoteWrites = (daemonWrites() - w0) / LAT_N
+    cpu0 = daemonCpu()
+    w0 = daemonWrites()
     const localLat = await timed(LAT_N, async () => { await api.run({ command: ['true'], node: 'n1' }) })
+    const localCpuMs = (daemonCpu() - cpu0) * 1000 / LAT_N
+    const localWrites = (daemonWrites() - w0) / LAT_N
+    // where the time goes: when each event reaches the client
+    const evAgent = new Agent({ keepAlive: true, maxSockets: 1 })
+    const remoteMarks: Marks = {}
+    const localMarks: Marks = {}
+    for (let i = 0; i < Math.min(LAT_N, 300); i++) {
+      await timedRun(n1.socket, evAgent, { command: ['true'], node: 'n2' }, remoteMarks)
+      await timedRun(n1.socket, evAgent, { command: ['true'], node: 'n1' }, localMarks)
+    }
     await timed(5, async () => { await gridctlTrue(n1) })
     const ctlLat = await timed(CTL_N, async () => { await gridctlTrue(n1) })
 
     // throughput: many tasks in flight, submitted through all three nodes, placed by least-loaded
     const clients = [n1, n2, n3].map(n => client(n.socket))
     await pool(300, CONC, async i => { await (clients[i % 3] as ReturnType<typeof client>).run({ command: ['true'] }) })
+    cpu0 = daemonCpu()
+    w0 = daemonWrites()
     const tpSeconds = await pool(TP_N, CONC, async i => { await (clients[i % 3] as ReturnType<typeof client>).run({ command: ['true'] }) })
     const rate = TP_N / tpSeconds
+    const tpCpuMs = (daemonCpu() - cpu0) * 1000 / TP_N
+    const tpWrites = (daemonWrites() - w0) / TP_N
     // the records of tasks other nodes ran reach n1 a moment later: wait until each says where it ran
     let spread: TaskRecord[] = []
     await waitFor('task records to say where each task ran', async () => {
@@ -145,6 +201,14 @@ async function main (): Promise<void> {
       ['API, origin n1 -> executor n2 (remote)', median(apiLat), percentile(apiLat, 99), fmt(median(apiLat) - median(bare)), peer === undefined ? '-' : `${fmt(peer.lat_p50_ms ?? NaN)} / ${fmt(peer.lat_p99_ms ?? NaN)}`, ratio(median(apiLat), peer?.lat_p50_ms, false)],
       ['API, run on the origin itself', median(localLat), percentile(localLat, 99), fmt(median(localLat) - median(bare)), '-', '-'],
       ['gridctl run (a new CLI process each time)', median(ctlLat), percentile(ctlLat, 99), fmt(median(ctlLat) - median(bare)), '-', '-']
+    ])
+    table('Tasks: when each event reaches the client (ms after the request, medians, interleaved runs)', ['path', ...EVENT_TYPES], [
+      ['remote (n1 -> n2)', ...EVENT_TYPES.map(t => median(remoteMarks[t] ?? []))],
+      ['local (n1)', ...EVENT_TYPES.map(t => median(localMarks[t] ?? []))]
+    ])
+    table('Tasks: the 3 daemons\' cost per task (CPU: user + system; spawners not counted)', ['per task', 'remote, sequential', 'local, sequential', `sustained, ${CONC} in flight`], [
+      ['CPU ms', remoteCpuMs, localCpuMs, tpCpuMs],
+      ['write system calls', remoteWrites, localWrites, tpWrites]
     ])
     table('Tasks: sustained `true` tasks per second, 3 nodes', ['what', 'tasks/s', 'of bare spawn rate', 'BullMQ spawn jobs/s', 'ahead of BullMQ'], [
       ['bare spawn, 16 in flight, one process (the machine\'s limit)', bareRate, '100%', '-', '-'],

@@ -29,6 +29,11 @@ export const RPC_PARTIAL_FRAMES_TOTAL = 4
  */
 export const RPC_WRITE_BUFFER_SLACK_BYTES = 1024 * 1024
 /**
+ * Frames written to an RPC stream in one turn of the event loop leave as one write when the turn ends; once this many
+ * bytes wait they leave at once (a large frame gains nothing by waiting, and the stream's own limits apply to it).
+ */
+export const RPC_WRITE_COALESCE_MAX_BYTES = 64 * 1024
+/**
  * Requests one peer may have this node serve at once (long-lived ones included: a task.run lasts as long as its task,
  * so this is above an executor's queue limit plus its slots). Past it a request is refused BUSY, which the caller
  * may retry; a method may set a lower cap of its own (`handle(..., { maxInflightPerPeer })`).

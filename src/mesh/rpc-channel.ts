@@ -3,13 +3,14 @@
  * it, events streamed for open requests, notifications and keepalives. A malformed frame resets this stream only; a
  * closed stream fails its requests at once. The service (rpc.ts) decides which stream a request goes on.
  */
-import type { Stream } from '@libp2p/interface'
+import { StreamStateError, type Stream } from '@libp2p/interface'
+import { Uint8ArrayList } from 'uint8arraylist'
 import { RpcFrameDecoder, encodeRpcFrame, type Frame, type MethodDef } from '../../proto/index.ts'
 import {
   CancelledError, NotFoundError, PeerUnreachableError, ProtocolError, TimeoutError, errorFromWire, toGridError,
   type NodeId
 } from '../interface/index.ts'
-import { RPC_PARTIAL_FRAME_MIN_BYTES_PER_S, RPC_PEER_PARTIAL_SLACK_BYTES, RPC_WRITE_BUFFER_SLACK_BYTES } from './constants.ts'
+import { RPC_PARTIAL_FRAME_MIN_BYTES_PER_S, RPC_WRITE_COALESCE_MAX_BYTES, RPC_PEER_PARTIAL_SLACK_BYTES, RPC_WRITE_BUFFER_SLACK_BYTES } from './constants.ts'
 import type { ChannelHost, RpcContext } from './rpc-types.ts'
 
 interface Pending {
@@ -20,6 +21,7 @@ interface Pending {
 }
 
 const NOT_SENT = Symbol('not sent')
+const NONE: ReadonlySet<number> = new Set()
 /** Marks an error of a request that never left this node (safe to send again). */
 function notSent<E extends Error> (err: E): E { return Object.assign(err, { [NOT_SENT]: true }) }
 export function wasNotSent (err: unknown): boolean { return typeof err === 'object' && err !== null && NOT_SENT in err }
@@ -34,6 +36,12 @@ export class Channel {
   private sending: number | undefined
   /** Resets the stream when the frame begun last is not whole in time. */
   private partialTimer: NodeJS.Timeout | undefined
+  /** Frames written this turn of the event loop, not yet handed to the stream; the requests among them. */
+  private queued = new Uint8ArrayList()
+  private unsent = new Set<number>()
+  private leaving: ReadonlySet<number> = NONE
+  private readonly dropped = new Set<number>()
+  private flushScheduled = false
   closed = false
 
   constructor (readonly stream: Stream, private readonly host: ChannelHost, peer: NodeId, readonly outbound: boolean) {
@@ -79,12 +87,12 @@ export class Channel {
       }
       const onAbort = (): void => {
         cleanup()
-        this.trySend({ type: 'cancel', id })
+        this.trySend({ type: 'cancel', id }, true)
         reject(new CancelledError(`request ${method.name} to ${this.peer} was cancelled`, { cause: signal?.reason }))
       }
       timer = setTimeout(() => {
         cleanup()
-        this.trySend({ type: 'cancel', id })
+        this.trySend({ type: 'cancel', id }, true)
         reject(new TimeoutError(`${method.name} to ${this.peer} got no answer within ${timeoutMs}ms`))
       }, timeoutMs)
       signal?.addEventListener('abort', onAbort, { once: true })
@@ -119,17 +127,62 @@ export class Channel {
     return this.write(encodeRpcFrame(f, this.host.maxFrameBytes))
   }
 
-  private write (bytes: Uint8Array): boolean {
-    this.host.bytesOut.inc(bytes.byteLength)
-    return this.stream.send(bytes)
+  /** The stream cannot take more now: what waits to go (queued here or in the stream) is over its limit. */
+  get needsDrain (): boolean {
+    return this.stream.writableNeedsDrain || this.queued.byteLength >= RPC_WRITE_COALESCE_MAX_BYTES
   }
 
-  private trySend (f: Frame): void {
+  /**
+   * Frames written in one turn of the event loop leave together, as one write to the stream (one yamux frame, one
+   * Noise message, one socket write, and one window update back), when the turn ends; a stream that is no longer
+   * writable fails the write at once, as the stream itself would.
+   */
+  private write (bytes: Uint8Array): boolean {
+    if (this.stream.writeStatus !== 'writable') throw new StreamStateError(`Cannot write to a stream that is ${this.stream.writeStatus}`)
+    this.host.bytesOut.inc(bytes.byteLength)
+    this.queued.append(bytes)
+    if (this.sending !== undefined) this.unsent.add(this.sending)
+    if (this.queued.byteLength >= RPC_WRITE_COALESCE_MAX_BYTES) return this.flushWrites()
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(() => { this.flushScheduled = false; this.flushWrites() })
+    }
+    return !this.stream.writableNeedsDrain
+  }
+
+  /** Hands what the turn queued to the stream. False when the stream's buffer is full. */
+  private flushWrites (): boolean {
+    if (this.queued.byteLength === 0) return !this.stream.writableNeedsDrain
+    const out = this.queued
+    this.queued = new Uint8ArrayList()
+    // the requests in it have not left until send returns: a stream that dies under this write fails them as not sent
+    this.leaving = this.unsent
+    this.unsent = new Set()
+    try {
+      if (this.closed || this.stream.writeStatus !== 'writable') {
+        // it closed since: what was queued never leaves (its close fails these requests as not sent)
+        for (const id of this.leaving) this.dropped.add(id)
+        return false
+      }
+      return this.stream.send(out)
+    } catch {
+      return false // the stream is going away; its close handler fails what waits on it
+    } finally {
+      this.leaving = NONE
+    }
+  }
+
+  /** Sends a frame if the stream still takes one; `now`: at once rather than at the end of the turn (a cancel). */
+  private trySend (f: Frame, now = false): void {
     if (this.closed) return
-    try { this.send(f) } catch { /* the stream is going away; its close handler cleans up */ }
+    try {
+      this.send(f)
+      if (now) this.flushWrites()
+    } catch { /* the stream is going away; its close handler cleans up */ }
   }
 
   async drain (signal?: AbortSignal): Promise<void> {
+    this.flushWrites()
     if (this.stream.writableNeedsDrain) await this.stream.onDrain(signal === undefined ? undefined : { signal })
   }
 
@@ -291,7 +344,13 @@ export class Channel {
 
   private closeWhenIdle (): void {
     if (this.closed || this.serving.size > 0 || this.peerMaySend) return
+    this.flushWrites()
     this.stream.close().catch(() => { this.stream.abort(new ProtocolError('could not close a stream')) })
+  }
+
+  /** A request whose frame had not left (being written, queued, or dropped) when the stream closed. */
+  private neverLeft (id: number): boolean {
+    return id === this.sending || this.unsent.has(id) || this.leaving.has(id) || this.dropped.has(id)
   }
 
   private onClose (error?: Error): void {
@@ -302,7 +361,7 @@ export class Channel {
     if (error?.name === 'StreamBufferError') this.host.cutOff(this.peer, error)
     const message = `stream to ${this.peer} closed${error === undefined ? '' : ` (${error.message})`}`
     const reason = new PeerUnreachableError(message, { cause: error })
-    for (const [id, p] of [...this.pending]) p.reject(id === this.sending ? notSent(new PeerUnreachableError(message, { cause: error })) : reason)
+    for (const [id, p] of [...this.pending]) p.reject(this.neverLeft(id) ? notSent(new PeerUnreachableError(message, { cause: error })) : reason)
     for (const c of this.serving.values()) c.abort(reason)
     this.host.channelClosed(this)
   }

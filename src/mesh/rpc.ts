@@ -179,7 +179,7 @@ export class RpcService implements ChannelHost {
    */
   notify<M extends MethodDef> (peer: NodeId, method: M, data: RequestOf<M>): boolean {
     const c = (this.channels.get(peer) ?? []).find(x => x.usable)
-    if (c === undefined || c.stream.writableNeedsDrain) return false
+    if (c === undefined || c.needsDrain) return false
     try {
       c.send({ type: 'notify', method: method.name, data })
       this.notifications.inc({ method: method.name })

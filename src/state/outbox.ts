@@ -49,6 +49,9 @@ export class Outbox {
   private lastFlushAt = 0
   private lastBatchSize = 0
   private running = false
+  /** The flush in progress, and the one that callers since it began wait for (it begins when this one ends). */
+  private flushing: Promise<void> | undefined
+  private nextFlush: Promise<void> | undefined
 
   constructor (private readonly c: OutboxComponents, private readonly init: OutboxInit) {}
 
@@ -105,8 +108,26 @@ export class Outbox {
     for (const u of batches(updates, STATE_BATCH_MAX_BYTES)) this.sealed.push(this.signOwn(gen, u))
   }
 
-  /** Waits until every local write so far has been pushed to peers and logged. */
+  /**
+   * Waits until every local write so far has been pushed to peers and logged. Callers share flushes (group commit):
+   * every call until the next flush begins waits for that one, which begins at the end of this turn of the event
+   * loop, or once the flush in progress has ended (it may have sealed before the caller's write). So many requests
+   * answered at once (each waiting for its record to be logged) cost one signed record and one log append, not one each.
+   */
   async flush (): Promise<void> {
+    if (this.nextFlush !== undefined) return await this.nextFlush
+    const begin = (): Promise<void> => {
+      this.nextFlush = undefined
+      const now = this.flushing = this.flushNow().finally(() => { if (this.flushing === now) this.flushing = undefined })
+      return now
+    }
+    const after = this.flushing ?? new Promise<void>(resolve => { setImmediate(resolve) })
+    const next = this.nextFlush = after.then(begin, begin)
+    return await next
+  }
+
+  /** One flush: seals what waits, pushes it, appends it to the log. */
+  private async flushNow (): Promise<void> {
     clearTimeout(this.flushTimer)
     this.flushTimer = undefined
     this.lastFlushAt = Date.now()

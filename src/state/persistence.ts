@@ -10,13 +10,14 @@
  * as unsigned records: the store keeps this node's own (and re-signs them in a new generation) and drops other
  * writers' (fetched again, signed, from peers).
  *
- * Each batch is written at once (a kill -9 loses nothing already written: it is in the page cache) and fsynced at
+ * Each batch is written at once (a kill -9 loses nothing already written: it is in the page cache; a small one, when
+ * nothing else is under way on the log, with a direct write, sparing the caller a thread-pool round trip) and fsynced at
  * most once a second (group commit: a machine crash loses at most that second). A torn or corrupt tail frame is cut
  * off at load. Replaying an update twice is harmless (Yjs updates are idempotent), so a crash between writing a
  * new snapshot and truncating the log loses nothing. Plain files rather than node:sqlite: the access pattern is an
  * append-only log and an occasional snapshot, which needs no query engine, and node:sqlite is still experimental.
  */
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs'
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
@@ -42,6 +43,8 @@ const LEGACY_SNAPSHOT_VERSION = 1
 const HEADER_BYTES = 8
 /** fsync of the log at most this often (group commit) */
 const SYNC_INTERVAL_MS = 1_000
+/** A frame up to this size is written at once when the log is idle (larger ones go through the thread pool). */
+const WAL_DIRECT_WRITE_MAX_BYTES = 64 * 1024
 
 export interface Loaded {
   snapshot: DocRecord[]
@@ -62,6 +65,8 @@ export class StateFiles {
   private writing: Promise<void> = Promise.resolve()
   private lastSyncAt = 0
   private syncTimer?: NodeJS.Timeout
+  /** File operations queued or under way: while any is, appends queue behind them. */
+  private busy = 0
 
   constructor (dataDir: string) {
     this.dir = join(dataDir, 'state')
@@ -143,13 +148,27 @@ export class StateFiles {
     frame.writeUInt32LE(body.byteLength, 0)
     frame.writeUInt32LE(crc32(body), 4)
     body.copy(frame, HEADER_BYTES)
-    const run = async (): Promise<void> => {
+    if (this.busy === 0 && this.wal !== undefined && frame.byteLength <= WAL_DIRECT_WRITE_MAX_BYTES) {
+      // nothing else is under way on the log: a small frame goes to the page cache at once, sparing the caller (an
+      // acknowledgement waiting for its record) a round trip through the thread pool
+      for (let at = 0; at < frame.byteLength;) at += writeSync(this.wal.fd, frame, at)
+      this.walBytes += frame.byteLength
+      this.scheduleSync()
+      return
+    }
+    await this.serialised(async () => {
       this.wal ??= await open(this.walPath, 'a', 0o600)
       await this.wal.write(frame)
       this.walBytes += frame.byteLength
       this.scheduleSync()
-    }
-    this.writing = this.writing.then(run, run)
+    })
+  }
+
+  /** Runs `run` after every file operation queued before it (appends, syncs, compactions never overlap). */
+  private async serialised (run: () => Promise<void>): Promise<void> {
+    this.busy++
+    const done = async (): Promise<void> => { try { await run() } finally { this.busy-- } }
+    this.writing = this.writing.then(done, done)
     await this.writing
   }
 
@@ -158,11 +177,10 @@ export class StateFiles {
     const wait = Math.max(0, SYNC_INTERVAL_MS - (Date.now() - this.lastSyncAt))
     this.syncTimer = setTimeout(() => {
       this.syncTimer = undefined
-      const run = async (): Promise<void> => {
+      this.serialised(async () => {
         this.lastSyncAt = Date.now()
         await this.wal?.sync()
-      }
-      this.writing = this.writing.then(run, run)
+      }).catch(() => {})
     }, wait)
     this.syncTimer.unref()
   }
@@ -177,7 +195,7 @@ export class StateFiles {
    * `clean` (a graceful stop only) marks that nothing will be written after it.
    */
   async compact (records: DocRecord[], opts: { clean?: boolean } = {}): Promise<void> {
-    const run = async (): Promise<void> => {
+    await this.serialised(async () => {
       clearTimeout(this.syncTimer)
       this.syncTimer = undefined
       const bytes = packr.pack({ version: SNAPSHOT_VERSION, records, clean: opts.clean === true })
@@ -188,18 +206,18 @@ export class StateFiles {
       const fd = openSync(this.walPath, 'w', 0o600)
       closeSync(fd)
       this.walBytes = 0
-    }
-    this.writing = this.writing.then(run, run)
-    await this.writing
+    })
   }
 
   async close (): Promise<void> {
     clearTimeout(this.syncTimer)
     this.syncTimer = undefined
+    this.busy++ // no direct write while the log closes
     await this.writing.catch(() => {})
     await this.wal?.sync().catch(() => {})
     await this.wal?.close()
     this.wal = undefined
+    this.busy--
   }
 
   sizes (): { snapshotBytes: number, walBytes: number } {

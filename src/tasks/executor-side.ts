@@ -22,6 +22,10 @@ const EXEC_WRITE_DELAY_MS = 250
 
 export class ExecutorSide {
   private readonly execWrites = new Map<string, NodeJS.Timeout>()
+  /** Ends of attempts other nodes offered, recorded after this turn (writeFinal). */
+  private readonly finals = new Map<string, ExecAspect>()
+  private finalsTimer: NodeJS.Timeout | undefined
+  private deferFinals = true
 
   constructor (
     private readonly c: TasksComponents,
@@ -115,6 +119,36 @@ export class ExecutorSide {
     return { found: true, truncatedBytes: job.truncatedBytes }
   }
 
+  /**
+   * A task's end goes into its record. An attempt another node offered is recorded once the answer has left for its
+   * coordinator (after this turn of the event loop: the answer's frame leaves at the end of the turn, and the record
+   * only feeds the views, which the coordinator's answer does not wait for; it writes the end itself if this never
+   * comes). A local attempt is recorded at once, so this node's view shows the end before its client hears of it.
+   */
+  private writeFinal (id: string, state: ExecAspect): void {
+    if (!this.deferFinals || state.offeredBy === undefined || state.offeredBy === this.c.peerId) {
+      this.records.writeExec(id, state)
+      return
+    }
+    this.finals.set(id, state)
+    this.finalsTimer ??= setTimeout(() => { this.writeFinals() }, 0)
+  }
+
+  private writeFinals (): void {
+    clearTimeout(this.finalsTimer)
+    this.finalsTimer = undefined
+    for (const [id, state] of this.finals) {
+      this.finals.delete(id)
+      try { this.records.writeExec(id, state) } catch (err) { this.log.error({ err, task: id }, 'recording a task state failed') }
+    }
+  }
+
+  /** Stopping: what waits is recorded now, and what ends from here on at once (the state store stops after this). */
+  stop (): void {
+    this.deferFinals = false
+    this.writeFinals()
+  }
+
   /** Executor state → the replicated record: final states at once, others after a short delay (often never). */
   private onExecState (id: string, state: ExecAspect): void {
     if (state.status === 'running' && state.startedAt !== undefined) {
@@ -125,7 +159,7 @@ export class ExecutorSide {
       this.log.debug({ task: id, attempt: state.attempt, status: state.status, exitCode: state.exitCode, durationMs: state.startedAt === undefined || state.finishedAt === undefined ? null : state.finishedAt - state.startedAt, error: state.error }, 'task finished')
       clearTimeout(this.execWrites.get(id))
       this.execWrites.delete(id)
-      this.records.writeExec(id, state)
+      this.writeFinal(id, state)
       if (state.lost !== true) this.m.completed.inc({ status: state.status, type: this.c.executor.typeOf(id) ?? 'command' })
       if (state.startedAt !== undefined && state.finishedAt !== undefined) this.m.duration.observe((state.finishedAt - state.startedAt) / 1000)
       return

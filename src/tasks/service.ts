@@ -70,6 +70,7 @@ export class TaskService implements Startable {
     this.coordinator.running = false
     this.takeover.stop()
     this.coordinator.stopAll()
+    this.executorSide.stop()
   }
 
   /** Checks, routes and records a task, and starts coordinating it. Unsatisfiable specs fail here, before any record. */

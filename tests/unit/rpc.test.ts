@@ -89,8 +89,9 @@ describe('mesh - rpc channel', () => {
 
   it('streams a handler\'s events, in order, before its answer, waiting on back-pressure', async () => {
     const seen: number[] = []
-    const res = await a.rpc.request(b.id, Count, { n: 300 }, { onEvent: e => { seen.push(e.i) } })
-    expect(seen).toEqual(Array.from({ length: 300 }, (_, i) => i))
+    // enough events to fill what a turn of the event loop gathers (RPC_WRITE_COALESCE_MAX_BYTES) several times
+    const res = await a.rpc.request(b.id, Count, { n: 20_000 }, { onEvent: e => { seen.push(e.i) } })
+    expect(seen).toEqual(Array.from({ length: 20_000 }, (_, i) => i))
     // the handler met a full buffer and waited for it to drain
     expect(res.sent).toBeGreaterThan(0)
   })
@@ -170,6 +171,24 @@ describe('mesh - rpc channel', () => {
     await waitFor('the notification', () => got.length === 1, fast)
     expect(got).toEqual([['one', a.id]])
     await waitFor('the invalid one to be counted', async () => await b.metric('grid_mesh_rpc_invalid_frames_total') === 1, fast)
+  })
+
+  it('sends what is written in one turn of the event loop as one write to the stream, in order', async () => {
+    let writes = 0
+    a.onOutbound = s => {
+      const send = s.send.bind(s)
+      s.send = data => { writes++; return send(data) }
+    }
+    const got: string[] = []
+    b.rpc.onNotify(Note, data => { got.push(data.text) })
+    await a.rpc.ensureChannel(b.id)
+    const answers = Array.from({ length: 10 }, async (_, i) => await a.rpc.request(b.id, Echo, { text: `r${i}` }))
+    for (let i = 0; i < 40; i++) expect(a.rpc.notify(b.id, Note, { text: `n${i}` })).toBe(true)
+    expect(writes).toBe(0)
+    expect((await Promise.all(answers)).map(r => r.text)).toEqual(Array.from({ length: 10 }, (_, i) => `r${i} from ${b.id.slice(-4)}`))
+    await waitFor('the notifications', () => got.length === 40, fast)
+    expect(got).toEqual(Array.from({ length: 40 }, (_, i) => `n${i}`))
+    expect(writes).toBe(1)
   })
 
   it('answers keepalives and resets a stream of garbage, that stream only', async () => {

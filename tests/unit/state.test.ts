@@ -61,6 +61,21 @@ describe('state - persistence', () => {
     expect(loaded.truncatedBytes).toBeGreaterThan(0)
   })
 
+  it('keeps appends in order, and puts those made during a compaction in the new log', async () => {
+    const d = dir()
+    const f = new StateFiles(d)
+    f.load()
+    const rec = (n: number): { w: string, g: number, u: Uint8Array } => ({ w: 'a', g: 0, u: new Uint8Array([n]) })
+    await f.append([rec(1)])
+    // not awaited: each is issued as a caller would, while the one before may still be under way
+    const writes = [f.append([rec(2)]), f.compact([]), f.append([rec(3)]), f.append([rec(4)])]
+    await Promise.all(writes)
+    await f.append([rec(5)])
+    await f.close()
+    const loaded = new StateFiles(d).load()
+    expect(loaded.wal.map(r => r.u[0])).toEqual([3, 4, 5])
+  })
+
   it('restores a store from its snapshot and log', async () => {
     const d = dir()
     const s1 = store('12D3KooWone', d)
