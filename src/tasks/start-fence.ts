@@ -19,6 +19,8 @@ import { supersededBy, type TaskRecords } from './records.ts'
 /** The event loop held this long past its tick (SIGSTOP, a starved CPU) counts as a stall. */
 export const STALL_MS = 1_000
 const STALL_TICK_MS = 250
+/** Stalls this long or longer are logged at info (shorter ones at debug). */
+const STALL_INFO_MS = 3_000
 /** An attempt admitted up to this long after a stall asks too (offers read from the socket once it woke). */
 export const STALL_RECENT_MS = 5_000
 /** How long an executor waits for its coordinator's answer before it gives the attempt up (it ends lost). */
@@ -66,7 +68,9 @@ export class StartFence {
       const now = performance.now()
       if (now - this.lastTick > STALL_MS) {
         this.lastStall = now
-        this.log.info({ stalledMs: Math.round(now - this.lastTick - STALL_TICK_MS) }, 'the event loop stalled: attempts taken before it ask their coordinator before they start')
+        const stalledMs = Math.round(now - this.lastTick - STALL_TICK_MS)
+        // a loaded machine stalls for a second often; a stopped process (SIGSTOP) for longer
+        this.log[stalledMs >= STALL_INFO_MS ? 'info' : 'debug']({ stalledMs }, 'the event loop stalled: attempts taken before it ask their coordinator before they start')
       }
       this.lastTick = now
     }, STALL_TICK_MS)
