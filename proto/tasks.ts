@@ -208,7 +208,12 @@ export const TaskOfferSchema = Type.Object({
   /** the coordinator's generation (CoordAspect.generation): an executor whose records hold a higher one refuses it */
   generation: Type.Optional(Type.Integer({ minimum: 0 })),
   /** refuse (UNAVAILABLE, details.full) rather than queue if it cannot start now: a session's owner while another node could */
-  startNow: Type.Optional(Type.Boolean())
+  startNow: Type.Optional(Type.Boolean()),
+  /**
+   * when the coordinator sent it (its wall clock, ms): an executor that reads it late (delivered after a partition
+   * healed) asks the coordinator (`task.confirm`) before it starts it
+   */
+  sentAt: Type.Optional(Type.Number())
 })
 export type TaskOffer = Static<typeof TaskOfferSchema>
 
@@ -235,6 +240,13 @@ export const TaskAttach = method('task.attach', Type.Object({ id: Id, attempt: T
 
 /** RPC `task.cancel`: stop it (TERM to its process group, KILL after the grace period). */
 export const TaskCancel = method('task.cancel', Type.Object({ id: Id, by: Id }), Type.Object({ found: Type.Boolean(), status: Type.String() }))
+
+/**
+ * RPC `task.confirm` (issue 13, fencing): an executor about to start an attempt that waited in its queue, or that it
+ * took around a stall of its own (SIGSTOP, a starved CPU), asks the task's coordinator whether that attempt on it is
+ * still current; `current` false (with why) and it never starts it.
+ */
+export const TaskConfirm = method('task.confirm', Type.Object({ id: Id, attempt: Type.Integer({ minimum: 1 }) }), Type.Object({ current: Type.Boolean(), reason: Type.Optional(Type.String({ maxLength: 1024 })) }))
 
 /** RPC `task.logs`: the executor's copy of a task's output, optionally followed until it ends. */
 export const TaskLogs = method('task.logs', Type.Object({ id: Id, follow: Type.Boolean() }), Type.Object({ found: Type.Boolean(), truncatedBytes: Type.Integer({ minimum: 0 }) }), TaskEventSchema)

@@ -28,7 +28,7 @@ import { userCanEnter } from './task-user.ts'
 import { QUEUE_REASON_REFRESH_MS, SCRATCH_SWEEP_INTERVAL_MS, STDIN_BUFFER_MAX_BYTES } from './constants.ts'
 import { armTimeout, clearTaskTimers, exposeGpus, isDirectory, spawnTask, stopTask } from './task-process.ts'
 import type { Watcher } from './watchers.ts'
-import type { ExecutorComponents, ExecutorEvents, ExecutorInit, ExecutorUsage } from './index.ts'
+import type { ExecutorComponents, ExecutorEvents, ExecutorInit, ExecutorUsage, StartGate } from './index.ts'
 
 export class Executor extends EventEmitter<ExecutorEvents> implements Startable {
   /** the children of this node (tasks; warm workers too when the pool is handed it) */
@@ -53,6 +53,8 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
   private readonly log: Logger
   /** each task's cgroup with its limits (none without `cgroupRoot`) */
   private readonly cgroups?: TaskCgroups
+  /** asked before each start whether the attempt may still start (the tasks module's fence) */
+  private gate?: StartGate
 
   constructor (private readonly components: ExecutorComponents, private readonly init: ExecutorInit) {
     super()
@@ -104,7 +106,10 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
       this.finish(job, { status: 'failed', lost: true, error: `executor ${this.init.nodeName} stopped before the task started` })
     }
     const running = [...this.running]
-    for (const job of running) stopTask(job, 'shutdown', this.init.killGraceMs)
+    for (const job of running) {
+      if (job.gated === true) job.stopping ??= 'shutdown'
+      else stopTask(job, 'shutdown', this.init.killGraceMs)
+    }
     await Promise.all(running.map(async job => await new Promise<void>(resolve => {
       if (!this.running.has(job)) { resolve(); return }
       const check = (): void => { if (!this.running.has(job)) { this.off('task:state', check); resolve() } }
@@ -124,6 +129,11 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
       .then(removed => { if (removed > 0) this.log.info({ removed }, 'expired scratch directories removed') })
       .catch((err: unknown) => { this.log.warn({ err }, 'scratch sweep failed') })
       .finally(() => { this.sweeping = undefined })
+  }
+
+  /** The fence asked before each start (tasks: is this attempt still its coordinator's current one?). */
+  setStartGate (gate: StartGate): void {
+    this.gate = gate
   }
 
   setDraining (draining: boolean): void {
@@ -201,10 +211,12 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
     if (this.queue.full && !this.ledger.fits(task.spec)) throw new UnavailableError(`node ${this.init.nodeName}'s queue is full (${this.init.queueLimit} tasks)`)
     const job = prepareJob(task, { nodeId: this.init.nodeId, nodeName: this.init.nodeName, taskTypes: this.init.taskTypes, maxLogBytes: this.init.maxLogBytes, maxStdinBufferBytes: STDIN_BUFFER_MAX_BYTES })
     if (watcher !== undefined) job.watchers.add(watcher)
+    job.admittedAt = performance.now()
     this.jobs.set(task.id, job)
     this.queue.push(job)
     this.dispatch()
     const queued = this.queue.has(job)
+    if (queued) job.waited = true
     // a task that waits here is recorded as pending on this node, with why (`get` shows it; one that started
     // reports when it spawns)
     if (queued) {
@@ -270,6 +282,8 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
       this.finish(job, { status: 'cancelled', error: 'cancelled before it started' })
       return true
     }
+    // its start waits for the gate: it ends when the answer comes, and never starts
+    if (job.gated === true) { job.stopping ??= 'cancelled'; return true }
     stopTask(job, 'cancelled', this.init.killGraceMs)
     return true
   }
@@ -342,6 +356,29 @@ export class Executor extends EventEmitter<ExecutorEvents> implements Startable 
     const held = this.ledger.take(job.task.spec) as ResourceHold
     job.held = held
     this.running.add(job)
+    const asked = this.gate?.(job.task, { waited: job.waited === true, admittedAt: job.admittedAt ?? 0 })
+    if (asked === undefined) { this.launch(job, held); return }
+    // the fence asks (its coordinator, its records) whether this attempt may still start; the resources stay held
+    job.gated = true
+    void asked.catch((err: unknown) => `its start could not be confirmed: ${(err as Error).message}`).then(why => {
+      job.gated = false
+      if (!this.running.has(job)) return
+      if (job.stopping !== undefined || why !== undefined || this.stopped) {
+        this.release(job)
+        if (job.stopping === 'cancelled') this.finish(job, { status: 'cancelled', error: 'cancelled before it started' })
+        else if (why !== undefined) {
+          this.log.warn({ task: job.task.id, attempt: job.task.attempt, coordinator: job.task.coordinator, reason: why }, 'an attempt that is no longer current was not started')
+          this.finish(job, { status: 'failed', lost: true, error: `executor ${this.init.nodeName} did not start attempt ${job.task.attempt}: ${why}` })
+        } else this.finish(job, { status: 'failed', lost: true, error: `executor ${this.init.nodeName} stopped before the task started` })
+        this.dispatch()
+        return
+      }
+      this.launch(job, held)
+    })
+  }
+
+  /** Starts a job whose resources it holds: its directory, then its process. */
+  private launch (job: Job, held: ResourceHold): void {
     exposeGpus(job, held.gpus, this.components.gpus().length > 0)
     if (job.cwd === undefined) this.chooseCwd(job)
     if (job.cwd !== undefined && !isDirectory(job.cwd)) {

@@ -9,7 +9,7 @@
 import type { Logger } from 'pino'
 import type { ExecAspect } from '../../proto/index.ts'
 import type { GpuInfo, NodeId } from '../interface/index.ts'
-import type { TaskTypeConfig } from './job.ts'
+import type { ExecTask, TaskTypeConfig } from './job.ts'
 import type { ProcessHost } from './process-host.ts'
 import type { TaskUser } from './task-user.ts'
 import type { FreeResources } from './worker-waits.ts'
@@ -64,6 +64,13 @@ export interface ExecutorEvents {
    */
   'task:dispatch': [id: string, outcome: { ok: true } | { ok: false, reason: string }]
 }
+
+/**
+ * Asked before each start (resources already held): undefined to start now, else a promise of undefined (start) or
+ * of why the attempt must not start here any more (it ends lost with that reason, so its coordinator runs it again if
+ * it still drives it). `waited`: it sat in the queue; `admittedAt`: performance.now() when it was admitted.
+ */
+export type StartGate = (task: ExecTask, how: { waited: boolean, admittedAt: number }) => Promise<string | undefined> | undefined
 
 /** What the executor holds and has done, for the load report. */
 export interface ExecutorUsage { running: number, queued: number, freeSlots: number, freeGpus: number, freeMemoryBytes: number, done: number, failed: number }

@@ -27,6 +27,8 @@ export interface ExecTask {
   offeredBy?: NodeId
   /** its tree, laid out from a synced manifest (`--sync`): its cwd (unless its type names one), named by GRID_SYNC_DIR */
   syncDir?: string
+  /** when its coordinator sent the offer (the coordinator's wall clock, ms), for the start gate */
+  sentAt?: number
 }
 
 export interface Job {
@@ -56,6 +58,12 @@ export interface Job {
   kill?: NodeJS.Timeout
   /** why the task is being stopped */
   stopping?: StopReason
+  /** when it was admitted here (performance.now()), for the start gate */
+  admittedAt?: number
+  /** it waited in the queue before its start */
+  waited?: boolean
+  /** its start waits for the start gate's answer (resources held) */
+  gated?: boolean
 }
 
 export interface JobContext {

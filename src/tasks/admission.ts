@@ -25,7 +25,7 @@ export function admitOffer (c: Pick<TasksComponents, 'executor' | 'health'>, off
       throw new UnavailableError(`full (${busy})`, { details: { full: true } })
     }
   }
-  const { queued } = c.executor.admit({ id: offer.id, spec: offer.spec, attempt: offer.attempt, origin: offer.origin, coordinator: offer.coordinator, ...(offeredBy === undefined ? {} : { offeredBy }), ...(syncDir === undefined ? {} : { syncDir }) }, watcher)
+  const { queued } = c.executor.admit({ id: offer.id, spec: offer.spec, attempt: offer.attempt, origin: offer.origin, coordinator: offer.coordinator, ...(offeredBy === undefined ? {} : { offeredBy }), ...(syncDir === undefined ? {} : { syncDir }), ...(offer.sentAt === undefined ? {} : { sentAt: offer.sentAt }) }, watcher)
   // a task that waits in the queue says why (what is ahead of it, which resource it lacks)
   const reason = queued ? c.executor.get?.(offer.id)?.state.reason : undefined
   return reason === undefined ? { queued } : { queued, reason }

@@ -19,7 +19,7 @@ export type TaskRpc = Pick<RpcService, 'request' | 'handle'>
 export type TaskMembers = Pick<Membership, 'view' | 'state' | 'on' | 'off' | 'setSelfState'>
 
 /** The local executor: admission, watching, cancelling, usage. */
-export type TaskExecutor = Pick<Executor, 'admit' | 'watch' | 'unwatch' | 'get' | 'cancel' | 'usage' | 'typeOf' | 'setDraining' | 'on' | 'writeStdin' | 'closeStdinFrom'>
+export type TaskExecutor = Pick<Executor, 'admit' | 'watch' | 'unwatch' | 'get' | 'cancel' | 'usage' | 'typeOf' | 'setDraining' | 'on' | 'writeStdin' | 'closeStdinFrom' | 'setStartGate'>
 
 /** The replicated store as task records use it. */
 export type TaskStore = Pick<StateStore, 'selfId' | 'set' | 'entryOf' | 'lookupAll' | 'groupAll' | 'setCollector' | 'on' | 'off' | 'syncFrom'>

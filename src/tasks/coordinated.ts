@@ -45,5 +45,10 @@ export interface Coordinated {
   passed?: Array<{ name: string, reason: string }>
   /** times it moved to another node before it started (work stealing): those attempts spent no retry */
   moves?: number
+  /**
+   * the attempt offered to or running on `node` whose outcome this coordinator still waits for: the one attempt an
+   * executor that asks (`task.confirm`, start-fence.ts) may start
+   */
+  live?: { attempt: number, node: NodeId }
   abort: AbortController
 }

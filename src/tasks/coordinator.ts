@@ -24,6 +24,7 @@ import { TaskRecords, generationOf, isFinalStatus, statusOf, storedSpec, superse
 import type { TaskMetrics } from './task-metrics.ts'
 import { fetchThenEnd, readySynced } from './sync-offer.ts'
 import { catchUpWithSuccessor, followRecordsToEnd } from './handover.ts'
+import { DeathWatch } from './death-watch.ts'
 import { candidates } from './view.ts'
 
 export type { ClientEvent, Coordinated, Outcome } from './coordinated.ts'
@@ -48,8 +49,10 @@ const REATTACH_DEADLINE_MS = 30_000
 export const REATTACH_DEAD_CONFIRM_MS = 1_500
 /**
  * An offer that failed on the way (the stream broke, the deadline passed) before the executor said it admitted it may
- * have been admitted all the same: such an executor is asked to drop the task, and the next candidate gets a new
- * attempt (spending no retry), so that two executions never share an attempt's record.
+ * have been admitted all the same: the coordinator re-attaches to it (while that node lives) and gives it up only
+ * when the node says it has none of it, or has been dead for REATTACH_DEAD_CONFIRM_MS; then that node is asked to
+ * drop the task, and the next candidate gets a new attempt (spending no retry), so that two executions never share an
+ * attempt's record. An offer read after that (delivered late) asks before it starts, and hears no (start-fence.ts).
  */
 const UNSURE_OFFER_CODES = new Set(['PEER_UNREACHABLE', 'TIMEOUT'])
 const UNSURE_CANCEL_TIMEOUT_MS = 5_000
@@ -69,6 +72,8 @@ export class Coordinator {
   running = false
   private turn = 0
   private view?: { at: number, candidates: ReturnType<typeof candidates>, reportedAt: Map<NodeId, number> }
+  /** stops a request to an executor once it has been dead a while (a death heard in a notice drops no stream) */
+  readonly deaths: DeathWatch
 
   constructor (
     private readonly c: TasksComponents,
@@ -76,7 +81,9 @@ export class Coordinator {
     private readonly records: TaskRecords,
     private readonly m: TaskMetrics,
     private readonly log: Logger
-  ) {}
+  ) {
+    this.deaths = new DeathWatch(id => this.c.members.state(id), id => this.nameOf(id), REATTACH_DEAD_CONFIRM_MS)
+  }
 
   /**
    * Starts keeping a task's coordination. The spec's env values (a submission's) stay here, in memory, and go out
@@ -237,7 +244,14 @@ export class Coordinator {
       const ownerTurn = routed.session?.ownerFirst === true && node === routed.session.owner
       outcome = await this.attempt(co, node, ownerTurn && routed.session?.startNow === true)
       if (outcome.kind !== 'refused') break
-      if (outcome.unsure === true) this.abandonOffer(co, node, outcome.reason)
+      if (outcome.unsure === true) {
+        // it may have been admitted all the same: re-attach's rule decides, so the attempt is given up only once that
+        // node says it has none of it or has been dead a while, never while it may be running it (issue 13)
+        co.executor = node
+        const back = await this.reattach(co, node)
+        if (back.kind !== 'retry' || !this.running || this.supersededBy(co) !== undefined) { outcome = back; break }
+        this.abandonOffer(co, node, `${outcome.reason}; then ${back.reason}`)
+      }
       if (ownerTurn && co.session !== undefined) {
         const name = this.nameOf(node)
         co.session.refused = outcome.full === true
@@ -262,7 +276,17 @@ export class Coordinator {
 
   /** One offer: local or remote; ends when the attempt ends (or the offer is refused). */
   private async attempt (co: Coordinated, node: NodeId, startNow: boolean): Promise<Outcome> {
-    const offer: TaskOffer = { id: co.id, spec: co.spec, attempt: co.coord.attempt, origin: co.coord.origin, coordinator: this.c.peerId, generation: generationOf(co.coord) }
+    const live = { attempt: co.coord.attempt, node }
+    co.live = live
+    try {
+      return await this.offer(co, node, startNow)
+    } finally {
+      if (co.live === live) co.live = undefined
+    }
+  }
+
+  private async offer (co: Coordinated, node: NodeId, startNow: boolean): Promise<Outcome> {
+    const offer: TaskOffer = { id: co.id, spec: co.spec, attempt: co.coord.attempt, origin: co.coord.origin, coordinator: this.c.peerId, generation: generationOf(co.coord), sentAt: Date.now() }
     if (startNow) offer.startNow = true
     this.ledger.sent(node, co.id)
     const refused = (err: unknown): Outcome => {
@@ -296,10 +320,11 @@ export class Coordinator {
       })
     }
     let admitted = false
+    const dead = this.deaths.untilDead(node)
     try {
       const result = await this.c.rpc.request(node, TaskRun, offer, {
         timeoutMs: runDeadline(co.spec),
-        signal: co.abort.signal,
+        signal: AbortSignal.any([co.abort.signal, dead.signal]),
         onEvent: ev => {
           if (ev.k === 'admitted') { admitted = true; this.placed(co, node, ev.nodeName, ev.queued, ev.reason); return }
           this.forward(co, node, ev)
@@ -307,14 +332,27 @@ export class Coordinator {
       })
       return this.classify(co, result)
     } catch (err) {
-      if (!admitted) return refused(err)
+      // stopped by the death watch: unsure whether it was admitted (re-attaching decides)
+      if (!admitted) return refused(dead.signal.aborted ? dead.signal.reason : err)
       if (!this.running) return { kind: 'retry', reason: 'coordinator stopping' }
       return await this.reattach(co, node)
+    } finally {
+      dead.done()
     }
   }
 
   /** The stream to a running task broke: watch it again if its executor lives, else the attempt is lost. */
   async reattach (co: Coordinated, node: NodeId): Promise<Outcome> {
+    const live = co.live?.node === node && co.live.attempt === co.coord.attempt ? co.live : { attempt: co.coord.attempt, node }
+    co.live = live
+    try {
+      return await this.watchAgain(co, node)
+    } finally {
+      if (co.live === live) co.live = undefined
+    }
+  }
+
+  private async watchAgain (co: Coordinated, node: NodeId): Promise<Outcome> {
     const deadline = Date.now() + REATTACH_DEADLINE_MS
     let deadSince: number | undefined
     while (this.running && Date.now() < deadline) {
@@ -324,17 +362,21 @@ export class Coordinator {
       else deadSince = undefined
       if (state === 'left' || (deadSince !== undefined && Date.now() - deadSince >= REATTACH_DEAD_CONFIRM_MS)) return { kind: 'retry', reason: `node ${this.nameOf(node)} ${state === 'dead' ? 'died' : 'left'} while the task ran` }
       if (state === 'alive') {
+        const dead = this.deaths.untilDead(node)
         try {
           const result = await this.c.rpc.request(node, TaskAttach, { id: co.id, attempt: co.coord.attempt, from: co.offset }, {
             timeoutMs: runDeadline(co.spec),
-            signal: co.abort.signal,
+            signal: AbortSignal.any([co.abort.signal, dead.signal]),
             onEvent: ev => { this.forward(co, node, ev) }
           })
           return this.classify(co, result)
         } catch (err) {
           const e = toGridError(err)
           if (e.code === 'NOT_FOUND') return { kind: 'retry', reason: `node ${this.nameOf(node)} lost the task` }
-          if (e.code === 'CANCELLED') return { kind: 'retry', reason: 'coordinator stopping' }
+          // stopped by the death watch: the loop sees the death and decides
+          if (e.code === 'CANCELLED' && !dead.signal.aborted) return { kind: 'retry', reason: 'coordinator stopping' }
+        } finally {
+          dead.done()
         }
       }
       await delay(200)
@@ -344,6 +386,24 @@ export class Coordinator {
 
   private async catchUpWithSuccessor (co: Coordinated): Promise<void> {
     await catchUpWithSuccessor(this.c, this.log, co.id)
+  }
+
+  /**
+   * `task.confirm` (start-fence.ts): why attempt `attempt` of task `id` on `executor` must not start (this node does
+   * not drive it, or gave that attempt up: it ran it elsewhere, or is about to), or undefined when it is current.
+   */
+  notCurrent (id: string, attempt: number, executor: NodeId): string | undefined {
+    const me = this.init.nodeName
+    const co = this.coordinated.get(id)
+    if (co === undefined || !this.running) return `${me} does not coordinate task ${id} (any more)`
+    const by = this.supersededBy(co)
+    if (by !== undefined) return `node ${this.nameOf(by)} took task ${id} over from ${me}`
+    if (co.coord.attempt !== attempt) return `its coordinator ${me} is at attempt ${co.coord.attempt} of it`
+    if (co.live?.attempt !== attempt || co.live.node !== executor) return `its coordinator ${me} gave attempt ${attempt} up`
+    // seen dead here: the attempt is about to be given up (the re-attach deadline), and run elsewhere
+    const state = this.c.members.state(executor)
+    if (state === 'dead' || state === 'left') return `its coordinator ${me} sees ${this.nameOf(executor)} ${state}`
+    return undefined
   }
 
   /** The node that took this task over from this one (the records name it with a later generation), if any. */

@@ -20,6 +20,7 @@ import { EventQueue } from './event-queue.ts'
 import { ExecutorSide } from './executor-side.ts'
 import { TaskRecords, isFinalStatus, statusOf } from './records.ts'
 import { normalizeSpec, type SubmitOptions } from './spec.ts'
+import { StartFence } from './start-fence.ts'
 import { StdinRelay, type StdinWrite } from './stdin-relay.ts'
 import { Takeover } from './takeover.ts'
 import { newTaskId } from './task-ids.ts'
@@ -45,6 +46,7 @@ export class TaskService implements Startable {
   private readonly takeover: Takeover
   private readonly executorSide: ExecutorSide
   private readonly stdin: StdinRelay
+  private readonly fence: StartFence
   private readonly metrics: ReturnType<typeof taskMetrics>
 
   constructor (private readonly c: TasksComponents, private readonly init: TasksInit) {
@@ -56,18 +58,25 @@ export class TaskService implements Startable {
     this.takeover = new Takeover(c, this.coordinator, this.records, m, this.log)
     // registers the executor-side RPC handlers and turns executor state into records
     this.executorSide = new ExecutorSide(c, init, this.records, m, this.log, drain => this.setDraining(drain))
+    // an attempt starts only while it is its coordinator's current one (queued, or around a stall: it asks)
+    this.fence = new StartFence(c, this.records, this.log, (id, attempt, executor) => this.coordinator.notCurrent(id, attempt, executor))
+    c.executor.setStartGate(this.fence.gate)
     this.stdin = new StdinRelay(c, this.coordinator.coordinated, id => { const a = this.records.aspects(id); return a.coord !== undefined || a.exec !== undefined })
   }
 
   /** Marks what this node ran before a restart as lost, and resumes coordinating what it coordinated. */
   async start (): Promise<void> {
     this.coordinator.running = true
+    this.c.members.on('member:state', this.coordinator.deaths.onMember)
+    this.fence.start()
     this.executorSide.markLostAfterRestart()
     this.takeover.start()
   }
 
   async stop (): Promise<void> {
     this.coordinator.running = false
+    this.c.members.off('member:state', this.coordinator.deaths.onMember)
+    this.fence.stop()
     this.takeover.stop()
     this.coordinator.stopAll()
     this.executorSide.stop()

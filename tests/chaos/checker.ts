@@ -18,10 +18,11 @@ export const FINAL_TASK_STATUSES = new Set(['completed', 'failed', 'timeout', 'c
 /** Faults that kill the executor's process: a run cut short there may run again (at-least-once). */
 export const EXECUTOR_DEATHS = new Set(['kill9', 'kill9-origin', 'restart', 'cluster-restart'])
 /**
- * Faults that cut an executor off without killing it (SIGSTOP, partitions): to a coordinator that cannot reach it, it
- * died, so a run that ended there unseen may run again elsewhere (at least once, counted apart as cut off).
+ * Faults that cut an executor off without killing it (SIGSTOP, partitions, and starvation, whose 2 s stalls are
+ * SIGSTOPs on a 3 % CPU quota): to a coordinator that cannot reach it, it died, so a run that ended there unseen may
+ * run again elsewhere (at least once, counted apart as cut off). Two runs at once stay a defect whatever the fault.
  */
-export const EXECUTOR_CUT_OFF = new Set(['stop', 'partition-one', 'partition-halves', 'partition-ring', 'partition-oneway'])
+export const EXECUTOR_CUT_OFF = new Set(['stop', 'partition-one', 'partition-halves', 'partition-ring', 'partition-oneway', 'starve'])
 /** Faults after which the target is expected to be seen dead by every node it is cut off from. */
 export const DETECTED = new Set(['kill9', 'kill9-origin', 'stop', 'partition-one', 'partition-halves'])
 /** Faults that cut an observer off: its view of others says nothing while they last. */

@@ -101,6 +101,22 @@ describe('chaos checker - judging a history', () => {
     expect(v.valid).toBe(true)
   })
 
+  it('counts a run again after its executor was starved (stalled, seen dead) as cut off, and two at once as a defect', () => {
+    const { h, at } = hist()
+    accepted(at, 0, 't1')
+    accepted(at, 0, 't2')
+    at(100, { type: 'info', op: 'nemesis', node: 'n1', value: { id: 1, fault: 'starve', targets: ['n1'], phase: 'start' } })
+    ran(at, 't1', 'n1', 'a', 200, 1200)
+    ran(at, 't1', 'n2', 'b', 2000, 3000)
+    ran(at, 't2', 'n1', 'c', 200, 1200)
+    ran(at, 't2', 'n2', 'd', 1000, 2000)
+    at(9000, { type: 'info', op: 'nemesis', node: 'n1', value: { id: 1, fault: 'starve', targets: ['n1'], phase: 'end' } })
+    finals(at, 20_000, 't1', {})
+    finals(at, 20_000, 't2', {})
+    const v = check(h, { nodes: NODES })
+    expect(v.tasks).toMatchObject({ ranTwice: 1, atLeastOnceCutOff: 1 })
+  })
+
   it('does not count a run cut short by its executor\'s death as running at once with its retry', () => {
     const { h, at } = hist()
     accepted(at, 0, 't1')

@@ -6,7 +6,7 @@ import pino from 'pino'
 import { Registry } from 'prom-client'
 import { describe, expect, it } from 'vitest'
 import type { ExecAspect, TaskEvent, TaskOffer, TaskSpec } from '../../proto/index.ts'
-import { PeerUnreachableError, UnavailableError, type LoadReport, type MemberState, type MemberView } from '../../src/interface/index.ts'
+import { NotFoundError, PeerUnreachableError, UnavailableError, type LoadReport, type MemberState, type MemberView } from '../../src/interface/index.ts'
 import type { NodeRegistry } from '../../src/state/index.ts'
 import type { TasksComponents } from '../../src/tasks/components.ts'
 import { admitOffer } from '../../src/tasks/admission.ts'
@@ -16,7 +16,7 @@ import { EventQueue } from '../../src/tasks/event-queue.ts'
 import { TaskRecords } from '../../src/tasks/records.ts'
 import { taskMetrics } from '../../src/tasks/task-metrics.ts'
 
-type Behaviour = 'accept' | 'full' | 'die' | 'lost-answer'
+type Behaviour = 'accept' | 'full' | 'die' | 'lost-answer' | 'lost-answer-ran'
 
 function load (over: Partial<LoadReport> = {}): LoadReport {
   return { cpu: 0, cpus: 2, memTotalMiB: 4096, memFreeMiB: 4000, running: 0, queued: 0, slots: 2, freeSlots: 2, gpus: 0, freeGpus: 0, gpuUtilizationPercent: 0, gpuMemoryUsedMiB: 0, gpuMemoryTotalMiB: 0, ...over }
@@ -52,18 +52,28 @@ function harness (peers: Record<string, Behaviour>) {
   const sessions = new Map<string, { value: unknown, owner: string | null }>()
   const offers: Array<{ node: string, offer: TaskOffer }> = []
   const cancels: string[] = []
+  const attaches: string[] = []
   const c = {
     peerId: 'self',
     rpc: {
       handle: () => {},
       request: async (node: string, method: { name: string }, data: unknown, opts: { onEvent?: (e: TaskEvent) => void }) => {
         if (method.name === 'task.cancel') { cancels.push(node); return { found: true, status: 'cancelled' } }
+        const b0 = behaviour[node]
+        if (method.name === 'task.attach' && (b0 === 'lost-answer' || b0 === 'lost-answer-ran')) {
+          const { id, attempt } = data as { id: string, attempt: number }
+          attaches.push(node)
+          // the offer never landed there, or it did and the attempt ran
+          if (b0 === 'lost-answer') throw new NotFoundError(`this node has no attempt ${attempt} of task ${id}`)
+          const now = Date.now()
+          return { attempt, node, nodeName: node, status: 'completed', exitCode: 0, queuedAt: now, startedAt: now, finishedAt: now } satisfies ExecAspect
+        }
         const offer = data as TaskOffer
         offers.push({ node, offer })
         const b = behaviour[node]
         if (b === 'full') throw new UnavailableError('full (2 running, 0 queued, 0 slots free)', { details: { full: true } })
-        // it admitted the offer, but the stream broke before the coordinator heard so
-        if (b === 'lost-answer') throw new PeerUnreachableError(`stream to ${node} closed`)
+        // the stream broke before the coordinator heard whether it admitted the offer
+        if (b === 'lost-answer' || b === 'lost-answer-ran') throw new PeerUnreachableError(`stream to ${node} closed`)
         opts.onEvent?.({ k: 'admitted', queued: false, node, nodeName: node })
         if (b === 'die') {
           states.set(node, 'dead')
@@ -105,7 +115,7 @@ function harness (peers: Record<string, Behaviour>) {
     for await (const ev of co.sink) events.push(ev)
     return events
   }
-  return { submit, sessions, offers, cancels, states, behaviour, records, coordinator, metrics }
+  return { submit, sessions, offers, cancels, attaches, states, behaviour, records, coordinator, metrics }
 }
 
 const exitOf = (events: ClientEvent[]): Extract<ClientEvent, { type: 'exit' }> => events.find(e => e.type === 'exit') as Extract<ClientEvent, { type: 'exit' }>
@@ -130,7 +140,19 @@ describe('tasks - coordinator', () => {
     const byNode = h.offers.map(o => [o.node, o.offer.attempt])
     expect(byNode.filter(([n]) => n === 'b').at(-1)?.[1]).toBeGreaterThan(byNode.find(([n]) => n === 'a')?.[1] as number)
     expect(h.cancels).toContain('a')
+    // first it asked a whether it had the attempt (it had not)
+    expect(h.attaches).toEqual(['a'])
     expect(exitOf(events)).toMatchObject({ status: 'completed', nodeName: 'b' })
+  })
+
+  it('re-attaches to an offer that failed on the way but was admitted, and runs no other attempt (issue 13)', async () => {
+    // found by the chaos harness: the coordinator gave such an offer up at once, and the executor ran it beside the next
+    const h = harness({ a: 'lost-answer-ran', b: 'accept' })
+    const events = await h.submit(spec({ strategy: 'round-robin', node: undefined }))
+    expect(h.offers.map(o => o.node)).toEqual(['a'])
+    expect(h.attaches).toEqual(['a'])
+    expect(h.cancels).toEqual([])
+    expect(exitOf(events)).toMatchObject({ status: 'completed', nodeName: 'a', attempts: 1 })
   })
 
   it('gives up re-attaching to an executor that stays dead, so the task runs again', async () => {
