@@ -70,3 +70,13 @@ export const SUSPICION_MIN_FRACTION = 0.5
  */
 export const SETTLED_HEARTBEAT_FACTOR = 2
 export const SETTLED_QUIET_MS = 10_000
+
+/**
+ * A suspicion or death notice counts only from an author that has been alive in this node's view for this long. A
+ * member cut off from us (a partition, a freeze) suspected and buried everyone on its side of the cut; when it comes
+ * back, gossipsub delivers those notices late (from its message cache, through IHAVE/IWANT), and each one, at the
+ * subject's current incarnation, made healthy members suspect or dead until they refuted (a chaos run: a healed
+ * partition-one took 10.7 s to converge, every majority node buried twice by the returning node within 0.2 s of
+ * its return). Gossipsub's cache holds 5 of its 1 s heartbeats; twice that is ample on a loaded machine.
+ */
+export const NOTICE_AFTER_REJOIN_MS = 10_000

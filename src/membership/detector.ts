@@ -16,7 +16,9 @@
  *   for a refutation to get round). Unconfirmed, it stays at `suspicionTimeoutMs`. A node never declares itself dead; it refutes a suspicion or death
  *   notice about itself by raising its incarnation.
  * - A notice applies only at exactly the incarnation we know for its subject: an old suspicion cannot undo a
- *   refutation, and one naming a future incarnation cannot pre-empt the subject's next refutation.
+ *   refutation, and one naming a future incarnation cannot pre-empt the subject's next refutation. It applies only
+ *   from an author alive here, and back from suspect or dead for NOTICE_AFTER_REJOIN_MS: a member back from a
+ *   partition replays what it saw there.
  * - An incarnation is taken only when plausible: at most this node's clock in seconds plus `incarnationAheadMaxS`
  *   (incarnations start at a process's start time in seconds and never run ahead of the subject's own clock).
  * - A `left` heartbeat (graceful leave) is final until the node sends a fresh heartbeat again.
@@ -28,7 +30,7 @@
  */
 import type { Heartbeat, Notice } from '../../proto/index.ts'
 import type { HealthReport, LoadReport, MemberState, MemberView, NodeId, SelfState } from '../interface/index.ts'
-import { DEAD_MEMBER_EXPIRY_MS, INCARNATION_AHEAD_MAX_S, SUSPICION_MIN_FRACTION } from './constants.ts'
+import { DEAD_MEMBER_EXPIRY_MS, INCARNATION_AHEAD_MAX_S, NOTICE_AFTER_REJOIN_MS, SUSPICION_MIN_FRACTION } from './constants.ts'
 
 export interface DetectorOptions {
   heartbeatIntervalMs: number
@@ -78,6 +80,8 @@ interface Member {
   health?: HealthReport
   paused?: boolean
   healthHistory: NonNullable<MemberView['healthHistory']>
+  /** When it last came back alive from suspect or dead (epoch ms; 0 if never): its notices wait a while after. */
+  backAt: number
   /** Other members that confirmed the current suspicion (Lifeguard); cleared when it becomes suspect. */
   confirmedBy: Set<NodeId>
   /** the last PROBE_LOG_LENGTH direct probes, newest last */
@@ -169,7 +173,7 @@ export class FailureDetector {
     let m = this.members.get(hb.id)
     if (m === undefined) {
       const state: MemberState = hb.state === 'left' ? 'left' : 'alive'
-      m = { id: hb.id, name: hb.name, state, selfState: 'alive', incarnation: hb.inc, seq: hb.seq, lastSeen: now, since: now, history: [], healthHistory: [], probes: [], confirmedBy: new Set() }
+      m = { id: hb.id, name: hb.name, state, selfState: 'alive', incarnation: hb.inc, seq: hb.seq, lastSeen: now, since: now, history: [], healthHistory: [], probes: [], confirmedBy: new Set(), backAt: 0 }
       this.members.set(hb.id, m)
       this.applyPayload(m, hb, now)
       this.record(m, state, 'first heartbeat')
@@ -191,7 +195,11 @@ export class FailureDetector {
     if (n.id === this.selfId) return 'refute'
     const m = this.members.get(n.id)
     if (m === undefined || n.inc !== m.incarnation) return undefined
-    const by = this.members.get(n.by)?.name ?? n.by
+    const author = this.members.get(n.by)
+    // what a member says it saw while it was cut off from this node is about a partition we no longer share: its
+    // notices are taken only once it has been alive here for a while (they come late, from its gossip cache)
+    if (author !== undefined && (author.state !== 'alive' || this.now() - author.backAt < NOTICE_AFTER_REJOIN_MS)) return undefined
+    const by = author?.name ?? n.by
     if (n.kind === 'suspect' && m.state === 'alive') return this.transition(m, 'suspect', `suspected by ${by}`)
     if (n.kind === 'suspect' && m.state === 'suspect') { this.confirm(m.id, n.by); return undefined }
     if (n.kind === 'dead' && (m.state === 'alive' || m.state === 'suspect')) return this.transition(m, 'dead', `declared dead by ${by}`)
@@ -311,6 +319,7 @@ export class FailureDetector {
     m.state = to
     m.since = this.now()
     if (to === 'suspect') m.confirmedBy.clear()
+    if (to === 'alive' && (from === 'suspect' || from === 'dead')) m.backAt = m.since
     this.record(m, to, reason)
     return { id: m.id, from, to, reason, incarnation: m.incarnation }
   }

@@ -73,14 +73,19 @@ export class Prober {
     }
     const id = this.order.pop()
     if (id === undefined || this.investigating.has(id) || detector.state(id) !== 'alive') return
+    const sentAt = Date.now()
     const r = await this.probe(id, this.timeoutMs)
     detector.recordProbe(id, r.ok, r.ok ? r.rttMs : undefined)
     metrics.probes.inc({ kind: 'routine', outcome: r.ok ? 'ok' : r.reason })
     if (r.ok) {
       metrics.probeRtt.observe(r.rttMs / 1000)
       detector.onProbeSuccess(id, r.rttMs, r.inc)
+    } else if ((detector.get(id)?.lastSeen ?? 0) >= sentAt) {
+      // its heartbeats still arrive (a slow stream, a node starting up): probe it once more before suspecting it
+      void this.investigate(id, `routine probe: ${r.detail}; heartbeats still arriving`)
     } else {
-      // this was a direct probe with the same deadline: the investigation goes straight on to suspicion and helpers
+      // silent on both paths: this was a direct probe with the investigation's deadline, so it goes straight on to
+      // suspicion and helpers (a frozen node stops heartbeating, so it always takes this way)
       void this.investigate(id, 'routine probe', r)
     }
   }

@@ -105,6 +105,21 @@ describe('membership - failure detector', () => {
     expect(big.suspicionTimeoutFor('p0')).toBe(4000)
   })
 
+  it('ignores the notices of a member back from dead for a while: they are what it saw on its side of a partition', () => {
+    d.onHeartbeat(hb('a', 10, 1))
+    d.onHeartbeat(hb('b', 20, 1))
+    d.suspect('b', 'probe failed')
+    d.declareDead('b', 'cut off')
+    // the partition heals: b's heartbeats arrive, then its stale notices about a, from its side of the cut
+    d.onHeartbeat(hb('b', 20, 2))
+    expect(d.onNotice({ t: 'notice', kind: 'suspect', id: 'a', inc: 10, by: 'b' })).toBeUndefined()
+    expect(d.onNotice({ t: 'notice', kind: 'dead', id: 'a', inc: 10, by: 'b' })).toBeUndefined()
+    expect(d.state('a')).toBe('alive')
+    // once it has been back a while, its word counts again
+    vi.advanceTimersByTime(10_000)
+    expect(d.onNotice({ t: 'notice', kind: 'suspect', id: 'a', inc: 10, by: 'b' })).toMatchObject({ to: 'suspect' })
+  })
+
   it('keeps a slow but heartbeating peer alive', () => {
     d.onHeartbeat(hb('a', 10, 1))
     for (let seq = 2; seq < 30; seq++) {

@@ -159,6 +159,26 @@ describe('membership - heartbeats and probes against a stub mesh', () => {
     expect(seen.find(t => t.id === C && t.to === 'dead')?.reason).not.toMatch(/confirmed/)
   })
 
+  it('probes a member once more before suspecting it when its routine probe failed but its heartbeats still arrive', async () => {
+    mesh.connected.add(A)
+    mesh.connected.add(B)
+    mesh.rpc.responders.set(B, method => method === MemberPing.name ? { inc: 20, state: 'alive' } : { ok: true, rttMs: 1, inc: 10 })
+    // A gossips every 30 ms but never answers a probe of its own (a stuck stream, a node starting up)
+    let seq = 1
+    mesh.deliver(hb(A, 10, seq))
+    mesh.deliver(hb(B, 20, seq))
+    const feed = setInterval(() => { seq++; mesh.deliver(hb(A, 10, seq)); mesh.deliver(hb(B, 20, seq)) }, 30)
+    try {
+      await advanceUntil(() => seen.some(t => t.id === A && t.to === 'suspect'))
+    } finally {
+      clearInterval(feed)
+    }
+    expect(seen.find(t => t.id === A && t.to === 'suspect')?.reason).toMatch(/^routine probe: .*; heartbeats still arriving; direct probe: /)
+    // the helper reached it: alive again, never dead
+    await advanceUntil(() => m.state(A) === 'alive')
+    expect(states(A)).not.toContain('dead')
+  })
+
   it('declares a peer dead at once when it and every helper get connection refused', async () => {
     mesh.connected.add(B)
     const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:4001'), { code: 'ECONNREFUSED' })
