@@ -13,8 +13,9 @@
  *   that failed to reach the suspect too (an indirect probe's helper that answered "unreachable", or a suspicion
  *   notice from another member at the same incarnation) brings it down from `suspicionTimeoutMs` towards a floor of
  *   SUSPICION_MIN_FRACTION of it, scaled by log10 of the cluster's size (a larger cluster needs more gossip rounds
- *   for a refutation to get round). Unconfirmed, it stays at `suspicionTimeoutMs`. A node never declares itself dead; it refutes a suspicion or death
- *   notice about itself by raising its incarnation.
+ *   for a refutation to get round). Unconfirmed, it stays at `suspicionTimeoutMs`.
+ * - A node never declares itself dead; it refutes a suspicion or death notice about itself by raising its
+ *   incarnation.
  * - A notice applies only at exactly the incarnation we know for its subject: an old suspicion cannot undo a
  *   refutation, and one naming a future incarnation cannot pre-empt the subject's next refutation. It applies only
  *   from an author alive here, and back from suspect or dead for NOTICE_AFTER_REJOIN_MS: a member back from a
