@@ -100,6 +100,7 @@ export class FailureDetector {
 
   /** When any member last changed state or joined (epoch ms). */
   private lastChangeAt = 0
+  private readonly createdAt: number
   private readonly aheadMaxS: number
   private readonly expiryMs: number
 
@@ -109,7 +110,8 @@ export class FailureDetector {
     this.aheadMaxS = opts.incarnationAheadMaxS ?? INCARNATION_AHEAD_MAX_S
     this.expiryMs = opts.memberExpiryMs ?? DEAD_MEMBER_EXPIRY_MS
     // a node that just started is joining: not settled until it has been quiet for a while
-    this.lastChangeAt = this.now()
+    this.createdAt = this.now()
+    this.lastChangeAt = this.createdAt
   }
 
   /** Whether an incarnation is one a live node could hold: not beyond this node's clock plus the allowance. */
@@ -142,9 +144,13 @@ export class FailureDetector {
     return Math.round(Math.max(min, max - (max - min) * Math.log(c + 1) / Math.log(k + 1)) * this.multiplier)
   }
 
-  /** Whether nobody is suspect and no member has changed state for `quietMs` (and the deadlines are not stretched). */
-  settled (quietMs: number): boolean {
-    if (this.multiplier > 1 || this.now() - this.lastChangeAt < quietMs) return false
+  /**
+   * Whether nobody is suspect, no member has changed state for `quietMs`, this detector is `startedQuietMs` old and
+   * the deadlines are not stretched.
+   */
+  settled (quietMs: number, startedQuietMs = 0): boolean {
+    const now = this.now()
+    if (this.multiplier > 1 || now - this.lastChangeAt < quietMs || now - this.createdAt < startedQuietMs) return false
     for (const m of this.members.values()) if (m.state === 'suspect') return false
     return true
   }

@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import type { MemberState, MemberView, NodeId, SelfState, Startable } from '../interface/index.ts'
 import { delay, repeat } from '../util/index.ts'
-import { DISCONNECT_SETTLE_MS, LEAVE_FLUSH_MS, SETTLED_HEARTBEAT_FACTOR, SETTLED_QUIET_MS, TICK_JITTER, TICK_MIN_INTERVAL_MS } from './constants.ts'
+import { DISCONNECT_SETTLE_MS, LEAVE_FLUSH_MS, SETTLED_AFTER_START_MS, SETTLED_HEARTBEAT_FACTOR, SETTLED_QUIET_MS, TICK_JITTER, TICK_MIN_INTERVAL_MS } from './constants.ts'
 import { FailureDetector, type Transition } from './detector.ts'
 import { Heartbeats } from './heartbeats.ts'
 import { LocalHealth } from './local-health.ts'
@@ -49,7 +49,7 @@ export class Membership extends EventEmitter<MembershipEvents> implements Member
     })
     const announce = (t: Transition): void => { this.announce(t) }
     this.heartbeats = new Heartbeats(
-      { mesh, logger, detector, metrics: this.metrics, health: this.health, load: components.load, isRegistered: components.isRegistered, announce, settled: () => detector.settled(SETTLED_QUIET_MS), ...(components.selfHealth === undefined ? {} : { selfHealth: components.selfHealth }), ...(components.paused === undefined ? {} : { paused: components.paused }) },
+      { mesh, logger, detector, metrics: this.metrics, health: this.health, load: components.load, isRegistered: components.isRegistered, announce, settled: () => detector.settled(SETTLED_QUIET_MS, SETTLED_AFTER_START_MS), ...(components.selfHealth === undefined ? {} : { selfHealth: components.selfHealth }), ...(components.paused === undefined ? {} : { paused: components.paused }) },
       {
         cluster: init.cluster,
         name: init.name,
