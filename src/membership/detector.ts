@@ -8,10 +8,18 @@
  * Rules (SWIM with suspicion, incarnations and a fast path for refused connections):
  * - A fresh heartbeat (higher incarnation, or the same incarnation with a higher sequence) means alive.
  * - Missed heartbeats get a peer probed; an unanswered direct probe makes it suspect (a peer that answers stays
- *   alive, however late its heartbeats). A suspect that does not come back within the suspicion timeout is dead. A node never declares itself dead; it refutes a suspicion or death
- *   notice about itself by raising its incarnation.
+ *   alive, however late its heartbeats). A suspect that does not come back within the suspicion timeout is dead.
+ * - The suspicion timeout shrinks with independent confirmations (Lifeguard's dynamic suspicion): each other member
+ *   that failed to reach the suspect too (an indirect probe's helper that answered "unreachable", or a suspicion
+ *   notice from another member at the same incarnation) brings it down from `suspicionTimeoutMs` towards a floor of
+ *   SUSPICION_MIN_FRACTION of it, scaled by log10 of the cluster's size (a larger cluster needs more gossip rounds
+ *   for a refutation to get round). Unconfirmed, it stays at `suspicionTimeoutMs`.
+ * - A node never declares itself dead; it refutes a suspicion or death notice about itself by raising its
+ *   incarnation.
  * - A notice applies only at exactly the incarnation we know for its subject: an old suspicion cannot undo a
- *   refutation, and one naming a future incarnation cannot pre-empt the subject's next refutation.
+ *   refutation, and one naming a future incarnation cannot pre-empt the subject's next refutation. It applies only
+ *   from an author alive here, and back from suspect or dead for NOTICE_AFTER_REJOIN_MS: a member back from a
+ *   partition replays what it saw there.
  * - An incarnation is taken only when plausible: at most this node's clock in seconds plus `incarnationAheadMaxS`
  *   (incarnations start at a process's start time in seconds and never run ahead of the subject's own clock).
  * - A `left` heartbeat (graceful leave) is final until the node sends a fresh heartbeat again.
@@ -23,12 +31,14 @@
  */
 import type { Heartbeat, Notice } from '../../proto/index.ts'
 import type { HealthReport, LoadReport, MemberState, MemberView, NodeId, SelfState } from '../interface/index.ts'
-import { DEAD_MEMBER_EXPIRY_MS, INCARNATION_AHEAD_MAX_S } from './constants.ts'
+import { DEAD_MEMBER_EXPIRY_MS, INCARNATION_AHEAD_MAX_S, NOTICE_AFTER_REJOIN_MS, SUSPICION_MIN_FRACTION } from './constants.ts'
 
 export interface DetectorOptions {
   heartbeatIntervalMs: number
   suspectAfterMissed: number
   suspicionTimeoutMs: number
+  /** Confirmations after which a suspicion's timeout is at its floor (the indirect probes' k; 3 by default). */
+  expectedConfirmations?: number
   /** How many state changes each member keeps in its history. */
   historyLength?: number
   /** How far ahead of this node's clock (in seconds) an incarnation may be; INCARNATION_AHEAD_MAX_S by default. */
@@ -71,6 +81,10 @@ interface Member {
   health?: HealthReport
   paused?: boolean
   healthHistory: NonNullable<MemberView['healthHistory']>
+  /** When it last came back alive from suspect or dead (epoch ms; 0 if never): its notices wait a while after. */
+  backAt: number
+  /** Other members that confirmed the current suspicion (Lifeguard); cleared when it becomes suspect. */
+  confirmedBy: Set<NodeId>
   /** the last PROBE_LOG_LENGTH direct probes, newest last */
   probes: Array<{ at: number, rttMs: number | null, ok: boolean }>
 }
@@ -84,6 +98,9 @@ export class FailureDetector {
   private readonly historyLength: number
   private multiplier = 1
 
+  /** When any member last changed state or joined (epoch ms). */
+  private lastChangeAt = 0
+  private readonly createdAt: number
   private readonly aheadMaxS: number
   private readonly expiryMs: number
 
@@ -92,6 +109,9 @@ export class FailureDetector {
     this.historyLength = opts.historyLength ?? 20
     this.aheadMaxS = opts.incarnationAheadMaxS ?? INCARNATION_AHEAD_MAX_S
     this.expiryMs = opts.memberExpiryMs ?? DEAD_MEMBER_EXPIRY_MS
+    // a node that just started is joining: not settled until it has been quiet for a while
+    this.createdAt = this.now()
+    this.lastChangeAt = this.createdAt
   }
 
   /** Whether an incarnation is one a live node could hold: not beyond this node's clock plus the allowance. */
@@ -109,6 +129,45 @@ export class FailureDetector {
     return this.opts.suspicionTimeoutMs * this.multiplier
   }
 
+  /**
+   * How long this suspect may refute before it is declared dead: `suspicionTimeoutMs` unconfirmed, falling with
+   * each independent confirmation as log(C+1)/log(K+1) (Lifeguard) to the floor, SUSPICION_MIN_FRACTION of it times
+   * log10 of the cluster's size (at least 1); stretched like every deadline while this node is slow.
+   */
+  suspicionTimeoutFor (id: NodeId, live = this.liveCount()): number {
+    const max = this.opts.suspicionTimeoutMs
+    const others = live - 1
+    const k = Math.min(this.opts.expectedConfirmations ?? 3, others)
+    const c = Math.min(k, this.members.get(id)?.confirmedBy.size ?? 0)
+    if (k <= 0 || c <= 0) return max * this.multiplier
+    const min = Math.min(max, max * SUSPICION_MIN_FRACTION * Math.max(1, Math.log10(others + 2)))
+    return Math.round(Math.max(min, max - (max - min) * Math.log(c + 1) / Math.log(k + 1)) * this.multiplier)
+  }
+
+  /**
+   * Whether nobody is suspect, no member has changed state for `quietMs`, this detector is `startedQuietMs` old and
+   * the deadlines are not stretched.
+   */
+  settled (quietMs: number, startedQuietMs = 0): boolean {
+    const now = this.now()
+    if (this.multiplier > 1 || now - this.lastChangeAt < quietMs || now - this.createdAt < startedQuietMs) return false
+    for (const m of this.members.values()) if (m.state === 'suspect') return false
+    return true
+  }
+
+  /** Members alive or suspect (this node not counted). */
+  private liveCount (): number {
+    let n = 0
+    for (const m of this.members.values()) if (m.state === 'alive' || m.state === 'suspect') n++
+    return n
+  }
+
+  /** Another member could not reach this suspect either (its indirect probe failed, or it gossiped a suspicion). */
+  confirm (id: NodeId, by: NodeId): void {
+    const m = this.members.get(id)
+    if (m?.state === 'suspect' && by !== this.selfId && by !== id) m.confirmedBy.add(by)
+  }
+
   /** Stretches every deadline by `k` (1 = healthy) while this node is itself slow. */
   setHealthMultiplier (k: number): void {
     this.multiplier = Math.max(1, k)
@@ -121,7 +180,7 @@ export class FailureDetector {
     let m = this.members.get(hb.id)
     if (m === undefined) {
       const state: MemberState = hb.state === 'left' ? 'left' : 'alive'
-      m = { id: hb.id, name: hb.name, state, selfState: 'alive', incarnation: hb.inc, seq: hb.seq, lastSeen: now, since: now, history: [], healthHistory: [], probes: [] }
+      m = { id: hb.id, name: hb.name, state, selfState: 'alive', incarnation: hb.inc, seq: hb.seq, lastSeen: now, since: now, history: [], healthHistory: [], probes: [], confirmedBy: new Set(), backAt: 0 }
       this.members.set(hb.id, m)
       this.applyPayload(m, hb, now)
       this.record(m, state, 'first heartbeat')
@@ -143,8 +202,13 @@ export class FailureDetector {
     if (n.id === this.selfId) return 'refute'
     const m = this.members.get(n.id)
     if (m === undefined || n.inc !== m.incarnation) return undefined
-    const by = this.members.get(n.by)?.name ?? n.by
+    const author = this.members.get(n.by)
+    // what a member says it saw while it was cut off from this node is about a partition we no longer share: its
+    // notices are taken only once it has been alive here for a while (they come late, from its gossip cache)
+    if (author !== undefined && (author.state !== 'alive' || this.now() - author.backAt < NOTICE_AFTER_REJOIN_MS)) return undefined
+    const by = author?.name ?? n.by
     if (n.kind === 'suspect' && m.state === 'alive') return this.transition(m, 'suspect', `suspected by ${by}`)
+    if (n.kind === 'suspect' && m.state === 'suspect') { this.confirm(m.id, n.by); return undefined }
     if (n.kind === 'dead' && (m.state === 'alive' || m.state === 'suspect')) return this.transition(m, 'dead', `declared dead by ${by}`)
     return undefined
   }
@@ -185,6 +249,7 @@ export class FailureDetector {
     const overdue: Overdue[] = []
     const dead: Transition[] = []
     const expired: MemberView[] = []
+    const live = this.liveCount()
     for (const m of this.members.values()) {
       if ((m.state === 'dead' || m.state === 'left') && now - m.since >= this.expiryMs) {
         expired.push(this.toView(m))
@@ -193,8 +258,9 @@ export class FailureDetector {
       }
       if (m.state === 'alive' && now - Math.max(m.lastSeen, m.reachedAt ?? 0) > this.suspectAfterMs) {
         overdue.push({ id: m.id, reason: `no heartbeat for ${Math.round((now - m.lastSeen) / 100) / 10}s` })
-      } else if (m.state === 'suspect' && now - m.since > this.suspicionTimeoutMs) {
-        const t = this.transition(m, 'dead', `suspect for ${Math.round((now - m.since) / 100) / 10}s without refuting`)
+      } else if (m.state === 'suspect' && now - m.since > this.suspicionTimeoutFor(m.id, live)) {
+        const confirmed = m.confirmedBy.size > 0 ? `, confirmed by ${m.confirmedBy.size}` : ''
+        const t = this.transition(m, 'dead', `suspect for ${Math.round((now - m.since) / 100) / 10}s without refuting${confirmed}`)
         if (t !== undefined) dead.push(t)
       }
     }
@@ -259,11 +325,14 @@ export class FailureDetector {
     const from = m.state
     m.state = to
     m.since = this.now()
+    if (to === 'suspect') m.confirmedBy.clear()
+    if (to === 'alive' && (from === 'suspect' || from === 'dead')) m.backAt = m.since
     this.record(m, to, reason)
     return { id: m.id, from, to, reason, incarnation: m.incarnation }
   }
 
   private record (m: Member, state: MemberState, reason: string): void {
+    this.lastChangeAt = this.now()
     m.history.push({ state, at: this.now(), reason })
     if (m.history.length > this.historyLength) m.history.splice(0, m.history.length - this.historyLength)
   }

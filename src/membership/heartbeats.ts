@@ -34,6 +34,8 @@ export interface HeartbeatsComponents {
   isRegistered: (id: NodeId) => boolean
   /** Told every state change a message caused. */
   announce: (t: Transition) => void
+  /** Whether the cluster is settled (nobody suspect, no change for a while, this node keeping up): heartbeats slow down. */
+  settled?: () => boolean
 }
 
 export interface HeartbeatsInit {
@@ -41,6 +43,8 @@ export interface HeartbeatsInit {
   name: string
   version: string
   heartbeatIntervalMs: number
+  /** How far apart heartbeats go while settled (at most the receivers' missed-heartbeat deadline less one interval). */
+  settledIntervalMs?: number
 }
 
 export class Heartbeats {
@@ -51,6 +55,8 @@ export class Heartbeats {
   private seq = 0
   private state: SelfState = 'alive'
   private lastSentAt = 0
+  /** What the last heartbeat said about the work here: a change is sent at once, settled or not. */
+  private lastWork = ''
   private running = false
   private loop?: { stop: () => void }
   /** What validate() decoded, for onMessage (gossipsub hands both the same bytes): each message is decoded once. */
@@ -70,7 +76,7 @@ export class Heartbeats {
 
   start (): void {
     this.running = true
-    this.loop = repeat(async () => { await this.send() }, this.init.heartbeatIntervalMs, err => { this.log.error({ err }, 'membership loop failed') }, { jitter: HEARTBEAT_JITTER, immediate: true })
+    this.loop = repeat(async () => { await this.beat() }, this.init.heartbeatIntervalMs, err => { this.log.error({ err }, 'membership loop failed') }, { jitter: HEARTBEAT_JITTER, immediate: true })
   }
 
   stop (): void {
@@ -122,9 +128,24 @@ export class Heartbeats {
     }
   }
 
+  /**
+   * One tick of the heartbeat loop: a heartbeat every interval while anything is in the air (a suspect, a recent
+   * change, this node slow, its work changing), every `settledIntervalMs` once the cluster is settled: an idle
+   * cluster's gossip, signatures and checks, are its main cost (README, Membership).
+   */
+  private async beat (): Promise<void> {
+    const settledMs = this.init.settledIntervalMs ?? this.init.heartbeatIntervalMs
+    if (settledMs > this.init.heartbeatIntervalMs && this.components.settled?.() === true &&
+      Date.now() - this.lastSentAt < settledMs - this.init.heartbeatIntervalMs / 2 &&
+      workOf(this.components.load()) === this.lastWork) return
+    await this.send()
+  }
+
   private async send (): Promise<void> {
     if (!this.running) return
-    await this.publish(this.heartbeat())
+    const hb = this.heartbeat()
+    this.lastWork = workOf(hb.load)
+    await this.publish(hb)
     this.lastSentAt = Date.now()
     this.components.metrics.heartbeatsSent.inc()
   }
@@ -206,4 +227,9 @@ export class Heartbeats {
     this.log.warn({ kind: n.kind, by: n.by, via: from, incarnation: this.inc }, 'refuting a notice about this node')
     void this.send().catch(err => { this.log.warn({ err }, 'refutation heartbeat failed') })
   }
+}
+
+/** The part of a load report that placement acts on: a change of it is gossiped at once, even while settled. */
+function workOf (l: LoadReport): string {
+  return `${l.running}/${l.queued}/${l.freeSlots}/${l.freeGpus}/${l.taskMemoryFreeMiB ?? ''}`
 }

@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import type { MemberState, MemberView, NodeId, SelfState, Startable } from '../interface/index.ts'
 import { delay, repeat } from '../util/index.ts'
-import { DISCONNECT_SETTLE_MS, LEAVE_FLUSH_MS, TICK_JITTER, TICK_MIN_INTERVAL_MS } from './constants.ts'
+import { DISCONNECT_SETTLE_MS, LEAVE_FLUSH_MS, SETTLED_AFTER_START_MS, SETTLED_HEARTBEAT_FACTOR, SETTLED_QUIET_MS, TICK_JITTER, TICK_MIN_INTERVAL_MS } from './constants.ts'
 import { FailureDetector, type Transition } from './detector.ts'
 import { Heartbeats } from './heartbeats.ts'
 import { LocalHealth } from './local-health.ts'
@@ -37,6 +37,7 @@ export class Membership extends EventEmitter<MembershipEvents> implements Member
       heartbeatIntervalMs: init.heartbeatIntervalMs,
       suspectAfterMissed: init.suspectAfterMissed,
       suspicionTimeoutMs: init.suspicionTimeoutMs,
+      expectedConfirmations: init.indirectProbes,
       memberExpiryMs: init.deadMemberExpiryMs
     })
     const detector = this.detector
@@ -48,8 +49,15 @@ export class Membership extends EventEmitter<MembershipEvents> implements Member
     })
     const announce = (t: Transition): void => { this.announce(t) }
     this.heartbeats = new Heartbeats(
-      { mesh, logger, detector, metrics: this.metrics, health: this.health, load: components.load, isRegistered: components.isRegistered, announce, ...(components.selfHealth === undefined ? {} : { selfHealth: components.selfHealth }), ...(components.paused === undefined ? {} : { paused: components.paused }) },
-      { cluster: init.cluster, name: init.name, version: init.version, heartbeatIntervalMs: init.heartbeatIntervalMs }
+      { mesh, logger, detector, metrics: this.metrics, health: this.health, load: components.load, isRegistered: components.isRegistered, announce, settled: () => detector.settled(SETTLED_QUIET_MS, SETTLED_AFTER_START_MS), ...(components.selfHealth === undefined ? {} : { selfHealth: components.selfHealth }), ...(components.paused === undefined ? {} : { paused: components.paused }) },
+      {
+        cluster: init.cluster,
+        name: init.name,
+        version: init.version,
+        heartbeatIntervalMs: init.heartbeatIntervalMs,
+        // receivers probe a member silent for suspectAfterMissed intervals: settled heartbeats stay an interval inside that
+        settledIntervalMs: init.heartbeatIntervalMs * Math.min(SETTLED_HEARTBEAT_FACTOR, init.suspectAfterMissed - 1)
+      }
     )
     this.prober = new Prober(
       { mesh, logger, detector, metrics: this.metrics, health: this.health, self: this.heartbeats, announce, notify: async (kind, t) => { await this.heartbeats.notify(kind, t) } },

@@ -10,7 +10,7 @@ import { repeat } from '../util/index.ts'
 import { INDIRECT_PROBE_SLACK_MS, PROBE_JITTER } from './constants.ts'
 import type { FailureDetector, Transition } from './detector.ts'
 import type { MembershipMetrics } from './membership-metrics.ts'
-import { classifyProbeError, type ProbeOutcome } from './probe-outcome.ts'
+import { classifyProbeError, type ProbeFailure, type ProbeOutcome } from './probe-outcome.ts'
 import type { MembershipMesh } from './types.ts'
 
 export interface ProberComponents {
@@ -73,30 +73,40 @@ export class Prober {
     }
     const id = this.order.pop()
     if (id === undefined || this.investigating.has(id) || detector.state(id) !== 'alive') return
+    const sentAt = Date.now()
     const r = await this.probe(id, this.timeoutMs)
     detector.recordProbe(id, r.ok, r.ok ? r.rttMs : undefined)
     metrics.probes.inc({ kind: 'routine', outcome: r.ok ? 'ok' : r.reason })
     if (r.ok) {
       metrics.probeRtt.observe(r.rttMs / 1000)
       detector.onProbeSuccess(id, r.rttMs, r.inc)
+    } else if ((detector.get(id)?.lastSeen ?? 0) >= sentAt) {
+      // its heartbeats still arrive (a slow stream, a node starting up): probe it once more before suspecting it
+      void this.investigate(id, `routine probe: ${r.detail}; heartbeats still arriving`)
     } else {
-      void this.investigate(id, `routine probe: ${r.detail}`)
+      // silent on both paths: this was a direct probe with the investigation's deadline, so it goes straight on to
+      // suspicion and helpers (a frozen node stops heartbeating, so it always takes this way)
+      void this.investigate(id, 'routine probe', r)
     }
   }
 
   /**
-   * Probes a peer directly; if that fails the peer is suspected and k others are asked to probe it. If one of them
-   * reaches it, it stays alive. If every prober, this one included, got "connection refused" (the process is gone but
-   * its host answers), it is declared dead at once; otherwise the suspicion timeout decides.
+   * Probes a peer directly (unless `failed`, a direct probe that just went unanswered, is given); if that fails the
+   * peer is suspected and k others are asked to probe it. If one of them reaches it, it stays alive; each that
+   * answers that it could not reach it either confirms the suspicion, which shortens its timeout (Lifeguard). If every
+   * prober, this one included, got "connection refused" (the process is gone but its host answers), it is declared
+   * dead at once; otherwise the suspicion timeout decides.
    */
-  async investigate (id: NodeId, trigger: string): Promise<void> {
+  async investigate (id: NodeId, trigger: string, failed?: ProbeFailure): Promise<void> {
     if (!this.running || this.investigating.has(id)) return
     const { detector, metrics, announce, notify } = this.components
     this.investigating.add(id)
     try {
-      const direct = await this.probe(id, this.timeoutMs)
-      detector.recordProbe(id, direct.ok, direct.ok ? direct.rttMs : undefined)
-      metrics.probes.inc({ kind: 'direct', outcome: direct.ok ? 'ok' : direct.reason })
+      const direct = failed ?? await this.probe(id, this.timeoutMs)
+      if (failed === undefined) {
+        detector.recordProbe(id, direct.ok, direct.ok ? direct.rttMs : undefined)
+        metrics.probes.inc({ kind: 'direct', outcome: direct.ok ? 'ok' : direct.reason })
+      }
       if (direct.ok) {
         metrics.probeRtt.observe(direct.rttMs / 1000)
         const t = detector.onProbeSuccess(id, direct.rttMs, direct.inc)
@@ -111,7 +121,12 @@ export class Prober {
       }
       if (detector.state(id) !== 'suspect') return
       const helpers = this.pickHelpers(id, this.init.indirectProbes)
-      const results = await Promise.all(helpers.map(async h => await this.askToProbe(h, id)))
+      const results = await Promise.all(helpers.map(async h => {
+        const r = await this.askToProbe(h, id)
+        // a helper that answered "unreachable" is an independent confirmation; one that did not answer is not
+        if (!r.ok && r.answered) detector.confirm(id, h)
+        return r
+      }))
       const reached = results.find(r => r.ok)
       if (reached !== undefined) {
         // the helper's word on the target's incarnation is not taken: only the target itself speaks for that
@@ -142,16 +157,16 @@ export class Prober {
     return candidates.slice(0, k)
   }
 
-  private async askToProbe (helper: NodeId, target: NodeId): Promise<ProbeResponse> {
+  private async askToProbe (helper: NodeId, target: NodeId): Promise<ProbeResponse & { answered: boolean }> {
     const { mesh, metrics } = this.components
     const timeoutMs = this.timeoutMs
     try {
       const r = await mesh.rpc.request(helper, MemberProbe, { target, timeoutMs }, { timeoutMs: timeoutMs * 2 + INDIRECT_PROBE_SLACK_MS })
       metrics.probes.inc({ kind: 'indirect', outcome: r.ok ? 'ok' : (r.reason ?? 'failed') })
-      return r
+      return { ...r, answered: true }
     } catch (err) {
       metrics.probes.inc({ kind: 'indirect', outcome: 'helper-failed' })
-      return { ok: false, reason: `helper ${helper} did not answer (${toGridError(err).code})` }
+      return { ok: false, reason: `helper ${helper} did not answer (${toGridError(err).code})`, answered: false }
     }
   }
 

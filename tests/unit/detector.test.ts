@@ -56,6 +56,70 @@ describe('membership - failure detector', () => {
     expect(d.tick().dead).toMatchObject([{ id: 'a', to: 'dead' }])
   })
 
+  it('shortens a suspicion that others confirm (Lifeguard): 4 s unconfirmed, 2 s with k = 3 confirmations at 5 nodes', () => {
+    for (const id of ['a', 'b', 'c', 'e']) d.onHeartbeat(hb(id, 10, 1))
+    d.suspect('a', 'probe failed')
+    expect(d.suspicionTimeoutFor('a')).toBe(4000)
+    d.confirm('a', 'b')
+    const one = d.suspicionTimeoutFor('a')
+    expect(one).toBeLessThan(4000)
+    expect(one).toBeGreaterThan(2000)
+    // the same confirmer twice, the suspect itself and this node count once, not at all, not at all
+    d.confirm('a', 'b'); d.confirm('a', 'a'); d.confirm('a', 'self')
+    expect(d.suspicionTimeoutFor('a')).toBe(one)
+    // a suspicion notice from another member at the same incarnation confirms too
+    expect(d.onNotice({ t: 'notice', kind: 'suspect', id: 'a', inc: 10, by: 'c' })).toBeUndefined()
+    d.confirm('a', 'e')
+    expect(d.suspicionTimeoutFor('a')).toBe(2000)
+    vi.advanceTimersByTime(1900)
+    expect(d.tick().dead).toHaveLength(0)
+    vi.advanceTimersByTime(200)
+    expect(d.tick().dead).toMatchObject([{ id: 'a', to: 'dead', reason: expect.stringMatching(/confirmed by 3/) }])
+  })
+
+  it('starts each suspicion unconfirmed, stretches the confirmed one while slow, and lengthens its floor with the cluster', () => {
+    for (const id of ['a', 'b', 'c', 'e']) d.onHeartbeat(hb(id, 10, 1))
+    d.suspect('a', 'probe failed')
+    for (const by of ['b', 'c', 'e']) d.confirm('a', by)
+    expect(d.suspicionTimeoutFor('a')).toBe(2000)
+    d.setHealthMultiplier(2)
+    expect(d.suspicionTimeoutFor('a')).toBe(4000)
+    d.setHealthMultiplier(1)
+    // refuted, then suspected again: the old confirmations do not carry over
+    d.onHeartbeat(hb('a', 11, 1))
+    d.suspect('a', 'probe failed again')
+    expect(d.suspicionTimeoutFor('a')).toBe(4000)
+    // a confirmation about an alive member is not kept for a later suspicion
+    d.onHeartbeat(hb('a', 12, 1))
+    d.confirm('a', 'b')
+    d.suspect('a', 'probe failed')
+    expect(d.suspicionTimeoutFor('a')).toBe(4000)
+    const big = new FailureDetector('self', { heartbeatIntervalMs: 1000, suspectAfterMissed: 3, suspicionTimeoutMs: 4000 })
+    // 30 nodes: the floor is 2 s times log10(30)
+    for (let i = 0; i < 29; i++) big.onHeartbeat(hb(`p${i}`, 10, 1))
+    big.suspect('p0', 'probe failed')
+    for (const by of ['p1', 'p2', 'p3']) big.confirm('p0', by)
+    expect(big.suspicionTimeoutFor('p0')).toBe(Math.round(2000 * Math.log10(30)))
+    // 100 nodes and more: as long as an unconfirmed suspicion
+    for (let i = 29; i < 99; i++) big.onHeartbeat(hb(`p${i}`, 10, 1))
+    expect(big.suspicionTimeoutFor('p0')).toBe(4000)
+  })
+
+  it('ignores the notices of a member back from dead for a while: they are what it saw on its side of a partition', () => {
+    d.onHeartbeat(hb('a', 10, 1))
+    d.onHeartbeat(hb('b', 20, 1))
+    d.suspect('b', 'probe failed')
+    d.declareDead('b', 'cut off')
+    // the partition heals: b's heartbeats arrive, then its stale notices about a, from its side of the cut
+    d.onHeartbeat(hb('b', 20, 2))
+    expect(d.onNotice({ t: 'notice', kind: 'suspect', id: 'a', inc: 10, by: 'b' })).toBeUndefined()
+    expect(d.onNotice({ t: 'notice', kind: 'dead', id: 'a', inc: 10, by: 'b' })).toBeUndefined()
+    expect(d.state('a')).toBe('alive')
+    // once it has been back a while, its word counts again
+    vi.advanceTimersByTime(10_000)
+    expect(d.onNotice({ t: 'notice', kind: 'suspect', id: 'a', inc: 10, by: 'b' })).toMatchObject({ to: 'suspect' })
+  })
+
   it('keeps a slow but heartbeating peer alive', () => {
     d.onHeartbeat(hb('a', 10, 1))
     for (let seq = 2; seq < 30; seq++) {

@@ -64,6 +64,46 @@ describe('membership - heartbeats and probes against a stub mesh', () => {
     expect(mesh.heartbeats()[0]).toMatchObject({ t: 'hb', id: SELF, name: 'self', inc: Math.floor(START_MS / 1000), seq: 1, state: 'alive', ver: '1' })
   })
 
+  it('slows its heartbeats to every other interval once settled (not in its first minute), and speeds up again when a member changes', async () => {
+    const rate = async (ms: number): Promise<number> => {
+      const before = mesh.heartbeats().length
+      await vi.advanceTimersByTimeAsync(ms)
+      return mesh.heartbeats().length - before
+    }
+    // just started: joining, so every interval (100 ms), for its first minute even when nothing happens
+    expect(await rate(1000)).toBeGreaterThanOrEqual(9)
+    await vi.advanceTimersByTimeAsync(50_000)
+    expect(await rate(1000)).toBeGreaterThanOrEqual(9)
+    await vi.advanceTimersByTimeAsync(10_000)
+    // settled: every 200 ms (suspectAfterMissed 3 less one interval)
+    const settled = await rate(2000)
+    expect(settled).toBeGreaterThanOrEqual(9)
+    expect(settled).toBeLessThanOrEqual(11)
+    // a member joins: something is in the air, every interval again
+    mesh.deliver(hb(A, 10, 1))
+    expect(await rate(500)).toBeGreaterThanOrEqual(4)
+  })
+
+  it('sends a heartbeat at the next interval when its work changes, even while settled', async () => {
+    let running = 0
+    const mesh2 = new StubMesh(SELF)
+    const m2 = new Membership({ mesh: mesh2, logger: memoryLogger().logger, registry: new Registry(), load: () => ({ ...LOAD, running }), isRegistered: () => false, eventLoopLag: new FixedLag() }, INIT)
+    await m2.start()
+    try {
+      await vi.advanceTimersByTimeAsync(61_000)
+      const before = mesh2.heartbeats().length
+      await vi.advanceTimersByTimeAsync(210)
+      const last = mesh2.heartbeats().length
+      expect(last - before).toBeLessThanOrEqual(2)
+      running = 1
+      await advanceUntil(() => mesh2.heartbeats().at(-1)?.load.running === 1, 120)
+    } finally {
+      const stopping = m2.stop()
+      await vi.advanceTimersByTimeAsync(1000)
+      await stopping
+    }
+  })
+
   it('makes a peer alive on its first heartbeat and asks the mesh to dial it', () => {
     expect(mesh.deliver(hb(A, 10, 1))).toBe('accept')
     expect(seen).toMatchObject([{ id: A, from: null, to: 'alive', reason: 'first heartbeat' }])
@@ -96,6 +136,49 @@ describe('membership - heartbeats and probes against a stub mesh', () => {
     // the helper kept answering its pings: still alive, however late its heartbeats
     expect(m.state(B)).toBe('alive')
     expect(await registry.getSingleMetricAsString('grid_membership_deaths_total')).toMatch(/source="local"} 1$/m)
+  })
+
+  it('declares a suspect dead sooner when a helper confirms it cannot reach it either, not when the helper is silent', async () => {
+    mesh.connected.add(B)
+    mesh.rpc.responders.set(B, method => method === MemberPing.name ? { inc: 20, state: 'alive' } : { ok: false, reason: 'timeout' })
+    mesh.deliver(hb(A, 10, 1))
+    mesh.deliver(hb(B, 20, 1))
+    await advanceUntil(() => m.state(A) === 'dead')
+    const at = (id: string, to: string): number => m.get(id)?.history.find(h => h.state === to)?.at ?? NaN
+    // k = 1 helper at 3 nodes: the floor, a quarter of the 400 ms suspicion timeout
+    expect(at(A, 'dead') - at(A, 'suspect')).toBeLessThan(INIT.suspicionTimeoutMs)
+    expect(seen.find(t => t.id === A && t.to === 'dead')?.reason).toMatch(/confirmed by 1$/)
+    // a helper that does not answer at all confirms nothing: the full suspicion timeout
+    const C = 'peer-c'
+    registered.add(C)
+    mesh.rpc.responders.set(B, method => {
+      if (method === MemberPing.name) return { inc: 20, state: 'alive' }
+      throw new PeerUnreachableError('helper busy')
+    })
+    mesh.deliver(hb(C, 30, 1))
+    await advanceUntil(() => m.state(C) === 'dead')
+    expect(at(C, 'dead') - at(C, 'suspect')).toBeGreaterThanOrEqual(INIT.suspicionTimeoutMs)
+    expect(seen.find(t => t.id === C && t.to === 'dead')?.reason).not.toMatch(/confirmed/)
+  })
+
+  it('probes a member once more before suspecting it when its routine probe failed but its heartbeats still arrive', async () => {
+    mesh.connected.add(A)
+    mesh.connected.add(B)
+    mesh.rpc.responders.set(B, method => method === MemberPing.name ? { inc: 20, state: 'alive' } : { ok: true, rttMs: 1, inc: 10 })
+    // A gossips every 30 ms but never answers a probe of its own (a stuck stream, a node starting up)
+    let seq = 1
+    mesh.deliver(hb(A, 10, seq))
+    mesh.deliver(hb(B, 20, seq))
+    const feed = setInterval(() => { seq++; mesh.deliver(hb(A, 10, seq)); mesh.deliver(hb(B, 20, seq)) }, 30)
+    try {
+      await advanceUntil(() => seen.some(t => t.id === A && t.to === 'suspect'))
+    } finally {
+      clearInterval(feed)
+    }
+    expect(seen.find(t => t.id === A && t.to === 'suspect')?.reason).toMatch(/^routine probe: .*; heartbeats still arriving; direct probe: /)
+    // the helper reached it: alive again, never dead
+    await advanceUntil(() => m.state(A) === 'alive')
+    expect(states(A)).not.toContain('dead')
   })
 
   it('declares a peer dead at once when it and every helper get connection refused', async () => {
