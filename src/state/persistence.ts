@@ -151,17 +151,37 @@ export class StateFiles {
     if (this.busy === 0 && this.wal !== undefined && frame.byteLength <= WAL_DIRECT_WRITE_MAX_BYTES) {
       // nothing else is under way on the log: a small frame goes to the page cache at once, sparing the caller (an
       // acknowledgement waiting for its record) a round trip through the thread pool
-      for (let at = 0; at < frame.byteLength;) at += writeSync(this.wal.fd, frame, at)
+      try {
+        for (let at = 0; at < frame.byteLength;) at += writeSync(this.wal.fd, frame, at)
+      } catch (err) {
+        this.cutTornFrame()
+        throw err
+      }
       this.walBytes += frame.byteLength
       this.scheduleSync()
       return
     }
     await this.serialised(async () => {
       this.wal ??= await open(this.walPath, 'a', 0o600)
-      await this.wal.write(frame)
+      try {
+        await this.wal.write(frame)
+      } catch (err) {
+        this.cutTornFrame()
+        throw err
+      }
       this.walBytes += frame.byteLength
       this.scheduleSync()
     })
+  }
+
+  /**
+   * A write that failed part-way (the disk full) leaves part of a frame at the log's end; the frames appended after it
+   * would sit behind it, and the load, which cuts the log at its first torn frame, would drop them all. So the log goes
+   * back to its last whole frame at once (a failed cut leaves it as it was: the load cuts it there anyway).
+   */
+  private cutTornFrame (): void {
+    if (this.wal === undefined) return
+    try { ftruncateSync(this.wal.fd, this.walBytes) } catch {}
   }
 
   /** Runs `run` after every file operation queued before it (appends, syncs, compactions never overlap). */
