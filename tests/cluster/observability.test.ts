@@ -83,7 +83,11 @@ describe('operability - metrics, stats and watch on live daemons', () => {
   })
 
   it('sums the cluster in gridctl stats', async () => {
-    const s = JSON.parse((await n1.ctl(['stats', '-o', 'json'])).stdout) as StatsResponse
+    // stats sums the nodes' last heartbeats: n2's counts for the runs above reach n1 with its next one
+    const s = await waitFor('both nodes\' runs in the sums', async () => {
+      const r = JSON.parse((await n1.ctl(['stats', '-o', 'json'])).stdout) as StatsResponse
+      return r.tasks.done + r.tasks.failed >= 4 ? r : undefined
+    })
     expect(s.nodes).toMatchObject({ total: 2, alive: 2 })
     expect(s.gpus).toMatchObject({ total: 2, free: 2 })
     expect(s.tasks.done + s.tasks.failed).toBeGreaterThanOrEqual(4)
