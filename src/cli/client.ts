@@ -75,7 +75,8 @@ export class ApiClient {
   /**
    * Sends one request. Node's global agent keeps connections alive, and the daemon closes one idle for 5 s: a request
    * that goes out on a reused connection just as the daemon closes it is reset before the daemon read it, so it is
-   * sent once more on a fresh connection (what Node's documentation advises for `reusedSocket`).
+   * sent once more, on a connection opened for it (`agent: false`): the daemon closes idle connections together, so
+   * another pooled one (--sync's parallel uploads leave several) is likely closed as well.
    */
   private async open (method: string, path: string, body: unknown, signal: AbortSignal | undefined, streaming: boolean): Promise<import('node:http').IncomingMessage> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
@@ -94,6 +95,7 @@ export class ApiClient {
         path: API_PREFIX + path,
         method,
         headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': payload.byteLength },
+        ...(retried ? { agent: false } : {}),
         ...(signal === undefined ? {} : { signal })
       }, resolve)
       if (!streaming && this.opts.timeoutMs !== undefined) {

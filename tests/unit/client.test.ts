@@ -61,6 +61,19 @@ describe('control API client', () => {
     expect(f.connections()).toBe(3)
   })
 
+  it('sends it again on a new connection, not on another kept-alive one the daemon closed at the same moment', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'grid-client-'))
+    const socket = join(dir, 'd.sock')
+    const f = await flakyKeepAlive(socket, { dropEveryReuse: true })
+    server = f.server
+    const c = new ApiClient({ socket, timeoutMs: 5_000 })
+    // three requests at once leave three idle connections in the pool (as --sync's parallel uploads do); the daemon
+    // closes idle connections together, so a retry on the next pooled one would meet a dropped connection again
+    expect(await Promise.all([0, 1, 2].map(async () => await c.get<{ ok: boolean }>('/status')))).toEqual([{ ok: true }, { ok: true }, { ok: true }])
+    expect(await c.post<{ ok: boolean }>('/tasks/t1/stdin', { end: true })).toEqual({ ok: true })
+    expect(f.connections()).toBe(4)
+  })
+
   it('yields each object of an NDJSON stream however the chunks cut its lines and characters, and ends on an error line', async () => {
     dir = mkdtempSync(join(tmpdir(), 'grid-client-'))
     const socket = join(dir, 'd.sock')
