@@ -16,7 +16,7 @@ import { Membership } from './membership/index.ts'
 import { Mesh, loadOrCreateIdentity, loadSwarmKey, type SwarmKey } from './mesh/index.ts'
 import { MetricsServer, createRegistry } from './metrics/index.ts'
 import { Ed25519RecordSigner, ForgottenNodes, NodeRegistry, SelfRegistration, Sessions, StateStore } from './state/index.ts'
-import { QueueControl, Stealer, TaskService, WorkerService, nodeName as nodeNameOf, resolveNode } from './tasks/index.ts'
+import { QueueControl, Stealer, TaskService, WorkerService, drainMarkPath, nodeName as nodeNameOf, resolveNode } from './tasks/index.ts'
 import { JobService } from './jobs/index.ts'
 import { SyncService } from './sync/index.ts'
 import { WorkflowService } from './workflows/index.ts'
@@ -203,7 +203,7 @@ export class Daemon {
         logger: logger.child({ component: 'tasks' }),
         registry,
         health
-      }, { nodeName: config.name, region: config.region, retentionMs: config.taskRetentionMs })
+      }, { nodeName: config.name, region: config.region, retentionMs: config.taskRetentionMs, drainMarkPath: drainMarkPath(config.dataDir) })
       // jobs: one command over the cluster; their runs are tasks
       const jobs = new JobService({
         peerId: mesh.peerId,

@@ -51,4 +51,6 @@ export interface TasksInit {
   retentionMs: number
   /** most finished task records this node keeps as a writer (the oldest go first) */
   maxRecords?: number
+  /** where a drain is kept across restarts (drain-mark.ts); without it a restart ends a drain */
+  drainMarkPath?: string
 }

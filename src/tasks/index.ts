@@ -14,6 +14,7 @@ export { normalizeSpec, SubmitRequestSchema, DEFAULTS, type SubmitOptions } from
 export { parseStdinBody, type StdinWrite } from './stdin-relay.ts'
 export { orphaned, successor, type SuccessorView } from './successor.ts'
 export { isDraining, nodeName, requireNode, resolveNode, type RegistryReader } from './view.ts'
+export { drainMarkPath } from './drain-mark.ts'
 export { EventQueue } from './event-queue.ts'
 export { WorkerService, type WorkerCallRequest, type WorkerCallResult } from './worker-router.ts'
 export { QueueControl, QUEUE_REQUEST_TIMEOUT_MS, type QueueControlComponents } from './queue-control.ts'

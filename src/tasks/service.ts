@@ -16,6 +16,7 @@ import type { Watcher } from '../executor/index.ts'
 import type { RouteResult } from '../routing/index.ts'
 import type { TasksComponents, TasksInit } from './components.ts'
 import { Coordinator, type ClientEvent } from './coordinator.ts'
+import { readDrainMark, writeDrainMark } from './drain-mark.ts'
 import { EventQueue } from './event-queue.ts'
 import { ExecutorSide } from './executor-side.ts'
 import { TaskRecords, isFinalStatus, statusOf } from './records.ts'
@@ -62,6 +63,12 @@ export class TaskService implements Startable {
     this.fence = new StartFence(c, this.records, this.log, (id, attempt, executor) => this.coordinator.notCurrent(id, attempt, executor))
     c.executor.setStartGate(this.fence.gate)
     this.stdin = new StdinRelay(c, this.coordinator.coordinated, id => { const a = this.records.aspects(id); return a.coord !== undefined || a.exec !== undefined })
+    // before membership starts: the first heartbeat and registration already say draining
+    const mark = init.drainMarkPath === undefined ? undefined : readDrainMark(init.drainMarkPath)
+    if (mark !== undefined) {
+      this.applyDraining(true)
+      this.log.warn({ since: mark.since }, 'started draining: this node was drained before it stopped; gridctl undrain gives it tasks again')
+    }
   }
 
   /** Marks what this node ran before a restart as lost, and resumes coordinating what it coordinated. */
@@ -277,6 +284,12 @@ export class TaskService implements Startable {
   }
 
   setDraining (drain: boolean): { running: number, queued: number } {
+    // kept before it takes effect: a drain acknowledged to the user survives a restart that follows at once
+    if (this.init.drainMarkPath !== undefined) writeDrainMark(this.init.drainMarkPath, drain)
+    return this.applyDraining(drain)
+  }
+
+  private applyDraining (drain: boolean): { running: number, queued: number } {
     this.c.executor.setDraining(drain)
     this.c.pool?.setDraining(drain)
     this.c.members.setSelfState(drain ? 'draining' : 'alive')

@@ -220,8 +220,25 @@ describe('tasks - run anywhere in the mesh', () => {
     const refused = await n1.ctl(['run', '--node', 'n3', '--', 'true'])
     expect(refused.code).toBe(2)
     expect(refused.stderr).toMatch(/node n3 is draining/)
+    // a drain outlives a restart (a node drained for maintenance does not take work because it was rebooted)
+    await n3.stop()
+    await n3.start()
+    await waitFor('n1 to see n3 back, still draining', async () => {
+      const n = (await n1.nodes()).find(x => x.name === 'n3')
+      return n?.drain === true && n.state === 'alive'
+    })
+    expect(n3.logEvents().some(e => String(e.msg).startsWith('started draining'))).toBe(true)
+    expect((await n1.ctl(['run', '--node', 'n3', '--', 'true'])).stderr).toMatch(/node n3 is draining/)
     expect((await n1.ctl(['undrain', 'n3'])).code).toBe(0)
     await waitFor('n1 to see n3 open again', async () => (await n1.nodes()).find(n => n.name === 'n3')?.drain === false)
+    expect((await n1.ctl(['run', '--node', 'n3', '--', 'true'])).code).toBe(0)
+    // and an undrain outlives one too
+    await n3.stop()
+    await n3.start()
+    await waitFor('n1 to see n3 back and open', async () => {
+      const n = (await n1.nodes()).find(x => x.name === 'n3')
+      return n?.drain === false && n.state === 'alive'
+    })
     expect((await n1.ctl(['run', '--node', 'n3', '--', 'true'])).code).toBe(0)
   })
 })
