@@ -16,6 +16,9 @@ export function jobRoutes (deps: ControlDeps): Route[] {
         // a synced tree, as for a task: the manifest is stored as a blob, and every run's spec carries its hash
         if (body !== null && typeof body === 'object' && 'sync' in body && deps.sync !== undefined) (body as { sync: unknown }).sync = await deps.sync.accept((body as { sync: unknown }).sync)
         const { id, events } = jobs.submit(body)
+        // accepted means recorded, as for a task: the record is in this node's log (and on its way to the peers, which
+        // a successor needs) before the client hears the id
+        await deps.state.flush()
         if (events === undefined) return { status: 201, json: { id } }
         // a client that goes away before the end takes its job with it (Ctrl-C in gridctl cancels it explicitly)
         req.signal.addEventListener('abort', () => {

@@ -33,6 +33,9 @@ export function workflowRoutes (deps: ControlDeps): Route[] {
         const body = await req.body()
         await acceptSynced(deps, body)
         const { id, events } = wf.submit(body)
+        // accepted means recorded, as for a task: the record is in this node's log (and on its way to the peers, which
+        // a successor needs) before the client hears the id
+        await deps.state.flush()
         if (events === undefined) return { status: 201, json: { id } }
         // unlike a job, a workflow goes on when its client goes away: it is cancelled explicitly (gridctl on Ctrl-C)
         return { stream: events }
