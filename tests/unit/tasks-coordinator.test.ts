@@ -103,7 +103,7 @@ function harness (peers: Record<string, Behaviour>) {
   } as unknown as TasksComponents
   const records = new TaskRecords(store as unknown as ConstructorParameters<typeof TaskRecords>[0])
   const metrics = taskMetrics(c.registry, { running: () => 0, queued: () => 0, coordinating: () => 0 })
-  const coordinator = new Coordinator(c, { nodeName: 'self', region: '', retentionMs: 60_000 }, records, metrics, c.logger)
+  const coordinator = new Coordinator(c, { nodeName: 'self', region: '', retentionMs: 60_000 }, records, metrics, c.logger, { hold: async () => undefined })
   coordinator.running = true
 
   async function submit (s: TaskSpec): Promise<ClientEvent[]> {
