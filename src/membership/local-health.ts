@@ -57,7 +57,7 @@ export class LocalHealth {
    */
   get lastStallAt (): number {
     const now = performance.now()
-    return now - this.assessedAt > this.init.intervalMs + STALL_MS ? now : this.stallSeenAt
+    return this.loop !== undefined && now - this.assessedAt > this.init.intervalMs + STALL_MS ? now : this.stallSeenAt
   }
 
   start (): void {
@@ -68,6 +68,7 @@ export class LocalHealth {
 
   stop (): void {
     this.loop?.stop()
+    this.loop = undefined
     this.lag.disable()
   }
 
