@@ -248,6 +248,15 @@ export const TaskCancel = method('task.cancel', Type.Object({ id: Id, by: Id }),
  */
 export const TaskConfirm = method('task.confirm', Type.Object({ id: Id, attempt: Type.Integer({ minimum: 1 }) }), Type.Object({ current: Type.Boolean(), reason: Type.Optional(Type.String({ maxLength: 1024 })) }))
 
+/**
+ * RPC `task.standby` (issue 13, fencing a takeover): a coordinator that may have been seen dead lately (its event loop
+ * stalled, or it saw the task's would-be successor cut off) asks that successor before it starts an attempt of task
+ * `id` (or says yes to an executor's `task.confirm`). `granted`: the successor sees it alive and has not taken the task
+ * over from generation `generation`, and takes over none of its tasks for `leaseMs` (and a margin); the coordinator
+ * lets the attempt start only within `leaseMs` of asking. Otherwise (with why) it starts nothing and waits.
+ */
+export const TaskStandby = method('task.standby', Type.Object({ id: Id, generation: Type.Integer({ minimum: 0 }) }), Type.Object({ granted: Type.Boolean(), leaseMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })), reason: Type.Optional(Type.String({ maxLength: 1024 })) }))
+
 /** RPC `task.logs`: the executor's copy of a task's output, optionally followed until it ends. */
 export const TaskLogs = method('task.logs', Type.Object({ id: Id, follow: Type.Boolean() }), Type.Object({ found: Type.Boolean(), truncatedBytes: Type.Integer({ minimum: 0 }) }), TaskEventSchema)
 

@@ -101,6 +101,9 @@ export class Membership extends EventEmitter<MembershipEvents> implements Member
   /** Since when this node's event loop has lagged without a break (epoch ms), 0 while it keeps up. */
   get slowSince (): number { return this.health.slowSince }
 
+  /** When this node's event loop last stalled (performance.now(); local-health.ts), for the tasks' start fence. */
+  get lastStallAt (): number { return this.health.lastStallAt }
+
   /** The last direct probes of a peer (newest last), for `gridctl health NODE`. */
   probes (id: NodeId): Array<{ at: number, rttMs: number | null, ok: boolean }> { return this.detector.probes(id) }
 

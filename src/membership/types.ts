@@ -71,6 +71,8 @@ export interface LagSampler {
   disable(): void
   /** p99 of the delays seen since the last reset, in ms. */
   p99Ms(): number
+  /** The longest delay seen since the last reset, in ms (a stall: SIGSTOP, a starved CPU); p99 when absent. */
+  maxMs?(): number
   reset(): void
 }
 

@@ -15,8 +15,8 @@ import type { SyncService } from '../sync/index.ts'
 /** Requests to peers and handlers for theirs. */
 export type TaskRpc = Pick<RpcService, 'request' | 'handle'>
 
-/** Who is alive: the live view, one peer's state, changes, and this node's own state. */
-export type TaskMembers = Pick<Membership, 'view' | 'state' | 'on' | 'off' | 'setSelfState'>
+/** Who is alive: the live view, one peer's state, changes, this node's own state, and when its event loop last stalled. */
+export type TaskMembers = Pick<Membership, 'view' | 'state' | 'on' | 'off' | 'setSelfState'> & Partial<Pick<Membership, 'lastStallAt'>>
 
 /** The local executor: admission, watching, cancelling, usage. */
 export type TaskExecutor = Pick<Executor, 'admit' | 'watch' | 'unwatch' | 'get' | 'cancel' | 'usage' | 'typeOf' | 'setDraining' | 'on' | 'writeStdin' | 'closeStdinFrom' | 'setStartGate'>

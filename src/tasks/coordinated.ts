@@ -47,8 +47,9 @@ export interface Coordinated {
   moves?: number
   /**
    * the attempt offered to or running on `node` whose outcome this coordinator still waits for: the one attempt an
-   * executor that asks (`task.confirm`, start-fence.ts) may start
+   * executor that asks (`task.confirm`, start-fence.ts) may start; `confirmedAt`: when it last heard yes
+   * (performance.now()), whose lease giving the attempt up waits out (live-attempts.ts)
    */
-  live?: { attempt: number, node: NodeId }
+  live?: { attempt: number, node: NodeId, confirmedAt?: number }
   abort: AbortController
 }

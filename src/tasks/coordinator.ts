@@ -8,29 +8,31 @@
  */
 import type { Logger } from 'pino'
 import {
-  TASK_REASON_MAX_CHARS, TaskAttach, TaskCancel, TaskRun,
+  TASK_REASON_MAX_CHARS, TaskCancel, TaskRun,
   type CoordAspect, type ExecAspect, type TaskEvent, type TaskOffer, type TaskSpec
 } from '../../proto/index.ts'
 import { CancelledError, toGridError, type NodeId } from '../interface/index.ts'
 import type { Watcher } from '../executor/index.ts'
 import { exitCodeOf } from '../executor/index.ts'
-import { route, type RouteResult } from '../routing/index.ts'
-import { backoffMs, delay } from '../util/index.ts'
+import type { RouteResult } from '../routing/index.ts'
+import { backoffMs } from '../util/index.ts'
 import type { TasksComponents, TasksInit } from './components.ts'
 import { DispatchLedger } from './dispatch-ledger.ts'
 import { admitOffer, refuseSuperseded } from './admission.ts'
 import type { ClientEvent, Coordinated, Outcome } from './coordinated.ts'
-import { TaskRecords, generationOf, isFinalStatus, statusOf, storedSpec, supersededBy } from './records.ts'
+import { TaskRecords, generationOf, isFinalStatus, statusOf, storedSpec } from './records.ts'
 import type { TaskMetrics } from './task-metrics.ts'
 import { fetchThenEnd, readySynced } from './sync-offer.ts'
 import { catchUpWithSuccessor, followRecordsToEnd } from './handover.ts'
 import { DeathWatch } from './death-watch.ts'
-import { candidates } from './view.ts'
+import { LiveAttempts, REATTACH_DEAD_CONFIRM_MS } from './live-attempts.ts'
+import type { Standby } from './standby.ts'
+import { TaskRouter } from './task-router.ts'
+import { rehomeIfMoved } from './session-rehome.ts'
 
 export type { ClientEvent, Coordinated, Outcome } from './coordinated.ts'
+export { REATTACH_DEAD_CONFIRM_MS } from './live-attempts.ts'
 
-/** The routing view is rebuilt at most this often (the dispatch ledger corrects it in between). */
-const VIEW_TTL_MS = 100
 const RETRY_BASE_MS = 100
 const RETRY_CAP_MS = 30_000
 /** No alive node can take the task now: it stays pending and is routed again, backing off up to 10 s... */
@@ -39,14 +41,9 @@ const ROUTE_RETRY_CAP_MS = 10_000
 /** ...for at most this long; attempts count runs, so waiting for a node spends none of them. */
 const ROUTE_WAIT_LIMIT_MS = 120_000
 const REFUSED_RETRY_CAP_MS = 5_000
-/** How long a broken stream's executor may stay suspect before the attempt counts as lost. */
-const REATTACH_DEADLINE_MS = 30_000
-/**
- * How long an executor must stay dead in this node's view before re-attaching gives up and the task runs again: a
- * death declared by another node can be stale (it suspected the executor during a partition that has healed since)
- * and be refuted a moment later; retrying at once ran the task a second time beside the run that was ending fine.
- */
-export const REATTACH_DEAD_CONFIRM_MS = 1_500
+/** A coordinator its would-be successor did not let go on asks again after this long, backing off (standby.ts). */
+const STANDBY_RETRY_BASE_MS = 250
+const STANDBY_RETRY_CAP_MS = 2_000
 /**
  * An offer that failed on the way (the stream broke, the deadline passed) before the executor said it admitted it may
  * have been admitted all the same: the coordinator re-attaches to it (while that node lives) and gives it up only
@@ -55,7 +52,6 @@ export const REATTACH_DEAD_CONFIRM_MS = 1_500
  * attempt's record. An offer read after that (delivered late) asks before it starts, and hears no (start-fence.ts).
  */
 const UNSURE_OFFER_CODES = new Set(['PEER_UNREACHABLE', 'TIMEOUT'])
-const UNSURE_CANCEL_TIMEOUT_MS = 5_000
 /** A run's RPC stream stays open this long past the task's own timeout (TERM, grace, KILL, last output). */
 const RUN_DEADLINE_MARGIN_MS = 60_000
 const MAX_TIMER_MS = 2_147_483_647
@@ -70,19 +66,28 @@ export class Coordinator {
   readonly coordinated = new Map<string, Coordinated>()
   readonly ledger = new DispatchLedger()
   running = false
-  private turn = 0
-  private view?: { at: number, candidates: ReturnType<typeof candidates>, reportedAt: Map<NodeId, number> }
+  private readonly router: TaskRouter
   /** stops a request to an executor once it has been dead a while (a death heard in a notice drops no stream) */
   readonly deaths: DeathWatch
+  /** the attempts it waits on: re-attaching, the answer to `task.confirm` (live-attempts.ts) */
+  readonly live: LiveAttempts
 
   constructor (
     private readonly c: TasksComponents,
     private readonly init: TasksInit,
     private readonly records: TaskRecords,
     private readonly m: TaskMetrics,
-    private readonly log: Logger
+    private readonly log: Logger,
+    /** asks the would-be successor before an attempt starts, when this node may have been taken for dead */
+    private readonly standby: Pick<Standby, 'hold'>
   ) {
+    this.router = new TaskRouter(c, init, this.ledger, m)
     this.deaths = new DeathWatch(id => this.c.members.state(id), id => this.nameOf(id), REATTACH_DEAD_CONFIRM_MS)
+    this.live = new LiveAttempts(c, init, records, this.coordinated, this.deaths, standby, {
+      classify: (co, result) => this.classify(co, result),
+      forward: (co, node, ev) => this.forward(co, node, ev),
+      runDeadline: co => runDeadline(co.spec)
+    }, () => this.running, log)
   }
 
   /**
@@ -108,33 +113,7 @@ export class Coordinator {
   }
 
   route (spec: TaskSpec, failedOn?: ReadonlySet<NodeId>): RouteResult {
-    const sessionOwner = spec.session === undefined ? undefined : (this.c.sessions.get(spec.session)?.owner ?? null)
-    const now = Date.now()
-    if (this.view === undefined || now - this.view.at > VIEW_TTL_MS) {
-      const members = this.c.members.view()
-      this.view = { at: now, candidates: candidates(members, this.c.nodeRegistry), reportedAt: new Map(members.map(m => [m.id, m.lastSeen])) }
-    }
-    const reportedAt = this.view.reportedAt
-    const r = route(this.view.candidates, {
-      cpus: spec.cpus,
-      gpus: spec.gpus,
-      memory: spec.memory,
-      require: spec.require,
-      labels: spec.labels,
-      region: spec.region,
-      type: spec.type,
-      strategy: spec.strategy,
-      node: spec.node
-    }, {
-      origin: { id: this.c.peerId, region: this.init.region },
-      sessionOwner,
-      recentlySent: id => this.ledger.unreported(id, reportedAt.get(id) ?? 0),
-      random: Math.random,
-      turn: this.turn++,
-      ...(spec.avoid === undefined && failedOn === undefined ? {} : { avoid: new Set([...(spec.avoid ?? []), ...(failedOn ?? [])]) })
-    })
-    this.m.routing.inc({ strategy: spec.node !== undefined ? 'node' : spec.strategy, outcome: r.ok ? 'placed' : 'unsatisfiable' })
-    return r
+    return this.router.route(spec, failedOn)
   }
 
   /** Runs attempts until the task ends or the attempts run out. `first` is the route the submission computed. */
@@ -142,6 +121,7 @@ export class Coordinator {
     let routed = first
     let refusals = 0
     let misses = 0
+    let holds = 0
     let waitingSince = 0
     try {
       for (;;) {
@@ -172,6 +152,19 @@ export class Coordinator {
             continue
           }
           misses = 0
+          // a coordinator others may have taken for dead starts nothing before its would-be successor says it goes on
+          const fenced = await this.standby.hold(co)
+          if (fenced !== undefined) {
+            await this.catchUpWithSuccessor(co)
+            if (this.handedOver(co)) return
+            const wait = backoffMs(holds++, STANDBY_RETRY_BASE_MS, STANDBY_RETRY_CAP_MS)
+            if (holds === 1) this.log.info({ task: co.id, reason: fenced, attempt: co.coord.attempt }, 'task waits: this node may have been taken for dead')
+            this.waitingFor(co, fenced)
+            co.sink?.push({ type: 'waiting', id: co.id, reason: fenced, delayMs: wait })
+            await this.wait(co, wait)
+            continue
+          }
+          holds = 0
           outcome = await this.offerAll(co, routed)
           routed = undefined
         }
@@ -250,7 +243,7 @@ export class Coordinator {
         co.executor = node
         const back = await this.reattach(co, node)
         if (back.kind !== 'retry' || !this.running || this.supersededBy(co) !== undefined) { outcome = back; break }
-        this.abandonOffer(co, node, `${outcome.reason}; then ${back.reason}`)
+        this.live.abandon(co, node, `${outcome.reason}; then ${back.reason}`)
       }
       if (ownerTurn && co.session !== undefined) {
         const name = this.nameOf(node)
@@ -262,27 +255,9 @@ export class Coordinator {
     return outcome
   }
 
-  /**
-   * The offer to `node` failed on the way and may have been admitted there: that node is asked to drop the task, and
-   * what follows is a new attempt (spending no retry, as a move does), so a copy it runs never shares one's record.
-   */
-  private abandonOffer (co: Coordinated, node: NodeId, reason: string): void {
-    void this.c.rpc.request(node, TaskCancel, { id: co.id, by: this.c.peerId }, { timeoutMs: UNSURE_CANCEL_TIMEOUT_MS }).catch(() => {})
-    co.moves = (co.moves ?? 0) + 1
-    co.coord = { ...co.coord, attempt: co.coord.attempt + 1 }
-    this.records.writeCoord(co.id, co.coord)
-    this.log.info({ task: co.id, peer: node, attempt: co.coord.attempt, reason }, 'offer failed on the way: the next one is a new attempt')
-  }
-
   /** One offer: local or remote; ends when the attempt ends (or the offer is refused). */
   private async attempt (co: Coordinated, node: NodeId, startNow: boolean): Promise<Outcome> {
-    const live = { attempt: co.coord.attempt, node }
-    co.live = live
-    try {
-      return await this.offer(co, node, startNow)
-    } finally {
-      if (co.live === live) co.live = undefined
-    }
+    return await this.live.during(co, node, async () => await this.offer(co, node, startNow))
   }
 
   private async offer (co: Coordinated, node: NodeId, startNow: boolean): Promise<Outcome> {
@@ -343,72 +318,16 @@ export class Coordinator {
 
   /** The stream to a running task broke: watch it again if its executor lives, else the attempt is lost. */
   async reattach (co: Coordinated, node: NodeId): Promise<Outcome> {
-    const live = co.live?.node === node && co.live.attempt === co.coord.attempt ? co.live : { attempt: co.coord.attempt, node }
-    co.live = live
-    try {
-      return await this.watchAgain(co, node)
-    } finally {
-      if (co.live === live) co.live = undefined
-    }
-  }
-
-  private async watchAgain (co: Coordinated, node: NodeId): Promise<Outcome> {
-    const deadline = Date.now() + REATTACH_DEADLINE_MS
-    let deadSince: number | undefined
-    while (this.running && Date.now() < deadline) {
-      if (this.supersededBy(co) !== undefined) return { kind: 'retry', reason: 'another node took the task over' }
-      const state = this.c.members.state(node)
-      if (state === 'dead') deadSince ??= Date.now()
-      else deadSince = undefined
-      if (state === 'left' || (deadSince !== undefined && Date.now() - deadSince >= REATTACH_DEAD_CONFIRM_MS)) return { kind: 'retry', reason: `node ${this.nameOf(node)} ${state === 'dead' ? 'died' : 'left'} while the task ran` }
-      if (state === 'alive') {
-        const dead = this.deaths.untilDead(node)
-        try {
-          const result = await this.c.rpc.request(node, TaskAttach, { id: co.id, attempt: co.coord.attempt, from: co.offset }, {
-            timeoutMs: runDeadline(co.spec),
-            signal: AbortSignal.any([co.abort.signal, dead.signal]),
-            onEvent: ev => { this.forward(co, node, ev) }
-          })
-          return this.classify(co, result)
-        } catch (err) {
-          const e = toGridError(err)
-          if (e.code === 'NOT_FOUND') return { kind: 'retry', reason: `node ${this.nameOf(node)} lost the task` }
-          // stopped by the death watch: the loop sees the death and decides
-          if (e.code === 'CANCELLED' && !dead.signal.aborted) return { kind: 'retry', reason: 'coordinator stopping' }
-        } finally {
-          dead.done()
-        }
-      }
-      await delay(200)
-    }
-    return { kind: 'retry', reason: `node ${this.nameOf(node)} stopped answering while the task ran` }
+    return await this.live.reattach(co, node)
   }
 
   private async catchUpWithSuccessor (co: Coordinated): Promise<void> {
     await catchUpWithSuccessor(this.c, this.log, co.id)
   }
 
-  /**
-   * `task.confirm` (start-fence.ts): why attempt `attempt` of task `id` on `executor` must not start (this node does
-   * not drive it, or gave that attempt up: it ran it elsewhere, or is about to), or undefined when it is current.
-   */
-  notCurrent (id: string, attempt: number, executor: NodeId): string | undefined {
-    const me = this.init.nodeName
-    const co = this.coordinated.get(id)
-    if (co === undefined || !this.running) return `${me} does not coordinate task ${id} (any more)`
-    const by = this.supersededBy(co)
-    if (by !== undefined) return `node ${this.nameOf(by)} took task ${id} over from ${me}`
-    if (co.coord.attempt !== attempt) return `its coordinator ${me} is at attempt ${co.coord.attempt} of it`
-    if (co.live?.attempt !== attempt || co.live.node !== executor) return `its coordinator ${me} gave attempt ${attempt} up`
-    // seen dead here: the attempt is about to be given up (the re-attach deadline), and run elsewhere
-    const state = this.c.members.state(executor)
-    if (state === 'dead' || state === 'left') return `its coordinator ${me} sees ${this.nameOf(executor)} ${state}`
-    return undefined
-  }
-
   /** The node that took this task over from this one (the records name it with a later generation), if any. */
   supersededBy (co: Coordinated): NodeId | undefined {
-    return supersededBy(this.records.aspects(co.id), this.c.peerId, generationOf(co.coord))
+    return this.live.supersededBy(co)
   }
 
   /**
@@ -452,24 +371,9 @@ export class Coordinator {
       this.records.writeCoord(co.id, co.coord)
     }
     co.sink?.push({ type: 'placed', id: co.id, node, nodeName, attempt: co.coord.attempt, queued, ...(queued && reason !== undefined ? { reason } : {}), ...(co.passed === undefined ? {} : { passed: co.passed }) })
-    this.rehomeIfMoved(co, node, nodeName)
+    rehomeIfMoved(this.c, this.m, this.log, co, node, nodeName, id => this.nameOf(id))
     // a cancel that arrived while the offer was in flight
     if (co.cancelRequested) void this.cancelOn(node, co.id)
-  }
-
-  /** The session's new owner is the node that accepted its task, and the client and the log say why it moved. */
-  private rehomeIfMoved (co: Coordinated, node: NodeId, nodeName: string): void {
-    const plan = co.session
-    const session = co.spec.session
-    co.session = undefined
-    if (plan === undefined || session === undefined || plan.owner === node) return
-    const why = plan.refused ?? { reason: plan.reason ?? 'no-owner', message: plan.message ?? 'the session has no owner yet' }
-    const s = this.c.sessions.get(session)
-    this.c.sessions.put(session, s?.value ?? null, { owner: node })
-    this.m.rehomed.inc({ reason: why.reason })
-    const fromName = plan.owner === null ? null : this.nameOf(plan.owner)
-    this.log.info({ session, task: co.id, owner: node, ownerName: nodeName, previous: plan.owner, reason: why.reason, why: why.message }, 'session re-homed')
-    co.sink?.push({ type: 'rehomed', id: co.id, session, from: plan.owner, fromName, to: node, toName: nodeName, reason: why.reason, message: why.message })
   }
 
   /** Passes a task event to the client; false makes a local task slow down. */

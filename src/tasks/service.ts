@@ -22,6 +22,8 @@ import { ExecutorSide } from './executor-side.ts'
 import { TaskRecords, isFinalStatus, statusOf } from './records.ts'
 import { normalizeSpec, type SubmitOptions } from './spec.ts'
 import { StartFence } from './start-fence.ts'
+import { CutOffs } from './cut-offs.ts'
+import { Standby } from './standby.ts'
 import { StdinRelay, type StdinWrite } from './stdin-relay.ts'
 import { Takeover } from './takeover.ts'
 import { newTaskId } from './task-ids.ts'
@@ -48,6 +50,7 @@ export class TaskService implements Startable {
   private readonly executorSide: ExecutorSide
   private readonly stdin: StdinRelay
   private readonly fence: StartFence
+  private readonly cutOffs: CutOffs
   private readonly metrics: ReturnType<typeof taskMetrics>
 
   constructor (private readonly c: TasksComponents, private readonly init: TasksInit) {
@@ -55,12 +58,15 @@ export class TaskService implements Startable {
     this.records = new TaskRecords(c.store)
     const m = taskMetrics(c.registry, { running: () => c.executor.usage().running, queued: () => c.executor.usage().queued, coordinating: () => this.coordinator.coordinated.size })
     this.metrics = m
-    this.coordinator = new Coordinator(c, init, this.records, m, this.log)
-    this.takeover = new Takeover(c, this.coordinator, this.records, m, this.log)
+    this.cutOffs = new CutOffs(c.members)
+    // a coordinator others may have taken for dead asks its would-be successor before an attempt starts
+    const standby = new Standby(c, this.records, this.cutOffs, this.log, init.nodeName)
+    this.coordinator = new Coordinator(c, init, this.records, m, this.log, standby)
+    this.takeover = new Takeover(c, this.coordinator, this.records, m, this.log, standby)
     // registers the executor-side RPC handlers and turns executor state into records
     this.executorSide = new ExecutorSide(c, init, this.records, m, this.log, drain => this.setDraining(drain))
     // an attempt starts only while it is its coordinator's current one (queued, or around a stall: it asks)
-    this.fence = new StartFence(c, this.records, this.log, (id, attempt, executor) => this.coordinator.notCurrent(id, attempt, executor))
+    this.fence = new StartFence(c, this.records, this.cutOffs, this.log, async (id, attempt, executor) => await this.coordinator.live.notCurrent(id, attempt, executor))
     c.executor.setStartGate(this.fence.gate)
     this.stdin = new StdinRelay(c, this.coordinator.coordinated, id => { const a = this.records.aspects(id); return a.coord !== undefined || a.exec !== undefined })
     // before membership starts: the first heartbeat and registration already say draining
@@ -75,7 +81,7 @@ export class TaskService implements Startable {
   async start (): Promise<void> {
     this.coordinator.running = true
     this.c.members.on('member:state', this.coordinator.deaths.onMember)
-    this.fence.start()
+    this.cutOffs.start()
     this.executorSide.markLostAfterRestart()
     this.takeover.start()
   }
@@ -83,7 +89,7 @@ export class TaskService implements Startable {
   async stop (): Promise<void> {
     this.coordinator.running = false
     this.c.members.off('member:state', this.coordinator.deaths.onMember)
-    this.fence.stop()
+    this.cutOffs.stop()
     this.takeover.stop()
     this.coordinator.stopAll()
     this.executorSide.stop()

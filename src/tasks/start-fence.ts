@@ -5,8 +5,10 @@
  * one taken before or just after a stall of this node's event loop (SIGSTOP, a starved CPU); one whose offer was read
  * late (sent more than OFFER_FRESH_MS ago: TCP delivered it once a partition healed); one from a coordinator this
  * node saw suspect or dead lately. Before such a start the executor asks the coordinator (`task.confirm`), and starts
- * it only on a yes; a no, or no answer, ends it lost without a run. The coordinator answers from what it drives now
- * (coordinator.ts `notCurrent`). Any other offer starts at once: its coordinator is waiting for its answer.
+ * it only on a yes that came within CONFIRM_LEASE_MS of the question (else it asks again); a no, or no answer, ends it
+ * lost without a run. The coordinator answers from what it drives now (live-attempts.ts `notCurrent`), and gives the
+ * attempt up only once that lease has passed. Any other offer starts at once: its coordinator is waiting for its
+ * answer. Stalls are LocalHealth's (src/membership/local-health.ts `lastStallAt`): one sampler of the event loop.
  */
 import type { Logger } from 'pino'
 import { TaskConfirm } from '../../proto/index.ts'
@@ -14,84 +16,51 @@ import { toGridError, type NodeId } from '../interface/index.ts'
 import type { ExecTask, StartGate } from '../executor/index.ts'
 import type { TasksComponents } from './components.ts'
 import { catchUpWithSuccessor } from './handover.ts'
+import type { CutOffs } from './cut-offs.ts'
 import { supersededBy, type TaskRecords } from './records.ts'
 
-/** The event loop held this long past its tick (SIGSTOP, a starved CPU) counts as a stall. */
-export const STALL_MS = 1_000
-const STALL_TICK_MS = 250
-/** Stalls this long or longer are logged at info (shorter ones at debug). */
-const STALL_INFO_MS = 3_000
-/** An attempt admitted up to this long after a stall asks too (offers read from the socket once it woke). */
+/** An attempt admitted up to this long after a stall of this node's event loop (local-health.ts) asks too. */
 export const STALL_RECENT_MS = 5_000
 /** How long an executor waits for its coordinator's answer before it gives the attempt up (it ends lost). */
 export const CONFIRM_TIMEOUT_MS = 5_000
+/**
+ * A yes holds this long from the question: an executor whose answer came later (its loop stalled, a starved CPU)
+ * asks again, CONFIRM_ASKS times at most; a coordinator gives an attempt up only once its last yes is this old.
+ */
+export const CONFIRM_LEASE_MS = 1_000
+export const CONFIRM_ASKS = 3
 const REASON_MAX_CHARS = 1024
 /** An offer read later than this after it was sent (by the coordinator's clock) asks before it starts. */
 export const OFFER_FRESH_MS = 2_000
 /** An offer from a coordinator this node saw suspect or dead less than this long ago asks before it starts. */
 export const CUT_OFF_RECENT_MS = 30_000
-const CUT_OFF_MAX_PEERS = 4096
 
 /** The coordinator's answer: why attempt `attempt` of task `id` on `executor` is not current, or undefined if it is. */
-export type NotCurrent = (id: string, attempt: number, executor: NodeId) => string | undefined
+export type NotCurrent = (id: string, attempt: number, executor: NodeId) => Promise<string | undefined> | string | undefined
 
 export class StartFence {
-  private lastTick = performance.now()
-  /** when the latest stall ended (performance.now()) */
-  private lastStall = -Infinity
-  private timer?: NodeJS.Timeout
-  /** when each peer was last seen other than alive here (performance.now()); the oldest go first when too many */
-  private readonly cutOff = new Map<NodeId, number>()
-  private readonly onMember = (t: { id: NodeId, from: string | null, to: string }): void => {
-    if (t.to === 'alive' && (t.from === null || t.from === 'alive')) return
-    this.cutOff.delete(t.id)
-    this.cutOff.set(t.id, performance.now())
-    if (this.cutOff.size > CUT_OFF_MAX_PEERS) this.cutOff.delete(this.cutOff.keys().next().value as NodeId)
-  }
-
   constructor (
     private readonly c: Pick<TasksComponents, 'peerId' | 'rpc' | 'members' | 'store' | 'nodeRegistry'>,
     private readonly records: Pick<TaskRecords, 'aspects'>,
+    private readonly cutOffs: Pick<CutOffs, 'lately'>,
     private readonly log: Logger,
     private readonly notCurrent: NotCurrent
   ) {
-    c.rpc.handle(TaskConfirm, (req, ctx) => {
-      const why = this.notCurrent(req.id, req.attempt, ctx.peer)
+    c.rpc.handle(TaskConfirm, async (req, ctx) => {
+      const why = await this.notCurrent(req.id, req.attempt, ctx.peer)
       return why === undefined ? { current: true } : { current: false, reason: why.slice(0, REASON_MAX_CHARS) }
     })
   }
 
-  start (): void {
-    this.c.members.on('member:state', this.onMember)
-    this.lastTick = performance.now()
-    this.timer = setInterval(() => {
-      const now = performance.now()
-      if (now - this.lastTick > STALL_MS) {
-        this.lastStall = now
-        const stalledMs = Math.round(now - this.lastTick - STALL_TICK_MS)
-        // a loaded machine stalls for a second often; a stopped process (SIGSTOP) for longer
-        this.log[stalledMs >= STALL_INFO_MS ? 'info' : 'debug']({ stalledMs }, 'the event loop stalled: attempts taken before it ask their coordinator before they start')
-      }
-      this.lastTick = now
-    }, STALL_TICK_MS)
-    this.timer.unref()
-  }
-
-  stop (): void {
-    this.c.members.off('member:state', this.onMember)
-    clearInterval(this.timer)
-  }
-
   /** The executor's start gate: undefined to start now, else the answer to wait for (undefined: start; else why not). */
   readonly gate: StartGate = (task, how) => {
-    const now = performance.now()
-    // a stall the ticker has not seen yet (the loop just woke, and I/O came before the timers)
-    const stalled = now - this.lastTick > STALL_MS || this.lastStall >= how.admittedAt - STALL_RECENT_MS
+    // a stall under way or just ended counts at once (local-health.ts: its assessment is overdue)
+    const stalled = (this.c.members.lastStallAt ?? -Infinity) >= how.admittedAt - STALL_RECENT_MS
     const coordinator = this.coordinatorOf(task)
-    if (coordinator === this.c.peerId) return stalled ? this.confirmHere(task) : undefined
+    // the coordinator here checks itself: after a stall, or for a start that waited (its standby lease, standby.ts)
+    if (coordinator === this.c.peerId) return stalled || how.waited ? this.confirmHere(task, stalled) : undefined
     const late = task.sentAt !== undefined && Date.now() - task.sentAt > OFFER_FRESH_MS
-    const seen = this.cutOff.get(coordinator)
-    const cutOff = this.c.members.state(coordinator) !== 'alive' || (seen !== undefined && now - seen < CUT_OFF_RECENT_MS)
+    const cutOff = this.cutOffs.lately(coordinator, CUT_OFF_RECENT_MS)
     if (!how.waited && !stalled && !late && !cutOff) return undefined
     return this.confirmWith(task, coordinator)
   }
@@ -102,18 +71,34 @@ export class StartFence {
   }
 
   /** This node coordinates it too, and stalled: catch up with the would-be successor, then ask the coordinator here. */
-  private async confirmHere (task: ExecTask): Promise<string | undefined> {
-    await catchUpWithSuccessor(this.c, this.log, task.id)
-    return this.notCurrent(task.id, task.attempt, this.c.peerId)
+  private async confirmHere (task: ExecTask, stalled: boolean): Promise<string | undefined> {
+    if (stalled) await catchUpWithSuccessor(this.c, this.log, task.id)
+    return await this.leased(async () => await this.notCurrent(task.id, task.attempt, this.c.peerId))
   }
 
   private async confirmWith (task: ExecTask, coordinator: NodeId): Promise<string | undefined> {
-    try {
-      const r = await this.c.rpc.request(coordinator, TaskConfirm, { id: task.id, attempt: task.attempt }, { timeoutMs: CONFIRM_TIMEOUT_MS })
-      return r.current ? undefined : (r.reason ?? `its coordinator ${this.nameOf(coordinator)} gave it up`)
-    } catch (err) {
-      return `its coordinator ${this.nameOf(coordinator)} could not confirm it is still current: ${toGridError(err).message}`
+    return await this.leased(async () => {
+      try {
+        const r = await this.c.rpc.request(coordinator, TaskConfirm, { id: task.id, attempt: task.attempt }, { timeoutMs: CONFIRM_TIMEOUT_MS })
+        return r.current ? undefined : (r.reason ?? `its coordinator ${this.nameOf(coordinator)} gave it up`)
+      } catch (err) {
+        return `its coordinator ${this.nameOf(coordinator)} could not confirm it is still current: ${toGridError(err).message}`
+      }
+    })
+  }
+
+  /** Asks until a yes comes within CONFIRM_LEASE_MS of its question (CONFIRM_ASKS times at most); a no ends it. */
+  private async leased (ask: () => Promise<string | undefined>): Promise<string | undefined> {
+    let tookMs = 0
+    for (let i = 0; i < CONFIRM_ASKS; i++) {
+      const askedAt = performance.now()
+      const why = await ask()
+      if (why !== undefined) return why
+      tookMs = performance.now() - askedAt
+      if (tookMs <= CONFIRM_LEASE_MS) return undefined
+      this.log.info({ tookMs: Math.round(tookMs), leaseMs: CONFIRM_LEASE_MS }, 'the yes to a start came after its lease: asking again')
     }
+    return `its coordinator's yes came after its lease of ${CONFIRM_LEASE_MS} ms ${CONFIRM_ASKS} times (the last after ${Math.round(tookMs)} ms)`
   }
 
   private nameOf (node: NodeId): string {

@@ -16,6 +16,7 @@ import type { TasksComponents } from './components.ts'
 import { REATTACH_DEAD_CONFIRM_MS, type Coordinator, type Outcome } from './coordinator.ts'
 import { generationOf, isFinalStatus, statusOf, type TaskRecords } from './records.ts'
 import { successor } from './successor.ts'
+import type { Standby } from './standby.ts'
 import type { TaskMetrics } from './task-metrics.ts'
 
 /** A new coordinator waits this long for an executor's record still in flight before placing the task again. */
@@ -44,7 +45,9 @@ export class Takeover {
     private readonly coordinator: Coordinator,
     private readonly records: TaskRecords,
     private readonly m: TaskMetrics,
-    private readonly log: Logger
+    private readonly log: Logger,
+    /** the leases this node granted coordinators as their would-be successor: no takeover before they pass */
+    private readonly standby: Pick<Standby, 'promisedFor'>
   ) {}
 
   start (): void {
@@ -132,15 +135,26 @@ export class Takeover {
       return
     }
     if (t.to !== 'dead' || this.confirming.has(t.id)) return
-    // a death is acted on once it has held for a while here (it may be refuted a moment later)
+    // a death is acted on once it has held for a while here (it may be refuted a moment later), and once the lease
+    // this node granted that coordinator has passed (standby.ts: it may have started an attempt just before)
+    this.confirmDeath(t.id, TAKEOVER_DEAD_CONFIRM_MS)
+  }
+
+  private confirmDeath (peer: NodeId, ms: number): void {
+    const armedAt = performance.now()
     const timer = setTimeout(() => {
-      this.confirming.delete(t.id)
-      const s = this.c.members.state(t.id)
-      if (s !== 'dead' && s !== 'left') { this.log.info({ peer: t.id, state: s }, 'a coordinator declared dead came back before its tasks were taken over'); return }
-      try { this.adoptOrphans(t.id) } catch (err) { this.log.error({ err, peer: t.id }, 'taking over tasks failed') }
-    }, TAKEOVER_DEAD_CONFIRM_MS)
+      this.confirming.delete(peer)
+      // this node stalled meanwhile (SIGSTOP, a starved CPU): its view is as old as the stall, and the coordinator may
+      // be back; it waits again, so the heartbeats that came in while it was stopped are read first
+      if ((this.c.members.lastStallAt ?? -Infinity) >= armedAt) { this.confirmDeath(peer, TAKEOVER_DEAD_CONFIRM_MS); return }
+      const s = this.c.members.state(peer)
+      if (s !== 'dead' && s !== 'left') { this.log.info({ peer, state: s }, 'a coordinator declared dead came back before its tasks were taken over'); return }
+      const promised = this.standby.promisedFor(peer)
+      if (promised > 0) { this.confirmDeath(peer, promised); return }
+      try { this.adoptOrphans(peer) } catch (err) { this.log.error({ err, peer }, 'taking over tasks failed') }
+    }, ms)
     timer.unref()
-    this.confirming.set(t.id, timer)
+    this.confirming.set(peer, timer)
   }
 
   /** Takes over the unfinished tasks whose coordinator is dead or gone, where this node is their successor. */
@@ -157,6 +171,8 @@ export class Takeover {
       const coord = a.coord?.aspect
       if (coord === undefined || coord.coordinator === self || this.coordinator.coordinated.has(id)) continue
       if (!gone(coord.coordinator) || isFinalStatus(statusOf(a))) continue
+      // this node let that coordinator go on a moment ago (standby.ts): its lease has not passed
+      if (this.standby.promisedFor(coord.coordinator) > 0) continue
       if (successor(id, alive.filter(n => n !== coord.coordinator)) !== self) continue
       // a later generation: the previous coordinator, should it come back, sees it and stops driving the task
       this.records.writeCoord(id, { ...coord, coordinator: self, generation: generationOf(coord) + 1 })

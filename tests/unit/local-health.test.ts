@@ -86,4 +86,17 @@ describe('membership - local health', () => {
     await vi.advanceTimersByTimeAsync(INTERVAL_MS * 3)
     expect(health.multiplier).toBe(1)
   })
+
+  it('keeps when the event loop last stalled (the start fence reads it: one sampler)', () => {
+    const stalls = new LocalHealth({ logger: memoryLogger().logger, detector, eventLoopLag: Object.assign(lag, { max: 0, maxMs () { return this.max } }) }, { intervalMs: INTERVAL_MS })
+    expect(stalls.lastStallAt).toBe(-Infinity)
+    lag.ms = 150
+    stalls.assess()
+    expect(stalls.lastStallAt).toBe(-Infinity)
+    // one delay of 1.5 s in the interval: a stall, though the p99 stays low
+    ;(lag as FixedLag & { max: number }).max = 1_500
+    const before = performance.now()
+    stalls.assess()
+    expect(stalls.lastStallAt).toBeGreaterThanOrEqual(before)
+  })
 })

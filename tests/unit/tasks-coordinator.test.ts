@@ -30,7 +30,7 @@ function spec (over: Partial<TaskSpec> = {}): TaskSpec {
   return { command: ['true'], cpus: 1, gpus: 0, memory: 0, require: [], labels: {}, priority: 50, retries: 3, retryOnFailure: false, env: {}, strategy: 'least-loaded', ...over }
 }
 
-function harness (peers: Record<string, Behaviour>) {
+function harness (peers: Record<string, Behaviour>, standby: { hold: (co: { id: string }) => Promise<string | undefined> } = { hold: async () => undefined }) {
   const behaviour = { ...peers }
   const states = new Map<string, MemberState>(Object.keys(peers).map(p => [p, 'alive']))
   const entries = new Map<string, { key: string, value: unknown, writer: string, stamp: [number, number] }>()
@@ -103,7 +103,7 @@ function harness (peers: Record<string, Behaviour>) {
   } as unknown as TasksComponents
   const records = new TaskRecords(store as unknown as ConstructorParameters<typeof TaskRecords>[0])
   const metrics = taskMetrics(c.registry, { running: () => 0, queued: () => 0, coordinating: () => 0 })
-  const coordinator = new Coordinator(c, { nodeName: 'self', region: '', retentionMs: 60_000 }, records, metrics, c.logger)
+  const coordinator = new Coordinator(c, { nodeName: 'self', region: '', retentionMs: 60_000 }, records, metrics, c.logger, standby)
   coordinator.running = true
 
   async function submit (s: TaskSpec): Promise<ClientEvent[]> {
@@ -153,6 +153,41 @@ describe('tasks - coordinator', () => {
     expect(h.attaches).toEqual(['a'])
     expect(h.cancels).toEqual([])
     expect(exitOf(events)).toMatchObject({ status: 'completed', nodeName: 'a', attempts: 1 })
+  })
+
+  it('offers nothing while its would-be successor does not let it go on, then runs the first attempt (issue 13)', async () => {
+    // found by the chaos harness: a coordinator woken from SIGSTOP retried at once, while its successor, still seeing
+    // it dead, took the task over a moment later and ran the same attempt again
+    let refusals = 0
+    const offersAtGrant: number[] = []
+    const h = harness({ a: 'accept' }, {
+      hold: async () => {
+        if (refusals < 2) { refusals++; return 'its would-be successor b did not confirm it may go on: b sees self dead' }
+        offersAtGrant.push(h.offers.length)
+        return undefined
+      }
+    })
+    const events = await h.submit(spec({ node: 'a' }))
+    expect(offersAtGrant).toEqual([0])
+    expect(events.filter(e => e.type === 'waiting').map(e => (e as { reason: string }).reason)).toEqual([
+      'its would-be successor b did not confirm it may go on: b sees self dead',
+      'its would-be successor b did not confirm it may go on: b sees self dead'
+    ])
+    expect(exitOf(events)).toMatchObject({ status: 'completed', nodeName: 'a', attempts: 1 })
+  })
+
+  it('stops driving a task taken over while its would-be successor held it back, and offers nothing', async () => {
+    const h = harness({ a: 'accept' }, {
+      hold: async co => {
+        // the successor took it over meanwhile: the records say so with a later generation
+        h.records.writeCoord(co.id, { spec: spec(), origin: 'self', originName: 'self', coordinator: 'b', attempt: 1, createdAt: Date.now(), generation: 1 })
+        return 'its would-be successor b did not confirm it may go on: node b took it over'
+      }
+    })
+    const co = h.coordinator.track('t-taken', { spec: spec({ node: 'a' }), origin: 'self', originName: 'self', coordinator: 'self', attempt: 1, createdAt: Date.now() })
+    await h.coordinator.drive(co)
+    expect(h.offers).toEqual([])
+    expect((await h.metrics.handedOver.get()).values[0]?.value).toBe(1)
   })
 
   it('gives up re-attaching to an executor that stays dead, so the task runs again', async () => {
