@@ -8,7 +8,7 @@
  * for none): bench/peers/workflows.ts. Slurm's chain is --slurm-chain long (default 20; it starts a dependent job at its
  * scheduler's pace), its wide layer --slurm-wide (default --wide).
  *
- *   npm run bench -- workflows [--wide N] [--chain N] [--failover-chain N] [--peers LIST] [--slurm-chain N] [--slurm-wide N]
+ *   npm run bench -- workflows [--wide N] [--chain N] [--failover-chain N] [--peers LIST] [--slurm-chain N] [--slurm-wide N] [--distribute-chain N]
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -18,10 +18,11 @@ import { fmt, startCluster, table, waitFor, withCluster, type Gridd } from './li
 import { parsePeers } from './peer.ts'
 import { dagFigures, printWorkflowPeers, workflowPeers, type DagFigures } from './peers/workflows.ts'
 
-const { values } = parseArgs({ options: { wide: { type: 'string', default: '990' }, chain: { type: 'string', default: '100' }, 'failover-chain': { type: 'string', default: '20' }, peers: { type: 'string', default: 'all' }, 'slurm-chain': { type: 'string', default: '20' }, 'slurm-wide': { type: 'string' } } })
+const { values } = parseArgs({ options: { wide: { type: 'string', default: '990' }, chain: { type: 'string', default: '100' }, 'failover-chain': { type: 'string', default: '20' }, peers: { type: 'string', default: 'all' }, 'slurm-chain': { type: 'string', default: '20' }, 'slurm-wide': { type: 'string' }, 'distribute-chain': { type: 'string', default: '0' } } })
 const W = Number(values.wide)
 const C = Number(values.chain)
 const F = Number(values['failover-chain'])
+const D = Number(values['distribute-chain'])
 
 const chainJobs = (n: number, cmd: (i: number) => string[]): Record<string, unknown> =>
   Object.fromEntries(Array.from({ length: n }, (_, i) => [`j${i}`, { command: cmd(i), ...(i === 0 ? {} : { needs: [`j${i - 1}`] }) }]))
@@ -67,6 +68,13 @@ async function main (): Promise<void> {
       const driven = r.finishedAt === null || r.finishedAt === undefined || r.createdAt === undefined ? secs : (Date.parse(r.finishedAt) - Date.parse(r.createdAt)) / 1000
       rows.push([`chain of ${C}`, w.status, fmt(secs), fmt(((secs - critical) / C) * 1000, 1), `task time ${fmt(critical)} s; ${fmt(((driven - critical) / C) * 1000, 1)} ms/job from submit to end`])
       gridDags.chain = dagFigures(C, secs, ((secs - critical) / C) * 1000)
+    }
+    if (D > 0) {
+      // distribute jobs (count 1) in a chain: each job's end is heard from its stream, not at the driver's next look
+      const jobs = Object.fromEntries(Array.from({ length: D }, (_, i) => [`d${i}`, { count: 1, command: ['true'], ...(i === 0 ? {} : { needs: [`d${i - 1}`] }) }]))
+      const { secs, w } = await run(n1, c.root, 'dchain', { name: 'dchain', jobs })
+      const critical = w.jobs.reduce((s, j) => s + taskSecs(j), 0)
+      rows.push([`chain of ${D} distribute jobs`, w.status, fmt(secs), fmt(((secs - critical) / D) * 1000, 1), `job time ${fmt(critical)} s (each job's start to its verdict)`])
     }
     table('workflows of true (3 nodes on one machine)', ['DAG', 'status', 'makespan s', 'overhead ms/job', 'note'], rows)
     printWorkflowPeers(peers, gridDags)

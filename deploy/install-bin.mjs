@@ -22,6 +22,16 @@ export function griddNodeFlags (root = ROOT) {
 const shq = s => `'${String(s).replace(/'/g, "'\\''")}'`
 
 /**
+ * gridctl's launchers keep Node's compile cache (NODE_COMPILE_CACHE, Node >= 22.1) of the bundle, one file of 2 MB
+ * that every call would parse again: with it, bench/cli measured the bundled gridctl a quarter to 40 % faster to start
+ * (the tsc build's small modules gain nothing measurable). A NODE_COMPILE_CACHE already set wins. The same lines are in
+ * the launcher gridctl deploy writes (src/deploy/render.ts).
+ */
+export const COMPILE_CACHE_LINES = `# Node's compile cache of the bundle (Node >= 22.1): its compiled code kept between calls, not parsed again each time
+[ -n "\${NODE_COMPILE_CACHE-}" ] || [ -z "\${HOME-}" ] || { NODE_COMPILE_CACHE="\${XDG_CACHE_HOME:-$HOME/.cache}/grid/compile-cache"; export NODE_COMPILE_CACHE; }
+`
+
+/**
  * One launcher: runs the installed bundle with the Node it was installed with; if that Node has gone (a cleared cache),
  * with the node on PATH, whose version the bundle checks first (it says what to do when that one is too old).
  */
@@ -30,7 +40,7 @@ export function renderLauncher (program, nodePath, bundlePath, flags) {
 # ${program}, installed by npm run install-bin: the bundled ${program}, run by a Node >= 22.
 NODE=${shq(nodePath)}
 [ -x "$NODE" ] || NODE=node
-exec "$NODE" ${[...flags, bundlePath].map(shq).join(' ')} "$@"
+${program === 'gridctl' ? COMPILE_CACHE_LINES : ''}exec "$NODE" ${[...flags, bundlePath].map(shq).join(' ')} "$@"
 `
 }
 

@@ -8,13 +8,14 @@
  */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { GridError, formatHinted, hintFor, toGridError } from '../interface/index.ts'
 import { VERSION } from '../version.ts'
-import { ApiClient } from './client.ts'
-import { UsageError, helpText, parseCommandArgs, type Command, type CommandContext } from './command.ts'
-import { COMMANDS } from './commands/index.ts'
+import type { Command, CommandContext } from './command.ts'
+import { loadCommand } from './commands/registry.ts'
 import { devClusterSocket } from './dev/state.ts'
-import { FORMATS, type Format, type Out } from './output.ts'
+import type { Format, Out } from './output.ts'
+
+// Everything else loads once the command is known (commands/registry.ts): `gridctl --version` loads none of it, and
+// a command only its own modules (tests/unit/gridctl-startup.test.ts keeps these top-level imports this light).
 
 export const DEFAULT_SYSTEM_SOCKET = '/run/grid/gridd.sock'
 
@@ -30,7 +31,9 @@ export function defaultSocket (env: NodeJS.ProcessEnv, cwd = process.cwd()): str
   return existsSync(dev) ? dev : DEFAULT_SYSTEM_SOCKET
 }
 
-function mainHelp (): string {
+/** gridctl's help, every command with its summary: the only path that loads every command. */
+async function mainHelp (): Promise<string> {
+  const { COMMANDS } = await import('./commands/index.ts')
   const w = Math.max(...COMMANDS.map(c => c.name.length))
   return [
     'Usage: gridctl [--socket PATH] [-o table|json|markdown] COMMAND [ARGS]',
@@ -57,7 +60,7 @@ function splitGlobals (argv: string[]): Globals {
   const g: Globals = { help: false, version: false, rest: [] }
   const take = (i: number, name: string): string => {
     const v = argv[i + 1]
-    if (v === undefined) throw new UsageError(`${name} needs a value`)
+    if (v === undefined) throw new Error(`${name} needs a value`)
     return v
   }
   for (let i = 0; i < argv.length; i++) {
@@ -78,21 +81,23 @@ export async function runGridctl (argv: string[], io: { out: Out, err: Out, env:
   try {
     globals = splitGlobals(argv)
   } catch (err) {
-    io.err.write(`gridctl: ${(err as Error).message}\n\n${mainHelp()}\n`)
+    io.err.write(`gridctl: ${(err as Error).message}\n\n${await mainHelp()}\n`)
     return 2
   }
   if (globals.version) { io.out.write(`gridctl ${VERSION}\n`); return 0 }
   const [name, ...rest] = globals.rest
   if (name === undefined) {
-    if (globals.help) { io.out.write(mainHelp() + '\n'); return 0 }
-    io.err.write(`gridctl: missing command\n\n${mainHelp()}\n`)
+    if (globals.help) { io.out.write(await mainHelp() + '\n'); return 0 }
+    io.err.write(`gridctl: missing command\n\n${await mainHelp()}\n`)
     return 2
   }
-  const top = COMMANDS.find(c => c.name === name)
+  const top = await loadCommand(name)
   if (top === undefined) {
-    io.err.write(`gridctl: unknown command "${name}"\n\n${mainHelp()}\n`)
+    io.err.write(`gridctl: unknown command "${name}"\n\n${await mainHelp()}\n`)
     return 2
   }
+  // the command's own module has loaded these already; the client too, for every command that talks to the daemon
+  const [{ UsageError, helpText, parseCommandArgs }, { FORMATS }, { ApiClient }] = await Promise.all([import('./command.ts'), import('./output.ts'), import('./client.ts')])
   // a subcommand is the first positional when the parent declares it (nodes get, sessions put…)
   let cmd: Command = top
   const parents: string[] = []
@@ -123,6 +128,7 @@ export async function runGridctl (argv: string[], io: { out: Out, err: Out, env:
       io.err.write(`gridctl ${[...parents, cmd.name].join(' ')}: ${err.message}\n\n${help()}\n`)
       return 2
     }
+    const { GridError, formatHinted, hintFor, toGridError } = await import('../interface/index.ts')
     const e = err instanceof GridError ? err : toGridError(err)
     const hint = e.hint ?? hintFor(e.code)
     io.err.write(`gridctl: ${hint === undefined ? e.message : formatHinted(e.code, e.message, hint)}\n`)

@@ -6,7 +6,7 @@
  * GRID_NEEDS, and writes the workflow's end. It must not place runs (tasks' routing does) nor run processes.
  */
 import type { Logger } from 'pino'
-import { workflowTaskId, type TaskSpec, type WorkflowDoc, type WorkflowJobState, type WorkflowStreamEvent } from '../../proto/index.ts'
+import { workflowTaskId, type JobStreamEvent, type TaskSpec, type WorkflowDoc, type WorkflowJobState, type WorkflowStreamEvent } from '../../proto/index.ts'
 import { InvalidArgumentError, toGridError } from '../interface/index.ts'
 import { capped, followTask, runEnd, stdoutOf } from '../jobs/capture.ts'
 import type { ClientEvent, EventQueue } from '../tasks/index.ts'
@@ -29,6 +29,11 @@ const TICK_MS = 1_000
  * is recorded running before it exists). The document itself is written at the end.
  */
 export const WORKFLOW_FLUSH_MS = 250
+
+/** Reads a stream to its end (or its failure), keeping nothing. */
+async function readToEnd (events: AsyncIterable<unknown>): Promise<void> {
+  try { for await (const _ of events) { /* progress and done: the records say the rest */ } } catch { /* ended all the same */ }
+}
 
 type Ended = Omit<WorkflowJobState, 'run' | 'status' | 'startedAt' | 'round'> & { status: 'succeeded' | 'failed' | 'cancelled', stdout?: string }
 
@@ -137,10 +142,11 @@ export class WorkflowDriver {
     const env = { ...values, GRID_NEEDS: this.needsEnv(n) }
     try {
       if (def.distribute) {
-        const { id } = this.c.jobs.submit({ ...body, env, detach: true })
+        // its stream (without the items' results) says when it ends, so the next job starts then, not at the next look
+        const { id, events } = this.c.jobs.submit({ ...body, env, detach: false, results: false })
         this.set(n, { ...this.state(n), jobId: id })
         this.flush()
-        this.followJob(n, run, id)
+        this.followJob(n, run, id, events)
       } else {
         const { spec } = normalizeSpec({ ...body, env }, nameOrId => {
           const id = this.c.resolveNode(nameOrId)
@@ -164,8 +170,12 @@ export class WorkflowDriver {
     this.ended(n, run, { ...(f.exit === undefined ? {} : rest), status: status === 'completed' ? 'succeeded' : status, ...(error === undefined ? {} : { error: error.slice(0, 4096) }) })
   }
 
-  /** Follows a distribute job through the jobs service's records until it has its verdict; its answer is its stdout. */
-  private followJob (n: string, run: number, jobId: string): void {
+  /**
+   * Follows a distribute job through the jobs service's records until it has its verdict; its answer is its stdout.
+   * The records are read again when the job's stream (a job this driver started) ends, else every POLL_MS.
+   */
+  private followJob (n: string, run: number, jobId: string, events?: AsyncIterable<JobStreamEvent>): void {
+    let streamEnd: Promise<void> | undefined = events === undefined ? undefined : readToEnd(events)
     void (async () => {
       let askedCancel = false
       for (;;) {
@@ -188,7 +198,12 @@ export class WorkflowDriver {
           askedCancel = true
           try { this.c.jobs.cancel(jobId) } catch { /* it ended meanwhile */ }
         }
-        await delay(POLL_MS)
+        if (streamEnd === undefined) await delay(POLL_MS)
+        else {
+          const ended = await Promise.race([streamEnd.then(() => true), delay(POLL_MS).then(() => false)])
+          // the stream ended: the records have the verdict now (written before it); if not, back to looking
+          if (ended) streamEnd = undefined
+        }
       }
     })()
   }

@@ -23,14 +23,52 @@ export function workflowJson (w: WorkflowRecord): unknown {
   }
 }
 
+/**
+ * A workflow file that is a JSON object, parsed as YAML would (YAML is a superset of JSON), else undefined (then the
+ * YAML parser reads it, and says what is wrong). One difference is kept out: a key given twice, which JSON.parse takes
+ * the last of and YAML rejects, goes to the YAML parser.
+ */
+export function parseJsonObject (text: string): Record<string, unknown> | undefined {
+  if (!/^\s*\{/.test(text)) return undefined
+  let v: unknown
+  try { v = JSON.parse(text) } catch { return undefined }
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || hasDuplicateKey(text)) return undefined
+  return v as Record<string, unknown>
+}
+
+/** Whether an object of this (valid) JSON text names a key twice. */
+function hasDuplicateKey (text: string): boolean {
+  const open: Array<Set<string> | null> = []
+  let atKey = false
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]
+    if (ch === '"') {
+      let j = i + 1
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1
+      const keys = open[open.length - 1]
+      if (atKey && keys !== undefined && keys !== null) {
+        const k = JSON.parse(text.slice(i, j + 1)) as string
+        if (keys.has(k)) return true
+        keys.add(k)
+        atKey = false
+      }
+      i = j
+    } else if (ch === '{') { open.push(new Set()); atKey = true } else if (ch === '[') { open.push(null); atKey = false } else if (ch === '}' || ch === ']') { open.pop(); atKey = false } else if (ch === ',') atKey = open[open.length - 1] !== null && open.length > 0
+  }
+  return false
+}
+
 /** The workflow file (YAML or JSON) with --param K=V over its params: the body of POST /v1/workflows. */
 export function workflowBody (file: string, params: string[], detach: boolean): Record<string, unknown> {
   let text: string
   try { text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8') } catch (err) { throw new UsageError(`cannot read ${file}: ${(err as Error).message}`) }
-  let content: unknown
-  // the YAML parser (72 modules) is loaded only by the command that reads a workflow file
-  const { parse: parseYaml } = createRequire(import.meta.url)('yaml') as typeof import('yaml')
-  try { content = parseYaml(text) } catch (err) { throw new UsageError(`${file} is neither YAML nor JSON: ${(err as Error).message}`) }
+  let content: unknown = parseJsonObject(text)
+  if (content === undefined) {
+    // the YAML parser (72 modules, about as long as the rest of gridctl's start) is loaded only for a file that is
+    // not a JSON object: bench/workflows and generated workflows are JSON
+    const { parse: parseYaml } = createRequire(import.meta.url)('yaml') as typeof import('yaml')
+    try { content = parseYaml(text) } catch (err) { throw new UsageError(`${file} is neither YAML nor JSON: ${(err as Error).message}`) }
+  }
   if (typeof content !== 'object' || content === null || Array.isArray(content)) throw new UsageError(`${file} must hold a workflow: an object with name and jobs`)
   const body = { ...(content as Record<string, unknown>) }
   const given: Record<string, string> = {}
