@@ -87,6 +87,9 @@ export async function withCluster<T> (c: Cluster, fn: (c: Cluster) => Promise<T>
     return await fn(c)
   } finally {
     process.off('SIGINT', stop)
+    // a daemon profiled (--cpu-prof, --heap-prof through GRID_TEST_NODE_FLAGS) writes its profile as it exits: stop
+    // each with SIGTERM first (destroy's SIGKILL would lose it)
+    if (/--(cpu|heap)-prof/.test(process.env.GRID_TEST_NODE_FLAGS ?? '')) await Promise.all(c.nodes.map(async n => { await n.stop() }))
     await c.destroy()
   }
 }

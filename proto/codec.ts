@@ -14,8 +14,28 @@ import { frame, type Frame } from './rpc.ts'
 // Plain maps and arrays only: no record extension (both ends need no shared structure state), no class revival.
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, int64AsType: 'number' })
 
+/**
+ * msgpackr packs every value into one buffer shared by all its Packr instances (this one, the state's files'), and
+ * what it returns is a view of that buffer: a view kept (a gossip message in gossipsub's cache, a record) keeps the
+ * whole buffer alive. The buffer grows to about 4x the largest value packed and stays that size, and each time it is
+ * nearly full a new one of that size replaces it: after one catch-up chunk of 4 MiB, every later message came out of
+ * buffers of ~14 MiB, and the driver of a 100,000-item job held one of them for a heartbeat in gossipsub's cache.
+ * So a value packed into a buffer larger than this is followed by a fresh buffer of the usual size.
+ */
+export const PACK_BUFFER_KEEP_BYTES = 1024 * 1024
+/** The buffer msgpackr starts from again after a large value (grown as a value needs, up to PACK_BUFFER_KEEP_BYTES). */
+const PACK_BUFFER_FRESH_BYTES = 64 * 1024
+
+/** Packs a value with `p` (a view of msgpackr's shared buffer: copy it before keeping it), leaving no large buffer behind. */
+export function packShort (p: Packr, value: unknown): Uint8Array {
+  const body = p.pack(value)
+  if (body.buffer.byteLength > PACK_BUFFER_KEEP_BYTES) p.useBuffer(Buffer.allocUnsafeSlow(PACK_BUFFER_FRESH_BYTES))
+  return body
+}
+
+/** A value as msgpack, in bytes of its own (that may be kept: they hold no shared buffer). */
 export function encode (value: unknown): Uint8Array {
-  return packr.pack(value)
+  return new Uint8Array(packShort(packr, value))
 }
 
 export function decode (bytes: Uint8Array): unknown {
@@ -28,7 +48,8 @@ export function decode (bytes: Uint8Array): unknown {
 
 /** Encodes a frame with its length prefix; refuses bodies over `maxBytes`. */
 export function encodeFrame (value: unknown, maxBytes: number): Uint8Array {
-  const body = encode(value)
+  // copied into the frame below: the packed view need not be a copy of its own
+  const body = packShort(packr, value)
   if (body.byteLength > maxBytes) throw new TooLargeError(`frame of ${body.byteLength} bytes is over the ${maxBytes}-byte limit`)
   const prefixLength = varint.encodingLength(body.byteLength)
   const out = new Uint8Array(prefixLength + body.byteLength)

@@ -11,18 +11,17 @@ import {
   JOB_CHUNK_ITEMS, itemText, reduceTaskId, runTaskId,
   type ItemRun, type JobDoc, type JobStreamEvent, type TaskRecord, type TaskSpec
 } from '../../proto/index.ts'
-import type { WorkerCallResult } from '../tasks/index.ts'
 import { toGridError, type NodeId } from '../interface/index.ts'
 import type { ClientEvent, EventQueue } from '../tasks/index.ts'
-import { backoffMs, delay } from '../util/index.ts'
+import { delay } from '../util/index.ts'
 import { decidedEarly, verdict, type RunOutcome } from './aggregate.ts'
-import { capped, followTask, runEnd, stdoutOf } from './capture.ts'
+import { followTask, runEnd, stdoutOf } from './capture.ts'
 import type { JobsComponents } from './components.ts'
 import { Inflight } from './inflight.ts'
 import { ChunkSchedule } from './progress.ts'
 import { RunTable } from './run-table.ts'
 import { liveJobRecord, resultOf, type JobRecords } from './records.ts'
-import { WorkerBatcher } from './worker-batch.ts'
+import { WorkerFeed } from './worker-feed.ts'
 import { runReduce, type ReduceResult } from './reduce.ts'
 
 /** Settled progress chunks are written this often (every result in between goes in the same write; see progress.ts). */
@@ -35,10 +34,6 @@ const ADOPT_POLL_MS = 500
 const ADOPT_MISSING_MS = 5_000
 /** After a cancel, the runs cancelled are waited for this long before the job is recorded cancelled anyway. */
 const CANCEL_WAIT_MS = 30_000
-/** A warm-worker item without a --timeout of its own is deemed stuck after this long (as tasks' worker requests). */
-const WORKER_ITEM_TIMEOUT_MS = 5 * 60_000
-/** Items the workers refused for now are sent again after a backoff of up to this long. */
-const WORKER_REFUSED_RETRY_CAP_MS = 5_000
 /** The runs still going after a cancel are asked to stop again this often. */
 const CANCEL_AGAIN_MS = 2_000
 
@@ -47,8 +42,8 @@ export class JobDriver {
   private readonly runs: RunTable
   /** the run in flight of each item that has one */
   private readonly inflight: Inflight
-  /** how many items a warm worker's batch takes (worker jobs) */
-  private readonly batcher = new WorkerBatcher()
+  /** a warm-worker type's items on their way to its workers (worker jobs) */
+  private readonly feed?: WorkerFeed
   /** which progress chunks to write when */
   private readonly chunks: ChunkSchedule
   private cursor = 0
@@ -83,6 +78,22 @@ export class JobDriver {
     this.inflight = new Inflight(runs.length)
     this.chunks = new ChunkSchedule(runs)
     this.log = log.child({ job: id })
+    if (worker && c.workers !== undefined) {
+      this.feed = new WorkerFeed(c.workers, spec, doc.maxParallel, {
+        runs: this.runs,
+        inflight: this.inflight,
+        chunks: this.chunks,
+        items,
+        round: () => this.doc.retries ?? 0,
+        ending: () => this.cancelRequested || this.stopped,
+        ended: (i, run, res, notify) => { this.ended(i, run, res, notify) },
+        completed: i => {
+          this.firstSuccess ??= i
+          if (this.streamResults && this.sink !== undefined) this.sink.push({ type: 'result', ...resultOf(i, this.items[i] ?? null, this.runs.get(i)) }, true)
+        },
+        batchDone: () => { this.progress(false); this.wake() }
+      })
+    }
   }
 
   /** Asks the job to end: every run is cancelled, and the job is recorded cancelled. */
@@ -162,91 +173,15 @@ export class JobDriver {
     }
   }
 
-  /**
-   * Starts runs: a warm-worker type's as batched requests to its workers (each batch as large as the batcher says:
-   * a few per host in flight, bounded in bytes), any other's as one task each.
-   */
+  /** Starts runs: a warm-worker type's as batched requests to its workers (the feed), any other's as one task each. */
   private startAll (indices: number[]): void {
-    if (this.c.workers === undefined || !this.worker) { for (const i of indices) this.start(i); return }
-    const hosts = this.c.workers.hostCount(this.spec.type as string)
-    const most = this.batcher.items(this.doc.maxParallel, hosts, this.runs.length)
-    for (let k = 0; k < indices.length;) {
-      const n = this.batcher.take(indices, k, most, i => this.items[i] ?? null)
-      this.startBatch(indices.slice(k, k + n))
-      k += n
-    }
-  }
-
-  /**
-   * Items of a warm-worker type as one batched request (the /v1/call fast path), spread over the workers of the
-   * cluster; each item's result (as JSON text, a string as it is) is its stdout. A batch in flight when its driver
-   * dies is sent again by the successor (no record of it exists): worker items run at least once.
-   */
-  private startBatch (indices: number[], refusals = 0): void {
-    const workers = this.c.workers as NonNullable<JobsComponents['workers']>
-    const runsOf = indices.map(i => this.runs.runOf(i))
-    indices.forEach((i, k) => { this.inflight.set(i, runsOf[k] as number) })
-    // refused for now (the workers' queues are full, the node drains): sent again after a backoff, as tasks' offers are
-    const again = (which: number[]): void => {
-      if (which.length === 0) return
-      if (this.cancelRequested || this.stopped) { which.forEach(i => { this.ended(i, this.runs.runOf(i), { status: 'cancelled' }) }); return }
-      setTimeout(() => { this.startBatch(which, refusals + 1) }, backoffMs(refusals, 250, WORKER_REFUSED_RETRY_CAP_MS)).unref()
-    }
-    const req = {
-      type: this.spec.type as string,
-      payloads: indices.map(i => this.items[i] ?? null),
-      timeoutMs: this.spec.timeoutMs ?? WORKER_ITEM_TIMEOUT_MS,
-      priority: this.spec.priority,
-      retries: this.spec.retries,
-      ...(this.spec.session === undefined ? {} : { session: this.spec.session }),
-      ...(this.spec.node === undefined ? {} : { node: this.spec.node })
-    }
-    workers.call(req).then(res => {
-      again(this.batchEnded(indices, runsOf, res))
-    }, (err: unknown) => {
-      const e = toGridError(err)
-      if (e.code === 'UNAVAILABLE') { again(indices); return }
-      const error = e.message.slice(0, 4096)
-      indices.forEach((i, k) => { this.ended(i, runsOf[k] as number, { status: 'failed', error }) })
-    })
-  }
-
-  /**
-   * A batch's replies: each item's run recorded straight into the table (a success makes no object but its stdout's
-   * text); one progress check and one wake-up for the batch. Returns the items the workers refused for now.
-   */
-  private batchEnded (indices: number[], runsOf: number[], res: WorkerCallResult): number[] {
-    const node = this.runs.nodeRef(res.node, res.nodeName)
-    const round = this.doc.retries ?? 0
-    const refused: number[] = []
-    for (let k = 0; k < indices.length; k++) {
-      const i = indices[k] as number
-      const run = runsOf[k] as number
-      const o = res.results[k]
-      if (o?.ok !== true) {
-        if (o?.code === 'UNAVAILABLE') refused.push(i)
-        else this.ended(i, run, { node: res.node, nodeName: res.nodeName, attempts: 1, status: 'failed', exitCode: null, error: o === undefined ? 'no reply' : `${o.code}: ${o.error}`.slice(0, 4096) }, false)
-        continue
-      }
-      const cur = this.inflight.get(i)
-      if (cur !== undefined && cur !== run) continue
-      this.inflight.delete(i)
-      const stdout = capped(itemText(o.result ?? null))
-      this.batcher.observe(stdout.length)
-      const prev = this.runs.statusOf(i)
-      this.runs.setCompleted(i, run, round, node, stdout)
-      this.chunks.changed(i, prev, 'completed')
-      this.firstSuccess ??= i
-      if (this.streamResults && this.sink !== undefined) this.sink.push({ type: 'result', ...resultOf(i, this.items[i] ?? null, this.runs.get(i)) }, true)
-    }
-    this.progress(false)
-    this.wake()
-    return refused
+    if (this.feed !== undefined) { this.feed.start(indices); return }
+    for (const i of indices) this.start(i)
   }
 
   /** Starts item i's run as a task, and reads its stream. */
   private start (i: number): void {
-    if (this.worker) { this.startBatch([i]); return }
+    if (this.feed !== undefined) { this.feed.start([i]); return }
     const r = this.runs.get(i) as ItemRun
     const taskId = runTaskId(this.id, i, r.run)
     const item = this.items[i] ?? null

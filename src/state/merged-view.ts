@@ -45,6 +45,18 @@ export class MergedView {
     return out
   }
 
+  /** How many live keys a collection has (as entries(...).size, without a StoredEntry per key: for the gauges). */
+  count (collection: CollectionName, now = Date.now()): number {
+    const best = new Map<string, { e: Entry, w: NodeId }>()
+    this.forEachEntry(collection, (w, key, e) => {
+      const b = best.get(key)
+      if (b === undefined || wins(e, w, b.e, b.w)) best.set(key, { e, w })
+    })
+    let n = 0
+    for (const { e } of best.values()) if (live(e, now)) n++
+    return n
+  }
+
   /** Every writer's live entry for a key (for collections whose writers hold different parts of a record). */
   lookupAll<T = unknown> (collection: CollectionName, key: string, now = Date.now()): Array<StoredEntry<T>> {
     const out: Array<StoredEntry<T>> = []

@@ -34,7 +34,7 @@ export function createStateMetrics (r: Registry, read: StateGaugeSources): State
     flushes: new Counter({ name: 'grid_state_batches_sent_total', help: 'Batches of local updates pushed to peers', registers: [r] }),
     pushes: new Counter({ name: 'grid_state_pushes_total', help: 'Batches pushed to a peer, by outcome (sent; skipped: no open stream or a full one; nudged: a peer that missed one was told to catch up)', labelNames: ['outcome'], registers: [r] })
   }
-  new Gauge({ name: 'grid_state_document_bytes', help: 'Encoded size of every writer document this node holds', registers: [r], collect () { this.set(read.documentBytes()) } })
+  new Gauge({ name: 'grid_state_document_bytes', help: 'Bytes of the signed updates this node holds for every writer document\'s current generation (falls at each new generation)', registers: [r], collect () { this.set(read.documentBytes()) } })
   new Gauge({ name: 'grid_state_writers', help: 'Writer documents held (one per node that ever wrote)', registers: [r], collect () { this.set(read.writers()) } })
   new Gauge({
     name: 'grid_state_entries',

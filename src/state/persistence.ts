@@ -23,7 +23,7 @@ import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 import { Packr } from 'msgpackr'
 import Type from 'typebox'
-import { Bytes, validator } from '../../proto/index.ts'
+import { Bytes, packShort, validator } from '../../proto/index.ts'
 import { InternalError } from '../interface/index.ts'
 import { writeFileAtomic } from '../util/index.ts'
 
@@ -143,11 +143,11 @@ export class StateFiles {
   /** Appends a batch of updates as one frame and fsyncs it. Calls are serialised. */
   async append (records: DocRecord[]): Promise<void> {
     if (records.length === 0) return
-    const body = packr.pack(records)
+    const body = packShort(packr, records)
     const frame = Buffer.allocUnsafe(HEADER_BYTES + body.byteLength)
     frame.writeUInt32LE(body.byteLength, 0)
     frame.writeUInt32LE(crc32(body), 4)
-    body.copy(frame, HEADER_BYTES)
+    frame.set(body, HEADER_BYTES)
     if (this.busy === 0 && this.wal !== undefined && frame.byteLength <= WAL_DIRECT_WRITE_MAX_BYTES) {
       // nothing else is under way on the log: a small frame goes to the page cache at once, sparing the caller (an
       // acknowledgement waiting for its record) a round trip through the thread pool
@@ -218,7 +218,7 @@ export class StateFiles {
     await this.serialised(async () => {
       clearTimeout(this.syncTimer)
       this.syncTimer = undefined
-      const bytes = packr.pack({ version: SNAPSHOT_VERSION, records, clean: opts.clean === true })
+      const bytes = packShort(packr, { version: SNAPSHOT_VERSION, records, clean: opts.clean === true })
       writeFileAtomic(this.snapshotPath, bytes, 0o600)
       this.snapshotBytes = bytes.byteLength
       await this.wal?.close()

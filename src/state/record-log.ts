@@ -24,10 +24,10 @@ export class RecordLog {
     return this.records.has(n)
   }
 
-  /** Keeps a record; false when it was held already. */
+  /** Keeps a record (its bytes copied when they are a view of a larger buffer); false when it was held already. */
   add (rec: SignedRecord): boolean {
     if (this.records.has(rec.n)) return false
-    this.records.set(rec.n, rec)
+    this.records.set(rec.n, ownBytes(rec))
     this.bytes += rec.u.byteLength
     this.sorted = undefined
     while (this.records.has(this.next)) this.next++
@@ -49,4 +49,16 @@ export class RecordLog {
   * from (from: number): IterableIterator<SignedRecord> {
     for (const r of this.all()) if (r.n >= from) yield r
   }
+}
+
+/**
+ * The record with bytes of its own. One decoded from a frame holds views of the frame's buffer (a socket read with
+ * other frames in it, a push of many records, the whole log file read at start), and a record is kept until its
+ * writer's next generation: it would keep that whole buffer alive as long.
+ */
+export function ownBytes (rec: SignedRecord): SignedRecord {
+  // (s is always there on a signed record; a record of a test's stub signer may lack it)
+  const whole = (b: Uint8Array | undefined): boolean => b === undefined || (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength)
+  if (whole(rec.u) && whole(rec.s)) return rec
+  return { ...rec, u: whole(rec.u) ? rec.u : new Uint8Array(rec.u), s: whole(rec.s) ? rec.s : new Uint8Array(rec.s) }
 }

@@ -79,7 +79,7 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
     const metrics = createStateMetrics(components.registry, {
       documentBytes: () => this.documentBytes(),
       writers: () => this.docs.size,
-      entries: c => this.view.entries(c).size,
+      entries: c => this.view.count(c),
       walBytes: () => files.sizes().walBytes
     })
     // a part that calls one built after it (or the store) does so through a closure, run only once all are built
@@ -249,7 +249,7 @@ export class StateStore extends EventEmitter<StateEvents> implements Startable {
     return true
   }
 
-  /** Sum of the encoded sizes of every document held (cached for a few seconds: encoding is not free). */
+  /** Bytes of the signed updates held for every writer's current generation (see WriterSet.documentBytes). */
   documentBytes (): number {
     return this.docs.documentBytes()
   }

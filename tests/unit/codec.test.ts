@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { FrameDecoder, RpcFrameDecoder, decode, encode, encodeFrame, encodeRpcFrame, frame, rpcFrameFromWire, type Frame } from '../../proto/index.ts'
+import { Packr } from 'msgpackr'
+import { FrameDecoder, PACK_BUFFER_KEEP_BYTES, RpcFrameDecoder, decode, encode, encodeFrame, encodeRpcFrame, frame, packShort, rpcFrameFromWire, type Frame } from '../../proto/index.ts'
+import { ownBytes } from '../../src/state/record-log.ts'
 import { parseDuration, parseSize } from '../../src/interface/index.ts'
 
 describe('proto - frames', () => {
@@ -34,6 +36,31 @@ describe('proto - frames', () => {
     expect([...dec.push(a.subarray(0, 1))]).toEqual([])
     expect([...dec.push(new Uint8Array([...a.subarray(1), 0, ...encodeFrame(7, 100)]))]).toEqual([{ big: 'z'.repeat(300) }, 7])
     expect(() => [...new FrameDecoder(1 << 20).push(new Uint8Array(8).fill(0x80))]).toThrow(expect.objectContaining({ code: 'PROTOCOL' }))
+  })
+})
+
+describe('proto - packed bytes hold no large buffer', () => {
+  it('gives encode() bytes of their own, and packs again into a small buffer after a large value', () => {
+    const small = encode({ t: 'hb', n: 1 })
+    expect(small.byteLength).toBe(small.buffer.byteLength)
+    expect(decode(small)).toEqual({ t: 'hb', n: 1 })
+    // a catch-up chunk of 4 MiB grows msgpackr's shared buffer to ~4x; what is packed next must not come out of it
+    const big = encodeFrame({ u: new Uint8Array(4 * 1024 * 1024) }, 16 << 20)
+    expect(big.byteLength).toBeGreaterThan(4 * 1024 * 1024)
+    const p = new Packr({ useRecords: false, mapsAsObjects: true })
+    expect(packShort(p, { t: 'hb', n: 2 }).buffer.byteLength).toBeLessThanOrEqual(PACK_BUFFER_KEEP_BYTES)
+    expect(p.pack({ t: 'hb', n: 3 }).buffer.byteLength).toBeLessThanOrEqual(PACK_BUFFER_KEEP_BYTES)
+  })
+
+  it('keeps a state record decoded from a frame in bytes of its own, not a view of the frame', () => {
+    const [rec] = [...new FrameDecoder(1 << 20).push(encodeFrame({ w: 'n1', g: 0, n: 0, u: new Uint8Array(100).fill(7), s: new Uint8Array(64).fill(9), other: 'x'.repeat(10_000) }, 1 << 20))] as Array<{ w: string, g: number, n: number, u: Uint8Array, s: Uint8Array }>
+    expect((rec as { u: Uint8Array }).u.buffer.byteLength).toBeGreaterThan(10_000)
+    const kept = ownBytes(rec as never)
+    expect(kept.u.buffer.byteLength).toBe(100)
+    expect(kept.s.buffer.byteLength).toBe(64)
+    expect([...kept.u]).toEqual(new Array(100).fill(7))
+    // bytes of their own already: the same record
+    expect(ownBytes(kept)).toBe(kept)
   })
 })
 

@@ -325,6 +325,26 @@ describe('state store - collection', () => {
     expect(b.entries('sessions').size).toBe(100)
   })
 
+  it('counts in grid_state_document_bytes the updates held, at once at every scrape, on the writer and its peers, and less after a new generation', async () => {
+    const net = new StubNet()
+    const a = node(net, 'node-a')
+    const b = node(net, 'node-b')
+    net.connect('node-a', 'node-b')
+    const bytes = async (n: Node): Promise<number> => await counter(n.registry, 'grid_state_document_bytes', {})
+    const before = await bytes(a)
+    for (let i = 0; i < 2_000; i++) a.store.set('sessions', `s-${i % 100}`, { i, pad: 'x'.repeat(50) })
+    await a.store.flush()
+    // read at once after the records are signed and kept (a count kept as they are: nothing encoded, nothing cached)
+    const written = await bytes(a)
+    expect(written).toBeGreaterThan(before + 2_000 * 50)
+    await b.store.syncFrom('node-a')
+    // the peer holds node-a's records as well as its own
+    expect(await bytes(b)).toBeGreaterThan(2_000 * 50)
+    // a new generation keeps the 100 live entries, not the 1,900 overwritten ones
+    await a.store.regenerate()
+    expect(await bytes(a)).toBeLessThan(written / 4)
+  })
+
   it('drops the documents of a forgotten node on every node', async () => {
     const net = new StubNet()
     const a = node(net, 'node-a').store
