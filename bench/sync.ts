@@ -8,7 +8,8 @@
  * With --layout link|auto (as root), the daemons run tasks as nobody (executor.taskUser) with that
  * executor.syncLayout; --pause S waits S seconds before each later run (as a user edits a file between runs), which
  * gives the executor time to lay out its spare tree. --prof DIR writes CPU profiles (node --cpu-prof) of the first
- * sync's gridctl into DIR/first and each run after a changed file's into DIR/changed.
+ * sync's gridctl into DIR/first, each run after a changed file's into DIR/changed, and the daemons' (the whole
+ * run; copy layout only) into DIR/n1, DIR/n2 and DIR/n3.
  *
  *   npm run bench -- sync [--files N] [--mb N] [--runs N] [--rsync] [--layout copy|link|auto] [--pause S] [--prof DIR]
  */
@@ -109,7 +110,7 @@ async function startTaskUserCluster (layout: string): Promise<Cluster> {
   return cl
 }
 
-const c = values.layout === 'copy' ? await startCluster(3) : await startTaskUserCluster(String(values.layout))
+const c = values.layout === 'copy' ? await startCluster(3, values.prof === undefined ? {} : { env: i => profEnv(`n${i + 1}`) ?? {} }) : await startTaskUserCluster(String(values.layout))
 await withCluster(c, async () => {
   await c.converged()
   const n1 = c.node('n1')
@@ -185,4 +186,6 @@ await withCluster(c, async () => {
     ['after 1 changed file', fmt(median(second), 0), fmt(median(second) - b, 0), `${median(secondSent)} (${fmt(median(secondSent) / per, 2)}x the changed bytes, manifest included)`, '-'],
     ['nothing changed', fmt(median(unchanged), 0), fmt(median(unchanged) - b, 0), '0', '-']
   ])
+  // the daemons write their profiles only when they exit of their own accord (SIGTERM), not at the cluster's SIGKILL
+  if (values.prof !== undefined) for (const n of ['n1', 'n2', 'n3']) await c.node(n).stop()
 })

@@ -150,6 +150,8 @@ export class Daemon {
         slowSince: () => membership.slowSince,
         peers: () => membership.view().slice(1).map(m => ({ alive: m.state === 'alive', ...(m.health === undefined ? {} : { health: m.health.health }) }))
       }, { dataDir: config.dataDir, ...config.health })
+      // a synced task's tree that its task left as laid out may serve the next attempt of that tree (spare-tree.ts)
+      executor.on('task:state', (id, st) => { if (st.finishedAt !== undefined) sync.ended(id) })
       executor.on('task:dispatch', (_id, o) => { if (o.ok) health.dispatched(); else health.dispatchFailed(o.reason) })
       const workerTypes: Record<string, WorkerTypeConfig> = {}
       for (const [name, t] of Object.entries(config.tasks)) {

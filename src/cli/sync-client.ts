@@ -33,12 +33,13 @@ const mib = (b: number): string => (b / 1048576).toFixed(1)
 /** Hashes `dir`, uploads what the daemon lacks, and gives the task's `sync`. */
 export async function uploadTree (client: ApiClient, dir: string, opts: BuildOptions & { fetch?: string[], err: NodeJS.WritableStream & { isTTY?: boolean }, signal?: AbortSignal }): Promise<SyncUpload> {
   const built = await buildManifest(dir, { ...opts, hashCache: true })
-  // which file holds each blob: needed only when some are to be sent
+  // which file holds each blob: needed only for those to be sent (all of them for a daemon asked by hashes)
   let whereOf: Map<string, ManifestFile> | undefined
+  let wanted: ReadonlySet<string> | undefined
   const where = (): Map<string, ManifestFile> => {
     if (whereOf !== undefined) return whereOf
     whereOf = new Map()
-    for (const e of built.manifest.entries) if (isFile(e) && !whereOf.has(e.sha256)) whereOf.set(e.sha256, e)
+    for (const e of built.manifest.entries) if (isFile(e) && (wanted === undefined || wanted.has(e.sha256)) && !whereOf.has(e.sha256)) whereOf.set(e.sha256, e)
     return whereOf
   }
   const manifestHash = built.hash
@@ -76,6 +77,7 @@ export async function uploadTree (client: ApiClient, dir: string, opts: BuildOpt
     }
     if (missing.includes(manifestHash)) manifestSent = 'whole'
   }
+  wanted = new Set(missing)
   await send(missing)
   const body: SyncUpload['body'] = { manifest: manifestHash }
   if (opts.fetch !== undefined && opts.fetch.length > 0) body.fetch = opts.fetch
@@ -92,7 +94,8 @@ async function sendChange (client: ApiClient, built: BuiltManifest, signal?: Abo
   if (p === undefined) return false
   const body = { hash: built.hash, base: p.base, removed: p.change.removed, upserted: p.change.upserted }
   const bytes = Buffer.byteLength(JSON.stringify(body))
-  if (bytes > SYNC_PIECE_BATCH_MAX_BYTES || bytes > built.encoded().byteLength / 2) return false
+  // small beside the manifest (judged by its entries: encoding the manifest to measure it costs what this saves)
+  if (bytes > SYNC_PIECE_BATCH_MAX_BYTES || p.change.removed.length + p.change.upserted.length > built.manifest.entries.length / 2) return false
   try {
     return (await client.post<{ ok: boolean }>('/sync/manifest', body, signal)).ok
   } catch (err) {

@@ -5,7 +5,6 @@
  * visible is complete; what a crash leaves in tmp/ is removed at the next start. Recency is kept in memory; after a
  * restart the blobs count as used in the order of their arrival (mtime).
  */
-import { randomBytes } from 'node:crypto'
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { chmod, open, rename, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -18,6 +17,8 @@ export class BlobCache {
   private readonly index = new Map<string, number>()
   private readonly pins = new Map<string, number>()
   private total = 0
+  /** names the temporary files: unique in tmp/, which only this process uses and which is cleared at each start */
+  private tmpCount = 0
   /** the fan-out directories known to exist */
   private readonly dirs = new Set<string>()
 
@@ -76,7 +77,7 @@ export class BlobCache {
   }
 
   /** A fresh temporary file for a blob being received. */
-  tmpPath (hash: string): string { return join(this.root, 'tmp', `${hash}.${randomBytes(6).toString('hex')}`) }
+  tmpPath (hash: string): string { return join(this.root, 'tmp', `${hash}.${this.tmpCount++}`) }
 
   /** Moves a complete, checked temporary file into place: from now it is visible. */
   async commit (tmp: string, hash: string, size: number, readOnly = false): Promise<void> {

@@ -25,6 +25,8 @@ export interface LayoutOptions {
   group?: number
   /** place non-executable files as hard links to the cache (only when tasks cannot write the cache's blobs) */
   link?: boolean
+  /** stop placing files once aborted (a spare that is no longer wanted) */
+  signal?: AbortSignal
 }
 
 export interface LayoutResult { copied: number, linked: number }
@@ -50,6 +52,7 @@ export async function placeEntries (cache: Pick<BlobCache, 'path'>, entries: rea
   let linked = 0
   let linkable = opts.link === true
   await mapLimit(files, SYNC_FS_CONCURRENCY, async f => {
+    opts.signal?.throwIfAborted()
     const dest = join(dir, f.path)
     const src = cache.path(f.sha256)
     if (linkable && (f.mode & 0o111) === 0) {

@@ -17,6 +17,7 @@ import { BlobReceiver } from './blob-receiver.ts'
 import { collectFiles } from './collect.ts'
 import { layoutTree } from './layout.ts'
 import { SpareTrees } from './spare-tree.ts'
+import { stampTree, type TreeStamp } from './tree-stamp.ts'
 import { blobsOf, checkChange, checkManifest, decodeManifest, encodeManifest, isFile, sha256Hex } from './manifest-codec.ts'
 import { applyDelta, deltaBytes, diffManifests } from './manifest-delta.ts'
 import { SYNC_CHUNK_BYTES, SYNC_DELTA_BASES_PER_PEER, SYNC_MANIFESTS_DECODED_MAX } from './constants.ts'
@@ -57,6 +58,8 @@ export class SyncService {
   /** whether layouts place files as hard links to the cache (executor.syncLayout, with a task user only) */
   private readonly link: boolean
   private readonly spares: SpareTrees | undefined
+  /** trees laid out for tasks that have not ended, with their stamps (they may become the spare once they end) */
+  private readonly trees = new Map<string, { hash: string, m: Manifest, dir: string, stamp: TreeStamp }>()
 
   constructor (private readonly c: SyncComponents, private readonly init: SyncInit) {
     this.log = c.logger.child({ component: 'sync' })
@@ -224,20 +227,42 @@ export class SyncService {
     const unpin = this.cache.pin(blobs.keys())
     const dir = this.init.treeOf(id)
     const checkedMs = Date.now() - started
+    // an attempt before this one of the same task, whose tree is being looked at to become the spare
+    this.trees.delete(id)
+    await this.spares?.idle(dir)
     let placed: 'spare' | { copied: number, linked: number }
+    let stamp: TreeStamp | undefined
+    // a tree whose task may hand it back (it left it as laid out) is stamped: not one of links (they share inodes
+    // with the cache and every other tree) nor one whose files --fetch brings back after the task
+    const recyclable = this.spares !== undefined && !this.link && (sync.fetch === undefined || sync.fetch.length === 0)
     try {
-      placed = this.spares !== undefined && await this.spares.take(m, dir)
-        ? 'spare'
-        : await layoutTree(this.cache, m, dir, { ...(this.init.taskGroup === undefined ? {} : { group: this.init.taskGroup }), link: this.link })
+      stamp = await this.spares?.take(m, dir)
+      if (stamp !== undefined) placed = 'spare'
+      else {
+        placed = await layoutTree(this.cache, m, dir, { ...(this.init.taskGroup === undefined ? {} : { group: this.init.taskGroup }), link: this.link })
+        if (recyclable) stamp = await stampTree(dir, m)
+      }
     } finally {
       unpin()
     }
+    if (recyclable && stamp !== undefined) this.trees.set(id, { hash: sync.manifest, m, dir, stamp })
     const ms = Date.now() - started
     this.m.seconds.observe({ phase: 'layout' }, ms / 1000)
     this.log.debug({ task: id, manifest: sync.manifest, ...(placed === 'spare' ? { from: 'spare' } : { from: 'cache', linked: placed.linked, copied: placed.copied }), checkedMs, ms }, 'synced tree laid out')
     // the next attempt of this tree (or of the next version of it) finds one ready
     this.spares?.prepare(sync.manifest, m)
     return dir
+  }
+
+  /**
+   * Task `id` ended on this node (its processes are gone): its tree, if it is still as laid out, may become the spare
+   * for the next attempt of that tree (when the background copy of the spare is not ready yet).
+   */
+  ended (id: string): void {
+    const t = this.trees.get(id)
+    if (t === undefined) return
+    this.trees.delete(id)
+    this.spares?.recycle(t.hash, t.m, t.dir, t.stamp)
   }
 
   /** `--fetch` on the executor: the files of task `id`'s tree matching `patterns`, taken into the cache. */

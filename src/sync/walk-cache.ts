@@ -43,11 +43,18 @@ export interface ManifestChange { removed: string[], upserted: ManifestEntry[] }
 export class WalkCache {
   /** the saved file rows, flat (FILE_FIELDS each), and where each path's row starts */
   private oldFlat: Array<string | number> = []
-  private readonly oldFiles = new Map<string, number>()
+  /** where each saved path's row starts, made only when a walk strays from the saved order */
+  private oldIndex: Map<string, number> | undefined
+  /** the saved row the walk expects next: rows are saved in the walk's order, so most lookups need no map */
+  private cursor = 0
   private readonly oldDirs = new Map<string, DirRow>()
   private readonly oldLinks = new Map<string, string>()
-  /** this walk's files: a saved row left as it was (its start in oldFlat), or a new one */
-  private readonly files = new Map<string, number | FileRow>()
+  /** this walk's files in its order, each a saved row left as it was (its start in oldFlat), or a new one (once hashed) */
+  private readonly paths: string[] = []
+  private readonly rows: Array<number | FileRow | undefined> = []
+  /** files a lookup missed: their place in `rows`, and their saved row if any */
+  private readonly slotOf = new Map<string, number>()
+  private readonly missRow = new Map<string, number>()
   private readonly dirs = new Map<string, DirRow>()
   private readonly links = new Map<string, string>()
   private writtenAt = 0
@@ -66,8 +73,7 @@ export class WalkCache {
       if (v.version !== WALK_CACHE_VERSION) return
       this.writtenAt = v.writtenAt
       this.oldManifest = v.manifest
-      this.oldFlat = v.files
-      for (let i = 0; i + FILE_FIELDS <= v.files.length; i += FILE_FIELDS) this.oldFiles.set(v.files[i] as string, i)
+      this.oldFlat = v.files.length % FILE_FIELDS === 0 ? v.files : []
       for (let i = 0; i + 2 <= v.links.length; i += 2) this.oldLinks.set(v.links[i] as string, v.links[i + 1] as string)
       if (v.rules === rules) for (const [rel, m, c, ino, listing] of v.dirs) this.oldDirs.set(rel, [m, c, ino, listing])
     } catch {}
@@ -79,9 +85,22 @@ export class WalkCache {
     return false
   }
 
-  /** The saved row of `rel`, if any. */
+  private get oldCount (): number { return this.oldFlat.length / FILE_FIELDS }
+
+  /** Where the saved row of `rel` starts, if there is one: the next one in the saved order, most often. */
+  private rowOf (rel: string): number | undefined {
+    const f = this.oldFlat
+    if (this.cursor < f.length && f[this.cursor] === rel) return this.cursor
+    if (this.oldIndex === undefined) {
+      this.oldIndex = new Map()
+      for (let i = 0; i < f.length; i += FILE_FIELDS) this.oldIndex.set(f[i] as string, i)
+    }
+    return this.oldIndex.get(rel)
+  }
+
+  /** The saved row of `rel` (a file a lookup missed), if any. */
   private old (rel: string): FileRow | undefined {
-    const i = this.oldFiles.get(rel)
+    const i = this.missRow.get(rel)
     if (i === undefined) return undefined
     const f = this.oldFlat
     return [f[i + 1] as number, f[i + 2] as number, f[i + 3] as number, f[i + 4] as number, f[i + 5] as number, f[i + 6] as string]
@@ -104,12 +123,21 @@ export class WalkCache {
 
   /** The hash remembered for file `rel`, if it is as it was and was not changed just before the cache was written. */
   lookup (rel: string, st: Stats, mode: number): string | undefined {
-    const i = this.oldFiles.get(rel)
-    if (i === undefined) return undefined
+    const i = this.rowOf(rel)
     const f = this.oldFlat
-    if (f[i + 1] !== st.size || f[i + 2] !== st.mtimeMs || f[i + 3] !== st.ctimeMs || f[i + 4] !== st.ino || f[i + 5] !== mode || !this.settled(st)) return undefined
-    this.files.set(rel, i)
-    return f[i + 6] as string
+    if (i !== undefined) {
+      this.cursor = i + FILE_FIELDS
+      if (f[i + 1] === st.size && f[i + 2] === st.mtimeMs && f[i + 3] === st.ctimeMs && f[i + 4] === st.ino && f[i + 5] === mode && this.settled(st)) {
+        this.paths.push(rel)
+        this.rows.push(i)
+        return f[i + 6] as string
+      }
+      this.missRow.set(rel, i)
+    }
+    this.slotOf.set(rel, this.rows.length)
+    this.paths.push(rel)
+    this.rows.push(undefined)
+    return undefined
   }
 
   /** A file hashed this walk (a lookup missed). */
@@ -117,7 +145,10 @@ export class WalkCache {
     const r = this.old(rel)
     if (r === undefined || r[4] !== mode || r[0] !== st.size || r[5] !== sha256) this.contentChanged = true
     if (r === undefined || r[1] !== st.mtimeMs || r[2] !== st.ctimeMs || r[3] !== st.ino) this.rowsChanged = true
-    this.files.set(rel, [st.size, st.mtimeMs, st.ctimeMs, st.ino, mode, sha256])
+    const row: FileRow = [st.size, st.mtimeMs, st.ctimeMs, st.ino, mode, sha256]
+    const slot = this.slotOf.get(rel)
+    if (slot !== undefined) this.rows[slot] = row
+    else { this.paths.push(rel); this.rows.push(row) }
   }
 
   rememberLink (rel: string, target: string): void {
@@ -127,7 +158,7 @@ export class WalkCache {
 
   /** Whether this walk's manifest is the saved one (same entries): its hash, without encoding it again. */
   sameManifest (): string | undefined {
-    if (this.contentChanged || this.oldManifest === null || this.files.size !== this.oldFiles.size || this.links.size !== this.oldLinks.size) return undefined
+    if (this.contentChanged || this.oldManifest === null || this.paths.length !== this.oldCount || this.links.size !== this.oldLinks.size) return undefined
     return this.oldManifest
   }
 
@@ -135,15 +166,21 @@ export class WalkCache {
   change (): { base: string, change: ManifestChange } | undefined {
     if (this.oldManifest === null) return undefined
     const upserted: ManifestEntry[] = []
-    for (const [path, x] of this.files) {
-      if (typeof x === 'number') continue
+    for (let k = 0; k < this.paths.length; k++) {
+      const x = this.rows[k]
+      if (typeof x !== 'object') continue
+      const path = this.paths[k] as string
       const o = this.old(path)
       if (o === undefined || o[0] !== x[0] || o[4] !== x[4] || o[5] !== x[5]) upserted.push({ path, mode: x[4], size: x[0], sha256: x[5] })
     }
     for (const [path, link] of this.links) if (this.oldLinks.get(path) !== link) upserted.push({ path, link })
     const removed: string[] = []
-    for (const p of this.oldFiles.keys()) if (!this.files.has(p) && !this.links.has(p)) removed.push(p)
-    for (const p of this.oldLinks.keys()) if (!this.files.has(p) && !this.links.has(p)) removed.push(p)
+    const files = new Set(this.paths)
+    for (let i = 0; i < this.oldFlat.length; i += FILE_FIELDS) {
+      const p = this.oldFlat[i] as string
+      if (!files.has(p) && !this.links.has(p)) removed.push(p)
+    }
+    for (const p of this.oldLinks.keys()) if (!files.has(p) && !this.links.has(p)) removed.push(p)
     return { base: this.oldManifest, change: { removed, upserted } }
   }
 
@@ -153,13 +190,14 @@ export class WalkCache {
    */
   save (manifest: string): void {
     if (this.file === undefined) return
-    const gone = this.files.size !== this.oldFiles.size || this.links.size !== this.oldLinks.size || this.dirs.size !== this.oldDirs.size
+    const gone = this.paths.length !== this.oldCount || this.links.size !== this.oldLinks.size || this.dirs.size !== this.oldDirs.size
     const settles = this.racyAt > -Infinity && Date.now() - this.racyAt >= WALK_CACHE_RACY_MS
     if (!this.rowsChanged && !this.contentChanged && !gone && manifest === this.oldManifest && !settles) return
     const files: Array<string | number> = []
-    for (const [rel, x] of this.files) {
-      if (typeof x === 'number') for (let k = 0; k < FILE_FIELDS; k++) files.push(this.oldFlat[x + k] as string | number)
-      else files.push(rel, ...x)
+    for (let k = 0; k < this.paths.length; k++) {
+      const x = this.rows[k]
+      if (typeof x === 'number') for (let j = 0; j < FILE_FIELDS; j++) files.push(this.oldFlat[x + j] as string | number)
+      else if (x !== undefined) files.push(this.paths[k] as string, ...x)
     }
     const links: string[] = []
     for (const [rel, t] of this.links) links.push(rel, t)

@@ -108,6 +108,19 @@ describe('run --sync: the code ships with the task', () => {
     expect(spareUses()).toBeGreaterThan(before)
   })
 
+  it('never hands the next run a tree its task wrote in, whether the next tree is a task\'s left as laid out or the spare', async () => {
+    // runs back to back: a tree its task left alone may serve the next run (by a rename); one written in may not
+    const input = readFileSync(join(dir, 'data', 'in.txt'), 'utf8')
+    for (let i = 0; i < 3; i++) {
+      const alone = await n1.ctl(['run', '--node', 'n2', '--sync', dir, '--', 'sh', '-c', 'cat data/in.txt >/dev/null'])
+      expect(alone.code).toBe(0)
+      const wrote = await n1.ctl(['run', '--node', 'n2', '--sync', dir, '--', 'sh', '-c', `cat data/in.txt; echo run-${i} > data/in.txt; touch -r train.sh data/in.txt; echo x > data/new-${i}.txt`])
+      expect(wrote).toMatchObject({ code: 0, stdout: input })
+    }
+    const r = await n1.ctl(['run', '--node', 'n2', '--sync', dir, '--', 'sh', '-c', 'cat data/in.txt; ls data | grep -c new- || true'])
+    expect(r).toMatchObject({ code: 0, stdout: `${input}0\n` })
+  })
+
   it('refuses a link out of the directory with exit 2, naming it, before sending anything', async () => {
     const bad = tempDir('grid-sync-bad-')
     writeFileSync(join(bad, 'fresh.txt'), randomBytes(64))

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { spawnSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, readlinkSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync, readlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pino from 'pino'
@@ -9,6 +9,7 @@ import { BlobCache, BlobReceiver } from '../../src/sync/index.ts'
 import { layoutTree } from '../../src/sync/layout.ts'
 import { SpareTrees } from '../../src/sync/spare-tree.ts'
 import { SYNC_SPARE_DIFF_MAX } from '../../src/sync/constants.ts'
+import { stampTree, unchangedSince, TREE_STAMP_RACY_MS } from '../../src/sync/tree-stamp.ts'
 
 const base = mkdtempSync(join(tmpdir(), 'grid-sync-cache-'))
 afterAll(() => { rmSync(base, { recursive: true, force: true }) })
@@ -179,20 +180,20 @@ describe('sync - spare tree', () => {
     spares.open()
     spares.prepare('m1', m1)
     const t = join(base, 'from-spare')
-    expect(await spares.take(m2, t)).toBe(true)
+    expect(await spares.take(m2, t)).toBeDefined()
     const fresh = join(base, 'fresh-m2')
     await layoutTree(c, m2, fresh)
     expect(listing(t)).toEqual(listing(fresh))
     // the spare went to that attempt: the next one has none until one is laid out again
-    expect(await spares.take(m2, join(base, 'none'))).toBe(false)
+    expect(await spares.take(m2, join(base, 'none'))).toBeUndefined()
     spares.prepare('m2', m2)
     const t2 = join(base, 'from-spare-2')
-    expect(await spares.take(m2, t2)).toBe(true)
+    expect(await spares.take(m2, t2)).toBeDefined()
     // a task's write to its tree does not reach the next one's
     writeFileSync(join(t2, 'src/a.txt'), 'task wrote\n')
     spares.prepare('m2', m2)
     const t3 = join(base, 'from-spare-3')
-    expect(await spares.take(m2, t3)).toBe(true)
+    expect(await spares.take(m2, t3)).toBeDefined()
     expect(readFileSync(join(t3, 'src/a.txt'), 'utf8')).toBe('b1\n')
     expect(readFileSync(c.path(b as string), 'utf8')).toBe('b1\n')
   })
@@ -202,7 +203,80 @@ describe('sync - spare tree', () => {
     const entries = await Promise.all(Array.from({ length: SYNC_SPARE_DIFF_MAX + 2 }, async (_, i) => ({ path: `f${i}`, mode: 0o644, size: String(i).length, sha256: await c.putBuffer(Buffer.from(String(i))) })))
     const spares = new SpareTrees(join(base, 'spares-far'), c, log, {})
     spares.prepare('one', { version: 1, entries: entries.slice(0, 1) })
-    expect(await spares.take({ version: 1, entries }, join(base, 'far'))).toBe(false)
+    expect(await spares.take({ version: 1, entries }, join(base, 'far'))).toBeUndefined()
     expect(existsSync(join(base, 'far'))).toBe(false)
+  })
+})
+
+describe('sync - a task\'s tree back as the spare', () => {
+  const file = (path: string, sha256: string, mode = 0o644): { path: string, mode: number, size: number, sha256: string } => ({ path, mode, size: 3, sha256 })
+  async function tree (c: BlobCache, name: string): Promise<{ m: { version: 1, entries: Array<ReturnType<typeof file>> }, dir: string }> {
+    const [a, b] = await Promise.all(['a1\n', 'b1\n'].map(async t => await c.putBuffer(Buffer.from(t))))
+    const m = { version: 1 as const, entries: [file('src/a.txt', a as string), file('src/deep/b.txt', b as string), file('top.txt', a as string)] }
+    const dir = join(base, name)
+    await layoutTree(c, m, dir)
+    return { m, dir }
+  }
+  /** waits out the stamp's racy window, so what follows is told apart by ctime alone */
+  const settle = async (): Promise<void> => { await new Promise(resolve => setTimeout(resolve, TREE_STAMP_RACY_MS + 20)) }
+
+  it('tells a tree left as laid out from one written, added to, or removed from (mtimes put back)', async () => {
+    const c = newCache()
+    for (const [name, touch] of [
+      ['written', (d: string) => { const st = statSync(join(d, 'src/a.txt')); writeFileSync(join(d, 'src/a.txt'), 'zz\n'); utimesSync(join(d, 'src/a.txt'), st.atime, st.mtime) }],
+      ['added', (d: string) => { const st = statSync(join(d, 'src/deep')); writeFileSync(join(d, 'src/deep/new.txt'), 'n'); utimesSync(join(d, 'src/deep'), st.atime, st.mtime) }],
+      ['removed', (d: string) => { rmSync(join(d, 'top.txt')) }],
+      ['chmod', (d: string) => { chmodSync(join(d, 'src/deep/b.txt'), 0o777) }]
+    ] as const) {
+      const { m, dir } = await tree(c, `stamp-${name}`)
+      const stamp = await stampTree(dir, m)
+      await settle()
+      expect(await unchangedSince(dir, m, stamp)).toBe(true)
+      touch(dir)
+      expect(await unchangedSince(dir, m, stamp), name).toBe(false)
+    }
+  })
+
+  it('checks an entry stamped within the racy window by its content', async () => {
+    const c = newCache()
+    const { m, dir } = await tree(c, 'stamp-racy')
+    const stamp = await stampTree(dir, m)
+    // written at once (the same clock tick, maybe), to the same size: only its content tells
+    writeFileSync(join(dir, 'src/a.txt'), 'zz\n')
+    const mk = stamp.marks.get('src/a.txt')
+    const now = statSync(join(dir, 'src/a.txt'))
+    // make it look as though the ctime did not move (a write within the tick of the stamp)
+    if (mk !== undefined) { mk.ctimeMs = now.ctimeMs; mk.ino = now.ino }
+    expect(await unchangedSince(dir, m, stamp)).toBe(false)
+  })
+
+  it('takes the ended task\'s tree as the spare when the copy is not ready, and leaves a written one', async () => {
+    const c = newCache()
+    const spares = new SpareTrees(join(base, 'spares-recycle'), c, log, {})
+    spares.open()
+    const { m, dir } = await tree(c, 'recycle-clean')
+    const stamp = await stampTree(dir, m)
+    const ino = statSync(join(dir, 'src/a.txt')).ino
+    await settle()
+    spares.prepare('m', m)
+    spares.recycle('m', m, dir, stamp)
+    const next = join(base, 'recycle-next')
+    expect(await spares.take(m, next)).toBeDefined()
+    // the same files (moved, not copied), and the task's tree is gone from where it was
+    expect(statSync(join(next, 'src/a.txt')).ino).toBe(ino)
+    expect(existsSync(dir)).toBe(false)
+    expect(readFileSync(join(next, 'src/deep/b.txt'), 'utf8')).toBe('b1\n')
+
+    const w = await tree(c, 'recycle-written')
+    const ws = await stampTree(w.dir, w.m)
+    await settle()
+    writeFileSync(join(w.dir, 'top.txt'), 'task\n')
+    spares.prepare('m', w.m)
+    spares.recycle('m', w.m, w.dir, ws)
+    const next2 = join(base, 'recycle-next-2')
+    // the background copy serves, with what was laid out; the written tree stays where its task left it
+    expect(await spares.take(w.m, next2)).toBeDefined()
+    expect(readFileSync(join(next2, 'top.txt'), 'utf8')).toBe('a1\n')
+    expect(readFileSync(join(w.dir, 'top.txt'), 'utf8')).toBe('task\n')
   })
 })
