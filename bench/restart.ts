@@ -7,7 +7,9 @@
  * - whole again: ms from the restart until every node sees every node alive, and that less the last socket (what the
  *   mesh and membership take once every daemon runs).
  *
- *   npm run bench -- restart [--sizes 5,8] [--rounds 2] [--seed 1] [--daemon dist|bundle]
+ *   npm run bench -- restart [--sizes 5,8] [--rounds 2] [--seed 1] [--daemon dist|bundle] [--keep]
+ *
+ * --keep leaves the data directories and logs (info level) and prints where.
  *
  * GRID_TEST_GRIDD runs another build's daemon (A/B runs against a base); --daemon bundle runs dist/bundle/gridd.mjs
  * (what gridctl deploy installs).
@@ -20,7 +22,7 @@ import { Cluster, freePort, type Gridd } from '../tests/helpers/cluster.ts'
 import { ROOT } from '../tests/helpers/paths.ts'
 import { median, sleep, table, waitFor } from './lib.ts'
 
-const { values } = parseArgs({ options: { sizes: { type: 'string', default: '5,8' }, rounds: { type: 'string', default: '2' }, seed: { type: 'string', default: '1' }, daemon: { type: 'string', default: 'dist' } } })
+const { values } = parseArgs({ options: { sizes: { type: 'string', default: '5,8' }, rounds: { type: 'string', default: '2' }, seed: { type: 'string', default: '1' }, daemon: { type: 'string', default: 'dist' }, keep: { type: 'boolean', default: false } } })
 const SIZES = (values.sizes ?? '5,8').split(',').map(Number)
 const ROUNDS = Number(values.rounds ?? '2')
 let seed = Number(values.seed ?? '1')
@@ -32,7 +34,7 @@ if (values.daemon === 'bundle') {
   console.error(`--daemon must be dist or bundle, not ${values.daemon}`)
   process.exit(2)
 }
-process.env.GRID_TEST_LOG_LEVEL = 'warn'
+process.env.GRID_TEST_LOG_LEVEL = values.keep === true ? 'info' : 'warn'
 
 /** A seeded generator (mulberry32), so base and new builds restart in the same orders. */
 function random (): number {
@@ -94,7 +96,8 @@ async function run (n: number): Promise<Row[]> {
       await sleep(5_000)
     }
   } finally {
-    await c.destroy()
+    await c.destroy({ keep: values.keep === true })
+    if (values.keep === true) console.error(`restart: logs and data kept in ${c.root}`)
   }
   return rows
 }
