@@ -57,3 +57,31 @@ export const PEER_STRIKE_GOSSIP_SCORE = -0.4
 export const PEER_BANNED_GOSSIP_SCORE = -100
 /** Peers tracked at once; past it the quietest are forgotten (a key holder can make any number of identities). */
 export const PEER_CONDUCT_MAX = 4096
+
+/**
+ * The dial loop (dialer.ts). It looks at known-but-unconnected peers and the bootstrap list every
+ * MAINTAIN_INTERVAL_MS, and sooner when a dial slot frees or a peer falls due.
+ */
+export const MAINTAIN_INTERVAL_MS = 1_000
+/** Backoff between dials of a peer that failed: from 1 s up to 60 s (dead peers are retried slowly, to heal partitions). */
+export const REDIAL_BASE_MS = 1_000
+export const REDIAL_CAP_MS = 60_000
+/** A member that left is dialled with backoff up to 5 min: cheap (a refused dial), and it heals a whole-cluster restart. */
+export const LEFT_REDIAL_CAP_MS = 300_000
+/**
+ * A peer lost in the last RECENT_LOSS_WINDOW_MS, or any peer while this process is in its own first such window (a
+ * start, or a whole cluster restarting in any order), is retried from RECENT_REDIAL_BASE_MS and at most
+ * RECENT_REDIAL_CAP_MS apart: a partition that heals or a member that restarts is found within a second or two
+ * rather than after a grown backoff (12.9 s to converge after a healed partition, 37.6 s for a whole restart of 8,
+ * with 60 s caps). A refused dial costs a packet each way. Past the window, the slow caps above apply.
+ */
+export const RECENT_LOSS_WINDOW_MS = 60_000
+export const RECENT_REDIAL_BASE_MS = 500
+export const RECENT_REDIAL_CAP_MS = 2_000
+/** Bootstrap addresses, while this node has no connection: at most this far apart in its first minute, 30 s later. */
+export const BOOTSTRAP_REDIAL_CAP_MS = 2_000
+export const DIAL_TIMEOUT_MS = 6_000
+export const RENDEZVOUS_TIMEOUT_MS = 10_000
+/** A node's first minute, when it looks up the rendezvous every interval; later every RENDEZVOUS_SETTLED_FACTOR. */
+export const RENDEZVOUS_SETTLE_MS = 60_000
+export const RENDEZVOUS_SETTLED_FACTOR = 6

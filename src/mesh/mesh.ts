@@ -1,10 +1,7 @@
 /**
- * The mesh: our libp2p node and how it finds and keeps its peers.
- *
- * - Bootstrap addresses only need to reach one member; they are retried with backoff until one answers.
- * - Every member provides a rendezvous key on the private DHT and periodically looks up the other providers.
- * - Peers learned from the DHT, from other modules (heartbeats, the registry) or from `join` are dialled gradually:
- *   a few at a time, with jitter and per-peer backoff, up to the connection cap.
+ * The mesh: our libp2p node, gossip publish and subscribe, and the calls other modules make on the network (join,
+ * connect, hang up). How it finds and keeps its peers (bootstrap, DHT rendezvous, gradual dialling) is the dial
+ * loop's, in dialer.ts.
  */
 import { EventEmitter } from 'node:events'
 import type { Message } from '@libp2p/gossipsub'
@@ -18,7 +15,9 @@ import type { Logger } from 'pino'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import { rendezvousKey } from '../../proto/index.ts'
 import { HINTS, InvalidArgumentError, PeerUnreachableError, type NodeId, type Startable } from '../interface/index.ts'
-import { LogLimiter, backoffMs, jitter, repeat } from '../util/index.ts'
+import { LogLimiter } from '../util/index.ts'
+import { DIAL_TIMEOUT_MS } from './constants.ts'
+import { Dialer } from './dialer.ts'
 import { explainListenError } from './listen-error.ts'
 import { InboundGuard } from './inbound-guard.ts'
 import { PeerConduct } from './misbehaviour.ts'
@@ -64,54 +63,15 @@ export type GossipHandler = (data: Uint8Array, from: GossipSource) => void
 export type GossipVerdict = 'accept' | 'ignore' | 'reject'
 export type GossipValidator = (data: Uint8Array, from: GossipSource) => GossipVerdict
 
-interface KnownPeer {
-  attempts: number
-  nextAttemptAt: number
-  dialing: boolean
-  /** It said it left: still dialled, slowly, so that a cluster stopped and started again in any order finds itself. */
-  left: boolean
-  /** A bootstrap peer from the config: never forgotten, dialled until connected whatever else we are connected to. */
-  pinned: boolean
-  /** When its last connection closed (epoch ms; 0 if never connected in this process). */
-  lostAt: number
-}
-
-/** How often the dial loop looks at known-but-unconnected peers and the bootstrap list. */
-const MAINTAIN_INTERVAL_MS = 1_000
-/** Backoff between dials of a peer that failed: from 1 s up to 60 s (dead peers are retried slowly, to heal partitions). */
-const REDIAL_BASE_MS = 1_000
-const REDIAL_CAP_MS = 60_000
-/** A member that left is dialled with backoff up to 5 min: cheap (a refused dial), and it heals a whole-cluster restart. */
-const LEFT_REDIAL_CAP_MS = 300_000
-/**
- * A peer lost in the last RECENT_LOSS_WINDOW_MS, or any peer while this process is in its own first such window (a
- * start, or a whole cluster restarting in any order), is retried at most RECENT_REDIAL_CAP_MS apart: a partition that
- * heals or a member that restarts is found within seconds rather than after a grown backoff (12.9 s to converge after
- * a healed partition, 37.6 s for a whole restart of 8, before). Past the window, the slow caps above apply.
- */
-const RECENT_LOSS_WINDOW_MS = 60_000
-const RECENT_REDIAL_CAP_MS = 3_000
-const DIAL_TIMEOUT_MS = 6_000
-const RENDEZVOUS_TIMEOUT_MS = 10_000
-const RENDEZVOUS_SETTLE_MS = 60_000
-const RENDEZVOUS_SETTLED_FACTOR = 6
-
 export class Mesh extends EventEmitter<MeshEvents> implements Startable {
   readonly peerId: NodeId
   readonly rpc: RpcService
   private readonly log: Logger
-  private readonly known = new Map<NodeId, KnownPeer>()
   private readonly handlers = new Map<string, { handler: GossipHandler, validate: GossipValidator }>()
   private readonly bootstrap: Multiaddr[]
   private readonly limiter = new LogLimiter(60_000)
-  private bootstrapAttempts = 0
-  private bootstrapNextAt = 0
-  private dialsInFlight = 0
-  private maintainLoop?: { stop: () => void }
-  private rendezvousLoop?: { stop: () => void }
+  private readonly dialer: Dialer
   private rendezvousCid?: CID
-  private startedAt = 0
-  private lastRendezvousAt = 0
   private stopping = false
   private readonly metrics: {
     connections: Gauge
@@ -137,6 +97,26 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
       gossipRejected: new Counter({ name: 'grid_mesh_gossip_rejected_total', help: 'Gossip messages not delivered (invalid, or relayed copies taken only first-hand), by topic', labelNames: ['topic'], registers: [r] }),
       handshakeFailures: new Counter({ name: 'grid_mesh_handshake_failures_total', help: 'Connections whose upgrade failed (wrong swarm key, not a grid node), by direction', labelNames: ['direction'], registers: [r] })
     }
+    const providers = async function * (mesh: Mesh, cid: CID, signal: AbortSignal): AsyncIterable<{ id: NodeId, addrs: string[] }> {
+      for await (const p of mesh.libp2p.contentRouting.findProviders(cid, { signal })) {
+        const id = p.id.toString()
+        if (id !== mesh.peerId) yield { id, addrs: p.multiaddrs.map(m => m.toString()) }
+      }
+    }
+    this.dialer = new Dialer({
+      log: this.log,
+      dialPeer: async (peer, signal) => { await this.libp2p.dial(safePeerId(peer), { signal }) },
+      dialAddr: async (addr, signal) => (await this.libp2p.dial(addr, { signal })).remotePeer.toString(),
+      connectionCount: () => this.libp2p.getConnections().length,
+      isConnected: peer => this.isConnected(peer),
+      rememberAddrs: (peer, addrs) => { this.rememberAddrs(peer, addrs) },
+      rendezvous: {
+        provide: async signal => { if (this.rendezvousCid !== undefined) await this.libp2p.contentRouting.provide(this.rendezvousCid, { signal }) },
+        findProviders: signal => this.rendezvousCid === undefined ? (async function * () {})() : providers(this, this.rendezvousCid, signal)
+      },
+      counted: (kind, outcome) => { this.metrics.dials.inc({ kind, outcome }) },
+      explain: err => this.explainDialError(err)
+    }, { bootstrap: this.bootstrap, maxConnections: init.maxConnections, dialConcurrency: init.dialConcurrency, rendezvousIntervalMs: init.rendezvousIntervalMs })
   }
 
   static async create (components: MeshComponents, init: MeshInit): Promise<Mesh> {
@@ -176,17 +156,13 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
       if (id !== undefined) this.learn(id, [ma.toString()], { pinned: true })
     }
     this.rendezvousCid = CID.create(1, raw.code, await sha256.digest(new TextEncoder().encode(rendezvousKey(this.init.cluster))))
-    const onError = (err: unknown): void => { this.log.error({ err }, 'mesh maintenance failed') }
-    this.maintainLoop = repeat(() => { this.maintain() }, MAINTAIN_INTERVAL_MS, onError, { immediate: true })
-    this.startedAt = Date.now()
-    this.rendezvousLoop = repeat(async () => { if (this.rendezvousDue()) await this.rendezvous() }, this.init.rendezvousIntervalMs, onError, { jitter: 0.2 })
+    this.dialer.start()
     this.log.info({ peerId: this.peerId, addrs: this.addrs(), swarmKey: this.init.swarmKey?.fingerprint ?? 'none (insecure lab mode)' }, 'mesh started')
   }
 
   async stop (): Promise<void> {
     this.stopping = true
-    this.maintainLoop?.stop()
-    this.rendezvousLoop?.stop()
+    this.dialer.stop()
     await this.rpc.stop()
     this.libp2p.removeEventListener('peer:connect', this.onConnect)
     this.libp2p.removeEventListener('peer:disconnect', this.onDisconnect)
@@ -239,25 +215,19 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
    */
   learn (peer: NodeId, addrs: string[] = [], how: { left?: boolean, pinned?: boolean } = {}): void {
     if (peer === this.peerId) return
-    let id: PeerId
-    try { id = parsePeerId(peer) } catch { return }
-    if (addrs.length > 0) {
-      const mas: Multiaddr[] = []
-      for (const a of addrs) { try { mas.push(multiaddr(a)) } catch { /* a bad address from a peer is skipped */ } }
-      if (mas.length > 0) void this.libp2p.peerStore.merge(id, { multiaddrs: mas }).catch(() => {})
-    }
-    const k = this.known.get(peer)
-    if (k === undefined) {
-      this.known.set(peer, { attempts: 0, nextAttemptAt: Date.now() + jitter(200, 1), dialing: false, left: how.left === true, pinned: how.pinned === true, lostAt: 0 })
-    } else {
-      k.left = how.left === true
-      if (how.pinned === true) k.pinned = true
-    }
+    try { parsePeerId(peer) } catch { return }
+    this.dialer.learn(peer, addrs, how)
+  }
+
+  private rememberAddrs (peer: NodeId, addrs: string[]): void {
+    const mas: Multiaddr[] = []
+    for (const a of addrs) { try { mas.push(multiaddr(a)) } catch { /* a bad address from a peer is skipped */ } }
+    if (mas.length > 0) void this.libp2p.peerStore.merge(parsePeerId(peer), { multiaddrs: mas }).catch(() => {})
   }
 
   /** Stops dialling a member that was removed (gridctl nodes forget); a bootstrap peer from the config stays. */
   forget (peer: NodeId): void {
-    if (this.known.get(peer)?.pinned !== true) this.known.delete(peer)
+    this.dialer.forget(peer)
   }
 
   /** Closes every connection to a peer (declared dead); it stays known, so it is dialled again with backoff. */
@@ -299,15 +269,13 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
 
   private readonly onConnect = (evt: CustomEvent<PeerId>): void => {
     const id = evt.detail.toString()
-    const k = this.known.get(id)
-    if (k !== undefined) { k.attempts = 0; k.nextAttemptAt = 0; k.left = false } else this.known.set(id, { attempts: 0, nextAttemptAt: 0, dialing: false, left: false, pinned: false, lostAt: 0 })
+    this.dialer.connected(id)
     this.emit('peer:connect', id)
   }
 
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
     const id = evt.detail.toString()
-    const k = this.known.get(id)
-    if (k !== undefined) { k.nextAttemptAt = Date.now() + jitter(REDIAL_BASE_MS, 0.5); k.lostAt = Date.now() }
+    this.dialer.disconnected(id)
     this.emit('peer:disconnect', id)
   }
 
@@ -347,127 +315,13 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
       : `a peer at ${host} uses a different swarm key, or is not a grid node (logged once a minute per address)`)
   }
 
-  /** One pass of the dial loop: bootstrap while alone, then known members below the connection cap. */
-  private maintain (): void {
-    if (this.stopping) return
-    const now = Date.now()
-    const connected = this.libp2p.getConnections().length
-    if (this.bootstrap.length > 0 && connected === 0 && now >= this.bootstrapNextAt && this.dialsInFlight === 0) {
-      this.bootstrapNextAt = now + backoffMs(this.bootstrapAttempts++, REDIAL_BASE_MS, 30_000)
-      for (const ma of this.bootstrap) void this.dialBootstrap(ma)
-    }
-    const room = Math.max(0, this.init.maxConnections - connected)
-    let budget = Math.min(room, this.init.dialConcurrency - this.dialsInFlight)
-    if (budget <= 0) return
-    for (const [id, k] of this.known) {
-      if (budget <= 0) break
-      if (k.dialing || now < k.nextAttemptAt || this.isConnected(id)) continue
-      budget--
-      void this.dialKnown(id, k)
-    }
-  }
-
-  private async dialBootstrap (ma: Multiaddr): Promise<void> {
-    this.dialsInFlight++
-    try {
-      const conn = await this.libp2p.dial(ma, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
-      this.bootstrapAttempts = 0
-      this.metrics.dials.inc({ kind: 'bootstrap', outcome: 'ok' })
-      this.log.info({ addr: ma.toString(), peer: conn.remotePeer.toString() }, 'joined through bootstrap peer')
-      // a first member is known: ask the DHT for the rest soon rather than at the next interval
-      setTimeout(() => { void this.rendezvous().catch(() => {}) }, jitter(300, 0.5)).unref()
-    } catch (err) {
-      this.metrics.dials.inc({ kind: 'bootstrap', outcome: 'error' })
-      if (this.limiter.allow(`bootstrap:${ma.toString()}`)) {
-        this.log.warn({ addr: ma.toString(), reason: this.explainDialError(err) }, 'cannot reach bootstrap peer; retrying with backoff (logged once a minute per address)')
-      }
-    } finally {
-      this.dialsInFlight--
-    }
-  }
-
-  /** The longest wait before the next dial of a peer that failed (see RECENT_LOSS_WINDOW_MS). */
-  private redialCapMs (k: KnownPeer): number {
-    const now = Date.now()
-    if (now - k.lostAt < RECENT_LOSS_WINDOW_MS || now - this.startedAt < RECENT_LOSS_WINDOW_MS) return RECENT_REDIAL_CAP_MS
-    return k.left ? LEFT_REDIAL_CAP_MS : REDIAL_CAP_MS
-  }
-
-  private async dialKnown (id: NodeId, k: KnownPeer): Promise<void> {
-    k.dialing = true
-    this.dialsInFlight++
-    try {
-      await this.libp2p.dial(safePeerId(id), { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
-      k.attempts = 0
-      this.metrics.dials.inc({ kind: 'peer', outcome: 'ok' })
-    } catch (err) {
-      k.nextAttemptAt = Date.now() + backoffMs(k.attempts++, REDIAL_BASE_MS, this.redialCapMs(k))
-      this.metrics.dials.inc({ kind: 'peer', outcome: 'error' })
-      this.log.debug({ peer: id, reason: this.explainDialError(err), attempts: k.attempts }, 'dial failed')
-    } finally {
-      k.dialing = false
-      this.dialsInFlight--
-    }
-  }
-
-  /**
-   * Rendezvous runs every interval while this node is settling (its first minute, or while it has at most one
-   * connection), then every RENDEZVOUS_SETTLED_FACTOR intervals: a settled member learns newcomers from their
-   * heartbeats, and each round costs a DHT put and a lookup against every member.
-   */
-  private rendezvousDue (): boolean {
-    const now = Date.now()
-    const settling = now - this.startedAt < RENDEZVOUS_SETTLE_MS || this.libp2p.getConnections().length <= 1
-    if (!settling && now - this.lastRendezvousAt < this.init.rendezvousIntervalMs * RENDEZVOUS_SETTLED_FACTOR * 0.9) return false
-    this.lastRendezvousAt = now
-    return true
-  }
-
-  /** Provides our rendezvous key and learns the other providers. */
-  private async rendezvous (): Promise<void> {
-    const cid = this.rendezvousCid
-    if (cid === undefined || this.stopping || this.libp2p.getConnections().length === 0) return
-    const signal = AbortSignal.timeout(RENDEZVOUS_TIMEOUT_MS)
-    const provide = this.libp2p.contentRouting.provide(cid, { signal }).catch(err => {
-      this.log.debug({ err: (err as Error).message }, 'rendezvous provide failed')
-    })
-    let found = 0
-    try {
-      for await (const p of this.libp2p.contentRouting.findProviders(cid, { signal })) {
-        const id = p.id.toString()
-        if (id === this.peerId) continue
-        found++
-        this.learn(id, p.multiaddrs.map(m => m.toString()))
-      }
-    } catch (err) {
-      if (!signal.aborted) this.log.debug({ err: (err as Error).message }, 'rendezvous lookup failed')
-    }
-    await provide
-    this.log.debug({ found }, 'rendezvous lookup done')
-  }
-
   /**
    * gridctl discover (issue 12): asks the DHT rendezvous now who provides this cluster's key, learns them (so they
    * are dialled), and says who answered with their addresses. Empty when this node has no connection to ask through.
    */
   async discover (signal?: AbortSignal): Promise<Array<{ id: NodeId, addrs: string[] }>> {
-    const cid = this.rendezvousCid
-    if (cid === undefined || this.stopping || this.libp2p.getConnections().length === 0) return []
-    const timeout = AbortSignal.timeout(RENDEZVOUS_TIMEOUT_MS)
-    const both = signal === undefined ? timeout : AbortSignal.any([signal, timeout])
-    const found = new Map<NodeId, string[]>()
-    try {
-      for await (const p of this.libp2p.contentRouting.findProviders(cid, { signal: both })) {
-        const id = p.id.toString()
-        if (id === this.peerId) continue
-        const addrs = p.multiaddrs.map(m => m.toString())
-        found.set(id, [...new Set([...(found.get(id) ?? []), ...addrs])])
-        this.learn(id, addrs)
-      }
-    } catch (err) {
-      if (!both.aborted) this.log.debug({ err: (err as Error).message }, 'discover lookup failed')
-    }
-    return [...found].map(([id, addrs]) => ({ id, addrs }))
+    if (this.stopping) return []
+    return await this.dialer.discover(signal)
   }
 
   explainDialError (err: unknown): string {

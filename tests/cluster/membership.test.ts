@@ -128,4 +128,21 @@ describe('membership - bootstrap peers and whole-cluster restarts', () => {
     await n1.start()
     await c.converged()
   })
+
+  it('is whole again after every member was killed (kill -9) and all were started at once in another order', async () => {
+    await c?.destroy()
+    c = new Cluster()
+    const ports = [await freePort(), await freePort(), await freePort(), await freePort()]
+    const listen = (i: number): string[] => ['--listen', `/ip4/127.0.0.1/tcp/${ports[i] as number}`]
+    const n1 = await c.add('n1', { args: listen(0) })
+    const first = `/ip4/127.0.0.1/tcp/${ports[0] as number}/p2p/${n1.id}`
+    for (let i = 1; i < 4; i++) await c.add(`n${i + 1}`, { args: listen(i), bootstrap: [first] })
+    await c.converged()
+    // no leave announced: every registry still names every member, and each node dials them while they start
+    await Promise.all(c.nodes.map(async n => { await n.kill() }))
+    await Promise.all(['n4', 'n2', 'n1', 'n3'].map(async name => { await c?.node(name).start() }))
+    await c.converged()
+    // each member is connected to every other, not only to the one its bootstrap list names
+    for (const n of c.nodes) await waitFor(`${n.name} to be connected to the 3 others`, async () => (await n.status()).connections === 3)
+  })
 })
