@@ -51,7 +51,7 @@ if (values.json) {
     seed: r.seed, nodes: r.nodes, simulatedMs: r.simulatedMs, wallMs: r.wallMs, traceHash: r.traceHash,
     detection: { p50Ms: r.detection.p50Ms, p99Ms: r.detection.p99Ms }, falseDeaths: r.falseDeaths,
     bytesPerNodePerSec: r.bytesPerNodePerSec, convergeMs: r.convergeMs, invariantViolations: r.invariantViolations,
-    mode: r.mode, speedup: r.speedup, cpuMs: r.cpuMs, cpuSpeedup: r.cpuSpeedup, detectionSamples: r.detection.samples, undetected: r.detection.undetected,
+    mode: r.mode, speedup: r.speedup, cpuMs: r.cpuMs, cpuSpeedup: r.cpuSpeedup, steady: r.steady, detectionSamples: r.detection.samples, undetected: r.detection.undetected,
     placement: r.placement, bytes: r.bytes, faults: r.faults, events: r.events, violations: r.violations,
     goals: goals(r),
     ...(r.invariantViolations > 0 ? { replay } : {})
@@ -78,6 +78,7 @@ function print (r: SimReport): void {
   const ms = (v: number | null): string => v === null ? 'n/a' : `${(v / 1000).toFixed(2)} s`
   const lines = [
     `seed ${r.seed}, ${r.nodes} nodes, ${r.mode} mode, ${(r.simulatedMs / 1000).toFixed(0)} s simulated in ${(r.wallMs / 1000).toFixed(1)} s (${r.speedup}x real time; CPU ${(r.cpuMs / 1000).toFixed(1)} s, ${r.cpuSpeedup}x; ${r.events} events)`,
+    `after the warm-up (from ${(r.steady.fromMs / 1000).toFixed(0)} s): ${r.steady.cpuSpeedup}x on CPU time, ${(r.steady.bytesPerNodePerSec / 1000).toFixed(1)} kB/s per node`,
     `trace hash ${r.traceHash}`,
     `faults: ${Object.entries(r.faults).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`,
     `detection of a silent node: p50 ${ms(r.detection.p50Ms)}, p99 ${ms(r.detection.p99Ms)} (${r.detection.samples} faults, ${r.detection.undetected} undetected)`,

@@ -62,7 +62,12 @@ export const HeartbeatSchema = Type.Object({
   ts: NonNeg,
   /** placement (issue 12): its own health verdict, and whether its queue is paused; optional for older peers */
   health: Type.Optional(HealthFactsSchema),
-  paused: Type.Optional(Type.Boolean())
+  paused: Type.Optional(Type.Boolean()),
+  /**
+   * the sender's heartbeat interval until its next heartbeat, ms (it grows with the cluster's size): receivers'
+   * missed-heartbeat deadline follows it; optional for older peers (taken as the receiver's own interval)
+   */
+  iv: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000 }))
 })
 export type Heartbeat = Static<typeof HeartbeatSchema>
 

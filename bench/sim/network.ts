@@ -208,8 +208,12 @@ export class SimNetwork {
 
   /** IHAVE gossip over the whole run: each node, each second, tells D_LAZY peers the ids it saw in the last windows. */
   ihaveBytes (simulatedMs: number): number {
-    const seconds = simulatedMs / 1000
-    const perSecond = seconds > 0 ? this.published / seconds : 0
+    return this.ihaveBytesFor(this.published, simulatedMs / 1000)
+  }
+
+  /** The same for `published` messages over `seconds`. */
+  ihaveBytesFor (published: number, seconds: number): number {
+    const perSecond = seconds > 0 ? published / seconds : 0
     return this.n * seconds * D_LAZY * Math.min(MAX_IHAVE_LENGTH, perSecond * GOSSIP_WINDOWS) * MESSAGE_ID_BYTES
   }
 

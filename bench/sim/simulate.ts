@@ -63,7 +63,15 @@ export interface SimReport {
   cpuMs: number
   /** simulated time over CPU time */
   cpuSpeedup: number
+  /**
+   * The same from the end of the warm-up (STEADY_FROM_MS, or half a shorter run) to the end: a cluster that starts
+   * together first floods everyone with everyone's first heartbeat (N^2 deliveries), which a short run is mostly made of.
+   */
+  steady: { fromMs: number, cpuSpeedup: number, bytesPerNodePerSec: number }
 }
+
+/** Where the steady part of a run starts (see SimReport.steady). */
+export const STEADY_FROM_MS = 60_000
 
 /** Grid's defaults (config.ts): a 1 s heartbeat, probed after 3 missed, 1 s probes, 3 helpers, 4 s to refute. */
 export const DEFAULT_MEMBERSHIP: Omit<MembershipInit, 'name'> = {
@@ -208,7 +216,17 @@ export async function simulate (opts: SimOptions): Promise<SimReport> {
       })
     }
 
+    // two legs, so the steady part is measured apart; the events and the trace are those of one run
+    const steadyFrom = Math.min(STEADY_FROM_MS, Math.round(opts.simulatedMs / 2))
+    await clock.runUntil(steadyFrom)
+    const cpuAtSteady = process.cpuUsage()
+    const bytesAtSteady = net.gossipBytes + net.rpcBytes
+    const publishedAtSteady = net.published
     await clock.runUntil(opts.simulatedMs)
+    const steadyCpu = process.cpuUsage(cpuAtSteady)
+    const steadyS = (opts.simulatedMs - steadyFrom) / 1000
+    const steadyIhave = net.ihaveBytesFor(net.published - publishedAtSteady, steadyS)
+    const steadyBytes = net.gossipBytes + net.rpcBytes - bytesAtSteady + steadyIhave
 
     if (Number.isFinite(healAt) && convergeMs === null) {
       checks.violations.push({ at: clock.now, kind: 'not-converged', detail: `views had not converged ${Math.round((clock.now - healAt) / 1000)}s after the heal` })
@@ -241,7 +259,12 @@ export async function simulate (opts: SimOptions): Promise<SimReport> {
       events: trace.events,
       speedup: Math.round(opts.simulatedMs / wall * 100) / 100,
       cpuMs: Math.round(cpuMs),
-      cpuSpeedup: Math.round(opts.simulatedMs / cpuMs * 100) / 100
+      cpuSpeedup: Math.round(opts.simulatedMs / cpuMs * 100) / 100,
+      steady: {
+        fromMs: steadyFrom,
+        cpuSpeedup: Math.round(steadyS * 1000 / ((steadyCpu.user + steadyCpu.system) / 1000) * 100) / 100,
+        bytesPerNodePerSec: Math.round(steadyBytes / n / steadyS)
+      }
     }
   } finally {
     clock.uninstall()

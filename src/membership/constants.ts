@@ -30,7 +30,6 @@ export const INDIRECT_PROBE_SLACK_MS = 500
 /** Spread of each loop's interval, so nodes started together do not gossip or probe in step. */
 export const HEARTBEAT_JITTER = 0.05
 export const TICK_JITTER = 0.1
-export const PROBE_JITTER = 0.2
 
 /**
  * How far ahead of the receiver's clock, in seconds, a member's incarnation may be. An incarnation starts at its
@@ -69,6 +68,19 @@ export const SUSPICION_MIN_FRACTION = 0.5
  * Detection of a silent member rests on the SWIM probes, which keep their pace.
  */
 export const SETTLED_HEARTBEAT_FACTOR = 2
+
+/**
+ * Heartbeats that scale (schedule.ts): past CLUSTER_HEARTBEATS * SETTLED_HEARTBEAT_FACTOR members (12), a node's
+ * settled heartbeat interval is members / CLUSTER_HEARTBEATS base intervals (busy: half that), so the whole cluster
+ * sends about CLUSTER_HEARTBEATS heartbeats per interval settled and twice that busy, whatever its size. Each
+ * heartbeat is relayed to everyone about D-1 = 5 times (gossipsub) plus IHAVE ids: about 3.4 kB per node per cluster
+ * heartbeat, so 12 a second busy is about 41 kB/s per node (the goal: under 50 kB/s at 1,000 nodes). Liveness rests on
+ * the routine probes meanwhile (each member probed once a period), and placement reads load up to a busy interval old
+ * (83 s at 1,000 nodes; 1 s up to 12).
+ */
+export const CLUSTER_HEARTBEATS = 6
+/** The longest heartbeat interval (and so the oldest load report) whatever the cluster's size: 5 minutes. */
+export const HEARTBEAT_INTERVAL_MAX_MS = 300_000
 export const SETTLED_QUIET_MS = 10_000
 /**
  * Nor in its first minute (as the mesh's rendezvous settles): a cluster that is forming runs at full pace. With

@@ -7,7 +7,8 @@
  *
  * Rules (SWIM with suspicion, incarnations and a fast path for refused connections):
  * - A fresh heartbeat (higher incarnation, or the same incarnation with a higher sequence) means alive.
- * - Missed heartbeats get a peer probed; an unanswered direct probe makes it suspect (a peer that answers stays
+ * - Missed heartbeats get a peer probed (`suspectAfterMissed` of the interval the peer announced in its last
+ *   heartbeat, `iv`; the configured interval for a peer that announces none); an unanswered direct probe makes it suspect (a peer that answers stays
  *   alive, however late its heartbeats). A suspect that does not come back within the suspicion timeout is dead.
  * - The suspicion timeout shrinks with independent confirmations (Lifeguard's dynamic suspicion): each other member
  *   that failed to reach the suspect too (an indirect probe's helper that answered "unreachable", or a suspicion
@@ -31,7 +32,8 @@
  */
 import type { Heartbeat, Notice } from '../../proto/index.ts'
 import type { HealthReport, LoadReport, MemberState, MemberView, NodeId, SelfState } from '../interface/index.ts'
-import { DEAD_MEMBER_EXPIRY_MS, INCARNATION_AHEAD_MAX_S, NOTICE_AFTER_REJOIN_MS, SUSPICION_MIN_FRACTION } from './constants.ts'
+import { DEAD_MEMBER_EXPIRY_MS, HEARTBEAT_INTERVAL_MAX_MS, INCARNATION_AHEAD_MAX_S, NOTICE_AFTER_REJOIN_MS, SUSPICION_MIN_FRACTION } from './constants.ts'
+import { MemberRing } from './schedule.ts'
 
 export interface DetectorOptions {
   heartbeatIntervalMs: number
@@ -87,6 +89,12 @@ interface Member {
   confirmedBy: Set<NodeId>
   /** the last PROBE_LOG_LENGTH direct probes, newest last */
   probes: Array<{ at: number, rttMs: number | null, ok: boolean }>
+  /** The heartbeat interval it announced last (ms); undefined for a node too old to announce one. */
+  intervalMs?: number
+  /** What the ring and counters hold for it (place() keeps them in step with its state). */
+  inRing: boolean
+  legacy: boolean
+  suspectNow: boolean
 }
 
 /** Direct probes kept per member for `gridctl health NODE`. */
@@ -103,6 +111,14 @@ export class FailureDetector {
   private readonly createdAt: number
   private readonly aheadMaxS: number
   private readonly expiryMs: number
+  /** Live members and this node, sorted (the probe schedule's ring); its size less one is the live count. */
+  readonly ring = new MemberRing()
+  private suspects = 0
+  /** Live members whose heartbeats announce no interval (an older version): heartbeats do not scale while any is. */
+  private legacyMembers = 0
+  /** No deadline falls before this (epoch ms): tick() skips its pass over the table until then. */
+  private nextCheckAt = 0
+  private intervalFloorMs = 0
 
   constructor (readonly selfId: NodeId, private readonly opts: DetectorOptions) {
     this.now = opts.now ?? Date.now
@@ -112,16 +128,43 @@ export class FailureDetector {
     // a node that just started is joining: not settled until it has been quiet for a while
     this.createdAt = this.now()
     this.lastChangeAt = this.createdAt
+    this.ring.add(selfId)
   }
+
+  /** Live members (alive or suspect) and this node. */
+  get memberCount (): number { return this.ring.size }
+
+  /** Whether a live member sends heartbeats without an interval (an older version, whose deadlines do not follow ours). */
+  get hasLegacyMembers (): boolean { return this.legacyMembers > 0 }
 
   /** Whether an incarnation is one a live node could hold: not beyond this node's clock plus the allowance. */
   plausibleIncarnation (inc: number): boolean {
     return inc <= Math.floor(this.now() / 1000) + this.aheadMaxS
   }
 
-  /** How long without a heartbeat before a peer is probed (and suspected if the probe goes unanswered). */
+  /** How long without a heartbeat before a peer is probed, for a peer at the configured interval. */
   get suspectAfterMs (): number {
     return this.opts.heartbeatIntervalMs * this.opts.suspectAfterMissed * this.multiplier
+  }
+
+  /** How long without a heartbeat before this peer is probed: `suspectAfterMissed` of the interval it announced. */
+  suspectAfterMsFor (id: NodeId): number {
+    const m = this.members.get(id)
+    return m === undefined ? this.suspectAfterMs : this.deadlineOf(m)
+  }
+
+  private deadlineOf (m: Member): number {
+    const iv = Math.max(m.intervalMs ?? this.opts.heartbeatIntervalMs, this.intervalFloorMs)
+    return iv * this.opts.suspectAfterMissed * this.multiplier
+  }
+
+  /**
+   * The least interval any member's heartbeats are held to (this node's own busy interval for the cluster it sees):
+   * a member that announced a short interval before it saw the whole cluster is not probed for keeping a longer one.
+   */
+  setIntervalFloor (ms: number): void {
+    if (ms < this.intervalFloorMs) this.nextCheckAt = 0
+    this.intervalFloorMs = ms
   }
 
   /** How long a suspect may refute before it is declared dead. */
@@ -150,27 +193,46 @@ export class FailureDetector {
    */
   settled (quietMs: number, startedQuietMs = 0): boolean {
     const now = this.now()
-    if (this.multiplier > 1 || now - this.lastChangeAt < quietMs || now - this.createdAt < startedQuietMs) return false
-    for (const m of this.members.values()) if (m.state === 'suspect') return false
-    return true
+    return this.multiplier <= 1 && now - this.lastChangeAt >= quietMs && now - this.createdAt >= startedQuietMs && this.suspects === 0
   }
 
   /** Members alive or suspect (this node not counted). */
   private liveCount (): number {
-    let n = 0
-    for (const m of this.members.values()) if (m.state === 'alive' || m.state === 'suspect') n++
-    return n
+    return this.ring.size - 1
+  }
+
+  /** Keeps the ring and the counters in step with a member's state and announced interval. */
+  private place (m: Member): void {
+    const inRing = m.state === 'alive' || m.state === 'suspect'
+    if (inRing !== m.inRing) {
+      if (inRing) this.ring.add(m.id)
+      else this.ring.remove(m.id)
+      m.inRing = inRing
+    }
+    const legacy = inRing && m.intervalMs === undefined
+    if (legacy !== m.legacy) { this.legacyMembers += legacy ? 1 : -1; m.legacy = legacy }
+    const suspect = m.state === 'suspect'
+    if (suspect !== m.suspectNow) { this.suspects += suspect ? 1 : -1; m.suspectNow = suspect }
+  }
+
+  private unplace (m: Member): void {
+    if (m.inRing) this.ring.remove(m.id)
+    if (m.legacy) this.legacyMembers--
+    if (m.suspectNow) this.suspects--
+    m.inRing = m.legacy = m.suspectNow = false
   }
 
   /** Another member could not reach this suspect either (its indirect probe failed, or it gossiped a suspicion). */
   confirm (id: NodeId, by: NodeId): void {
     const m = this.members.get(id)
-    if (m?.state === 'suspect' && by !== this.selfId && by !== id) m.confirmedBy.add(by)
+    if (m?.state === 'suspect' && by !== this.selfId && by !== id) { m.confirmedBy.add(by); this.nextCheckAt = 0 }
   }
 
   /** Stretches every deadline by `k` (1 = healthy) while this node is itself slow. */
   setHealthMultiplier (k: number): void {
-    this.multiplier = Math.max(1, k)
+    const next = Math.max(1, k)
+    if (next < this.multiplier) this.nextCheckAt = 0
+    this.multiplier = next
   }
 
   /** Applies a heartbeat from a peer; returns the transition it caused, if any. */
@@ -180,15 +242,17 @@ export class FailureDetector {
     let m = this.members.get(hb.id)
     if (m === undefined) {
       const state: MemberState = hb.state === 'left' ? 'left' : 'alive'
-      m = { id: hb.id, name: hb.name, state, selfState: 'alive', incarnation: hb.inc, seq: hb.seq, lastSeen: now, since: now, history: [], healthHistory: [], probes: [], confirmedBy: new Set(), backAt: 0 }
+      m = { id: hb.id, name: hb.name, state, selfState: 'alive', incarnation: hb.inc, seq: hb.seq, lastSeen: now, since: now, history: [], healthHistory: [], probes: [], confirmedBy: new Set(), backAt: 0, inRing: false, legacy: false, suspectNow: false }
       this.members.set(hb.id, m)
       this.applyPayload(m, hb, now)
+      this.place(m)
       this.record(m, state, 'first heartbeat')
       return { id: m.id, from: null, to: state, reason: 'first heartbeat', incarnation: m.incarnation }
     }
     const fresh = hb.inc > m.incarnation || (hb.inc === m.incarnation && hb.seq > m.seq)
     if (!fresh) return undefined
     this.applyPayload(m, hb, now)
+    this.place(m)
     if (hb.state === 'left') return this.transition(m, 'left', 'announced it is leaving')
     if (m.state !== 'alive') return this.transition(m, 'alive', m.state === 'suspect' ? 'heartbeat after suspicion' : `heartbeat while ${m.state}`)
     return undefined
@@ -249,21 +313,34 @@ export class FailureDetector {
     const overdue: Overdue[] = []
     const dead: Transition[] = []
     const expired: MemberView[] = []
+    // a large cluster's members are mostly far from their deadlines: the pass runs only when one may have come
+    if (now < this.nextCheckAt) return { overdue, dead, expired }
+    let next = Infinity
     const live = this.liveCount()
     for (const m of this.members.values()) {
-      if ((m.state === 'dead' || m.state === 'left') && now - m.since >= this.expiryMs) {
-        expired.push(this.toView(m))
-        this.members.delete(m.id)
+      if (m.state === 'dead' || m.state === 'left') {
+        if (now - m.since >= this.expiryMs) {
+          expired.push(this.toView(m))
+          this.members.delete(m.id)
+          this.unplace(m)
+        } else next = Math.min(next, m.since + this.expiryMs)
         continue
       }
-      if (m.state === 'alive' && now - Math.max(m.lastSeen, m.reachedAt ?? 0) > this.suspectAfterMs) {
-        overdue.push({ id: m.id, reason: `no heartbeat for ${Math.round((now - m.lastSeen) / 100) / 10}s` })
-      } else if (m.state === 'suspect' && now - m.since > this.suspicionTimeoutFor(m.id, live)) {
-        const confirmed = m.confirmedBy.size > 0 ? `, confirmed by ${m.confirmedBy.size}` : ''
-        const t = this.transition(m, 'dead', `suspect for ${Math.round((now - m.since) / 100) / 10}s without refuting${confirmed}`)
-        if (t !== undefined) dead.push(t)
+      if (m.state === 'alive') {
+        const due = Math.max(m.lastSeen, m.reachedAt ?? 0) + this.deadlineOf(m)
+        if (now > due) overdue.push({ id: m.id, reason: `no heartbeat for ${Math.round((now - m.lastSeen) / 100) / 10}s` })
+        next = Math.min(next, due + 1)
+      } else if (m.state === 'suspect') {
+        const due = m.since + this.suspicionTimeoutFor(m.id, live)
+        if (now > due) {
+          const confirmed = m.confirmedBy.size > 0 ? `, confirmed by ${m.confirmedBy.size}` : ''
+          const t = this.transition(m, 'dead', `suspect for ${Math.round((now - m.since) / 100) / 10}s without refuting${confirmed}`)
+          if (t !== undefined) dead.push(t)
+        } else next = Math.min(next, due + 1)
       }
     }
+    // an overdue member is returned again at every tick until it answers or is suspected, as before
+    this.nextCheckAt = overdue.length > 0 || dead.length > 0 ? 0 : next
     return { overdue, dead, expired }
   }
 
@@ -286,6 +363,10 @@ export class FailureDetector {
 
   /** Removes a member entirely (gridctl nodes forget); a later heartbeat adds it back. */
   forget (id: NodeId): boolean {
+    const m = this.members.get(id)
+    if (m === undefined) return false
+    this.unplace(m)
+    this.nextCheckAt = 0
     return this.members.delete(id)
   }
 
@@ -298,6 +379,9 @@ export class FailureDetector {
     m.version = hb.ver
     m.selfState = hb.state === 'left' ? 'leaving' : hb.state
     m.paused = hb.paused === true
+    if (hb.iv !== undefined) m.intervalMs = Math.min(HEARTBEAT_INTERVAL_MAX_MS, hb.iv)
+    else delete m.intervalMs
+    this.nextCheckAt = Math.min(this.nextCheckAt, now + this.deadlineOf(m))
     if (hb.health !== undefined) {
       const h: HealthReport = { health: hb.health.s, reason: hb.health.r, since: hb.health.since, breaker: hb.health.br }
       if (m.health?.health !== h.health) {
@@ -327,6 +411,8 @@ export class FailureDetector {
     m.since = this.now()
     if (to === 'suspect') m.confirmedBy.clear()
     if (to === 'alive' && (from === 'suspect' || from === 'dead')) m.backAt = m.since
+    this.place(m)
+    this.nextCheckAt = 0
     this.record(m, to, reason)
     return { id: m.id, from, to, reason, incarnation: m.incarnation }
   }

@@ -18,6 +18,7 @@ import { LogLimiter, repeat } from '../util/index.ts'
 import { HEARTBEAT_JITTER, REFUSED_LOG_EVERY_MS } from './constants.ts'
 import type { FailureDetector, Transition } from './detector.ts'
 import type { MembershipMetrics } from './membership-metrics.ts'
+import type { HeartbeatIntervals } from './schedule.ts'
 import type { MembershipMesh } from './types.ts'
 
 export interface HeartbeatsComponents {
@@ -36,6 +37,8 @@ export interface HeartbeatsComponents {
   announce: (t: Transition) => void
   /** Whether the cluster is settled (nobody suspect, no change for a while, this node keeping up): heartbeats slow down. */
   settled?: () => boolean
+  /** The heartbeat gaps for the cluster's size now (schedule.ts); `heartbeatIntervalMs` and `settledIntervalMs` without it. */
+  intervals?: () => HeartbeatIntervals
 }
 
 export interface HeartbeatsInit {
@@ -110,7 +113,7 @@ export class Heartbeats {
     }
   }
 
-  private heartbeat (state: Heartbeat['state'] = this.state): Heartbeat {
+  private heartbeat (state: Heartbeat['state'] = this.state, iv?: number): Heartbeat {
     const h = this.components.selfHealth?.()
     const paused = this.components.paused?.()
     return {
@@ -124,26 +127,43 @@ export class Heartbeats {
       state,
       load: this.components.load(),
       ver: this.init.version,
-      ts: Date.now()
+      ts: Date.now(),
+      ...(iv === undefined ? {} : { iv })
     }
   }
 
+  private intervals (): HeartbeatIntervals {
+    const base = this.init.heartbeatIntervalMs
+    return this.components.intervals?.() ?? { busyMs: base, settledMs: this.init.settledIntervalMs ?? base }
+  }
+
   /**
-   * One tick of the heartbeat loop: a heartbeat every interval while anything is in the air (a suspect, a recent
-   * change, this node slow, its work changing), every `settledIntervalMs` once the cluster is settled: an idle
-   * cluster's gossip, signatures and checks, are its main cost (README, Membership).
+   * The gap until the next heartbeat, settled or busy. A gap that grew since the last heartbeat announced a shorter
+   * one (the cluster grew) is covered by the receivers' floor: they expect at least their own busy interval.
+   */
+  private gap (): number {
+    const { busyMs, settledMs } = this.intervals()
+    return settledMs > busyMs && this.components.settled?.() === true ? settledMs : busyMs
+  }
+
+  /**
+   * One tick of the heartbeat loop (every base interval): a heartbeat every busy interval while anything is in the
+   * air (a suspect, a recent change, this node slow), every settled interval once the cluster is settled, and a change
+   * of this node's work at once, but never sooner than a busy interval after the last heartbeat. Up to 12 members the
+   * busy interval is the base one (schedule.ts): an idle cluster's gossip, signatures and checks, are its main cost
+   * (README, Membership), and past 12 the cluster's heartbeat rate stays bounded.
    */
   private async beat (): Promise<void> {
-    const settledMs = this.init.settledIntervalMs ?? this.init.heartbeatIntervalMs
-    if (settledMs > this.init.heartbeatIntervalMs && this.components.settled?.() === true &&
-      Date.now() - this.lastSentAt < settledMs - this.init.heartbeatIntervalMs / 2 &&
-      workOf(this.components.load()) === this.lastWork) return
-    await this.send()
+    const half = this.init.heartbeatIntervalMs / 2
+    const since = Date.now() - this.lastSentAt
+    if (since >= this.gap() - half) { await this.send(); return }
+    if (since >= this.intervals().busyMs - half && workOf(this.components.load()) !== this.lastWork) await this.send()
   }
 
   private async send (): Promise<void> {
     if (!this.running) return
-    const hb = this.heartbeat()
+    const iv = this.gap()
+    const hb = this.heartbeat(this.state, iv)
     this.lastWork = workOf(hb.load)
     await this.publish(hb)
     this.lastSentAt = Date.now()

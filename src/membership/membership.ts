@@ -16,6 +16,7 @@ import { Heartbeats } from './heartbeats.ts'
 import { LocalHealth } from './local-health.ts'
 import { createMembershipMetrics, type MembershipMetrics } from './membership-metrics.ts'
 import { Prober } from './prober.ts'
+import { heartbeatIntervals, type HeartbeatIntervals } from './schedule.ts'
 import type { MemberStates, MembershipComponents, MembershipEvents, MembershipInit } from './types.ts'
 
 export class Membership extends EventEmitter<MembershipEvents> implements MemberStates, Startable {
@@ -28,6 +29,8 @@ export class Membership extends EventEmitter<MembershipEvents> implements Member
   private readonly prober: Prober
   private tickLoop?: { stop: () => void }
   private running = false
+  /** This node's heartbeat gaps for the cluster's size now (schedule.ts). */
+  private readonly intervals: () => HeartbeatIntervals
 
   constructor (private readonly components: MembershipComponents, private readonly init: MembershipInit) {
     super()
@@ -48,15 +51,21 @@ export class Membership extends EventEmitter<MembershipEvents> implements Member
       localHealth: () => this.health.multiplier
     })
     const announce = (t: Transition): void => { this.announce(t) }
+    // receivers probe a member silent for suspectAfterMissed intervals: settled heartbeats stay an interval inside that
+    const factor = Math.max(1, Math.min(SETTLED_HEARTBEAT_FACTOR, init.suspectAfterMissed - 1))
+    this.intervals = (): HeartbeatIntervals => {
+      // an older member's deadline is the configured interval whatever ours announce: the pace stays while one is live
+      if (detector.hasLegacyMembers) return { busyMs: init.heartbeatIntervalMs, settledMs: init.heartbeatIntervalMs * factor }
+      return heartbeatIntervals(init.heartbeatIntervalMs, detector.memberCount, factor)
+    }
     this.heartbeats = new Heartbeats(
-      { mesh, logger, detector, metrics: this.metrics, health: this.health, load: components.load, isRegistered: components.isRegistered, announce, settled: () => detector.settled(SETTLED_QUIET_MS, SETTLED_AFTER_START_MS), ...(components.selfHealth === undefined ? {} : { selfHealth: components.selfHealth }), ...(components.paused === undefined ? {} : { paused: components.paused }) },
+      { mesh, logger, detector, metrics: this.metrics, health: this.health, load: components.load, isRegistered: components.isRegistered, announce, intervals: this.intervals, settled: () => detector.settled(SETTLED_QUIET_MS, SETTLED_AFTER_START_MS), ...(components.selfHealth === undefined ? {} : { selfHealth: components.selfHealth }), ...(components.paused === undefined ? {} : { paused: components.paused }) },
       {
         cluster: init.cluster,
         name: init.name,
         version: init.version,
         heartbeatIntervalMs: init.heartbeatIntervalMs,
-        // receivers probe a member silent for suspectAfterMissed intervals: settled heartbeats stay an interval inside that
-        settledIntervalMs: init.heartbeatIntervalMs * Math.min(SETTLED_HEARTBEAT_FACTOR, init.suspectAfterMissed - 1)
+        settledIntervalMs: init.heartbeatIntervalMs * factor
       }
     )
     this.prober = new Prober(
@@ -166,6 +175,8 @@ export class Membership extends EventEmitter<MembershipEvents> implements Member
   }
 
   private tick (): void {
+    // a member's heartbeats are expected at least as often as this node's own would be in a cluster of the size it sees
+    this.detector.setIntervalFloor(this.intervals().busyMs)
     const { overdue, dead, expired } = this.detector.tick()
     // late heartbeats on a busy machine are common; a probe that goes unanswered is what makes a suspect
     for (const o of overdue) void this.prober.investigate(o.id, o.reason)

@@ -6,11 +6,11 @@
 import type { Logger } from 'pino'
 import { MemberPing, MemberProbe, type Notice, type ProbeResponse } from '../../proto/index.ts'
 import { toGridError, type NodeId, type SelfState } from '../interface/index.ts'
-import { repeat } from '../util/index.ts'
-import { INDIRECT_PROBE_SLACK_MS, PROBE_JITTER } from './constants.ts'
+import { INDIRECT_PROBE_SLACK_MS } from './constants.ts'
 import type { FailureDetector, Transition } from './detector.ts'
 import type { MembershipMetrics } from './membership-metrics.ts'
 import { classifyProbeError, type ProbeFailure, type ProbeOutcome } from './probe-outcome.ts'
+import { nextProbeAt, probePhase, probeTarget } from './schedule.ts'
 import type { MembershipMesh } from './types.ts'
 
 export interface ProberComponents {
@@ -38,12 +38,15 @@ export interface ProberInit {
 export class Prober {
   private readonly log: Logger
   private readonly investigating = new Set<NodeId>()
-  private order: NodeId[] = []
   private running = false
-  private loop?: { stop: () => void }
+  private timer?: ReturnType<typeof setTimeout>
+  /** A routine probe still waiting for its answer: the next period's is skipped (a slow node probes less). */
+  private routineInFlight = false
+  private readonly phase: number
 
   constructor (private readonly components: ProberComponents, private readonly init: ProberInit) {
     this.log = components.logger
+    this.phase = probePhase(components.detector.selfId)
     const rpc = components.mesh.rpc
     rpc.handle(MemberPing, () => ({ inc: components.self.incarnation, state: components.self.selfState }))
     rpc.handle(MemberProbe, async req => await this.probeFor(req.target, req.timeoutMs))
@@ -51,28 +54,40 @@ export class Prober {
 
   start (): void {
     this.running = true
-    this.loop = repeat(async () => { await this.routineProbe() }, this.init.heartbeatIntervalMs, err => { this.log.error({ err }, 'membership loop failed') }, { jitter: PROBE_JITTER })
+    this.schedule()
   }
 
   stop (): void {
     this.running = false
-    this.loop?.stop()
+    clearTimeout(this.timer)
+  }
+
+  /** The next routine probe, at this node's phase of the next protocol period on the wall clock (schedule.ts). */
+  private schedule (): void {
+    if (!this.running) return
+    const now = Date.now()
+    const { at, period } = nextProbeAt(now, this.init.heartbeatIntervalMs, this.phase)
+    this.timer = setTimeout(() => {
+      this.schedule()
+      if (this.routineInFlight) return
+      this.routineInFlight = true
+      this.routineProbe(period).catch(err => { this.log.error({ err }, 'membership loop failed') }).finally(() => { this.routineInFlight = false })
+    }, at - now)
+    this.timer.unref?.()
   }
 
   private get timeoutMs (): number { return this.init.probeTimeoutMs * this.components.health.multiplier }
 
   /**
-   * SWIM's protocol period: each interval, probe the next connected member in a shuffled round. This measures the
-   * round trip shown by `health`, and notices a frozen peer on the long-lived stream even if gossip still flows.
+   * SWIM's protocol period: each period, probe the member the rotation names (schedule.ts: while views agree, every
+   * member is probed by exactly one other each period, and each node visits every member in turn). This is what
+   * finds a silent member in a large cluster, whose heartbeats are far apart; it also measures the round trip shown
+   * by `health`, and notices a frozen peer on the long-lived stream even if gossip still flows.
    */
-  private async routineProbe (): Promise<void> {
+  private async routineProbe (period: number): Promise<void> {
     const { detector, mesh, metrics } = this.components
-    if (this.order.length === 0) {
-      this.order = detector.list().filter(v => v.state === 'alive' && mesh.isConnected(v.id)).map(v => v.id)
-      shuffle(this.order)
-    }
-    const id = this.order.pop()
-    if (id === undefined || this.investigating.has(id) || detector.state(id) !== 'alive') return
+    const id = probeTarget(detector.ring, detector.selfId, period)
+    if (id === undefined || this.investigating.has(id) || detector.state(id) !== 'alive' || !mesh.isConnected(id)) return
     const sentAt = Date.now()
     const r = await this.probe(id, this.timeoutMs)
     detector.recordProbe(id, r.ok, r.ok ? r.rttMs : undefined)
@@ -149,12 +164,25 @@ export class Prober {
     }
   }
 
+  /** k connected alive members other than the target, drawn at random from the ring (no pass over the table). */
   private pickHelpers (target: NodeId, k: number): NodeId[] {
-    const candidates = this.components.detector.list()
-      .filter(v => v.state === 'alive' && v.id !== target && this.components.mesh.isConnected(v.id))
-      .map(v => v.id)
-    shuffle(candidates)
-    return candidates.slice(0, k)
+    const { detector, mesh } = this.components
+    const ring = detector.ring
+    const picked: NodeId[] = []
+    const ok = (id: NodeId): boolean => id !== target && id !== detector.selfId && !picked.includes(id) && detector.state(id) === 'alive' && mesh.isConnected(id)
+    for (let tries = 0; picked.length < k && tries < k * 8; tries++) {
+      const id = ring.at(Math.floor(Math.random() * ring.size))
+      if (id !== undefined && ok(id)) picked.push(id)
+    }
+    // a small or mostly unreachable ring: take the rest in order, from a random start
+    if (picked.length < k && ring.size > 0) {
+      const start = Math.floor(Math.random() * ring.size)
+      for (let i = 0; i < ring.size && picked.length < k; i++) {
+        const id = ring.at((start + i) % ring.size) as NodeId
+        if (ok(id)) picked.push(id)
+      }
+    }
+    return picked
   }
 
   private async askToProbe (helper: NodeId, target: NodeId): Promise<ProbeResponse & { answered: boolean }> {
@@ -189,12 +217,5 @@ export class Prober {
         return outcome
       }
     }
-  }
-}
-
-function shuffle<T> (a: T[]): void {
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1))
-    ;[a[i], a[j]] = [a[j] as T, a[i] as T]
   }
 }
