@@ -34,7 +34,7 @@ export class Standby {
   constructor (
     private readonly c: Pick<TasksComponents, 'peerId' | 'rpc' | 'members' | 'nodeRegistry'>,
     private readonly records: Pick<TaskRecords, 'aspects'>,
-    private readonly cutOffs: Pick<CutOffs, 'lately'>,
+    private readonly cutOffs: Pick<CutOffs, 'lately' | 'anyLately'>,
     private readonly log: Logger,
     private readonly nodeName: string
   ) {
@@ -66,11 +66,13 @@ export class Standby {
    * granted a lease still running), else why not.
    */
   async hold (co: Pick<Coordinated, 'id' | 'coord'>): Promise<string | undefined> {
+    // sure of itself, the common case, decided before the view is copied and hashed (this runs before every start)
+    const stalled = performance.now() - (this.c.members.lastStallAt ?? -Infinity) < UNSURE_RECENT_MS
+    if (!stalled && !this.cutOffs.anyLately(UNSURE_RECENT_MS)) return undefined
     const self = this.c.peerId
     const peer = successor(co.id, this.c.members.view().filter(v => v.state === 'alive' && v.id !== self).map(v => v.id))
     if (peer === undefined) return undefined
-    const stalledAt = this.c.members.lastStallAt ?? -Infinity
-    if (performance.now() - stalledAt >= UNSURE_RECENT_MS && !this.cutOffs.lately(peer, UNSURE_RECENT_MS)) return undefined
+    if (!stalled && !this.cutOffs.lately(peer, UNSURE_RECENT_MS)) return undefined
     const askedAt = performance.now()
     try {
       const r = await this.c.rpc.request(peer, TaskStandby, { id: co.id, generation: generationOf(co.coord) }, { timeoutMs: STANDBY_TIMEOUT_MS })
