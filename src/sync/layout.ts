@@ -17,6 +17,7 @@ import { dirname, join } from 'node:path'
 import type { Manifest, ManifestEntry, ManifestLink } from '../../proto/index.ts'
 import type { BlobCache } from './blob-cache.ts'
 import { SYNC_FS_CONCURRENCY } from './constants.ts'
+import { dirsOf } from './manifest-bytes.ts'
 import { isFile } from './manifest-codec.ts'
 import { mapLimit } from './pool.ts'
 
@@ -44,10 +45,8 @@ export async function layoutTree (cache: Pick<BlobCache, 'path'>, m: Manifest, d
 /** Places `entries` under `dir` (which exists): their directories first (those not there yet), then the files and links. */
 export async function placeEntries (cache: Pick<BlobCache, 'path'>, entries: readonly ManifestEntry[], dir: string, opts: LayoutOptions = {}): Promise<LayoutResult> {
   const { group } = opts
-  // every directory once, a parent before its children (a path sorts after its prefix)
-  const dirs = new Set<string>()
-  for (const e of entries) for (let d = dirname(e.path); d !== '.' && !dirs.has(d); d = dirname(d)) dirs.add(d)
-  for (const d of [...dirs].sort()) await makeDir(join(dir, d), group)
+  // every directory once, a parent before its children
+  for (const d of dirsOf(entries)) await makeDir(join(dir, d), group)
   const files = entries.filter(isFile)
   let linked = 0
   let linkable = opts.link === true

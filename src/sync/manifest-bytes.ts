@@ -3,11 +3,27 @@
  * manifest hash. No validator here (typebox): gridctl's upload path loads this, not manifest-codec.ts.
  */
 import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { dirname } from 'node:path'
 import type { Manifest, ManifestEntry, ManifestFile } from '../../proto/sync.ts'
 
 export const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex')
 
 export const isFile = (e: ManifestEntry): e is ManifestFile => 'sha256' in e
+
+/** The sha256 of a file's content, read as a stream. */
+export async function sha256OfFile (abs: string): Promise<string> {
+  const h = createHash('sha256')
+  for await (const chunk of createReadStream(abs)) h.update(chunk as Buffer)
+  return h.digest('hex')
+}
+
+/** The directories that hold `entries` (the root not among them), parents first (a path sorts after its prefix). */
+export function dirsOf (entries: readonly ManifestEntry[]): string[] {
+  const dirs = new Set<string>()
+  for (const e of entries) for (let d = dirname(e.path); d !== '.' && !dirs.has(d); d = dirname(d)) dirs.add(d)
+  return [...dirs].sort()
+}
 
 /** The canonical bytes of a manifest (what its hash names). */
 export function encodeManifest (m: Manifest): Buffer {

@@ -3,8 +3,7 @@
  * as links, the excludes left out. Bad input is refused before anything is sent, naming the path: DIR missing or not
  * a directory, a file that cannot be read, a link that points out of DIR, a tree over `maxBytes`.
  */
-import { createHash } from 'node:crypto'
-import { createReadStream, lstatSync, readdirSync, type Dirent, type Stats } from 'node:fs'
+import { lstatSync, readdirSync, type Dirent, type Stats } from 'node:fs'
 import { readlink, realpath, stat } from 'node:fs/promises'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import type { Manifest, ManifestEntry, ManifestFile } from '../../proto/sync.ts'
@@ -12,7 +11,7 @@ import { InvalidArgumentError } from '../interface/index.ts'
 import { SYNC_FS_CONCURRENCY, SYNC_MAX_DEFAULT_BYTES } from './constants.ts'
 import { loadExcludes, type Excludes } from './excludes.ts'
 import { mapLimit } from './pool.ts'
-import { encodeManifest, sha256Hex } from './manifest-bytes.ts'
+import { encodeManifest, sha256Hex, sha256OfFile } from './manifest-bytes.ts'
 import { WalkCache, walkCacheFile, type ManifestChange } from './walk-cache.ts'
 
 export interface BuildOptions {
@@ -146,11 +145,9 @@ async function insideLink (root: string, abs: string): Promise<string> {
 }
 
 export async function hashFile (abs: string): Promise<string> {
-  const h = createHash('sha256')
   try {
-    for await (const chunk of createReadStream(abs)) h.update(chunk as Buffer)
+    return await sha256OfFile(abs)
   } catch (err) {
     throw bad(`--sync: cannot read ${abs}: ${(err as Error).message}`, err)
   }
-  return h.digest('hex')
 }

@@ -11,11 +11,9 @@
  * directory by its names. The root is always checked by its names (the executor sets its times when the task ends,
  * and it is renamed as a whole).
  */
-import { createHash } from 'node:crypto'
-import { createReadStream, lstatSync, readdirSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { lstatSync, readdirSync } from 'node:fs'
 import type { Manifest } from '../../proto/index.ts'
-import { isFile } from './manifest-bytes.ts'
+import { dirsOf, isFile, sha256OfFile } from './manifest-bytes.ts'
 
 /** Entries stamped this close to the stamp's time are checked by content (files) or names (directories). */
 export const TREE_STAMP_RACY_MS = 100
@@ -33,13 +31,6 @@ export interface TreeStamp {
 
 const yieldLoop = async (): Promise<void> => { await new Promise(resolve => setImmediate(resolve)) }
 
-/** The directories of a manifest other than its root, parents first. */
-export function dirsOf (m: Manifest): string[] {
-  const dirs = new Set<string>()
-  for (const e of m.entries) for (let d = dirname(e.path); d !== '.' && !dirs.has(d); d = dirname(d)) dirs.add(d)
-  return [...dirs].sort()
-}
-
 async function markAll (root: string, rels: readonly string[], into: Map<string, Mark>): Promise<void> {
   for (let i = 0; i < rels.length; i++) {
     if (i > 0 && i % STAT_BATCH === 0) await yieldLoop()
@@ -52,7 +43,7 @@ async function markAll (root: string, rels: readonly string[], into: Map<string,
 /** Stamps tree `root`, just laid out from `m` (before any task has it). */
 export async function stampTree (root: string, m: Manifest): Promise<TreeStamp> {
   const marks = new Map<string, Mark>()
-  await markAll(root, [...dirsOf(m), ...m.entries.filter(isFile).map(e => e.path)], marks)
+  await markAll(root, [...dirsOf(m.entries), ...m.entries.filter(isFile).map(e => e.path)], marks)
   return { marks, at: Date.now() }
 }
 
@@ -63,19 +54,13 @@ export async function stampTree (root: string, m: Manifest): Promise<TreeStamp> 
 export async function restamp (root: string, m: Manifest, s: TreeStamp, removed: readonly string[], placed: readonly string[]): Promise<TreeStamp> {
   const marks = new Map(s.marks)
   for (const p of removed) marks.delete(p)
-  const dirs = dirsOf(m)
+  const dirs = dirsOf(m.entries)
   const want = new Set(dirs)
   await markAll(root, [...dirs, ...placed], marks)
   // a directory that is no longer in the tree (its files removed) leaves no mark behind
   const files = new Set(m.entries.filter(isFile).map(e => e.path))
   for (const p of [...marks.keys()]) if (!want.has(p) && !files.has(p)) marks.delete(p)
   return { marks, at: Date.now() }
-}
-
-async function sha256Of (abs: string): Promise<string> {
-  const h = createHash('sha256')
-  for await (const chunk of createReadStream(abs)) h.update(chunk as Buffer)
-  return h.digest('hex')
 }
 
 /** Whether tree `root` is still exactly as `m` was laid out there and stamped (nothing written, made or removed). */
@@ -109,7 +94,7 @@ export async function unchangedSince (root: string, m: Manifest, s: TreeStamp): 
     const sha = new Map(m.entries.filter(isFile).map(e => [e.path, e.sha256]))
     for (const rel of recheck) {
       const want = sha.get(rel)
-      if (want === undefined ? !sameNames(rel) : await sha256Of(`${root}/${rel}`) !== want) return false
+      if (want === undefined ? !sameNames(rel) : await sha256OfFile(`${root}/${rel}`) !== want) return false
     }
     return true
   } catch {
