@@ -86,11 +86,13 @@ describe('state - replicated registry and sessions on real daemons', () => {
 
   it('keeps its state across kill -9 and a restart, before it sees any peer', async () => {
     const n3 = c.node('n3')
-    // its own write, and a hundred it received from others
-    await put(n3, 'mine', 'written by n3')
+    // a hundred writes it received from others, and its own write after them: a write is acknowledged once it is in
+    // the log, and the log append that carries it carries what the node received before (received records are
+    // logged at the next flush, so without a write of its own a kill -9 at once may beat the last of them to the log)
     await Promise.all(Array.from({ length: 100 }, async (_, i) => await put(c.node(i % 2 === 0 ? 'n1' : 'n2'), `kept-${i}`, { i })))
-    await waitFor('n1 to see n3\'s write', async () => (await session(c.node('n1'), 'mine')) !== undefined)
     await waitFor('n3 to hold the hundred writes', async () => (await n3.api.get<SessionEntry[]>('/sessions')).filter(s => s.id.startsWith('kept-')).length === 100)
+    await put(n3, 'mine', 'written by n3')
+    await waitFor('n1 to see n3\'s write', async () => (await session(c.node('n1'), 'mine')) !== undefined)
     await n3.kill()
     const alone = new Gridd({ name: 'n3', root: c.root, swarmKey: c.swarmKey, bootstrap: [] })
     c.nodes[c.nodes.indexOf(n3)] = alone
