@@ -283,7 +283,8 @@ describe('run --sync: a retry on another node sends only what that node lacks', 
     const marker = join(c.root, 'attempt-1')
     const r = await n1.ctl(['run', '--detach', '--label', 'role=w', '--sync', dir, '--', 'sh', '-c', `if [ "$GRID_ATTEMPT" = 1 ]; then echo "$GRID_NODE_NAME" > ${marker}; sleep 300; fi; ./train.sh`])
     const id = r.stdout.trim()
-    await waitFor('attempt 1 to run', () => existsSync(marker))
+    // the shell makes the file before echo writes into it: wait for its line, not for the file
+    await waitFor('attempt 1 to run', () => existsSync(marker) && readFileSync(marker, 'utf8').endsWith('\n'))
     expect(readFileSync(marker, 'utf8')).toBe('n2\n')
     expect((await n1.ctl(['undrain', 'n3'])).code).toBe(0)
     await waitFor('n1 to see n3 open again', async () => (await n1.nodes()).find(n => n.name === 'n3')?.drain === false)
