@@ -50,6 +50,12 @@ export interface Coordinated {
    * executor that asks (`task.confirm`, start-fence.ts) may start; `confirmedAt`: when it last heard yes
    * (performance.now()), whose lease giving the attempt up waits out (live-attempts.ts)
    */
-  live?: { attempt: number, node: NodeId, confirmedAt?: number }
+  live?: {
+    attempt: number
+    node: NodeId
+    confirmedAt?: number
+    /** the executor said it has none of it: no confirm hears yes any more (live-attempts.ts watchAgain) */
+    givingUp?: boolean
+  }
   abort: AbortController
 }

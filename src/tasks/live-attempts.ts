@@ -94,7 +94,20 @@ export class LiveAttempts {
           return this.sink.classify(co, result)
         } catch (err) {
           const e = toGridError(err)
-          if (e.code === 'NOT_FOUND') return { kind: 'retry', reason: `node ${this.nameOf(node)} lost the task` }
+          if (e.code === 'NOT_FOUND') {
+            // it may have been reading the offer late: from now on its question hears no, and a start a yes already
+            // let through (the question crossed this answer) shows once that yes's lease has passed: ask once more
+            const live = co.live
+            if (live !== undefined && live.givingUp !== true) {
+              live.givingUp = true
+              if (live.confirmedAt !== undefined) {
+                const left = live.confirmedAt + CONFIRM_LEASE_MS - performance.now()
+                if (left > 0) await delay(left)
+                continue
+              }
+            }
+            return { kind: 'retry', reason: `node ${this.nameOf(node)} lost the task` }
+          }
           // stopped by the death watch: the loop sees the death and decides
           if (e.code === 'CANCELLED' && !dead.signal.aborted) return { kind: 'retry', reason: 'coordinator stopping' }
         } finally {
@@ -132,7 +145,7 @@ export class LiveAttempts {
     const by = this.supersededBy(co)
     if (by !== undefined) return `node ${this.nameOf(by)} took task ${id} over from ${me}`
     if (co.coord.attempt !== attempt) return `its coordinator ${me} is at attempt ${co.coord.attempt} of it`
-    if (co.live?.attempt !== attempt || co.live.node !== executor) return `its coordinator ${me} gave attempt ${attempt} up`
+    if (co.live?.attempt !== attempt || co.live.node !== executor || co.live.givingUp === true) return `its coordinator ${me} gave attempt ${attempt} up`
     // seen dead here: the attempt is about to be given up (the re-attach deadline), and run elsewhere
     const state = this.c.members.state(executor)
     if (state === 'dead' || state === 'left') return `its coordinator ${me} sees ${this.nameOf(executor)} ${state}`
