@@ -65,7 +65,10 @@ export class Load {
     const d = this.pick()
     const process = ++this.proc
     const line = (what: string): string => `echo "${what} $GRID_TASK_ID $GRID_NODE_NAME $GRID_ATTEMPT.$$ $(date +%s%3N)" >> ${this.runLog}`
-    const script = `${line('start')}; sleep ${TASK_RUN_SECONDS}; ${line('end')}`
+    // a run its executor stops (SIGTERM: a cancel, a fence) logs its end too, so the checker knows when it ended
+    // (a background sleep and `wait`, so the trap runs at once); a run killed with its daemon has no end line, and
+    // the checker takes the daemon's death for its end
+    const script = `trap '${line('end')}; exit 143' TERM; ${line('start')}; sleep ${TASK_RUN_SECONDS} & wait $!; ${line('end')}`
     this.history.add({ type: 'invoke', op: 'task', node: d.name, process })
     try {
       const r = await d.api.post<{ id: string }>('/tasks', { command: ['sh', '-c', script], detach: true, retries: 20 }, AbortSignal.timeout(OP_TIMEOUT_MS))

@@ -1,4 +1,6 @@
 /** The chaos run's outputs: the table per fault class, and the one JSON document `--json` prints. */
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import type { Verdict } from './checker.ts'
 
 export interface ChaosJson {
@@ -47,5 +49,33 @@ export function table (v: Verdict): string {
     `writes: ${v.writes.acknowledged} acknowledged, ${v.writes.lost} lost, ${v.writes.superseded} superseded, ${v.writes.diverged} diverged`,
     `detection p50 ${ms(v.detection.p50Ms)} ms, p99 ${ms(v.detection.p99Ms)} ms (${v.detection.samples} samples, ${v.detection.undetected} undetected)   false deaths ${v.falseDeaths}   suspicions ${v.suspicions} (${v.suspicionsPerNodeHour}/node-hour, false ${v.falseSuspicions})   converged ${ms(v.convergeMs)} ms after the last fault`]
   if (v.problems.length > 0) out.push('', 'problems:', ...v.problems.map(p => `  ${p}`))
+  return out.join('\n')
+}
+
+/**
+ * What the daemons logged about the tasks a verdict's problems name, for a failure on a machine whose run directory
+ * is gone afterwards (CI): the nemesis schedule, each task's run lines, and its daemons' log lines (at most `max` each).
+ */
+export function problemContext (root: string, problems: string[], max = 40): string {
+  const ids = [...new Set(problems.flatMap(p => [...p.matchAll(/\btask (t[0-9a-z]+)/g)].map(m => m[1] as string)))].slice(0, 5)
+  const out: string[] = []
+  const read = (f: string): string[] => { try { return readFileSync(f, 'utf8').split('\n') } catch { return [] } }
+  for (const l of read(join(root, 'history.jsonl'))) {
+    if (l === '') continue
+    const e = JSON.parse(l) as { op: string, mono: number, wall: number, value?: unknown }
+    if (out.length === 0) out.push(`history ms 0 is ${new Date(e.wall - e.mono).toISOString()} (wall ${Math.round(e.wall - e.mono)})`)
+    if (e.op !== 'nemesis') continue
+    out.push(`nemesis ${Math.round(e.mono)} ms ${JSON.stringify(e.value)}`)
+  }
+  const logs = readdirSync(root).filter(f => /^n\d+\.log$/.test(f)).sort()
+  for (const id of ids) {
+    out.push(`-- task ${id}`)
+    out.push(...read(join(root, 'runs.log')).filter(l => l.includes(id)))
+    for (const f of logs) {
+      const lines = read(join(root, f)).filter(l => l.includes(id))
+      out.push(...lines.slice(0, max).map(l => l.length > 400 ? `${l.slice(0, 400)}...` : l))
+      if (lines.length > max) out.push(`(${f}: ${lines.length - max} more lines)`)
+    }
+  }
   return out.join('\n')
 }

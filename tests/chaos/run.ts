@@ -11,6 +11,7 @@ import { History } from './history.ts'
 import { finalReads, Load, memberEvents, round, RunLogTail, untilAgreed } from './load.ts'
 import { ChaosNet, sweep } from './netns.ts'
 import { Nemesis, type FaultName } from './nemesis.ts'
+import { problemContext } from './report.ts'
 import { Rng } from './rng.ts'
 
 export interface RunOptions {
@@ -31,7 +32,14 @@ export interface RunOptions {
   gapMs?: number
 }
 
-export interface RunResult { verdict: Verdict, historyFile: string, root: string, faults: Array<{ fault: string, at: number }> }
+export interface RunResult {
+  verdict: Verdict
+  historyFile: string
+  root: string
+  faults: Array<{ fault: string, at: number }>
+  /** when the verdict is not valid: the schedule and the daemons' log lines about the tasks its problems name */
+  context?: string
+}
 
 /** how long after each heal the nemesis waits for every node to agree before the next fault */
 export const SETTLE_TIMEOUT_MS = 20_000
@@ -95,7 +103,7 @@ export async function chaosRun (opts: RunOptions): Promise<RunResult> {
     await round(cluster, history)
     memberEvents(cluster, history)
     const verdict = check(history.events, { nodes: names, convergeBoundMs: opts.convergeBoundMs ?? 60_000 })
-    return { verdict, historyFile, root, faults: injected }
+    return { verdict, historyFile, root, faults: injected, ...(verdict.valid ? {} : { context: problemContext(root, verdict.problems) }) }
   } finally {
     if (tail !== undefined) clearInterval(tail)
     await load?.stop().catch(() => {})
