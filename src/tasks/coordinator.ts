@@ -58,6 +58,15 @@ const MAX_TIMER_MS = 2_147_483_647
 /** The coordinator writes the final record itself if the executor's has not arrived this long after the answer. */
 const FINAL_RECORD_GRACE_MS = 3_000
 
+/**
+ * What a task's error says when a node that took it over could not place it again without the env values only its
+ * origin held: whoever submitted it (a workflow's driver, which holds GRID_NEEDS itself) may submit it again.
+ */
+export const ENV_LOST_MARK = 'was held only by its origin'
+export function lostItsEnv (error: string | null | undefined): boolean {
+  return error?.includes(ENV_LOST_MARK) === true
+}
+
 export function runDeadline (spec: TaskSpec): number {
   return spec.timeoutMs === undefined ? MAX_TIMER_MS : Math.min(MAX_TIMER_MS, spec.timeoutMs + RUN_DEADLINE_MARGIN_MS)
 }
@@ -109,7 +118,7 @@ export class Coordinator {
     if (co.envLost === undefined) return undefined
     const names = co.envLost.join(', ')
     const why = co.coord.origin === this.c.peerId ? 'which restarted' : 'which died'
-    return `its environment (${names.length > 1024 ? `${names.slice(0, 1024)}...` : names}) was held only by its origin ${co.coord.originName}, ${why}; resubmit it`
+    return `its environment (${names.length > 1024 ? `${names.slice(0, 1024)}...` : names}) ${ENV_LOST_MARK} ${co.coord.originName}, ${why}; resubmit it`
   }
 
   route (spec: TaskSpec, failedOn?: ReadonlySet<NodeId>): RouteResult {

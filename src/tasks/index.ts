@@ -8,6 +8,7 @@
  */
 export { TaskService, WORKER_DEFAULT_TIMEOUT_MS, type ClientEvent, type TasksComponents, type TasksInit } from './service.ts'
 export { newTaskId } from './task-ids.ts'
+export { lostItsEnv } from './coordinator.ts'
 export { DispatchLedger } from './dispatch-ledger.ts'
 export { TaskRecords, merge, statusOf, toRecord, type Aspects } from './records.ts'
 export { normalizeSpec, SubmitRequestSchema, DEFAULTS, type SubmitOptions } from './spec.ts'

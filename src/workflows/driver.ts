@@ -10,7 +10,7 @@ import { workflowTaskId, type JobStreamEvent, type TaskSpec, type WorkflowDoc, t
 import { InvalidArgumentError, toGridError } from '../interface/index.ts'
 import { capped, followTask, runEnd, stdoutOf } from '../jobs/capture.ts'
 import type { ClientEvent, EventQueue } from '../tasks/index.ts'
-import { normalizeSpec } from '../tasks/index.ts'
+import { lostItsEnv, normalizeSpec } from '../tasks/index.ts'
 import { delay } from '../util/index.ts'
 import type { WorkflowsComponents } from './components.ts'
 import { plan } from './dag.ts'
@@ -229,6 +229,9 @@ export class WorkflowDriver {
         if (rec === undefined && Date.now() - since > ADOPT_MISSING_MS) { this.restart(n, s.run, 'its task was never recorded'); return }
         if (rec !== undefined && ['completed', 'failed', 'timeout', 'cancelled'].includes(rec.status)) {
           if (rec.status !== 'completed' && rec.startedAt === null && !this.cancelRequested) { this.restart(n, s.run, rec.error ?? rec.status); return }
+          // its executor died with the origin, and the task's new coordinator could not run it again without the env
+          // the origin held (GRID_NEEDS): this driver holds that env, so the job runs again as its next run
+          if (rec.status === 'failed' && lostItsEnv(rec.error) && !this.cancelRequested) { this.restart(n, s.run, rec.error ?? rec.status, 'its task died with the origin'); return }
           const stdout = rec.status === 'completed' ? await this.stdoutOf(taskId) : ''
           this.ended(n, s.run, {
             status: rec.status === 'completed' ? 'succeeded' : rec.status === 'cancelled' ? 'cancelled' : 'failed',
@@ -247,10 +250,10 @@ export class WorkflowDriver {
     })()
   }
 
-  private restart (n: string, run: number, why: string): void {
+  private restart (n: string, run: number, why: string, what = 'it never ran'): void {
     if (this.inflight.get(n) !== run) return
     this.inflight.delete(n)
-    this.log.info({ job: n, run, why }, 'starting a workflow\'s job again: it never ran')
+    this.log.info({ job: n, run, why }, `starting a workflow's job again: ${what}`)
     // back to pending: the loop starts it again as the next run
     this.set(n, { ...this.state(n), status: 'pending' })
     this.wake()
