@@ -1,10 +1,10 @@
-// Puts gridd and gridctl on PATH: bundles them (npm run bundle's dist/bundle/*.mjs) and installs each with a small
-// launcher that runs the bundle with this Node (>= 22: npm run install-bin runs it through deploy/with-node.sh) and
-// gridd's Node flags. Idempotent: a second run rewrites the same files.
+// Puts gridd and gridctl on PATH: bundles them (npm run bundle's dist/bundle: the two programs and their chunks/),
+// installs the bundle, and for each program a small launcher that runs it with this Node (>= 22: npm run install-bin
+// runs it through deploy/with-node.sh) and gridd's Node flags. Idempotent: a second run rewrites the same files.
 //
 // Usage: npm run install-bin [-- --prefix DIR]
 //   --prefix DIR   bins go to DIR/bin, bundles to DIR/lib/grid (default ~/.local: ~/.local/bin; /usr/local for all users)
-import { copyFileSync, chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { copyFileSync, chmodSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { delimiter, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -63,13 +63,19 @@ export async function installBin (argv) {
   const libDir = join(prefix, 'lib', 'grid')
   await import(pathToFileURL(join(ROOT, 'deploy/bundle.mjs')).href)
   mkdirSync(binDir, { recursive: true })
-  mkdirSync(libDir, { recursive: true })
+  const chunksDir = join(libDir, 'chunks')
+  mkdirSync(chunksDir, { recursive: true })
+  // the chunks first (their names carry their content's hash: a chunk already there is the same file), then the
+  // programs that load them, then what older builds left
+  const chunks = readdirSync(join(ROOT, 'dist/bundle/chunks'))
+  for (const c of chunks) put(join(chunksDir, c), tmp => copyFileSync(join(ROOT, 'dist/bundle/chunks', c), tmp), 0o644)
   for (const p of PROGRAMS) {
     const bundle = join(libDir, `${p}.mjs`)
     put(bundle, tmp => copyFileSync(join(ROOT, 'dist/bundle', `${p}.mjs`), tmp), 0o755)
     const launcher = renderLauncher(p, process.execPath, bundle, p === 'gridd' ? griddNodeFlags() : [])
     put(join(binDir, p), tmp => writeFileSync(tmp, launcher), 0o755)
   }
+  for (const old of readdirSync(chunksDir)) if (!chunks.includes(old)) rmSync(join(chunksDir, old), { force: true })
   const onPath = (process.env.PATH ?? '').split(delimiter).some(d => d !== '' && resolve(d) === binDir)
   process.stdout.write(`installed gridd and gridctl into ${binDir} (bundles in ${libDir}, run by Node ${process.versions.node} at ${process.execPath})\n`)
   process.stdout.write(onPath

@@ -1,6 +1,6 @@
 /** Defaults of `gridctl deploy` and `gridctl cluster`, each with why it is what it is. */
 
-/** Where the package is installed: lib/gridd.mjs, lib/gridctl.mjs, bin/gridd and bin/gridctl. */
+/** Where the package is installed: lib/gridd.mjs, lib/gridctl.mjs, lib/chunks/, bin/gridd and bin/gridctl. */
 export const DEFAULT_PREFIX = '/opt/grid'
 
 /** Grid's bundles target Node 22 (esbuild target node22); older Node lacks APIs they use. */
@@ -49,3 +49,6 @@ export const SYSTEMD_SOCKET = '/run/grid/gridd.sock'
 
 /** Files of the package, as `npm run bundle` writes them. */
 export const PACKAGE_FILES = ['gridd.mjs', 'gridctl.mjs'] as const
+
+/** The package's folder of chunks beside the two programs: the code they share and what they load only when needed. */
+export const CHUNKS_DIR = 'chunks'

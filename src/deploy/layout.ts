@@ -4,7 +4,7 @@
  * (RuntimeDirectory), logs in the journal. Without a service manager everything stays under the prefix, so several
  * nodes can share one machine.
  */
-import { SYSTEMD_CONFIG_DIR, SYSTEMD_SOCKET } from './constants.ts'
+import { CHUNKS_DIR, SYSTEMD_CONFIG_DIR, SYSTEMD_SOCKET } from './constants.ts'
 import type { ServiceManager } from './inventory.ts'
 
 export interface Layout {
@@ -12,6 +12,8 @@ export interface Layout {
   prefix: string
   griddJs: string
   gridctlJs: string
+  /** The chunks both programs load (the package's chunks/). */
+  chunksDir: string
   /** The package's version, written beside the bundles so that `cluster status` can tell what is installed. */
   versionFile: string
   binGridd: string
@@ -38,6 +40,7 @@ export function layoutFor (prefix: string, serviceManager: ServiceManager): Layo
     prefix,
     griddJs: `${lib}/gridd.mjs`,
     gridctlJs: `${lib}/gridctl.mjs`,
+    chunksDir: `${lib}/${CHUNKS_DIR}`,
     versionFile: `${lib}/VERSION`,
     binGridd: `${bin}/gridd`,
     binGridctl: `${bin}/gridctl`

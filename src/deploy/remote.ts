@@ -133,8 +133,11 @@ export interface InstallItem {
   owner: string
 }
 
-/** Moves staged files into place, each atomically (copy beside it, chmod, chown, rename). */
-export function installScript (layout: Layout, staging: string, items: InstallItem[]): string {
+/**
+ * Moves staged files into place, each atomically (copy beside it, chmod, chown, rename). With keepChunks (a new
+ * package), the files of the chunks directory that the new package has not are removed after: older builds' chunks.
+ */
+export function installScript (layout: Layout, staging: string, items: InstallItem[], keepChunks?: string[]): string {
   const lines = [
     'set -eu',
     'umask 022',
@@ -171,6 +174,13 @@ export function installScript (layout: Layout, staging: string, items: InstallIt
   for (const i of items) {
     if (i.dest === SYSUSERS_FILE || i.dest === TMPFILES_FILE) continue
     lines.push(`put ${shq(i.staged)} ${shq(i.dest)} ${i.mode} ${shq(i.owner)}`)
+  }
+  if (keepChunks !== undefined) {
+    lines.push(
+      `if [ -d ${shq(layout.chunksDir)} ]; then for f in ${shq(layout.chunksDir)}/*; do`,
+      `  case "\${f##*/}" in ${keepChunks.length > 0 ? keepChunks.map(shq).join('|') : "''"}) ;; *) rm -f "$f" ;; esac`,
+      'done; fi'
+    )
   }
   if (layout.serviceManager === 'systemd') {
     if (items.some(i => i.dest === SYSTEMD_UNIT_FILE)) lines.push('systemctl daemon-reload')

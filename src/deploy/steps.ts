@@ -26,7 +26,7 @@ import type { SshPool } from './ssh-pool.ts'
 import type { SshSession } from './ssh.ts'
 
 export interface DeployOptions extends RunOptions {
-  /** Folder with gridd.mjs and gridctl.mjs; default: found beside gridctl or in the checkout's dist/bundle. */
+  /** Folder with gridd.mjs, gridctl.mjs and chunks/; default: found beside gridctl or in the checkout's dist/bundle. */
   packageDir?: string
 }
 
@@ -80,6 +80,8 @@ function managedFiles (layout: Layout, pkg: GridPackage, key: SwarmKey, nodePath
   }
   const systemd = layout.serviceManager === 'systemd'
   const files: ManagedFile[] = [
+    // the chunks before the programs that load them, so that a program started while the files go in finds its chunks
+    ...pkg.chunks.map((c): ManagedFile => ({ what: 'package', dest: `${layout.chunksDir}/${c.name}`, mode: '0644', owner: '', sha256: c.sha256, size: c.size, source: { path: c.path }, restart: false })),
     { what: 'package', dest: layout.griddJs, mode: '0644', owner: '', sha256: pkg.gridd.sha256, size: pkg.gridd.size, source: { path: pkg.gridd.path }, restart: true },
     { what: 'package', dest: layout.gridctlJs, mode: '0644', owner: '', sha256: pkg.gridctl.sha256, size: pkg.gridctl.size, source: { path: pkg.gridctl.path }, restart: false },
     data('package', layout.versionFile, '0644', '', `${pkg.version}\n`, false),
@@ -98,9 +100,12 @@ function managedFiles (layout: Layout, pkg: GridPackage, key: SwarmKey, nodePath
   return files
 }
 
-/** Every path a probe hashes: the managed files (their content depends on the probe's answer, their paths do not). */
-function managedPaths (layout: Layout): string[] {
-  const paths = [layout.griddJs, layout.gridctlJs, layout.versionFile, layout.binGridd, layout.binGridctl, layout.configFile, layout.swarmKeyFile]
+/**
+ * Every path a probe hashes: the managed files (their content depends on the probe's answer, their paths do not). A
+ * chunk restarts nothing by itself: its name carries its content's hash, so a changed chunk changes gridd.mjs too.
+ */
+function managedPaths (layout: Layout, pkg: GridPackage): string[] {
+  const paths = [...pkg.chunks.map(c => `${layout.chunksDir}/${c.name}`), layout.griddJs, layout.gridctlJs, layout.versionFile, layout.binGridd, layout.binGridctl, layout.configFile, layout.swarmKeyFile]
   if (layout.serviceManager === 'systemd') paths.push(SYSUSERS_FILE, TMPFILES_FILE, SYSTEMD_UNIT_FILE)
   return paths
 }
@@ -156,7 +161,7 @@ async function deployHost (o: DeployOptions, pool: SshPool, pkg: GridPackage, ke
   const sm = o.inventory.serviceManager
   try {
     await pool.with(targetOf(h), async s => {
-      const probe = parseProbe(s, await runScript(s, probeScript(layout, h.node, managedPaths(layout)), run), h.sudo)
+      const probe = parseProbe(s, await runScript(s, probeScript(layout, h.node, managedPaths(layout, pkg)), run), h.sudo)
       checkHost(probe, h, sm)
       say(`node ${probe.node ?? '?'} at ${probe.nodePath ?? '?'}${probe.installed === null ? '; Grid not installed yet' : `; Grid ${probe.installed} installed, ${probe.running ? 'running' : 'not running'}`}`)
       const config = renderConfig(layout, { cluster: o.inventory.cluster, bootstrap, gridd: h.gridd })
@@ -203,13 +208,18 @@ async function install (s: SshSession, h: HostSpec, layout: Layout, pkg: GridPac
   try {
     const items: InstallItem[] = []
     const small: string[] = []
+    let uploading = false
     for (const [i, f] of changed.entries()) {
       const staged = `${i}-${f.dest.split('/').pop() ?? 'file'}`
       const remote = `${staging}/${staged}`
       const opt = run.signal === undefined ? {} : { signal: run.signal }
       if ('path' in f.source) {
-        const name = f.dest === layout.griddJs ? 'gridd' : 'gridctl'
-        say(`uploading ${name} ${pkg.version} (${formatSize(f.size)})`)
+        if (!uploading) {
+          uploading = true
+          const files = changed.filter(c => 'path' in c.source)
+          const name = files.some(c => c.dest === layout.griddJs) ? 'gridd' : files.some(c => c.dest === layout.gridctlJs) ? 'gridctl' : 'the chunks of grid'
+          say(`uploading ${name} ${pkg.version} (${formatSize(files.reduce((n, c) => n + c.size, 0))}, ${files.length} file${files.length === 1 ? '' : 's'})`)
+        }
         await s.putFile(f.source.path, remote, 0o600, opt)
       } else {
         const label = f.what === 'swarm key' ? `swarm key (fingerprint ${key.fingerprint})` : f.what === 'package' ? null : f.what
@@ -220,7 +230,8 @@ async function install (s: SshSession, h: HostSpec, layout: Layout, pkg: GridPac
     }
     if (small.length > 0) say(`writing ${small.join(', ')}`)
     say(`installing ${changed.length} file${changed.length === 1 ? '' : 's'} under ${layout.prefix}${layout.serviceManager === 'systemd' ? ' and /etc' : ''}`)
-    await mustRun(s, 'installing files', installScript(layout, staging, items), run)
+    const keep = changed.some(f => f.dest === layout.griddJs || f.dest === layout.gridctlJs) ? pkg.chunks.map(c => c.name) : undefined
+    await mustRun(s, 'installing files', installScript(layout, staging, items, keep), run)
   } finally {
     try { await runScript(s, cleanupScript(staging), { sudo: false }) } catch {}
   }

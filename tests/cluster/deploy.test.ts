@@ -256,7 +256,7 @@ describe.skipIf(!HAVE_SSHD && !REQUIRE)(HAVE_SSHD || REQUIRE ? title : `${title}
       expect(res[h]).toMatchObject({ name: h, result: 'installed', version, error: null })
       expect(res[h]?.changes).toEqual(['package', 'launchers', 'config', 'swarm key', 'started'])
     }
-    expect(r.stderr).toMatch(/^\[h1\] uploading gridd \d+\.\d+\.\d+\S* \(\d+\.\d MiB\)$/m)
+    expect(r.stderr).toMatch(/^\[h1\] uploading gridd \d+\.\d+\.\d+\S* \(\d+\.\d MiB, \d+ files\)$/m)
     expect(r.stderr).toMatch(/^\[h2\] waiting until it is alive in the mesh and sees h1$/m)
     const keyFile = join(f.root, 'good.swarm.key')
     expect(statSync(keyFile).mode & 0o777).toBe(0o600)

@@ -1,5 +1,5 @@
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { VERSION } from '../../src/version.ts'
@@ -59,6 +59,33 @@ describe('npm run install-bin - gridd and gridctl on PATH', () => {
     expect(again.status, again.stderr).toBe(0)
     expect(again.stdout).toContain(`${bin} is on PATH`)
     expect(['gridd', 'gridctl'].map(p => readFileSync(join(bin, p), 'utf8'))).toEqual(before)
+    expect(sh('gridctl --version', bin).stdout).toBe(`gridctl ${VERSION}\n`)
+  })
+
+  it('installs a split bundle: a gridctl command reads its few chunks, not the whole package', () => {
+    const lib = join(prefix, 'lib', 'grid')
+    const chunks = readdirSync(join(lib, 'chunks'))
+    expect(chunks.sort()).toEqual(readdirSync(join(ROOT, 'dist/bundle/chunks')).sort())
+    const whole = [join(lib, 'gridd.mjs'), join(lib, 'gridctl.mjs'), ...chunks.map(c => join(lib, 'chunks', c))].reduce((n, f) => n + statSync(f).size, 0)
+    expect(whole).toBeGreaterThan(2_000_000)
+    const read = (args: string[]): number => {
+      const file = join(root, 'modules.json')
+      spawnSync(process.execPath, ['--import', join(ROOT, 'tests/helpers/count-modules.mjs'), join(lib, 'gridctl.mjs'), ...args], { env: { ...process.env, GRID_MODULE_COUNT_FILE: file }, timeout: 30_000 })
+      const { files } = JSON.parse(readFileSync(file, 'utf8')) as { files: string[] }
+      expect(files.every(f => f.startsWith(lib))).toBe(true)
+      return files.reduce((n, f) => n + statSync(f).size, 0)
+    }
+    // the one-file bundle read all of it (2.2 MB: ssh2, typebox, yaml) at every call
+    expect(read(['--version'])).toBeLessThan(whole / 50)
+    expect(read(['--socket', join(root, 'none.sock'), 'status'])).toBeLessThan(whole / 20)
+  })
+
+  it('removes the chunks of an older install, keeping those the new one loads', () => {
+    const stale = join(prefix, 'lib', 'grid', 'chunks', 'chunk-OLDBUILD.mjs')
+    writeFileSync(stale, 'export {}\n')
+    const again = install()
+    expect(again.status, again.stderr).toBe(0)
+    expect(existsSync(stale)).toBe(false)
     expect(sh('gridctl --version', bin).stdout).toBe(`gridctl ${VERSION}\n`)
   })
 })

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import { createHmac, randomBytes } from 'node:crypto'
-import { rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config/index.ts'
@@ -8,6 +8,7 @@ import {
   InventoryError, KnownHosts, hostFieldMatches, knownHostsName, layoutFor, loadInventory, renderConfig
 } from '../../src/deploy/index.ts'
 import { pickBootstrap } from '../../src/deploy/common.ts'
+import { loadPackage } from '../../src/deploy/package.ts'
 import { gridctlScript, installScript, probeScript, restartScript, startScript, stopScript } from '../../src/deploy/remote.ts'
 import { tempDir } from '../helpers/cluster.ts'
 import { violationsOf } from '../helpers/violations.ts'
@@ -139,6 +140,30 @@ describe('deploy - what it writes on a host', () => {
         expect(r.status, `${sm}:\n${script}\n${r.stderr}`).toBe(0)
       }
     }
+  })
+
+  it('installs a new package\'s chunks and removes the ones older builds left, keeping those it still loads', () => {
+    const l = layoutFor(join(dir, 'prefix'), 'none')
+    const staging = join(dir, 'staging')
+    mkdirSync(staging, { recursive: true })
+    mkdirSync(l.chunksDir, { recursive: true })
+    writeFileSync(join(staging, '0-chunk-NEW.mjs'), 'export const n = 1\n')
+    for (const old of ['chunk-KEPT.mjs', 'chunk-OLD.mjs', "it's-old.mjs"]) writeFileSync(join(l.chunksDir, old), 'export {}\n')
+    const items = [{ staged: '0-chunk-NEW.mjs', dest: `${l.chunksDir}/chunk-NEW.mjs`, mode: '0644', owner: '' }]
+    const r = spawnSync('sh', ['-c', installScript(l, staging, items, ['chunk-NEW.mjs', 'chunk-KEPT.mjs'])], { encoding: 'utf8' })
+    expect(r.status, r.stderr).toBe(0)
+    expect(readdirSync(l.chunksDir).sort()).toEqual(['chunk-KEPT.mjs', 'chunk-NEW.mjs'])
+    expect(readFileSync(join(l.chunksDir, 'chunk-NEW.mjs'), 'utf8')).toBe('export const n = 1\n')
+  })
+
+  it('refuses a package folder that lacks a chunk its programs load, naming it', async () => {
+    const pkg = join(dir, 'package')
+    mkdirSync(join(pkg, 'chunks'), { recursive: true })
+    writeFileSync(join(pkg, 'gridd.mjs'), 'import "./chunks/chunk-A.mjs"\nawait import("./chunks/gridd-main-B.mjs")\n')
+    writeFileSync(join(pkg, 'gridctl.mjs'), 'import "./chunks/chunk-A.mjs"\n')
+    writeFileSync(join(pkg, 'chunks', 'chunk-A.mjs'), 'export {}\n')
+    writeFileSync(join(pkg, 'chunks', 'gridd-main-B.mjs'), 'import { x } from "./chunk-C.mjs"\n')
+    await expect(loadPackage(pkg)).rejects.toThrow(/lacks 1 of the chunks its programs load \(chunks\/chunk-C\.mjs\): copy the whole folder "npm run bundle" writes/)
   })
 
   it('bootstraps others through the address it reached the first host at, else its routable ones', async () => {

@@ -98,7 +98,7 @@ export const deployCommand: Command = {
   usage: 'deploy -i INVENTORY [--service-manager systemd|none] [--concurrency N] [--known-hosts FILE | --insecure-ignore-host-keys] [--package DIR]',
   local: true,
   options: { ...SSH_OPTIONS, package: { type: 'string' } },
-  optionHelp: { ...SSH_OPTION_HELP, package: 'folder with gridd.mjs and gridctl.mjs (default: beside this gridctl, or dist/bundle of its checkout)' },
+  optionHelp: { ...SSH_OPTION_HELP, package: 'folder with gridd.mjs, gridctl.mjs and chunks/ (default: beside this gridctl, or dist/bundle of its checkout)' },
   async run (ctx, args) {
     const started = Date.now()
     const opts = await runOptions(ctx, args)

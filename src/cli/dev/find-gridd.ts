@@ -1,5 +1,5 @@
 /**
- * Which gridd `gridctl dev up` starts: --gridd PATH, else the one that came with this gridctl: gridd.mjs beside the
+ * Which gridd `gridctl dev up` starts: --gridd PATH, else the one that came with this gridctl: gridd.mjs of the
  * bundle (npm run bundle, npm run install-bin), or daemon/gridd.js of the dist/ tree it runs from (npm run build).
  */
 import { existsSync } from 'node:fs'
@@ -14,7 +14,8 @@ export function findGridd (explicit: string | undefined, from = dirname(fileURLT
     if (!existsSync(p)) throw new NotFoundError(`--gridd ${explicit}: no such file`)
     return p
   }
-  if (existsSync(join(from, 'gridd.mjs'))) return join(from, 'gridd.mjs')
+  // the bundle: this code runs from its chunks/, gridd.mjs is one folder up (or beside, if ever bundled whole)
+  for (const dir of [from, dirname(from)]) if (existsSync(join(dir, 'gridd.mjs'))) return join(dir, 'gridd.mjs')
   let dir = from
   for (let i = 0; i < 5; i++) {
     const candidate = join(dir, 'daemon', 'gridd.js')
