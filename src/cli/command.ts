@@ -1,5 +1,6 @@
 /** The shape of a gridctl command: one file each, returning an exit code. */
-import { parseArgs, type ParseArgsConfig } from 'node:util'
+import type { ParseArgsConfig } from 'node:util'
+import { parseArgs } from '../builtins.ts'
 import { InvalidArgumentError } from '../interface/index.ts'
 import type { ApiClient } from './client.ts'
 import type { Format, Out } from './output.ts'

@@ -6,7 +6,7 @@
  * command, flag or argument, or a request no node can ever satisfy); a task's own exit code for `run`. An error a
  * user meets first prints as `gridctl: error [CODE]: cause — next step` (docs/troubleshooting.md has each CODE).
  */
-import { existsSync } from 'node:fs'
+import { existsSync } from '../builtins.ts'
 import { join } from 'node:path'
 import { VERSION } from '../version.ts'
 import type { Command, CommandContext } from './command.ts'

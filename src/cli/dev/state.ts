@@ -3,7 +3,7 @@
  * other dev commands and, to pick the default socket, by every gridctl call. Light on purpose (node:fs and
  * node:path only): run-gridctl imports it at start-up.
  */
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from '../../builtins.ts'
 import { join, resolve } from 'node:path'
 import { DEV_DIR, DEV_STATE_FILE, DEV_STATE_VERSION } from './constants.ts'
 
