@@ -22,9 +22,10 @@ export function griddNodeFlags (root = ROOT) {
 const shq = s => `'${String(s).replace(/'/g, "'\\''")}'`
 
 /**
- * gridctl's launchers keep Node's compile cache (NODE_COMPILE_CACHE, Node >= 22.1) of the bundle, one file of 2 MB
- * that every call would parse again: with it, bench/cli measured the bundled gridctl a quarter to 40 % faster to start
- * (the tsc build's small modules gain nothing measurable). A NODE_COMPILE_CACHE already set wins. The same lines are in
+ * gridctl's launchers keep Node's compile cache (NODE_COMPILE_CACHE, Node >= 22.1) of the bundle's entry and chunks.
+ * When the bundle was one file of 2 MB, it took a quarter to 40 % off every call's start (bench/cli); since the
+ * bundle is split, a call parses only its command's small chunks and the cache gains a few ms at most, but it costs
+ * nothing. A NODE_COMPILE_CACHE already set wins. The same lines are in
  * the launcher gridctl deploy writes (src/deploy/render.ts).
  */
 export const COMPILE_CACHE_LINES = `# Node's compile cache of the bundle (Node >= 22.1): its compiled code kept between calls, not parsed again each time

@@ -1,6 +1,6 @@
 /**
  * The launchers of the bundled gridctl (npm run install-bin's and gridctl deploy's) give Node a compile cache, so the
- * 2 MB bundle is not parsed again at every call (bench/cli): in the user's cache directory, unless NODE_COMPILE_CACHE
+ * bundle's chunks a call loads are not parsed again each time (bench/cli): in the user's cache directory, unless NODE_COMPILE_CACHE
  * is set already (it wins) or there is no HOME (then none). Each launcher is run with a stand-in Node that prints it.
  */
 import { spawnSync } from 'node:child_process'
