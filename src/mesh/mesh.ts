@@ -312,7 +312,11 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
         : `${HINTS.SWARM_KEY_MISMATCH} (this node's fingerprint: ${fingerprint})`
     }, fingerprint === undefined
       ? `a peer at ${host} may use a swarm key, and this node runs without one (logged once a minute per address)`
-      : `a peer at ${host} uses a different swarm key, or is not a grid node (logged once a minute per address)`)
+      : /timeout|timed out|aborted/i.test(info.error)
+        // the accepting side of a wrong key waits for a handshake that never makes sense: a timeout, as for a peer
+        // too loaded to finish it in time (seen with 20 daemons starting at once on 2 cores)
+        ? `a peer at ${host} uses a different swarm key, is not a grid node, or did not finish its handshake in time (logged once a minute per address)`
+        : `a peer at ${host} uses a different swarm key, or is not a grid node (logged once a minute per address)`)
   }
 
   /**

@@ -33,7 +33,11 @@ describe('mesh - the swarm key keeps strangers out', () => {
       const fp = (await n.status()).swarmKeyFingerprint as string
       const events = n.logEvents().filter(e => e.code === 'SWARM_KEY_MISMATCH')
       expect(events[0], n.name).toMatchObject({
-        msg: 'a peer at /ip4/127.0.0.1 uses a different swarm key, or is not a grid node (logged once a minute per address)',
+        // the side that accepts the connection waits for a handshake that never makes sense: a timeout, which a peer
+        // too loaded to finish in time would also give, so its line names that cause too
+        msg: /timeout|timed out|aborted/i.test(String(events[0]?.error))
+          ? 'a peer at /ip4/127.0.0.1 uses a different swarm key, is not a grid node, or did not finish its handshake in time (logged once a minute per address)'
+          : 'a peer at /ip4/127.0.0.1 uses a different swarm key, or is not a grid node (logged once a minute per address)',
         swarmKey: fp,
         hint: `compare the swarm key fingerprint \`gridctl status\` prints on both nodes, copy the cluster's swarm.key to the node that differs and restart it (this node's fingerprint: ${fp})`
       })
