@@ -10,6 +10,13 @@ import { repeat } from '../util/index.ts'
 import { queryGpus } from './gpus.ts'
 
 const MISSING_RECHECK_MS = 60_000
+/**
+ * The machine's load average and memory are read again at most this often: three system calls (about 35 us
+ * together) that the load report needed at every call, several times per task (the member view a task's placement
+ * reads builds this node's own entry each time). The load average is a minute's average; the task slots, queue and
+ * GPUs in the report are the executor's and always current.
+ */
+const OS_FIGURES_MAX_AGE_MS = 1_000
 
 export interface ResourcesInit {
   nvidiaSmi: string
@@ -40,6 +47,7 @@ export class LocalResources implements Startable {
   private missingUntil = 0
   private loop?: { stop: () => void }
   private usage: () => Usage
+  private os = { at: -Infinity, cpu: 0, memTotalMiB: 0, memFreeMiB: 0 }
 
   constructor (private readonly components: { logger: Logger, registry?: Registry }, private readonly init: ResourcesInit) {
     this.usage = () => ({ running: 0, queued: 0, slots: this.cpus, freeSlots: this.cpus, freeGpus: this.gpuList.length })
@@ -111,14 +119,28 @@ export class LocalResources implements Startable {
     return this.gpuError
   }
 
+  private osFigures (): { cpu: number, memTotalMiB: number, memFreeMiB: number } {
+    const now = performance.now()
+    if (now - this.os.at >= OS_FIGURES_MAX_AGE_MS) {
+      this.os = {
+        at: now,
+        cpu: Math.round((loadavg()[0] ?? 0) / this.cpus * 1000) / 1000,
+        memTotalMiB: Math.round(totalmem() / 1048576),
+        memFreeMiB: Math.round(freemem() / 1048576)
+      }
+    }
+    return this.os
+  }
+
   load (): LoadReport {
     const u = this.usage()
     const gpus = this.gpus()
+    const os = this.osFigures()
     return {
-      cpu: Math.round((loadavg()[0] ?? 0) / this.cpus * 1000) / 1000,
+      cpu: os.cpu,
       cpus: this.cpus,
-      memTotalMiB: Math.round(totalmem() / 1048576),
-      memFreeMiB: Math.round(freemem() / 1048576),
+      memTotalMiB: os.memTotalMiB,
+      memFreeMiB: os.memFreeMiB,
       running: u.running,
       queued: u.queued,
       slots: u.slots,
