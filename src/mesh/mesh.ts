@@ -312,7 +312,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
         : `${HINTS.SWARM_KEY_MISMATCH} (this node's fingerprint: ${fingerprint})`
     }, fingerprint === undefined
       ? `a peer at ${host} may use a swarm key, and this node runs without one (logged once a minute per address)`
-      : /timeout|timed out|aborted/i.test(info.error)
+      : TIMED_OUT.test(info.error)
         // the accepting side of a wrong key waits for a handshake that never makes sense: a timeout, as for a peer
         // too loaded to finish it in time (seen with 20 daemons starting at once on 2 cores)
         ? `a peer at ${host} uses a different swarm key, is not a grid node, or did not finish its handshake in time (logged once a minute per address)`
@@ -334,10 +334,13 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
     if (/ECONNREFUSED/.test(all)) return `connection refused: nothing listens there (${e.message})`
     if (/EHOSTUNREACH|ENETUNREACH/.test(all)) return `host unreachable (${e.message})`
     if (/EncryptionFailed|ECONNRESET|decrypt|handshake|noise|pnet|psk/i.test(all)) return `handshake failed: the peer uses a different swarm key (compare the swarm key fingerprints gridctl status prints on both nodes), is not a grid node, or closed the connection before the handshake because too many were waiting for theirs (its log says so: 'inbound connections are being dropped') (${e.message})`
-    if (/abort|timeout|timed out/i.test(all)) return `no answer in time: the address is not reachable, the peer uses a different swarm key, or it is refusing connections (${e.message})`
+    if (TIMED_OUT.test(all)) return `no answer in time: the address is not reachable, the peer uses a different swarm key, or it is refusing connections (${e.message})`
     return all
   }
 }
+
+/** An error that says an operation ran out of time (or was aborted, as a deadline's signal does). */
+const TIMED_OUT = /abort|timeout|timed out/i
 
 function safePeerId (peer: NodeId): PeerId {
   try {
