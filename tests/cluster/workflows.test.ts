@@ -225,8 +225,10 @@ describe('workflows - the origin dies with jobs running on it', () => {
   it('a job whose task died with the origin runs again elsewhere, every other job once, and the workflow succeeds', async () => {
     const dir = c.root
     const jobs: Record<string, unknown> = {}
-    // three jobs of 4 CPUs on nodes of 4 slots: running at once, one is on n3, the origin
-    for (let i = 0; i < 3; i++) jobs[`p${i}`] = { cpus: 4, command: ['sh', '-c', `echo "$GRID_NODE_NAME" >> ${dir}/on-p${i}; sleep 5`] }
+    // three jobs of 4 CPUs on nodes of 4 slots, each held until the gate opens: running at once, one is on n3, the
+    // origin (a job that only slept could end on n3 before the kill on a slow machine, and have nothing to run again)
+    const gate = join(dir, 'gate')
+    for (let i = 0; i < 3; i++) jobs[`p${i}`] = { cpus: 4, command: ['sh', '-c', `echo "$GRID_NODE_NAME" >> ${dir}/on-p${i}; while [ ! -f ${gate} ]; do sleep 0.1; done`] }
     jobs.end = { needs: Object.keys(jobs), command: ['true'] }
     const f = join(dir, 'three.json')
     writeFileSync(f, JSON.stringify({ name: 'three', jobs }))
@@ -237,6 +239,7 @@ describe('workflows - the origin dies with jobs running on it', () => {
     expect(Object.values(before).some(nodes => nodes[0] === 'n3'), JSON.stringify(before)).toBe(true)
     n3.signal('SIGKILL')
     await n3.waitExit()
+    writeFileSync(gate, '')
     const end = await waitFor('the workflow to end on n1', async () => { const w = await n1.api.get<WorkflowRecord>(`/workflows/${id}`); return w.status === 'running' ? undefined : w }, { timeoutMs: 90_000 })
     expect(end.status, JSON.stringify(end.jobs)).toBe('succeeded')
     const after = where()
