@@ -229,7 +229,11 @@ export class SimNetwork {
         if (err !== undefined) reject(err)
         else resolve(value as ResponseOf<M>)
       }
-      const timer = this.clock.at(timeoutMs, from, KIND.rpcFail, () => { finish(new TimeoutError(`${method.name} to ${this.ids[to]} timed out after ${timeoutMs}ms`)) }, fromLife)
+      // as the real channel's deadline (util's afterPendingIo): judged after the messages already waiting for this node,
+      // so a node that thaws takes an answer that came while it was frozen
+      const timer = this.clock.at(timeoutMs, from, KIND.rpcFail, () => {
+        this.clock.at(0, from, KIND.rpcFail, () => { finish(new TimeoutError(`${method.name} to ${this.ids[to]} timed out after ${timeoutMs}ms`)) }, fromLife)
+      }, fromLife)
       const f = this.faults
       if (f.group[from] !== f.group[to]) return // lost in the partition: the deadline decides
       if (f.crashed[to] === 1) {

@@ -10,6 +10,7 @@ import {
   CancelledError, NotFoundError, PeerUnreachableError, ProtocolError, TimeoutError, errorFromWire, toGridError,
   type NodeId
 } from '../interface/index.ts'
+import { afterPendingIo } from '../util/index.ts'
 import { RPC_PARTIAL_FRAME_MIN_BYTES_PER_S, RPC_WRITE_COALESCE_MAX_BYTES, RPC_PEER_PARTIAL_SLACK_BYTES, RPC_WRITE_BUFFER_SLACK_BYTES } from './constants.ts'
 import type { ChannelHost, RpcContext } from './rpc-types.ts'
 
@@ -90,7 +91,8 @@ export class Channel {
         this.trySend({ type: 'cancel', id }, true)
         reject(new CancelledError(`request ${method.name} to ${this.peer} was cancelled`, { cause: signal?.reason }))
       }
-      timer = setTimeout(() => {
+      timer = afterPendingIo(() => {
+        if (!this.pending.has(id)) return
         cleanup()
         this.trySend({ type: 'cancel', id }, true)
         reject(new TimeoutError(`${method.name} to ${this.peer} got no answer within ${timeoutMs}ms`))

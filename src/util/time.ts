@@ -35,3 +35,15 @@ export function repeat (fn: () => Promise<void> | void, intervalMs: number, onEr
   schedule(opts.immediate === true ? 0 : jitter(intervalMs, opts.jitter ?? 0.1))
   return { stop: () => { stopped = true; clearTimeout(timer) } }
 }
+
+/**
+ * A deadline that an answer already received beats: `fn` runs `ms` from now, but only after the event loop has read
+ * the I/O that is ready by then. After a stall of the loop (a starved CPU, a long GC, SIGSTOP), Node runs the overdue
+ * timers of an iteration before it reads the sockets, so a plain timer would fail a request whose answer has been
+ * waiting in the kernel for most of the stall; `setImmediate` runs after that iteration's I/O has been read. Cleared
+ * with `clearTimeout`, like the timer it returns (a callback whose timer fired runs once the I/O is read, so it must
+ * check that what it guards is still pending).
+ */
+export function afterPendingIo (fn: () => void, ms: number): NodeJS.Timeout {
+  return setTimeout(() => { setImmediate(fn) }, ms)
+}

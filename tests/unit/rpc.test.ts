@@ -75,7 +75,8 @@ describe('mesh - rpc channel', () => {
     expect(err).toBeInstanceOf(TimeoutError)
     expect(performance.now() - started).toBeLessThan(1_000)
     const signal = await waitFor('the handler to be cancelled', () => hung[0]?.aborted === true ? hung[0] : undefined, fast)
-    expect(signal.reason).toBeInstanceOf(CancelledError)
+    // the server holds the same deadline: its own timer or the caller's cancel, whichever comes first, stops it
+    expect(signal.reason instanceof CancelledError || (signal.reason as Error).name === 'TimeoutError').toBe(true)
   })
 
   it('cancels a request whose caller aborts it', async () => {
