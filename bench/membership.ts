@@ -1,7 +1,8 @@
 /**
  * bench/membership: N real daemons on this machine (N = 5, 10, 20 by default).
  *
- * - time from the last node's start until every node sees all N alive;
+ * - time from the last node's start until every node sees all N alive, and the suspicions every node began until then
+ *   (from its own failed probes, and from other members' notices): each one is a flicker that keeps the view apart;
  * - time until every other node has noticed a kill -9 (dead), and a SIGSTOP (suspect, then dead);
  * - idle CPU and RSS per daemon once settled (after its first minute), and bytes per second each writes (sockets, logs
  *   and state log: /proc/PID/io wchar).
@@ -17,6 +18,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { parseDuration } from '../src/interface/index.ts'
 import { ROOT } from '../tests/helpers/paths.ts'
+import { fetchMetrics, metricValue } from '../tests/helpers/metrics.ts'
 import { type Cluster, type Gridd, childPid, cpuSeconds, fmt, median, rssBytes, sleep, startCluster, table, waitFor } from './lib.ts'
 
 const { values } = parseArgs({ options: { sizes: { type: 'string', default: '5,10,20' }, idle: { type: 'string', default: '30s' }, daemon: { type: 'string', default: 'dist' } } })
@@ -63,7 +65,14 @@ async function allSee (c: Cluster, name: string, states: string[], t0: number): 
   return Math.max(...at)
 }
 
-interface Row { n: number, convergeMs: number, killMs: number, stopSuspectMs: number, stopDeadMs: number, cpuPct: number, rssMB: number, spawnerMB: number, bytesPerSec: number }
+/** Suspicions begun so far, summed over the nodes: from each one's own probes (local) and from others' notices. */
+async function suspicions (c: Cluster): Promise<{ local: number, notice: number }> {
+  const texts = await Promise.all(c.running().map(async n => await fetchMetrics(n.socket)))
+  const sum = (source: string): number => texts.reduce((a, t) => a + metricValue(t, 'grid_membership_suspicions_total', { source }), 0)
+  return { local: sum('local'), notice: sum('notice') }
+}
+
+interface Row { n: number, convergeMs: number, suspectedLocal: number, suspectedNotice: number, killMs: number, stopSuspectMs: number, stopDeadMs: number, cpuPct: number, rssMB: number, spawnerMB: number, bytesPerSec: number }
 
 async function run (n: number): Promise<Row> {
   const c = await startCluster(1)
@@ -80,6 +89,7 @@ async function run (n: number): Promise<Row> {
       return true
     }, { timeoutMs: 180_000, intervalMs: 200 })
     const convergeMs = Date.now() - lastStarted
+    const formed = await suspicions(c)
 
     // idle cost, once the nodes have settled: a node's first minute has DHT rendezvous every interval
     await sleep(Math.max(3_000, SETTLE_MS - (Date.now() - lastStarted)))
@@ -108,7 +118,7 @@ async function run (n: number): Promise<Row> {
     const stopSuspectMs = await allSee(c, frozen.name, ['suspect', 'dead'], t0)
     const stopDeadMs = await allSee(c, frozen.name, ['dead'], t0)
     frozen.signal('SIGCONT')
-    return { n, convergeMs, killMs, stopSuspectMs, stopDeadMs, cpuPct, rssMB, spawnerMB, bytesPerSec }
+    return { n, convergeMs, suspectedLocal: formed.local, suspectedNotice: formed.notice, killMs, stopSuspectMs, stopDeadMs, cpuPct, rssMB, spawnerMB, bytesPerSec }
   } finally {
     await c.destroy()
   }
@@ -119,6 +129,6 @@ for (const n of SIZES) {
   console.error(`membership: ${n} daemons...`)
   rows.push(await run(n))
 }
-table(`Membership: N daemons on one 2-core machine (${DAEMON === 'bundle' ? 'bundled daemon, dist/bundle/gridd.mjs' : 'tsc build, dist/daemon/gridd.js'})`, ['N', 'full view after last start (ms)', 'kill -9 noticed by all (ms)', 'SIGSTOP suspected by all (ms)', 'SIGSTOP dead on all (ms)', 'idle CPU per daemon, settled (%)', 'RSS per daemon (MB)', 'RSS of its spawner (MB)', 'bytes/s written per daemon'],
-  rows.map(r => [String(r.n), r.convergeMs, r.killMs, r.stopSuspectMs, r.stopDeadMs, r.cpuPct, r.rssMB, r.spawnerMB, fmt(r.bytesPerSec, 0)]))
+table(`Membership: N daemons on one 2-core machine (${DAEMON === 'bundle' ? 'bundled daemon, dist/bundle/gridd.mjs' : 'tsc build, dist/daemon/gridd.js'})`, ['N', 'full view after last start (ms)', 'suspicions until then, local / from notices (all nodes)', 'kill -9 noticed by all (ms)', 'SIGSTOP suspected by all (ms)', 'SIGSTOP dead on all (ms)', 'idle CPU per daemon, settled (%)', 'RSS per daemon (MB)', 'RSS of its spawner (MB)', 'bytes/s written per daemon'],
+  rows.map(r => [String(r.n), r.convergeMs, `${r.suspectedLocal} / ${r.suspectedNotice}`, r.killMs, r.stopSuspectMs, r.stopDeadMs, r.cpuPct, r.rssMB, r.spawnerMB, fmt(r.bytesPerSec, 0)]))
 process.exit(0)
