@@ -365,7 +365,16 @@ describe.skipIf(!HAVE_SSHD && !REQUIRE)(HAVE_SSHD || REQUIRE ? title : `${title}
       expect(order).toEqual(HOSTS.flatMap(h => [`${h} draining`, `${h} undraining`]))
       HOSTS.forEach((h, i) => { expect(f.pid(h)).not.toBe(before[i]) })
       await everyoneSeesEveryone(f, HOSTS)
-      for (const h of HOSTS) expect((JSON.parse((await ctlAt(f, h, ['nodes', '-o', 'json'])).stdout) as NodeEntry[]).every(n => !n.drain)).toBe(true)
+      // the last host's undrain reaches the others by heartbeat and replication, a moment after the command returns
+      await waitFor('every node to see every host undrained', async () => {
+        const drained: string[] = []
+        for (const h of HOSTS) {
+          const nodes = JSON.parse((await ctlAt(f, h, ['nodes', '-o', 'json'])).stdout) as NodeEntry[]
+          for (const n of nodes) if (n.drain) drained.push(`${h} sees ${n.name} draining`)
+        }
+        if (drained.length > 0) throw new Error(drained.join('; '))
+        return true
+      }, { timeoutMs: 30_000, intervalMs: 250 })
     } else {
       expect(r.code).toBe(1)
       expect(res[0]?.error).toMatchObject({ code: 'COMMAND_MISSING' })
