@@ -203,7 +203,7 @@ export const FIELDS: FieldDef[] = [
   { key: 'membership.indirectProbes', env: 'GRID_INDIRECT_PROBES', convert: int(0, 16), help: 'peers asked to probe a suspect before it is declared dead (default 3)' },
   { key: 'membership.suspicionTimeout', env: 'GRID_SUSPICION_TIMEOUT', convert: duration(100, 600_000), help: 'how long a suspect may refute before it is declared dead, unconfirmed (default 4s); each other member that cannot reach it either shortens this, down to half of it at up to 10 nodes' },
   { key: 'membership.deadMemberExpiry', env: 'GRID_DEAD_MEMBER_EXPIRY', convert: duration(1000, 365 * 86_400_000), help: 'how long a dead or left member stays in the member table (default 24h)' },
-  { key: 'mesh.maxConnections', env: 'GRID_MAX_CONNECTIONS', convert: int(4, 10_000), help: 'most open peer connections (default 200)' },
+  { key: 'mesh.maxConnections', env: 'GRID_MAX_CONNECTIONS', convert: int(4, 10_000), help: 'most open peer connections (default 200); a larger cluster gets a headroom past it for newcomers, trimmed back' },
   { key: 'mesh.dialConcurrency', env: 'GRID_DIAL_CONCURRENCY', convert: int(1, 64), help: 'peers dialled at once when joining (default 4)' },
   { key: 'mesh.rendezvousInterval', env: 'GRID_RENDEZVOUS_INTERVAL', convert: duration(1000, 3_600_000), help: 'how often the DHT is asked for other members (default 10s)' },
   { key: 'executor.slots', env: 'GRID_SLOTS', flag: 'slots', convert: int(0, 100_000), help: 'CPU slots for tasks (default: one per CPU); 0 makes a router, which runs no task' },

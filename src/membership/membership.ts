@@ -164,6 +164,8 @@ export class Membership extends EventEmitter<MembershipEvents> implements Member
   private readonly onDisconnect = (peer: NodeId): void => {
     const state = this.detector.state(peer)
     if (state !== 'alive' && state !== 'suspect') return
+    // a trim back to the connection cap (a cluster larger than it) is no sign of failure; heartbeats still come
+    if (this.components.mesh.closedOnPurpose?.(peer) === true) return
     // let libp2p finish tearing the connection down, so the probe dials afresh rather than using a dying stream
     setTimeout(() => { void this.prober.investigate(peer, 'connection closed') }, DISCONNECT_SETTLE_MS).unref()
   }

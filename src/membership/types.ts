@@ -61,6 +61,8 @@ export interface MembershipMesh {
   forget(peer: NodeId): void
   /** Close every connection to a peer this node found dead. */
   hangUp(peer: NodeId): Promise<void>
+  /** Whether the connections to a peer closed on purpose just now (a trim back to the connection cap): no failure. */
+  closedOnPurpose?(peer: NodeId): boolean
   on<K extends keyof MembershipMeshEvents>(event: K, listener: (...args: MembershipMeshEvents[K]) => void): unknown
   off<K extends keyof MembershipMeshEvents>(event: K, listener: (...args: MembershipMeshEvents[K]) => void): unknown
 }

@@ -78,6 +78,26 @@ export const LEFT_REDIAL_CAP_MS = 300_000
 export const RECENT_LOSS_WINDOW_MS = 60_000
 export const RECENT_REDIAL_BASE_MS = 500
 export const RECENT_REDIAL_CAP_MS = 2_000
+/**
+ * A cluster larger than `mesh.maxConnections` (the cap). libp2p accepts JOIN_HEADROOM connections past the cap, so a
+ * newcomer (or a restarted member) can always join through a member that holds the cap: libp2p refuses a connection
+ * at its own limit before the handshake, whoever it comes from, and a node that knows only a full bootstrap peer never
+ * joined. The dial loop trims back to the cap, closing connections at least TRIM_GRACE_MS old with nothing in flight
+ * (the newcomer has dialled others by then), and says so first; and once it knows more members than the cap, it
+ * dials only up to the cap less DIAL_SLACK, so the peer a trim leaves one short does not dial another member, which
+ * would trim in its turn.
+ * Up to the cap (every member connected to every other) none of this applies.
+ */
+export function joinHeadroom (cap: number): number { return Math.max(8, Math.ceil(cap / 4)) }
+export function dialSlack (cap: number): number { return Math.max(1, Math.ceil(cap / 10)) }
+export const TRIM_GRACE_MS = 10_000
+/**
+ * A trim is announced (`mesh.trim`) and the connection closed TRIM_NOTICE_MS later. Neither side takes that close for
+ * a failure for TRIM_MEMORY_MS (no probe), nor redials that peer before TRIM_REDIAL_MS (unless work needs it then).
+ */
+export const TRIM_NOTICE_MS = 200
+export const TRIM_MEMORY_MS = 10_000
+export const TRIM_REDIAL_MS = 300_000
 /** Bootstrap addresses, while this node has no connection: at most this far apart in its first minute, 30 s later. */
 export const BOOTSTRAP_REDIAL_CAP_MS = 2_000
 export const DIAL_TIMEOUT_MS = 6_000

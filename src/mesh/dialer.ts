@@ -7,6 +7,8 @@
  * - Peers learned from the DHT, from other modules (heartbeats, the registry) or from `join` are dialled gradually:
  *   a few at a time, with jitter and per-peer backoff, up to the connection cap. A dial slot that frees, or a peer that
  *   is learned or falls due, starts the next dial at once rather than at the loop's next pass.
+ * - In a cluster larger than the cap, libp2p takes a few connections past it (a newcomer joins through a full
+ *   member) and this loop trims back to the cap; it dials only up to the cap less a slack then (constants.ts).
  *
  * It knows libp2p only through the few calls in DialerComponents, so unit tests drive it with stubs.
  */
@@ -15,7 +17,7 @@ import type { Logger } from 'pino'
 import type { NodeId } from '../interface/index.ts'
 import { LogLimiter, backoffMs, jitter, repeat } from '../util/index.ts'
 import {
-  BOOTSTRAP_REDIAL_CAP_MS, DIAL_TIMEOUT_MS, LEFT_REDIAL_CAP_MS, MAINTAIN_INTERVAL_MS, RECENT_LOSS_WINDOW_MS, RECENT_REDIAL_BASE_MS,
+  BOOTSTRAP_REDIAL_CAP_MS, DIAL_TIMEOUT_MS, LEFT_REDIAL_CAP_MS, TRIM_GRACE_MS, TRIM_MEMORY_MS, TRIM_REDIAL_MS, dialSlack, MAINTAIN_INTERVAL_MS, RECENT_LOSS_WINDOW_MS, RECENT_REDIAL_BASE_MS,
   RECENT_REDIAL_CAP_MS, REDIAL_BASE_MS, REDIAL_CAP_MS, RENDEZVOUS_SETTLED_FACTOR, RENDEZVOUS_SETTLE_MS, RENDEZVOUS_TIMEOUT_MS
 } from './constants.ts'
 
@@ -35,12 +37,21 @@ export interface DialerComponents {
   dialAddr: (addr: Multiaddr, signal: AbortSignal) => Promise<NodeId>
   connectionCount: () => number
   isConnected: (peer: NodeId) => boolean
+  /**
+   * Open connections: the peer, when the oldest to it opened (epoch ms), and whether libp2p keeps it alive (the DHT's
+   * closest peers: libp2p redials those at once, so a trim would only churn). Absent: never trims.
+   */
+  connections?: () => Promise<Array<{ peer: NodeId, openedAt: number, keepAlive?: boolean }>>
+  /** Whether requests to or from the peer are in flight (a trim would cut them off). */
+  busy?: (peer: NodeId) => boolean
+  /** Tells the peer (`mesh.trim`), then closes every connection to it: a trim back to the cap. */
+  trim?: (peer: NodeId) => Promise<void>
   /** Adds addresses to the peer store. */
   rememberAddrs: (peer: NodeId, addrs: string[]) => void
   /** Provides the rendezvous key and yields the other providers (the DHT); absent: no rendezvous. */
   rendezvous?: { provide: (signal: AbortSignal) => Promise<void>, findProviders: (signal: AbortSignal) => AsyncIterable<{ id: NodeId, addrs: string[] }> }
   /** Counts a dial by kind and outcome. */
-  counted: (kind: 'bootstrap' | 'peer', outcome: 'ok' | 'error') => void
+  counted: (kind: 'bootstrap' | 'peer' | 'trim', outcome: 'ok' | 'error') => void
   explain: (err: unknown) => string
 }
 
@@ -54,6 +65,8 @@ interface KnownPeer {
   pinned: boolean
   /** When its last connection closed (epoch ms; 0 if never connected in this process). */
   lostAt: number
+  /** When this node or the peer last trimmed their connection (epoch ms; 0 if never): that close is no loss. */
+  trimmedAt?: number
 }
 
 export class Dialer {
@@ -62,6 +75,9 @@ export class Dialer {
   private bootstrapAttempts = 0
   private bootstrapNextAt = 0
   private dialsInFlight = 0
+  /** Peers whose connections a trim is closing now, and whether a trim pass is choosing them. */
+  private readonly trimming = new Set<NodeId>()
+  private trimRunning = false
   private maintainLoop?: { stop: () => void }
   private rendezvousLoop?: { stop: () => void }
   private wake?: { at: number, timer: NodeJS.Timeout }
@@ -114,9 +130,26 @@ export class Dialer {
     const k = this.known.get(peer)
     if (k === undefined) return
     const now = Date.now()
+    if (this.closedOnPurpose(peer, now)) {
+      // a trim (ours or the peer's): not a loss to heal, and the other side is at its cap
+      k.nextAttemptAt = (k.trimmedAt ?? now) + TRIM_REDIAL_MS
+      return
+    }
     k.lostAt = now
     k.nextAttemptAt = now + jitter(RECENT_REDIAL_BASE_MS, 0.5)
     this.wakeAt(k.nextAttemptAt)
+  }
+
+  /** The peer said it is closing our connections to come back to its cap (`mesh.trim`). */
+  trimmedBy (peer: NodeId): void {
+    const k = this.known.get(peer)
+    if (k !== undefined) k.trimmedAt = Date.now()
+  }
+
+  /** Whether the connections to this peer were closed, or are being closed, by a trim of either side just now. */
+  closedOnPurpose (peer: NodeId, now = Date.now()): boolean {
+    const at = this.known.get(peer)?.trimmedAt
+    return at !== undefined && now - at < TRIM_MEMORY_MS
   }
 
   /** Runs a pass of the loop at `at` (or at once), unless one is due sooner. */
@@ -140,8 +173,19 @@ export class Dialer {
       const cap = now - this.startedAt < RECENT_LOSS_WINDOW_MS ? BOOTSTRAP_REDIAL_CAP_MS : 30_000
       this.bootstrapNextAt = now + backoffMs(this.bootstrapAttempts++, REDIAL_BASE_MS, cap)
       for (const ma of this.init.bootstrap) void this.dialBootstrap(ma)
+    } else if (this.init.bootstrap.length > 0 && connected === 0 && this.dialsInFlight === 0) {
+      // alone: the next bootstrap dial goes when its backoff ends, not at the loop's next pass after that
+      this.wakeAt(this.bootstrapNextAt)
     }
-    const room = Math.max(0, this.init.maxConnections - connected)
+    const cap = this.init.maxConnections
+    if (connected > cap && !this.trimRunning) {
+      this.trimRunning = true
+      void this.trim(connected - cap, now).catch(() => {}).finally(() => { this.trimRunning = false })
+    }
+    // more members than the cap: dial to the cap less a slack, so one trimmed connection does not start another dial
+    const target = this.known.size > cap ? cap - dialSlack(cap) : cap
+    // dials in flight will each add a connection
+    const room = Math.max(0, target - connected - this.dialsInFlight)
     let budget = Math.min(room, this.init.dialConcurrency - this.dialsInFlight)
     if (budget <= 0) return
     let soonest = Infinity
@@ -154,6 +198,28 @@ export class Dialer {
     }
     // the next peer to fall due is dialled then, not at the loop's next pass
     if (soonest < now + MAINTAIN_INTERVAL_MS) this.wakeAt(soonest)
+  }
+
+  /**
+   * Closes `excess` connections (past the cap: newcomers let in by libp2p's headroom), each one at least
+   * TRIM_GRACE_MS old, with nothing in flight, not kept alive by libp2p and not to a bootstrap peer of the config,
+   * picked at random.
+   */
+  private async trim (excess: number, now: number): Promise<void> {
+    const { connections, busy, trim } = this.c
+    if (connections === undefined || trim === undefined) return
+    const pickable = (await connections()).filter(c => now - c.openedAt >= TRIM_GRACE_MS && c.keepAlive !== true && this.known.get(c.peer)?.pinned !== true && busy?.(c.peer) !== true && !this.trimming.has(c.peer))
+    for (let i = 0; i < excess && pickable.length > 0; i++) {
+      const [c] = pickable.splice(Math.floor(Math.random() * pickable.length), 1)
+      if (c === undefined) break
+      this.trimming.add(c.peer)
+      const k = this.known.get(c.peer)
+      if (k !== undefined) k.trimmedAt = now
+      else this.known.set(c.peer, { attempts: 0, nextAttemptAt: now + TRIM_REDIAL_MS, dialing: false, left: false, pinned: false, lostAt: 0, trimmedAt: now })
+      this.c.log.debug({ peer: c.peer, excess }, 'closing a connection past the cap (mesh.maxConnections)')
+      this.c.counted('trim', 'ok')
+      void trim(c.peer).catch(() => {}).finally(() => { this.trimming.delete(c.peer) })
+    }
   }
 
   private async dialBootstrap (ma: Multiaddr): Promise<void> {

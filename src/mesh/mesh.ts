@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Message } from '@libp2p/gossipsub'
-import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { KEEP_ALIVE, type PeerId, type PrivateKey } from '@libp2p/interface'
 import { parsePeerId } from './peer-id-cache.ts'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
@@ -13,10 +13,10 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import type { Logger } from 'pino'
 import { Counter, Gauge, type Registry } from 'prom-client'
-import { rendezvousKey } from '../../proto/index.ts'
+import { MeshTrim, rendezvousKey } from '../../proto/index.ts'
 import { HINTS, InvalidArgumentError, PeerUnreachableError, type NodeId, type Startable } from '../interface/index.ts'
-import { LogLimiter } from '../util/index.ts'
-import { DIAL_TIMEOUT_MS } from './constants.ts'
+import { LogLimiter, delay } from '../util/index.ts'
+import { DIAL_TIMEOUT_MS, TRIM_NOTICE_MS } from './constants.ts'
 import { Dialer } from './dialer.ts'
 import { explainListenError } from './listen-error.ts'
 import { InboundGuard } from './inbound-guard.ts'
@@ -91,7 +91,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
     const r = components.registry
     this.metrics = {
       connections: new Gauge({ name: 'grid_mesh_connections', help: 'Open peer connections', registers: [r], collect: () => { this.metrics.connections.set(this.libp2p.getConnections().length) } }),
-      dials: new Counter({ name: 'grid_mesh_dials_total', help: 'Dials by kind (bootstrap, peer, join) and outcome', labelNames: ['kind', 'outcome'], registers: [r] }),
+      dials: new Counter({ name: 'grid_mesh_dials_total', help: 'Dials by kind (bootstrap, peer, join) and outcome; kind trim counts connections closed to come back to mesh.maxConnections', labelNames: ['kind', 'outcome'], registers: [r] }),
       gossipIn: new Counter({ name: 'grid_mesh_gossip_received_bytes_total', help: 'Gossip payload bytes received, by topic', labelNames: ['topic'], registers: [r] }),
       gossipOut: new Counter({ name: 'grid_mesh_gossip_sent_bytes_total', help: 'Gossip payload bytes published, by topic', labelNames: ['topic'], registers: [r] }),
       gossipRejected: new Counter({ name: 'grid_mesh_gossip_rejected_total', help: 'Gossip messages not delivered (invalid, or relayed copies taken only first-hand), by topic', labelNames: ['topic'], registers: [r] }),
@@ -109,6 +109,23 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
       dialAddr: async (addr, signal) => (await this.libp2p.dial(addr, { signal })).remotePeer.toString(),
       connectionCount: () => this.libp2p.getConnections().length,
       isConnected: peer => this.isConnected(peer),
+      connections: async () => {
+        const oldest = new Map<NodeId, { id: PeerId, openedAt: number }>()
+        for (const c of this.libp2p.getConnections()) {
+          const peer = c.remotePeer.toString()
+          oldest.set(peer, { id: c.remotePeer, openedAt: Math.min(oldest.get(peer)?.openedAt ?? Infinity, c.timeline.open) })
+        }
+        return await Promise.all([...oldest].map(async ([peer, { id, openedAt }]) => {
+          const tags = (await this.libp2p.peerStore.get(id).catch(() => undefined))?.tags
+          return { peer, openedAt, keepAlive: [...(tags?.keys() ?? [])].some(t => t.startsWith(KEEP_ALIVE)) }
+        }))
+      },
+      busy: peer => this.rpc.busyWith(peer),
+      trim: async peer => {
+        this.rpc.notify(peer, MeshTrim, {})
+        await delay(TRIM_NOTICE_MS)
+        await this.hangUp(peer)
+      },
       rememberAddrs: (peer, addrs) => { this.rememberAddrs(peer, addrs) },
       rendezvous: {
         provide: async signal => { if (this.rendezvousCid !== undefined) await this.libp2p.contentRouting.provide(this.rendezvousCid, { signal }) },
@@ -117,6 +134,7 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
       counted: (kind, outcome) => { this.metrics.dials.inc({ kind, outcome }) },
       explain: err => this.explainDialError(err)
     }, { bootstrap: this.bootstrap, maxConnections: init.maxConnections, dialConcurrency: init.dialConcurrency, rendezvousIntervalMs: init.rendezvousIntervalMs })
+    this.rpc.onNotify(MeshTrim, (_msg, from) => { this.dialer.trimmedBy(from) })
   }
 
   static async create (components: MeshComponents, init: MeshInit): Promise<Mesh> {
@@ -181,6 +199,11 @@ export class Mesh extends EventEmitter<MeshEvents> implements Startable {
 
   isConnected (peer: NodeId): boolean {
     return this.libp2p.getConnections(safePeerId(peer)).length > 0
+  }
+
+  /** Whether our connections to the peer closed just now because one side trimmed back to its cap: no failure. */
+  closedOnPurpose (peer: NodeId): boolean {
+    return this.dialer.closedOnPurpose(peer)
   }
 
   /** Registers the handler for a gossip topic (before or after start); invalid messages are rejected, not forwarded. */

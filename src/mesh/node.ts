@@ -14,6 +14,7 @@ import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import { DHT_PROTOCOL, HEARTBEAT_MAX_BYTES, RPC_MAX_FRAME_BYTES } from '../../proto/index.ts'
+import { joinHeadroom } from './constants.ts'
 import { INBOUND_PENDING_MAX, INBOUND_UPGRADE_TIMEOUT_MS, type InboundGuard } from './inbound-guard.ts'
 import type { PeerConduct } from './misbehaviour.ts'
 import { guardSwarmKeyCipher } from './pnet-guard.ts'
@@ -77,7 +78,9 @@ export async function createMeshNode (opts: NodeOptions): Promise<MeshLibp2p> {
       }
     })],
     connectionManager: {
-      maxConnections: opts.maxConnections,
+      // past mesh.maxConnections by a headroom, so a newcomer can join through a member at the cap: libp2p refuses at
+      // its own limit before the handshake, whoever dials; the dial loop trims back to the cap (constants.ts)
+      maxConnections: opts.maxConnections + joinHeadroom(opts.maxConnections),
       dialTimeout: DIAL_TIMEOUT_MS,
       // every node of a cluster may sit behind one address (one test machine, one NAT): the default of 5 new
       // connections per second per IP refuses a cluster that starts at once; the swarm key already gates who connects

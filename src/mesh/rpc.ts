@@ -116,6 +116,11 @@ export class RpcService implements ChannelHost {
     this.bytesOut = new Counter({ name: 'grid_mesh_stream_sent_bytes_total', help: 'Bytes sent on RPC streams', registers: [r] })
   }
 
+  /** Whether requests to or from this peer are in flight (a connection closed now would cut them off). */
+  busyWith (peer: NodeId): boolean {
+    return this.servingNow.has(peer) || (this.channels.get(peer) ?? []).some(c => c.inflight > 0)
+  }
+
   handle<M extends MethodDef> (method: M, fn: RpcHandler<M>, opts: HandleOptions = {}): void {
     if (this.handlers.has(method.name)) throw new Error(`handler for ${method.name} registered twice`)
     this.handlers.set(method.name, { method, fn: fn as unknown as RpcHandler<MethodDef>, maxInflightPerPeer: opts.maxInflightPerPeer })
