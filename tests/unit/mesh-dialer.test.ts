@@ -122,27 +122,29 @@ describe('mesh - the dial loop', () => {
     expect(s.dials.has('other')).toBe(false)
   })
 
-  it('dials every member up to the cap (all connected to all)', async () => {
+  /** A node with a cap of 10 that learns `members` members, all answering, after 5 s. */
+  async function learnMembers (members: number): Promise<{ s: Stub, d: Dialer }> {
     const s = stub(() => true, 5)
-    dialer = new Dialer(s.c, { ...init, maxConnections: 10, dialConcurrency: 4 })
-    dialer.start()
-    for (let i = 0; i < 10; i++) dialer.learn(`p${i}`, [], {})
+    const d = dialer = new Dialer(s.c, { ...init, maxConnections: 10, dialConcurrency: 4 })
+    d.start()
+    for (let i = 0; i < members; i++) d.learn(`p${i}`, [], {})
     await vi.advanceTimersByTimeAsync(5_000)
+    return { s, d }
+  }
+
+  it('dials every member up to the cap (all connected to all)', async () => {
+    const { s } = await learnMembers(10)
     expect(s.connected.size).toBe(10)
   })
 
   it('dials to the cap less its slack when it knows more members than the cap, so a trim does not start a dial', async () => {
-    const s = stub(() => true, 5)
-    dialer = new Dialer(s.c, { ...init, maxConnections: 10, dialConcurrency: 4 })
-    dialer.start()
-    for (let i = 0; i < 15; i++) dialer.learn(`p${i}`, [], {})
-    await vi.advanceTimersByTimeAsync(5_000)
+    const { s, d } = await learnMembers(15)
     expect(s.connected.size).toBe(9)
     // a newcomer dials in (it is at the cap), then a peer trims its connection to this node: one short, no dial
-    s.connected.add('newcomer'); dialer.connected('newcomer')
+    s.connected.add('newcomer'); d.connected('newcomer')
     s.dials.clear()
     s.connected.delete('p0')
-    dialer.disconnected('p0')
+    d.disconnected('p0')
     await vi.advanceTimersByTimeAsync(5_000)
     expect(s.dials.size).toBe(0)
   })
