@@ -91,6 +91,8 @@ export const RECENT_REDIAL_CAP_MS = 2_000
 export function joinHeadroom (cap: number): number { return Math.max(8, Math.ceil(cap / 4)) }
 export function dialSlack (cap: number): number { return Math.max(1, Math.ceil(cap / 10)) }
 export const TRIM_GRACE_MS = 10_000
+/** How often the dial loop looks for connections to trim while it holds more than the cap. */
+export const TRIM_CHECK_MS = 5_000
 /**
  * A trim is announced (`mesh.trim`) and the connection closed TRIM_NOTICE_MS later. Neither side takes that close for
  * a failure for TRIM_MEMORY_MS (no probe), nor redials that peer before TRIM_REDIAL_MS (unless work needs it then).

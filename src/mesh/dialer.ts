@@ -17,7 +17,7 @@ import type { Logger } from 'pino'
 import type { NodeId } from '../interface/index.ts'
 import { LogLimiter, backoffMs, jitter, repeat } from '../util/index.ts'
 import {
-  BOOTSTRAP_REDIAL_CAP_MS, DIAL_TIMEOUT_MS, LEFT_REDIAL_CAP_MS, TRIM_GRACE_MS, TRIM_MEMORY_MS, TRIM_REDIAL_MS, dialSlack, MAINTAIN_INTERVAL_MS, RECENT_LOSS_WINDOW_MS, RECENT_REDIAL_BASE_MS,
+  BOOTSTRAP_REDIAL_CAP_MS, DIAL_TIMEOUT_MS, LEFT_REDIAL_CAP_MS, TRIM_CHECK_MS, TRIM_GRACE_MS, TRIM_MEMORY_MS, TRIM_REDIAL_MS, dialSlack, MAINTAIN_INTERVAL_MS, RECENT_LOSS_WINDOW_MS, RECENT_REDIAL_BASE_MS,
   RECENT_REDIAL_CAP_MS, REDIAL_BASE_MS, REDIAL_CAP_MS, RENDEZVOUS_SETTLED_FACTOR, RENDEZVOUS_SETTLE_MS, RENDEZVOUS_TIMEOUT_MS
 } from './constants.ts'
 
@@ -78,6 +78,7 @@ export class Dialer {
   /** Peers whose connections a trim is closing now, and whether a trim pass is choosing them. */
   private readonly trimming = new Set<NodeId>()
   private trimRunning = false
+  private nextTrimAt = 0
   private maintainLoop?: { stop: () => void }
   private rendezvousLoop?: { stop: () => void }
   private wake?: { at: number, timer: NodeJS.Timeout }
@@ -178,7 +179,9 @@ export class Dialer {
       this.wakeAt(this.bootstrapNextAt)
     }
     const cap = this.init.maxConnections
-    if (connected > cap && !this.trimRunning) {
+    if (connected > cap && !this.trimRunning && now >= this.nextTrimAt) {
+      // a pass reads every connected peer's tags: at most every TRIM_CHECK_MS, however long nothing can be trimmed
+      this.nextTrimAt = now + TRIM_CHECK_MS
       this.trimRunning = true
       void this.trim(connected - cap, now).catch(() => {}).finally(() => { this.trimRunning = false })
     }

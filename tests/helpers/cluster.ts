@@ -109,7 +109,8 @@ export class Gridd {
     const cmd = this.opts.terminal === true ? ['script', '-qefc', argv.map(a => `'${a.replace(/'/g, "'\\''")}'`).join(' '), '/dev/null'] : argv
     const proc = spawn(process.execPath, [LIFELINE, this.logFile, ...cmd], {
       stdio: ['pipe', 'pipe', 'inherit'],
-      env: { ...process.env, GRID_LOG_LEVEL: process.env.GRID_TEST_LOG_LEVEL ?? 'debug', ...this.opts.env }
+      // GRID_TEST_LOG_LEVEL sets the daemon's level, from this node's env first, then the harness's own environment
+      env: { ...process.env, GRID_LOG_LEVEL: this.opts.env?.GRID_TEST_LOG_LEVEL ?? process.env.GRID_TEST_LOG_LEVEL ?? 'debug', ...this.opts.env }
     })
     this.lifeline = proc
     let buf = ''

@@ -187,8 +187,8 @@ describe('mesh - the dial loop', () => {
     s.busy.add('busy1'); s.busy.add('busy2')
     await vi.advanceTimersByTimeAsync(1_100)
     expect([...s.hungUp].sort()).toEqual(['old1', 'old2'])
-    // the two new ones go once they are past the grace (10 s) and the count is still over the cap
-    await vi.advanceTimersByTimeAsync(10_000)
+    // the two new ones go once they are past the grace (10 s), at the next trim pass (every 5 s), still over the cap
+    await vi.advanceTimersByTimeAsync(15_000)
     expect(s.hungUp).toHaveLength(4)
     expect(s.connected.size).toBe(4)
     expect(s.connected.has('boot') && s.connected.has('keep1')).toBe(true)
