@@ -17,8 +17,9 @@ import type { Logger } from 'pino'
 import type { NodeId } from '../interface/index.ts'
 import { LogLimiter, backoffMs, jitter, repeat } from '../util/index.ts'
 import {
-  BOOTSTRAP_REDIAL_CAP_MS, DIAL_TIMEOUT_MS, LEFT_REDIAL_CAP_MS, TRIM_CHECK_MS, TRIM_GRACE_MS, TRIM_MEMORY_MS, TRIM_REDIAL_MS, dialSlack, MAINTAIN_INTERVAL_MS, RECENT_LOSS_WINDOW_MS, RECENT_REDIAL_BASE_MS,
-  RECENT_REDIAL_CAP_MS, REDIAL_BASE_MS, REDIAL_CAP_MS, RENDEZVOUS_SETTLED_FACTOR, RENDEZVOUS_SETTLE_MS, RENDEZVOUS_TIMEOUT_MS
+  BOOTSTRAP_REDIAL_CAP_MS, DIAL_TIMEOUT_MS, LEFT_REDIAL_CAP_MS, MAINTAIN_INTERVAL_MS, RECENT_LOSS_WINDOW_MS, RECENT_REDIAL_BASE_MS,
+  RECENT_REDIAL_CAP_MS, REDIAL_BASE_MS, REDIAL_CAP_MS, RENDEZVOUS_SETTLED_FACTOR, RENDEZVOUS_SETTLE_MS, RENDEZVOUS_TIMEOUT_MS,
+  TRIM_CHECK_MS, TRIM_GRACE_MS, TRIM_MEMORY_MS, TRIM_REDIAL_MS, dialSlack
 } from './constants.ts'
 
 export interface DialerInit {
@@ -75,8 +76,7 @@ export class Dialer {
   private bootstrapAttempts = 0
   private bootstrapNextAt = 0
   private dialsInFlight = 0
-  /** Peers whose connections a trim is closing now, and whether a trim pass is choosing them. */
-  private readonly trimming = new Set<NodeId>()
+  /** Whether a trim pass is choosing connections now, and when the next may run. */
   private trimRunning = false
   private nextTrimAt = 0
   private maintainLoop?: { stop: () => void }
@@ -211,17 +211,16 @@ export class Dialer {
   private async trim (excess: number, now: number): Promise<void> {
     const { connections, busy, trim } = this.c
     if (connections === undefined || trim === undefined) return
-    const pickable = (await connections()).filter(c => now - c.openedAt >= TRIM_GRACE_MS && c.keepAlive !== true && this.known.get(c.peer)?.pinned !== true && busy?.(c.peer) !== true && !this.trimming.has(c.peer))
+    // every connected peer is known (connected() records it); one trimmed by either side just now is closing already
+    const pickable = (await connections()).filter(c => now - c.openedAt >= TRIM_GRACE_MS && c.keepAlive !== true && this.known.get(c.peer)?.pinned !== true && busy?.(c.peer) !== true && !this.closedOnPurpose(c.peer, now))
     for (let i = 0; i < excess && pickable.length > 0; i++) {
       const [c] = pickable.splice(Math.floor(Math.random() * pickable.length), 1)
-      if (c === undefined) break
-      this.trimming.add(c.peer)
-      const k = this.known.get(c.peer)
-      if (k !== undefined) k.trimmedAt = now
-      else this.known.set(c.peer, { attempts: 0, nextAttemptAt: now + TRIM_REDIAL_MS, dialing: false, left: false, pinned: false, lostAt: 0, trimmedAt: now })
+      const k = c === undefined ? undefined : this.known.get(c.peer)
+      if (c === undefined || k === undefined) continue
+      k.trimmedAt = now
       this.c.log.debug({ peer: c.peer, excess }, 'closing a connection past the cap (mesh.maxConnections)')
       this.c.counted('trim', 'ok')
-      void trim(c.peer).catch(() => {}).finally(() => { this.trimming.delete(c.peer) })
+      void trim(c.peer).catch(() => {})
     }
   }
 

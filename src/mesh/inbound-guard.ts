@@ -103,9 +103,9 @@ export class InboundGuard {
       graceMs: this.graceMs,
       refusedByLibp2p: Object.fromEntries(this.byLibp2p),
       from
-    }, this.evicted === 0 && this.refused === 0
-      ? 'inbound connections are being dropped before their handshake: libp2p refused them itself, counted in refusedByLibp2p by reason ("maxConnections exceeded": this node holds mesh.maxConnections and its join headroom; raise mesh.maxConnections or give newcomers other bootstrap peers) (logged at most every 10 s, counts since the last line)'
-      : 'inbound connections are being dropped before their handshake: more than maxPending are waiting without completing the swarm-key handshake (silent or slow clients, perhaps a flood); the oldest that sent nothing for graceMs are closed, new ones refused when none has; refusedByLibp2p counts the refusals libp2p made itself, by reason (logged at most every 10 s, counts since the last line)')
+    }, `inbound connections are being dropped before their handshake: ${this.evicted === 0 && this.refused === 0
+      ? 'libp2p refused them itself, counted in refusedByLibp2p by reason ("maxConnections exceeded": this node holds mesh.maxConnections and its join headroom; raise mesh.maxConnections or give newcomers other bootstrap peers)'
+      : 'more than maxPending are waiting without completing the swarm-key handshake (silent or slow clients, perhaps a flood); the oldest that sent nothing for graceMs are closed, new ones refused when none has; refusedByLibp2p counts the refusals libp2p made itself, by reason'} (logged at most every 10 s, counts since the last line)`)
     this.evicted = 0
     this.refused = 0
     this.hosts.clear()

@@ -1,6 +1,6 @@
 /**
  * The far side of tests/unit/rpc-stall.test.ts, in its own process (so its event loop runs while the test's stalls):
- * a real libp2p node with gridd's RPC service that answers test.echo after the delay asked. It prints its address,
+ * a real libp2p node with gridd's RPC service that answers test.delayedEcho after the delay asked. It prints its address,
  * and exits when its stdin closes (the test ended, or died).
  * Run by Node with --experimental-transform-types.
  */

@@ -18,8 +18,8 @@ function stall (ms: number): void {
 
 // A real libp2p node (TCP, Noise, yamux, gridd's RPC service) here and another in its own process. After a stall,
 // Node runs an iteration's overdue timers before it reads its sockets: a deadline that passed during the stall must
-// not fail a request whose answer came in meanwhile. On a loaded machine a membership probe failed so, and made a
-// healthy member suspect.
+// not fail a request whose answer came in meanwhile (a membership probe failed so would make a healthy member
+// suspect).
 describe('mesh - rpc deadlines after a stalled event loop', () => {
   let peer: ChildProcess | undefined
   let node: MeshLibp2p
