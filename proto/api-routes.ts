@@ -10,7 +10,7 @@ import { MEMBER_STATES, type ErrorCode } from '../src/interface/index.ts'
 import { JOB_STATUSES } from './job-names.ts'
 import * as B from './api-bodies.ts'
 import * as S from './api-schemas.ts'
-import { SyncManifestBodySchema, SyncMissingBodySchema, SyncReadBodySchema, SyncUploadBodySchema } from './sync.ts'
+import { SYNC_UPLOAD_BINARY_TYPE, SyncManifestBodySchema, SyncMissingBodySchema, SyncReadBodySchema, SyncUploadBodySchema } from './sync.ts'
 import { TASK_STATUSES } from './tasks.ts'
 import { WORKFLOW_STATUSES } from './workflow-names.ts'
 
@@ -33,7 +33,7 @@ export interface ApiRoute {
   summary: string
   tags: string[]
   query?: Record<string, ApiQueryParam>
-  body?: { schema: TSchema, required: boolean }
+  body?: { schema: TSchema, required: boolean, binary?: { contentType: string, description: string } }
   /** answers by HTTP status (200, 201) */
   answers: Record<number, ApiAnswer>
   /** the codes it answers with besides the ones every route may give (INTERNAL, UNAVAILABLE) */
@@ -91,7 +91,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
   { method: 'POST', path: '/jobs/:id/retry', operationId: 'retryJob', summary: 'Run again what did not succeed', tags: ['jobs'], answers: { 200: json('runs started again', S.JobRetryResultSchema) }, errors: ['NOT_FOUND', 'CONFLICT', 'INVALID_ARGUMENT'] },
   { method: 'POST', path: '/sync/missing', operationId: 'syncMissing', summary: 'Which of these blobs this node\'s sync cache lacks', tags: ['sync'], body: body(SyncMissingBodySchema), answers: { 200: json('the missing hashes', S.SyncMissingResultSchema) }, errors: ['INVALID_ARGUMENT', 'TOO_LARGE'] },
   { method: 'POST', path: '/sync/manifest', operationId: 'syncManifest', summary: 'Send a manifest as its difference from one this node has', tags: ['sync'], body: body(SyncManifestBodySchema), answers: { 200: json('whether it was rebuilt (false: the base is not here; upload the manifest whole)', S.SyncManifestResultSchema) }, errors: ['INVALID_ARGUMENT', 'TOO_LARGE'] },
-  { method: 'POST', path: '/sync/blobs', operationId: 'syncUpload', summary: 'Upload blob pieces (data base64, at most 1 MiB a request)', tags: ['sync'], body: body(SyncUploadBodySchema), answers: { 200: json('blobs whose hash did not match', S.SyncUploadResultSchema) }, errors: ['INVALID_ARGUMENT', 'TOO_LARGE'] },
+  { method: 'POST', path: '/sync/blobs', operationId: 'syncUpload', summary: 'Upload blob pieces (at most 1 MiB of data a request): JSON with data in base64, or msgpack with raw bytes', tags: ['sync'], body: { schema: SyncUploadBodySchema, required: true, binary: { contentType: SYNC_UPLOAD_BINARY_TYPE, description: 'the same {pieces: [{hash, size, offset, data}]} as msgpack, each data raw bytes (bin): what gridctl sends' } }, answers: { 200: json('blobs whose hash did not match', S.SyncUploadResultSchema) }, errors: ['INVALID_ARGUMENT', 'TOO_LARGE'] },
   { method: 'POST', path: '/sync/blobs/read', operationId: 'syncRead', summary: 'Read ranges of blobs (for --fetch)', tags: ['sync'], body: body(SyncReadBodySchema), answers: { 200: json('each range, base64', S.SyncReadResultSchema) }, errors: ['INVALID_ARGUMENT', 'NOT_FOUND', 'TOO_LARGE'] },
   { method: 'POST', path: '/workflows', operationId: 'submitWorkflow', summary: 'Run a workflow (a DAG of jobs): its events as NDJSON, or its id (detach)', tags: ['workflows'], body: body(B.WorkflowRequestSchema), answers: { 200: { description: 'accepted, job per state change, done', stream: S.WorkflowStreamEventSchema }, 201: submitted }, errors: ['INVALID_ARGUMENT', 'TOO_LARGE'] },
   { method: 'GET', path: '/workflows', operationId: 'listWorkflows', summary: 'Workflows, newest first', tags: ['workflows'], query: { status: { schema: Type.Enum(WORKFLOW_STATUSES), description: 'only workflows with this status' }, limit: Limit }, answers: { 200: list('workflows', S.WorkflowRecordSchema) }, errors: ['INVALID_ARGUMENT'] },

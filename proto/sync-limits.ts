@@ -9,3 +9,8 @@ export const SYNC_MISSING_BATCH_MAX = 8192
 export const SYNC_MANIFEST_MAX_ENTRIES = 200_000
 /** Most `--fetch` patterns of a task. */
 export const SYNC_FETCH_PATTERNS_MAX = 64
+/**
+ * The binary form of POST /v1/sync/blobs: the same `{pieces: [{hash, size, offset, data}]}` as msgpack, each `data` raw
+ * bytes (msgpack bin) instead of base64 text in JSON: a third fewer bytes, and no text to build or parse either side.
+ */
+export const SYNC_UPLOAD_BINARY_TYPE = 'application/msgpack'

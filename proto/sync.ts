@@ -79,6 +79,8 @@ export const SyncMissingBodySchema = Type.Object({ hashes: Type.Optional(Type.Ar
 export const SyncUploadBodySchema = Type.Object({
   pieces: Type.Array(Type.Object({ hash: Sha256, size: Type.Integer({ minimum: 0 }), offset: Type.Integer({ minimum: 0 }), data: Type.String() }, { additionalProperties: false }), { maxItems: SYNC_PIECES_MAX })
 }, { additionalProperties: false })
+/** Control API: POST /v1/sync/blobs as msgpack (SYNC_UPLOAD_BINARY_TYPE): the same body, each `data` raw bytes. */
+export const SyncUploadBinaryBodySchema = Type.Object({ pieces: Type.Array(BlobPieceSchema, { maxItems: SYNC_PIECES_MAX }) }, { additionalProperties: false })
 /** Control API: POST /v1/sync/blobs/read `{ranges: [{hash, offset, length}]}` → `{data: [base64...]}`. */
 export const SyncReadBodySchema = Type.Object({ ranges: Type.Array(BlobRangeSchema, { maxItems: SYNC_PIECES_MAX }) }, { additionalProperties: false })
 /** The `sync` of a POST /v1/tasks body: a manifest (or the hash of one uploaded as a blob) and `--fetch` patterns. */
@@ -97,6 +99,7 @@ export const SyncManifestBodySchema = Type.Object({
 export const syncMissingBody = validator(SyncMissingBodySchema)
 export const syncManifestBody = validator(SyncManifestBodySchema)
 export const syncUploadBody = validator(SyncUploadBodySchema)
+export const syncUploadBinaryBody = validator(SyncUploadBinaryBodySchema)
 export const syncReadBody = validator(SyncReadBodySchema)
 export const syncSubmit = validator(SyncSubmitSchema)
 

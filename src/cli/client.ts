@@ -27,11 +27,16 @@ export class ApiClient {
   }
 
   async post<T> (path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-    return await this.call<T>('POST', path, body, signal)
+    return await this.call<T>('POST', path, json(body), signal)
+  }
+
+  /** POST of a body that is not JSON (`contentType` names it); the answer is JSON as for `post`. */
+  async postBytes<T> (path: string, body: Uint8Array, contentType: string, signal?: AbortSignal): Promise<T> {
+    return await this.call<T>('POST', path, { bytes: body, contentType }, signal)
   }
 
   async put<T> (path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-    return await this.call<T>('PUT', path, body, signal)
+    return await this.call<T>('PUT', path, json(body), signal)
   }
 
   async delete<T> (path: string, signal?: AbortSignal): Promise<T> {
@@ -40,7 +45,7 @@ export class ApiClient {
 
   /** Opens an NDJSON stream and yields each object; an `{"error": …}` line ends it with that error. */
   async * stream<T> (method: string, path: string, body?: unknown, signal?: AbortSignal): AsyncGenerator<T> {
-    const res = await this.open(method, path, body, signal, true)
+    const res = await this.open(method, path, json(body), signal, true)
     if ((res.statusCode ?? 500) >= 300) throw await errorOf(res)
     const lines = createInterface({ input: res, crlfDelay: Infinity })
     try {
@@ -61,7 +66,7 @@ export class ApiClient {
     }
   }
 
-  private async call<T> (method: string, path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+  private async call<T> (method: string, path: string, body: RawBody | undefined, signal?: AbortSignal): Promise<T> {
     const res = await this.open(method, path, body, signal, false)
     if ((res.statusCode ?? 500) >= 300) throw await errorOf(res)
     const text = await readAll(res)
@@ -78,8 +83,7 @@ export class ApiClient {
    * sent once more, on a connection opened for it (`agent: false`): the daemon closes idle connections together, so
    * another pooled one (--sync's parallel uploads leave several) is likely closed as well.
    */
-  private async open (method: string, path: string, body: unknown, signal: AbortSignal | undefined, streaming: boolean): Promise<import('node:http').IncomingMessage> {
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
+  private async open (method: string, path: string, payload: RawBody | undefined, signal: AbortSignal | undefined, streaming: boolean): Promise<import('node:http').IncomingMessage> {
     try {
       return await this.openOnce(method, path, payload, signal, streaming)
     } catch (err) {
@@ -88,13 +92,13 @@ export class ApiClient {
     }
   }
 
-  private async openOnce (method: string, path: string, payload: Buffer | undefined, signal: AbortSignal | undefined, streaming: boolean, retried = false): Promise<import('node:http').IncomingMessage> {
+  private async openOnce (method: string, path: string, payload: RawBody | undefined, signal: AbortSignal | undefined, streaming: boolean, retried = false): Promise<import('node:http').IncomingMessage> {
     return await new Promise((resolve, reject) => {
       const options: RequestOptions & { servername: string } = {
         socketPath: this.opts.socket,
         path: API_PREFIX + path,
         method,
-        headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': payload.byteLength },
+        headers: payload === undefined ? {} : { 'content-type': payload.contentType, 'content-length': payload.bytes.byteLength },
         // a name for the agent's TLS server name, which it otherwise works out from the host 'localhost' through
         // net.isIP: the first call compiles its IPv6 expression, 5 ms of every gridctl call (bench/cli); plain HTTP
         // on a Unix socket never uses it
@@ -110,7 +114,7 @@ export class ApiClient {
         if (!retried && staleConnection(req, err)) reject(new StaleConnectionError())
         else reject(this.unreachable(err))
       })
-      req.end(payload)
+      req.end(payload?.bytes)
     })
   }
 
@@ -135,6 +139,11 @@ export function daemonUnreachable (socket: string, err: Error): GridError {
   }
   return new DaemonUnreachableError(`cannot reach gridd at ${socket}: ${err.message}`, { cause: err })
 }
+
+/** A request's body as it goes on the wire. */
+interface RawBody { bytes: Uint8Array, contentType: string }
+
+const json = (body: unknown): RawBody | undefined => body === undefined ? undefined : { bytes: Buffer.from(JSON.stringify(body)), contentType: 'application/json' }
 
 /** A kept-alive connection the daemon had closed: the request never reached it. */
 class StaleConnectionError extends Error {}

@@ -7,7 +7,7 @@ import { open, realpath, rename, chmod, mkdir, writeFile } from 'node:fs/promise
 import { dirname, join, sep } from 'node:path'
 // no validator (typebox) on the upload path: loading one costs gridctl more than a walk of 10,000 files
 import type { Manifest, ManifestFile } from '../../proto/sync.ts'
-import { SYNC_MISSING_BATCH_MAX, SYNC_PIECE_BATCH_MAX_BYTES, SYNC_PIECES_MAX } from '../../proto/sync-limits.ts'
+import { SYNC_MISSING_BATCH_MAX, SYNC_PIECE_BATCH_MAX_BYTES, SYNC_PIECES_MAX, SYNC_UPLOAD_BINARY_TYPE } from '../../proto/sync-limits.ts'
 import { GridError, ProtocolError } from '../interface/index.ts'
 import { buildManifest, hashFile, type BuildOptions, type BuiltManifest } from '../sync/manifest.ts'
 import { isFile, sha256Hex } from '../sync/manifest-bytes.ts'
@@ -135,9 +135,24 @@ async function uploadBlobs (client: ApiClient, hashes: readonly string[], sizeOf
     curBytes += size
   }
   flush()
+  // msgpack with raw bytes; base64 in JSON for a daemon of an older version (it answers that the body is not JSON)
+  let packr: import('msgpackr/pack').Packr | undefined
+  let binary = true
+  const post = async (pieces: Array<{ hash: string, size: number, offset: number, data: Buffer }>): Promise<{ refused: string[] }> => {
+    if (binary) {
+      packr ??= new (await import('msgpackr/pack')).Packr({ useRecords: false, moreTypes: false })
+      try {
+        return await client.postBytes<{ refused: string[] }>('/sync/blobs', packr.pack({ pieces }), SYNC_UPLOAD_BINARY_TYPE, opts.signal)
+      } catch (err) {
+        if (!(err instanceof GridError && err.code === 'INVALID_ARGUMENT' && /not JSON/.test(err.message))) throw err
+        binary = false
+      }
+    }
+    return await client.post<{ refused: string[] }>('/sync/blobs', { pieces: pieces.map(p => ({ ...p, data: p.data.toString('base64') })) }, opts.signal)
+  }
   const upload = async (ranges: Range[]): Promise<void> => {
-    const pieces = await Promise.all(ranges.map(async r => ({ hash: r.hash, size: sizeOf(r.hash), offset: r.offset, data: (await readPiece(r.hash, r.offset, r.length)).toString('base64') })))
-    const res = await client.post<{ refused: string[] }>('/sync/blobs', { pieces }, opts.signal)
+    const pieces = await Promise.all(ranges.map(async r => ({ hash: r.hash, size: sizeOf(r.hash), offset: r.offset, data: await readPiece(r.hash, r.offset, r.length) })))
+    const res = await post(pieces)
     if (res.refused.length > 0) throw new ProtocolError(`--sync: ${nameOf(res.refused[0] as string)} changed while it was being sent (its content no longer matches its hash); run again`)
     sent += ranges.reduce((s, r) => s + r.length, 0)
     if (show) opts.err.write(`\rgridctl: syncing ${opts.root}: ${mib(sent)} of ${mib(total)} MiB`)

@@ -79,7 +79,11 @@ function operation (r: ApiRoute, named: Map<object, string>): JsonObject {
   }
   const op: JsonObject = { operationId: r.operationId, summary: r.summary, tags: r.tags }
   if (params.length > 0) op.parameters = params
-  if (r.body !== undefined) op.requestBody = { required: r.body.required, content: { 'application/json': { schema: toJson(r.body.schema, named) } } }
+  if (r.body !== undefined) {
+    const content: JsonObject = { 'application/json': { schema: toJson(r.body.schema, named) } }
+    if (r.body.binary !== undefined) content[r.body.binary.contentType] = { schema: { type: 'string', format: 'binary', description: r.body.binary.description } }
+    op.requestBody = { required: r.body.required, content }
+  }
   op.responses = responses
   return op
 }

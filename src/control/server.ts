@@ -34,6 +34,10 @@ export interface ApiRequest {
   query: URLSearchParams
   /** The JSON body, parsed (at most `maxBodyBytes`); undefined when there is none. */
   body: () => Promise<unknown>
+  /** The body's bytes as they came (at most `maxBodyBytes`), for an endpoint that takes more than JSON. */
+  bytes: () => Promise<Buffer>
+  /** The body's media type, lower case, without parameters ('' when none is given). */
+  contentType: string
   /** Aborts when the client goes away. */
   signal: AbortSignal
 }
@@ -170,12 +174,17 @@ export class ControlServer implements Startable {
       const method = req.method ?? 'GET'
       const match = this.match(method, url.pathname)
       label = `${match.route.method} ${match.route.path}`
+      let read: Promise<Buffer> | undefined
+      // the body is read once, whichever way the handler takes it
+      const raw = async (): Promise<Buffer> => await (read ??= readBody(req, match.route.maxBodyBytes ?? this.maxBodyBytes))
       const result = await match.route.handler({
         method,
         path: url.pathname,
         params: match.params,
         query: url.searchParams,
-        body: async () => await readJsonBody(req, match.route.maxBodyBytes ?? this.maxBodyBytes),
+        body: async () => parseJsonBody(await raw()),
+        bytes: raw,
+        contentType: (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '',
         signal: ctrl.signal
       })
       if ('json' in result) {
@@ -301,7 +310,7 @@ async function sendStream (res: ServerResponse, status: number, stream: AsyncIte
   res.end()
 }
 
-async function readJsonBody (req: IncomingMessage, max: number): Promise<unknown> {
+async function readBody (req: IncomingMessage, max: number): Promise<Buffer> {
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of req) {
@@ -309,9 +318,13 @@ async function readJsonBody (req: IncomingMessage, max: number): Promise<unknown
     if (size > max) throw new TooLargeError(`request body is over the ${max}-byte limit`)
     chunks.push(chunk as Buffer)
   }
-  if (size === 0) return undefined
+  return chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, size)
+}
+
+function parseJsonBody (body: Buffer): unknown {
+  if (body.byteLength === 0) return undefined
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+    return JSON.parse(body.toString('utf8'))
   } catch (err) {
     throw new InvalidArgumentError(`request body is not JSON (${(err as Error).message})`)
   }

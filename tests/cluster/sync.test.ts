@@ -150,6 +150,21 @@ describe('run --sync: the code ships with the task', () => {
     expect(metricValue(await fetchMetrics(n1.socket), 'grid_sync_blobs_refused_total')).toBeGreaterThanOrEqual(1)
   })
 
+  it('takes blob pieces as msgpack with raw bytes, refusing a forged one and a body that is not msgpack', async () => {
+    const { Packr } = await import('msgpackr')
+    const packr = new Packr({ useRecords: false })
+    const real = randomBytes(3000)
+    const h = sha(real)
+    const upload = async (data: Buffer): Promise<{ refused: string[] }> => await n1.api.postBytes('/sync/blobs', packr.pack({ pieces: [{ hash: h, size: data.byteLength, offset: 0, data }] }), 'application/msgpack')
+    expect((await upload(randomBytes(3000))).refused).toEqual([h])
+    expect((await n1.api.post<{ missing: string[] }>('/sync/missing', { hashes: [h] })).missing).toEqual([h])
+    // data as text where bytes belong, and bytes that are not msgpack: a clear error, nothing stored
+    await expect(n1.api.postBytes('/sync/blobs', packr.pack({ pieces: [{ hash: h, size: 3000, offset: 0, data: real.toString('base64') }] }), 'application/msgpack')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
+    await expect(n1.api.postBytes('/sync/blobs', Buffer.from([0xc1, 0xc1, 0xc1]), 'application/msgpack')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('not msgpack') })
+    expect((await upload(real)).refused).toEqual([])
+    expect((await n1.api.post<{ missing: string[] }>('/sync/missing', { hashes: [h] })).missing).toEqual([])
+  })
+
   it('tells the client how the transfer to the executor goes (sync events)', async () => {
     const fresh = tempDir('grid-sync-fresh-')
     writeFileSync(join(fresh, 'weights.bin'), randomBytes(2 * 1024 * 1024))

@@ -7,7 +7,7 @@ import type { ApiRequest, Route } from '../../src/control/server.ts'
 // Found by the chaos harness (issue 13): the whole cluster killed right after it accepted two tasks lost them (no
 // node had them in its log). An accepted task and an acknowledged session write are flushed to the log first.
 function req (body: unknown, params: Record<string, string> = {}): ApiRequest {
-  return { method: 'POST', path: '/', params, query: new URLSearchParams(), body: async () => body, signal: new AbortController().signal }
+  return { method: 'POST', path: '/', params, query: new URLSearchParams(), body: async () => body, bytes: async () => Buffer.from(JSON.stringify(body)), contentType: 'application/json', signal: new AbortController().signal }
 }
 
 function deps (order: string[]): ControlDeps {

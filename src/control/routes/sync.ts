@@ -1,10 +1,11 @@
 /**
  * The blob endpoints of synced trees (`gridctl run --sync`): which blobs this node lacks, a manifest as its difference
- * from one this node has, uploads of blob pieces (base64 in bounded JSON requests, each answered once written), and
- * reads of blobs (for `--fetch`).
+ * from one this node has, uploads of blob pieces (bounded requests, each answered once written: msgpack with raw bytes,
+ * or JSON with base64 text), and reads of blobs (for `--fetch`).
  */
-import { SYNC_PIECE_BATCH_MAX_BYTES, syncManifestBody, syncMissingBody, syncReadBody, syncUploadBody } from '../../../proto/index.ts'
-import { TooLargeError, UnavailableError } from '../../interface/index.ts'
+import { decode } from '../../../proto/codec.ts'
+import { SYNC_PIECE_BATCH_MAX_BYTES, SYNC_UPLOAD_BINARY_TYPE, syncManifestBody, syncMissingBody, syncReadBody, syncUploadBinaryBody, syncUploadBody, type BlobPiece } from '../../../proto/index.ts'
+import { InvalidArgumentError, TooLargeError, UnavailableError } from '../../interface/index.ts'
 import type { ControlDeps } from '../deps.ts'
 import type { Route } from '../server.ts'
 
@@ -32,8 +33,7 @@ export function syncRoutes (deps: ControlDeps): Route[] {
       method: 'POST',
       path: '/sync/blobs',
       handler: async req => {
-        const b = syncUploadBody.parseUser(await req.body(), 'upload')
-        const pieces = b.pieces.map(p => ({ hash: p.hash, size: p.size, offset: p.offset, data: Buffer.from(p.data, 'base64') }))
+        const pieces = req.contentType === SYNC_UPLOAD_BINARY_TYPE ? binaryPieces(await req.bytes()) : base64Pieces(await req.body())
         const bytes = pieces.reduce((s, p) => s + p.data.byteLength, 0)
         if (bytes > SYNC_PIECE_BATCH_MAX_BYTES) throw new TooLargeError(`${bytes} bytes of blob data in one upload; the limit is ${SYNC_PIECE_BATCH_MAX_BYTES}`)
         return { json: await sync().put('client', pieces) }
@@ -45,4 +45,20 @@ export function syncRoutes (deps: ControlDeps): Route[] {
       handler: async req => ({ json: { data: (await sync().read(syncReadBody.parseUser(await req.body(), 'request').ranges)).map(d => d.toString('base64')) } })
     }
   ]
+}
+
+/** The pieces of a msgpack upload (gridctl's): their bytes as they came. */
+function binaryPieces (body: Buffer): BlobPiece[] {
+  let value: unknown
+  try {
+    value = decode(body)
+  } catch (err) {
+    throw new InvalidArgumentError(`invalid upload: the body is not msgpack (${(err as Error).message}); send {pieces: [{hash, size, offset, data}]} as ${SYNC_UPLOAD_BINARY_TYPE}, or as JSON with data in base64`, { cause: err })
+  }
+  return syncUploadBinaryBody.parseUser(value, 'upload').pieces
+}
+
+/** The pieces of a JSON upload: data in base64. */
+function base64Pieces (body: unknown): BlobPiece[] {
+  return syncUploadBody.parseUser(body, 'upload').pieces.map(p => ({ hash: p.hash, size: p.size, offset: p.offset, data: Buffer.from(p.data, 'base64') }))
 }
