@@ -3,7 +3,8 @@
  * sent), the blobs the local daemon lacks uploaded in bounded pieces (with progress on a terminal for large
  * transfers), and after the task, the files it wrote that match `--fetch` written back into DIR.
  */
-import { open, realpath, rename, chmod, mkdir, writeFile } from 'node:fs/promises'
+import { closeSync, openSync, readSync } from 'node:fs'
+import { realpath, rename, chmod, mkdir, writeFile } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
 // no validator (typebox) on the upload path: loading one costs gridctl more than a walk of 10,000 files
 import type { Manifest, ManifestFile } from '../../proto/sync.ts'
@@ -44,14 +45,15 @@ export async function uploadTree (client: ApiClient, dir: string, opts: BuildOpt
   }
   const manifestHash = built.hash
   const sizeOf = (h: string): number => h === manifestHash ? built.encoded().byteLength : where().get(h)?.size ?? 0
+  // a piece (at most 1 MiB) in one synchronous read: quicker than three trips to the thread pool, and gridctl waits
+  // on nothing else meanwhile
   const readPiece = async (h: string, offset: number, length: number): Promise<Buffer> => {
     if (h === manifestHash) return built.encoded().subarray(offset, offset + length)
-    const fh = await open(join(built.root, (where().get(h) as ManifestFile).path), 'r')
+    const fd = openSync(join(built.root, (where().get(h) as ManifestFile).path), 'r')
     try {
-      const buf = Buffer.alloc(length)
-      const { bytesRead } = await fh.read(buf, 0, length, offset)
-      return buf.subarray(0, bytesRead)
-    } finally { await fh.close() }
+      const buf = Buffer.allocUnsafe(length)
+      return buf.subarray(0, readSync(fd, buf, 0, length, offset))
+    } finally { closeSync(fd) }
   }
   const send = async (hashes: readonly string[]): Promise<void> => {
     await uploadBlobs(client, hashes, sizeOf, readPiece, h => h === manifestHash ? 'the manifest' : join(built.root, where().get(h)?.path ?? h), { ...opts, root: built.root })

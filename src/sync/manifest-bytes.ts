@@ -3,13 +3,33 @@
  * manifest hash. No validator here (typebox): gridctl's upload path loads this, not manifest-codec.ts.
  */
 import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
+import { closeSync, createReadStream, openSync, readSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Manifest, ManifestEntry, ManifestFile } from '../../proto/sync.ts'
 
 export const sha256Hex = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex')
 
 export const isFile = (e: ManifestEntry): e is ManifestFile => 'sha256' in e
+
+/** Files up to this size are hashed in one synchronous read (sha256OfSmallFileSync). */
+export const SMALL_FILE_BYTES = 1024 * 1024
+
+/**
+ * The sha256 of a small file's content (at most SMALL_FILE_BYTES), read synchronously into `buf` (at least that large):
+ * for a process that waits on nothing else meanwhile (gridctl), 4x quicker than a stream per file, which takes four
+ * trips to the thread pool and a 64 KiB buffer each (10,000 files of 20 KB: 0.24 s against 1.0 s here). A file that
+ * has grown past the buffer is read on in pieces.
+ */
+export function sha256OfSmallFileSync (abs: string, buf: Buffer): string {
+  const fd = openSync(abs, 'r')
+  try {
+    const h = createHash('sha256')
+    for (let n = readSync(fd, buf, 0, buf.byteLength, null); n > 0; n = readSync(fd, buf, 0, buf.byteLength, null)) h.update(buf.subarray(0, n))
+    return h.digest('hex')
+  } finally {
+    closeSync(fd)
+  }
+}
 
 /** The sha256 of a file's content, read as a stream. */
 export async function sha256OfFile (abs: string): Promise<string> {

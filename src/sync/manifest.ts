@@ -11,7 +11,7 @@ import { InvalidArgumentError } from '../interface/index.ts'
 import { SYNC_FS_CONCURRENCY, SYNC_MAX_DEFAULT_BYTES } from './constants.ts'
 import { loadExcludes, type Excludes } from './excludes.ts'
 import { mapLimit } from './pool.ts'
-import { encodeManifest, sha256Hex, sha256OfFile } from './manifest-bytes.ts'
+import { SMALL_FILE_BYTES, encodeManifest, sha256Hex, sha256OfFile, sha256OfSmallFileSync } from './manifest-bytes.ts'
 import { WalkCache, walkCacheFile, type ManifestChange } from './walk-cache.ts'
 
 export interface BuildOptions {
@@ -37,6 +37,9 @@ export interface BuiltManifest {
   bytes: number
   ignoreFile: Excludes['file']
 }
+
+/** Bytes hashed synchronously between two turns of the event loop (a signal, a timer, a large file's stream go on). */
+const HASH_YIELD_BYTES = 8 * 1024 * 1024
 
 const bad = (msg: string, cause?: unknown): InvalidArgumentError => new InvalidArgumentError(msg, cause === undefined ? undefined : { cause })
 const changedUnder = (abs: string): InvalidArgumentError => bad(`--sync: ${abs} changed while the directory was being read; run again`)
@@ -112,10 +115,27 @@ export async function buildManifest (dir: string, opts: BuildOptions = {}): Prom
     }
   }
   await walk(root, '', lstatOf(root))
-  await mapLimit(toHash, SYNC_FS_CONCURRENCY, async f => {
+  // small files one after another in synchronous reads (a few tens of microseconds each, where a stream per file
+  // costs four trips to the thread pool), yielding to the event loop every few MiB; large ones as streams, side by side
+  const large = toHash.filter(f => f.st.size > SMALL_FILE_BYTES)
+  const hashingLarge = mapLimit(large, SYNC_FS_CONCURRENCY, async f => {
     f.entry.sha256 = await hashFile(f.abs)
     cache.remember(f.entry.path, f.st, f.entry.mode, f.entry.sha256)
   })
+  const buf = Buffer.allocUnsafe(SMALL_FILE_BYTES)
+  let sinceYield = 0
+  for (const f of toHash) {
+    if (f.st.size > SMALL_FILE_BYTES) continue
+    try {
+      f.entry.sha256 = sha256OfSmallFileSync(f.abs, buf)
+    } catch (err) {
+      throw bad(`--sync: cannot read ${f.abs}: ${(err as Error).message}`, err)
+    }
+    cache.remember(f.entry.path, f.st, f.entry.mode, f.entry.sha256)
+    sinceYield += f.st.size + 4096
+    if (sinceYield >= HASH_YIELD_BYTES) { sinceYield = 0; await new Promise(resolve => setImmediate(resolve)) }
+  }
+  await hashingLarge
   const manifest: Manifest = { version: 1, entries }
   let bytesOf: Buffer | undefined
   const encoded = (): Buffer => { bytesOf ??= encodeManifest(manifest); return bytesOf }

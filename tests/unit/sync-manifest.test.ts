@@ -31,6 +31,15 @@ describe('sync - manifest', () => {
     expect(b.manifest.entries.map(e => e.path)).toContain('data/a.csv')
   })
 
+  it('hashes small files (read whole at once) and large ones (streamed) alike, an empty one too', async () => {
+    const big = 'large file line\n'.repeat(200_000) // 3.2 MB: over the 1 MiB of one read
+    const edge = 'e'.repeat(1024 * 1024) // exactly one read's worth
+    const dir = tree({ 'big.bin': big, 'edge.bin': edge, 'empty': '', 'small.txt': 'small' })
+    const b = await buildManifest(dir)
+    const hashes = Object.fromEntries(b.manifest.entries.map(e => [e.path, 'sha256' in e ? e.sha256 : '']))
+    expect(hashes).toEqual({ 'big.bin': sha256Hex(Buffer.from(big)), 'edge.bin': sha256Hex(Buffer.from(edge)), empty: sha256Hex(Buffer.alloc(0)), 'small.txt': sha256Hex(Buffer.from('small')) })
+  })
+
   it('gives the same tree the same manifest bytes, whatever the order of its entries', async () => {
     const dir = tree({ 'b.txt': 'b', 'a.txt': 'a', 'c/d.txt': 'd' })
     const m = (await buildManifest(dir)).manifest
