@@ -11,8 +11,12 @@ export const SYNC_CACHE_DEFAULT_BYTES = 10 * 1024 ** 3
  * its deadline even on a slow link, and other requests on the stream are not held behind a big one.
  */
 export const SYNC_CHUNK_BYTES = 1024 * 1024
-/** Piece requests in flight to one peer at once: enough to hide the round trip, few enough to share the stream. */
-export const SYNC_LANES = 4
+/**
+ * Piece requests in flight to one peer (or from gridctl to its daemon) at once: enough to hide the round trip and keep
+ * the receiver writing while the next request is read, few enough to share the stream. 8: gridctl's upload of 10,000
+ * files took 2.9-3.6 s against 3.6-3.8 s with 4; node to node it made no difference measured.
+ */
+export const SYNC_LANES = 8
 /** Manifests remembered per peer as bases for sending the next one as a difference (sync.manifest). */
 export const SYNC_DELTA_BASES_PER_PEER = 8
 /** A blob that arrives with the wrong content is sent again this many times before the sync fails. */
