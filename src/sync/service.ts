@@ -55,6 +55,7 @@ export class SyncService {
   private readonly sentTo = new Map<NodeId, string[]>()
   /** manifests decoded and checked lately (hash → manifest, oldest first): a run's tree is read by several steps */
   private readonly decoded = new Map<string, Manifest>()
+  private readonly blobsByManifest = new WeakMap<Manifest, ReadonlyMap<string, number>>()
   /** whether layouts place files as hard links to the cache (executor.syncLayout, with a task user only) */
   private readonly link: boolean
   private readonly spares: SpareTrees | undefined
@@ -94,13 +95,13 @@ export class SyncService {
   /** The control API's `{manifest}` question: `[hash]` when this cache lacks the manifest, else its blobs it lacks. */
   async missingOf (hash: string): Promise<string[]> {
     if (!this.cache.has(hash)) return [hash]
-    return [...blobsOf(await this.manifestOf(hash, false)).keys()].filter(h => !this.cache.has(h))
+    return [...this.blobsOf(await this.manifestOf(hash, false)).keys()].filter(h => !this.cache.has(h))
   }
 
   /** `sync.lacking`: the blobs of manifest `hash` (here) this cache lacks, unless there are too many to list. */
   private async lacking (hash: string): Promise<{ missing: string[], complete: boolean }> {
     const missing: string[] = []
-    for (const h of blobsOf(await this.manifestOf(hash)).keys()) {
+    for (const h of this.blobsOf(await this.manifestOf(hash)).keys()) {
       if (this.cache.has(h)) continue
       if (missing.length === SYNC_MISSING_BATCH_MAX) return { missing: [], complete: false }
       missing.push(h)
@@ -144,14 +145,22 @@ export class SyncService {
   async push (peer: NodeId, sync: TaskSync, signal?: AbortSignal, progress?: (sent: number, total: number) => void): Promise<void> {
     const started = Date.now()
     const m = await this.manifestOf(sync.manifest)
-    const blobs = blobsOf(m)
+    const blobs = this.blobsOf(m)
     const manifestSize = this.cache.sizeOf(sync.manifest) ?? encodeManifest(m).byteLength
     const unpin = this.cache.pin([...blobs.keys(), sync.manifest])
     try {
-      // the manifest first (most often as a difference), so the peer can say which of its blobs it lacks
-      const manifestSent = await this.pushManifest(peer, sync.manifest, m, manifestSize, signal)
+      // which blobs the peer lacks, asked by the manifest: a peer that has it (a tree run there before) answers at
+      // once; else the manifest goes first (most often as a difference), and the question again
+      let lacking = await this.lackingOn(peer, sync.manifest, signal)
+      let manifestSent = 0
+      if (lacking === 'no-manifest') {
+        manifestSent = await this.pushManifest(peer, sync.manifest, m, manifestSize, signal)
+        lacking = await this.lackingOn(peer, sync.manifest, signal)
+      }
+      this.noteSent(peer, sync.manifest)
       const manifestMs = Date.now() - started
-      const missing = await this.lackingOn(peer, sync.manifest, signal)
+      // a peer of an older version (it knows no sync.lacking), or one that lacks too many to list: asked by hashes
+      const missing = typeof lacking === 'string' ? undefined : lacking
       const files = await pushBlobs(this.c.rpc, peer, this.cache, blobs, { ...(signal === undefined ? {} : { signal }), ...(progress === undefined ? {} : { progress }), ...(missing === undefined ? {} : { missing }) })
       this.m.sent.inc({ kind: 'file' }, files.sentBytes)
       this.m.sent.inc({ kind: 'manifest' }, manifestSent)
@@ -163,14 +172,17 @@ export class SyncService {
     }
   }
 
-  /** Which blobs of manifest `hash` `peer` lacks, asked by the manifest (`sync.lacking`); undefined: ask by hashes. */
-  private async lackingOn (peer: NodeId, hash: string, signal?: AbortSignal): Promise<string[] | undefined> {
+  /**
+   * Which blobs of manifest `hash` `peer` lacks, asked by the manifest (`sync.lacking`): the list; 'too-many' (ask by
+   * hashes); 'no-manifest' when it answers NOT_FOUND: it lacks the manifest, or (a peer of an older version) it does
+   * not know the method, which a second question after the manifest was sent tells apart.
+   */
+  private async lackingOn (peer: NodeId, hash: string, signal?: AbortSignal): Promise<string[] | 'too-many' | 'no-manifest'> {
     try {
       const r = await this.c.rpc.request(peer, SyncLacking, { manifest: hash }, { ...(signal === undefined ? {} : { signal }), timeoutMs: 60_000 })
-      return r.complete ? r.missing : undefined
+      return r.complete ? r.missing : 'too-many'
     } catch (err) {
-      // a peer of an older version does not know the method: the hashes are listed instead
-      if (err instanceof GridError && err.code === 'NOT_FOUND') return undefined
+      if (err instanceof GridError && err.code === 'NOT_FOUND') return 'no-manifest'
       throw err
     }
   }
@@ -182,11 +194,11 @@ export class SyncService {
   private async pushManifest (peer: NodeId, hash: string, m: Manifest, size: number, signal?: AbortSignal): Promise<number> {
     const opts = { ...(signal === undefined ? {} : { signal }), timeoutMs: 60_000 }
     let sent = 0
-    const { missing } = await this.c.rpc.request(peer, SyncMissing, { hashes: [hash] }, opts)
-    if (missing.length > 0) {
-      const bases = (this.sentTo.get(peer) ?? []).filter(h => h !== hash && this.cache.has(h))
-      const theirs = bases.length === 0 ? [] : (await this.c.rpc.request(peer, SyncMissing, { hashes: bases }, opts)).missing
-      const base = bases.find(b => !theirs.includes(b))
+    // whether it has the manifest, and which of the bases for a difference: one question
+    const bases = (this.sentTo.get(peer) ?? []).filter(h => h !== hash && this.cache.has(h))
+    const { missing } = await this.c.rpc.request(peer, SyncMissing, { hashes: [hash, ...bases] }, opts)
+    if (missing.includes(hash)) {
+      const base = bases.find(b => !missing.includes(b))
       if (base !== undefined) {
         const d = diffManifests(await this.manifestOf(base), m)
         const bytes = deltaBytes(d)
@@ -194,9 +206,12 @@ export class SyncService {
       }
       if (sent === 0) sent = (await pushBlobs(this.c.rpc, peer, this.cache, new Map([[hash, size]]), opts)).sentBytes
     }
-    const list = [hash, ...(this.sentTo.get(peer) ?? []).filter(h => h !== hash)].slice(0, SYNC_DELTA_BASES_PER_PEER)
-    this.sentTo.set(peer, list)
     return sent
+  }
+
+  /** `peer` has manifest `hash`: the latest such are the bases of the next one's difference. */
+  private noteSent (peer: NodeId, hash: string): void {
+    this.sentTo.set(peer, [hash, ...(this.sentTo.get(peer) ?? []).filter(h => h !== hash)].slice(0, SYNC_DELTA_BASES_PER_PEER))
   }
 
   /**
@@ -221,7 +236,7 @@ export class SyncService {
   async layout (id: string, sync: TaskSync): Promise<string> {
     const started = Date.now()
     const m = await this.manifestOf(sync.manifest)
-    const blobs = blobsOf(m)
+    const blobs = this.blobsOf(m)
     const lacking = [...blobs.keys()].find(h => !this.cache.has(h))
     if (lacking !== undefined) throw new NotFoundError(`this node's sync cache lacks blob ${lacking} of the task's tree`)
     const unpin = this.cache.pin(blobs.keys())
@@ -236,7 +251,7 @@ export class SyncService {
     // with the cache and every other tree) nor one whose files --fetch brings back after the task
     const recyclable = this.spares !== undefined && !this.link && (sync.fetch === undefined || sync.fetch.length === 0)
     try {
-      stamp = await this.spares?.take(m, dir)
+      stamp = await this.spares?.take(sync.manifest, m, dir)
       if (stamp !== undefined) placed = 'spare'
       else {
         placed = await layoutTree(this.cache, m, dir, { ...(this.init.taskGroup === undefined ? {} : { group: this.init.taskGroup }), link: this.link })
@@ -293,6 +308,16 @@ export class SyncService {
     const m = decodeManifest(await readFile(this.cache.path(hash)), fromPeer)
     this.remember(hash, m)
     return m
+  }
+
+  /**
+   * The blobs of manifest `m` (hash → size), worked out once per decoded manifest: a run's steps on each node (the
+   * client's question, the push, the peer's `sync.lacking`, the layout) each read them, 10,000 entries a time.
+   */
+  private blobsOf (m: Manifest): ReadonlyMap<string, number> {
+    let b = this.blobsByManifest.get(m)
+    if (b === undefined) { b = blobsOf(m); this.blobsByManifest.set(m, b) }
+    return b
   }
 
   private remember (hash: string, m: Manifest): void {

@@ -39,14 +39,15 @@ export class SpareTrees {
   }
 
   /**
-   * Moves the spare to `dest` as the tree of `m` when it is of a tree at most SYNC_SPARE_DIFF_MAX entries away (the
+   * Moves the spare to `dest` as the tree of `m` (manifest `hash`) when it is of a tree at most SYNC_SPARE_DIFF_MAX entries away (the
    * difference applied); its stamp, or undefined (nothing at `dest` yet) when there is no such spare.
    */
-  async take (m: Manifest, dest: string): Promise<TreeStamp | undefined> {
+  async take (hash: string, m: Manifest, dest: string): Promise<TreeStamp | undefined> {
     const s = this.spare
     if (s === undefined) return undefined
     this.spare = undefined
-    const d = diffManifests(s.m, m)
+    // the same tree (the run of an unchanged directory): no difference to work out over its entries
+    const d = s.hash === hash ? { removed: [], upserted: [] } : diffManifests(s.m, m)
     const r = d.removed.length + d.upserted.length > SYNC_SPARE_DIFF_MAX ? undefined : await s.ready
     if (r === undefined) { this.discard(s); return undefined }
     try {
