@@ -79,7 +79,7 @@ async function timedRun (n1: Gridd, args: string[], kind: string, prof?: string)
 }
 
 /** sshd on a free local port, this user's key authorized (as the deploy tests start one). */
-async function startSshd (): Promise<{ ssh: string, stop: () => void }> {
+async function startSshd (): Promise<{ root: string, ssh: string, stop: () => void }> {
   const root = tempDir('grid-bench-sshd-')
   try { mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }) } catch {}
   for (const k of ['host', 'client']) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(root, k)], { stdio: 'pipe' })
@@ -88,8 +88,14 @@ async function startSshd (): Promise<{ ssh: string, stop: () => void }> {
   writeFileSync(join(root, 'sshd_config'), [`Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${join(root, 'host')}`, `PidFile ${join(root, 'sshd.pid')}`, `AuthorizedKeysFile ${join(root, 'authorized_keys')}`, 'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'StrictModes no', 'UsePAM no', ''].join('\n'))
   const p = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', join(root, 'sshd_config')], { stdio: 'ignore' })
   await waitFor('sshd to listen', async () => await new Promise<boolean>(resolve => { const s = connect(port, '127.0.0.1', () => { s.destroy(); resolve(true) }); s.on('error', () => { resolve(false) }) }))
-  return { ssh: `ssh -i ${join(root, 'client')} -p ${port} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR`, stop: () => { p.kill('SIGKILL') } }
+  return { root, ssh: `ssh -i ${join(root, 'client')} -p ${port} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR`, stop: () => { p.kill('SIGKILL') } }
 }
+
+/**
+ * Writes the kernel still holds for the disk go out first (sync(1)): the tree just generated, the runs before. Else
+ * whichever run comes first pays for the writeback of the one before it.
+ */
+function flushWrites (): void { execFileSync('sync') }
 
 function rsync (ssh: string, src: string, dest: string): { ms: number, sent: number } {
   const t0 = performance.now()
@@ -125,6 +131,7 @@ await withCluster(c, async () => {
   const d1 = daemonCpu()
   const s0 = await sentBytes(n1)
   const p0 = await phases(n1, n3)
+  flushWrites()
   const first = await timedRun(n1, ['--sync', dir], 'first', 'first')
   const s1 = await sentBytes(n1)
   const p1 = await phases(n1, n3)
@@ -160,8 +167,9 @@ await withCluster(c, async () => {
   const b = median(base)
   if (values.rsync) {
     const sshd = await startSshd()
+    const dest = tempDir('grid-bench-rsync-dest-')
     try {
-      const dest = tempDir('grid-bench-rsync-dest-')
+      flushWrites()
       const r1 = rsync(sshd.ssh, dir, dest)
       const r2: Array<{ ms: number, sent: number }> = []
       const r3: Array<{ ms: number, sent: number }> = []
@@ -177,6 +185,8 @@ await withCluster(c, async () => {
       ])
     } finally {
       sshd.stop()
+      rmSync(dest, { recursive: true, force: true })
+      rmSync(sshd.root, { recursive: true, force: true })
     }
   }
   rmSync(dir, { recursive: true, force: true })
