@@ -21,6 +21,8 @@ export class BlobCache {
   private tmpCount = 0
   /** the fan-out directories known to exist */
   private readonly dirs = new Set<string>()
+  /** who waits for a blob to arrive (a spare laid out as a tree's blobs come) */
+  private readonly waiters = new Map<string, Set<() => void>>()
 
   constructor (readonly root: string, private readonly maxBytes: number, private readonly log: Pick<Logger, 'info' | 'warn'>) {}
 
@@ -62,6 +64,21 @@ export class BlobCache {
     return this.blobPath(hash)
   }
 
+  /** Resolves once blob `hash` is here (at once if it is already); rejects with `signal`'s reason if it aborts first. */
+  async whenPresent (hash: string, signal: AbortSignal): Promise<void> {
+    if (this.index.has(hash)) return
+    signal.throwIfAborted()
+    await new Promise<void>((resolve, reject) => {
+      let set = this.waiters.get(hash)
+      if (set === undefined) { set = new Set(); this.waiters.set(hash, set) }
+      const forget = (): void => { set.delete(arrived); if (set.size === 0 && this.waiters.get(hash) === set) this.waiters.delete(hash) }
+      const aborted = (): void => { forget(); reject(signal.reason) }
+      const arrived = (): void => { signal.removeEventListener('abort', aborted); resolve() }
+      set.add(arrived)
+      signal.addEventListener('abort', aborted, { once: true })
+    })
+  }
+
   /** Keeps these blobs from eviction until the returned function is called. */
   pin (hashes: Iterable<string>): () => void {
     const list = [...hashes]
@@ -89,6 +106,8 @@ export class BlobCache {
     await rename(tmp, dest)
     this.index.set(hash, size)
     this.total += size
+    const waiting = this.waiters.get(hash)
+    if (waiting !== undefined) { this.waiters.delete(hash); for (const arrived of waiting) arrived() }
     this.evict()
   }
 

@@ -28,6 +28,8 @@ export interface LayoutOptions {
   link?: boolean
   /** stop placing files once aborted (a spare that is no longer wanted) */
   signal?: AbortSignal
+  /** waits until a file's blob is in the cache (a tree laid out as its blobs arrive); absent: every blob is there */
+  arriving?: (hash: string) => Promise<void>
 }
 
 export interface LayoutResult { copied: number, linked: number }
@@ -52,6 +54,7 @@ export async function placeEntries (cache: Pick<BlobCache, 'path'>, entries: rea
   let linkable = opts.link === true
   await mapLimit(files, SYNC_FS_CONCURRENCY, async f => {
     opts.signal?.throwIfAborted()
+    await opts.arriving?.(f.sha256)
     const dest = join(dir, f.path)
     const src = cache.path(f.sha256)
     if (linkable && (f.mode & 0o111) === 0) {

@@ -100,13 +100,17 @@ export class SyncService {
 
   /** `sync.lacking`: the blobs of manifest `hash` (here) this cache lacks, unless there are too many to list. */
   private async lacking (hash: string): Promise<{ missing: string[], complete: boolean }> {
+    const m = await this.manifestOf(hash)
     const missing: string[] = []
-    for (const h of this.blobsOf(await this.manifestOf(hash)).keys()) {
+    let complete = true
+    for (const h of this.blobsOf(m).keys()) {
       if (this.cache.has(h)) continue
-      if (missing.length === SYNC_MISSING_BATCH_MAX) return { missing: [], complete: false }
+      if (missing.length === SYNC_MISSING_BATCH_MAX) { complete = false; break }
       missing.push(h)
     }
-    return { missing, complete: true }
+    // the sender sends what is missing next: the attempt's tree is laid out (as a spare) while it comes
+    if (missing.length > 0) this.spares?.prepareAhead(hash, m)
+    return complete ? { missing, complete } : { missing: [], complete }
   }
 
   async put (source: string, pieces: readonly BlobPiece[]): Promise<{ refused: string[] }> {

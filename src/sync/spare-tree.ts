@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path'
 import type { Logger } from 'pino'
 import type { Manifest } from '../../proto/index.ts'
 import type { BlobCache } from './blob-cache.ts'
-import { SYNC_SPARE_DIFF_MAX, SYNC_SPARE_MAX_BYTES } from './constants.ts'
+import { SYNC_PARTIAL_TTL_MS, SYNC_SPARE_DIFF_MAX, SYNC_SPARE_MAX_BYTES } from './constants.ts'
 import { layoutTree, placeEntries, type LayoutOptions } from './layout.ts'
 import { diffManifests } from './manifest-delta.ts'
 import { isFile } from './manifest-codec.ts'
@@ -31,7 +31,7 @@ export class SpareTrees {
   /** task trees being looked at to become the spare (by their path): a new layout there waits for it */
   private readonly recycling = new Map<string, Promise<unknown>>()
 
-  constructor (private readonly root: string, private readonly cache: Pick<BlobCache, 'path' | 'pin'>, private readonly log: Pick<Logger, 'debug' | 'warn'>, private readonly opts: LayoutOptions) {}
+  constructor (private readonly root: string, private readonly cache: Pick<BlobCache, 'path' | 'pin' | 'whenPresent'>, private readonly log: Pick<Logger, 'debug' | 'warn'>, private readonly opts: LayoutOptions) {}
 
   /** Clears what an earlier run of gridd left (in the background). */
   open (): void {
@@ -68,8 +68,28 @@ export class SpareTrees {
     }
   }
 
-  /** Lays out a spare of `m` in the background (replacing the one there), unless there is one of it already. */
-  prepare (hash: string, m: Manifest): void {
+  /**
+   * A tree whose blobs are about to arrive (a peer asked which of them this node lacks, to send them): a spare of it
+   * is laid out as they come, each file as soon as its blob is in the cache, so the attempt's tree is ready when the
+   * last blob is, instead of being copied only after. Not when the spare there can serve it already (the same tree,
+   * or one a few files away: the next run of an edited project), which would be thrown away for a slower one.
+   */
+  prepareAhead (hash: string, m: Manifest): void {
+    const s = this.spare
+    if (s !== undefined && s.hash !== hash) {
+      const d = diffManifests(s.m, m)
+      const away = d.removed.length + d.upserted.length
+      // a few files away, and few beside the tree's own: the old spare with the difference is the quicker
+      if (away <= SYNC_SPARE_DIFF_MAX && away * 2 < m.entries.length) return
+    }
+    this.prepare(hash, m, true)
+  }
+
+  /**
+   * Lays out a spare of `m` in the background (replacing the one there), unless there is one of it already; with
+   * `arriving`, each file once its blob has arrived (given up when none has for SYNC_PARTIAL_TTL_MS).
+   */
+  prepare (hash: string, m: Manifest, arriving = false): void {
     if (this.spare?.hash === hash) return
     if (this.spare !== undefined) this.discard(this.spare)
     this.spare = undefined
@@ -78,10 +98,20 @@ export class SpareTrees {
     const dir = join(this.root, `t${this.n++}`)
     const unpin = this.cache.pin(m.entries.filter(isFile).map(e => e.sha256))
     const ctl = new AbortController()
+    // the blobs stopped coming (their sender went away): the spare is given up, not left waiting with its pins
+    let stalled: NodeJS.Timeout | undefined
+    const waitFor = async (h: string): Promise<void> => {
+      clearTimeout(stalled)
+      stalled = setTimeout(() => { ctl.abort(new Error('the tree\'s blobs stopped arriving')) }, SYNC_PARTIAL_TTL_MS)
+      stalled.unref()
+      await this.cache.whenPresent(h, ctl.signal)
+    }
+    if (arriving) this.log.debug({ manifest: hash, files: m.entries.length }, 'laying a spare synced tree out as its blobs arrive')
     const ready = this.cleared
       .then(async () => {
         await mkdir(this.root, { recursive: true, mode: 0o700 })
-        await layoutTree(this.cache, m, dir, { ...this.opts, signal: ctl.signal })
+        const placed = await layoutTree(this.cache, m, dir, { ...this.opts, signal: ctl.signal, ...(arriving ? { arriving: waitFor } : {}) })
+        this.log.debug({ manifest: hash, ...placed, arriving }, 'a spare synced tree is laid out')
         return { dir, stamp: await stampTree(dir, m) }
       })
       .catch(async (err: Error) => {
@@ -89,7 +119,7 @@ export class SpareTrees {
         await rm(dir, { recursive: true, force: true }).catch(() => {})
         return undefined
       })
-      .finally(unpin)
+      .finally(() => { clearTimeout(stalled); unpin() })
     this.settle({ hash, m, ready, settled: false, abort: () => { ctl.abort() } })
   }
 

@@ -108,6 +108,22 @@ describe('run --sync: the code ships with the task', () => {
     expect(spareUses()).toBeGreaterThan(before)
   })
 
+  it('lays a new tree out as its files arrive, so its first attempt takes that tree ready', async () => {
+    const log = (): string => c.node('n2').log()
+    const count = (re: RegExp): number => (log().match(re) ?? []).length
+    const [ahead, fromSpare] = [count(/laying a spare synced tree out as its blobs arrive/g), count(/laid out from the spare/g)]
+    const fresh = tempDir('grid-sync-arriving-')
+    mkdirSync(join(fresh, 'a', 'b'), { recursive: true })
+    writeFileSync(join(fresh, 'a', 'b', 'large.bin'), randomBytes(2 * 1024 * 1024 + 5))
+    for (let i = 0; i < 120; i++) writeFileSync(join(fresh, 'a', `s${i}.txt`), `small ${i} ${randomBytes(8).toString('hex')}\n`)
+    writeFileSync(join(fresh, 'run.sh'), '#!/bin/sh\ncat a/s7.txt && sha256sum a/b/large.bin\n', { mode: 0o755 })
+    const r = await n1.ctl(['run', '--node', 'n2', '--sync', fresh, '--', './run.sh'])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toBe(`${readFileSync(join(fresh, 'a', 's7.txt'), 'utf8')}${sha(readFileSync(join(fresh, 'a', 'b', 'large.bin')))}  a/b/large.bin\n`)
+    expect(count(/laying a spare synced tree out as its blobs arrive/g)).toBe(ahead + 1)
+    expect(count(/laid out from the spare/g)).toBe(fromSpare + 1)
+  })
+
   it('never hands the next run a tree its task wrote in, whether the next tree is a task\'s left as laid out or the spare', async () => {
     // runs back to back: a tree its task left alone may serve the next run (by a rename); one written in may not
     const input = readFileSync(join(dir, 'data', 'in.txt'), 'utf8')

@@ -61,6 +61,22 @@ describe('sync - blob cache', () => {
   })
 })
 
+describe('sync - waiting for a blob', () => {
+  it('resolves when the blob arrives, at once when it is there, and rejects when the wait is given up', async () => {
+    const c = newCache()
+    const here = await c.putBuffer(Buffer.from('here'))
+    const ctl = new AbortController()
+    await c.whenPresent(here, ctl.signal)
+    const later = c.whenPresent(sha('later'), ctl.signal)
+    await c.putBuffer(Buffer.from('later'))
+    await later
+    const never = c.whenPresent(sha('never'), ctl.signal)
+    ctl.abort(new Error('gave up'))
+    await expect(never).rejects.toThrow('gave up')
+    await expect(c.whenPresent(sha('never'), ctl.signal)).rejects.toThrow('gave up')
+  })
+})
+
 describe('sync - receiving blobs', () => {
   it('assembles a blob from pieces and makes it visible only once whole and checked', async () => {
     const c = newCache()
@@ -180,22 +196,59 @@ describe('sync - spare tree', () => {
     spares.open()
     spares.prepare('m1', m1)
     const t = join(base, 'from-spare')
-    expect(await spares.take(m2, t)).toBeDefined()
+    expect(await spares.take('m2', m2, t)).toBeDefined()
     const fresh = join(base, 'fresh-m2')
     await layoutTree(c, m2, fresh)
     expect(listing(t)).toEqual(listing(fresh))
     // the spare went to that attempt: the next one has none until one is laid out again
-    expect(await spares.take(m2, join(base, 'none'))).toBeUndefined()
+    expect(await spares.take('m2', m2, join(base, 'none'))).toBeUndefined()
     spares.prepare('m2', m2)
     const t2 = join(base, 'from-spare-2')
-    expect(await spares.take(m2, t2)).toBeDefined()
+    expect(await spares.take('m2', m2, t2)).toBeDefined()
     // a task's write to its tree does not reach the next one's
     writeFileSync(join(t2, 'src/a.txt'), 'task wrote\n')
     spares.prepare('m2', m2)
     const t3 = join(base, 'from-spare-3')
-    expect(await spares.take(m2, t3)).toBeDefined()
+    expect(await spares.take('m2', m2, t3)).toBeDefined()
     expect(readFileSync(join(t3, 'src/a.txt'), 'utf8')).toBe('b1\n')
     expect(readFileSync(c.path(b as string), 'utf8')).toBe('b1\n')
+  })
+
+  it('lays a spare out as its blobs arrive, each file once its blob is in the cache', async () => {
+    const c = newCache()
+    const data = ['one\n', 'two\n', 'three\n'].map(t => Buffer.from(t))
+    const present = await c.putBuffer(data[0] as Buffer)
+    const m = { version: 1 as const, entries: data.map((d, i) => ({ path: `d/f${i}`, mode: 0o644, size: d.byteLength, sha256: sha(d) })) }
+    const spares = new SpareTrees(join(base, 'spares-ahead'), c, log, {})
+    spares.prepareAhead('ahead', m)
+    const taken = spares.take('ahead', m, join(base, 'ahead-tree'))
+    let done = false
+    void taken.then(() => { done = true })
+    await new Promise(resolve => setTimeout(resolve, 50))
+    // two blobs have not arrived: the tree is not ready
+    expect(done).toBe(false)
+    expect(present).toBe(sha(data[0] as Buffer))
+    await c.putBuffer(data[2] as Buffer)
+    await c.putBuffer(data[1] as Buffer)
+    expect(await taken).toBeDefined()
+    expect(listing(join(base, 'ahead-tree'))).toEqual(['d/', 'd/f0 644 one\n', 'd/f1 644 two\n', 'd/f2 644 three\n'])
+  })
+
+  it('keeps the spare that serves the next tree instead of laying one out ahead of its blobs', async () => {
+    const c = newCache()
+    const [a, b] = await Promise.all(['a\n', 'b\n'].map(async t => await c.putBuffer(Buffer.from(t))))
+    const shared = await Promise.all(Array.from({ length: 10 }, async (_, i) => ({ path: `s${i}`, mode: 0o644, size: 3, sha256: await c.putBuffer(Buffer.from(`s${i}\n`)) })))
+    const x = (h: string): { path: string, mode: number, size: number, sha256: string } => ({ path: 'x', mode: 0o644, size: 2, sha256: h })
+    const m1 = { version: 1 as const, entries: [...shared, x(a as string)] }
+    const m2 = { version: 1 as const, entries: [...shared, x(b as string), { path: 'y', mode: 0o644, size: 2, sha256: sha('not here yet') }] }
+    const spares = new SpareTrees(join(base, 'spares-keep'), c, log, {})
+    spares.prepare('m1', m1)
+    spares.prepareAhead('m2', m2)
+    // the spare of m1 is still there: a tree one file away from it takes it, not waiting for m2's missing blob
+    const t = join(base, 'keep-tree')
+    expect(await spares.take('m1b', { version: 1, entries: [...shared, x(b as string)] }, t)).toBeDefined()
+    expect(readFileSync(join(t, 'x'), 'utf8')).toBe('b\n')
+    expect(readFileSync(join(t, 's3'), 'utf8')).toBe('s3\n')
   })
 
   it('drops a spare of a tree too far from the asked one', async () => {
@@ -203,7 +256,7 @@ describe('sync - spare tree', () => {
     const entries = await Promise.all(Array.from({ length: SYNC_SPARE_DIFF_MAX + 2 }, async (_, i) => ({ path: `f${i}`, mode: 0o644, size: String(i).length, sha256: await c.putBuffer(Buffer.from(String(i))) })))
     const spares = new SpareTrees(join(base, 'spares-far'), c, log, {})
     spares.prepare('one', { version: 1, entries: entries.slice(0, 1) })
-    expect(await spares.take({ version: 1, entries }, join(base, 'far'))).toBeUndefined()
+    expect(await spares.take('all', { version: 1, entries }, join(base, 'far'))).toBeUndefined()
     expect(existsSync(join(base, 'far'))).toBe(false)
   })
 })
@@ -261,7 +314,7 @@ describe('sync - a task\'s tree back as the spare', () => {
     spares.prepare('m', m)
     spares.recycle('m', m, dir, stamp)
     const next = join(base, 'recycle-next')
-    expect(await spares.take(m, next)).toBeDefined()
+    expect(await spares.take('m', m, next)).toBeDefined()
     // the same files (moved, not copied), and the task's tree is gone from where it was
     expect(statSync(join(next, 'src/a.txt')).ino).toBe(ino)
     expect(existsSync(dir)).toBe(false)
@@ -275,7 +328,7 @@ describe('sync - a task\'s tree back as the spare', () => {
     spares.recycle('m', w.m, w.dir, ws)
     const next2 = join(base, 'recycle-next-2')
     // the background copy serves, with what was laid out; the written tree stays where its task left it
-    expect(await spares.take(w.m, next2)).toBeDefined()
+    expect(await spares.take('m', w.m, next2)).toBeDefined()
     expect(readFileSync(join(next2, 'top.txt'), 'utf8')).toBe('a1\n')
     expect(readFileSync(join(w.dir, 'top.txt'), 'utf8')).toBe('task\n')
   })
