@@ -13,7 +13,7 @@ import { GridError, ProtocolError } from '../interface/index.ts'
 import { buildManifest, hashFile, type BuildOptions, type BuiltManifest } from '../sync/manifest.ts'
 import { isFile, sha256Hex } from '../sync/manifest-bytes.ts'
 import { walkCacheFile } from '../sync/walk-cache.ts'
-import { SYNC_LANES, SYNC_PROGRESS_MIN_BYTES } from '../sync/constants.ts'
+import { SYNC_LANES, SYNC_PROGRESS_MIN_BYTES, SYNC_UPLOAD_JSON_MAX_BYTES } from '../sync/constants.ts'
 import { mapLimit } from '../sync/pool.ts'
 import type { ApiClient } from './client.ts'
 
@@ -137,9 +137,10 @@ async function uploadBlobs (client: ApiClient, hashes: readonly string[], sizeOf
     curBytes += size
   }
   flush()
-  // msgpack with raw bytes; base64 in JSON for a daemon of an older version (it answers that the body is not JSON)
+  // msgpack with raw bytes; base64 in JSON for a daemon of an older version (it answers that the body is not JSON),
+  // and for a few small blobs (a changed file), where loading msgpackr would cost more than their base64
   let packr: import('msgpackr/pack').Packr | undefined
-  let binary = true
+  let binary = total > SYNC_UPLOAD_JSON_MAX_BYTES
   const post = async (pieces: Array<{ hash: string, size: number, offset: number, data: Buffer }>): Promise<{ refused: string[] }> => {
     if (binary) {
       packr ??= new (await import('msgpackr/pack')).Packr({ useRecords: false, moreTypes: false })

@@ -154,9 +154,13 @@ export class SyncService {
     const unpin = this.cache.pin([...blobs.keys(), sync.manifest])
     try {
       // which blobs the peer lacks, asked by the manifest: a peer that has it (a tree run there before) answers at
-      // once; else the manifest goes first (most often as a difference), and the question again
-      let lacking = await this.lackingOn(peer, sync.manifest, signal)
+      // once; else the manifest goes first (most often as a difference), and the question again. A tree this node has
+      // not sent the peer, but the one before it (an edited project), goes as its difference first: one question less
       let manifestSent = 0
+      const known = this.sentTo.get(peer) ?? []
+      const base = known.includes(sync.manifest) ? undefined : known.find(h => this.cache.has(h))
+      if (base !== undefined) manifestSent = await this.pushDelta(peer, sync.manifest, base, m, manifestSize, signal) ?? 0
+      let lacking = await this.lackingOn(peer, sync.manifest, signal)
       if (lacking === 'no-manifest') {
         manifestSent = await this.pushManifest(peer, sync.manifest, m, manifestSize, signal)
         lacking = await this.lackingOn(peer, sync.manifest, signal)
@@ -203,14 +207,27 @@ export class SyncService {
     const { missing } = await this.c.rpc.request(peer, SyncMissing, { hashes: [hash, ...bases] }, opts)
     if (missing.includes(hash)) {
       const base = bases.find(b => !missing.includes(b))
-      if (base !== undefined) {
-        const d = diffManifests(await this.manifestOf(base), m)
-        const bytes = deltaBytes(d)
-        if (bytes < size / 2 && bytes <= SYNC_CHUNK_BYTES && (await this.c.rpc.request(peer, SyncManifestDelta, { hash, base, ...d }, opts)).ok) sent = bytes
-      }
+      if (base !== undefined) sent = await this.pushDelta(peer, hash, base, m, size, signal) ?? 0
       if (sent === 0) sent = (await pushBlobs(this.c.rpc, peer, this.cache, new Map([[hash, size]]), opts)).sentBytes
     }
     return sent
+  }
+
+  /**
+   * Manifest `hash` to `peer` as its difference from `base` (`sync.manifest`), when that is small beside the manifest:
+   * its bytes once the peer has it; undefined when the peer lacks the base, or the difference is not worth sending.
+   */
+  private async pushDelta (peer: NodeId, hash: string, base: string, m: Manifest, size: number, signal?: AbortSignal): Promise<number | undefined> {
+    const d = diffManifests(await this.manifestOf(base), m)
+    const bytes = deltaBytes(d)
+    if (bytes >= size / 2 || bytes > SYNC_CHUNK_BYTES) return undefined
+    try {
+      return (await this.c.rpc.request(peer, SyncManifestDelta, { hash, base, ...d }, { ...(signal === undefined ? {} : { signal }), timeoutMs: 60_000 })).ok ? bytes : undefined
+    } catch (err) {
+      // a peer that does not know the method (an older version) gets the manifest whole
+      if (err instanceof GridError && err.code === 'NOT_FOUND') return undefined
+      throw err
+    }
   }
 
   /** `peer` has manifest `hash`: the latest such are the bases of the next one's difference. */

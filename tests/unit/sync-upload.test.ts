@@ -77,6 +77,18 @@ describe('gridctl --sync upload', () => {
     expect(d.blobs.has(r.body.manifest)).toBe(true)
   })
 
+  it('sends a few small blobs (a changed file) as JSON, without loading msgpack', async () => {
+    const d = await blobDaemon(join(dir, 'd.sock'), { jsonOnly: false })
+    server = d.server
+    const small = join(dir, 'small')
+    mkdirSync(small)
+    writeFileSync(join(small, 'train.py'), 'print(1)\n')
+    const r = await uploadTree(new ApiClient({ socket: join(dir, 'd.sock') }), small, { err: process.stderr })
+    expect(r.sentBlobs).toBe(2)
+    expect(d.uploads).toEqual(['application/json'])
+    expect(d.blobs.size).toBe(2)
+  })
+
   it('falls back to base64 in JSON for a daemon that does not take msgpack, and sends every blob', async () => {
     const d = await blobDaemon(join(dir, 'd.sock'), { jsonOnly: true })
     server = d.server
