@@ -21,7 +21,7 @@ import { isFile } from './manifest-codec.ts'
 import { restamp, stampTree, unchangedSince, type TreeStamp } from './tree-stamp.ts'
 
 interface Ready { dir: string, stamp: TreeStamp }
-interface Spare { hash: string, m: Manifest, ready: Promise<Ready | undefined>, settled: boolean, abort: () => void }
+interface Spare { hash: string, m: Manifest, ready: Promise<Ready | undefined>, settled: boolean, abort: () => void, arriving?: boolean }
 
 export class SpareTrees {
   private spare: Spare | undefined
@@ -39,13 +39,15 @@ export class SpareTrees {
   }
 
   /**
-   * Moves the spare to `dest` as the tree of `m` (manifest `hash`) when it is of a tree at most SYNC_SPARE_DIFF_MAX entries away (the
-   * difference applied); its stamp, or undefined (nothing at `dest` yet) when there is no such spare.
+   * Moves the spare to `dest` as the tree of `m` (manifest `hash`) when it is of a tree at most SYNC_SPARE_DIFF_MAX
+   * entries away (the difference applied); its stamp, or undefined (nothing at `dest` yet) when there is no such
+   * spare. A spare still being laid out as its blobs arrive serves only its own tree: another would wait on them.
    */
   async take (hash: string, m: Manifest, dest: string): Promise<TreeStamp | undefined> {
     const s = this.spare
     if (s === undefined) return undefined
     this.spare = undefined
+    if (s.arriving && !s.settled && s.hash !== hash) { this.discard(s); return undefined }
     // the same tree (the run of an unchanged directory): no difference to work out over its entries
     const d = s.hash === hash ? { removed: [], upserted: [] } : diffManifests(s.m, m)
     const r = d.removed.length + d.upserted.length > SYNC_SPARE_DIFF_MAX ? undefined : await s.ready
@@ -120,7 +122,7 @@ export class SpareTrees {
         return undefined
       })
       .finally(() => { clearTimeout(stalled); unpin() })
-    this.settle({ hash, m, ready, settled: false, abort: () => { ctl.abort() } })
+    this.settle({ hash, m, ready, settled: false, abort: () => { ctl.abort() }, arriving })
   }
 
   /**

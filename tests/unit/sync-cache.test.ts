@@ -234,6 +234,16 @@ describe('sync - spare tree', () => {
     expect(listing(join(base, 'ahead-tree'))).toEqual(['d/', 'd/f0 644 one\n', 'd/f1 644 two\n', 'd/f2 644 three\n'])
   })
 
+  it('does not hold another tree\'s layout behind a spare still waiting for its blobs', async () => {
+    const c = newCache()
+    const have = await c.putBuffer(Buffer.from('have\n'))
+    const file = (path: string, sha256: string): { path: string, mode: number, size: number, sha256: string } => ({ path, mode: 0o644, size: 5, sha256 })
+    const spares = new SpareTrees(join(base, 'spares-other'), c, log, {})
+    spares.prepareAhead('waiting', { version: 1, entries: [file('a', have), file('b', sha('never sent'))] })
+    // a tree one entry away from it: no spare for it (a fresh layout follows), at once, not after the wait
+    expect(await spares.take('other', { version: 1, entries: [file('a', have)] }, join(base, 'other-tree'))).toBeUndefined()
+  })
+
   it('keeps the spare that serves the next tree instead of laying one out ahead of its blobs', async () => {
     const c = newCache()
     const [a, b] = await Promise.all(['a\n', 'b\n'].map(async t => await c.putBuffer(Buffer.from(t))))
