@@ -33,7 +33,18 @@ const mib = (b: number): string => (b / 1048576).toFixed(1)
 
 /** Hashes `dir`, uploads what the daemon lacks, and gives the task's `sync`. */
 export async function uploadTree (client: ApiClient, dir: string, opts: BuildOptions & { fetch?: string[], err: NodeJS.WritableStream & { isTTY?: boolean }, signal?: AbortSignal }): Promise<SyncUpload> {
-  const built = await buildManifest(dir, { ...opts, hashCache: true })
+  // the walk cache is written once the task's request is on its way (uploadBuilt): not on the path to sending it
+  const built = await buildManifest(dir, { ...opts, hashCache: true, deferSave: true })
+  try {
+    return await uploadBuilt(client, built, opts)
+  } catch (err) {
+    // the hashes stand whatever became of the upload: the next run need not read the files again
+    built.saveWalk()
+    throw err
+  }
+}
+
+async function uploadBuilt (client: ApiClient, built: BuiltManifest, opts: { fetch?: string[], err: NodeJS.WritableStream & { isTTY?: boolean }, signal?: AbortSignal }): Promise<SyncUpload> {
   // which file holds each blob: needed only for those to be sent (all of them for a daemon asked by hashes)
   let whereOf: Map<string, ManifestFile> | undefined
   let wanted: ReadonlySet<string> | undefined
@@ -81,6 +92,9 @@ export async function uploadTree (client: ApiClient, dir: string, opts: BuildOpt
   }
   wanted = new Set(missing)
   await send(missing)
+  // after the caller's next request (the task's) has gone out, as its socket write comes before the loop's check
+  // phase: the write of the walk cache overlaps the daemon's work on it
+  setImmediate(built.saveWalk)
   const body: SyncUpload['body'] = { manifest: manifestHash }
   if (opts.fetch !== undefined && opts.fetch.length > 0) body.fetch = opts.fetch
   return { body, root: built.root, files: built.files, bytes: built.bytes, sentBlobs: missing.length, sentBytes: missing.reduce((s, h) => s + sizeOf(h), 0), manifestSent }

@@ -21,6 +21,8 @@ export interface BuildOptions {
   maxBytes?: number
   /** remember the walk across builds (gridctl: true, in the user's cache directory): unchanged files are not read */
   hashCache?: boolean
+  /** leave writing the walk cache to the caller (`saveWalk`), for when it has a moment to spare */
+  deferSave?: boolean
 }
 
 export interface BuiltManifest {
@@ -31,6 +33,8 @@ export interface BuiltManifest {
   encoded: () => Buffer
   /** the manifest of the last build (by hash) and this one's difference from it, when it changed (with the cache) */
   previous?: { base: string, change: ManifestChange }
+  /** writes the walk cache (once; with `deferSave`, for the caller to call) */
+  saveWalk: () => void
   /** the directory, resolved */
   root: string
   files: number
@@ -142,8 +146,10 @@ export async function buildManifest (dir: string, opts: BuildOptions = {}): Prom
   const same = cache.sameManifest()
   const hash = same ?? sha256Hex(encoded())
   const previous = same === undefined ? cache.change() : undefined
-  cache.save(hash)
-  return { manifest, hash, encoded, ...(previous === undefined || previous.base === hash ? {} : { previous }), root, files: fileCount, bytes, ignoreFile: excludes.file }
+  let saved = false
+  const saveWalk = (): void => { if (!saved) { saved = true; cache.save(hash) } }
+  if (opts.deferSave !== true) saveWalk()
+  return { manifest, hash, encoded, saveWalk, ...(previous === undefined || previous.base === hash ? {} : { previous }), root, files: fileCount, bytes, ignoreFile: excludes.file }
 }
 
 /** A link's target, made relative, when it resolves inside `root`; else the input is refused naming the link. */

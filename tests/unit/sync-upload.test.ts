@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,12 +7,13 @@ import { Packr } from 'msgpackr'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ApiClient } from '../../src/cli/client.ts'
 import { uploadTree } from '../../src/cli/sync-client.ts'
+import { walkCacheFile } from '../../src/sync/walk-cache.ts'
 
 /**
  * A daemon stand-in on a real Unix socket that keeps uploaded blobs by hash, checking each against its content. `json`
  * only: it answers a msgpack body as a daemon before the binary upload did (its body is not JSON).
  */
-function blobDaemon (socket: string, opts: { jsonOnly: boolean }): Promise<{ server: Server, blobs: Map<string, Buffer>, uploads: string[] }> {
+function blobDaemon (socket: string, opts: { jsonOnly: boolean, failUploads?: boolean }): Promise<{ server: Server, blobs: Map<string, Buffer>, uploads: string[] }> {
   const blobs = new Map<string, Buffer>()
   const uploads: string[] = []
   const read = async (req: IncomingMessage): Promise<Buffer> => { const parts: Buffer[] = []; for await (const c of req) parts.push(c as Buffer); return Buffer.concat(parts) }
@@ -28,6 +29,7 @@ function blobDaemon (socket: string, opts: { jsonOnly: boolean }): Promise<{ ser
       }
       if (req.url === '/v1/sync/blobs') {
         uploads.push(type)
+        if (opts.failUploads === true) return answer(res, 503, { error: { code: 'UNAVAILABLE', message: 'the daemon is stopping' } })
         let pieces: Array<{ hash: string, data: Buffer }>
         if (type === 'application/msgpack' && !opts.jsonOnly) {
           pieces = (new Packr({ useRecords: false, mapsAsObjects: true }).unpack(raw) as { pieces: Array<{ hash: string, data: Buffer }> }).pieces
@@ -87,6 +89,21 @@ describe('gridctl --sync upload', () => {
     expect(r.sentBlobs).toBe(2)
     expect(d.uploads).toEqual(['application/json'])
     expect(d.blobs.size).toBe(2)
+  })
+
+  it('remembers the walk once the task can be sent, and after an upload that failed', async () => {
+    const walk = walkCacheFile(realpathSync(join(dir, 'tree')))
+    const failing = await blobDaemon(join(dir, 'f.sock'), { jsonOnly: false, failUploads: true })
+    server = failing.server
+    await expect(upload(join(dir, 'f.sock'))).rejects.toMatchObject({ code: 'UNAVAILABLE' })
+    expect(existsSync(walk)).toBe(true)
+    rmSync(walk)
+    failing.server.close()
+    const d = await blobDaemon(join(dir, 'd.sock'), { jsonOnly: false })
+    server = d.server
+    await upload(join(dir, 'd.sock'))
+    await new Promise(resolve => setImmediate(resolve))
+    expect(existsSync(walk)).toBe(true)
   })
 
   it('falls back to base64 in JSON for a daemon that does not take msgpack, and sends every blob', async () => {
