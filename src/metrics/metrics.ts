@@ -4,6 +4,12 @@ import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Startable } from '../interface/index.ts'
 
 /**
+ * Resolution of the event-loop lag that the metrics report (grid_nodejs_eventloop_lag_*): prom-client's monitor wakes
+ * the loop this often. 100 ms, as membership's own monitor (LAG_RESOLUTION_MS, which says why).
+ */
+export const EVENT_LOOP_METRICS_MS = 100
+
+/**
  * A fresh registry with process metrics (CPU, memory, event loop lag, handles) named grid_process_* and
  * grid_nodejs_*, and grid_build_info{version} when a version is given.
  */
@@ -14,7 +20,7 @@ export function createRegistry (labels: Record<string, string> = {}, version?: s
     new Gauge({ name: 'grid_build_info', help: 'Always 1; its version label says which gridd this is', labelNames: ['version', 'node_version'], registers: [registry] })
       .set({ version, node_version: process.versions.node }, 1)
   }
-  collectDefaultMetrics({ register: registry, prefix: 'grid_', eventLoopMonitoringPrecision: 20 })
+  collectDefaultMetrics({ register: registry, prefix: 'grid_', eventLoopMonitoringPrecision: EVENT_LOOP_METRICS_MS })
   // prom-client names three gauges *_total, which Prometheus reserves for counters (promtool rejects them);
   // grid_nodejs_active_resources{type} carries the same figures
   for (const name of ['grid_nodejs_active_handles_total', 'grid_nodejs_active_requests_total', 'grid_nodejs_active_resources_total']) registry.removeSingleMetric(name)
